@@ -1,0 +1,27 @@
+//! Tower middleware that enforces subscription-plan limits.
+//!
+//! A SaaS backend sells plans: "free" keeps 3 clients, "pro" 30; a 14-day trial of "pro" falls
+//! back to "free"; plans expire. `tower-plans` is one tower layer, placed after authentication,
+//! that finds the user, maps the request's method and path to a resource and an action, loads the
+//! plan catalog and the user's plan and usage from a [`PlanStore`], and answers `403` with a JSON
+//! body when a limit is reached.
+
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod catalog;
+mod decision;
+mod error;
+mod routes;
+mod store;
+mod subscriber;
+mod user;
+
+pub use catalog::{Action, Catalog, CatalogError, Limit, Plan, ResourceLimits, Trial};
+pub use decision::{decide, Allowed, Decision, Denial, PlanState, Policy};
+pub use error::ConfigError;
+pub use routes::{CustomRoute, RouteConfig, RouteMatch, RouteTable};
+pub use store::{BoxError, PlanStore};
+pub use subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usage};
+pub use user::UserId;

@@ -1,0 +1,46 @@
+//! Where plans and subscribers come from: the [`PlanStore`] trait and the in-memory store.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::catalog::Catalog;
+use crate::subscriber::Subscriber;
+
+/// A boxed error, as a store returns it. Its text is logged, never sent to the client.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The pluggable, asynchronous source of the plan catalog and of subscriber records.
+///
+/// The layer caches the catalog for its `plans_ttl` and, optionally, subscribers in a user cache.
+/// Returning [`Arc`]s lets a store hand out what it holds without copying it.
+#[async_trait]
+pub trait PlanStore: Send + Sync + 'static {
+    /// All plans plus the trial policy.
+    async fn plans(&self) -> Result<Arc<Catalog>, BoxError>;
+
+    /// The record of the user with this id, or `None` for an unknown user.
+    async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError>;
+}
+
+#[async_trait]
+impl<T: PlanStore + ?Sized> PlanStore for Arc<T> {
+    async fn plans(&self) -> Result<Arc<Catalog>, BoxError> {
+        (**self).plans().await
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
+        (**self).user(id).await
+    }
+}
+
+#[async_trait]
+impl<T: PlanStore + ?Sized> PlanStore for Box<T> {
+    async fn plans(&self) -> Result<Arc<Catalog>, BoxError> {
+        (**self).plans().await
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
+        (**self).user(id).await
+    }
+}
