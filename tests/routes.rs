@@ -1052,3 +1052,15 @@ proptest! {
         prop_assert_eq!(resolve(&table, &verb, &spelled), expected, "{} {}", verb, spelled);
     }
 }
+
+#[test]
+fn tables_are_shareable_across_threads() {
+    fn assert_shareable<T: Send + Sync + Clone + 'static>() {}
+    assert_shareable::<RouteTable>();
+    assert_shareable::<RouteConfig>();
+    let table = RouteTable::new(&RouteConfig::new(), &bronze()).unwrap();
+    let debug = format!("{table:?}");
+    assert!(
+        debug.starts_with("RouteTable { routes: [RouteEntry { method: GET, template: \"/clients\"")
+    );
+}
