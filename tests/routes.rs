@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use http::{Method, Uri};
 use proptest::prelude::*;
-use tower_plans::{Action, ConfigError, RouteConfig, RouteTable};
+use tower_plans::{Action, Catalog, ConfigError, RouteConfig, RouteTable};
 
-/// The resources of the README's plan `{name: "bronze", clients: 10, groups: 20}`.
+/// The resources the README's plan `{name: "bronze", clients: 10, groups: 20}` governs.
 fn bronze() -> Vec<Arc<str>> {
-    vec!["clients".into(), "groups".into()]
+    let catalog = Catalog::from_json(r#"[{"name": "bronze", "clients": 10, "groups": 20}]"#)
+        .expect("the README plan parses");
+    catalog.resources().to_vec()
 }
 
 fn table(config: &RouteConfig, resources: &[&str]) -> RouteTable {
