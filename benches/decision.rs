@@ -1,0 +1,94 @@
+//! The decision alone: a pure function of the catalog, the subscriber record and the time.
+//!
+//! Three cases: an allowed create below the limit, a create denied at the limit (the denial is
+//! built, not rendered), and an expired trial that falls back to the catalog's fallback plan.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use tower_plans::{decide, Action, Assignment, Catalog, Decision, Policy, Subscriber};
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+/// "Now" for every case: 1 January 2024.
+const NOW: u64 = 1_704_067_200_000;
+
+fn catalog() -> Catalog {
+    Catalog::from_json(
+        r#"{
+            "trial": {"duration": 14, "fallback": "free"},
+            "plans": [
+                {"name": "free", "limits": {"clients": 3, "groups": {"index": null, "create": 2}}},
+                {"name": "regular", "limits": {"clients": 10, "groups": 5}},
+                {"name": "pro", "limits": {"clients": 30, "groups": null}}
+            ]
+        }"#,
+    )
+    .expect("the bench catalog parses")
+}
+
+fn bench_decide(c: &mut Criterion) {
+    let catalog = catalog();
+    let policy = Policy::new();
+    let clients: Arc<str> = Arc::from("clients");
+    let create = Action::Create;
+
+    let allowed = Subscriber::new()
+        .with_name("ann")
+        .with_plan(Assignment::new("regular"))
+        .with_usage("clients", 4);
+    let at_limit = Subscriber::new()
+        .with_name("bob")
+        .with_plan(Assignment::new("free"))
+        .with_usage("clients", 3);
+    // A 14-day trial of "pro" that began 30 days ago: "free" applies, with 1 client of 3.
+    let expired_trial = Subscriber::new()
+        .with_name("cat")
+        .with_plan(Assignment::new("pro").as_trial().joined_at(NOW - 30 * DAY_MS))
+        .with_usage("clients", 1);
+
+    // Each case decides what it claims to, outside the measurement.
+    assert!(matches!(
+        decide(&catalog, Some(&allowed), NOW, &clients, &create, &policy),
+        Decision::Allow(_)
+    ));
+    assert!(matches!(
+        decide(&catalog, Some(&at_limit), NOW, &clients, &create, &policy),
+        Decision::Deny(_)
+    ));
+    match decide(&catalog, Some(&expired_trial), NOW, &clients, &create, &policy) {
+        Decision::Allow(allowed) => assert_eq!(&*allowed.plan, "free"),
+        Decision::Deny(denial) => panic!("the trial falls back to free: {denial:?}"),
+    }
+
+    let mut group = c.benchmark_group("decide");
+    for (name, user) in [
+        ("allow", &allowed),
+        ("deny_at_limit", &at_limit),
+        ("expired_trial_fallback", &expired_trial),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                decide(
+                    black_box(&catalog),
+                    black_box(Some(user)),
+                    black_box(NOW),
+                    black_box(&clients),
+                    black_box(&create),
+                    black_box(&policy),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = bench_decide
+}
+criterion_main!(benches);
