@@ -10,9 +10,11 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod body;
 mod catalog;
 mod decision;
 mod error;
+mod response;
 mod routes;
 mod store;
 mod subscriber;
@@ -24,4 +26,7 @@ pub use error::ConfigError;
 pub use routes::{CustomRoute, RouteConfig, RouteMatch, RouteTable};
 pub use store::{BoxError, PlanStore};
 pub use subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usage};
-pub use user::UserId;
+pub use user::{RequestHead, UserId};
+
+pub use body::ResponseBody;
+pub use response::{JsonRejection, Rejection, RenderRejection};
