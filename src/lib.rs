@@ -11,11 +11,15 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod body;
+mod cache;
 mod catalog;
 mod decision;
 mod error;
+mod future;
+mod layer;
 mod response;
 mod routes;
+mod service;
 mod store;
 mod subscriber;
 mod user;
@@ -29,4 +33,8 @@ pub use subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usa
 pub use user::{RequestHead, UserId};
 
 pub use body::ResponseBody;
+pub use cache::{Invalidator, UserCache};
+pub use future::ResponseFuture;
+pub use layer::{PlanLimitLayer, PlanLimitLayerBuilder};
 pub use response::{JsonRejection, Rejection, RenderRejection};
+pub use service::PlanLimit;
