@@ -1,0 +1,172 @@
+//! Store failures and timeouts: `503` when failing closed, the request passes when failing open,
+//! and the store's error text never reaches the client.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http::header::CONTENT_TYPE;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use tokio::time::Instant;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_plans::{PlanLimitLayer, Rejection, ResponseBody, UserCache};
+
+const UNAVAILABLE: &str = r#"{"reason":"plan_store_unavailable"}"#;
+
+async fn send(
+    layer: &PlanLimitLayer,
+    request: Request<Full<Bytes>>,
+) -> Response<ResponseBody<Full<Bytes>>> {
+    ServiceBuilder::new()
+        .layer(layer.clone())
+        .service_fn(echo)
+        .oneshot(request)
+        .await
+        .unwrap()
+}
+
+async fn assert_unavailable(response: Response<ResponseBody<Full<Bytes>>>) {
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    assert_eq!(
+        response.extensions().get::<Rejection>(),
+        Some(&Rejection::StoreUnavailable)
+    );
+    let body = text(response).await;
+    assert!(
+        !body.contains("hunter2") && !body.contains("db-7"),
+        "{body}"
+    );
+    assert_eq!(body, UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn a_failing_catalog_fails_closed_with_503() {
+    let store = CountingStore::new();
+    store.fail_plans(true);
+    let layer = builder(&store).build().unwrap();
+    assert_unavailable(send(&layer, request(Method::POST, "/clients", Some("ann"))).await).await;
+    assert_eq!(store.user_calls(), 0);
+}
+
+#[tokio::test]
+async fn without_a_catalog_no_path_is_known_to_be_ungoverned() {
+    let store = CountingStore::new();
+    store.fail_plans(true);
+    let layer = builder(&store).build().unwrap();
+    assert_unavailable(send(&layer, request(Method::GET, "/health", None)).await).await;
+
+    let open = builder(&store).fail_open(true).build().unwrap();
+    let response = send(&open, request(Method::GET, "/health", None)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_failing_catalog_passes_when_failing_open() {
+    let store = CountingStore::new();
+    store.fail_plans(true);
+    let layer = builder(&store).fail_open(true).build().unwrap();
+    let response = send(&layer, request(Method::POST, "/clients", Some("bob"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.extensions().get::<Rejection>(), None);
+    assert_eq!(text(response).await, "unchecked");
+}
+
+#[tokio::test]
+async fn a_failing_user_lookup_fails_closed_with_503() {
+    let store = CountingStore::new();
+    store.fail_users(true);
+    let layer = builder(&store).build().unwrap();
+    assert_unavailable(send(&layer, request(Method::POST, "/clients", Some("ann"))).await).await;
+}
+
+#[tokio::test]
+async fn a_failing_user_lookup_passes_when_failing_open() {
+    let store = CountingStore::new();
+    store.fail_users(true);
+    let layer = builder(&store).fail_open(true).build().unwrap();
+    let response = send(&layer, request(Method::POST, "/clients", Some("bob"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(text(response).await, "unchecked");
+}
+
+#[tokio::test]
+async fn failed_user_lookups_are_not_cached() {
+    let store = CountingStore::new();
+    store.fail_users(true);
+    let layer = builder(&store)
+        .user_cache(UserCache::time_to_live(Duration::from_secs(60), 100))
+        .build()
+        .unwrap();
+    assert_unavailable(send(&layer, request(Method::POST, "/clients", Some("ann"))).await).await;
+    store.fail_users(false);
+    let response = send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(store.user_calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_slower_than_store_timeout_fails_closed() {
+    let store = CountingStore::new();
+    store.set_delay(Duration::from_secs(30));
+    let layer = builder(&store)
+        .store_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    assert_unavailable(send(&layer, request(Method::POST, "/clients", Some("ann"))).await).await;
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_user_lookup_times_out() {
+    let store = CountingStore::new();
+    let layer = builder(&store)
+        .store_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    // Load the catalog first, then slow the store down.
+    send(&layer, request(Method::GET, "/health", None)).await;
+    store.set_delay(Duration::from_secs(3));
+    let started = Instant::now();
+    assert_unavailable(send(&layer, request(Method::POST, "/clients", Some("ann"))).await).await;
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_slower_than_store_timeout_passes_when_failing_open() {
+    let store = CountingStore::new();
+    store.set_delay(Duration::from_secs(30));
+    let layer = builder(&store)
+        .store_timeout(Duration::from_secs(2))
+        .fail_open(true)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let response = send(&layer, request(Method::POST, "/clients", Some("bob"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(text(response).await, "unchecked");
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_load_is_shared_by_the_requests_waiting_for_it() {
+    let store = CountingStore::new();
+    store.fail_plans(true);
+    store.set_delay(Duration::from_secs(1));
+    let layer = builder(&store).build().unwrap();
+    let responses = futures::future::join_all(
+        (0..20).map(|_| send(&layer, request(Method::POST, "/clients", Some("ann")))),
+    )
+    .await;
+    for response in responses {
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(store.plans_calls(), 1);
+    // A later request tries again.
+    send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+    assert_eq!(store.plans_calls(), 2);
+}
