@@ -6,29 +6,6 @@
 //! response; the default, [`JsonRejection`], answers with the JSON bodies the crate documents. The
 //! layer always puts the [`Rejection`] itself in the response extensions, whichever renderer made
 //! the response, so outer layers (logging, metrics) can tell a refusal from a handler's answer.
-//!
-//! # Example
-//!
-//! A renderer that keeps the default bodies and adds a header:
-//!
-//! ```
-//! use bytes::Bytes;
-//! use http::{HeaderValue, Response};
-//! use http_body_util::Full;
-//! use tower_plans::{JsonRejection, RenderRejection, Rejection};
-//!
-//! let render = |rejection: &Rejection| -> Response<Full<Bytes>> {
-//!     let mut response = JsonRejection.render(rejection);
-//!     response
-//!         .headers_mut()
-//!         .insert("x-plan-check", HeaderValue::from_static("refused"));
-//!     response
-//! };
-//!
-//! let response = render.render(&Rejection::Unauthenticated);
-//! assert_eq!(response.status(), 401);
-//! assert_eq!(response.headers()["x-plan-check"], "refused");
-//! ```
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
@@ -39,8 +16,7 @@ use crate::decision::Denial;
 
 /// Why the layer refused a governed request.
 ///
-/// Rendered by a [`RenderRejection`] and always inserted into the response extensions. See the
-/// [module docs](self) for an example.
+/// Rendered by a [`RenderRejection`] and always inserted into the response extensions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Rejection {
@@ -70,6 +46,29 @@ impl Rejection {
 /// [`PlanLimitLayerBuilder::render_rejection`](crate::PlanLimitLayerBuilder::render_rejection)
 /// needs its argument type written out (`|rejection: &Rejection| ...`). The layer inserts the
 /// [`Rejection`] into the extensions of whatever response the renderer returns.
+///
+/// # Example
+///
+/// A renderer that keeps the default bodies and adds a header:
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{HeaderValue, Response};
+/// use http_body_util::Full;
+/// use tower_plans::{JsonRejection, RenderRejection, Rejection};
+///
+/// let render = |rejection: &Rejection| -> Response<Full<Bytes>> {
+///     let mut response = JsonRejection.render(rejection);
+///     response
+///         .headers_mut()
+///         .insert("x-plan-check", HeaderValue::from_static("refused"));
+///     response
+/// };
+///
+/// let response = render.render(&Rejection::Unauthenticated);
+/// assert_eq!(response.status(), 401);
+/// assert_eq!(response.headers()["x-plan-check"], "refused");
+/// ```
 pub trait RenderRejection: Send + Sync + 'static {
     /// Renders `rejection` as a response.
     fn render(&self, rejection: &Rejection) -> Response<Full<Bytes>>;
@@ -93,7 +92,6 @@ where
 /// | [`Rejection::Denied`] | 403 | the [`Denial`] as JSON, e.g. `{"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3}` |
 /// | [`Rejection::StoreUnavailable`] | 503 | `{"reason":"plan_store_unavailable"}` |
 #[derive(Clone, Copy, Debug, Default)]
-#[non_exhaustive]
 pub struct JsonRejection;
 
 #[allow(clippy::declare_interior_mutable_const)]
