@@ -272,3 +272,30 @@ async fn a_shared_layer_shares_its_caches() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!((store.plans_calls(), store.user_calls()), (1, 1));
 }
+
+#[tokio::test]
+async fn a_cached_user_with_a_fresh_catalog_is_decided_without_waiting() {
+    use futures::FutureExt;
+
+    let store = CountingStore::new();
+    let layer = builder(&store).user_cache(user_cache()).build().unwrap();
+    send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+    send(&layer, request(Method::POST, "/clients", Some("bob"))).await;
+
+    // A slow store no longer matters: both decisions come from the caches, in `call` itself.
+    store.set_delay(Duration::from_secs(3600));
+    let allowed = send(&layer, request(Method::POST, "/clients", Some("ann")))
+        .now_or_never()
+        .expect("decided without waiting");
+    assert_eq!(allowed.status(), StatusCode::OK);
+    let denied = send(&layer, request(Method::POST, "/clients", Some("bob")))
+        .now_or_never()
+        .expect("decided without waiting");
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+
+    // A user who is not cached waits for the store.
+    assert!(send(&layer, request(Method::POST, "/clients", Some("cid")))
+        .now_or_never()
+        .is_none());
+    assert_eq!((store.plans_calls(), store.user_calls()), (1, 3));
+}

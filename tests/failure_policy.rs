@@ -170,3 +170,36 @@ async fn a_failed_load_is_shared_by_the_requests_waiting_for_it() {
     send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
     assert_eq!(store.plans_calls(), 2);
 }
+
+/// A resource named `..` cannot be a path segment, so this catalog has no route table.
+const UNROUTABLE_CATALOG: &str =
+    r#"{"plans": [{"name": "free", "limits": {"..": 1, "clients": 3}}]}"#;
+
+#[tokio::test]
+async fn a_catalog_without_a_route_table_is_a_store_failure() {
+    let store = CountingStore::new();
+    store.set_catalog(UNROUTABLE_CATALOG);
+    let layer = builder(&store).build().unwrap();
+    assert_unavailable(send(&layer, request(Method::POST, "/clients", Some("ann"))).await).await;
+    assert_eq!(store.user_calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refreshed_catalog_without_a_route_table_keeps_the_last_good_one() {
+    let store = CountingStore::new();
+    let layer = builder(&store)
+        .plans_ttl(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let response = send(&layer, request(Method::POST, "/clients", Some("bob"))).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    store.set_catalog(UNROUTABLE_CATALOG);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    for _ in 0..2 {
+        let response = send(&layer, request(Method::POST, "/clients", Some("bob"))).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(store.plans_calls(), 3);
+}
