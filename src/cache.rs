@@ -308,7 +308,8 @@ impl Drop for Refresh {
 /// Settings of the optional user cache: a lifetime (time-to-live or sliding time-to-idle) and a
 /// capacity (the number of users kept).
 ///
-/// See [`PlanLimitLayerBuilder::user_cache`](crate::PlanLimitLayerBuilder::user_cache).
+/// Lifetimes are measured on the system's monotonic clock (the cache is a `moka` cache), not on
+/// Tokio's. See [`PlanLimitLayerBuilder::user_cache`](crate::PlanLimitLayerBuilder::user_cache).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UserCache {
     expiry: Expiry,

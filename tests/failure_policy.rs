@@ -203,3 +203,46 @@ async fn a_refreshed_catalog_without_a_route_table_keeps_the_last_good_one() {
     }
     assert_eq!(store.plans_calls(), 3);
 }
+
+/// Collects what the `tracing` events of the current thread print.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_store_error_is_logged_at_warn_and_not_sent() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let store = CountingStore::new();
+    store.fail_users(true);
+    let layer = builder(&store).build().unwrap();
+    assert_unavailable(send(&layer, request(Method::POST, "/clients", Some("ann"))).await).await;
+
+    let logged = logs.text();
+    assert!(logged.contains("WARN"), "{logged}");
+    assert!(logged.contains(SECRET), "{logged}");
+    assert!(logged.contains("ann"), "{logged}");
+}
