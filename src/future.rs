@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
+use crate::layer::Shared;
 use crate::service::{CheckFuture, Outcome};
 
 pin_project! {
@@ -41,6 +43,7 @@ pin_project! {
             check: CheckFuture,
             request: Request<ReqBody>,
             service: S,
+            shared: Arc<Shared>,
         },
         Rejected {
             response: Response<Full<Bytes>>,
@@ -60,12 +63,18 @@ where
     }
 
     /// Runs `check`, then calls `service` (already ready) with `request`.
-    pub(crate) fn checking(check: CheckFuture, request: Request<ReqBody>, service: S) -> Self {
+    pub(crate) fn checking(
+        check: CheckFuture,
+        request: Request<ReqBody>,
+        service: S,
+        shared: Arc<Shared>,
+    ) -> Self {
         Self {
             kind: Kind::Checking {
                 check,
                 request,
                 service,
+                shared,
             },
         }
     }
@@ -97,6 +106,7 @@ where
                     let KindOwned::Checking {
                         mut request,
                         mut service,
+                        shared,
                         ..
                     } = kind.as_mut().project_replace(Kind::Done)
                     else {
@@ -110,6 +120,16 @@ where
                         }
                         Outcome::Reject(response) => {
                             return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                        }
+                        Outcome::Identify(governed) => {
+                            let check = shared.identify(governed, &mut request);
+                            kind.set(Kind::Checking {
+                                check,
+                                request,
+                                service,
+                                shared,
+                            });
+                            continue;
                         }
                     }
                     let future = service.call(request);

@@ -14,7 +14,7 @@ use tower_service::Service;
 
 use crate::body::ResponseBody;
 use crate::cache::{timed, CatalogCache, Loaded, Refresh, View};
-use crate::catalog::Action;
+use crate::catalog::{Action, Catalog};
 use crate::decision::{decide, Allowed, Decision};
 use crate::future::ResponseFuture;
 use crate::layer::Shared;
@@ -78,7 +78,7 @@ impl<S: fmt::Debug> fmt::Debug for PlanLimit<S> {
     }
 }
 
-/// The store calls of one governed request, boxed.
+/// The store calls of one request, boxed.
 pub(crate) type CheckFuture = Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>;
 
 /// What a check decided.
@@ -89,25 +89,25 @@ pub(crate) enum Outcome {
     Allow(Allowed),
     /// Answer with this response.
     Reject(Response<Full<Bytes>>),
+    /// The request turned out to be governed once a catalog was loaded: find its user (from the
+    /// request, which the response future holds), then check the user.
+    Identify(Governed),
 }
 
-/// Where the catalog of a slow check comes from.
+/// A governed request's resource and action, and the catalog that resolved them.
+pub(crate) struct Governed {
+    loaded: Arc<Loaded>,
+    resource: Arc<str>,
+    action: Action,
+}
+
+/// Where the catalog of a check of a resolved request comes from.
 enum Step {
     /// Already loaded and usable.
     Ready(Arc<Loaded>),
     /// Stale, and no runtime to refresh it in the background: this request refreshes it and
     /// falls back to the stale one.
     Refresh(Refresh, Arc<Loaded>),
-    /// Wait for the one load shared by concurrent requests.
-    Load,
-}
-
-/// What a slow check knows about the request's route.
-enum Target {
-    /// Resolved with a usable catalog's table.
-    Known { resource: Arc<str>, action: Action },
-    /// To resolve once a usable catalog is loaded.
-    Unknown { method: Method, path: String },
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for PlanLimit<S>
@@ -169,40 +169,41 @@ where
                     &user,
                 );
                 return match outcome {
-                    Outcome::Pass => ResponseFuture::inner(self.inner.call(request)),
                     Outcome::Allow(allowed) => {
                         request.extensions_mut().insert(allowed);
                         ResponseFuture::inner(self.inner.call(request))
                     }
                     Outcome::Reject(response) => ResponseFuture::rejected(response),
+                    Outcome::Pass | Outcome::Identify(_) => {
+                        ResponseFuture::inner(self.inner.call(request))
+                    }
                 };
             }
         }
 
-        let check = Box::pin(Arc::clone(&self.shared).check(
-            step,
-            Target::Known { resource, action },
-            Some(user),
-        ));
+        let shared = Arc::clone(&self.shared);
+        let check = Box::pin(async move {
+            let loaded = match step {
+                Step::Ready(loaded) => loaded,
+                Step::Refresh(refresh, stale) => refresh.run().await.unwrap_or(stale),
+            };
+            shared
+                .check_user(&loaded.catalog, &resource, &action, &user)
+                .await
+        });
         self.checking(check, request)
     }
 }
 
 impl<S> PlanLimit<S> {
     /// A check for a request that no usable catalog has resolved yet: load one, then resolve.
-    fn check_unresolved<ReqBody>(
-        &mut self,
-        mut request: Request<ReqBody>,
-    ) -> ResponseFuture<S, ReqBody>
+    fn check_unresolved<ReqBody>(&mut self, request: Request<ReqBody>) -> ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>> + Clone,
     {
-        let user = extract_user(self.shared.extractor.as_deref(), &mut request);
-        let target = Target::Unknown {
-            method: request.method().clone(),
-            path: request.uri().path().to_owned(),
-        };
-        let check = Box::pin(Arc::clone(&self.shared).check(Step::Load, target, user));
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let check = Box::pin(Arc::clone(&self.shared).resolve(method, path));
         self.checking(check, request)
     }
 
@@ -218,33 +219,62 @@ impl<S> PlanLimit<S> {
     {
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::checking(check, request, ready)
+        ResponseFuture::checking(check, request, ready, Arc::clone(&self.shared))
     }
 }
 
 impl Shared {
-    /// The check of a governed request that needs the store.
-    async fn check(self: Arc<Self>, step: Step, target: Target, user: Option<UserId>) -> Outcome {
-        let loaded = match step {
-            Step::Ready(loaded) => loaded,
-            Step::Refresh(refresh, stale) => refresh.run().await.unwrap_or(stale),
-            Step::Load => match self.catalog.load(&self).await {
-                Some(loaded) => loaded,
-                None => return self.store_unavailable(),
-            },
+    /// Loads a usable catalog and resolves the request with it.
+    async fn resolve(self: Arc<Self>, method: Method, path: String) -> Outcome {
+        let Some(loaded) = self.catalog.load(&self).await else {
+            return self.store_unavailable();
         };
-        let (resource, action) = match target {
-            Target::Known { resource, action } => (resource, action),
-            Target::Unknown { method, path } => match loaded.table.resolve(&method, &path) {
-                Some(route) => (Arc::clone(route.resource), route.action.clone()),
-                None => return Outcome::Pass,
-            },
+        let Some(route) = loaded.table.resolve(&method, &path) else {
+            return Outcome::Pass;
         };
-        let Some(user) = user else {
-            return Outcome::Reject(self.reject(Rejection::Unauthenticated));
-        };
+        let resource = Arc::clone(route.resource);
+        let action = route.action.clone();
+        Outcome::Identify(Governed {
+            loaded,
+            resource,
+            action,
+        })
+    }
+
+    /// The check of the user of a request [`resolve`](Self::resolve) found governed (a `401`
+    /// when there is no user). Only requests that found no usable catalog come here.
+    pub(crate) fn identify<B>(
+        self: &Arc<Self>,
+        governed: Governed,
+        request: &mut Request<B>,
+    ) -> CheckFuture {
+        let user = extract_user(self.extractor.as_deref(), request);
+        let shared = Arc::clone(self);
+        Box::pin(async move {
+            let Some(user) = user else {
+                return Outcome::Reject(shared.reject(Rejection::Unauthenticated));
+            };
+            let Governed {
+                loaded,
+                resource,
+                action,
+            } = governed;
+            shared
+                .check_user(&loaded.catalog, &resource, &action, &user)
+                .await
+        })
+    }
+
+    /// Fetches the user's record (through the user cache when there is one) and decides.
+    async fn check_user(
+        &self,
+        catalog: &Catalog,
+        resource: &Arc<str>,
+        action: &Action,
+        user: &UserId,
+    ) -> Outcome {
         let subscriber = match &self.users {
-            Some(users) => users.get(&self, &user).await.ok(),
+            Some(users) => users.get(self, user).await.ok(),
             None => match timed(self.store_timeout, self.store.user(user.as_str())).await {
                 Ok(subscriber) => Some(subscriber),
                 Err(error) => {
@@ -254,13 +284,7 @@ impl Shared {
             },
         };
         match subscriber {
-            Some(subscriber) => self.judge(
-                &loaded.catalog,
-                subscriber.as_deref(),
-                &resource,
-                &action,
-                &user,
-            ),
+            Some(subscriber) => self.judge(catalog, subscriber.as_deref(), resource, action, user),
             None => self.store_unavailable(),
         }
     }
@@ -268,7 +292,7 @@ impl Shared {
     /// Decides, and logs the decision.
     fn judge(
         &self,
-        catalog: &crate::catalog::Catalog,
+        catalog: &Catalog,
         subscriber: Option<&Subscriber>,
         resource: &Arc<str>,
         action: &Action,

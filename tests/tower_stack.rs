@@ -340,3 +340,33 @@ async fn the_service_is_cheap_to_clone_and_works_with_service_fn_directly() {
     }
     assert_eq!(store.plans_calls(), 1);
 }
+
+#[tokio::test]
+async fn the_extractor_runs_only_for_governed_requests_even_before_the_catalog_is_loaded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let store = CountingStore::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let layer = builder(&store)
+        .extract_user(move |head: &RequestHead<'_>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let account = head.headers().get("x-account")?.to_str().ok()?;
+            Some(UserId::from(account))
+        })
+        .build()
+        .unwrap();
+
+    // Cold: the catalog is loaded to learn that /health is not governed.
+    let response = send(&layer, request(Method::GET, "/health", None)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    // After an invalidation, a governed request resolves with the reloaded catalog first.
+    layer.invalidator().catalog();
+    let response = send(&layer, request(Method::POST, "/clients", None)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(text(response).await, r#"{"reason":"unauthenticated"}"#);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!((store.plans_calls(), store.user_calls()), (2, 0));
+}
