@@ -22,7 +22,7 @@ pub use catalog::CatalogBuilder;
 pub use catalog::{Action, Catalog, CatalogError, Limit, Plan, ResourceLimits, Trial};
 pub use decision::{decide, Allowed, Decision, Denial, PlanState, Policy};
 pub use error::ConfigError;
-pub use routes::{CustomRoute, RouteConfig, RouteMatch, RouteTable};
+pub use routes::{CustomRoute, RouteConfig, RouteEntry, RouteMatch, RouteTable};
 pub use store::{BoxError, PlanStore};
 pub use subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usage};
 pub use user::UserId;
