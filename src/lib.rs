@@ -22,6 +22,6 @@ pub use catalog::{Action, Catalog, CatalogError, Limit, Plan, ResourceLimits, Tr
 pub use decision::{decide, Allowed, Decision, Denial, PlanState, Policy};
 pub use error::ConfigError;
 pub use routes::{CustomRoute, RouteConfig, RouteMatch, RouteTable};
-pub use store::{BoxError, PlanStore};
+pub use store::{BoxError, LoadError, MemoryStore, PlanStore};
 pub use subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usage};
 pub use user::UserId;
