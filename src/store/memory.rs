@@ -185,6 +185,26 @@ impl MemoryStore {
         result
     }
 
+    /// Removes a known user's plan when `matches` accepts it; returns whether it was removed.
+    #[cfg_attr(not(feature = "webhook"), allow(dead_code))]
+    pub(crate) fn remove_plan_if(
+        &self,
+        id: &str,
+        matches: impl FnOnce(&Assignment) -> bool,
+    ) -> bool {
+        let mut state = self.write();
+        let Some(subscriber) = state.users.get_mut(id) else {
+            return false;
+        };
+        match &subscriber.assignment {
+            Some(assignment) if matches(assignment) => {
+                Arc::make_mut(subscriber).assignment = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The number of users.
     pub fn len(&self) -> usize {
         self.read().users.len()
