@@ -17,6 +17,8 @@ mod routes;
 mod store;
 mod subscriber;
 mod user;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 pub use catalog::{Action, Catalog, CatalogError, Limit, Plan, ResourceLimits, Trial};
 pub use decision::{decide, Allowed, Decision, Denial, PlanState, Policy};
