@@ -1,10 +1,14 @@
 //! The decision: a pure function from a catalog, a subscriber record and the time to allow or deny.
+//!
+//! [`decide`]'s docs give the rules; [`Denial`]'s give the JSON bodies.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::catalog::{Action, Catalog, Limit};
-use crate::subscriber::Subscriber;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::catalog::{Action, Catalog, Limit, Plan};
+use crate::subscriber::{Assignment, Subscriber, Usage};
 
 /// Settings of the decision that do not come from the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -133,6 +137,51 @@ pub enum Decision {
 
 /// Decides whether `subscriber` may perform `action` on `resource` at `now_ms` (milliseconds since
 /// the Unix epoch).
+///
+/// This is a pure function: no I/O, no clock, and no allocation on the allow path.
+///
+/// # The rules
+///
+/// 1. No record, or a record without a plan: the user has no plan. A plan name the catalog does
+///    not know is treated the same way, and logged at warn level.
+/// 2. When the plan ends: `expires` if set (this is also how a trial is extended); otherwise,
+///    for a trial, `joined` plus the catalog's trial duration; a regular plan without `expires`
+///    never ends. A trial in a catalog without a trial policy, and without `expires`, ended when
+///    it began (`joined`). The policy's [grace period](Policy::grace) is added to every end
+///    (saturating). A trial with neither `joined` nor `expires` is invalid data: treated as no
+///    plan, with a warning.
+/// 3. The plan has expired when `now_ms >= end`: at the end's very millisecond it no longer
+///    applies. An expired trial falls back to the catalog's fallback plan, if there is one, with
+///    only the fallback's limits ([`PlanState::Fallback`]); any other expired plan leaves the
+///    user without an active plan.
+/// 4. Without an active plan, the policy's [default plan](Policy::default_plan) applies
+///    ([`PlanState::Default`]) when it is set and the catalog knows it. Otherwise the request is
+///    denied: [`Denial::Expired`] (its `date` is the end, grace included: the first millisecond
+///    the plan no longer applied) or [`Denial::NoPlan`].
+/// 5. The effective plan's limit on (`resource`, `action`), see [`Plan::limit`]: unlimited
+///    allows. Otherwise the usage ([`Usage::get`]; 0 without a record) must be below the limit:
+///    `usage >= limit` is [`Denial::LimitReached`], so a limit of 0 always denies.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_plans::{decide, Action, Catalog, Decision, Policy, Subscriber};
+///
+/// let catalog = Catalog::from_json(r#"[{"name": "free", "clients": 3}]"#)?;
+/// let john = Subscriber::from_json(r#"{"name": "john", "plan": "free", "clients": 3}"#)?;
+/// let clients: Arc<str> = Arc::from("clients");
+///
+/// let decision = decide(&catalog, Some(&john), 0, &clients, &Action::Create, &Policy::new());
+/// let Decision::Deny(denial) = decision else { panic!("john has 3 clients already") };
+/// assert_eq!(
+///     serde_json::to_string(&denial)?,
+///     r#"{"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3}"#
+/// );
+///
+/// // Listing them is not limited.
+/// let decision = decide(&catalog, Some(&john), 0, &clients, &Action::Index, &Policy::new());
+/// assert!(matches!(decision, Decision::Allow(_)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn decide(
     catalog: &Catalog,
     subscriber: Option<&Subscriber>,
@@ -141,6 +190,355 @@ pub fn decide(
     action: &Action,
     policy: &Policy,
 ) -> Decision {
-    let _ = (catalog, subscriber, now_ms, resource, action, policy);
-    todo!("decision")
+    let usage = subscriber.map(|s| &s.usage);
+    let assignment = subscriber.and_then(|s| s.assignment.as_ref());
+    let inactive = match effective_plan(catalog, subscriber, assignment, now_ms, policy) {
+        Effective::Plan(plan, state) => return check(plan, state, usage, resource, action),
+        Effective::Inactive(inactive) => inactive,
+    };
+    if let Some(default) = policy.default_plan.as_deref() {
+        match catalog.plan(default) {
+            Some(plan) => return check(plan, PlanState::Default, usage, resource, action),
+            None => tracing::warn!(
+                plan = default,
+                "the default plan is not in the catalog; users without an active plan are denied"
+            ),
+        }
+    }
+    Decision::Deny(match inactive {
+        Inactive::Expired { plan, date } => Denial::Expired {
+            plan: Arc::clone(plan),
+            date,
+        },
+        Inactive::NoPlan => Denial::NoPlan {
+            resource: Arc::clone(resource),
+            action: action.clone(),
+        },
+    })
+}
+
+/// The plan that applies before the default plan is considered.
+enum Effective<'a> {
+    Plan(&'a Plan, PlanState),
+    Inactive(Inactive<'a>),
+}
+
+/// Why no plan applies.
+enum Inactive<'a> {
+    NoPlan,
+    Expired { plan: &'a Arc<str>, date: u64 },
+}
+
+/// When an assignment ends, before grace.
+enum End {
+    Never,
+    At(u64),
+    /// A trial with neither `joined` nor `expires`.
+    Unknown,
+}
+
+fn effective_plan<'a>(
+    catalog: &'a Catalog,
+    subscriber: Option<&Subscriber>,
+    assignment: Option<&'a Assignment>,
+    now_ms: u64,
+    policy: &Policy,
+) -> Effective<'a> {
+    let Some(assignment) = assignment else {
+        return Effective::Inactive(Inactive::NoPlan);
+    };
+    let user = subscriber.and_then(|s| s.name.as_deref()).unwrap_or("");
+    let Some(plan) = catalog.plan(&assignment.plan) else {
+        tracing::warn!(
+            user,
+            plan = &*assignment.plan,
+            "the user's plan is not in the catalog; treated as no plan"
+        );
+        return Effective::Inactive(Inactive::NoPlan);
+    };
+    let state = if assignment.trial {
+        PlanState::Trial
+    } else {
+        PlanState::Active
+    };
+    let end = match end_of(assignment, catalog) {
+        End::Never => return Effective::Plan(plan, state),
+        End::At(end) => end.saturating_add(duration_ms(policy.grace)),
+        End::Unknown => {
+            tracing::warn!(
+                user,
+                plan = &*assignment.plan,
+                "a trial without `joined` or `expires`; treated as no plan"
+            );
+            return Effective::Inactive(Inactive::NoPlan);
+        }
+    };
+    if now_ms < end {
+        return Effective::Plan(plan, state);
+    }
+    if assignment.trial {
+        let fallback = catalog
+            .trial()
+            .and_then(|t| t.fallback())
+            .and_then(|name| catalog.plan(name));
+        if let Some(fallback) = fallback {
+            let state = PlanState::Fallback {
+                trial: Arc::clone(&assignment.plan),
+            };
+            return Effective::Plan(fallback, state);
+        }
+    }
+    Effective::Inactive(Inactive::Expired {
+        plan: &assignment.plan,
+        date: end,
+    })
+}
+
+/// When `assignment` ends, without grace.
+fn end_of(assignment: &Assignment, catalog: &Catalog) -> End {
+    if let Some(expires) = assignment.expires {
+        return End::At(expires);
+    }
+    if !assignment.trial {
+        return End::Never;
+    }
+    match (assignment.joined, catalog.trial()) {
+        (Some(joined), Some(trial)) => End::At(joined.saturating_add(trial.duration_ms())),
+        // A catalog without trials gives a trial without `expires` no time at all.
+        (Some(joined), None) => End::At(joined),
+        (None, _) => End::Unknown,
+    }
+}
+
+/// Compares the usage with the effective plan's limit.
+fn check(
+    plan: &Plan,
+    state: PlanState,
+    usage: Option<&Usage>,
+    resource: &Arc<str>,
+    action: &Action,
+) -> Decision {
+    let limit = plan.limit(resource, action);
+    let used = usage.map_or(0, |u| u.get(resource, action));
+    match limit {
+        Limit::Limited(maximum) if used >= maximum => Decision::Deny(Denial::LimitReached {
+            plan: Arc::clone(plan.name_arc()),
+            resource: Arc::clone(resource),
+            action: action.clone(),
+            maximum,
+            usage: used,
+        }),
+        _ => Decision::Allow(Allowed {
+            plan: Arc::clone(plan.name_arc()),
+            state,
+            resource: Arc::clone(resource),
+            action: action.clone(),
+            limit,
+            usage: used,
+        }),
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl PlanState {
+    /// The state's name: `"active"`, `"trial"`, `"fallback"` or `"default"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PlanState::Active => "active",
+            PlanState::Trial => "trial",
+            PlanState::Fallback { .. } => "fallback",
+            PlanState::Default => "default",
+        }
+    }
+}
+
+impl Serialize for PlanState {
+    /// The state's name, as [`PlanState::as_str`] gives it.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl Serialize for Allowed {
+    /// `{"plan":"pro","state":"fallback","trial":"gold","item":"clients","action":"create",
+    /// "limit":3,"usage":1,"remaining":2}`; `trial` only in the fallback state, `limit` and
+    /// `remaining` `null` when unlimited.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("plan", &*self.plan)?;
+        map.serialize_entry("state", &self.state)?;
+        if let PlanState::Fallback { trial } = &self.state {
+            map.serialize_entry("trial", &**trial)?;
+        }
+        map.serialize_entry("item", &*self.resource)?;
+        map.serialize_entry("action", &self.action)?;
+        map.serialize_entry("limit", &self.limit)?;
+        map.serialize_entry("usage", &self.usage)?;
+        map.serialize_entry("remaining", &self.remaining())?;
+        map.end()
+    }
+}
+
+impl Denial {
+    /// The `reason` of every denial's JSON body: `"subscription"`.
+    pub const REASON: &'static str = "subscription";
+
+    /// The plan the denial names: the expired plan or the plan whose limit was reached; `None`
+    /// for [`Denial::NoPlan`].
+    pub fn plan(&self) -> Option<&str> {
+        match self {
+            Denial::Expired { plan, .. } | Denial::LimitReached { plan, .. } => Some(plan),
+            Denial::NoPlan { .. } => None,
+        }
+    }
+
+    /// The JSON body of the denial, as its [`Serialize`] implementation writes it.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        // Serialising a map of strings and numbers into memory cannot fail.
+        serde_json::to_vec(self).unwrap_or_else(|_| br#"{"reason":"subscription"}"#.to_vec())
+    }
+}
+
+impl Serialize for Denial {
+    /// The JSON body, keys in this order:
+    ///
+    /// * expired: `{"reason":"subscription","plan":"basic","expired":true,"date":1700000000000}`
+    /// * no plan: `{"reason":"subscription","plan":null,"item":"clients","action":"create"}`
+    /// * limit reached: `{"reason":"subscription","plan":"free","item":"clients",
+    ///   "action":"create","maximum":3,"usage":3}`
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("reason", Denial::REASON)?;
+        match self {
+            Denial::Expired { plan, date } => {
+                map.serialize_entry("plan", &**plan)?;
+                map.serialize_entry("expired", &true)?;
+                map.serialize_entry("date", date)?;
+            }
+            Denial::NoPlan { resource, action } => {
+                map.serialize_entry("plan", &None::<&str>)?;
+                map.serialize_entry("item", &**resource)?;
+                map.serialize_entry("action", action)?;
+            }
+            Denial::LimitReached {
+                plan,
+                resource,
+                action,
+                maximum,
+                usage,
+            } => {
+                map.serialize_entry("plan", &**plan)?;
+                map.serialize_entry("item", &**resource)?;
+                map.serialize_entry("action", action)?;
+                map.serialize_entry("maximum", maximum)?;
+                map.serialize_entry("usage", usage)?;
+            }
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Trial;
+
+    const DAY: u64 = 86_400_000;
+
+    fn catalog(trial: Option<Trial>) -> Catalog {
+        let mut builder = Catalog::builder()
+            .plan(Plan::new("free").create_limit("clients", 3))
+            .plan(Plan::new("pro").create_limit("clients", 30));
+        if let Some(trial) = trial {
+            builder = builder.trial(trial);
+        }
+        builder.build().unwrap()
+    }
+
+    #[test]
+    fn ends() {
+        let with_trial = catalog(Some(Trial::days(14)));
+        let without = catalog(None);
+        let regular = Assignment::new("pro").joined_at(5);
+        assert!(matches!(end_of(&regular, &with_trial), End::Never));
+        let expiring = regular.clone().expires_at(9);
+        assert!(matches!(end_of(&expiring, &with_trial), End::At(9)));
+        let trial = Assignment::new("pro").as_trial().joined_at(5);
+        assert!(matches!(end_of(&trial, &with_trial), End::At(t) if t == 5 + 14 * DAY));
+        assert!(matches!(end_of(&trial, &without), End::At(5)));
+        let extended = trial.clone().expires_at(20 * DAY);
+        assert!(matches!(end_of(&extended, &with_trial), End::At(t) if t == 20 * DAY));
+        let invalid = Assignment::new("pro").as_trial();
+        assert!(matches!(end_of(&invalid, &with_trial), End::Unknown));
+        let late = Assignment::new("pro").as_trial().joined_at(u64::MAX - 1);
+        assert!(matches!(end_of(&late, &with_trial), End::At(u64::MAX)));
+    }
+
+    #[test]
+    fn grace_saturates() {
+        let catalog = catalog(None);
+        let user = Subscriber::new().with_plan(Assignment::new("pro").expires_at(u64::MAX - 5));
+        let policy = Policy::new().grace(Duration::MAX);
+        let clients: Arc<str> = Arc::from("clients");
+        let decision = decide(
+            &catalog,
+            Some(&user),
+            u64::MAX - 1,
+            &clients,
+            &Action::Create,
+            &policy,
+        );
+        assert!(matches!(decision, Decision::Allow(_)));
+    }
+
+    #[test]
+    fn plan_states_and_allowed_serialise() {
+        let allowed = Allowed {
+            plan: Arc::from("free"),
+            state: PlanState::Fallback {
+                trial: Arc::from("pro"),
+            },
+            resource: Arc::from("clients"),
+            action: Action::Create,
+            limit: Limit::Limited(3),
+            usage: 1,
+        };
+        assert_eq!(
+            serde_json::to_string(&allowed).unwrap(),
+            r#"{"plan":"free","state":"fallback","trial":"pro","item":"clients","action":"create","limit":3,"usage":1,"remaining":2}"#
+        );
+        let unlimited = Allowed {
+            state: PlanState::Active,
+            limit: Limit::Unlimited,
+            ..allowed
+        };
+        assert_eq!(
+            serde_json::to_string(&unlimited).unwrap(),
+            r#"{"plan":"free","state":"active","item":"clients","action":"create","limit":null,"usage":1,"remaining":null}"#
+        );
+        assert_eq!(PlanState::Trial.as_str(), "trial");
+        assert_eq!(PlanState::Default.as_str(), "default");
+    }
+
+    #[test]
+    fn denial_bytes_and_plan() {
+        let denial = Denial::NoPlan {
+            resource: Arc::from("clients"),
+            action: Action::custom("archive"),
+        };
+        assert_eq!(
+            denial.to_json_bytes(),
+            br#"{"reason":"subscription","plan":null,"item":"clients","action":"archive"}"#
+        );
+        assert_eq!(denial.plan(), None);
+        let expired = Denial::Expired {
+            plan: Arc::from("basic"),
+            date: 1,
+        };
+        assert_eq!(expired.plan(), Some("basic"));
+    }
 }

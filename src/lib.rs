@@ -20,6 +20,7 @@ mod user;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 
+pub use catalog::CatalogBuilder;
 pub use catalog::{Action, Catalog, CatalogError, Limit, Plan, ResourceLimits, Trial};
 pub use decision::{decide, Allowed, Decision, Denial, PlanState, Policy};
 pub use error::ConfigError;

@@ -1,12 +1,78 @@
 //! Subscriber records: a user's plan assignment and usage, as a store returns them.
+//!
+//! [`Subscriber`]'s docs describe the JSON form; [`Usage`] holds the counts a decision compares
+//! with a plan's limits.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::catalog::Action;
+use serde_json::{Map, Value};
 
-/// What a [`PlanStore`](crate::PlanStore)'s `user(id)` returns for a known user.
+use crate::catalog::{describe, non_negative_integer, Action, JsonPath};
+
+/// What a [`PlanStore`](crate::PlanStore)'s `user(id)` returns for a known user: the plan
+/// assignment and the usage.
+///
+/// # The JSON form
+///
+/// A record is an object in the format of the Node.js `subscriber` package, read by
+/// [`Subscriber::from_json`], [`Subscriber::from_value`] or serde's `Deserialize`:
+///
+/// * `name` (or, failing that, `id`): the user's name, a string or a number. Optional.
+/// * `plan`: a bare plan name (`"free"`), or `{"name": "pro", "trial": true, "join": ms,
+///   "expire": ms}` where `trial` defaults to `false` and `join`/`expire` are milliseconds since
+///   the Unix epoch (non-negative integers, or `null`). A trial needs `join` or `expire`. Any other
+///   property of the plan object is an error, so a misspelt `expires` cannot silently make a plan
+///   last forever. A record without `plan`, or with `"plan": null`, has no plan.
+/// * `usage`: an object mapping each resource to a count (`{"clients": 3}`) or to counts per
+///   action (`{"tasks": {"create": 2, "show": 40}}`; `destroy` is read as `delete`). Counts are
+///   non-negative integers; `null` is the same as leaving the resource out.
+/// * Without a `usage` property, every property other than `name`, `id` and `plan` is usage, and
+///   must be a count, an object of counts or `null`. With a `usage` property, the other
+///   properties are ignored.
+///
+/// Errors are [`SubscriberError`]s naming the path to the bad value (`plan.expire`,
+/// `usage.clients`, `tasks.show`).
+///
+/// ```
+/// use tower_plans::{Action, Subscriber};
+///
+/// let john = Subscriber::from_json(
+///     r#"{"name": "john", "plan": {"name": "pro", "trial": true, "join": 1700000000000},
+///         "usage": {"clients": 3, "tasks": {"create": 2, "show": 40}}}"#,
+/// )?;
+/// let plan = john.assignment.as_ref().expect("john has a plan");
+/// assert_eq!(&*plan.plan, "pro");
+/// assert!(plan.trial);
+/// assert_eq!(plan.joined, Some(1_700_000_000_000));
+/// assert_eq!(plan.expires, None);
+/// assert_eq!(john.usage.get("clients", &Action::Create), 3);
+/// assert_eq!(john.usage.get("tasks", &Action::Show), 40);
+/// assert_eq!(john.usage.get("tasks", &Action::Delete), 0);
+///
+/// // The shorthand: every other property is usage.
+/// let jane = Subscriber::from_json(r#"{"name": "jane", "plan": "free", "clients": 2}"#)?;
+/// assert_eq!(jane.plan_name(), Some("free"));
+/// assert_eq!(jane.usage.count("clients"), Some(2));
+///
+/// let err = Subscriber::from_json(r#"{"plan": {"name": "pro", "trial": true}}"#).unwrap_err();
+/// assert_eq!(err.path(), "plan");
+/// # Ok::<(), tower_plans::SubscriberError>(())
+/// ```
+///
+/// Or from Rust:
+///
+/// ```
+/// use tower_plans::{Action, Assignment, Subscriber};
+///
+/// let john = Subscriber::new()
+///     .with_name("john")
+///     .with_plan(Assignment::new("pro").as_trial().joined_at(1_700_000_000_000))
+///     .with_usage("clients", 3)
+///     .with_action_usage("tasks", &Action::Show, 40);
+/// assert_eq!(john.usage.get("tasks", &Action::Show), 40);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Subscriber {
     /// The user's name or id as the record gives it.
@@ -18,6 +84,10 @@ pub struct Subscriber {
 }
 
 /// A user's plan assignment.
+///
+/// When it ends: `expires` if set (this is also how a trial is extended); otherwise, for a trial,
+/// `joined` plus the catalog's trial duration; a regular plan without `expires` does not end. See
+/// [`decide`](crate::decide).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assignment {
     /// The plan's name.
@@ -31,6 +101,9 @@ pub struct Assignment {
 }
 
 /// A user's usage per resource.
+///
+/// A resource is counted either as a whole ([`ResourceUsage::Count`], the items the user has) or
+/// per action ([`ResourceUsage::PerAction`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     resources: HashMap<Arc<str>, ResourceUsage>,
@@ -41,13 +114,21 @@ pub struct Usage {
 pub enum ResourceUsage {
     /// How many items the user has.
     Count(u64),
-    /// Counts per action.
+    /// Counts per action, keyed by the action's name ([`Action::as_str`]).
     PerAction(HashMap<Arc<str>, u64>),
 }
 
 impl Usage {
+    /// No usage recorded.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// The usage that counts against a limit on `action` of `resource`: the per-action count if
-    /// there is one, else the resource count, else 0.
+    /// there is one, else the resource count, else 0. Does not allocate.
+    ///
+    /// A resource counted per action has no resource count, so an action it does not list
+    /// counts 0.
     pub fn get(&self, resource: &str, action: &Action) -> u64 {
         match self.resources.get(resource) {
             Some(ResourceUsage::Count(n)) => *n,
@@ -55,9 +136,118 @@ impl Usage {
             None => 0,
         }
     }
+
+    /// The resource count of `resource`, `None` when it is not recorded or counted per action.
+    pub fn count(&self, resource: &str) -> Option<u64> {
+        match self.resources.get(resource) {
+            Some(ResourceUsage::Count(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The usage recorded for `resource`.
+    pub fn resource(&self, resource: &str) -> Option<&ResourceUsage> {
+        self.resources.get(resource)
+    }
+
+    /// Sets the count of `resource` (replacing per-action counts, if any).
+    pub fn set(&mut self, resource: impl Into<Arc<str>>, count: u64) {
+        self.resources
+            .insert(resource.into(), ResourceUsage::Count(count));
+    }
+
+    /// Sets the count of `action` on `resource`. A resource that had a plain count becomes
+    /// counted per action, and its plain count is dropped.
+    pub fn set_action(&mut self, resource: impl Into<Arc<str>>, action: &Action, count: u64) {
+        let key = action_key(action);
+        let entry = self
+            .resources
+            .entry(resource.into())
+            .or_insert_with(|| ResourceUsage::PerAction(HashMap::new()));
+        match entry {
+            ResourceUsage::PerAction(map) => {
+                map.insert(key, count);
+            }
+            ResourceUsage::Count(_) => {
+                *entry = ResourceUsage::PerAction(HashMap::from([(key, count)]));
+            }
+        }
+    }
+
+    /// Adds `delta` (which may be negative) to the count of `resource` and returns the new
+    /// count, saturating at 0 and at `u64::MAX`. An unrecorded resource starts at 0; a resource
+    /// counted per action becomes a plain count starting at 0.
+    pub fn add(&mut self, resource: &str, delta: i64) -> u64 {
+        let current = self.count(resource).unwrap_or(0);
+        let next = apply_delta(current, delta);
+        match self.resources.get_mut(resource) {
+            Some(entry) => *entry = ResourceUsage::Count(next),
+            None => {
+                self.resources
+                    .insert(Arc::from(resource), ResourceUsage::Count(next));
+            }
+        }
+        next
+    }
+
+    /// Adds `delta` to the count of `action` on `resource` and returns the new count, saturating
+    /// at 0 and at `u64::MAX`. A resource with a plain count becomes counted per action (see
+    /// [`Usage::set_action`]).
+    pub fn add_action(&mut self, resource: &str, action: &Action, delta: i64) -> u64 {
+        let current = match self.resources.get(resource) {
+            Some(ResourceUsage::PerAction(map)) => map.get(action.as_str()).copied().unwrap_or(0),
+            _ => 0,
+        };
+        let next = apply_delta(current, delta);
+        self.set_action(resource, action, next);
+        next
+    }
+
+    /// Forgets the usage of `resource`.
+    pub fn remove(&mut self, resource: &str) -> Option<ResourceUsage> {
+        self.resources.remove(resource)
+    }
+
+    /// The recorded resources and their usage, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &ResourceUsage)> + '_ {
+        self.resources.iter()
+    }
+
+    /// How many resources have usage recorded.
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    /// Whether no usage is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+}
+
+/// The per-action usage key of `action`: its catalog name (`destroy` is `delete`).
+fn action_key(action: &Action) -> Arc<str> {
+    match action {
+        Action::Custom(name) => match Action::rest(name) {
+            Some(rest) => Arc::from(rest.as_str()),
+            None => Arc::clone(name),
+        },
+        rest => Arc::from(rest.as_str()),
+    }
+}
+
+/// `current + delta`, clamped to `0..=u64::MAX`.
+fn apply_delta(current: u64, delta: i64) -> u64 {
+    if delta >= 0 {
+        current.saturating_add(delta.unsigned_abs())
+    } else {
+        current.saturating_sub(delta.unsigned_abs())
+    }
 }
 
 /// A malformed subscriber record: where the bad value is and what was expected.
+///
+/// The path reads like an accessor (`plan.expire`, `usage.tasks.show`, `clients`); an error about
+/// the whole record has an empty path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubscriberError {
     path: String,
@@ -82,32 +272,446 @@ impl SubscriberError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    fn at(path: &JsonPath<'_>, message: impl Into<String>) -> Self {
+        Self::new(path.render(), message)
+    }
 }
 
 impl fmt::Display for SubscriberError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
     }
 }
 
 impl std::error::Error for SubscriberError {}
 
 impl Subscriber {
-    /// Parses a subscriber record from subscriber-format JSON text.
-    ///
-    /// # Errors
-    /// A [`SubscriberError`] naming the path to the first bad value.
-    pub fn from_json(json: &str) -> Result<Subscriber, SubscriberError> {
-        let _ = json;
-        todo!("subscriber parsing")
+    /// A record with no name, no plan and no usage.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Builds a subscriber record from an already parsed JSON value.
+    /// Sets the user's name, builder style.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the plan assignment, builder style.
+    #[must_use]
+    pub fn with_plan(mut self, assignment: Assignment) -> Self {
+        self.assignment = Some(assignment);
+        self
+    }
+
+    /// Sets the count of `resource`, builder style (see [`Usage::set`]).
+    #[must_use]
+    pub fn with_usage(mut self, resource: impl Into<Arc<str>>, count: u64) -> Self {
+        self.usage.set(resource, count);
+        self
+    }
+
+    /// Sets the count of `action` on `resource`, builder style (see [`Usage::set_action`]).
+    #[must_use]
+    pub fn with_action_usage(
+        mut self,
+        resource: impl Into<Arc<str>>,
+        action: &Action,
+        count: u64,
+    ) -> Self {
+        self.usage.set_action(resource, action, count);
+        self
+    }
+
+    /// The name of the assigned plan, if any.
+    pub fn plan_name(&self) -> Option<&str> {
+        self.assignment.as_ref().map(|a| &*a.plan)
+    }
+
+    /// Parses a subscriber record from subscriber-format JSON text (see [`Subscriber`]).
+    ///
+    /// # Errors
+    /// A [`SubscriberError`] naming the path to the first bad value; invalid JSON gives an error
+    /// with an empty path.
+    pub fn from_json(json: &str) -> Result<Subscriber, SubscriberError> {
+        let value: Value = serde_json::from_str(json)
+            .map_err(|err| SubscriberError::new("", format!("invalid JSON: {err}")))?;
+        Subscriber::from_value(&value)
+    }
+
+    /// Builds a subscriber record from an already parsed JSON value (see [`Subscriber`]).
     ///
     /// # Errors
     /// A [`SubscriberError`] naming the path to the first bad value.
-    pub fn from_value(value: &serde_json::Value) -> Result<Subscriber, SubscriberError> {
-        let _ = value;
-        todo!("subscriber parsing")
+    pub fn from_value(value: &Value) -> Result<Subscriber, SubscriberError> {
+        let root = JsonPath::root();
+        let Value::Object(map) = value else {
+            return Err(SubscriberError::at(
+                &root,
+                format!(
+                    "expected a subscriber record (an object), found {}",
+                    describe(value)
+                ),
+            ));
+        };
+        let name = match name(map, "name", &root)? {
+            Some(name) => Some(name),
+            None => name(map, "id", &root)?,
+        };
+        let plan_path = root.key("plan");
+        let assignment = match map.get("plan") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(assignment(value, &plan_path)?),
+        };
+        let usage = match map.get("usage") {
+            Some(Value::Null) => Usage::new(),
+            Some(Value::Object(usage)) => read_usage(usage.iter(), &root.key("usage"))?,
+            Some(other) => {
+                return Err(SubscriberError::at(
+                    &root.key("usage"),
+                    format!(
+                        "expected an object of usage per resource, found {}",
+                        describe(other)
+                    ),
+                ))
+            }
+            None => {
+                let entries = map
+                    .iter()
+                    .filter(|(key, _)| !matches!(key.as_str(), "name" | "id" | "plan"));
+                read_usage(entries, &root)?
+            }
+        };
+        Ok(Subscriber {
+            name,
+            assignment,
+            usage,
+        })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Subscriber {
+    /// Reads the subscriber JSON form through the same checks as [`Subscriber::from_value`].
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Subscriber::from_value(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Assignment {
+    /// A regular plan that does not expire: not a trial, no `joined`, no `expires`.
+    pub fn new(plan: impl Into<Arc<str>>) -> Self {
+        Self {
+            plan: plan.into(),
+            trial: false,
+            joined: None,
+            expires: None,
+        }
+    }
+
+    /// Marks the assignment as a free trial, builder style. A trial needs [`joined_at`] or
+    /// [`expires_at`].
+    ///
+    /// [`joined_at`]: Assignment::joined_at
+    /// [`expires_at`]: Assignment::expires_at
+    #[must_use]
+    pub fn as_trial(mut self) -> Self {
+        self.trial = true;
+        self
+    }
+
+    /// Sets when the user joined the plan (ms since the Unix epoch), builder style.
+    #[must_use]
+    pub fn joined_at(mut self, ms: u64) -> Self {
+        self.joined = Some(ms);
+        self
+    }
+
+    /// Sets when the plan expires (ms since the Unix epoch), builder style. On a trial this
+    /// overrides the catalog's trial duration, which is how a trial is extended.
+    #[must_use]
+    pub fn expires_at(mut self, ms: u64) -> Self {
+        self.expires = Some(ms);
+        self
+    }
+}
+
+/// Reads `name` or `id`: a string or a number; `null` or absent is `None`.
+fn name(
+    map: &Map<String, Value>,
+    key: &str,
+    root: &JsonPath<'_>,
+) -> Result<Option<Arc<str>>, SubscriberError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(Arc::from(s.as_str()))),
+        Some(Value::Number(n)) => Ok(Some(Arc::from(n.to_string()))),
+        Some(other) => Err(SubscriberError::at(
+            &root.key(key),
+            format!("expected a string or a number, found {}", describe(other)),
+        )),
+    }
+}
+
+/// Reads the `plan` property (not `null`).
+fn assignment(value: &Value, path: &JsonPath<'_>) -> Result<Assignment, SubscriberError> {
+    let map = match value {
+        Value::String(name) if !name.is_empty() => return Ok(Assignment::new(name.as_str())),
+        Value::Object(map) => map,
+        other => {
+            return Err(SubscriberError::at(
+                path,
+                format!(
+                    "expected a plan name or an object with `name`, `trial`, `join` and \
+                     `expire`, found {}",
+                    describe(other)
+                ),
+            ))
+        }
+    };
+    if let Some(key) = map
+        .keys()
+        .find(|k| !matches!(k.as_str(), "name" | "trial" | "join" | "expire"))
+    {
+        return Err(SubscriberError::at(
+            &path.key(key),
+            "unknown plan property; expected `name`, `trial`, `join` or `expire`",
+        ));
+    }
+    let name_path = path.key("name");
+    let mut assignment = match map.get("name") {
+        Some(Value::String(name)) if !name.is_empty() => Assignment::new(name.as_str()),
+        Some(other) => {
+            return Err(SubscriberError::at(
+                &name_path,
+                format!("expected a non-empty plan name, found {}", describe(other)),
+            ))
+        }
+        None => {
+            return Err(SubscriberError::at(
+                &name_path,
+                "missing; expected the plan's name",
+            ))
+        }
+    };
+    assignment.trial = match map.get("trial") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(trial)) => *trial,
+        Some(other) => {
+            return Err(SubscriberError::at(
+                &path.key("trial"),
+                format!("expected `true` or `false`, found {}", describe(other)),
+            ))
+        }
+    };
+    assignment.joined = instant(map.get("join"), &path.key("join"))?;
+    assignment.expires = instant(map.get("expire"), &path.key("expire"))?;
+    if assignment.trial && assignment.joined.is_none() && assignment.expires.is_none() {
+        return Err(SubscriberError::at(
+            path,
+            "a trial needs `join` or `expire` to know when it ends",
+        ));
+    }
+    Ok(assignment)
+}
+
+/// Reads an instant in ms since the Unix epoch; `null` or absent is `None`.
+fn instant(value: Option<&Value>, path: &JsonPath<'_>) -> Result<Option<u64>, SubscriberError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => non_negative_integer(value).map(Some).ok_or_else(|| {
+            SubscriberError::at(
+                path,
+                format!(
+                    "expected milliseconds since the Unix epoch (a non-negative integer), found {}",
+                    describe(value)
+                ),
+            )
+        }),
+    }
+}
+
+/// Reads usage entries (resource -> count or counts per action).
+fn read_usage<'v>(
+    entries: impl Iterator<Item = (&'v String, &'v Value)>,
+    path: &JsonPath<'_>,
+) -> Result<Usage, SubscriberError> {
+    let mut usage = Usage::new();
+    for (resource, value) in entries {
+        let resource_path = path.key(resource);
+        if resource.is_empty() {
+            return Err(SubscriberError::at(
+                &resource_path,
+                "expected a non-empty resource name",
+            ));
+        }
+        let entry = match value {
+            Value::Null => continue,
+            Value::Object(map) => ResourceUsage::PerAction(per_action(map, &resource_path)?),
+            _ => ResourceUsage::Count(non_negative_integer(value).ok_or_else(|| {
+                SubscriberError::at(
+                    &resource_path,
+                    format!(
+                        "expected a count (a non-negative integer) or an object of counts per \
+                         action, found {}",
+                        describe(value)
+                    ),
+                )
+            })?),
+        };
+        usage.resources.insert(Arc::from(resource.as_str()), entry);
+    }
+    Ok(usage)
+}
+
+/// Reads counts per action.
+fn per_action(
+    map: &Map<String, Value>,
+    path: &JsonPath<'_>,
+) -> Result<HashMap<Arc<str>, u64>, SubscriberError> {
+    if map.contains_key("delete") && map.contains_key("destroy") {
+        return Err(SubscriberError::at(
+            &path.key("destroy"),
+            "`destroy` is an alias of `delete`, which is also set",
+        ));
+    }
+    let mut counts = HashMap::with_capacity(map.len());
+    for (key, value) in map {
+        let action_path = path.key(key);
+        if key.is_empty() {
+            return Err(SubscriberError::at(
+                &action_path,
+                "expected a non-empty action name",
+            ));
+        }
+        if value.is_null() {
+            continue;
+        }
+        let count = non_negative_integer(value).ok_or_else(|| {
+            SubscriberError::at(
+                &action_path,
+                format!(
+                    "expected a count (a non-negative integer), found {}",
+                    describe(value)
+                ),
+            )
+        })?;
+        let key: Arc<str> = match Action::rest(key) {
+            Some(rest) => Arc::from(rest.as_str()),
+            None => Arc::from(key.as_str()),
+        };
+        counts.insert(key, count);
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_saturates_at_zero_and_at_the_top() {
+        let mut usage = Usage::new();
+        assert_eq!(usage.add("clients", 2), 2);
+        assert_eq!(usage.add("clients", -5), 0);
+        assert_eq!(usage.count("clients"), Some(0));
+        assert_eq!(usage.add("groups", -1), 0);
+        assert_eq!(usage.count("groups"), Some(0));
+        usage.set("clients", u64::MAX - 1);
+        assert_eq!(usage.add("clients", i64::MAX), u64::MAX);
+        assert_eq!(
+            usage.add("clients", i64::MIN),
+            u64::MAX - i64::MIN.unsigned_abs()
+        );
+    }
+
+    #[test]
+    fn per_action_and_plain_counts_replace_each_other() {
+        let mut usage = Usage::new();
+        usage.set("tasks", 5);
+        usage.set_action("tasks", &Action::Show, 40);
+        // The plain count is gone: unlisted actions count 0.
+        assert_eq!(usage.get("tasks", &Action::Show), 40);
+        assert_eq!(usage.get("tasks", &Action::Create), 0);
+        assert_eq!(usage.count("tasks"), None);
+
+        assert_eq!(usage.add_action("tasks", &Action::Show, 2), 42);
+        assert_eq!(usage.add_action("tasks", &Action::Create, -1), 0);
+        assert_eq!(usage.get("tasks", &Action::Create), 0);
+
+        // `add` makes it a plain count again, starting at 0.
+        assert_eq!(usage.add("tasks", 3), 3);
+        assert_eq!(usage.get("tasks", &Action::Show), 3);
+        assert_eq!(usage.resource("tasks"), Some(&ResourceUsage::Count(3)));
+    }
+
+    #[test]
+    fn action_keys_use_catalog_names() {
+        let mut usage = Usage::new();
+        usage.set_action("tasks", &Action::Custom(Arc::from("destroy")), 4);
+        usage.set_action("tasks", &Action::custom("archive"), 1);
+        assert_eq!(usage.get("tasks", &Action::Delete), 4);
+        assert_eq!(usage.get("tasks", &Action::custom("archive")), 1);
+        let Some(ResourceUsage::PerAction(map)) = usage.resource("tasks") else {
+            panic!("per action")
+        };
+        let mut keys: Vec<&str> = map.keys().map(|k| &**k).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["archive", "delete"]);
+    }
+
+    #[test]
+    fn iter_len_and_remove() {
+        let mut usage = Usage::new();
+        assert!(usage.is_empty());
+        usage.set("clients", 1);
+        usage.set(String::from("groups"), 2);
+        assert_eq!(usage.len(), 2);
+        let mut seen: Vec<(&str, u64)> = usage
+            .iter()
+            .filter_map(|(r, u)| match u {
+                ResourceUsage::Count(n) => Some((&**r, *n)),
+                ResourceUsage::PerAction(_) => None,
+            })
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [("clients", 1), ("groups", 2)]);
+        assert_eq!(usage.remove("clients"), Some(ResourceUsage::Count(1)));
+        assert_eq!(usage.get("clients", &Action::Create), 0);
+    }
+
+    #[test]
+    fn builders_fill_the_record() {
+        let record = Subscriber::new()
+            .with_name("john")
+            .with_plan(Assignment::new("pro").as_trial().joined_at(1).expires_at(2))
+            .with_usage("clients", 3);
+        assert_eq!(record.name.as_deref(), Some("john"));
+        assert_eq!(
+            record.assignment,
+            Some(Assignment {
+                plan: Arc::from("pro"),
+                trial: true,
+                joined: Some(1),
+                expires: Some(2),
+            })
+        );
+        assert_eq!(record.plan_name(), Some("pro"));
+        assert_eq!(record.usage.count("clients"), Some(3));
+    }
+
+    #[test]
+    fn error_display() {
+        assert_eq!(
+            SubscriberError::new("plan.expire", "bad").to_string(),
+            "plan.expire: bad"
+        );
+        assert_eq!(SubscriberError::new("", "bad").to_string(), "bad");
     }
 }

@@ -1,0 +1,703 @@
+//! The plan catalog: plans, their limits and the trial policy.
+//!
+//! A [`Catalog`] is what a [`PlanStore`](crate::PlanStore)'s `plans()` returns; its docs describe
+//! the JSON form and how limits are looked up.
+
+mod builder;
+mod json;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use builder::CatalogBuilder;
+pub(crate) use json::{describe, non_negative_integer, JsonPath};
+
+/// What a request does to a resource.
+///
+/// The six REST actions come from the method and the path (see [`RouteTable`](crate::RouteTable));
+/// [`Action::Custom`] names an action of a custom route, whose limits the catalog lists under that
+/// name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    /// `GET`/`HEAD` on a collection.
+    Index,
+    /// `GET`/`HEAD` on an item.
+    Show,
+    /// `POST` on a collection.
+    Create,
+    /// `PUT` on an item.
+    Update,
+    /// `PATCH` on an item; limited by `update` when a plan sets no `patch` limit.
+    Patch,
+    /// `DELETE` on an item.
+    Delete,
+    /// A named action of a custom route.
+    Custom(Arc<str>),
+}
+
+/// A limit on one action of one resource.
+///
+/// Serialises as the JSON the catalog uses: a number, or `null` for [`Limit::Unlimited`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// No limit (`null` or absent in JSON).
+    Unlimited,
+    /// At most this many; `Limited(0)` blocks the action.
+    Limited(u64),
+}
+
+/// The limits of one plan on one resource, per action.
+///
+/// An action that is not set is unlimited, except [`Action::Patch`], which falls back to the
+/// [`Action::Update`] limit (see [`ResourceLimits::limit`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// Index by `Action` discriminant for the six REST actions; `None` = not set.
+    standard: [Option<Limit>; 6],
+    /// Custom actions, by name.
+    custom: Vec<(Arc<str>, Limit)>,
+}
+
+/// One plan: a name and its limits per resource.
+///
+/// Build one with [`Plan::new`] and the `with_*` methods, or load it as part of a [`Catalog`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    name: Arc<str>,
+    limits: HashMap<Arc<str>, ResourceLimits>,
+}
+
+/// The free-trial policy of a catalog: how long a trial lasts and the plan it falls back to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trial {
+    duration: Duration,
+    fallback: Option<Arc<str>>,
+}
+
+/// All plans plus the trial policy: what a [`PlanStore`](crate::PlanStore)'s `plans()` returns. It is built from
+/// JSON in the format of the Node.js `subscriber` package ([`Catalog::from_json`],
+/// [`Catalog::from_value`], or serde's `Deserialize`), or from Rust with [`Catalog::builder`].
+/// Both paths validate the same way and report a [`CatalogError`] naming the bad value's path.
+///
+/// # The JSON form
+///
+/// The catalog is an object `{"trial": T, "actions": [..], "plans": [..]}` (only `plans` is
+/// required) or a bare array of plans.
+///
+/// * `trial` is a number of days (fractions allowed) or `{"duration": days, "fallback": "free"}`.
+///   The duration must be a positive number; the fallback, if given, must name a plan of the
+///   catalog. `null` means no trial policy.
+/// * A plan is `{"name": "bronze", "limits": {..}}`. Its other properties are ignored. Without a
+///   `limits` property, every property but `name` is a limit: `{"name": "bronze", "groups": 10}`.
+///   Plan names are non-empty strings and unique.
+/// * A resource's limit is a number (a limit on `create` only), `null` (unlimited) or an object
+///   of per-action limits keyed by `index`, `show`, `create`, `update`, `patch`, `delete`
+///   (`destroy` is an alias of `delete`) or a custom action name.
+/// * A limit is a non-negative integer (`0` blocks the action) or `null` (unlimited). Negative,
+///   fractional and non-numeric limits are errors.
+/// * **Custom actions must be declared** in the catalog's top-level `actions` array before a plan
+///   may limit them. Any per-action key that is neither a REST action name nor a declared custom
+///   action is an error that names it, so a misspelt `"craete": 3` is caught instead of silently
+///   becoming a limit on an action no request performs. (The bare-array form declares none.)
+///
+/// A resource is *governed* when some plan names it; a plan that does not name it leaves it
+/// unlimited, and an action a plan does not set is unlimited too, except `patch`, which falls back
+/// to the `update` limit.
+///
+/// ```
+/// use tower_plans::{Action, Catalog, Limit};
+///
+/// let catalog = Catalog::from_json(
+///     r#"{
+///         "trial": {"duration": 14, "fallback": "free"},
+///         "actions": ["export"],
+///         "plans": [
+///             {"name": "free", "clients": 3, "reports": {"export": 0}},
+///             {"name": "pro", "limits": {"clients": {"create": 30, "update": 100}}}
+///         ]
+///     }"#,
+/// )?;
+///
+/// let free = catalog.plan("free").expect("declared above");
+/// assert_eq!(free.limit("clients", &Action::Create), Limit::Limited(3));
+/// assert_eq!(free.limit("clients", &Action::Index), Limit::Unlimited);
+/// assert_eq!(free.limit("reports", &Action::custom("export")), Limit::Limited(0));
+///
+/// let pro = catalog.plan("pro").expect("declared above");
+/// // `patch` falls back to the `update` limit.
+/// assert_eq!(pro.limit("clients", &Action::Patch), Limit::Limited(100));
+///
+/// assert_eq!(catalog.trial().and_then(|t| t.fallback()), Some("free"));
+/// assert!(catalog.is_governed("reports"));
+/// assert!(!catalog.is_governed("invoices"));
+///
+/// // Errors name the path to the bad value.
+/// let err = Catalog::from_json(r#"[{"name": "free", "clients": {"craete": 3}}]"#).unwrap_err();
+/// assert_eq!(err.path(), "plans[0].clients.craete");
+/// # Ok::<(), tower_plans::CatalogError>(())
+/// ```
+///
+/// The same catalog from Rust:
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_plans::{Action, Catalog, Limit, Plan, Trial};
+///
+/// let catalog = Catalog::builder()
+///     .trial(Trial::days(14).with_fallback("free"))
+///     .plan(
+///         Plan::new("free")
+///             .create_limit("clients", 3)
+///             .with_limit("reports", Action::custom("export"), Limit::Limited(0)),
+///     )
+///     .plan(
+///         Plan::new("pro")
+///             .create_limit("clients", 30)
+///             .with_limit("clients", Action::Update, Limit::Limited(100)),
+///     )
+///     .build()?;
+/// assert_eq!(catalog.resources().len(), 2);
+/// assert_eq!(catalog.trial().map(|t| t.duration()), Some(Duration::from_secs(14 * 86_400)));
+/// # Ok::<(), tower_plans::CatalogError>(())
+/// ```
+///
+/// A `Catalog` is always valid: it can only be made by the JSON loaders or by
+/// [`CatalogBuilder::build`], which check it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Catalog {
+    /// The plans, in catalog order.
+    plans: Vec<Plan>,
+    /// Plan name -> index into `plans`.
+    index: HashMap<Arc<str>, usize>,
+    trial: Option<Trial>,
+    /// The declared custom actions (and those the plans use), sorted and deduplicated.
+    actions: Vec<Arc<str>>,
+    /// Every resource some plan names, sorted and deduplicated.
+    resources: Vec<Arc<str>>,
+}
+
+/// A malformed catalog: where the bad value is and what was expected.
+///
+/// The path reads like an accessor: `plans[2].limits.clients.create`, `trial.duration`,
+/// `plans[0].limits["odd key"]`. In a bare array of plans, `plans` names the array itself. An
+/// error about the whole document (invalid JSON, a root that is neither an object nor an array)
+/// has an empty path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogError {
+    path: String,
+    message: String,
+}
+
+impl fmt::Display for CatalogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for CatalogError {}
+
+impl CatalogError {
+    /// Creates an error for the value at `path` (`plans[2].limits.clients.create`).
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The path to the bad value, such as `plans[2].limits.clients.create`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// What was wrong with it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl Action {
+    /// The REST actions, in the order of their slots.
+    pub const REST: [Action; 6] = [
+        Action::Index,
+        Action::Show,
+        Action::Create,
+        Action::Update,
+        Action::Patch,
+        Action::Delete,
+    ];
+
+    /// The action's name as the catalog spells it (`"index"`, `"create"`, or the custom name).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Action::Index => "index",
+            Action::Show => "show",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Patch => "patch",
+            Action::Delete => "delete",
+            Action::Custom(name) => name,
+        }
+    }
+
+    /// The REST action with this catalog name (`destroy` is an alias of `delete`), or `None`.
+    pub fn rest(name: &str) -> Option<Action> {
+        Some(match name {
+            "index" => Action::Index,
+            "show" => Action::Show,
+            "create" => Action::Create,
+            "update" => Action::Update,
+            "patch" => Action::Patch,
+            "delete" | "destroy" => Action::Delete,
+            _ => return None,
+        })
+    }
+
+    /// A custom action with this name. A REST name gives the REST action instead.
+    pub fn custom(name: impl AsRef<str>) -> Action {
+        let name = name.as_ref();
+        Action::rest(name).unwrap_or_else(|| Action::Custom(Arc::from(name)))
+    }
+
+    /// The slot of a REST action, `None` for a custom one.
+    pub(crate) fn slot(&self) -> Option<usize> {
+        match self {
+            Action::Index => Some(0),
+            Action::Show => Some(1),
+            Action::Create => Some(2),
+            Action::Update => Some(3),
+            Action::Patch => Some(4),
+            Action::Delete => Some(5),
+            Action::Custom(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl Action {
+    /// The slot of a REST action, also for a [`Action::Custom`] that carries a REST name.
+    fn normalised_slot(&self) -> Option<usize> {
+        match self {
+            Action::Custom(name) => Action::rest(name).and_then(|a| a.slot()),
+            other => other.slot(),
+        }
+    }
+}
+
+impl Limit {
+    /// Whether `usage` is still below this limit, so one more is allowed.
+    pub fn allows(&self, usage: u64) -> bool {
+        match self {
+            Limit::Unlimited => true,
+            Limit::Limited(max) => usage < *max,
+        }
+    }
+
+    /// The maximum, `None` when unlimited.
+    pub fn maximum(&self) -> Option<u64> {
+        match self {
+            Limit::Unlimited => None,
+            Limit::Limited(max) => Some(*max),
+        }
+    }
+}
+
+impl serde::Serialize for Limit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Limit::Unlimited => serializer.serialize_none(),
+            Limit::Limited(max) => serializer.serialize_u64(*max),
+        }
+    }
+}
+
+impl ResourceLimits {
+    /// No limit set on any action.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the limit on `action`. A [`Action::Custom`] carrying a REST name (`"create"`,
+    /// `"destroy"`) sets that REST action.
+    pub fn set(&mut self, action: Action, limit: Limit) {
+        if let Some(slot) = action.normalised_slot() {
+            self.standard[slot] = Some(limit);
+            return;
+        }
+        if let Action::Custom(name) = action {
+            match self.custom.iter_mut().find(|(n, _)| *n == name) {
+                Some(entry) => entry.1 = limit,
+                None => self.custom.push((name, limit)),
+            }
+        }
+    }
+
+    /// Sets the limit on `action`, builder style.
+    #[must_use]
+    pub fn with(mut self, action: Action, limit: Limit) -> Self {
+        self.set(action, limit);
+        self
+    }
+
+    /// The limit set on exactly this action, `None` when it is not set (no `patch` fallback).
+    pub fn get(&self, action: &Action) -> Option<Limit> {
+        match (action.normalised_slot(), action) {
+            (Some(slot), _) => self.standard[slot],
+            (None, Action::Custom(name)) => self
+                .custom
+                .iter()
+                .find(|(n, _)| **n == **name)
+                .map(|(_, limit)| *limit),
+            (None, _) => None,
+        }
+    }
+
+    /// The limit that applies to `action`: the one set, else for [`Action::Patch`] the
+    /// [`Action::Update`] limit, else [`Limit::Unlimited`].
+    pub fn limit(&self, action: &Action) -> Limit {
+        if let Some(limit) = self.get(action) {
+            return limit;
+        }
+        if *action == Action::Patch {
+            if let Some(limit) = self.get(&Action::Update) {
+                return limit;
+            }
+        }
+        Limit::Unlimited
+    }
+
+    /// Whether no action has a limit set (the resource is named but unlimited).
+    pub fn is_empty(&self) -> bool {
+        self.standard.iter().all(Option::is_none) && self.custom.is_empty()
+    }
+
+    /// The limits set, REST actions first (in [`Action::REST`] order), then custom actions in
+    /// the order they were set.
+    pub fn iter(&self) -> impl Iterator<Item = (Action, Limit)> + '_ {
+        let standard = Action::REST
+            .iter()
+            .zip(self.standard.iter())
+            .filter_map(|(action, limit)| limit.map(|limit| (action.clone(), limit)));
+        let custom = self
+            .custom
+            .iter()
+            .map(|(name, limit)| (Action::Custom(Arc::clone(name)), *limit));
+        standard.chain(custom)
+    }
+
+    /// The custom action names set here.
+    pub(crate) fn custom_names(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.custom.iter().map(|(name, _)| name)
+    }
+}
+
+impl Catalog {
+    /// Starts a catalog built from Rust; see [`CatalogBuilder`].
+    pub fn builder() -> CatalogBuilder {
+        CatalogBuilder::new()
+    }
+
+    /// Parses a catalog from subscriber-format JSON text (see [`Catalog`]).
+    ///
+    /// # Errors
+    /// A [`CatalogError`] naming the path to the first bad value; invalid JSON gives an error
+    /// with an empty path.
+    pub fn from_json(json: &str) -> Result<Catalog, CatalogError> {
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|err| CatalogError::new("", format!("invalid JSON: {err}")))?;
+        Catalog::from_value(&value)
+    }
+
+    /// Builds a catalog from an already parsed JSON value (see [`Catalog`]).
+    ///
+    /// # Errors
+    /// A [`CatalogError`] naming the path to the first bad value.
+    pub fn from_value(value: &serde_json::Value) -> Result<Catalog, CatalogError> {
+        json::catalog(value)
+    }
+
+    /// The plan with this name.
+    pub fn plan(&self, name: &str) -> Option<&Plan> {
+        self.index.get(name).and_then(|&i| self.plans.get(i))
+    }
+
+    /// The plans, in catalog order.
+    pub fn plans(&self) -> impl ExactSizeIterator<Item = &Plan> + '_ {
+        self.plans.iter()
+    }
+
+    /// The trial policy, if the catalog offers trials.
+    pub fn trial(&self) -> Option<&Trial> {
+        self.trial.as_ref()
+    }
+
+    /// Every resource that some plan names (the governed resources), sorted.
+    pub fn resources(&self) -> &[Arc<str>] {
+        &self.resources
+    }
+
+    /// Whether some plan names `resource`, so requests to it are governed.
+    pub fn is_governed(&self, resource: &str) -> bool {
+        self.resources
+            .binary_search_by(|r| (**r).cmp(resource))
+            .is_ok()
+    }
+
+    /// The custom action names the catalog declares (or its plans use), sorted.
+    pub fn custom_actions(&self) -> &[Arc<str>] {
+        &self.actions
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Catalog {
+    /// Reads the subscriber JSON form through the same checks as [`Catalog::from_value`].
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Catalog::from_value(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Plan {
+    /// A plan with no limits.
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Self {
+            name: name.into(),
+            limits: HashMap::new(),
+        }
+    }
+
+    /// Sets the limit on `action` of `resource`, builder style.
+    #[must_use]
+    pub fn with_limit(
+        mut self,
+        resource: impl Into<Arc<str>>,
+        action: Action,
+        limit: Limit,
+    ) -> Self {
+        self.limits
+            .entry(resource.into())
+            .or_default()
+            .set(action, limit);
+        self
+    }
+
+    /// Limits creating `resource` to `max` items (the JSON shorthand `{"clients": 3}`).
+    #[must_use]
+    pub fn create_limit(self, resource: impl Into<Arc<str>>, max: u64) -> Self {
+        self.with_limit(resource, Action::Create, Limit::Limited(max))
+    }
+
+    /// Names `resource` without limiting it (the JSON `{"clients": null}`), so that it is
+    /// governed. Limits already set on it are kept.
+    #[must_use]
+    pub fn unlimited(mut self, resource: impl Into<Arc<str>>) -> Self {
+        self.limits.entry(resource.into()).or_default();
+        self
+    }
+
+    /// Replaces the limits on `resource`.
+    #[must_use]
+    pub fn with_resource(mut self, resource: impl Into<Arc<str>>, limits: ResourceLimits) -> Self {
+        self.limits.insert(resource.into(), limits);
+        self
+    }
+
+    /// The plan's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The plan's name, shared.
+    pub fn name_arc(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The limit this plan sets on `action` of `resource`.
+    ///
+    /// A resource the plan does not name, and an action it does not set, are
+    /// [`Limit::Unlimited`], except that [`Action::Patch`] falls back to the [`Action::Update`]
+    /// limit. The lookup does not allocate.
+    pub fn limit(&self, resource: &str, action: &Action) -> Limit {
+        match self.limits.get(resource) {
+            Some(limits) => limits.limit(action),
+            None => Limit::Unlimited,
+        }
+    }
+
+    /// The limits on `resource`, if the plan names it.
+    pub fn resource(&self, resource: &str) -> Option<&ResourceLimits> {
+        self.limits.get(resource)
+    }
+
+    /// The resources this plan names, with their limits, in no particular order.
+    pub fn resources(&self) -> impl Iterator<Item = (&Arc<str>, &ResourceLimits)> + '_ {
+        self.limits.iter()
+    }
+}
+
+impl Trial {
+    /// Trials of this length, without a fallback plan.
+    pub fn new(duration: Duration) -> Self {
+        Self {
+            duration,
+            fallback: None,
+        }
+    }
+
+    /// Trials of this many days, without a fallback plan.
+    pub fn days(days: u32) -> Self {
+        Self::new(Duration::from_secs(u64::from(days) * 86_400))
+    }
+
+    /// The plan a user falls back to when the trial ends, builder style.
+    #[must_use]
+    pub fn with_fallback(mut self, plan: impl Into<Arc<str>>) -> Self {
+        self.fallback = Some(plan.into());
+        self
+    }
+
+    /// How long a trial lasts.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// How long a trial lasts, in whole milliseconds (saturating).
+    pub(crate) fn duration_ms(&self) -> u64 {
+        u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The plan a user falls back to when the trial ends.
+    pub fn fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    /// The fallback plan's name, shared.
+    pub fn fallback_arc(&self) -> Option<&Arc<str>> {
+        self.fallback.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_actions_are_unlimited_and_patch_falls_back_to_update() {
+        let limits = ResourceLimits::new()
+            .with(Action::Create, Limit::Limited(3))
+            .with(Action::Update, Limit::Limited(7));
+        assert_eq!(limits.limit(&Action::Create), Limit::Limited(3));
+        assert_eq!(limits.limit(&Action::Index), Limit::Unlimited);
+        assert_eq!(limits.limit(&Action::Patch), Limit::Limited(7));
+        assert_eq!(limits.get(&Action::Patch), None);
+
+        // An explicit patch limit, even unlimited, wins over update.
+        let limits = limits.with(Action::Patch, Limit::Unlimited);
+        assert_eq!(limits.limit(&Action::Patch), Limit::Unlimited);
+    }
+
+    #[test]
+    fn custom_actions_carrying_rest_names_are_rest_actions() {
+        let limits = ResourceLimits::new()
+            .with(Action::Custom(Arc::from("destroy")), Limit::Limited(1))
+            .with(Action::custom("archive"), Limit::Limited(2));
+        assert_eq!(limits.limit(&Action::Delete), Limit::Limited(1));
+        assert_eq!(
+            limits.limit(&Action::Custom(Arc::from("delete"))),
+            Limit::Limited(1)
+        );
+        assert_eq!(limits.limit(&Action::custom("archive")), Limit::Limited(2));
+        assert_eq!(limits.limit(&Action::custom("export")), Limit::Unlimited);
+        let set: Vec<_> = limits.iter().collect();
+        assert_eq!(
+            set,
+            vec![
+                (Action::Delete, Limit::Limited(1)),
+                (Action::custom("archive"), Limit::Limited(2)),
+            ]
+        );
+    }
+
+    #[test]
+    fn setting_a_custom_action_twice_replaces_it() {
+        let mut limits = ResourceLimits::new();
+        limits.set(Action::custom("archive"), Limit::Limited(2));
+        limits.set(Action::custom("archive"), Limit::Limited(5));
+        assert_eq!(limits.iter().count(), 1);
+        assert_eq!(limits.limit(&Action::custom("archive")), Limit::Limited(5));
+    }
+
+    #[test]
+    fn plans_do_not_limit_resources_they_do_not_name() {
+        let plan = Plan::new("free")
+            .create_limit("clients", 3)
+            .unlimited("groups");
+        assert_eq!(plan.limit("clients", &Action::Create), Limit::Limited(3));
+        assert_eq!(plan.limit("groups", &Action::Create), Limit::Unlimited);
+        assert_eq!(plan.limit("invoices", &Action::Create), Limit::Unlimited);
+        assert!(plan
+            .resource("groups")
+            .is_some_and(ResourceLimits::is_empty));
+        assert!(plan.resource("invoices").is_none());
+    }
+
+    #[test]
+    fn governed_resources_are_sorted_and_deduplicated() {
+        let catalog = Catalog::builder()
+            .plan(
+                Plan::new("free")
+                    .create_limit("groups", 1)
+                    .create_limit("clients", 3),
+            )
+            .plan(Plan::new("pro").unlimited("clients").unlimited("archives"))
+            .build()
+            .unwrap();
+        let resources: Vec<&str> = catalog.resources().iter().map(|r| &**r).collect();
+        assert_eq!(resources, ["archives", "clients", "groups"]);
+        assert!(catalog.is_governed("archives"));
+        assert!(catalog.is_governed("groups"));
+        assert!(!catalog.is_governed("group"));
+        assert!(!catalog.is_governed(""));
+        let names: Vec<&str> = catalog.plans().map(Plan::name).collect();
+        assert_eq!(names, ["free", "pro"]);
+    }
+
+    #[test]
+    fn limits_serialise_as_numbers_or_null() {
+        assert_eq!(serde_json::to_string(&Limit::Limited(3)).unwrap(), "3");
+        assert_eq!(serde_json::to_string(&Limit::Unlimited).unwrap(), "null");
+        assert!(Limit::Limited(3).allows(2));
+        assert!(!Limit::Limited(3).allows(3));
+        assert!(!Limit::Limited(0).allows(0));
+        assert!(Limit::Unlimited.allows(u64::MAX));
+        assert_eq!(Limit::Limited(3).maximum(), Some(3));
+        assert_eq!(Limit::Unlimited.maximum(), None);
+    }
+
+    #[test]
+    fn error_display_includes_the_path_when_there_is_one() {
+        let err = CatalogError::new("plans[0].name", "missing");
+        assert_eq!(err.to_string(), "plans[0].name: missing");
+        assert_eq!(
+            CatalogError::new("", "invalid JSON").to_string(),
+            "invalid JSON"
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! The allow path of the decision allocates nothing.
+//!
+//! A counting global allocator counts the allocations made on the current thread while a
+//! closure runs; the test harness's own threads are not counted. This file holds a single test.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower_plans::{decide, Action, Assignment, Catalog, Decision, PlanState, Policy, Subscriber};
+
+struct Counting;
+
+thread_local! {
+    static ENABLED: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note() {
+    let on = ENABLED.try_with(Cell::get).unwrap_or(false);
+    if on {
+        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        System.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        System.realloc(ptr, layout, new_size)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` and returns its result with the number of allocations it made on this thread.
+fn allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    COUNT.with(|c| c.set(0));
+    ENABLED.with(|e| e.set(true));
+    let result = f();
+    ENABLED.with(|e| e.set(false));
+    (result, COUNT.with(Cell::get))
+}
+
+/// A name, the user, the time, the resource, the action and the expected state.
+type Case<'a> = (
+    &'a str,
+    Option<&'a Subscriber>,
+    u64,
+    &'a Arc<str>,
+    &'a Action,
+    PlanState,
+);
+
+const DAY: u64 = 86_400_000;
+const T0: u64 = 1_700_000_000_000;
+
+#[test]
+fn the_allow_path_allocates_nothing() {
+    // The counter counts.
+    let (v, n) = allocations(|| black_box(Vec::<u8>::with_capacity(16)));
+    assert!(n >= 1, "the counting allocator saw {n} allocations");
+    drop(v);
+
+    let catalog = Catalog::from_json(
+        r#"{"trial": {"duration": 14, "fallback": "free"}, "actions": ["export"], "plans": [
+            {"name": "free", "clients": 3, "reports": {"export": 2}},
+            {"name": "pro", "clients": {"create": 30, "update": 90}, "tasks": {"show": 40}}
+        ]}"#,
+    )
+    .unwrap();
+    let clients: Arc<str> = Arc::from("clients");
+    let tasks: Arc<str> = Arc::from("tasks");
+    let reports: Arc<str> = Arc::from("reports");
+    let invoices: Arc<str> = Arc::from("invoices");
+    let export = Action::custom("export");
+    let policy = Policy::new()
+        .grace(Duration::from_secs(60))
+        .default_plan("free");
+
+    let active = Subscriber::new()
+        .with_name("john")
+        .with_plan(Assignment::new("pro").expires_at(T0 + DAY))
+        .with_usage("clients", 29)
+        .with_action_usage("tasks", &Action::Show, 39);
+    let trial = Subscriber::new()
+        .with_plan(Assignment::new("pro").as_trial().joined_at(T0))
+        .with_usage("clients", 1);
+    let fallback = trial.clone();
+    let nobody = Subscriber::new().with_action_usage("reports", &export, 1);
+
+    let cases: [Case<'_>; 8] = [
+        (
+            "limited",
+            Some(&active),
+            T0,
+            &clients,
+            &Action::Create,
+            PlanState::Active,
+        ),
+        (
+            "patch via update",
+            Some(&active),
+            T0,
+            &clients,
+            &Action::Patch,
+            PlanState::Active,
+        ),
+        (
+            "per action",
+            Some(&active),
+            T0,
+            &tasks,
+            &Action::Show,
+            PlanState::Active,
+        ),
+        (
+            "unlimited",
+            Some(&active),
+            T0,
+            &invoices,
+            &Action::Delete,
+            PlanState::Active,
+        ),
+        (
+            "trial",
+            Some(&trial),
+            T0 + DAY,
+            &clients,
+            &Action::Create,
+            PlanState::Trial,
+        ),
+        (
+            "fallback",
+            Some(&fallback),
+            T0 + 15 * DAY,
+            &clients,
+            &Action::Create,
+            PlanState::Fallback {
+                trial: Arc::from("pro"),
+            },
+        ),
+        (
+            "default",
+            Some(&nobody),
+            T0,
+            &reports,
+            &export,
+            PlanState::Default,
+        ),
+        (
+            "no record",
+            None,
+            T0,
+            &clients,
+            &Action::Index,
+            PlanState::Default,
+        ),
+    ];
+
+    for (name, user, now, resource, action, state) in cases {
+        // Once to warm up anything lazily initialised, then measured.
+        let _ = decide(&catalog, user, now, resource, action, &policy);
+        let (decision, count) =
+            allocations(|| decide(&catalog, user, now, resource, action, &policy));
+        let Decision::Allow(allowed) = decision else {
+            panic!("{name}: expected an allow, got {decision:?}");
+        };
+        assert_eq!(allowed.state, state, "{name}");
+        assert_eq!(count, 0, "{name}: the allow path allocated {count} times");
+    }
+}
