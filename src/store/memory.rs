@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{BoxError, PlanStore};
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Action, Catalog, CatalogError};
 use crate::subscriber::{Assignment, Subscriber, SubscriberError};
 
 /// An in-memory [`PlanStore`]: a catalog and a map of subscriber records that the application can
@@ -36,12 +36,12 @@ use crate::subscriber::{Assignment, Subscriber, SubscriberError};
 /// )?;
 /// assert_eq!(store.len(), 1);
 ///
+/// // John creates a client: his usage goes up.
+/// assert_eq!(store.add_usage("john", "clients", 1), 3);
+///
 /// // John upgrades.
-/// store.set_plan(
-///     "john",
-///     Some(Assignment { plan: "pro".into(), trial: false, joined: None, expires: None }),
-/// );
-/// assert_eq!(&*store.subscriber("john").unwrap().assignment.as_ref().unwrap().plan, "pro");
+/// store.set_plan("john", Some(Assignment::new("pro")));
+/// assert_eq!(store.subscriber("john").unwrap().plan_name(), Some("pro"));
 /// # Ok::<(), tower_plans::LoadError>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -165,6 +165,35 @@ impl MemoryStore {
         }
     }
 
+    /// Sets the count of `resource` for a user (replacing per-action counts, if any), creating the
+    /// user when unknown.
+    pub fn set_usage(&self, id: impl AsRef<str>, resource: impl Into<Arc<str>>, count: u64) {
+        let resource = resource.into();
+        self.update_user(id, |subscriber| subscriber.usage.set(resource, count));
+    }
+
+    /// Adds `delta` (negative to subtract) to the count of `resource` for a user and returns the
+    /// new count, saturating at 0. Creates the user when unknown; an unrecorded resource starts
+    /// at 0 (see [`Usage::add`](crate::Usage::add)).
+    pub fn add_usage(&self, id: impl AsRef<str>, resource: &str, delta: i64) -> u64 {
+        self.update_user(id, |subscriber| subscriber.usage.add(resource, delta))
+    }
+
+    /// Adds `delta` to the count of `action` on `resource` for a user and returns the new count,
+    /// saturating at 0. Creates the user when unknown (see
+    /// [`Usage::add_action`](crate::Usage::add_action)).
+    pub fn add_action_usage(
+        &self,
+        id: impl AsRef<str>,
+        resource: &str,
+        action: &Action,
+        delta: i64,
+    ) -> u64 {
+        self.update_user(id, |subscriber| {
+            subscriber.usage.add_action(resource, action, delta)
+        })
+    }
+
     /// Changes a user's record in place and returns what `f` returns.
     ///
     /// An unknown user is created first, named by `id`, with no plan and no usage. The store's
@@ -176,10 +205,7 @@ impl MemoryStore {
             return f(Arc::make_mut(subscriber));
         }
         let id: Arc<str> = Arc::from(id);
-        let mut subscriber = Subscriber {
-            name: Some(Arc::clone(&id)),
-            ..Subscriber::default()
-        };
+        let mut subscriber = Subscriber::new().with_name(Arc::clone(&id));
         let result = f(&mut subscriber);
         state.users.insert(id, Arc::new(subscriber));
         result

@@ -65,7 +65,7 @@
 //! let request = Request::post("/webhooks/billing")
 //!     .header("x-purchasely-timestamp", &timestamp)
 //!     .header("x-purchasely-request-signature", config.sign(&timestamp, body.as_bytes()))
-//!     .body(Full::new(body.as_bytes().to_vec().into()))?;
+//!     .body(Full::new(bytes::Bytes::from(body)))?;
 //!
 //! let response = receiver.oneshot(request).await?;
 //! assert_eq!(response.status(), 200);
