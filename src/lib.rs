@@ -10,10 +10,16 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod body;
+mod cache;
 mod catalog;
 mod decision;
 mod error;
+mod future;
+mod layer;
+mod response;
 mod routes;
+mod service;
 mod store;
 mod subscriber;
 mod user;
@@ -24,7 +30,14 @@ pub use catalog::CatalogBuilder;
 pub use catalog::{Action, Catalog, CatalogError, Limit, Plan, ResourceLimits, Trial};
 pub use decision::{decide, Allowed, Decision, Denial, PlanState, Policy};
 pub use error::ConfigError;
-pub use routes::{CustomRoute, RouteConfig, RouteMatch, RouteTable};
+pub use routes::{CustomRoute, RouteConfig, RouteEntry, RouteMatch, RouteTable};
 pub use store::{BoxError, LoadError, MemoryStore, PlanStore};
 pub use subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usage};
-pub use user::UserId;
+pub use user::{RequestHead, UserId};
+
+pub use body::ResponseBody;
+pub use cache::{Invalidator, UserCache};
+pub use future::ResponseFuture;
+pub use layer::{PlanLimitLayer, PlanLimitLayerBuilder};
+pub use response::{JsonRejection, Rejection, RenderRejection};
+pub use service::PlanLimit;

@@ -1,4 +1,8 @@
 //! The route table: from a request's method and path to a governed resource and action.
+//!
+//! [`RouteConfig`] says where resources live, [`RouteTable`] is its compiled form for one plan
+//! catalog. The rules (paths, methods, custom routes, how spellings are normalised) and an
+//! example are in the docs of [`RouteTable`].
 
 use std::sync::Arc;
 
@@ -7,9 +11,15 @@ use http::Method;
 use crate::catalog::Action;
 use crate::error::ConfigError;
 
+mod normalize;
+mod table;
+mod template;
+
+pub use table::{RouteEntry, RouteMatch, RouteTable};
+
 /// How resources map to paths: the `base`, per-resource `paths`, custom routes and case
 /// sensitivity. Validated by [`RouteConfig::validate`] and compiled per catalog into a
-/// [`RouteTable`].
+/// [`RouteTable`]. See [`RouteTable`] for the rules.
 #[derive(Clone, Debug, Default)]
 pub struct RouteConfig {
     base: String,
@@ -19,6 +29,8 @@ pub struct RouteConfig {
 }
 
 /// An explicit route: a method and a path template mapped to a resource and an action.
+///
+/// Added with [`RouteConfig::route`]; see [`RouteTable`](RouteTable#custom-routes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CustomRoute {
     /// The request method.
@@ -48,7 +60,7 @@ impl RouteConfig {
     }
 
     /// An explicit collection path for `resource`: absolute if it starts with `/`, otherwise
-    /// relative to the base.
+    /// relative to the base. Given twice for the same resource, the last one counts.
     #[must_use]
     pub fn path(mut self, resource: impl Into<Arc<str>>, template: impl Into<String>) -> Self {
         self.paths.push((resource.into(), template.into()));
@@ -82,45 +94,32 @@ impl RouteConfig {
 
     /// Checks the configuration on its own: every template compiles and no two routes conflict.
     ///
+    /// It compiles the base, the paths configured with [`path`](Self::path) (as if the catalog
+    /// governed exactly those resources) and every custom route. Resources that only get their
+    /// default path are checked when the catalog is known, by [`RouteTable::new`].
+    ///
     /// # Errors
     /// The first [`ConfigError`] found.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        todo!("route config validation")
-    }
-}
-
-/// A compiled route table for one set of governed resources.
-#[derive(Clone, Debug)]
-pub struct RouteTable {
-    _private: (),
-}
-
-/// The resource and action a request touches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RouteMatch<'a> {
-    /// The governed resource.
-    pub resource: &'a Arc<str>,
-    /// The action.
-    pub action: &'a Action,
-}
-
-impl RouteTable {
-    /// Compiles the table for `resources` (the catalog's governed resources) under `config`.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] when a template is invalid or two routes conflict.
-    pub fn new<'a, I>(config: &RouteConfig, resources: I) -> Result<RouteTable, ConfigError>
-    where
-        I: IntoIterator<Item = &'a Arc<str>>,
-    {
-        let _ = (config, resources.into_iter());
-        todo!("route table")
+        table::compile(self, None).map(|_| ())
     }
 
-    /// The resource and action `method` on `path` (a URI path, without the query) touches, or
-    /// `None` when the request is not governed.
-    pub fn resolve(&self, method: &Method, path: &str) -> Option<RouteMatch<'_>> {
-        let _ = (method, path);
-        todo!("route matching")
+    /// The custom routes, in the order they were added.
+    pub fn custom_routes(&self) -> &[CustomRoute] {
+        &self.custom
+    }
+
+    /// Whether matching is case-sensitive.
+    pub fn is_case_sensitive(&self) -> bool {
+        self.case_sensitive
+    }
+
+    /// The configured path of `resource`, if any (the last one given).
+    fn path_of(&self, resource: &str) -> Option<&str> {
+        self.paths
+            .iter()
+            .rev()
+            .find(|(name, _)| &**name == resource)
+            .map(|(_, template)| template.as_str())
     }
 }

@@ -1,0 +1,481 @@
+//! The layer's caches: the catalog with its compiled route table, the optional user cache, and
+//! the [`Invalidator`] that drops their entries.
+//!
+//! The catalog is loaded by the first request that needs it; concurrent requests wait for that one
+//! `plans()` call. Afterwards it is used for `plans_ttl`; the first governed request after that
+//! starts one refresh in the background (on the current Tokio runtime) and keeps using the loaded
+//! catalog, so no request waits for a refresh. A refresh that fails, times out, or returns a
+//! catalog whose route table does not compile is logged and the last good catalog keeps serving
+//! for up to `max_stale` past its time-to-live.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::time::Instant;
+
+use crate::catalog::Catalog;
+use crate::error::ConfigError;
+use crate::layer::Shared;
+use crate::routes::RouteTable;
+use crate::store::BoxError;
+use crate::subscriber::Subscriber;
+use crate::user::UserId;
+
+/// A store call that failed or took longer than `store_timeout`.
+#[derive(Debug)]
+pub(crate) enum StoreError {
+    Failed(BoxError),
+    TimedOut(Duration),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Failed(error) => fmt::Display::fmt(error, f),
+            StoreError::TimedOut(after) => write!(f, "no answer within {after:?}"),
+        }
+    }
+}
+
+/// Runs one store call under `timeout`. Outside a Tokio runtime there is no timer to run the
+/// timeout on, and the call is awaited as it is.
+pub(crate) async fn timed<T, F>(timeout: Duration, call: F) -> Result<T, StoreError>
+where
+    F: Future<Output = Result<T, BoxError>>,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return call.await.map_err(StoreError::Failed);
+    }
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result.map_err(StoreError::Failed),
+        Err(_) => Err(StoreError::TimedOut(timeout)),
+    }
+}
+
+/// A catalog as loaded from the store, with its route table.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) table: Arc<RouteTable>,
+    /// When the fetch completed (Tokio's clock, so a paused clock governs it in tests).
+    fetched_at: Instant,
+    /// The catalog generation when the fetch started; an invalidation bumps the generation.
+    generation: u64,
+}
+
+/// What the catalog cache offers a request at one instant.
+pub(crate) enum View {
+    /// Nothing loaded yet.
+    Cold,
+    /// A catalog to decide with; `stale` when its time-to-live has passed (a refresh is due).
+    Usable { loaded: Arc<Loaded>, stale: bool },
+    /// A catalog that may only tell governed requests from ungoverned ones: it was invalidated, is
+    /// too old, or the time-to-live is zero. Governed requests wait for a fetch.
+    RoutingOnly(Arc<Loaded>),
+}
+
+/// The catalog cache.
+pub(crate) struct CatalogCache {
+    ttl: Duration,
+    max_stale: Duration,
+    current: RwLock<Option<Arc<Loaded>>>,
+    generation: AtomicU64,
+    /// Held by the one request that fetches when nothing usable is loaded.
+    flight: tokio::sync::Mutex<()>,
+    /// Completed fetches under `flight`, so that waiters learn that one failed.
+    attempts: AtomicU64,
+    /// Whether a refresh of a stale catalog is under way.
+    refreshing: AtomicBool,
+}
+
+impl CatalogCache {
+    pub(crate) fn new(ttl: Duration, max_stale: Duration) -> Self {
+        Self {
+            ttl,
+            max_stale,
+            current: RwLock::new(None),
+            generation: AtomicU64::new(0),
+            flight: tokio::sync::Mutex::new(()),
+            attempts: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub(crate) fn max_stale(&self) -> Duration {
+        self.max_stale
+    }
+
+    fn current(&self) -> Option<Arc<Loaded>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether `loaded` may still serve decisions at `now`, generation aside.
+    fn within_staleness(&self, loaded: &Loaded, now: Instant) -> bool {
+        now.saturating_duration_since(loaded.fetched_at) < self.ttl.saturating_add(self.max_stale)
+    }
+
+    pub(crate) fn view(&self, now: Instant) -> View {
+        let Some(loaded) = self.current() else {
+            return View::Cold;
+        };
+        if self.ttl.is_zero() || loaded.generation != self.generation.load(Ordering::Acquire) {
+            return View::RoutingOnly(loaded);
+        }
+        let age = now.saturating_duration_since(loaded.fetched_at);
+        if age < self.ttl {
+            View::Usable {
+                loaded,
+                stale: false,
+            }
+        } else if age < self.ttl.saturating_add(self.max_stale) {
+            View::Usable {
+                loaded,
+                stale: true,
+            }
+        } else {
+            View::RoutingOnly(loaded)
+        }
+    }
+
+    /// The catalog a request uses when a fetch failed: the last good one, if it is not older than
+    /// `max_stale` past its time-to-live (even if it was invalidated since).
+    fn fallback(&self, now: Instant) -> Option<Arc<Loaded>> {
+        self.current()
+            .filter(|loaded| self.within_staleness(loaded, now))
+    }
+
+    /// Marks the catalog as changed: the next governed request fetches it and waits.
+    pub(crate) fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn store(&self, loaded: Arc<Loaded>) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let newer = match current.as_ref() {
+            Some(old) => loaded.generation >= old.generation,
+            None => true,
+        };
+        if newer {
+            *current = Some(loaded);
+        }
+    }
+
+    /// Fetches the catalog, compiles its route table (reusing the current one when the governed
+    /// resources did not change) and stores it. Failures are logged here.
+    async fn fetch(&self, shared: &Shared) -> Option<Arc<Loaded>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let catalog = match timed(shared.store_timeout, shared.store.plans()).await {
+            Ok(catalog) => catalog,
+            Err(error) => {
+                tracing::warn!(%error, "plan store failed to return the catalog");
+                return None;
+            }
+        };
+        let previous = self.current();
+        let table = match previous {
+            Some(previous) if previous.catalog.resources() == catalog.resources() => {
+                Arc::clone(&previous.table)
+            }
+            _ => match RouteTable::new(&shared.routes, catalog.resources()) {
+                Ok(table) => Arc::new(table),
+                Err(error) => {
+                    tracing::warn!(%error, "the catalog's resources do not compile into routes");
+                    return None;
+                }
+            },
+        };
+        let loaded = Arc::new(Loaded {
+            catalog,
+            table,
+            fetched_at: Instant::now(),
+            generation,
+        });
+        self.store(Arc::clone(&loaded));
+        tracing::debug!(
+            resources = loaded.catalog.resources().len(),
+            "plan catalog loaded"
+        );
+        Some(loaded)
+    }
+
+    /// Fetches the catalog for a request that needs a fresh one (zero time-to-live), falling back
+    /// to the last good catalog when the fetch fails.
+    pub(crate) async fn fetch_or_fallback(&self, shared: &Shared) -> Option<Arc<Loaded>> {
+        match self.fetch(shared).await {
+            Some(loaded) => Some(loaded),
+            None => self.fallback_logged(),
+        }
+    }
+
+    fn fallback_logged(&self) -> Option<Arc<Loaded>> {
+        let now = Instant::now();
+        let fallback = self.fallback(now);
+        if let Some(loaded) = &fallback {
+            tracing::warn!(
+                age = ?now.saturating_duration_since(loaded.fetched_at),
+                "serving the last good plan catalog"
+            );
+        }
+        fallback
+    }
+
+    /// A usable catalog for a request that found none: one fetch for all concurrent callers.
+    /// When that fetch fails, every caller waiting for it gets the fallback (or `None`) without
+    /// fetching again.
+    pub(crate) async fn load(&self, shared: &Shared) -> Option<Arc<Loaded>> {
+        if self.ttl.is_zero() {
+            return self.fetch_or_fallback(shared).await;
+        }
+        let seen = self.attempts.load(Ordering::Acquire);
+        let _flight = self.flight.lock().await;
+        if let View::Usable { loaded, .. } = self.view(Instant::now()) {
+            return Some(loaded);
+        }
+        if self.attempts.load(Ordering::Acquire) != seen {
+            // A fetch finished while this request waited and left nothing usable: it failed.
+            return self.fallback(Instant::now());
+        }
+        let loaded = self.fetch(shared).await;
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        match loaded {
+            Some(loaded) => Some(loaded),
+            None => self.fallback_logged(),
+        }
+    }
+
+    /// Claims the one refresh of a stale catalog, unless one is under way.
+    pub(crate) fn begin_refresh(shared: &Arc<Shared>) -> Option<Refresh> {
+        shared
+            .catalog
+            .refreshing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Refresh {
+                shared: Arc::clone(shared),
+            })
+    }
+}
+
+/// The claim on the refresh of a stale catalog; dropping it (done or cancelled) releases it.
+pub(crate) struct Refresh {
+    shared: Arc<Shared>,
+}
+
+impl Refresh {
+    /// Runs the refresh. On failure the stale catalog keeps serving.
+    pub(crate) async fn run(self) -> Option<Arc<Loaded>> {
+        let loaded = self.shared.catalog.fetch(&self.shared).await;
+        if loaded.is_none() {
+            tracing::warn!("plan catalog refresh failed; the last good catalog keeps serving");
+        }
+        loaded
+    }
+
+    /// Runs the refresh on the current Tokio runtime; gives the claim back when there is none.
+    pub(crate) fn spawn(self) -> Result<(), Refresh> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    self.run().await;
+                });
+                Ok(())
+            }
+            Err(_) => Err(self),
+        }
+    }
+}
+
+impl Drop for Refresh {
+    fn drop(&mut self) {
+        self.shared
+            .catalog
+            .refreshing
+            .store(false, Ordering::Release);
+    }
+}
+
+/// Settings of the optional user cache: a lifetime (time-to-live or sliding time-to-idle) and a
+/// capacity (the number of users kept).
+///
+/// Lifetimes are measured on the system's monotonic clock (the cache is a `moka` cache), not on
+/// Tokio's. See [`PlanLimitLayerBuilder::user_cache`](crate::PlanLimitLayerBuilder::user_cache).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserCache {
+    expiry: Expiry,
+    capacity: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expiry {
+    Live(Duration),
+    Idle(Duration),
+}
+
+impl UserCache {
+    /// Keeps each user's record for `ttl` after it was fetched, and at most `capacity` users.
+    pub fn time_to_live(ttl: Duration, capacity: u64) -> Self {
+        Self {
+            expiry: Expiry::Live(ttl),
+            capacity,
+        }
+    }
+
+    /// Keeps each user's record until it has not been used for `tti` (each request for the user
+    /// extends it), and at most `capacity` users.
+    pub fn time_to_idle(tti: Duration, capacity: u64) -> Self {
+        Self {
+            expiry: Expiry::Idle(tti),
+            capacity,
+        }
+    }
+}
+
+/// The user cache: subscriber records (or their absence) by user id.
+pub(crate) struct Users {
+    config: UserCache,
+    cache: moka::future::Cache<UserId, Option<Arc<Subscriber>>>,
+    /// Bumped by every invalidation, so that a fetch that raced with one is not kept.
+    generation: AtomicU64,
+}
+
+impl Users {
+    pub(crate) fn new(config: UserCache) -> Result<Self, ConfigError> {
+        let invalid = |reason: &str| ConfigError::InvalidOption {
+            option: "user_cache",
+            reason: reason.to_owned(),
+        };
+        if config.capacity == 0 {
+            return Err(invalid("the capacity must be at least 1"));
+        }
+        let builder = moka::future::Cache::builder()
+            .max_capacity(config.capacity)
+            .support_invalidation_closures();
+        let builder = match config.expiry {
+            Expiry::Live(ttl) if ttl.is_zero() => {
+                return Err(invalid("the time-to-live must be greater than zero"))
+            }
+            Expiry::Idle(tti) if tti.is_zero() => {
+                return Err(invalid("the time-to-idle must be greater than zero"))
+            }
+            Expiry::Live(ttl) => builder.time_to_live(ttl),
+            Expiry::Idle(tti) => builder.time_to_idle(tti),
+        };
+        Ok(Self {
+            config,
+            cache: builder.build(),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn config(&self) -> UserCache {
+        self.config
+    }
+
+    /// The cached record without waiting: `Some(record)` on a hit (the record may be `None`, an
+    /// unknown user), `None` on a miss or when the cache is busy with its maintenance.
+    pub(crate) fn peek(&self, id: &UserId) -> Option<Option<Arc<Subscriber>>> {
+        self.cache.get(id).now_or_never().flatten()
+    }
+
+    /// The record from the cache, or from the store (one call per user for concurrent misses).
+    pub(crate) async fn get(
+        &self,
+        shared: &Shared,
+        id: &UserId,
+    ) -> Result<Option<Arc<Subscriber>>, Arc<StoreError>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let result = self
+            .cache
+            .try_get_with_by_ref(id, async {
+                let result = timed(shared.store_timeout, shared.store.user(id.as_str())).await;
+                if let Err(error) = &result {
+                    tracing::warn!(user = %id, %error, "plan store failed to return a user");
+                }
+                result
+            })
+            .await;
+        if result.is_ok() && self.generation.load(Ordering::Acquire) != generation {
+            // An invalidation arrived while the record was fetched: it may predate the change.
+            self.cache.invalidate(id).await;
+        }
+        result
+    }
+
+    pub(crate) fn invalidate(&self, id: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if self.cache.invalidate(id).now_or_never().is_some() {
+            return;
+        }
+        // The cache was busy with maintenance; a predicate is applied by every later read.
+        let id: Arc<str> = Arc::from(id);
+        if let Err(error) = self
+            .cache
+            .invalidate_entries_if(move |key, _| key.as_str() == &*id)
+        {
+            tracing::error!(%error, "could not invalidate a cached user; dropping all users");
+            self.cache.invalidate_all();
+        }
+    }
+
+    pub(crate) fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.cache.invalidate_all();
+    }
+}
+
+/// Drops cached entries of a [`PlanLimitLayer`](crate::PlanLimitLayer), for a webhook or a
+/// message bus to call when rights change.
+///
+/// Obtained from [`PlanLimitLayer::invalidator`](crate::PlanLimitLayer::invalidator); cheap to
+/// clone, `Send` and `Sync`. A request already being checked keeps what it read; the next one
+/// sees the change.
+#[derive(Clone)]
+pub struct Invalidator {
+    shared: Arc<Shared>,
+}
+
+impl Invalidator {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Drops the cached record of user `id`: the next governed request by that user asks the
+    /// store. Does nothing when the user cache is off.
+    pub fn user(&self, id: &str) {
+        if let Some(users) = &self.shared.users {
+            users.invalidate(id);
+        }
+    }
+
+    /// Drops every cached user record. Does nothing when the user cache is off.
+    pub fn all_users(&self) {
+        if let Some(users) = &self.shared.users {
+            users.invalidate_all();
+        }
+    }
+
+    /// Drops the cached catalog: the next governed request fetches it and waits for it (rights
+    /// changed, so the old catalog is no longer used for decisions; it still tells governed
+    /// requests from ungoverned ones until the new one arrives, and serves as the fallback if
+    /// the fetch fails, within `max_stale`).
+    pub fn catalog(&self) {
+        self.shared.catalog.invalidate();
+    }
+}
+
+impl fmt::Debug for Invalidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Invalidator").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,151 @@
+//! The response future of [`PlanLimit`](crate::PlanLimit).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use crate::body::ResponseBody;
+use crate::layer::Shared;
+use crate::service::{CheckFuture, Outcome};
+
+pin_project! {
+    /// The response future of [`PlanLimit`](crate::PlanLimit).
+    ///
+    /// An ungoverned request, and a governed one decided from the caches, go straight to the
+    /// inner service's future. A governed request that needs the store first runs a boxed check
+    /// (the store calls), then calls the inner service, whose future is polled in place, unboxed.
+    /// A rejection is answered without calling the inner service.
+    pub struct ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        kind: Kind<S::Future, S, ReqBody>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    #[project_replace = KindOwned]
+    enum Kind<F, S, ReqBody> {
+        Inner {
+            #[pin]
+            future: F,
+        },
+        Checking {
+            check: CheckFuture,
+            request: Request<ReqBody>,
+            service: S,
+            shared: Arc<Shared>,
+        },
+        Rejected {
+            response: Response<Full<Bytes>>,
+        },
+        Done,
+    }
+}
+
+impl<S, ReqBody> ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    pub(crate) fn inner(future: S::Future) -> Self {
+        Self {
+            kind: Kind::Inner { future },
+        }
+    }
+
+    /// Runs `check`, then calls `service` (already ready) with `request`.
+    pub(crate) fn checking(
+        check: CheckFuture,
+        request: Request<ReqBody>,
+        service: S,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            kind: Kind::Checking {
+                check,
+                request,
+                service,
+                shared,
+            },
+        }
+    }
+
+    pub(crate) fn rejected(response: Response<Full<Bytes>>) -> Self {
+        Self {
+            kind: Kind::Rejected { response },
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut kind = self.project().kind;
+        loop {
+            match kind.as_mut().project() {
+                KindProj::Inner { future } => {
+                    return future
+                        .poll(cx)
+                        .map_ok(|response| response.map(ResponseBody::inner));
+                }
+                KindProj::Checking { check, .. } => {
+                    let outcome = ready!(check.as_mut().poll(cx));
+                    let KindOwned::Checking {
+                        mut request,
+                        mut service,
+                        shared,
+                        ..
+                    } = kind.as_mut().project_replace(Kind::Done)
+                    else {
+                        // Only reachable from the arm just matched.
+                        return Poll::Pending;
+                    };
+                    match outcome {
+                        Outcome::Pass => {}
+                        Outcome::Allow(allowed) => {
+                            request.extensions_mut().insert(allowed);
+                        }
+                        Outcome::Reject(response) => {
+                            return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                        }
+                        Outcome::Identify(governed) => {
+                            let check = shared.identify(governed, &mut request);
+                            kind.set(Kind::Checking {
+                                check,
+                                request,
+                                service,
+                                shared,
+                            });
+                            continue;
+                        }
+                    }
+                    let future = service.call(request);
+                    kind.set(Kind::Inner { future });
+                }
+                KindProj::Rejected { .. } => {
+                    let KindOwned::Rejected { response } =
+                        kind.as_mut().project_replace(Kind::Done)
+                    else {
+                        return Poll::Pending;
+                    };
+                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                }
+                // Polled after completion: it never completes again.
+                KindProj::Done => return Poll::Pending,
+            }
+        }
+    }
+}

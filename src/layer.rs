@@ -1,0 +1,386 @@
+//! [`PlanLimitLayer`] and its builder.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use tower_layer::Layer;
+
+use crate::cache::{CatalogCache, Invalidator, UserCache, Users};
+use crate::catalog::Action;
+use crate::decision::Policy;
+use crate::error::ConfigError;
+use crate::response::{JsonRejection, RenderRejection};
+use crate::routes::RouteConfig;
+use crate::service::PlanLimit;
+use crate::store::PlanStore;
+use crate::user::{ExtractFn, RequestHead, UserId};
+
+/// How long a loaded catalog is used before it is fetched again, unless configured.
+const DEFAULT_PLANS_TTL: Duration = Duration::from_secs(60 * 60);
+/// How long past its time-to-live a catalog keeps serving while refreshes fail, unless configured.
+const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long one store call may take before it counts as a failure, unless configured.
+const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The clock of the decision: milliseconds since the Unix epoch.
+type ClockFn = dyn Fn() -> u64 + Send + Sync + 'static;
+
+/// A [`Layer`] that enforces subscription-plan limits on the services it wraps.
+///
+/// Built with [`PlanLimitLayer::builder`]. Cloning the layer (and the [`PlanLimit`] services it
+/// makes) copies a pointer: every service made by one layer shares its configuration, its catalog
+/// cache and its user cache, and one [`Invalidator`] reaches them all.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use http::Method;
+/// use tower_plans::{Action, Catalog, PlanLimitLayer, PlanStore, Subscriber, UserCache};
+/// # use std::sync::Arc;
+/// # struct Store;
+/// # #[async_trait::async_trait]
+/// # impl PlanStore for Store {
+/// #     async fn plans(&self) -> Result<Arc<Catalog>, tower_plans::BoxError> { Err("none".into()) }
+/// #     async fn user(&self, _: &str) -> Result<Option<Arc<Subscriber>>, tower_plans::BoxError> { Ok(None) }
+/// # }
+/// # let store = Store;
+///
+/// let layer = PlanLimitLayer::builder(store)
+///     .base("/api")
+///     .path("clients", "/my/clients")
+///     .route(Method::POST, "/reports/{id}/export", "exports", Action::Create)
+///     .plans_ttl(Duration::from_secs(300))
+///     .user_cache(UserCache::time_to_live(Duration::from_secs(30), 10_000))
+///     .default_plan("free")
+///     .build()?;
+/// let invalidator = layer.invalidator();
+/// # let _ = invalidator;
+/// # Ok::<(), tower_plans::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct PlanLimitLayer {
+    shared: Arc<Shared>,
+}
+
+/// Builds a [`PlanLimitLayer`]; see [`PlanLimitLayer::builder`].
+///
+/// Every setter takes and returns the builder; [`build`](Self::build) checks the configuration.
+#[must_use]
+pub struct PlanLimitLayerBuilder {
+    store: Box<dyn PlanStore>,
+    routes: RouteConfig,
+    plans_ttl: Duration,
+    max_stale: Duration,
+    user_cache: Option<UserCache>,
+    store_timeout: Duration,
+    fail_open: bool,
+    grace_period: Duration,
+    default_plan: Option<Arc<str>>,
+    extractor: Option<Box<ExtractFn>>,
+    renderer: Box<dyn RenderRejection>,
+    clock: Option<Box<ClockFn>>,
+}
+
+/// What every service of one layer shares.
+pub(crate) struct Shared {
+    pub(crate) store: Box<dyn PlanStore>,
+    pub(crate) routes: RouteConfig,
+    pub(crate) policy: Policy,
+    pub(crate) store_timeout: Duration,
+    pub(crate) fail_open: bool,
+    pub(crate) extractor: Option<Box<ExtractFn>>,
+    pub(crate) renderer: Box<dyn RenderRejection>,
+    clock: Option<Box<ClockFn>>,
+    pub(crate) catalog: CatalogCache,
+    pub(crate) users: Option<Users>,
+}
+
+impl Shared {
+    /// The current time for the decision, in milliseconds since the Unix epoch.
+    pub(crate) fn now_ms(&self) -> u64 {
+        match &self.clock {
+            Some(clock) => clock(),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| {
+                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+                }),
+        }
+    }
+}
+
+impl PlanLimitLayer {
+    /// Starts configuring a layer that reads plans and subscribers from `store`.
+    ///
+    /// The defaults: base `/`, case-insensitive matching, `plans_ttl` 60 minutes, `max_stale`
+    /// 24 hours, no user cache, `store_timeout` 5 seconds, failing closed, no grace period, no
+    /// default plan, the user from the [`UserId`] request extension, and [`JsonRejection`].
+    pub fn builder(store: impl PlanStore) -> PlanLimitLayerBuilder {
+        PlanLimitLayerBuilder {
+            store: Box::new(store),
+            routes: RouteConfig::new(),
+            plans_ttl: DEFAULT_PLANS_TTL,
+            max_stale: DEFAULT_MAX_STALE,
+            user_cache: None,
+            store_timeout: DEFAULT_STORE_TIMEOUT,
+            fail_open: false,
+            grace_period: Duration::ZERO,
+            default_plan: None,
+            extractor: None,
+            renderer: Box::new(JsonRejection),
+            clock: None,
+        }
+    }
+
+    /// A handle that drops cached users or the cached catalog of this layer (and of every service
+    /// it made), for a webhook or a message bus to call when rights change.
+    pub fn invalidator(&self) -> Invalidator {
+        Invalidator::new(Arc::clone(&self.shared))
+    }
+}
+
+impl<S> Layer<S> for PlanLimitLayer {
+    type Service = PlanLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PlanLimit::new(inner, Arc::clone(&self.shared))
+    }
+}
+
+impl fmt::Debug for PlanLimitLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlanLimitLayer")
+            .field("config", &*self.shared)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("routes", &self.routes)
+            .field("policy", &self.policy)
+            .field("plans_ttl", &self.catalog.ttl())
+            .field("max_stale", &self.catalog.max_stale())
+            .field("user_cache", &self.users.as_ref().map(Users::config))
+            .field("store_timeout", &self.store_timeout)
+            .field("fail_open", &self.fail_open)
+            .field("custom_extractor", &self.extractor.is_some())
+            .field("custom_clock", &self.clock.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for PlanLimitLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlanLimitLayerBuilder")
+            .field("routes", &self.routes)
+            .field("plans_ttl", &self.plans_ttl)
+            .field("max_stale", &self.max_stale)
+            .field("user_cache", &self.user_cache)
+            .field("store_timeout", &self.store_timeout)
+            .field("fail_open", &self.fail_open)
+            .field("grace_period", &self.grace_period)
+            .field("default_plan", &self.default_plan)
+            .field("custom_extractor", &self.extractor.is_some())
+            .field("custom_clock", &self.clock.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PlanLimitLayerBuilder {
+    /// The base path below which resources live (default `/`): `api`, `/api/` and `//api` all
+    /// mean `/api`.
+    pub fn base(mut self, base: impl Into<String>) -> Self {
+        self.routes = self.routes.base(base);
+        self
+    }
+
+    /// An explicit collection path for `resource`: absolute if it starts with `/`, otherwise
+    /// relative to the base. Without one, a resource lives at `base/resource`.
+    pub fn path(mut self, resource: impl Into<Arc<str>>, template: impl Into<String>) -> Self {
+        self.routes = self.routes.path(resource, template);
+        self
+    }
+
+    /// A custom route: `method` on `template` performs `action` on `resource`. Custom routes take
+    /// precedence over the generated ones.
+    pub fn route(
+        mut self,
+        method: Method,
+        template: impl Into<String>,
+        resource: impl Into<Arc<str>>,
+        action: Action,
+    ) -> Self {
+        self.routes = self.routes.route(method, template, resource, action);
+        self
+    }
+
+    /// Whether path matching is case-sensitive (default `false`).
+    pub fn case_sensitive(mut self, yes: bool) -> Self {
+        self.routes = self.routes.case_sensitive(yes);
+        self
+    }
+
+    /// How long a loaded catalog is used before it is fetched again (default 60 minutes).
+    ///
+    /// Once a catalog is loaded, no request waits for a refresh: the first governed request after
+    /// the time-to-live starts one in the background and keeps using the loaded catalog meanwhile.
+    /// Zero disables the cache: every governed request fetches the catalog.
+    pub fn plans_ttl(mut self, ttl: Duration) -> Self {
+        self.plans_ttl = ttl;
+        self
+    }
+
+    /// How long past its time-to-live the last good catalog keeps serving while refreshes fail
+    /// (default 24 hours). After that, governed requests wait for a fetch, and a failing fetch is a
+    /// store failure (see [`fail_open`](Self::fail_open)). Failed refreshes are logged at warn
+    /// level.
+    pub fn max_stale(mut self, max_stale: Duration) -> Self {
+        self.max_stale = max_stale;
+        self
+    }
+
+    /// Caches subscriber records between requests (default: off, every governed request asks
+    /// the store, since usage changes). Unknown users are cached too. Concurrent misses for one
+    /// user make one store call.
+    pub fn user_cache(mut self, cache: UserCache) -> Self {
+        self.user_cache = Some(cache);
+        self
+    }
+
+    /// How long one store call may take before it counts as a failure (default 5 seconds).
+    ///
+    /// # Panics
+    /// The timeout runs on Tokio's timer: a request served inside a Tokio runtime built without
+    /// timers (`enable_time`) panics. `#[tokio::main]` enables them. Outside any Tokio runtime
+    /// store calls are not timed out.
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// What a governed request gets when the store fails or times out: `false` (the default)
+    /// answers `503` with `{"reason":"plan_store_unavailable"}`; `true` lets the request through
+    /// and logs a warning. The store's error text is logged, never sent.
+    pub fn fail_open(mut self, yes: bool) -> Self {
+        self.fail_open = yes;
+        self
+    }
+
+    /// Time added to every expiry before a plan counts as expired (default zero).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace_period = grace;
+        self
+    }
+
+    /// The plan that applies to a user without an active plan (default none: such users are
+    /// denied every governed action).
+    pub fn default_plan(mut self, plan: impl Into<Arc<str>>) -> Self {
+        self.default_plan = Some(plan.into());
+        self
+    }
+
+    /// Finds the user with `extract` instead of the [`UserId`] request extension. The extractor
+    /// sees the request head; the id it returns is also inserted into the request extensions.
+    /// It runs only for governed requests.
+    ///
+    /// ```
+    /// use tower_plans::{PlanLimitLayer, RequestHead, UserId};
+    /// # use std::sync::Arc;
+    /// # struct Store;
+    /// # #[async_trait::async_trait]
+    /// # impl tower_plans::PlanStore for Store {
+    /// #     async fn plans(&self) -> Result<Arc<tower_plans::Catalog>, tower_plans::BoxError> { Err("none".into()) }
+    /// #     async fn user(&self, _: &str) -> Result<Option<Arc<tower_plans::Subscriber>>, tower_plans::BoxError> { Ok(None) }
+    /// # }
+    ///
+    /// #[derive(Clone)]
+    /// struct Session {
+    ///     account: String,
+    /// }
+    ///
+    /// let layer = PlanLimitLayer::builder(Store)
+    ///     .extract_user(|head: &RequestHead<'_>| {
+    ///         let session = head.extensions().get::<Session>()?;
+    ///         Some(UserId::from(session.account.as_str()))
+    ///     })
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<(), tower_plans::ConfigError>(())
+    /// ```
+    pub fn extract_user<F>(mut self, extract: F) -> Self
+    where
+        F: Fn(&RequestHead<'_>) -> Option<UserId> + Send + Sync + 'static,
+    {
+        self.extractor = Some(Box::new(extract));
+        self
+    }
+
+    /// Replaces the rendering of rejections (default [`JsonRejection`]). The
+    /// [`Rejection`](crate::Rejection) is inserted into the response extensions whatever the
+    /// renderer returns.
+    pub fn render_rejection(mut self, renderer: impl RenderRejection) -> Self {
+        self.renderer = Box::new(renderer);
+        self
+    }
+
+    /// The clock of the decision, in milliseconds since the Unix epoch (default the system
+    /// clock). Trials and expiries are judged against it; cache lifetimes are not.
+    pub fn clock<F>(mut self, now_ms: F) -> Self
+    where
+        F: Fn() -> u64 + Send + Sync + 'static,
+    {
+        self.clock = Some(Box::new(now_ms));
+        self
+    }
+
+    /// Checks the configuration and builds the layer.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] when a path template is invalid or two routes conflict, when the store
+    /// timeout is zero, when the user cache has a zero capacity or lifetime, or when the default
+    /// plan's name is empty.
+    pub fn build(self) -> Result<PlanLimitLayer, ConfigError> {
+        self.routes.validate()?;
+        if self.store_timeout.is_zero() {
+            return Err(ConfigError::InvalidOption {
+                option: "store_timeout",
+                reason: "must be greater than zero".to_owned(),
+            });
+        }
+        if let Some(plan) = &self.default_plan {
+            if plan.is_empty() {
+                return Err(ConfigError::InvalidOption {
+                    option: "default_plan",
+                    reason: "the plan name is empty".to_owned(),
+                });
+            }
+        }
+        let users = match self.user_cache {
+            Some(config) => Some(Users::new(config)?),
+            None => None,
+        };
+        let mut policy = Policy::new().grace(self.grace_period);
+        if let Some(plan) = self.default_plan {
+            policy = policy.default_plan(plan);
+        }
+        Ok(PlanLimitLayer {
+            shared: Arc::new(Shared {
+                store: self.store,
+                routes: self.routes,
+                policy,
+                store_timeout: self.store_timeout,
+                fail_open: self.fail_open,
+                extractor: self.extractor,
+                renderer: self.renderer,
+                clock: self.clock,
+                catalog: CatalogCache::new(self.plans_ttl, self.max_stale),
+                users,
+            }),
+        })
+    }
+}

@@ -1,0 +1,335 @@
+//! Request paths: the clean-path test and the normalisation of every other spelling.
+//!
+//! A normalised path starts with `/`, has no empty segment, no trailing slash (except the root
+//! `/`), is percent-decoded and, when matching is case-insensitive, lowercased character by
+//! character. Two choices are left open by the URI rules and are made per [`Reading`]: whether an
+//! encoded slash (`%2F`) separates segments, and whether dot segments are resolved or kept as
+//! ordinary segments. The table tries the readings in turn (see the module docs of
+//! [`routes`](super)).
+
+/// One way to read a path's ambiguous parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Reading {
+    /// `%2F` separates segments (`true`) or stays inside its segment as the text `%2F`.
+    pub(super) split_encoded_slash: bool,
+    /// `.` and `..` segments are resolved (`true`) or kept as ordinary segments.
+    pub(super) resolve_dots: bool,
+}
+
+impl Reading {
+    /// `%2F` kept inside its segment, dot segments resolved.
+    pub(super) const KEEP_RESOLVE: Reading = Reading {
+        split_encoded_slash: false,
+        resolve_dots: true,
+    };
+    /// `%2F` kept inside its segment, dot segments kept.
+    pub(super) const KEEP_LITERAL: Reading = Reading {
+        split_encoded_slash: false,
+        resolve_dots: false,
+    };
+    /// `%2F` as a separator, dot segments resolved.
+    pub(super) const SPLIT_RESOLVE: Reading = Reading {
+        split_encoded_slash: true,
+        resolve_dots: true,
+    };
+    /// `%2F` as a separator, dot segments kept.
+    pub(super) const SPLIT_LITERAL: Reading = Reading {
+        split_encoded_slash: true,
+        resolve_dots: false,
+    };
+}
+
+/// What normalising a path came across, to know which other readings can differ.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Seen {
+    /// A `.` or `..` segment (after decoding).
+    pub(super) dots: bool,
+    /// An encoded slash (`%2F` or `%2f`).
+    pub(super) encoded_slash: bool,
+}
+
+/// The path part of `path`: everything before the first `?` or `#`.
+pub(super) fn strip_query(path: &str) -> &str {
+    match path.find(['?', '#']) {
+        Some(end) => &path[..end],
+        None => path,
+    }
+}
+
+/// Whether `path` (already without its query) is in normalised form, so that it can be matched
+/// as it is.
+pub(super) fn is_clean(path: &str, case_sensitive: bool) -> bool {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return false;
+    }
+    if bytes.len() == 1 {
+        return true;
+    }
+    if bytes.last() == Some(&b'/') {
+        return false;
+    }
+    let mut non_ascii = false;
+    for &byte in bytes {
+        match byte {
+            b'%' | b'?' | b'#' => return false,
+            b'A'..=b'Z' if !case_sensitive => return false,
+            0x80..=0xFF => non_ascii = true,
+            _ => {}
+        }
+    }
+    if path[1..]
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return false;
+    }
+    !(non_ascii && !case_sensitive && path.chars().any(|c| !is_folded(c)))
+}
+
+/// Whether lowercasing leaves `c` as it is.
+fn is_folded(c: char) -> bool {
+    let mut lower = c.to_lowercase();
+    lower.next() == Some(c) && lower.next().is_none()
+}
+
+/// Lowercases `text` character by character (no context-dependent rules, so that folding a
+/// template and folding a path agree segment by segment).
+pub(super) fn fold(text: &str) -> String {
+    text.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// Normalises `path` (already without its query) under `reading` into `out` (cleared first).
+///
+/// ASCII letters are lowercased here when `fold` is set; other characters are lowercased by
+/// [`into_text`], once the bytes are known to be text.
+pub(super) fn normalize_into(path: &str, reading: Reading, fold: bool, out: &mut Vec<u8>) -> Seen {
+    out.clear();
+    let mut seen = Seen::default();
+    let bytes = path.as_bytes();
+    let mut start = begin_segment(out);
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        if byte == b'/' {
+            end_segment(out, start, reading, &mut seen);
+            start = begin_segment(out);
+            i += 1;
+            continue;
+        }
+        if byte == b'%' {
+            if let Some(decoded) = decode_pair(bytes.get(i + 1), bytes.get(i + 2)) {
+                i += 3;
+                if decoded == b'/' {
+                    seen.encoded_slash = true;
+                    if reading.split_encoded_slash {
+                        end_segment(out, start, reading, &mut seen);
+                        start = begin_segment(out);
+                    } else {
+                        for &kept in b"%2F" {
+                            push(out, kept, fold);
+                        }
+                    }
+                } else {
+                    push(out, decoded, fold);
+                }
+                continue;
+            }
+        }
+        push(out, byte, fold);
+        i += 1;
+    }
+    end_segment(out, start, reading, &mut seen);
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    seen
+}
+
+/// Turns normalised bytes into text: invalid UTF-8 sequences become U+FFFD (so that a segment
+/// stays a segment), and non-ASCII letters are lowercased when `fold` is set.
+pub(super) fn into_text(out: Vec<u8>, fold_case: bool) -> String {
+    let text = match String::from_utf8(out) {
+        Ok(text) => text,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    };
+    if fold_case && !text.is_ascii() && text.chars().any(|c| !is_folded(c)) {
+        fold(&text)
+    } else {
+        text
+    }
+}
+
+fn begin_segment(out: &mut Vec<u8>) -> usize {
+    out.push(b'/');
+    out.len()
+}
+
+/// Drops an empty segment, and resolves a dot segment when the reading says so.
+fn end_segment(out: &mut Vec<u8>, start: usize, reading: Reading, seen: &mut Seen) {
+    let separator = start.saturating_sub(1);
+    match out.get(start..) {
+        Some(b"") => out.truncate(separator),
+        Some(b".") => {
+            seen.dots = true;
+            if reading.resolve_dots {
+                out.truncate(separator);
+            }
+        }
+        Some(b"..") => {
+            seen.dots = true;
+            if reading.resolve_dots {
+                out.truncate(separator);
+                // Segments hold no `/`, so the last one starts after the last `/`; above the
+                // root, `..` stays at the root.
+                let parent = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                out.truncate(parent);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn push(out: &mut Vec<u8>, byte: u8, fold: bool) {
+    out.push(if fold {
+        byte.to_ascii_lowercase()
+    } else {
+        byte
+    });
+}
+
+fn decode_pair(high: Option<&u8>, low: Option<&u8>) -> Option<u8> {
+    let high = hex_value(*high?)?;
+    let low = hex_value(*low?)?;
+    Some(high << 4 | low)
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-decodes `text` (a template literal): `%XX` becomes the byte, a `%` without two hex
+/// digits stays as it is.
+pub(super) fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            if let Some(decoded) = decode_pair(bytes.get(i + 1), bytes.get(i + 2)) {
+                out.push(decoded);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalize(path: &str, reading: Reading, fold: bool) -> (String, Seen) {
+        let mut out = Vec::new();
+        let seen = normalize_into(strip_query(path), reading, fold, &mut out);
+        (into_text(out, fold), seen)
+    }
+
+    fn norm(path: &str) -> String {
+        normalize(path, Reading::KEEP_RESOLVE, true).0
+    }
+
+    #[test]
+    fn clean_paths() {
+        for clean in ["/", "/clients", "/clients/5", "/a/b.c/d", "/é"] {
+            assert!(is_clean(clean, false), "{clean}");
+        }
+        for dirty in [
+            "",
+            "clients",
+            "//",
+            "/clients/",
+            "/clients//5",
+            "/Clients",
+            "/cl%69ents",
+            "/a/./b",
+            "/a/..",
+            "/.",
+            "/É",
+            "/ǅ",
+        ] {
+            assert!(!is_clean(dirty, false), "{dirty}");
+        }
+        assert!(is_clean("/Clients/É", true));
+        assert!(!is_clean("/clients/", true));
+    }
+
+    #[test]
+    fn strips_query_and_fragment() {
+        assert_eq!(strip_query("/a?b=1"), "/a");
+        assert_eq!(strip_query("/a?"), "/a");
+        assert_eq!(strip_query("/a#x?y"), "/a");
+        assert_eq!(strip_query("/a"), "/a");
+    }
+
+    #[test]
+    fn normalises() {
+        assert_eq!(norm(""), "/");
+        assert_eq!(norm("/"), "/");
+        assert_eq!(norm("///"), "/");
+        assert_eq!(norm("clients"), "/clients");
+        assert_eq!(norm("//Clients//5/"), "/clients/5");
+        assert_eq!(norm("/cl%69ents/%41"), "/clients/a");
+        assert_eq!(norm("/a/./b/../c"), "/a/c");
+        assert_eq!(norm("/../../a"), "/a");
+        assert_eq!(norm("/a/%2e%2E/b"), "/b");
+        assert_eq!(norm("/a/b/.."), "/a");
+        assert_eq!(norm("/a/%2"), "/a/%2");
+        assert_eq!(norm("/a/%zz"), "/a/%zz");
+        assert_eq!(norm("/ÉTÉ"), "/été");
+        assert_eq!(norm("/a/%ff"), "/a/\u{fffd}");
+        assert_eq!(norm("/a/%C3%A9"), "/a/é");
+    }
+
+    #[test]
+    fn case_is_kept_when_sensitive() {
+        let (path, _) = normalize("/Cl%69ents/ÉTÉ/", Reading::KEEP_RESOLVE, false);
+        assert_eq!(path, "/Clients/ÉTÉ");
+    }
+
+    #[test]
+    fn readings_differ_on_encoded_slashes_and_dots() {
+        let path = "/a%2Fb/../c/.";
+        let (keep, seen) = normalize(path, Reading::KEEP_RESOLVE, true);
+        assert_eq!(keep, "/c");
+        assert_eq!(
+            seen,
+            Seen {
+                dots: true,
+                encoded_slash: true
+            }
+        );
+        let (literal, _) = normalize(path, Reading::KEEP_LITERAL, true);
+        assert_eq!(literal, "/a%2fb/../c/.");
+        let (split, _) = normalize(path, Reading::SPLIT_RESOLVE, true);
+        assert_eq!(split, "/a/c");
+        let (split_literal, _) = normalize(path, Reading::SPLIT_LITERAL, true);
+        assert_eq!(split_literal, "/a/b/../c/.");
+        let (_, clean) = normalize("/a/b", Reading::KEEP_RESOLVE, true);
+        assert_eq!(clean, Seen::default());
+    }
+
+    #[test]
+    fn decodes_template_literals() {
+        assert_eq!(percent_decode("a%20b%"), b"a b%");
+        assert_eq!(percent_decode("%2f%zz"), b"/%zz");
+    }
+}

@@ -1,0 +1,554 @@
+//! The compiled table and its matching.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use http::{Method, Uri};
+
+use super::normalize::{self, Reading, Seen};
+use super::template::{self, Segment};
+use super::RouteConfig;
+use crate::catalog::Action;
+use crate::error::ConfigError;
+
+/// A compiled route table for one set of governed resources.
+///
+/// A [`RouteConfig`] says where resources live; [`RouteTable::new`] compiles it, once per plan
+/// catalog, for the resources the catalog governs; [`RouteTable::resolve`] then maps a request to
+/// a [`RouteMatch`] (the resource and the [`Action`]) or to `None`, "not governed".
+///
+/// # Paths
+///
+/// - The `base` defaults to `/`. A leading slash is added, repeated slashes collapse and a
+///   trailing slash is dropped: `api`, `/api/` and `//api` all mean `/api`.
+/// - A resource's collection path is `paths[resource]` when configured with
+///   [`RouteConfig::path`]: absolute when it starts with `/`, otherwise relative to the base.
+///   Without it, the path is the base followed by the resource name (taken as literal text).
+///   Configuring the same resource twice keeps the last path.
+/// - Each resource has a collection path `P` and an item path `P/{id}`.
+/// - Templates may name parameters as `:name` or `{name}`; either form is one whole segment.
+///   Catch-all parameters (`{*rest}`), braces inside a segment, `?`, `#`, an encoded slash and
+///   dot segments are [`ConfigError::InvalidTemplate`]. Literal text is percent-decoded.
+///
+/// | method | collection `P` | item `P/{id}` |
+/// |---|---|---|
+/// | `GET`, `HEAD` | [`Action::Index`] | [`Action::Show`] |
+/// | `POST` | [`Action::Create`] | not governed |
+/// | `PUT` | not governed | [`Action::Update`] |
+/// | `PATCH` | not governed | [`Action::Patch`] |
+/// | `DELETE` | not governed | [`Action::Delete`] |
+/// | any other | not governed | not governed |
+///
+/// The table reports `PATCH` as [`Action::Patch`]; falling back to the `update` limit when a plan
+/// sets no `patch` limit is the decision's job.
+///
+/// # Custom routes
+///
+/// [`RouteConfig::route`] maps a method and a template to a resource and any [`Action`],
+/// including a named [`Action::Custom`] whose limits the catalog lists under that name. A custom
+/// template is absolute when it starts with `/`, otherwise relative to the base. Custom routes
+/// take precedence: a generated route with the same method and path is dropped. A custom route
+/// whose resource the catalog does not govern is left out of the table (no plan limits that
+/// resource, so it is unlimited), and it still shadows the generated route it replaces.
+///
+/// # Matching cannot be bypassed
+///
+/// The table guards limits, so any spelling of a path that an application could route to a
+/// governed handler resolves as governed:
+///
+/// - Only the path counts: everything from the first `?` (or `#`) on is ignored.
+/// - The path is percent-decoded (`/cl%69ents` is `/clients`); repeated slashes collapse and
+///   trailing slashes are ignored (`//clients//5//` is `/clients/5`).
+/// - Matching is case-insensitive unless [`RouteConfig::case_sensitive`] is set: templates and
+///   paths are both lowercased character by character (Unicode lowercase mapping).
+/// - **Dot segments.** `.` and `..` (also spelled `%2e`, `%2E%2e`, ...) are resolved, `..` above
+///   the root staying at the root: `/clients/7/..` is the collection. Some routers do not resolve
+///   them and would hand `/clients/..` to the item handler with the id `..`; so when the resolved
+///   path is not governed, the path is also tried with its dot segments kept as ordinary segments.
+/// - **Encoded slashes.** Whether `%2F` separates segments depends on the framework (axum keeps
+///   it inside the segment; others decode it first). The path is read both ways and is governed
+///   if either reading is; when both are, the reading that keeps `%2F` inside its segment wins.
+///   `/clients/a%2Fb` is the item `a/b`, and `/clients%2F5` is the item `5`.
+/// - **Invalid UTF-8.** When the decoded bytes are not UTF-8, each invalid sequence becomes
+///   U+FFFD, so the segments stay where they were and `/clients/%FF` is still an item.
+/// - `HEAD` resolves like `GET`, unless a custom route names `HEAD` itself.
+/// - Routes are kept per method, so `GET /clients/export` is still the item `export` when a
+///   custom route claims only `POST /clients/export`.
+/// - Nothing here panics, whatever the input.
+///
+/// An already clean path (starting with `/`, no `%`, no empty segment or trailing slash, no dot
+/// segment, no uppercase letter when matching is case-insensitive; a query is simply cut off) is
+/// matched as it is, without allocating. Any other spelling is normalised into one `String`
+/// (a second one only for the rare extra readings above, invalid UTF-8 or non-ASCII uppercase).
+/// The router itself may allocate while backtracking between a literal segment and a parameter
+/// at the same place, or for a template with more than three parameters.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use http::Method;
+/// use tower_plans::{Action, RouteConfig, RouteTable};
+///
+/// let config = RouteConfig::new()
+///     .base("/api")
+///     .path("clients", "/my/clients")
+///     .path("groups", "some/groups")
+///     .route(Method::POST, "reports/:id/export", "reports", Action::custom("export"));
+/// config.validate()?;
+///
+/// // The catalog governs these resources.
+/// let resources: Vec<Arc<str>> = vec!["clients".into(), "groups".into(), "reports".into()];
+/// let table = RouteTable::new(&config, &resources)?;
+///
+/// let found = table.resolve(&Method::POST, "/my/clients").unwrap();
+/// assert_eq!(&**found.resource, "clients");
+/// assert_eq!(*found.action, Action::Create);
+///
+/// // Any spelling of the same path resolves the same way.
+/// let found = table.resolve(&Method::DELETE, "//API/some/%67roups/42/?force=1").unwrap();
+/// assert_eq!(&**found.resource, "groups");
+/// assert_eq!(*found.action, Action::Delete);
+///
+/// let found = table.resolve(&Method::POST, "/api/reports/9/export").unwrap();
+/// assert_eq!(&**found.resource, "reports");
+/// assert_eq!(found.action.as_str(), "export");
+///
+/// // Not governed: another path, or a method the table does not map.
+/// assert!(table.resolve(&Method::GET, "/my/clients5").is_none());
+/// assert!(table.resolve(&Method::POST, "/my/clients/1").is_none());
+///
+/// // The table lists what it governs.
+/// let listed: Vec<String> = table
+///     .routes()
+///     .filter(|route| &**route.resource == "groups")
+///     .map(|route| format!("{} {} {}", route.method, route.template, route.action))
+///     .collect();
+/// assert_eq!(
+///     listed,
+///     [
+///         "GET /api/some/groups index",
+///         "POST /api/some/groups create",
+///         "GET /api/some/groups/{id} show",
+///         "PUT /api/some/groups/{id} update",
+///         "PATCH /api/some/groups/{id} patch",
+///         "DELETE /api/some/groups/{id} delete",
+///     ]
+/// );
+/// # Ok::<(), tower_plans::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct RouteTable {
+    /// The governed routes, in listing order; routers store indices into it.
+    entries: Vec<Entry>,
+    /// One router per method that has routes.
+    routers: Vec<(Method, matchit::Router<usize>)>,
+    case_sensitive: bool,
+}
+
+/// The resource and action a request touches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteMatch<'a> {
+    /// The governed resource.
+    pub resource: &'a Arc<str>,
+    /// The action.
+    pub action: &'a Action,
+}
+
+/// One route of a [`RouteTable`], as listed by [`RouteTable::routes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RouteEntry<'a> {
+    /// The method (`HEAD` is not listed: it resolves like `GET` unless a custom route names it).
+    pub method: &'a Method,
+    /// The template with `{name}` parameters and normalised slashes, such as `/clients/{id}`.
+    pub template: &'a str,
+    /// The governed resource.
+    pub resource: &'a Arc<str>,
+    /// The action.
+    pub action: &'a Action,
+    /// Whether it is a custom route (rather than generated from a resource's path).
+    pub custom: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    method: Method,
+    template: String,
+    key: String,
+    resource: Arc<str>,
+    action: Action,
+    custom: bool,
+    governed: bool,
+}
+
+impl Entry {
+    /// How a conflict names the route: `GET /clients/{id} -> clients show`.
+    fn describe(&self) -> String {
+        format!(
+            "{} {} -> {} {}",
+            self.method, self.template, self.resource, self.action
+        )
+    }
+}
+
+const COLLECTION: [(Method, Action); 2] =
+    [(Method::GET, Action::Index), (Method::POST, Action::Create)];
+
+const ITEM: [(Method, Action); 4] = [
+    (Method::GET, Action::Show),
+    (Method::PUT, Action::Update),
+    (Method::PATCH, Action::Patch),
+    (Method::DELETE, Action::Delete),
+];
+
+/// Collects routes and finds conflicts.
+struct Compiler {
+    case_sensitive: bool,
+    base: Vec<Segment>,
+    entries: Vec<Entry>,
+    by_key: HashMap<(Method, String), usize>,
+}
+
+impl Compiler {
+    /// The segments of `raw`: absolute when it starts with `/`, otherwise below the base.
+    fn template(&self, raw: &str) -> Result<Vec<Segment>, ConfigError> {
+        let own = template::parse(raw)?;
+        if let Some(name) = template::duplicate_param(&own) {
+            return Err(ConfigError::DuplicateParameter {
+                template: raw.to_owned(),
+                name: name.to_owned(),
+            });
+        }
+        if raw.starts_with('/') {
+            return Ok(own);
+        }
+        let mut segments = self.base.clone();
+        segments.extend(own);
+        if let Some(name) = template::duplicate_param(&segments) {
+            return Err(ConfigError::DuplicateParameter {
+                template: template::display(&segments),
+                name: name.to_owned(),
+            });
+        }
+        Ok(segments)
+    }
+
+    fn add(
+        &mut self,
+        method: Method,
+        segments: &[Segment],
+        resource: &Arc<str>,
+        action: Action,
+        custom: bool,
+        governed: bool,
+    ) -> Result<(), ConfigError> {
+        let entry = Entry {
+            method,
+            template: template::display(segments),
+            key: template::key(segments, self.case_sensitive),
+            resource: Arc::clone(resource),
+            action,
+            custom,
+            governed,
+        };
+        let slot = (entry.method.clone(), entry.key.clone());
+        if let Some(existing) = self.by_key.get(&slot).and_then(|&i| self.entries.get(i)) {
+            if existing.custom && !custom {
+                // A custom route takes precedence over the generated one.
+                return Ok(());
+            }
+            return Err(ConfigError::Conflict {
+                template: entry.describe(),
+                existing: existing.describe(),
+            });
+        }
+        self.by_key.insert(slot, self.entries.len());
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    fn resource(&mut self, config: &RouteConfig, resource: &Arc<str>) -> Result<(), ConfigError> {
+        if resource.is_empty() {
+            return Err(ConfigError::EmptyResource);
+        }
+        let collection = match config.path_of(resource) {
+            Some(raw) => self.template(raw)?,
+            None => {
+                let mut segments = self.base.clone();
+                let configured = format!("{}/{resource}", template::display(&self.base));
+                segments.extend(template::literal(resource, &configured)?);
+                segments
+            }
+        };
+        let mut item = collection.clone();
+        item.push(Segment::Param(template::fresh_param(&collection)));
+        for (method, action) in COLLECTION {
+            self.add(method, &collection, resource, action, false, true)?;
+        }
+        for (method, action) in ITEM {
+            self.add(method, &item, resource, action, false, true)?;
+        }
+        Ok(())
+    }
+}
+
+/// Compiles `config` for `resources`, or, when `None`, for the resources it gives paths for.
+pub(super) fn compile(
+    config: &RouteConfig,
+    resources: Option<Vec<Arc<str>>>,
+) -> Result<RouteTable, ConfigError> {
+    let base = template::parse(&config.base)?;
+    if let Some(name) = template::duplicate_param(&base) {
+        return Err(ConfigError::DuplicateParameter {
+            template: config.base.clone(),
+            name: name.to_owned(),
+        });
+    }
+    let mut compiler = Compiler {
+        case_sensitive: config.case_sensitive,
+        base,
+        entries: Vec::new(),
+        by_key: HashMap::new(),
+    };
+
+    let resources = resources.unwrap_or_else(|| {
+        let mut named: Vec<Arc<str>> = Vec::new();
+        for (resource, _) in &config.paths {
+            if !named.contains(resource) {
+                named.push(Arc::clone(resource));
+            }
+        }
+        named
+    });
+    let governed: HashSet<&str> = resources.iter().map(|resource| &**resource).collect();
+
+    for route in &config.custom {
+        if route.resource.is_empty() {
+            return Err(ConfigError::EmptyResource);
+        }
+        let segments = compiler.template(&route.template)?;
+        let is_governed = governed.contains(&*route.resource);
+        compiler.add(
+            route.method.clone(),
+            &segments,
+            &route.resource,
+            route.action.clone(),
+            true,
+            is_governed,
+        )?;
+    }
+    let mut done: HashSet<&str> = HashSet::new();
+    for resource in &resources {
+        if done.insert(&**resource) {
+            compiler.resource(config, resource)?;
+        }
+    }
+
+    let mut entries: Vec<Entry> = compiler
+        .entries
+        .into_iter()
+        .filter(|entry| entry.governed)
+        .collect();
+    entries.sort_by(|a, b| {
+        a.template
+            .cmp(&b.template)
+            .then_with(|| method_rank(&a.method).cmp(&method_rank(&b.method)))
+            .then_with(|| a.method.as_str().cmp(b.method.as_str()))
+    });
+
+    let mut routers: Vec<(Method, matchit::Router<usize>)> = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let position = match routers
+            .iter()
+            .position(|(method, _)| *method == entry.method)
+        {
+            Some(position) => position,
+            None => {
+                routers.push((entry.method.clone(), matchit::Router::new()));
+                routers.len() - 1
+            }
+        };
+        let Some((_, router)) = routers.get_mut(position) else {
+            continue;
+        };
+        if let Err(error) = router.insert(entry.key.clone(), index) {
+            return Err(insert_error(&entries, entry, error));
+        }
+    }
+
+    Ok(RouteTable {
+        entries,
+        routers,
+        case_sensitive: config.case_sensitive,
+    })
+}
+
+fn insert_error(entries: &[Entry], entry: &Entry, error: matchit::InsertError) -> ConfigError {
+    match error {
+        matchit::InsertError::Conflict { with } => {
+            let existing = entries
+                .iter()
+                .find(|other| other.method == entry.method && other.key == with)
+                .map_or_else(|| format!("{} {with}", entry.method), Entry::describe);
+            ConfigError::Conflict {
+                template: entry.describe(),
+                existing,
+            }
+        }
+        other => ConfigError::InvalidTemplate {
+            template: entry.template.clone(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Listing order of methods: the REST ones first, then the others by name.
+fn method_rank(method: &Method) -> u8 {
+    match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::PATCH => 4,
+        Method::DELETE => 5,
+        _ => 6,
+    }
+}
+
+impl RouteTable {
+    /// Compiles the table for `resources` (the catalog's governed resources) under `config`.
+    ///
+    /// Only these resources are in the table: a path configured for another resource is left
+    /// out, and so is a custom route whose resource is not among them (it still takes
+    /// precedence over the generated route it replaces, which is then not governed either).
+    /// Repeated resources count once.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] when a template is invalid, a resource name is empty or two routes
+    /// conflict.
+    pub fn new<'a, I>(config: &RouteConfig, resources: I) -> Result<RouteTable, ConfigError>
+    where
+        I: IntoIterator<Item = &'a Arc<str>>,
+    {
+        compile(config, Some(resources.into_iter().cloned().collect()))
+    }
+
+    /// The resource and action `method` on `path` (a URI path, without the query) touches, or
+    /// `None` when the request is not governed.
+    ///
+    /// A query (from `?` on) is ignored; every spelling of a governed path is governed, as the
+    /// [type docs](RouteTable#matching-cannot-be-bypassed) describe. A clean path is matched
+    /// without allocating.
+    pub fn resolve(&self, method: &Method, path: &str) -> Option<RouteMatch<'_>> {
+        let path = normalize::strip_query(path);
+        if normalize::is_clean(path, self.case_sensitive) {
+            return self.lookup(method, path);
+        }
+        self.resolve_spelling(method, path)
+    }
+
+    /// Like [`resolve`](Self::resolve), for a full URI: only its path counts.
+    pub fn resolve_uri(&self, method: &Method, uri: &Uri) -> Option<RouteMatch<'_>> {
+        self.resolve(method, uri.path())
+    }
+
+    /// The governed routes, sorted by template and then by method (`GET`, `HEAD`, `POST`,
+    /// `PUT`, `PATCH`, `DELETE`, then others by name).
+    pub fn routes(&self) -> impl Iterator<Item = RouteEntry<'_>> + '_ {
+        self.entries.iter().map(|entry| RouteEntry {
+            method: &entry.method,
+            template: &entry.template,
+            resource: &entry.resource,
+            action: &entry.action,
+            custom: entry.custom,
+        })
+    }
+
+    /// The number of governed routes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the table governs nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether matching is case-sensitive.
+    pub fn is_case_sensitive(&self) -> bool {
+        self.case_sensitive
+    }
+
+    /// Normalises a path that is not clean, trying the readings in turn.
+    fn resolve_spelling(&self, method: &Method, path: &str) -> Option<RouteMatch<'_>> {
+        let mut buffer = Vec::with_capacity(path.len() + 1);
+        let (found, seen) = self.read(method, path, Reading::KEEP_RESOLVE, &mut buffer);
+        if found.is_some() {
+            return found;
+        }
+        if seen.dots {
+            let (found, _) = self.read(method, path, Reading::KEEP_LITERAL, &mut buffer);
+            if found.is_some() {
+                return found;
+            }
+        }
+        if seen.encoded_slash {
+            let (found, split) = self.read(method, path, Reading::SPLIT_RESOLVE, &mut buffer);
+            if found.is_some() {
+                return found;
+            }
+            if split.dots {
+                let (found, _) = self.read(method, path, Reading::SPLIT_LITERAL, &mut buffer);
+                return found;
+            }
+        }
+        None
+    }
+
+    fn read(
+        &self,
+        method: &Method,
+        path: &str,
+        reading: Reading,
+        buffer: &mut Vec<u8>,
+    ) -> (Option<RouteMatch<'_>>, Seen) {
+        let fold = !self.case_sensitive;
+        let seen = normalize::normalize_into(path, reading, fold, buffer);
+        let text = normalize::into_text(std::mem::take(buffer), fold);
+        let found = self.lookup(method, &text);
+        *buffer = text.into_bytes();
+        (found, seen)
+    }
+
+    /// Matches a normalised path.
+    fn lookup(&self, method: &Method, path: &str) -> Option<RouteMatch<'_>> {
+        if *method == Method::HEAD {
+            return self
+                .lookup_exact(&Method::HEAD, path)
+                .or_else(|| self.lookup_exact(&Method::GET, path));
+        }
+        self.lookup_exact(method, path)
+    }
+
+    fn lookup_exact(&self, method: &Method, path: &str) -> Option<RouteMatch<'_>> {
+        let (_, router) = self.routers.iter().find(|(m, _)| m == method)?;
+        let matched = router.at(path).ok()?;
+        let entry = self.entries.get(*matched.value)?;
+        Some(RouteMatch {
+            resource: &entry.resource,
+            action: &entry.action,
+        })
+    }
+}
+
+impl fmt::Debug for RouteTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteTable")
+            .field("routes", &self.routes().collect::<Vec<_>>())
+            .field("case_sensitive", &self.case_sensitive)
+            .finish()
+    }
+}

@@ -1,0 +1,279 @@
+//! Path templates: parsing, checking and the key a template is stored under in the router.
+
+use std::fmt::Write as _;
+
+use super::normalize;
+use crate::error::ConfigError;
+
+/// One segment of a template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Segment {
+    /// Text that must be matched as it is (percent-decoded, case as configured).
+    Literal(String),
+    /// A parameter: any one non-empty segment.
+    Param(String),
+}
+
+/// Parses a configured template (`/users/:uid/projects`, `users/{uid}/projects`).
+///
+/// Slashes at either end and repeated slashes do not count. A segment is a parameter when it is
+/// `:name` or `{name}`; otherwise it is literal text, percent-decoded.
+pub(super) fn parse(raw: &str) -> Result<Vec<Segment>, ConfigError> {
+    let invalid = |reason: &str| ConfigError::InvalidTemplate {
+        template: raw.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if raw.contains(['?', '#']) {
+        return Err(invalid("a template is a path and cannot hold `?` or `#`"));
+    }
+    let mut segments = Vec::new();
+    for segment in raw.split('/').filter(|segment| !segment.is_empty()) {
+        let name = if let Some(name) = segment.strip_prefix(':') {
+            Some(name)
+        } else if let Some(inner) = segment
+            .strip_prefix('{')
+            .and_then(|rest| rest.strip_suffix('}'))
+        {
+            if inner.starts_with('*') {
+                return Err(invalid(
+                    "catch-all parameters (`{*name}`) are not supported",
+                ));
+            }
+            Some(inner)
+        } else {
+            None
+        };
+        match name {
+            Some(name) => {
+                check_name(name).map_err(|reason| invalid(&reason))?;
+                segments.push(Segment::Param(name.to_owned()));
+            }
+            None => {
+                if segment.contains(['{', '}']) {
+                    return Err(invalid(
+                        "`{` and `}` may only enclose a parameter filling a whole segment, as in `{id}`",
+                    ));
+                }
+                segments.push(Segment::Literal(decode_literal(segment).map_err(invalid)?));
+            }
+        }
+    }
+    Ok(segments)
+}
+
+/// The segments of a resource name used as a path: literal text, split at `/`.
+pub(super) fn literal(name: &str, configured: &str) -> Result<Vec<Segment>, ConfigError> {
+    name.split('/')
+        .filter(|segment| !segment.is_empty())
+        .map(|segment| {
+            if is_dot(segment) {
+                Err(ConfigError::InvalidTemplate {
+                    template: configured.to_owned(),
+                    reason: DOT_SEGMENT.to_owned(),
+                })
+            } else {
+                Ok(Segment::Literal(segment.to_owned()))
+            }
+        })
+        .collect()
+}
+
+const DOT_SEGMENT: &str = "dot segments (`.` and `..`) cannot appear in a template";
+
+fn is_dot(segment: &str) -> bool {
+    segment == "." || segment == ".."
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a parameter needs a name".to_owned());
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|&c| !(c.is_alphanumeric() || c == '_' || c == '-'))
+    {
+        return Err(format!(
+            "parameter name `{name}` holds `{bad}`; names are letters, digits, `_` and `-`"
+        ));
+    }
+    Ok(())
+}
+
+fn decode_literal(segment: &str) -> Result<String, &'static str> {
+    let decoded = normalize::percent_decode(segment);
+    if decoded.contains(&b'/') {
+        return Err("an encoded slash (`%2F`) cannot appear in a template");
+    }
+    let text = String::from_utf8(decoded)
+        .map_err(|_| "the template is not valid UTF-8 once percent-decoded")?;
+    if is_dot(&text) {
+        return Err(DOT_SEGMENT);
+    }
+    Ok(text)
+}
+
+/// The first parameter named twice, if any.
+pub(super) fn duplicate_param(segments: &[Segment]) -> Option<&str> {
+    let names = segments.iter().filter_map(|segment| match segment {
+        Segment::Param(name) => Some(name.as_str()),
+        Segment::Literal(_) => None,
+    });
+    names
+        .clone()
+        .enumerate()
+        .find(|&(i, name)| names.clone().take(i).any(|earlier| earlier == name))
+        .map(|(_, name)| name)
+}
+
+/// A parameter name not used in `segments`: `id`, else `id2`, `id3`, ...
+pub(super) fn fresh_param(segments: &[Segment]) -> String {
+    let taken = |candidate: &str| {
+        segments
+            .iter()
+            .any(|segment| matches!(segment, Segment::Param(name) if name == candidate))
+    };
+    let mut candidate = "id".to_owned();
+    let mut n = 1u32;
+    while taken(&candidate) {
+        n += 1;
+        candidate = format!("id{n}");
+    }
+    candidate
+}
+
+/// The template as listed: `/users/{uid}/projects`.
+pub(super) fn display(segments: &[Segment]) -> String {
+    if segments.is_empty() {
+        return "/".to_owned();
+    }
+    let mut out = String::new();
+    for segment in segments {
+        out.push('/');
+        match segment {
+            Segment::Literal(text) => out.push_str(text),
+            Segment::Param(name) => {
+                let _ = write!(out, "{{{name}}}");
+            }
+        }
+    }
+    out
+}
+
+/// The key the template is stored under: literals folded unless `case_sensitive`, braces
+/// escaped, parameters renamed by position (`{p0}`, `{p1}`), so that two templates that only
+/// differ in parameter names get the same key.
+pub(super) fn key(segments: &[Segment], case_sensitive: bool) -> String {
+    if segments.is_empty() {
+        return "/".to_owned();
+    }
+    let mut out = String::new();
+    let mut params = 0usize;
+    for segment in segments {
+        out.push('/');
+        match segment {
+            Segment::Literal(text) => {
+                let folded;
+                let text = if case_sensitive {
+                    text.as_str()
+                } else {
+                    folded = normalize::fold(text);
+                    folded.as_str()
+                };
+                for c in text.chars() {
+                    match c {
+                        '{' => out.push_str("{{"),
+                        '}' => out.push_str("}}"),
+                        c => out.push(c),
+                    }
+                }
+            }
+            Segment::Param(_) => {
+                let _ = write!(out, "{{p{params}}}");
+                params += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(text: &str) -> Segment {
+        Segment::Literal(text.to_owned())
+    }
+
+    fn param(name: &str) -> Segment {
+        Segment::Param(name.to_owned())
+    }
+
+    fn reason(raw: &str) -> String {
+        match parse(raw) {
+            Err(ConfigError::InvalidTemplate { template, reason }) => {
+                assert_eq!(template, raw);
+                reason
+            }
+            other => panic!("{raw}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_both_parameter_forms() {
+        assert_eq!(
+            parse("users/:uid//{pid}/").unwrap(),
+            vec![lit("users"), param("uid"), param("pid")]
+        );
+        assert_eq!(parse("/").unwrap(), vec![]);
+        assert_eq!(parse("").unwrap(), vec![]);
+        assert_eq!(parse("/a:b/%41%20c").unwrap(), vec![lit("a:b"), lit("A c")]);
+    }
+
+    #[test]
+    fn rejects_bad_templates() {
+        assert!(reason("/files/{*rest}").contains("catch-all"));
+        assert!(reason("/a/{id").contains("whole segment"));
+        assert!(reason("/a/id}").contains("whole segment"));
+        assert!(reason("/a/x{id}").contains("whole segment"));
+        assert!(reason("/a/{}").contains("needs a name"));
+        assert!(reason("/a/:").contains("needs a name"));
+        assert!(reason("/a/:a.b").contains("`.`"));
+        assert!(reason("/a?b").contains("`?`"));
+        assert!(reason("/a/%2F").contains("encoded slash"));
+        assert!(reason("/a/%ff").contains("UTF-8"));
+        assert!(reason("/a/../b").contains("dot segments"));
+        assert!(reason("/a/%2e").contains("dot segments"));
+    }
+
+    #[test]
+    fn finds_duplicate_parameters() {
+        let segments = parse("/a/:x/b/{y}/{x}").unwrap();
+        assert_eq!(duplicate_param(&segments), Some("x"));
+        assert_eq!(duplicate_param(&parse("/a/:x/{y}").unwrap()), None);
+    }
+
+    #[test]
+    fn keys_rename_parameters_and_fold() {
+        let a = parse("/Users/:uid/{x}").unwrap();
+        assert_eq!(key(&a, false), "/users/{p0}/{p1}");
+        assert_eq!(key(&a, true), "/Users/{p0}/{p1}");
+        assert_eq!(display(&a), "/Users/{uid}/{x}");
+        assert_eq!(key(&[lit("a{b}")], true), "/a{{b}}");
+        assert_eq!(key(&[], false), "/");
+    }
+
+    #[test]
+    fn fresh_parameter_names() {
+        assert_eq!(fresh_param(&[param("uid")]), "id");
+        assert_eq!(fresh_param(&[param("id"), param("id2")]), "id3");
+    }
+
+    #[test]
+    fn resource_names_are_literal() {
+        assert_eq!(
+            literal("a/{b}/:c", "x").unwrap(),
+            vec![lit("a"), lit("{b}"), lit(":c")]
+        );
+        assert!(literal("..", "/..").is_err());
+    }
+}

@@ -1,0 +1,350 @@
+//! [`PlanLimit`], the service that checks each request against the user's plan.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body_util::Full;
+use tokio::time::Instant;
+use tower_service::Service;
+
+use crate::body::ResponseBody;
+use crate::cache::{timed, CatalogCache, Loaded, Refresh, View};
+use crate::catalog::{Action, Catalog};
+use crate::decision::{decide, Allowed, Decision};
+use crate::future::ResponseFuture;
+use crate::layer::Shared;
+use crate::response::Rejection;
+use crate::subscriber::Subscriber;
+use crate::user::{extract_user, UserId};
+
+/// Middleware that enforces subscription-plan limits; made by
+/// [`PlanLimitLayer`](crate::PlanLimitLayer).
+///
+/// For each request it resolves the method and path to a governed resource and action. An
+/// ungoverned request goes straight to the inner service, without asking who the user is and
+/// without touching the store. A governed request without a user is answered `401`; otherwise
+/// the user's plan decides: an allowed request reaches the inner service with the
+/// [`Allowed`] decision in its extensions, a denied one is answered `403`. Store failures answer
+/// `503` (or pass, when failing open). Every refusal carries a [`Rejection`] in the response
+/// extensions.
+///
+/// `Error` is the inner service's error: a refusal is a response, not an error.
+pub struct PlanLimit<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> PlanLimit<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the middleware, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone> Clone for PlanLimit<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for PlanLimit<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlanLimit")
+            .field("inner", &self.inner)
+            .field("config", &*self.shared)
+            .finish()
+    }
+}
+
+/// The store calls of one request, boxed.
+pub(crate) type CheckFuture = Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>;
+
+/// What a check decided.
+pub(crate) enum Outcome {
+    /// Call the inner service as is (ungoverned after all, or failing open).
+    Pass,
+    /// Call the inner service with the decision in the request extensions.
+    Allow(Allowed),
+    /// Answer with this response.
+    Reject(Response<Full<Bytes>>),
+    /// The request turned out to be governed once a catalog was loaded: find its user (from the
+    /// request, which the response future holds), then check the user.
+    Identify(Governed),
+}
+
+/// A governed request's resource and action, and the catalog that resolved them.
+pub(crate) struct Governed {
+    loaded: Arc<Loaded>,
+    resource: Arc<str>,
+    action: Action,
+}
+
+/// Where the catalog of a check of a resolved request comes from.
+enum Step {
+    /// Already loaded and usable.
+    Ready(Arc<Loaded>),
+    /// Stale, and no runtime to refresh it in the background: this request refreshes it and
+    /// falls back to the stale one.
+    Refresh(Refresh, Arc<Loaded>),
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for PlanLimit<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let (loaded, stale) = match self.shared.catalog.view(Instant::now()) {
+            View::Usable { loaded, stale } => (loaded, stale),
+            View::RoutingOnly(loaded) => {
+                if loaded
+                    .table
+                    .resolve(request.method(), request.uri().path())
+                    .is_none()
+                {
+                    return ResponseFuture::inner(self.inner.call(request));
+                }
+                return self.check_unresolved(request);
+            }
+            View::Cold => return self.check_unresolved(request),
+        };
+
+        let Some(route) = loaded.table.resolve(request.method(), request.uri().path()) else {
+            return ResponseFuture::inner(self.inner.call(request));
+        };
+        let resource = Arc::clone(route.resource);
+        let action = route.action.clone();
+
+        let Some(user) = extract_user(self.shared.extractor.as_deref(), &mut request) else {
+            return ResponseFuture::rejected(self.shared.reject(Rejection::Unauthenticated));
+        };
+
+        let step = match stale
+            .then(|| CatalogCache::begin_refresh(&self.shared))
+            .flatten()
+        {
+            None => Step::Ready(loaded),
+            Some(refresh) => match refresh.spawn() {
+                Ok(()) => Step::Ready(loaded),
+                Err(refresh) => Step::Refresh(refresh, loaded),
+            },
+        };
+
+        if let (Step::Ready(loaded), Some(users)) = (&step, &self.shared.users) {
+            if let Some(subscriber) = users.peek(&user) {
+                let outcome = self.shared.judge(
+                    &loaded.catalog,
+                    subscriber.as_deref(),
+                    &resource,
+                    &action,
+                    &user,
+                );
+                return match outcome {
+                    Outcome::Allow(allowed) => {
+                        request.extensions_mut().insert(allowed);
+                        ResponseFuture::inner(self.inner.call(request))
+                    }
+                    Outcome::Reject(response) => ResponseFuture::rejected(response),
+                    Outcome::Pass | Outcome::Identify(_) => {
+                        ResponseFuture::inner(self.inner.call(request))
+                    }
+                };
+            }
+        }
+
+        let shared = Arc::clone(&self.shared);
+        let check = Box::pin(async move {
+            let loaded = match step {
+                Step::Ready(loaded) => loaded,
+                Step::Refresh(refresh, stale) => refresh.run().await.unwrap_or(stale),
+            };
+            shared
+                .check_user(&loaded.catalog, &resource, &action, &user)
+                .await
+        });
+        self.checking(check, request)
+    }
+}
+
+impl<S> PlanLimit<S> {
+    /// A check for a request that no usable catalog has resolved yet: load one, then resolve.
+    fn check_unresolved<ReqBody>(&mut self, request: Request<ReqBody>) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>> + Clone,
+    {
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let check = Box::pin(Arc::clone(&self.shared).resolve(method, path));
+        self.checking(check, request)
+    }
+
+    /// Runs `check` before the inner service. The service that was made ready goes with the
+    /// request; a clone takes its place here (it will be made ready before its own call).
+    fn checking<ReqBody>(
+        &mut self,
+        check: CheckFuture,
+        request: Request<ReqBody>,
+    ) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>> + Clone,
+    {
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::checking(check, request, ready, Arc::clone(&self.shared))
+    }
+}
+
+impl Shared {
+    /// Loads a usable catalog and resolves the request with it.
+    async fn resolve(self: Arc<Self>, method: Method, path: String) -> Outcome {
+        let Some(loaded) = self.catalog.load(&self).await else {
+            return self.store_unavailable();
+        };
+        let Some(route) = loaded.table.resolve(&method, &path) else {
+            return Outcome::Pass;
+        };
+        let resource = Arc::clone(route.resource);
+        let action = route.action.clone();
+        Outcome::Identify(Governed {
+            loaded,
+            resource,
+            action,
+        })
+    }
+
+    /// The check of the user of a request [`resolve`](Self::resolve) found governed (a `401`
+    /// when there is no user). Only requests that found no usable catalog come here.
+    pub(crate) fn identify<B>(
+        self: &Arc<Self>,
+        governed: Governed,
+        request: &mut Request<B>,
+    ) -> CheckFuture {
+        let user = extract_user(self.extractor.as_deref(), request);
+        let shared = Arc::clone(self);
+        Box::pin(async move {
+            let Some(user) = user else {
+                return Outcome::Reject(shared.reject(Rejection::Unauthenticated));
+            };
+            let Governed {
+                loaded,
+                resource,
+                action,
+            } = governed;
+            shared
+                .check_user(&loaded.catalog, &resource, &action, &user)
+                .await
+        })
+    }
+
+    /// Fetches the user's record (through the user cache when there is one) and decides.
+    async fn check_user(
+        &self,
+        catalog: &Catalog,
+        resource: &Arc<str>,
+        action: &Action,
+        user: &UserId,
+    ) -> Outcome {
+        let subscriber = match &self.users {
+            Some(users) => users.get(self, user).await.ok(),
+            None => match timed(self.store_timeout, self.store.user(user.as_str())).await {
+                Ok(subscriber) => Some(subscriber),
+                Err(error) => {
+                    tracing::warn!(user = %user, %error, "plan store failed to return a user");
+                    None
+                }
+            },
+        };
+        match subscriber {
+            Some(subscriber) => self.judge(catalog, subscriber.as_deref(), resource, action, user),
+            None => self.store_unavailable(),
+        }
+    }
+
+    /// Decides, and logs the decision.
+    fn judge(
+        &self,
+        catalog: &Catalog,
+        subscriber: Option<&Subscriber>,
+        resource: &Arc<str>,
+        action: &Action,
+        user: &UserId,
+    ) -> Outcome {
+        match decide(
+            catalog,
+            subscriber,
+            self.now_ms(),
+            resource,
+            action,
+            &self.policy,
+        ) {
+            Decision::Allow(allowed) => {
+                tracing::debug!(
+                    user = %user,
+                    plan = %allowed.plan,
+                    resource = %resource,
+                    action = %action,
+                    usage = allowed.usage,
+                    "plan allows the request"
+                );
+                Outcome::Allow(allowed)
+            }
+            Decision::Deny(denial) => {
+                tracing::info!(
+                    user = %user,
+                    resource = %resource,
+                    action = %action,
+                    ?denial,
+                    "plan denies the request"
+                );
+                Outcome::Reject(self.reject(Rejection::Denied(denial)))
+            }
+        }
+    }
+
+    /// The outcome when the store failed (the failure itself is logged where it happened).
+    fn store_unavailable(&self) -> Outcome {
+        if self.fail_open {
+            tracing::warn!("plan store unavailable; failing open, the request passes unchecked");
+            Outcome::Pass
+        } else {
+            tracing::debug!("plan store unavailable; failing closed");
+            Outcome::Reject(self.reject(Rejection::StoreUnavailable))
+        }
+    }
+
+    /// Renders `rejection` and attaches it to the response extensions.
+    pub(crate) fn reject(&self, rejection: Rejection) -> Response<Full<Bytes>> {
+        let mut response = self.renderer.render(&rejection);
+        response.extensions_mut().insert(rejection);
+        response
+    }
+}

@@ -1,0 +1,168 @@
+//! The layer on an axum 0.8 `Router`, with `.layer` and with `.route_layer`, behind an
+//! authentication middleware; handlers read the decision from the extensions.
+
+mod common;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use common::*;
+use http::header::CONTENT_TYPE;
+use http::StatusCode;
+use tower::ServiceExt;
+use tower_plans::{Allowed, PlanLimitLayer, UserId};
+
+/// Authentication: the user named by the `x-user` header.
+async fn authenticate(mut request: Request, next: Next) -> Response {
+    let user = request
+        .headers()
+        .get("x-user")
+        .and_then(|value| value.to_str().ok())
+        .map(UserId::from);
+    if let Some(user) = user {
+        request.extensions_mut().insert(user);
+    }
+    next.run(request).await
+}
+
+async fn create_client(Extension(allowed): Extension<Allowed>) -> String {
+    format!(
+        "{} plan, {} of {} clients left",
+        allowed.plan,
+        allowed.remaining().unwrap_or(u64::MAX),
+        match allowed.limit {
+            tower_plans::Limit::Limited(maximum) => maximum,
+            tower_plans::Limit::Unlimited => u64::MAX,
+        }
+    )
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route(
+            "/clients",
+            post(create_client).get(|| async { "all clients" }),
+        )
+        .route("/health", get(|| async { "ok" }))
+}
+
+fn with_layer(layer: PlanLimitLayer) -> Router {
+    routes()
+        .layer(layer)
+        .layer(middleware::from_fn(authenticate))
+}
+
+fn with_route_layer(layer: PlanLimitLayer) -> Router {
+    routes()
+        .route_layer(layer)
+        .layer(middleware::from_fn(authenticate))
+}
+
+fn call(method: &str, uri: &str, user: Option<&str>) -> Request {
+    let mut request = http::Request::builder().method(method).uri(uri);
+    if let Some(user) = user {
+        request = request.header("x-user", user);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn layer_on_a_router_allows_denies_and_passes() {
+    let store = CountingStore::new();
+    let app = with_layer(builder(&store).build().unwrap());
+
+    let response = app
+        .clone()
+        .oneshot(call("POST", "/clients", Some("ann")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(text(response).await, "free plan, 2 of 3 clients left");
+
+    let response = app
+        .clone()
+        .oneshot(call("POST", "/clients", Some("bob")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    assert_eq!(
+        text(response).await,
+        r#"{"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3}"#
+    );
+
+    let response = app
+        .clone()
+        .oneshot(call("GET", "/clients", Some("bob")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(text(response).await, "all clients");
+
+    let response = app
+        .clone()
+        .oneshot(call("GET", "/health", None))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let response = app
+        .clone()
+        .oneshot(call("POST", "/clients", None))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(text(response).await, r#"{"reason":"unauthenticated"}"#);
+}
+
+#[tokio::test]
+async fn layer_governs_paths_the_router_does_not_know() {
+    let store = CountingStore::new();
+    let app = with_layer(builder(&store).build().unwrap());
+    // `.layer` runs before routing: a governed path is checked even when it will be a 404.
+    let response = app
+        .oneshot(call("DELETE", "/clients/7", None))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn route_layer_keeps_404_as_404() {
+    let store = CountingStore::new();
+    let app = with_route_layer(builder(&store).build().unwrap());
+
+    let response = app
+        .clone()
+        .oneshot(call("DELETE", "/clients/7", None))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(store.plans_calls(), 0);
+    assert_eq!(store.user_calls(), 0);
+
+    let response = app
+        .clone()
+        .oneshot(call("POST", "/clients", None))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let response = app
+        .clone()
+        .oneshot(call("POST", "/clients", Some("ann")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(text(response).await, "free plan, 2 of 3 clients left");
+
+    let response = app
+        .oneshot(call("POST", "/clients", Some("bob")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+}

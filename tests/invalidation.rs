@@ -1,0 +1,165 @@
+//! The invalidation handle: dropping one user, all users, or the catalog makes the next request
+//! see the store's current data.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_plans::{PlanLimitLayer, ResponseBody, UserCache};
+
+async fn send(
+    layer: &PlanLimitLayer,
+    request: Request<Full<Bytes>>,
+) -> Response<ResponseBody<Full<Bytes>>> {
+    ServiceBuilder::new()
+        .layer(layer.clone())
+        .service_fn(echo)
+        .oneshot(request)
+        .await
+        .unwrap()
+}
+
+async fn create_client(layer: &PlanLimitLayer, user: &str) -> (StatusCode, String) {
+    let response = send(layer, request(Method::POST, "/clients", Some(user))).await;
+    (response.status(), text(response).await)
+}
+
+fn cached(store: &std::sync::Arc<CountingStore>) -> PlanLimitLayer {
+    builder(store)
+        .user_cache(UserCache::time_to_live(Duration::from_secs(3600), 100))
+        .build()
+        .unwrap()
+}
+
+const ANN_ON_PRO: &str = r#"{"name": "ann", "plan": "pro", "usage": {"clients": 1}}"#;
+
+#[tokio::test]
+async fn invalidating_a_user_makes_the_next_request_see_the_new_plan() {
+    let store = CountingStore::new();
+    let layer = cached(&store);
+    let invalidator = layer.invalidator();
+
+    let free = "free clients create usage=1 remaining=Some(2)";
+    assert_eq!(
+        create_client(&layer, "ann").await,
+        (StatusCode::OK, free.to_owned())
+    );
+
+    store.set_user("ann", ANN_ON_PRO);
+    assert_eq!(create_client(&layer, "ann").await.1, free, "still cached");
+
+    invalidator.user("ann");
+    assert_eq!(
+        create_client(&layer, "ann").await,
+        (
+            StatusCode::OK,
+            "pro clients create usage=1 remaining=Some(29)".to_owned()
+        )
+    );
+    assert_eq!(store.user_calls(), 2);
+}
+
+#[tokio::test]
+async fn invalidating_one_user_keeps_the_others_cached() {
+    let store = CountingStore::new();
+    let layer = cached(&store);
+    create_client(&layer, "ann").await;
+    create_client(&layer, "bob").await;
+    assert_eq!(store.user_calls(), 2);
+
+    layer.invalidator().user("ann");
+    create_client(&layer, "ann").await;
+    create_client(&layer, "bob").await;
+    assert_eq!(store.user_calls(), 3);
+}
+
+#[tokio::test]
+async fn invalidating_all_users_refetches_every_user() {
+    let store = CountingStore::new();
+    let layer = cached(&store);
+    let invalidator = layer.invalidator();
+    assert_eq!(create_client(&layer, "ann").await.0, StatusCode::OK);
+    assert_eq!(create_client(&layer, "bob").await.0, StatusCode::FORBIDDEN);
+
+    store.set_user(
+        "ann",
+        r#"{"name": "ann", "plan": "free", "usage": {"clients": 3}}"#,
+    );
+    store.set_user(
+        "bob",
+        r#"{"name": "bob", "plan": "pro", "usage": {"clients": 3}}"#,
+    );
+    invalidator.clone().all_users();
+
+    assert_eq!(create_client(&layer, "ann").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(create_client(&layer, "bob").await.0, StatusCode::OK);
+    assert_eq!(store.user_calls(), 4);
+}
+
+#[tokio::test]
+async fn invalidating_the_catalog_reloads_it_for_the_next_governed_request() {
+    let store = CountingStore::new();
+    let layer = cached(&store);
+    assert_eq!(create_client(&layer, "ann").await.0, StatusCode::OK);
+
+    store.set_catalog(STRICTER_CATALOG);
+    assert_eq!(
+        create_client(&layer, "ann").await.0,
+        StatusCode::OK,
+        "still cached"
+    );
+    assert_eq!(store.plans_calls(), 1);
+
+    layer.invalidator().catalog();
+    // An ungoverned request does not reload it.
+    send(&layer, request(Method::GET, "/health", None)).await;
+    assert_eq!(store.plans_calls(), 1);
+
+    assert_eq!(
+        create_client(&layer, "ann").await,
+        (
+            StatusCode::FORBIDDEN,
+            r#"{"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":1,"usage":1}"#
+                .to_owned()
+        )
+    );
+    assert_eq!(store.plans_calls(), 2);
+    create_client(&layer, "ann").await;
+    assert_eq!(store.plans_calls(), 2);
+}
+
+#[tokio::test]
+async fn invalidation_without_a_user_cache_is_harmless() {
+    let store = CountingStore::new();
+    let layer = builder(&store).build().unwrap();
+    let invalidator = layer.invalidator();
+    invalidator.user("ann");
+    invalidator.all_users();
+    assert_eq!(create_client(&layer, "ann").await.0, StatusCode::OK);
+    store.set_user("ann", ANN_ON_PRO);
+    assert_eq!(
+        create_client(&layer, "ann").await.1,
+        "pro clients create usage=1 remaining=Some(29)"
+    );
+}
+
+#[tokio::test]
+async fn the_invalidator_can_move_to_another_task() {
+    let store = CountingStore::new();
+    let layer = cached(&store);
+    create_client(&layer, "ann").await;
+    store.set_user("ann", ANN_ON_PRO);
+    let invalidator = layer.invalidator();
+    tokio::spawn(async move { invalidator.user("ann") })
+        .await
+        .unwrap();
+    assert_eq!(
+        create_client(&layer, "ann").await.1,
+        "pro clients create usage=1 remaining=Some(29)"
+    );
+}
