@@ -8,6 +8,7 @@ use hmac::KeyInit;
 use http::HeaderName;
 
 use super::verify::HmacSha256;
+use crate::cache::Invalidator;
 use crate::error::ConfigError;
 
 /// The signature header read by default.
@@ -44,6 +45,7 @@ pub(crate) struct ConfigInner {
     pub(crate) active_statuses: Vec<Box<str>>,
     pub(crate) dedup_capacity: u64,
     pub(crate) body_limit: usize,
+    pub(crate) invalidator: Option<Invalidator>,
     pub(crate) clock: Clock,
 }
 
@@ -57,6 +59,7 @@ pub struct WebhookConfigBuilder {
     active_statuses: Vec<Box<str>>,
     dedup_capacity: u64,
     body_limit: usize,
+    invalidator: Option<Invalidator>,
     clock: Clock,
 }
 
@@ -64,7 +67,8 @@ impl WebhookConfig {
     /// A builder with the defaults: the `x-purchasely-request-signature` and
     /// `x-purchasely-timestamp` headers, a tolerance of 5 minutes, the active statuses
     /// `AUTO_RENEWING`, `AUTO_RENEWING_CANCELED` and `IN_GRACE_PERIOD`, 10 000 remembered event
-    /// ids, a 1 MiB body limit and the system clock. At least one secret must be added.
+    /// ids, a 1 MiB body limit, no invalidator and the system clock. At least one secret must be
+    /// added.
     pub fn builder() -> WebhookConfigBuilder {
         WebhookConfigBuilder {
             secrets: Vec::new(),
@@ -77,6 +81,7 @@ impl WebhookConfig {
                 .collect(),
             dedup_capacity: DEFAULT_DEDUP_CAPACITY,
             body_limit: DEFAULT_BODY_LIMIT,
+            invalidator: None,
             clock: Arc::new(SystemTime::now),
         }
     }
@@ -114,6 +119,11 @@ impl WebhookConfig {
         self.inner.dedup_capacity
     }
 
+    /// The layer's invalidation handle, if one was configured.
+    pub fn invalidator(&self) -> Option<&Invalidator> {
+        self.inner.invalidator.as_ref()
+    }
+
     pub(crate) fn now(&self) -> SystemTime {
         (self.inner.clock)()
     }
@@ -133,6 +143,7 @@ impl fmt::Debug for WebhookConfig {
             .field("active_statuses", &inner.active_statuses)
             .field("dedup_capacity", &inner.dedup_capacity)
             .field("body_limit", &inner.body_limit)
+            .field("invalidator", &inner.invalidator.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -192,6 +203,16 @@ impl WebhookConfigBuilder {
         self
     }
 
+    /// The layer's invalidation handle
+    /// ([`PlanLimitLayer::invalidator`](crate::PlanLimitLayer::invalidator)): once an event is
+    /// applied, its user's cached record is dropped, so the next request sees the new plan.
+    /// Without one (the default), the receiver works without a layer, or with a layer whose user
+    /// cache is off.
+    pub fn invalidator(mut self, invalidator: Invalidator) -> Self {
+        self.invalidator = Some(invalidator);
+        self
+    }
+
     /// The clock the timestamp is checked against (default [`SystemTime::now`]); for tests.
     pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
@@ -242,6 +263,7 @@ impl WebhookConfigBuilder {
                 active_statuses: self.active_statuses,
                 dedup_capacity: self.dedup_capacity,
                 body_limit: self.body_limit,
+                invalidator: self.invalidator,
                 clock: self.clock,
             }),
         })
@@ -261,6 +283,7 @@ impl fmt::Debug for WebhookConfigBuilder {
             .field("active_statuses", &self.active_statuses)
             .field("dedup_capacity", &self.dedup_capacity)
             .field("body_limit", &self.body_limit)
+            .field("invalidator", &self.invalidator.is_some())
             .finish_non_exhaustive()
     }
 }

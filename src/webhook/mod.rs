@@ -36,42 +36,62 @@
 //!
 //! # Example
 //!
+//! A `MemoryStore`, the plan layer with a user cache around the API, and the receiver on its own
+//! route, outside the layer:
+//!
 //! ```
-//! use http::Request;
-//! use http_body_util::{BodyExt, Full};
+//! use std::time::{Duration, SystemTime, UNIX_EPOCH};
+//!
+//! use axum::routing::{post, post_service};
+//! use axum::Router;
+//! use http::{Request, StatusCode};
 //! use tower::ServiceExt;
 //! use tower_plans::webhook::{MemoryStoreHook, WebhookConfig, WebhookReceiver};
-//! use tower_plans::MemoryStore;
+//! use tower_plans::{MemoryStore, PlanLimitLayer, UserCache, UserId};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = MemoryStore::from_json(
 //!     r#"[{"name": "free", "clients": 3}, {"name": "pro", "clients": 30}]"#,
-//!     r#"{"john": {"plan": "free"}}"#,
+//!     r#"{"john": {"plan": "free", "usage": {"clients": 3}}}"#,
 //! )?;
+//! let layer = PlanLimitLayer::builder(store.clone())
+//!     .user_cache(UserCache::time_to_live(Duration::from_secs(600), 10_000))
+//!     .build()?;
 //! let config = WebhookConfig::builder()
 //!     .secret("whsec_current")
 //!     .secret("whsec_previous") // still accepted while the sender switches over
+//!     .invalidator(layer.invalidator())
 //!     .build()?;
-//! // With a layer: `.invalidator(layer.invalidator())`, so the next request sees the new plan.
 //! let receiver = WebhookReceiver::new(config.clone(), MemoryStoreHook::new(store.clone()));
-//! // With axum: `Router::new().route("/webhooks/billing", post_service(receiver))`.
 //!
+//! let app = Router::new()
+//!     .route("/clients", post(|| async { "created" }))
+//!     .layer(layer)
+//!     .route("/webhooks/billing", post_service(receiver));
+//!
+//! // The application's authentication puts a `UserId` in the extensions.
+//! let create_client = || {
+//!     let mut request = Request::post("/clients").body(axum::body::Body::empty()).unwrap();
+//!     request.extensions_mut().insert(UserId::from("john"));
+//!     request
+//! };
+//! let response = app.clone().oneshot(create_client()).await?;
+//! assert_eq!(response.status(), StatusCode::FORBIDDEN); // 3 of 3 clients on "free"
+//!
+//! // The billing platform announces the upgrade.
 //! let body = r#"{"event_id":"e1","event_name":"ACTIVATE","user_id":"john","plan":"pro"}"#;
-//! let timestamp = std::time::SystemTime::now()
-//!     .duration_since(std::time::UNIX_EPOCH)?
-//!     .as_secs()
-//!     .to_string();
-//! let request = Request::post("/webhooks/billing")
+//! let timestamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs().to_string();
+//! let event = Request::post("/webhooks/billing")
 //!     .header("x-purchasely-timestamp", &timestamp)
 //!     .header("x-purchasely-request-signature", config.sign(&timestamp, body.as_bytes()))
-//!     .body(Full::new(bytes::Bytes::from(body)))?;
+//!     .body(axum::body::Body::from(body))?;
+//! let response = app.clone().oneshot(event).await?;
+//! assert_eq!(response.status(), StatusCode::OK); // {"status":"applied"}
 //!
-//! let response = receiver.oneshot(request).await?;
-//! assert_eq!(response.status(), 200);
-//! assert_eq!(response.into_body().collect().await?.to_bytes(), r#"{"status":"applied"}"#);
-//! let john = store.subscriber("john").unwrap();
-//! assert_eq!(&*john.assignment.as_ref().unwrap().plan, "pro");
+//! // John's cached record was dropped: the next request sees "pro".
+//! let response = app.clone().oneshot(create_client()).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
 //! # Ok(())
 //! # }
 //! ```

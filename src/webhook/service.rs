@@ -319,7 +319,9 @@ async fn apply<H: EntitlementHook>(
         Ok(Err(error)) => return Err(error.to_string()),
         Err(_) => return Err("the hook panicked".to_owned()),
     }
-    let _ = user;
+    if let Some(invalidator) = shared.config.invalidator() {
+        invalidator.user(user);
+    }
     Ok(())
 }
 
