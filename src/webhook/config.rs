@@ -191,7 +191,8 @@ impl WebhookConfigBuilder {
     }
 
     /// How many recently applied event ids are remembered, so that a redelivered event is
-    /// acknowledged without being applied twice (default 10 000; `0` remembers none).
+    /// acknowledged without being applied twice (default 10 000; `0` remembers none). An event
+    /// without an `event_id` cannot be recognised and is applied on every delivery.
     pub fn dedup_capacity(mut self, capacity: u64) -> Self {
         self.dedup_capacity = capacity;
         self
