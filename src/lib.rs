@@ -90,13 +90,15 @@ mod service;
 mod store;
 mod subscriber;
 mod user;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 pub use catalog::CatalogBuilder;
 pub use catalog::{Action, Catalog, CatalogError, Limit, Plan, ResourceLimits, Trial};
 pub use decision::{decide, Allowed, Decision, Denial, PlanState, Policy};
 pub use error::ConfigError;
 pub use routes::{CustomRoute, RouteConfig, RouteEntry, RouteMatch, RouteTable};
-pub use store::{BoxError, PlanStore};
+pub use store::{BoxError, LoadError, MemoryStore, PlanStore};
 pub use subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usage};
 pub use user::{RequestHead, UserId};
 
