@@ -15,12 +15,17 @@ use tower_plans::{Allowed, Catalog, MemoryStore, PlanLimitLayer, Subscriber, Use
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let catalog = Catalog::from_json(
-        r#"[{"name": "free", "clients": 3}, {"name": "pro", "clients": 30}]"#,
-    )?;
+    let catalog =
+        Catalog::from_json(r#"[{"name": "free", "clients": 3}, {"name": "pro", "clients": 30}]"#)?;
     let store = MemoryStore::new(catalog);
-    store.insert_user("ann", Subscriber::from_json(r#"{"plan": "free", "clients": 2}"#)?);
-    store.insert_user("max", Subscriber::from_json(r#"{"plan": "free", "clients": 3}"#)?);
+    store.insert_user(
+        "ann",
+        Subscriber::from_json(r#"{"plan": "free", "clients": 2}"#)?,
+    );
+    store.insert_user(
+        "max",
+        Subscriber::from_json(r#"{"plan": "free", "clients": 3}"#)?,
+    );
 
     let service = ServiceBuilder::new()
         // Stands in for real authentication: the user is whoever `x-user` names.

@@ -113,4 +113,3 @@ pub use service::PlanLimit;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-

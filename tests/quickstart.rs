@@ -12,7 +12,9 @@ use tower::ServiceExt;
 const DEFAULT_FIXTURE: &str = include_str!("../examples/quickstart.json");
 
 async fn send(router: &axum::Router, step: &app::TourStep) -> (StatusCode, Value) {
-    let mut req = Request::builder().method(step.method.clone()).uri(step.path);
+    let mut req = Request::builder()
+        .method(step.method.clone())
+        .uri(step.path);
     if let Some(user) = step.user {
         req = req.header("x-user", user);
     }
@@ -127,17 +129,26 @@ fn a_malformed_fixture_is_an_error_that_names_the_problem() {
         ("[]", "expected a JSON object"),
         (r#"{"users":{}}"#, "missing `plans`"),
         (r#"{"config":{"base":3},"plans":[]}"#, "config.base"),
-        (r#"{"config":{"paths":{"clients":7}},"plans":[]}"#, "config.paths.clients"),
+        (
+            r#"{"config":{"paths":{"clients":7}},"plans":[]}"#,
+            "config.paths.clients",
+        ),
         (r#"{"config":{"timeout":-1},"plans":[]}"#, "config.timeout"),
         (r#"{"plans":[{"name":"free","clients":-1}]}"#, "clients"),
-        (r#"{"plans":[],"users":{"john":{"plan":{"name":"pro","trial":true}}}}"#, "john"),
+        (
+            r#"{"plans":[],"users":{"john":{"plan":{"name":"pro","trial":true}}}}"#,
+            "john",
+        ),
     ];
     for (text, needle) in cases {
         let error = match app::Fixture::parse(text) {
             Ok(_) => panic!("{text} was accepted"),
             Err(error) => error.to_string(),
         };
-        assert!(error.contains(needle), "{text}: `{error}` does not mention `{needle}`");
+        assert!(
+            error.contains(needle),
+            "{text}: `{error}` does not mention `{needle}`"
+        );
     }
 }
 

@@ -64,7 +64,8 @@ impl Args {
 }
 
 /// The usage line.
-pub const USAGE: &str = "usage: quickstart [--addr 127.0.0.1:3000] [--fixture examples/quickstart.json]";
+pub const USAGE: &str =
+    "usage: quickstart [--addr 127.0.0.1:3000] [--fixture examples/quickstart.json]";
 
 /// What went wrong with a fixture; the message names the file and the bad value.
 #[derive(Debug)]
@@ -97,11 +98,11 @@ impl Fixture {
 
     /// Loads a fixture from its JSON text.
     pub fn parse(text: &str) -> Result<Fixture, FixtureError> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| FixtureError(format!("not valid JSON: {e}")))?;
-        let root = value
-            .as_object()
-            .ok_or_else(|| FixtureError("expected a JSON object with `plans` and `users`".into()))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| FixtureError(format!("not valid JSON: {e}")))?;
+        let root = value.as_object().ok_or_else(|| {
+            FixtureError("expected a JSON object with `plans` and `users`".into())
+        })?;
         let empty = serde_json::Map::new();
         let config = match root.get("config") {
             None | Some(Value::Null) => &empty,
@@ -148,8 +149,8 @@ impl Fixture {
             .get("plans")
             .ok_or_else(|| FixtureError("missing `plans` (the plan catalog)".into()))?;
         let users = root.get("users").cloned().unwrap_or_else(|| json!({}));
-        let store = MemoryStore::from_values(plans, &users)
-            .map_err(|e| FixtureError(e.to_string()))?;
+        let store =
+            MemoryStore::from_values(plans, &users).map_err(|e| FixtureError(e.to_string()))?;
         Ok(Fixture {
             base,
             paths,
@@ -239,7 +240,7 @@ async fn rest(
     let key = (user.clone(), allowed.resource.clone());
     let decision = json!({
         "plan": &*allowed.plan,
-        "limit": match allowed.limit { tower_plans::Limit::Limited(n) => json!(n), tower_plans::Limit::Unlimited => Value::Null },
+        "limit": allowed.limit,
     });
 
     match allowed.action {
@@ -248,10 +249,14 @@ async fn rest(
                 let mut items = state.items.lock().unwrap_or_else(PoisonError::into_inner);
                 items.next_id += 1;
                 let id = items.next_id;
-                items.by_owner.entry(key).or_default().insert(id, body.clone());
+                items
+                    .by_owner
+                    .entry(key)
+                    .or_default()
+                    .insert(id, body.clone());
                 id
             };
-            let usage = state.store.add_usage(user.as_str(), &*allowed.resource, 1);
+            let usage = state.store.add_usage(user.as_str(), &allowed.resource, 1);
             (
                 StatusCode::CREATED,
                 Json(json!({ "id": id, "item": body, "usage": usage, "decision": decision })),
@@ -263,7 +268,11 @@ async fn rest(
             let list: Vec<Value> = items
                 .by_owner
                 .get(&key)
-                .map(|m| m.iter().map(|(id, v)| json!({ "id": id, "item": v })).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(id, v)| json!({ "id": id, "item": v }))
+                        .collect()
+                })
                 .unwrap_or_default();
             Json(json!({ "items": list, "decision": decision })).into_response()
         }
@@ -293,11 +302,12 @@ async fn rest(
             match response {
                 None => not_found(),
                 Some(item) if method == Method::DELETE => {
-                    let usage = state.store.add_usage(user.as_str(), &*allowed.resource, -1);
+                    let usage = state.store.add_usage(user.as_str(), &allowed.resource, -1);
                     Json(json!({ "deleted": id, "item": item, "usage": usage })).into_response()
                 }
-                Some(item) => Json(json!({ "id": id, "item": item, "decision": decision }))
-                    .into_response(),
+                Some(item) => {
+                    Json(json!({ "id": id, "item": item, "decision": decision })).into_response()
+                }
             }
         }
         _ => Json(json!({ "ok": true, "decision": decision })).into_response(),
