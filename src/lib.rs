@@ -1,10 +1,77 @@
 //! Tower middleware that enforces subscription-plan limits.
 //!
 //! A SaaS backend sells plans: "free" keeps 3 clients, "pro" 30; a 14-day trial of "pro" falls
-//! back to "free"; plans expire. `tower-plans` is one tower layer, placed after authentication,
-//! that finds the user, maps the request's method and path to a resource and an action, loads the
-//! plan catalog and the user's plan and usage from a [`PlanStore`], and answers `403` with a JSON
-//! body when a limit is reached.
+//! back to "free"; plans expire. `tower-plans` is one tower [`Layer`](tower_layer::Layer),
+//! [`PlanLimitLayer`], placed after authentication. For every request it:
+//!
+//! 1. maps the method and path to a governed resource and [`Action`] with a [`RouteTable`]
+//!    (REST conventions, a configurable `base`, per-resource paths and custom routes), in a way
+//!    that query strings, percent-encoding, doubled slashes, dot segments and case cannot bypass;
+//!    an ungoverned request passes straight through;
+//! 2. finds the user: a [`UserId`] in the request extensions, put there by your authentication,
+//!    or your own extractor; a governed request without one is answered `401`;
+//! 3. loads the [`Catalog`] of plans and the user's [`Subscriber`] record (plan assignment and
+//!    usage) from a [`PlanStore`], caching the catalog and, optionally, users;
+//! 4. [`decide`]s: trials, fallbacks, expiry, grace periods and default plans, then the plan's
+//!    [`Limit`] against the user's usage. A denial is answered `403` with a JSON body; an allowed
+//!    request reaches your service with the [`Allowed`] decision in its extensions.
+//!
+//! It works wrapping axum routers, hyper services and any tower stack. [`MemoryStore`] is an
+//! in-memory store that loads the JSON formats and can be changed while serving.
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//!
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::{BodyExt, Full};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_plans::{Allowed, Catalog, MemoryStore, PlanLimitLayer, Subscriber, UserId};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let catalog = Catalog::from_json(r#"[{"name": "free", "clients": 3}, {"name": "pro", "clients": 30}]"#)?;
+//! let store = MemoryStore::new(catalog);
+//! store.insert_user("john", Subscriber::from_json(r#"{"name": "john", "plan": "free", "clients": 3}"#)?);
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(PlanLimitLayer::builder(store).build()?)
+//!     .service(service_fn(|req: Request<Full<bytes::Bytes>>| async move {
+//!         let plan = req.extensions().get::<Allowed>().map(|a| a.plan.to_string());
+//!         Ok::<_, Infallible>(Response::new(Full::from(plan.unwrap_or_default())))
+//!     }));
+//!
+//! // Authentication runs before the layer and inserts the user's id.
+//! let request = |method: &str| {
+//!     let mut req = Request::builder().method(method).uri("/clients").body(Full::default()).unwrap();
+//!     req.extensions_mut().insert(UserId::from("john"));
+//!     req
+//! };
+//!
+//! // john may list his clients ...
+//! let res = service.clone().oneshot(request("GET")).await?;
+//! assert_eq!(res.status(), StatusCode::OK);
+//!
+//! // ... but "free" keeps 3 clients and he has 3.
+//! let res = service.clone().oneshot(request("POST")).await?;
+//! assert_eq!(res.status(), StatusCode::FORBIDDEN);
+//! let body = res.into_body().collect().await?.to_bytes();
+//! assert_eq!(
+//!     body,
+//!     r#"{"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3}"#
+//! );
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! In axum, put the layer on the router with `route_layer` (so unknown paths stay `404`) and your
+//! authentication outside it with `layer`; the README shows the whole setup.
+//!
+//! # Feature flags
+//!
+//! - `webhook` (off by default): a receiver for signed entitlement webhooks that updates plans and
+//!   invalidates the layer's caches.
 
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
@@ -23,13 +90,15 @@ mod service;
 mod store;
 mod subscriber;
 mod user;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 pub use catalog::CatalogBuilder;
 pub use catalog::{Action, Catalog, CatalogError, Limit, Plan, ResourceLimits, Trial};
 pub use decision::{decide, Allowed, Decision, Denial, PlanState, Policy};
 pub use error::ConfigError;
 pub use routes::{CustomRoute, RouteConfig, RouteEntry, RouteMatch, RouteTable};
-pub use store::{BoxError, PlanStore};
+pub use store::{BoxError, LoadError, MemoryStore, PlanStore};
 pub use subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usage};
 pub use user::{RequestHead, UserId};
 
@@ -39,3 +108,8 @@ pub use future::ResponseFuture;
 pub use layer::{PlanLimitLayer, PlanLimitLayerBuilder};
 pub use response::{JsonRejection, Rejection, RenderRejection};
 pub use service::PlanLimit;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -7,6 +7,10 @@ use async_trait::async_trait;
 use crate::catalog::Catalog;
 use crate::subscriber::Subscriber;
 
+mod memory;
+
+pub use memory::{LoadError, MemoryStore};
+
 /// A boxed error, as a store returns it. Its text is logged, never sent to the client.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

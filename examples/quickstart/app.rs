@@ -1,0 +1,453 @@
+//! The quickstart application: a fixture-driven in-memory REST API behind `PlanLimitLayer`.
+//!
+//! `main.rs` serves it; `tests/quickstart.rs` drives the same router in-process through the tour.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json, Router};
+use serde_json::{json, Value};
+use tower_plans::{Action, Allowed, MemoryStore, PlanLimitLayer, UserId};
+
+/// The address served when `--addr` is not given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+/// The fixture loaded when `--fixture` is not given.
+pub const DEFAULT_FIXTURE: &str = "examples/quickstart.json";
+
+/// Command-line options.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Args {
+    pub addr: SocketAddr,
+    pub fixture: PathBuf,
+}
+
+impl Args {
+    /// Parses `--addr ADDR` and `--fixture PATH` (also `--addr=ADDR`, `--fixture=PATH`).
+    pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
+        let mut addr = DEFAULT_ADDR.to_owned();
+        let mut fixture = PathBuf::from(DEFAULT_FIXTURE);
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+                None => (arg.clone(), None),
+            };
+            let mut value = |name: &str| {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| format!("{name} needs a value"))
+            };
+            match flag.as_str() {
+                "--addr" => addr = value("--addr")?,
+                "--fixture" => fixture = PathBuf::from(value("--fixture")?),
+                "-h" | "--help" => return Err(USAGE.to_owned()),
+                other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+            }
+        }
+        let addr = addr
+            .parse()
+            .map_err(|e| format!("--addr `{addr}` is not a socket address: {e}"))?;
+        Ok(Args { addr, fixture })
+    }
+}
+
+/// The usage line.
+pub const USAGE: &str =
+    "usage: quickstart [--addr 127.0.0.1:3000] [--fixture examples/quickstart.json]";
+
+/// What went wrong with a fixture; the message names the file and the bad value.
+#[derive(Debug)]
+pub struct FixtureError(String);
+
+impl fmt::Display for FixtureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FixtureError {}
+
+/// A loaded fixture: the layer's configuration and the store it fills.
+pub struct Fixture {
+    pub base: String,
+    pub paths: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub store: MemoryStore,
+}
+
+impl Fixture {
+    /// Reads and loads the fixture at `path`.
+    pub fn load(path: &Path) -> Result<Fixture, FixtureError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| FixtureError(format!("cannot read fixture {}: {e}", path.display())))?;
+        Fixture::parse(&text)
+            .map_err(|FixtureError(msg)| FixtureError(format!("fixture {}: {msg}", path.display())))
+    }
+
+    /// Loads a fixture from its JSON text.
+    pub fn parse(text: &str) -> Result<Fixture, FixtureError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| FixtureError(format!("not valid JSON: {e}")))?;
+        let root = value.as_object().ok_or_else(|| {
+            FixtureError("expected a JSON object with `plans` and `users`".into())
+        })?;
+        let empty = serde_json::Map::new();
+        let config = match root.get("config") {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(config)) => config,
+            Some(_) => return Err(FixtureError("config: expected an object".into())),
+        };
+        let base = match config.get("base") {
+            None | Some(Value::Null) => "/".to_owned(),
+            Some(Value::String(base)) => base.clone(),
+            Some(_) => return Err(FixtureError("config.base: expected a string".into())),
+        };
+        let mut paths = Vec::new();
+        match config.get("paths") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) => {
+                for (resource, template) in map {
+                    let template = template.as_str().ok_or_else(|| {
+                        FixtureError(format!("config.paths.{resource}: expected a string"))
+                    })?;
+                    paths.push((resource.clone(), template.to_owned()));
+                }
+            }
+            Some(_) => return Err(FixtureError("config.paths: expected an object".into())),
+        }
+        let timeout = match config.get("timeout") {
+            None | Some(Value::Null) => Duration::from_secs(60 * 60),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(minutes) if minutes >= 0.0 && minutes.is_finite() => {
+                    Duration::from_secs_f64(minutes * 60.0)
+                }
+                _ => {
+                    return Err(FixtureError(format!(
+                        "config.timeout: expected a non-negative number of minutes, found {n}"
+                    )))
+                }
+            },
+            Some(other) => {
+                return Err(FixtureError(format!(
+                    "config.timeout: expected a number of minutes, found {other}"
+                )))
+            }
+        };
+        let plans = root
+            .get("plans")
+            .ok_or_else(|| FixtureError("missing `plans` (the plan catalog)".into()))?;
+        let users = root.get("users").cloned().unwrap_or_else(|| json!({}));
+        let store =
+            MemoryStore::from_values(plans, &users).map_err(|e| FixtureError(e.to_string()))?;
+        Ok(Fixture {
+            base,
+            paths,
+            timeout,
+            store,
+        })
+    }
+
+    /// The plan layer this fixture configures.
+    pub fn layer(&self) -> Result<PlanLimitLayer, FixtureError> {
+        let mut builder = PlanLimitLayer::builder(self.store.clone())
+            .base(self.base.clone())
+            .plans_ttl(self.timeout);
+        for (resource, template) in &self.paths {
+            builder = builder.path(resource.as_str(), template.clone());
+        }
+        builder
+            .build()
+            .map_err(|e| FixtureError(format!("config: {e}")))
+    }
+}
+
+/// The items users created, per user and resource.
+#[derive(Default)]
+struct Items {
+    next_id: u64,
+    by_owner: HashMap<(UserId, Arc<str>), BTreeMap<u64, Value>>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    store: MemoryStore,
+    items: Arc<Mutex<Items>>,
+}
+
+/// Builds the whole application: demo authentication, then the plan layer, then the REST handler.
+pub fn router(fixture: &Fixture) -> Result<Router, FixtureError> {
+    let state = AppState {
+        store: fixture.store.clone(),
+        items: Arc::default(),
+    };
+    Ok(Router::new()
+        .fallback(rest)
+        .with_state(state)
+        .layer(fixture.layer()?)
+        // DEMO ONLY: trusts the `x-user` header. A real application puts its authentication here.
+        .layer(middleware::from_fn(demo_auth)))
+}
+
+/// DEMO-ONLY authentication: the user is whoever the `x-user` header names.
+async fn demo_auth(mut req: Request, next: Next) -> Response {
+    let user = req
+        .headers()
+        .get("x-user")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(UserId::from);
+    if let Some(user) = user {
+        req.extensions_mut().insert(user);
+    }
+    next.run(req).await
+}
+
+/// A generic in-memory REST handler for every governed path; other paths answer `{"ok":true}`.
+async fn rest(
+    State(state): State<AppState>,
+    allowed: Option<Extension<Allowed>>,
+    user: Option<Extension<UserId>>,
+    req: Request<Body>,
+) -> Response {
+    let (Some(Extension(allowed)), Some(Extension(user))) = (allowed, user) else {
+        return Json(json!({ "ok": true })).into_response();
+    };
+    let method = req.method().clone();
+    let id = req
+        .uri()
+        .path()
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.parse::<u64>().ok());
+    let body = axum::body::to_bytes(req.into_body(), 64 * 1024)
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .unwrap_or_else(|| json!({}));
+    let key = (user.clone(), allowed.resource.clone());
+    let decision = json!({
+        "plan": &*allowed.plan,
+        "limit": allowed.limit,
+    });
+
+    match allowed.action {
+        Action::Create => {
+            let id = {
+                let mut items = state.items.lock().unwrap_or_else(PoisonError::into_inner);
+                items.next_id += 1;
+                let id = items.next_id;
+                items
+                    .by_owner
+                    .entry(key)
+                    .or_default()
+                    .insert(id, body.clone());
+                id
+            };
+            let usage = state.store.add_usage(user.as_str(), &allowed.resource, 1);
+            (
+                StatusCode::CREATED,
+                Json(json!({ "id": id, "item": body, "usage": usage, "decision": decision })),
+            )
+                .into_response()
+        }
+        Action::Index => {
+            let items = state.items.lock().unwrap_or_else(PoisonError::into_inner);
+            let list: Vec<Value> = items
+                .by_owner
+                .get(&key)
+                .map(|m| {
+                    m.iter()
+                        .map(|(id, v)| json!({ "id": id, "item": v }))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Json(json!({ "items": list, "decision": decision })).into_response()
+        }
+        Action::Show | Action::Update | Action::Patch | Action::Delete => {
+            let Some(id) = id else {
+                return not_found();
+            };
+            let mut items = state.items.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(owned) = items.by_owner.get_mut(&key) else {
+                return not_found();
+            };
+            let response = match allowed.action {
+                Action::Show => owned.get(&id).cloned(),
+                Action::Update => owned.get_mut(&id).map(|v| {
+                    *v = body;
+                    v.clone()
+                }),
+                Action::Patch => owned.get_mut(&id).map(|v| {
+                    if let (Value::Object(item), Value::Object(patch)) = (&mut *v, body) {
+                        item.extend(patch);
+                    }
+                    v.clone()
+                }),
+                _ => owned.remove(&id),
+            };
+            drop(items);
+            match response {
+                None => not_found(),
+                Some(item) if method == Method::DELETE => {
+                    let usage = state.store.add_usage(user.as_str(), &allowed.resource, -1);
+                    Json(json!({ "deleted": id, "item": item, "usage": usage })).into_response()
+                }
+                Some(item) => {
+                    Json(json!({ "id": id, "item": item, "decision": decision })).into_response()
+                }
+            }
+        }
+        _ => Json(json!({ "ok": true, "decision": decision })).into_response(),
+    }
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"reason":"not_found"}"#,
+    )
+        .into_response()
+}
+
+/// One step of the printed tour.
+pub struct TourStep {
+    pub what: &'static str,
+    pub method: Method,
+    pub path: &'static str,
+    pub user: Option<&'static str>,
+    pub body: Option<&'static str>,
+    pub status: StatusCode,
+}
+
+/// The tour printed on start, for the default fixture; `tests/quickstart.rs` replays it.
+pub fn tour() -> Vec<TourStep> {
+    vec![
+        TourStep {
+            what: "alice (free: 3 clients, has 2) creates a client: allowed",
+            method: Method::POST,
+            path: "/api/clients",
+            user: Some("alice"),
+            body: Some(r#"{"name":"Acme"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "alice creates a fourth client: 403, the limit is reached",
+            method: Method::POST,
+            path: "/api/clients",
+            user: Some("alice"),
+            body: Some(r#"{"name":"Globex"}"#),
+            status: StatusCode::FORBIDDEN,
+        },
+        TourStep {
+            what: "alice lists her clients: listing is not limited",
+            method: Method::GET,
+            path: "/api/clients",
+            user: Some("alice"),
+            body: None,
+            status: StatusCode::OK,
+        },
+        TourStep {
+            what: "bob's 14-day trial of pro ended, so he falls back to free and may still create",
+            method: Method::POST,
+            path: "/api/clients",
+            user: Some("bob"),
+            body: Some(r#"{"name":"Initech"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "bob's free fallback allows one project, with no delete",
+            method: Method::POST,
+            path: "/api/workspaces/projects",
+            user: Some("bob"),
+            body: Some(r#"{"name":"Apollo"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "bob's second project: 403 on the fallback plan",
+            method: Method::POST,
+            path: "/api/workspaces/projects",
+            user: Some("bob"),
+            body: Some(r#"{"name":"Gemini"}"#),
+            status: StatusCode::FORBIDDEN,
+        },
+        TourStep {
+            what: "carol's regular plan expired: 403 with the expiry date",
+            method: Method::POST,
+            path: "/api/clients",
+            user: Some("carol"),
+            body: Some(r#"{"name":"Umbrella"}"#),
+            status: StatusCode::FORBIDDEN,
+        },
+        TourStep {
+            what: "dave (pro) has no project limit",
+            method: Method::POST,
+            path: "/api/workspaces/projects",
+            user: Some("dave"),
+            body: Some(r#"{"name":"Mercury"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "no x-user header on a governed path: 401",
+            method: Method::POST,
+            path: "/api/clients",
+            user: None,
+            body: Some(r#"{"name":"Nobody"}"#),
+            status: StatusCode::UNAUTHORIZED,
+        },
+        TourStep {
+            what: "an ungoverned path passes straight through",
+            method: Method::GET,
+            path: "/health",
+            user: None,
+            body: None,
+            status: StatusCode::OK,
+        },
+    ]
+}
+
+impl TourStep {
+    /// The step as a curl command against `addr`.
+    pub fn curl(&self, addr: SocketAddr) -> String {
+        let mut cmd = String::from("curl -i");
+        if self.method != Method::GET {
+            cmd.push_str(&format!(" -X {}", self.method));
+        }
+        if let Some(user) = self.user {
+            cmd.push_str(&format!(" -H 'x-user: {user}'"));
+        }
+        if let Some(body) = self.body {
+            cmd.push_str(&format!(" -H 'content-type: application/json' -d '{body}'"));
+        }
+        cmd.push_str(&format!(" http://{addr}{}", self.path));
+        cmd
+    }
+}
+
+/// The text printed on start.
+pub fn banner(addr: SocketAddr) -> String {
+    let mut out = format!("tower-plans quickstart listening on http://{addr}\n\nA short tour (run the commands in order; each says what to expect):\n");
+    for (i, step) in tour().iter().enumerate() {
+        out.push_str(&format!(
+            "\n{}. {} (expect {})\n   {}\n",
+            i + 1,
+            step.what,
+            step.status,
+            step.curl(addr)
+        ));
+    }
+    out
+}

@@ -1,0 +1,171 @@
+//! The quickstart example, driven in-process through the tour it prints.
+
+#[path = "../examples/quickstart/app.rs"]
+mod app;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const DEFAULT_FIXTURE: &str = include_str!("../examples/quickstart.json");
+
+async fn send(router: &axum::Router, step: &app::TourStep) -> (StatusCode, Value) {
+    let mut req = Request::builder()
+        .method(step.method.clone())
+        .uri(step.path);
+    if let Some(user) = step.user {
+        req = req.header("x-user", user);
+    }
+    if step.body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(Body::from(step.body.unwrap_or_default()))
+        .expect("request");
+    let res = router.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_printed_tour_behaves_as_it_says() {
+    let fixture = app::Fixture::parse(DEFAULT_FIXTURE).expect("default fixture loads");
+    let router = app::router(&fixture).expect("router");
+    let mut bodies = Vec::new();
+    for (i, step) in app::tour().iter().enumerate() {
+        let (status, body) = send(&router, step).await;
+        assert_eq!(status, step.status, "step {}: {}: {body}", i + 1, step.what);
+        bodies.push(body);
+    }
+    // alice's first create raised her usage from 2 to 3 ...
+    assert_eq!(bodies[0]["usage"], json!(3));
+    assert_eq!(bodies[0]["decision"]["plan"], json!("free"));
+    // ... so the second is denied with the exact body.
+    assert_eq!(
+        bodies[1],
+        json!({"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3})
+    );
+    // the listing shows the one client created through the API
+    assert_eq!(bodies[2]["items"].as_array().map(Vec::len), Some(1));
+    // bob's expired trial of pro fell back to free
+    assert_eq!(bodies[3]["decision"]["plan"], json!("free"));
+    assert_eq!(bodies[3]["decision"]["limit"], json!(3));
+    assert_eq!(
+        bodies[5],
+        json!({"reason":"subscription","plan":"free","item":"projects","action":"create","maximum":1,"usage":1})
+    );
+    // carol's plan expired on 2025-01-01
+    assert_eq!(
+        bodies[6],
+        json!({"reason":"subscription","plan":"regular","expired":true,"date":1735689600000_u64})
+    );
+    assert_eq!(bodies[7]["decision"]["plan"], json!("pro"));
+    assert_eq!(bodies[8], json!({"reason":"unauthenticated"}));
+    assert_eq!(bodies[9], json!({"ok":true}));
+}
+
+#[tokio::test]
+async fn deleting_an_item_lowers_usage_so_the_limit_frees_up() {
+    let fixture = app::Fixture::parse(DEFAULT_FIXTURE).expect("fixture");
+    let router = app::router(&fixture).expect("router");
+    let post = app::TourStep {
+        what: "create",
+        method: axum::http::Method::POST,
+        path: "/api/clients",
+        user: Some("alice"),
+        body: Some(r#"{"name":"x"}"#),
+        status: StatusCode::CREATED,
+    };
+    let (status, created) = send(&router, &post).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(send(&router, &post).await.0, StatusCode::FORBIDDEN);
+
+    let path = format!("/api/clients/{}", created["id"]);
+    let delete = app::TourStep {
+        what: "delete",
+        method: axum::http::Method::DELETE,
+        path: Box::leak(path.into_boxed_str()),
+        user: Some("alice"),
+        body: None,
+        status: StatusCode::OK,
+    };
+    let (status, deleted) = send(&router, &delete).await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(deleted["usage"], json!(2));
+    assert_eq!(send(&router, &post).await.0, StatusCode::CREATED);
+}
+
+#[test]
+fn the_subscriber_readme_examples_are_accepted_as_fixtures() {
+    let catalogs = [
+        json!({"plans":[{"name":"free","clients":3,"groups":2},{"name":"bronze","clients":5,"groups":10}]}),
+        json!([{"name":"free","clients":3,"groups":2},{"name":"bronze","clients":5,"groups":10}]),
+        json!({"trial":14,"plans":[{"name":"free","clients":3,"groups":2},{"name":"bronze","clients":5,"groups":10}]}),
+        json!({"trial":{"duration":14,"fallback":"free"},"plans":[{"name":"free","groups":2},{"name":"premium","groups":5},{"name":"pro","groups":10}]}),
+        json!([{"name":"bronze","clients":{"index":null,"show":10,"create":3,"update":null}}]),
+        json!([{"name":"bronze","limits":{"groups":10}}]),
+    ];
+    let users = json!({
+        "john": {"name":"john","plan":{"name":"free","join":1234567,"expire":1238899},"usage":{"clients":3,"groups":2}},
+        "jane": {"name":"jane","plan":"free","usage":{"clients":3,"groups":2}},
+        "jim": {"name":"jim","plan":"free","clients":3,"groups":2},
+        "joan": {"name":"joan","plan":{"name":"pro","join":1234567,"expire":1238899,"trial":true},"usage":{"clients":3,"groups":2}}
+    });
+    for plans in catalogs {
+        let fixture = json!({"config": {"base": "/api"}, "plans": plans, "users": users});
+        let loaded = app::Fixture::parse(&fixture.to_string());
+        assert!(loaded.is_ok(), "{plans} rejected: {:?}", loaded.err());
+    }
+}
+
+#[test]
+fn a_malformed_fixture_is_an_error_that_names_the_problem() {
+    let cases = [
+        ("{", "not valid JSON"),
+        ("[]", "expected a JSON object"),
+        (r#"{"users":{}}"#, "missing `plans`"),
+        (r#"{"config":{"base":3},"plans":[]}"#, "config.base"),
+        (
+            r#"{"config":{"paths":{"clients":7}},"plans":[]}"#,
+            "config.paths.clients",
+        ),
+        (r#"{"config":{"timeout":-1},"plans":[]}"#, "config.timeout"),
+        (r#"{"plans":[{"name":"free","clients":-1}]}"#, "clients"),
+        (
+            r#"{"plans":[],"users":{"john":{"plan":{"name":"pro","trial":true}}}}"#,
+            "john",
+        ),
+    ];
+    for (text, needle) in cases {
+        let error = match app::Fixture::parse(text) {
+            Ok(_) => panic!("{text} was accepted"),
+            Err(error) => error.to_string(),
+        };
+        assert!(
+            error.contains(needle),
+            "{text}: `{error}` does not mention `{needle}`"
+        );
+    }
+}
+
+#[test]
+fn arguments_default_and_override() {
+    let args = app::Args::parse(Vec::<String>::new()).expect("defaults");
+    assert_eq!(args.addr.to_string(), app::DEFAULT_ADDR);
+    assert_eq!(args.fixture, std::path::PathBuf::from(app::DEFAULT_FIXTURE));
+    let args = app::Args::parse(
+        ["--addr", "127.0.0.1:8080", "--fixture=x.json"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .expect("overrides");
+    assert_eq!(args.addr.to_string(), "127.0.0.1:8080");
+    assert_eq!(args.fixture, std::path::PathBuf::from("x.json"));
+    assert!(app::Args::parse(["--addr".to_owned()]).is_err());
+    assert!(app::Args::parse(["--bogus".to_owned()]).is_err());
+    assert!(app::Args::parse(["--addr".into(), "nope".into()]).is_err());
+}
