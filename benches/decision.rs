@@ -45,7 +45,11 @@ fn bench_decide(c: &mut Criterion) {
     // A 14-day trial of "pro" that began 30 days ago: "free" applies, with 1 client of 3.
     let expired_trial = Subscriber::new()
         .with_name("cat")
-        .with_plan(Assignment::new("pro").as_trial().joined_at(NOW - 30 * DAY_MS))
+        .with_plan(
+            Assignment::new("pro")
+                .as_trial()
+                .joined_at(NOW - 30 * DAY_MS),
+        )
         .with_usage("clients", 1);
 
     // Each case decides what it claims to, outside the measurement.
@@ -57,7 +61,14 @@ fn bench_decide(c: &mut Criterion) {
         decide(&catalog, Some(&at_limit), NOW, &clients, &create, &policy),
         Decision::Deny(_)
     ));
-    match decide(&catalog, Some(&expired_trial), NOW, &clients, &create, &policy) {
+    match decide(
+        &catalog,
+        Some(&expired_trial),
+        NOW,
+        &clients,
+        &create,
+        &policy,
+    ) {
         Decision::Allow(allowed) => assert_eq!(&*allowed.plan, "free"),
         Decision::Deny(denial) => panic!("the trial falls back to free: {denial:?}"),
     }

@@ -16,7 +16,12 @@ fn table() -> RouteTable {
     let config = RouteConfig::new()
         .base("/api")
         .path("projects", "/api/users/:uid/projects")
-        .route(Method::POST, "reports/{id}/export", "reports", Action::custom("export"));
+        .route(
+            Method::POST,
+            "reports/{id}/export",
+            "reports",
+            Action::custom("export"),
+        );
     let resources: Vec<Arc<str>> = ["clients", "groups", "tasks", "projects", "reports"]
         .into_iter()
         .map(Arc::from)
