@@ -1,0 +1,363 @@
+//! What the full-call benchmarks share: the catalog, stores of N subscribers, layers over them,
+//! the bare inner service and the requests.
+//!
+//! Subscriber `u{i}` is on the `free` plan (3 clients). Even-numbered subscribers have 1 client,
+//! so creating one more is allowed; odd-numbered ones have 3, so it is denied.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::{ready, Ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use tower::service_fn;
+use tower::util::ServiceFn;
+use tower::{Layer, Service, ServiceExt};
+use tower_plans::{
+    Assignment, Catalog, MemoryStore, PlanLimit, PlanLimitLayer, Subscriber, UserCache, UserId,
+};
+
+/// The bare inner service's function.
+pub type BareFn = fn(Request<()>) -> Ready<Result<Response<Empty<Bytes>>, Infallible>>;
+
+/// The bare inner service: a `service_fn`, always ready, answering an empty `200` at once.
+pub type Bare = ServiceFn<BareFn>;
+
+fn empty_ok(_: Request<()>) -> Ready<Result<Response<Empty<Bytes>>, Infallible>> {
+    ready(Ok(Response::new(Empty::new())))
+}
+
+/// The bare inner service.
+pub fn bare() -> Bare {
+    service_fn(empty_ok as BareFn)
+}
+
+/// The layered service under measurement.
+pub type Governed = PlanLimit<Bare>;
+
+/// The catalog: `free` keeps 3 clients, `pro` 30.
+pub fn catalog() -> Catalog {
+    Catalog::from_json(
+        r#"{
+            "trial": {"duration": 14, "fallback": "free"},
+            "plans": [
+                {"name": "free", "limits": {"clients": 3, "groups": {"index": null, "create": 2}}},
+                {"name": "pro", "limits": {"clients": 30, "groups": null}}
+            ]
+        }"#,
+    )
+    .expect("the bench catalog parses")
+}
+
+/// The record of subscriber `i`.
+pub fn subscriber(i: usize) -> Subscriber {
+    let clients = if i % 2 == 0 { 1 } else { 3 };
+    Subscriber::new()
+        .with_name(format!("u{i}"))
+        .with_plan(Assignment::new("free"))
+        .with_usage("clients", clients)
+}
+
+/// The id of subscriber `i`, freshly allocated.
+pub fn user_id(i: usize) -> UserId {
+    UserId::new(format!("u{i}"))
+}
+
+/// A store holding subscribers `u0` to `u{n-1}`.
+pub fn store(n: usize) -> MemoryStore {
+    let store = MemoryStore::new(catalog());
+    for i in 0..n {
+        store.insert_user(format!("u{i}"), subscriber(i));
+    }
+    store
+}
+
+/// The user cache for `n` subscribers: an hour to live, room for all of them and a quarter more.
+pub fn user_cache(n: usize) -> UserCache {
+    UserCache::time_to_live(Duration::from_secs(3600), (n + n / 4 + 16) as u64)
+}
+
+/// A layer over `store` (base `/api`), with the user cache sized for `n` subscribers when
+/// `cached`.
+pub fn layer(store: &MemoryStore, n: usize, cached: bool) -> PlanLimitLayer {
+    let builder = PlanLimitLayer::builder(store.clone()).base("/api");
+    let builder = if cached {
+        builder.user_cache(user_cache(n))
+    } else {
+        builder
+    };
+    builder.build().expect("the bench layer builds")
+}
+
+/// The requests of one case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Case {
+    /// `POST /api/clients` by a subscriber with 1 client of 3.
+    Allowed,
+    /// `POST /api/clients` by a subscriber with 3 clients of 3: a JSON `403`.
+    Denied,
+    /// `GET /api/health`: not governed.
+    Ungoverned,
+}
+
+impl Case {
+    pub const ALL: [Case; 3] = [Case::Allowed, Case::Denied, Case::Ungoverned];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Case::Allowed => "allowed",
+            Case::Denied => "denied",
+            Case::Ungoverned => "ungoverned",
+        }
+    }
+
+    pub fn expected_status(self) -> StatusCode {
+        match self {
+            Case::Denied => StatusCode::FORBIDDEN,
+            Case::Allowed | Case::Ungoverned => StatusCode::OK,
+        }
+    }
+}
+
+/// How many requests a request sequence holds before it repeats (a power of two).
+pub const SEQUENCE: usize = 1 << 16;
+
+/// How many distinct subscribers the `active` request sequences name.
+pub const ACTIVE: usize = 1_000;
+
+/// A fixed pseudo-random sequence (xorshift64*), the same in every run.
+struct Sequence(u64);
+
+impl Sequence {
+    fn new() -> Self {
+        Sequence(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) % bound as u64) as usize
+    }
+}
+
+/// Requests of one case by subscribers drawn at random (the same sequence every run) among the
+/// `n` of a store: even-numbered ones for allowed and ungoverned requests, odd-numbered ones for
+/// denied requests.
+pub struct Requests {
+    method: Method,
+    path: &'static str,
+    ids: Vec<UserId>,
+}
+
+impl Requests {
+    /// Each request by any of the `n` subscribers (of the case's parity).
+    pub fn new(case: Case, n: usize) -> Self {
+        Self::among(case, n, n)
+    }
+
+    /// Each request by one of `ACTIVE` subscribers chosen once among the `n` (a store where
+    /// few of the subscribers are active).
+    pub fn active(case: Case, n: usize) -> Self {
+        Self::among(case, n, ACTIVE.min(n))
+    }
+
+    fn among(case: Case, n: usize, distinct: usize) -> Self {
+        let (method, path, parity) = match case {
+            Case::Allowed => (Method::POST, "/api/clients", 0),
+            Case::Denied => (Method::POST, "/api/clients", 1),
+            Case::Ungoverned => (Method::GET, "/api/health", 0),
+        };
+        let mut random = Sequence::new();
+        let half = (n / 2).max(1);
+        let pool: Vec<UserId> = (0..(distinct / 2).max(1))
+            .map(|_| user_id(random.below(half) * 2 + parity))
+            .collect();
+        let ids = (0..SEQUENCE)
+            .map(|_| pool[random.below(pool.len())].clone())
+            .collect();
+        Self { method, path, ids }
+    }
+
+    /// The `i`-th request: the method, a static URI and the user id in the extensions, as an
+    /// authentication layer would leave it.
+    #[inline]
+    pub fn get(&self, i: u64) -> Request<()> {
+        let mut request = Request::new(());
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = Uri::from_static(self.path);
+        let id = &self.ids[(i as usize) & (SEQUENCE - 1)];
+        request.extensions_mut().insert(id.clone());
+        request
+    }
+}
+
+/// Sends requests `from..to` of `requests` through `service`, one after the other, dropping
+/// each response.
+pub async fn send<S, B>(service: &mut S, requests: &Requests, from: u64, to: u64)
+where
+    S: Service<Request<()>, Response = Response<B>>,
+    S::Error: fmt::Debug,
+{
+    for i in from..to {
+        let response = service
+            .ready()
+            .await
+            .expect("ready")
+            .call(requests.get(i))
+            .await
+            .expect("a response");
+        std::hint::black_box(response);
+    }
+}
+
+/// Sends the whole sequence through `service` and checks every response's status.
+pub async fn warm<S, B>(service: &mut S, requests: &Requests, case: Case)
+where
+    S: Service<Request<()>, Response = Response<B>>,
+    S::Error: fmt::Debug,
+{
+    for i in 0..SEQUENCE as u64 {
+        let response = service
+            .ready()
+            .await
+            .expect("ready")
+            .call(requests.get(i))
+            .await
+            .expect("a response");
+        assert_eq!(response.status(), case.expected_status(), "{}", case.name());
+    }
+}
+
+/// Loads subscribers `u0` to `u{n-1}` into the layer's user cache through requests carrying
+/// freshly allocated ids, as requests from an authentication layer would.
+pub async fn fill_cache(service: &mut Governed, n: usize) {
+    for i in 0..n {
+        let mut request = Request::new(());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = Uri::from_static("/api/clients");
+        request.extensions_mut().insert(user_id(i));
+        let response = service
+            .ready()
+            .await
+            .expect("ready")
+            .call(request)
+            .await
+            .expect("a response");
+        let expected = if i % 2 == 0 {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(response.status(), expected, "u{i}");
+    }
+}
+
+/// The status and body of the response to `request`.
+pub async fn body_of(service: Governed, request: Request<()>) -> (StatusCode, String) {
+    let response = service.oneshot(request).await.expect("a response");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A store of `n` subscribers with two layered services over it: without the user cache, and
+/// with a user cache holding every subscriber.
+pub struct Fixture {
+    pub n: usize,
+    pub store: MemoryStore,
+    pub uncached: Governed,
+    pub cached: Governed,
+}
+
+impl Fixture {
+    pub async fn new(n: usize) -> Fixture {
+        let store = store(n);
+        let uncached = layer(&store, n, false).layer(bare());
+        let mut cached = layer(&store, n, true).layer(bare());
+        fill_cache(&mut cached, n).await;
+        let fixture = Fixture {
+            n,
+            store,
+            uncached,
+            cached,
+        };
+        fixture.check().await;
+        fixture
+    }
+
+    /// Checks that the cached service answers from its cache and the uncached one from the
+    /// store, and that a denial renders the JSON body.
+    async fn check(&self) {
+        let user = user_id(0);
+        let create = || {
+            let mut request = Request::new(());
+            *request.method_mut() = Method::POST;
+            *request.uri_mut() = Uri::from_static("/api/clients");
+            request.extensions_mut().insert(user.clone());
+            request
+        };
+        // Give the user 3 clients in the store: the store says no, the cache still says yes.
+        self.store.set_usage(user.as_str(), "clients", 3);
+        let (status, body) = body_of(self.uncached.clone(), create()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            body,
+            r#"{"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3}"#
+        );
+        let (status, _) = body_of(self.cached.clone(), create()).await;
+        assert_eq!(status, StatusCode::OK, "served from the user cache");
+        self.store.set_usage(user.as_str(), "clients", 1);
+        let (status, _) = body_of(self.uncached.clone(), create()).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    pub fn service(&self, cached: bool) -> &Governed {
+        if cached {
+            &self.cached
+        } else {
+            &self.uncached
+        }
+    }
+}
+
+/// `cached` or `uncached`.
+pub fn cache_name(cached: bool) -> &'static str {
+    if cached {
+        "cached"
+    } else {
+        "uncached"
+    }
+}
+
+/// `1k`, `100k`, `1M`.
+pub fn size_name(n: usize) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+/// The store sizes measured: 1 thousand, 100 thousand and 1 million, unless
+/// `BENCH_SUBSCRIBERS` lists others (`BENCH_SUBSCRIBERS=1000,100000`).
+pub fn sizes() -> Vec<usize> {
+    std::env::var("BENCH_SUBSCRIBERS")
+        .ok()
+        .and_then(|list| list.split(',').map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 100_000, 1_000_000])
+}
+
+/// One worker thread per core.
+pub fn workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}

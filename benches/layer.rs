@@ -1,0 +1,182 @@
+//! The full `PlanLimit<S>` call against the bare inner service, measured in the same group.
+//!
+//! Groups `full_call/1k`, `full_call/100k` and `full_call/1M` hold a `MemoryStore` of that many
+//! subscribers. In each, `bare` is the inner service alone (an always-ready `service_fn`
+//! answering an empty `200`); the other entries put the layer in front of it:
+//!
+//! - `allowed`: `POST /api/clients` by a subscriber below the limit;
+//! - `denied`: the same by a subscriber at the limit, answered with the rendered JSON `403`;
+//! - `ungoverned`: `GET /api/health`;
+//!
+//! each `uncached` (the subscriber is fetched from the store on every request) and `cached` (a
+//! user cache holding every subscriber of the store). Requests name subscribers drawn at random
+//! among all of the store's; the `active` entries draw them among 1 thousand subscribers of the
+//! store only. Every request is built the same way for the bare service and the layer (the
+//! method, a static URI, the user id in the extensions) and goes through `ready` then `call` on
+//! one service value; the response is dropped inside the measurement.
+//!
+//! Group `threads/1k` shares one layer between tasks on a multi-threaded runtime with one worker
+//! per core (two tasks per worker), and reports the time per request.
+//!
+//! `BENCH_SUBSCRIBERS=1000,100000` limits the store sizes (to profile one case, say).
+
+mod common;
+
+use std::fmt;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use http::{Request, Response};
+use tokio::runtime::{Builder, Runtime};
+use tower::{Service, ServiceExt};
+
+use common::{bare, cache_name, size_name, sizes, workers, Case, Fixture, Requests, SEQUENCE};
+
+fn current_thread() -> Runtime {
+    Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Sends `iters` requests one after the other through one clone of `service`.
+fn time_serial<S, B>(rt: &Runtime, service: &S, requests: &Requests, iters: u64) -> Duration
+where
+    S: Service<Request<()>, Response = Response<B>> + Clone,
+    S::Error: fmt::Debug,
+{
+    let mut service = service.clone();
+    rt.block_on(async move {
+        let start = Instant::now();
+        common::send(&mut service, requests, 0, iters).await;
+        start.elapsed()
+    })
+}
+
+/// Sends `iters` requests through clones of `service` from `tasks` tasks at once.
+fn time_parallel<S, B>(
+    rt: &Runtime,
+    service: &S,
+    requests: &Arc<Requests>,
+    iters: u64,
+    tasks: u64,
+) -> Duration
+where
+    S: Service<Request<()>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: fmt::Debug + Send,
+    B: Send + 'static,
+{
+    rt.block_on(async {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let mut service = service.clone();
+                let requests = Arc::clone(requests);
+                let share = iters / tasks + u64::from(t < iters % tasks);
+                let first = t * (SEQUENCE as u64 / tasks);
+                tokio::spawn(async move {
+                    for i in first..first + share {
+                        let response = service
+                            .ready()
+                            .await
+                            .expect("ready")
+                            .call(requests.get(i))
+                            .await
+                            .expect("a response");
+                        black_box(response);
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.expect("a bench task");
+        }
+        start.elapsed()
+    })
+}
+
+fn full_call(c: &mut Criterion) {
+    let rt = current_thread();
+    for n in sizes() {
+        let fixture = rt.block_on(Fixture::new(n));
+        let mut cases: Vec<(String, Case, Requests)> = Case::ALL
+            .into_iter()
+            .map(|case| (case.name().to_owned(), case, Requests::new(case, n)))
+            .collect();
+        if n > common::ACTIVE {
+            cases.push((
+                "allowed_active".to_owned(),
+                Case::Allowed,
+                Requests::active(Case::Allowed, n),
+            ));
+        }
+        // Every service answers each case as expected before anything is measured.
+        for (_, case, requests) in &cases {
+            for cached in [false, true] {
+                let mut service = fixture.service(cached).clone();
+                rt.block_on(common::warm(&mut service, requests, *case));
+            }
+        }
+
+        let mut group = c.benchmark_group(format!("full_call/{}", size_name(n)));
+        let bare = bare();
+        group.bench_function("bare", |b| {
+            b.iter_custom(|iters| time_serial(&rt, &bare, &cases[0].2, iters))
+        });
+        for (name, _, requests) in &cases {
+            for cached in [false, true] {
+                let service = fixture.service(cached);
+                group.bench_function(format!("{name}/{}", cache_name(cached)), |b| {
+                    b.iter_custom(|iters| time_serial(&rt, service, requests, iters))
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+fn threads(c: &mut Criterion) {
+    let n = 1_000;
+    let workers = workers();
+    let tasks = 2 * workers as u64;
+    let rt = Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let fixture = rt.block_on(Fixture::new(n));
+    let requests = Arc::new(Requests::new(Case::Allowed, n));
+    for cached in [false, true] {
+        let mut service = fixture.service(cached).clone();
+        rt.block_on(common::warm(&mut service, &requests, Case::Allowed));
+    }
+
+    let mut group = c.benchmark_group(format!("threads/{}", size_name(n)));
+    group.throughput(Throughput::Elements(1));
+    let bare = bare();
+    let suffix = format!("{workers}workers_{tasks}tasks");
+    group.bench_function(format!("bare/{suffix}"), |b| {
+        b.iter_custom(|iters| time_parallel(&rt, &bare, &requests, iters, tasks))
+    });
+    for cached in [false, true] {
+        let service = fixture.service(cached);
+        group.bench_function(format!("allowed/{}/{suffix}", cache_name(cached)), |b| {
+            b.iter_custom(|iters| time_parallel(&rt, service, &requests, iters, tasks))
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .without_plots()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50);
+    targets = full_call, threads
+}
+criterion_main!(benches);
