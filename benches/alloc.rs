@@ -1,0 +1,228 @@
+//! Allocations per request for every full-call case, and memory per subscriber.
+//!
+//! It counts with a global allocator, so it is a plain binary (`harness = false`) printing
+//! Markdown tables rather than a criterion benchmark: counting would disturb the timings of the
+//! other benchmarks. The cases are those of `benches/layer.rs`, built by the same code; each is
+//! counted over 65536 requests after one pass that settles the caches.
+//!
+//! Memory per subscriber is the growth of live heap bytes while `N` subscribers are inserted
+//! into a `MemoryStore`, and while a layer's user cache is filled with them (through requests
+//! carrying freshly allocated ids, as an authentication layer would). The cache shares the
+//! store's records (`Arc<Subscriber>`), so its figure is the cache's own cost per entry.
+//!
+//! `BENCH_SUBSCRIBERS=1000,100000` limits the store sizes.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use http::{Request, Response};
+use tokio::runtime::{Builder, Runtime};
+use tower::{Layer, Service};
+
+use common::{bare, cache_name, size_name, sizes, workers, Case, Fixture, Requests, SEQUENCE};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+static FREED: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counters are atomics,
+// which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+        ALLOCATED.fetch_add(layout.size() as u64, Relaxed);
+        // SAFETY: the caller's contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+        ALLOCATED.fetch_add(layout.size() as u64, Relaxed);
+        // SAFETY: the caller's contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+        ALLOCATED.fetch_add(new_size as u64, Relaxed);
+        FREED.fetch_add(layout.size() as u64, Relaxed);
+        // SAFETY: the caller's contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        FREED.fetch_add(layout.size() as u64, Relaxed);
+        // SAFETY: the caller's contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations and allocated bytes so far, and live bytes now.
+#[derive(Clone, Copy)]
+struct Snapshot {
+    allocations: u64,
+    allocated: u64,
+    live: i64,
+}
+
+fn snapshot() -> Snapshot {
+    let allocated = ALLOCATED.load(Relaxed);
+    Snapshot {
+        allocations: ALLOCATIONS.load(Relaxed),
+        allocated,
+        live: allocated as i64 - FREED.load(Relaxed) as i64,
+    }
+}
+
+/// Requests counted per case.
+const REQUESTS: u64 = SEQUENCE as u64;
+
+/// Allocations and allocated bytes per request, per `REQUESTS` requests from `run`.
+fn per_request(mut run: impl FnMut()) -> (f64, f64) {
+    run();
+    let before = snapshot();
+    run();
+    let after = snapshot();
+    (
+        (after.allocations - before.allocations) as f64 / REQUESTS as f64,
+        (after.allocated - before.allocated) as f64 / REQUESTS as f64,
+    )
+}
+
+/// Counts over `REQUESTS` requests sent one after the other.
+fn serial<S, B>(rt: &Runtime, service: &S, requests: &Requests) -> (f64, f64)
+where
+    S: Service<Request<()>, Response = Response<B>> + Clone,
+    S::Error: fmt::Debug,
+{
+    let mut service = service.clone();
+    per_request(|| rt.block_on(common::send(&mut service, requests, 0, REQUESTS)))
+}
+
+/// Counts over `REQUESTS` requests sent from `tasks` tasks on a multi-threaded runtime.
+fn parallel<S, B>(rt: &Runtime, service: &S, requests: &Arc<Requests>, tasks: u64) -> (f64, f64)
+where
+    S: Service<Request<()>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: fmt::Debug + Send,
+    B: Send + 'static,
+{
+    per_request(|| {
+        rt.block_on(async {
+            let handles: Vec<_> = (0..tasks)
+                .map(|t| {
+                    let mut service = service.clone();
+                    let requests = Arc::clone(requests);
+                    let first = t * (SEQUENCE as u64 / tasks);
+                    tokio::spawn(async move {
+                        common::send(&mut service, &requests, first, first + REQUESTS / tasks)
+                            .await;
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.await.expect("a task");
+            }
+        })
+    })
+}
+
+fn current_thread() -> Runtime {
+    Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+fn row(label: &str, (allocations, bytes): (f64, f64), (bare_allocations, bare_bytes): (f64, f64)) {
+    println!(
+        "| {label} | {allocations:.2} | {bytes:.0} | {:+.2} | {:+.0} |",
+        allocations - bare_allocations,
+        bytes - bare_bytes
+    );
+}
+
+fn allocations_per_request() {
+    let rt = current_thread();
+    println!("Allocations per request (added = over `bare`, which counts the request's own):\n");
+    println!("| case | allocations | bytes | added allocations | added bytes |");
+    println!("|---|---:|---:|---:|---:|");
+    for n in sizes() {
+        let size = size_name(n);
+        let fixture = rt.block_on(Fixture::new(n));
+        let baseline = serial(&rt, &bare(), &Requests::new(Case::Allowed, n));
+        row(&format!("{size} bare"), baseline, baseline);
+        for case in Case::ALL {
+            let requests = Requests::new(case, n);
+            for cached in [false, true] {
+                let counts = serial(&rt, fixture.service(cached), &requests);
+                row(
+                    &format!("{size} {}/{}", case.name(), cache_name(cached)),
+                    counts,
+                    baseline,
+                );
+            }
+        }
+    }
+
+    let workers = workers();
+    let tasks = 2 * workers as u64;
+    let rt = Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let fixture = rt.block_on(Fixture::new(1_000));
+    let requests = Arc::new(Requests::new(Case::Allowed, 1_000));
+    let suffix = format!("{workers}workers_{tasks}tasks");
+    let baseline = parallel(&rt, &bare(), &requests, tasks);
+    row(&format!("1k bare/{suffix}"), baseline, baseline);
+    for cached in [false, true] {
+        let counts = parallel(&rt, fixture.service(cached), &requests, tasks);
+        row(
+            &format!("1k allowed/{}/{suffix}", cache_name(cached)),
+            counts,
+            baseline,
+        );
+    }
+    println!();
+}
+
+fn memory_per_subscriber() {
+    let rt = current_thread();
+    println!("Memory per subscriber (growth of live heap bytes / N):\n");
+    println!("| N | MemoryStore (record and key) | user cache entry |");
+    println!("|---|---:|---:|");
+    for n in sizes() {
+        let before = snapshot();
+        let store = common::store(n);
+        let store_bytes = snapshot().live - before.live;
+
+        let mut service = common::layer(&store, n, true).layer(bare());
+        let before = snapshot();
+        rt.block_on(common::fill_cache(&mut service, n));
+        let cache_bytes = snapshot().live - before.live;
+        println!(
+            "| {} | {:.0} B | {:.0} B |",
+            size_name(n),
+            store_bytes as f64 / n as f64,
+            cache_bytes as f64 / n as f64
+        );
+    }
+    println!();
+}
+
+fn main() {
+    // `cargo bench` passes `--bench` and any filter; this binary always runs everything.
+    allocations_per_request();
+    memory_per_subscriber();
+}
