@@ -10,6 +10,9 @@
 //! carrying freshly allocated ids, as an authentication layer would). The cache shares the
 //! store's records (`Arc<Subscriber>`), so its figure is the cache's own cost per entry.
 //!
+//! Last, it counts how often a request to a layer whose user cache holds every subscriber still
+//! reaches the store.
+//!
 //! `BENCH_SUBSCRIBERS=1000,100000` limits the store sizes.
 
 mod common;
@@ -19,9 +22,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use async_trait::async_trait;
+
 use http::{Request, Response};
 use tokio::runtime::{Builder, Runtime};
 use tower::{Layer, Service};
+use tower_plans::{BoxError, Catalog, MemoryStore, PlanLimitLayer, PlanStore, Subscriber};
 
 use common::{bare, cache_name, size_name, sizes, workers, Case, Fixture, Requests, SEQUENCE};
 
@@ -221,8 +227,61 @@ fn memory_per_subscriber() {
     println!();
 }
 
+/// A `MemoryStore` that counts the subscribers asked for.
+#[derive(Clone)]
+struct CountingStore {
+    inner: MemoryStore,
+    users: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl PlanStore for CountingStore {
+    async fn plans(&self) -> Result<Arc<Catalog>, BoxError> {
+        self.inner.plans().await
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
+        self.users.fetch_add(1, Relaxed);
+        self.inner.user(id).await
+    }
+}
+
+fn store_calls_with_cache() {
+    let rt = current_thread();
+    println!("Store calls with a user cache holding every subscriber:\n");
+    println!("| N | requests | store calls | per 1000 requests |");
+    println!("|---|---:|---:|---:|");
+    for n in sizes() {
+        let store = CountingStore {
+            inner: common::store(n),
+            users: Arc::default(),
+        };
+        let layer = PlanLimitLayer::builder(store.clone())
+            .base("/api")
+            .user_cache(common::user_cache(n))
+            .build()
+            .expect("the layer builds");
+        let mut service = layer.layer(bare());
+        let requests = Requests::new(Case::Allowed, n);
+        rt.block_on(async {
+            common::fill_cache(&mut service, n).await;
+            common::send(&mut service, &requests, 0, REQUESTS).await;
+        });
+        let before = store.users.load(Relaxed);
+        rt.block_on(common::send(&mut service, &requests, 0, REQUESTS));
+        let calls = store.users.load(Relaxed) - before;
+        println!(
+            "| {} | {REQUESTS} | {calls} | {:.2} |",
+            size_name(n),
+            calls as f64 * 1000.0 / REQUESTS as f64
+        );
+    }
+    println!();
+}
+
 fn main() {
     // `cargo bench` passes `--bench` and any filter; this binary always runs everything.
     allocations_per_request();
     memory_per_subscriber();
+    store_calls_with_cache();
 }
