@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release --example load
-//! cargo run --release --example load -- --connections 32 --seconds 5 --rounds 3
+//! cargo run --release --example load -- --connections 32 --seconds 5 --rounds 9
 //! ```
 //!
 //! It starts three servers in this process, each on its own `127.0.0.1` port: the application
@@ -16,8 +16,10 @@
 //! The load generator opens `--connections` keep-alive HTTP/1.1 connections to one server at a
 //! time and sends requests back to back on each (each connection cycles through the
 //! subscribers), for `--seconds` per server or until `--max-requests` have been answered. The
-//! servers take turns for `--rounds` rounds; it prints each run, then the request rate of each
-//! server over all rounds and its ratio to the bare server. Only loopback addresses are used.
+//! servers take turns for `--rounds` rounds, each round starting with the next server; it prints
+//! each run, then the request rate of each server over all rounds, its ratio to the bare server,
+//! and the median of the ratios of the rounds (less sensitive to a noisy run). Only loopback
+//! addresses are used.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -38,7 +40,7 @@ use tower_plans::{
     Allowed, Assignment, Catalog, MemoryStore, PlanLimitLayer, Subscriber, UserCache, UserId,
 };
 
-const USAGE: &str = "usage: load [--connections 16] [--seconds 5] [--rounds 2] \
+const USAGE: &str = "usage: load [--connections 16] [--seconds 3] [--rounds 5] \
                      [--max-requests 5000000] [--users 1000]";
 
 #[derive(Debug)]
@@ -54,8 +56,8 @@ impl Options {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         let mut options = Options {
             connections: 16,
-            seconds: 5.0,
-            rounds: 2,
+            seconds: 3.0,
+            rounds: 5,
             max_requests: 5_000_000,
             users: 1_000,
         };
@@ -337,37 +339,54 @@ async fn run(options: Options) -> Result<(), String> {
     for (name, router) in servers(&store, options.users)? {
         let addr = serve(router).await?;
         check(name, addr).await?;
-        targets.push((name, addr, 0u64, Duration::ZERO));
+        targets.push((name, addr));
     }
     println!(
         "{} connections, {} s per run, {} rounds, {} subscribers, POST /api/clients (governed, allowed)",
         options.connections, options.seconds, options.rounds, options.users
     );
-    for round in 1..=options.rounds {
-        for (name, addr, answered, elapsed) in &mut targets {
-            let run = drive(*addr, &options).await?;
+    // rates[server][round], in requests per second.
+    let mut rates = vec![Vec::with_capacity(options.rounds); targets.len()];
+    let mut totals = vec![(0u64, Duration::ZERO); targets.len()];
+    for round in 0..options.rounds {
+        // Each round starts with another server, so that no server always runs first.
+        for k in 0..targets.len() {
+            let index = (round + k) % targets.len();
+            let (name, addr) = targets[index];
+            let run = drive(addr, &options).await?;
             if run.unexpected > 0 {
                 return Err(format!(
                     "{name}: {} of {} responses were not 201",
                     run.unexpected, run.answered
                 ));
             }
+            let rate = run.answered as f64 / run.elapsed.as_secs_f64();
             println!(
-                "round {round} {name:<12} {:>9} requests in {:>6.2} s: {:>9.0} req/s",
+                "round {} {name:<12} {:>9} requests in {:>6.2} s: {rate:>9.0} req/s",
+                round + 1,
                 run.answered,
                 run.elapsed.as_secs_f64(),
-                run.answered as f64 / run.elapsed.as_secs_f64()
             );
-            *answered += run.answered;
-            *elapsed += run.elapsed;
+            rates[index].push(rate);
+            totals[index].0 += run.answered;
+            totals[index].1 += run.elapsed;
         }
     }
-    let rate = |answered: u64, elapsed: Duration| answered as f64 / elapsed.as_secs_f64();
-    let bare = rate(targets[0].2, targets[0].3);
-    println!("\nserver         req/s   ratio to bare");
-    for (name, _, answered, elapsed) in &targets {
-        let rate = rate(*answered, *elapsed);
-        println!("{name:<12} {rate:>9.0}   {:.3}", rate / bare);
+    let bare = totals[0].0 as f64 / totals[0].1.as_secs_f64();
+    println!("\nserver         req/s   ratio to bare   median of the rounds' ratios");
+    for (index, (name, _)) in targets.iter().enumerate() {
+        let rate = totals[index].0 as f64 / totals[index].1.as_secs_f64();
+        let mut ratios: Vec<f64> = rates[index]
+            .iter()
+            .zip(&rates[0])
+            .map(|(rate, bare)| rate / bare)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        println!(
+            "{name:<12} {rate:>9.0}   {:>13.3}   {median:.3}",
+            rate / bare
+        );
     }
     Ok(())
 }
