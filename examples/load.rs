@@ -5,9 +5,11 @@
 //! cargo run --release --example load -- --connections 32 --seconds 5 --rounds 9
 //! ```
 //!
-//! It starts three servers in this process, each on its own `127.0.0.1` port: the application
-//! alone (`bare`), the application behind the layer with a `MemoryStore` (`layer`: the subscriber
-//! is read from the store on every request), and the same with a user cache (`layer+cache`).
+//! It starts four servers in this process, each on its own `127.0.0.1` port: the application
+//! alone (`bare`), the application behind a tower layer that does nothing (`noop-layer`: what
+//! wrapping the routes in any layer costs), the application behind the plan layer with a
+//! `MemoryStore` (`layer`: the subscriber is read from the store on every request), and the same
+//! with a user cache (`layer+cache`).
 //! Every server runs the same demo authentication (the user is the `x-user` header), and the same
 //! handler answers `201` with a small JSON body. The store holds a catalog and 1000 subscribers on
 //! the `pro` plan (30 clients) with 1 client each, so every `POST /api/clients` is governed and
@@ -19,7 +21,7 @@
 //! servers take turns for `--rounds` rounds, each round starting with the next server; it prints
 //! each run, then the request rate of each server over all rounds, its ratio to the bare server,
 //! and the median of the ratios of the rounds (less sensitive to a noisy run). Only loopback
-//! addresses are used.
+//! addresses are used. `--servers layer` runs only the named servers (and `bare`, the baseline).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -36,12 +38,14 @@ use axum::{Extension, Json, Router};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tower::util::MapRequestLayer;
 use tower_plans::{
     Allowed, Assignment, Catalog, MemoryStore, PlanLimitLayer, Subscriber, UserCache, UserId,
 };
 
 const USAGE: &str = "usage: load [--connections 16] [--seconds 3] [--rounds 5] \
-                     [--max-requests 5000000] [--users 1000]";
+                     [--max-requests 5000000] [--users 1000] \
+                     [--servers bare,noop-layer,layer,layer+cache]";
 
 #[derive(Debug)]
 struct Options {
@@ -50,6 +54,8 @@ struct Options {
     rounds: usize,
     max_requests: u64,
     users: usize,
+    /// The servers to run (all when empty); `bare` always runs, as the baseline.
+    servers: Vec<String>,
 }
 
 impl Options {
@@ -60,6 +66,7 @@ impl Options {
             rounds: 5,
             max_requests: 5_000_000,
             users: 1_000,
+            servers: Vec::new(),
         };
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -70,6 +77,7 @@ impl Options {
                 "--rounds" => options.rounds = value()?.parse().map_err(|e| bad(&e))?,
                 "--max-requests" => options.max_requests = value()?.parse().map_err(|e| bad(&e))?,
                 "--users" => options.users = value()?.parse().map_err(|e| bad(&e))?,
+                "--servers" => options.servers = value()?.split(',').map(str::to_owned).collect(),
                 "-h" | "--help" => return Err(USAGE.to_owned()),
                 other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
             }
@@ -157,8 +165,12 @@ fn servers(store: &MemoryStore, users: usize) -> Result<Vec<(&'static str, Route
         ))
         .build()
         .map_err(|e| format!("layer: {e}"))?;
+    // A layer that does nothing but wrap the routes, as any tower layer does: what is left between
+    // it and the plan layer is the plan check itself.
+    let noop = MapRequestLayer::new(|request: Request| request);
     Ok(vec![
         ("bare", app().layer(auth.clone())),
+        ("noop-layer", app().layer(noop).layer(auth.clone())),
         ("layer", app().layer(layer).layer(auth.clone())),
         ("layer+cache", app().layer(cached).layer(auth)),
     ])
@@ -324,7 +336,7 @@ async fn check(name: &str, addr: SocketAddr) -> Result<(), String> {
         .exchange(&create_request("full"))
         .await
         .map_err(|e| format!("{name}: {e}"))?;
-    let expected = if name == "bare" { 201 } else { 403 };
+    let expected = if name.starts_with("layer") { 403 } else { 201 };
     if status != expected {
         return Err(format!(
             "{name}: a subscriber at the limit got {status}, expected {expected}"
@@ -337,6 +349,10 @@ async fn run(options: Options) -> Result<(), String> {
     let store = store(options.users)?;
     let mut targets = Vec::new();
     for (name, router) in servers(&store, options.users)? {
+        let wanted = options.servers.is_empty() || options.servers.iter().any(|s| s == name);
+        if name != "bare" && !wanted {
+            continue;
+        }
         let addr = serve(router).await?;
         check(name, addr).await?;
         targets.push((name, addr));
