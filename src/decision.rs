@@ -162,6 +162,10 @@ pub enum Decision {
 ///    allows. Otherwise the usage ([`Usage::get`]; 0 without a record) must be below the limit:
 ///    `usage >= limit` is [`Denial::LimitReached`], so a limit of 0 always denies.
 ///
+/// An [`Action::Custom`] carrying a REST name (`Action::Custom("destroy".into())`) is that REST
+/// action ([`Action::Delete`]) throughout: its limit, its usage, and the action the [`Allowed`]
+/// or [`Denial`] reports.
+///
 /// ```
 /// use std::sync::Arc;
 /// use tower_plans::{decide, Action, Catalog, Decision, Policy, Subscriber};
@@ -190,6 +194,10 @@ pub fn decide(
     action: &Action,
     policy: &Policy,
 ) -> Decision {
+    // A custom action with a REST name is that REST action; the REST variants hold no data, so
+    // this allocates nothing.
+    let normalised = action.normalised();
+    let action = &*normalised;
     let usage = subscriber.map(|s| &s.usage);
     let assignment = subscriber.and_then(|s| s.assignment.as_ref());
     let inactive = match effective_plan(catalog, subscriber, assignment, now_ms, policy) {

@@ -503,6 +503,64 @@ fn patch_falls_back_to_update() {
 }
 
 #[test]
+fn custom_actions_with_rest_names_are_the_rest_actions() {
+    let catalog = Catalog::from_json(
+        r#"[{"name": "free", "tasks": {"delete": 2, "create": 3, "update": 4, "show": 9}}]"#,
+    )
+    .unwrap();
+    let tasks: Arc<str> = Arc::from("tasks");
+    let users = [
+        r#"{"plan": "free", "usage": {"tasks": {"destroy": 2, "create": 1, "update": 4}}}"#,
+        r#"{"plan": "free", "usage": {"tasks": {"delete": 1, "create": 3, "patch": 1}}}"#,
+        r#"{"plan": "free", "tasks": 3}"#,
+        r#"{"plan": "free"}"#,
+        r#"{"name": "nobody"}"#,
+    ];
+    let pairs = [
+        ("destroy", Action::Delete),
+        ("delete", Action::Delete),
+        ("create", Action::Create),
+        ("update", Action::Update),
+        ("patch", Action::Patch),
+        ("show", Action::Show),
+        ("index", Action::Index),
+    ];
+    for user in users {
+        let user = Subscriber::from_json(user).unwrap();
+        for (name, rest) in &pairs {
+            let custom = Action::Custom(Arc::from(*name));
+            let run =
+                |action: &Action| decide(&catalog, Some(&user), T0, &tasks, action, &Policy::new());
+            assert_eq!(run(&custom), run(rest), "{name} for {user:?}");
+        }
+    }
+
+    // The catalog too: `patch` falls back to the `update` limit however it is spelt.
+    let free = catalog.plan("free").unwrap();
+    let patch = Action::Custom(Arc::from("patch"));
+    assert_eq!(free.limit("tasks", &patch), Limit::Limited(4));
+
+    // The usage is read under the catalog's name, and the denial names the REST action.
+    let john =
+        Subscriber::from_json(r#"{"plan": "free", "usage": {"tasks": {"delete": 2}}}"#).unwrap();
+    let destroy = Action::Custom(Arc::from("destroy"));
+    assert_eq!(john.usage.get("tasks", &destroy), 2);
+    assert_eq!(john.usage.action_count("tasks", &destroy), Some(2));
+    let (_, body) = denied(decide(
+        &catalog,
+        Some(&john),
+        T0,
+        &tasks,
+        &destroy,
+        &Policy::new(),
+    ));
+    assert_eq!(
+        body,
+        r#"{"reason":"subscription","plan":"free","item":"tasks","action":"delete","maximum":2,"usage":2}"#
+    );
+}
+
+#[test]
 fn per_action_usage_and_resource_count() {
     let catalog =
         Catalog::from_json(r#"[{"name": "free", "tasks": {"show": 40, "create": 2}}]"#).unwrap();

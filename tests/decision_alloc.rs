@@ -90,6 +90,8 @@ fn the_allow_path_allocates_nothing() {
     let tasks: Arc<str> = Arc::from("tasks");
     let reports: Arc<str> = Arc::from("reports");
     let invoices: Arc<str> = Arc::from("invoices");
+    let destroy = Action::Custom(Arc::from("destroy"));
+    let update = Action::Custom(Arc::from("update"));
     let export = Action::custom("export");
     let policy = Policy::new()
         .grace(Duration::from_secs(60))
@@ -106,13 +108,29 @@ fn the_allow_path_allocates_nothing() {
     let fallback = trial.clone();
     let nobody = Subscriber::new().with_action_usage("reports", &export, 1);
 
-    let cases: [Case<'_>; 8] = [
+    let cases: [Case<'_>; 10] = [
         (
             "limited",
             Some(&active),
             T0,
             &clients,
             &Action::Create,
+            PlanState::Active,
+        ),
+        (
+            "custom action with a REST name",
+            Some(&active),
+            T0,
+            &clients,
+            &update,
+            PlanState::Active,
+        ),
+        (
+            "custom action with an alias",
+            Some(&active),
+            T0,
+            &tasks,
+            &destroy,
             PlanState::Active,
         ),
         (
