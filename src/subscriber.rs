@@ -106,6 +106,11 @@ pub struct Assignment {
 /// per action ([`ResourceUsage::PerAction`]). Per-action counts are keyed by the catalog's action
 /// names: an [`Action::Custom`] carrying a REST name (`"destroy"`) reads and writes that REST
 /// action's count (`delete`).
+///
+/// What counts against a limit is [`Usage::get`]: the per-action count, else the resource count,
+/// else 0. One exception: a `PATCH` that the plan limits through its `update` limit (it sets no
+/// `patch` limit) counts the `patch` count if there is one, else the `update` count, else the
+/// resource count, else 0: a store that counts only updates limits PATCH as it limits PUT.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     resources: HashMap<Arc<str>, ResourceUsage>,
@@ -132,6 +137,11 @@ impl Usage {
     /// A resource counted per action has no resource count, so an action it does not list
     /// counts 0. An [`Action::Custom`] carrying a REST name reads that action's count
     /// (`Custom("destroy")` reads the `delete` count).
+    ///
+    /// [`decide`](crate::decide) uses this for every action but one case: a `PATCH` limited by
+    /// the `update` limit, because the plan sets no `patch` limit, counts the `patch` count if
+    /// there is one, else the `update` count, else the resource count, else 0 (see
+    /// [`Usage::action_count`]).
     pub fn get(&self, resource: &str, action: &Action) -> u64 {
         match self.resources.get(resource) {
             Some(ResourceUsage::Count(n)) => *n,

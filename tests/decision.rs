@@ -503,6 +503,90 @@ fn patch_falls_back_to_update() {
 }
 
 #[test]
+fn patch_under_the_update_limit_counts_updates() {
+    let catalog = Catalog::from_json(r#"[{"name": "free", "tasks": {"update": 2}}]"#).unwrap();
+    let tasks: Arc<str> = Arc::from("tasks");
+    let run = |usage: &str, action: &Action| {
+        let user = Subscriber::from_json(&format!(r#"{{"plan": "free", "usage": {usage}}}"#))
+            .expect("a valid record");
+        decide(&catalog, Some(&user), T0, &tasks, action, &Policy::new())
+    };
+
+    // The store counts only updates: PATCH is denied like PUT.
+    let updates = r#"{"tasks": {"update": 2}}"#;
+    let (_, body) = denied(run(updates, &Action::Update));
+    assert_eq!(
+        body,
+        r#"{"reason":"subscription","plan":"free","item":"tasks","action":"update","maximum":2,"usage":2}"#
+    );
+    let (_, body) = denied(run(updates, &Action::Patch));
+    assert_eq!(
+        body,
+        r#"{"reason":"subscription","plan":"free","item":"tasks","action":"patch","maximum":2,"usage":2}"#
+    );
+    let below = allowed(run(r#"{"tasks": {"update": 1}}"#, &Action::Patch));
+    assert_eq!((below.limit, below.usage), (Limit::Limited(2), 1));
+
+    // A patch count, when the store gives one, comes first.
+    let both = allowed(run(
+        r#"{"tasks": {"update": 2, "patch": 1}}"#,
+        &Action::Patch,
+    ));
+    assert_eq!((both.limit, both.usage), (Limit::Limited(2), 1));
+    // Then the resource count, then 0.
+    let (_, body) = denied(run(r#"{"tasks": 2}"#, &Action::Patch));
+    assert!(body.ends_with(r#""maximum":2,"usage":2}"#), "{body}");
+    assert_eq!(
+        allowed(run(r#"{"tasks": {"show": 9}}"#, &Action::Patch)).usage,
+        0
+    );
+    assert_eq!(allowed(run("{}", &Action::Patch)).usage, 0);
+}
+
+#[test]
+fn an_explicit_patch_limit_counts_patches() {
+    let catalog =
+        Catalog::from_json(r#"[{"name": "free", "tasks": {"update": 2, "patch": 5}}]"#).unwrap();
+    let tasks: Arc<str> = Arc::from("tasks");
+    let run = |usage: &str| {
+        let user = Subscriber::from_json(&format!(r#"{{"plan": "free", "usage": {usage}}}"#))
+            .expect("a valid record");
+        decide(
+            &catalog,
+            Some(&user),
+            T0,
+            &tasks,
+            &Action::Patch,
+            &Policy::new(),
+        )
+    };
+    let patches = allowed(run(r#"{"tasks": {"update": 9, "patch": 4}}"#));
+    assert_eq!((patches.limit, patches.usage), (Limit::Limited(5), 4));
+    // No patch count: the update count does not stand in for it.
+    assert_eq!(allowed(run(r#"{"tasks": {"update": 9}}"#)).usage, 0);
+    let (_, body) = denied(run(r#"{"tasks": {"update": 0, "patch": 5}}"#));
+    assert_eq!(
+        body,
+        r#"{"reason":"subscription","plan":"free","item":"tasks","action":"patch","maximum":5,"usage":5}"#
+    );
+    // An explicit unlimited patch stays unlimited, whatever the updates.
+    let unlimited =
+        Catalog::from_json(r#"[{"name": "free", "tasks": {"update": 2, "patch": null}}]"#).unwrap();
+    let user =
+        Subscriber::from_json(r#"{"plan": "free", "usage": {"tasks": {"update": 9}}}"#).unwrap();
+    let decision = decide(
+        &unlimited,
+        Some(&user),
+        T0,
+        &tasks,
+        &Action::Patch,
+        &Policy::new(),
+    );
+    let patch = allowed(decision);
+    assert_eq!((patch.limit, patch.usage), (Limit::Unlimited, 0));
+}
+
+#[test]
 fn custom_actions_with_rest_names_are_the_rest_actions() {
     let catalog = Catalog::from_json(
         r#"[{"name": "free", "tasks": {"delete": 2, "create": 3, "update": 4, "show": 9}}]"#,
