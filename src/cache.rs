@@ -1,12 +1,16 @@
 //! The layer's caches: the catalog with its compiled route table, the optional user cache, and
 //! the [`Invalidator`] that drops their entries.
 //!
-//! The catalog is loaded by the first request that needs it; concurrent requests wait for that one
-//! `plans()` call. Afterwards it is used for `plans_ttl`; the first governed request after that
-//! starts one refresh in the background (on the current Tokio runtime) and keeps using the loaded
-//! catalog, so no request waits for a refresh. A refresh that fails, times out, or returns a
-//! catalog whose route table does not compile is logged and the last good catalog keeps serving
-//! for up to `max_stale` past its time-to-live.
+//! The catalog is loaded by the first request that could be governed (see the layer's `Scope`);
+//! concurrent requests wait for that one `plans()` call. Afterwards it is used for `plans_ttl`;
+//! the first request after that which could be governed (whether or not the loaded catalog
+//! governs it) starts one refresh in the background (on the current Tokio runtime) and keeps
+//! using the loaded catalog, so no request waits for a refresh. A refresh that fails, times out,
+//! or returns a catalog whose route table does not compile is logged and the last good catalog
+//! keeps serving for up to `max_stale` past its time-to-live. Once the catalog was
+//! invalidated, is older than `max_stale` past its time-to-live, or always with a zero
+//! time-to-live, a request that could be governed waits for a load and is resolved with the
+//! catalog it brings.
 
 use std::fmt;
 use std::future::Future;
@@ -69,13 +73,12 @@ pub(crate) struct Loaded {
 
 /// What the catalog cache offers a request at one instant.
 pub(crate) enum View {
-    /// Nothing loaded yet.
-    Cold,
     /// A catalog to decide with; `stale` when its time-to-live has passed (a refresh is due).
     Usable { loaded: Arc<Loaded>, stale: bool },
-    /// A catalog that may only tell governed requests from ungoverned ones: it was invalidated, is
-    /// too old, or the time-to-live is zero. Governed requests wait for a fetch.
-    RoutingOnly(Arc<Loaded>),
+    /// Nothing usable: no catalog was loaded yet, the loaded one was invalidated or is older than
+    /// `max_stale` past its time-to-live, or the time-to-live is zero. A request that could be
+    /// governed waits for a load and is resolved with the catalog it brings.
+    Load,
 }
 
 /// The catalog cache.
@@ -127,10 +130,10 @@ impl CatalogCache {
 
     pub(crate) fn view(&self, now: Instant) -> View {
         let Some(loaded) = self.current() else {
-            return View::Cold;
+            return View::Load;
         };
         if self.ttl.is_zero() || loaded.generation != self.generation.load(Ordering::Acquire) {
-            return View::RoutingOnly(loaded);
+            return View::Load;
         }
         let age = now.saturating_duration_since(loaded.fetched_at);
         if age < self.ttl {
@@ -144,7 +147,7 @@ impl CatalogCache {
                 stale: true,
             }
         } else {
-            View::RoutingOnly(loaded)
+            View::Load
         }
     }
 
@@ -465,10 +468,11 @@ impl Invalidator {
         }
     }
 
-    /// Drops the cached catalog: the next governed request fetches it and waits for it (rights
-    /// changed, so the old catalog is no longer used for decisions; it still tells governed
-    /// requests from ungoverned ones until the new one arrives, and serves as the fallback if
-    /// the fetch fails, within `max_stale`).
+    /// Drops the cached catalog: the next request that
+    /// [could be governed](crate::PlanLimitLayer#what-could-be-governed) fetches it, waits for it
+    /// and is resolved with it, whether or not the old catalog governed it (rights changed, so
+    /// the old catalog is no longer used; it serves as the fallback if the fetch fails, within
+    /// `max_stale`). Concurrent requests share one fetch.
     pub fn catalog(&self) {
         self.shared.catalog.invalidate();
     }

@@ -118,14 +118,38 @@ async fn a_zero_plans_ttl_fetches_the_catalog_for_every_governed_request() {
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(store.plans_calls(), round);
     }
-    // Ungoverned requests are told apart with the last catalog's routes, without a fetch.
-    send(&layer, request(Method::GET, "/health", None)).await;
-    assert_eq!(store.plans_calls(), 5);
+    // With the base `/`, any path could be governed by the catalog the store holds now: a
+    // request with a REST method fetches it to find out. Other methods cannot be governed.
+    let response = send(&layer, request(Method::GET, "/health", None)).await;
+    assert_eq!(text(response).await, "unchecked");
+    assert_eq!(store.plans_calls(), 6);
+    send(&layer, request(Method::OPTIONS, "/clients", None)).await;
+    assert_eq!(store.plans_calls(), 6);
 
     // A change in the store is seen by the very next request.
     store.set_catalog(STRICTER_CATALOG);
     let response = send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn with_a_zero_plans_ttl_requests_outside_the_base_make_no_store_calls() {
+    let store = CountingStore::new();
+    let layer = builder(&store)
+        .base("/api")
+        .plans_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let response = send(&layer, request(Method::GET, "/health", Some("ann"))).await;
+        assert_eq!(text(response).await, "unchecked");
+    }
+    assert_eq!((store.plans_calls(), store.user_calls()), (0, 0));
+    for round in 1..=3 {
+        let response = send(&layer, request(Method::POST, "/api/clients", Some("ann"))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!((store.plans_calls(), store.user_calls()), (round, round));
+    }
 }
 
 #[tokio::test]

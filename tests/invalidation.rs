@@ -116,8 +116,8 @@ async fn invalidating_the_catalog_reloads_it_for_the_next_governed_request() {
     assert_eq!(store.plans_calls(), 1);
 
     layer.invalidator().catalog();
-    // An ungoverned request does not reload it.
-    send(&layer, request(Method::GET, "/health", None)).await;
+    // A request that no catalog could govern (no route uses OPTIONS) does not reload it.
+    send(&layer, request(Method::OPTIONS, "/clients", None)).await;
     assert_eq!(store.plans_calls(), 1);
 
     assert_eq!(
@@ -130,6 +130,32 @@ async fn invalidating_the_catalog_reloads_it_for_the_next_governed_request() {
     );
     assert_eq!(store.plans_calls(), 2);
     create_client(&layer, "ann").await;
+    assert_eq!(store.plans_calls(), 2);
+}
+
+#[tokio::test]
+async fn after_invalidating_the_catalog_requests_that_could_be_governed_reload_it() {
+    let store = CountingStore::new();
+    let layer = builder(&store).base("/api").build().unwrap();
+    let get = |uri: &'static str| {
+        let layer = layer.clone();
+        async move { text(send(&layer, request(Method::GET, uri, Some("ann"))).await).await }
+    };
+    assert_eq!(get("/api/health").await, "unchecked");
+    assert_eq!(store.plans_calls(), 1);
+
+    layer.invalidator().catalog();
+    // Outside the base no catalog can govern a path: no reload.
+    assert_eq!(get("/health").await, "unchecked");
+    assert_eq!(store.plans_calls(), 1);
+    // Below the base one could, even if the old catalog does not: the request waits for the
+    // reload and is resolved with the new catalog.
+    assert_eq!(get("/api/health").await, "unchecked");
+    assert_eq!(store.plans_calls(), 2);
+    assert_eq!(
+        get("/api/clients").await,
+        "free clients index usage=1 remaining=None"
+    );
     assert_eq!(store.plans_calls(), 2);
 }
 
