@@ -7,7 +7,8 @@
 //! governs it) starts one refresh in the background (on the current Tokio runtime) and keeps
 //! using the loaded catalog, so no request waits for a refresh. A refresh that fails, times out,
 //! or returns a catalog whose route table does not compile is logged and the last good catalog
-//! keeps serving for up to `max_stale` past its time-to-live. Once the catalog was
+//! keeps serving for up to `max_stale` past its time-to-live; the next refresh starts
+//! `CatalogCache::retry_interval` after the failure at the earliest. Once the catalog was
 //! invalidated, is older than `max_stale` past its time-to-live, or always with a zero
 //! time-to-live, a request that could be governed waits for a load and is resolved with the
 //! catalog it brings.
@@ -15,7 +16,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -28,6 +29,10 @@ use crate::routes::RouteTable;
 use crate::store::BoxError;
 use crate::subscriber::Subscriber;
 use crate::user::UserId;
+
+/// The longest wait between two refreshes of a stale catalog when the last one failed; shorter
+/// when the time-to-live is.
+const REFRESH_RETRY: Duration = Duration::from_secs(5);
 
 /// A store call that failed or took longer than `store_timeout`.
 #[derive(Debug)]
@@ -93,6 +98,8 @@ pub(crate) struct CatalogCache {
     attempts: AtomicU64,
     /// Whether a refresh of a stale catalog is under way.
     refreshing: AtomicBool,
+    /// After a failed refresh: no other refresh starts before this instant.
+    retry_at: Mutex<Option<Instant>>,
 }
 
 impl CatalogCache {
@@ -105,7 +112,18 @@ impl CatalogCache {
             flight: tokio::sync::Mutex::new(()),
             attempts: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
+            retry_at: Mutex::new(None),
         }
+    }
+
+    /// How long after a failed refresh of a stale catalog the next one may start: the
+    /// time-to-live, at most 5 seconds. Loads that requests wait for are not held back.
+    pub(crate) fn retry_interval(&self) -> Duration {
+        self.ttl.min(REFRESH_RETRY)
+    }
+
+    fn retry_at(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.retry_at.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn ttl(&self) -> Duration {
@@ -205,6 +223,7 @@ impl CatalogCache {
             generation,
         });
         self.store(Arc::clone(&loaded));
+        *self.retry_at() = None;
         tracing::debug!(
             resources = loaded.catalog.resources().len(),
             "plan catalog loaded"
@@ -257,8 +276,16 @@ impl CatalogCache {
         }
     }
 
-    /// Claims the one refresh of a stale catalog, unless one is under way.
-    pub(crate) fn begin_refresh(shared: &Arc<Shared>) -> Option<Refresh> {
+    /// Claims the one refresh of a stale catalog, unless one is under way or the last one failed
+    /// less than [`retry_interval`](Self::retry_interval) before `now`.
+    pub(crate) fn begin_refresh(shared: &Arc<Shared>, now: Instant) -> Option<Refresh> {
+        if shared
+            .catalog
+            .retry_at()
+            .is_some_and(|retry_at| now < retry_at)
+        {
+            return None;
+        }
         shared
             .catalog
             .refreshing
@@ -276,11 +303,18 @@ pub(crate) struct Refresh {
 }
 
 impl Refresh {
-    /// Runs the refresh. On failure the stale catalog keeps serving.
+    /// Runs the refresh. On failure the stale catalog keeps serving, and no other refresh starts
+    /// for the retry interval.
     pub(crate) async fn run(self) -> Option<Arc<Loaded>> {
-        let loaded = self.shared.catalog.fetch(&self.shared).await;
+        let cache = &self.shared.catalog;
+        let loaded = cache.fetch(&self.shared).await;
         if loaded.is_none() {
-            tracing::warn!("plan catalog refresh failed; the last good catalog keeps serving");
+            let retry_in = cache.retry_interval();
+            *cache.retry_at() = Some(Instant::now() + retry_in);
+            tracing::warn!(
+                ?retry_in,
+                "plan catalog refresh failed; the last good catalog keeps serving"
+            );
         }
         loaded
     }

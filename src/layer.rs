@@ -261,7 +261,8 @@ impl PlanLimitLayerBuilder {
     /// Once a catalog is loaded, no request waits for a refresh: the first request after the
     /// time-to-live that [could be governed](PlanLimitLayer#what-could-be-governed) starts one
     /// in the background and is decided with the loaded catalog meanwhile. Only one refresh runs
-    /// at a time.
+    /// at a time. After a failed refresh, the next one starts no sooner than the time-to-live or
+    /// 5 seconds later, whichever is shorter; requests keep the last good catalog meanwhile.
     ///
     /// Zero disables the cache: every request that could be governed fetches the catalog and is
     /// resolved with it.

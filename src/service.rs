@@ -137,7 +137,7 @@ where
 
         let route = loaded.table.resolve(request.method(), request.uri().path());
         if stale && (route.is_some() || self.could_be_governed(&request)) {
-            if let Some(refresh) = CatalogCache::begin_refresh(&self.shared) {
+            if let Some(refresh) = CatalogCache::begin_refresh(&self.shared, now) {
                 if let Err(refresh) = refresh.spawn() {
                     return self.resolving(Source::Refresh(refresh, loaded), request);
                 }

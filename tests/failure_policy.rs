@@ -216,6 +216,12 @@ async fn a_refreshed_catalog_without_a_route_table_keeps_the_last_good_one() {
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    // One refresh; the second request came within the retry interval of its failure.
+    assert_eq!(store.plans_calls(), 2);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let response = send(&layer, request(Method::POST, "/clients", Some("bob"))).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    tokio::time::sleep(Duration::from_millis(1)).await;
     assert_eq!(store.plans_calls(), 3);
 }
 
