@@ -357,8 +357,8 @@ impl PlanLimitLayerBuilder {
     }
 
     /// Replaces the rendering of rejections (default [`JsonRejection`]). The
-    /// [`Rejection`](crate::Rejection) is inserted into the response extensions whatever the
-    /// renderer returns.
+    /// [`Rejection`](crate::Rejection), and for a denial the [`Denial`](crate::Denial) itself, are
+    /// inserted into the response extensions whatever the renderer returns.
     pub fn render_rejection(mut self, renderer: impl RenderRejection) -> Self {
         self.renderer = Box::new(renderer);
         self

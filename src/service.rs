@@ -32,7 +32,8 @@ use crate::user::{extract_user, UserId};
 /// A governed request without a user is answered `401`; otherwise the user's plan decides: an
 /// allowed request reaches the inner service with the [`Allowed`] decision in its extensions, a
 /// denied one is answered `403`. Store failures answer `503` (or pass, when failing open). Every
-/// refusal carries a [`Rejection`] in the response extensions.
+/// refusal carries a [`Rejection`] in the response extensions, and a denial also its
+/// [`Denial`](crate::Denial).
 ///
 /// `Error` is the inner service's error: a refusal is a response, not an error.
 pub struct PlanLimit<S> {
@@ -347,9 +348,13 @@ impl Shared {
         }
     }
 
-    /// Renders `rejection` and attaches it to the response extensions.
+    /// Renders `rejection` and attaches it (and a denial's [`Denial`](crate::Denial)) to the
+    /// response extensions.
     pub(crate) fn reject(&self, rejection: Rejection) -> Response<Full<Bytes>> {
         let mut response = self.renderer.render(&rejection);
+        if let Rejection::Denied(denial) = &rejection {
+            response.extensions_mut().insert(denial.clone());
+        }
         response.extensions_mut().insert(rejection);
         response
     }
