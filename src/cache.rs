@@ -13,13 +13,13 @@
 //! time-to-live, a request that could be governed waits for a load and is resolved with the
 //! catalog it brings.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
-use futures::FutureExt;
 use tokio::time::Instant;
 
 use crate::catalog::Catalog;
@@ -379,11 +379,24 @@ impl UserCache {
 }
 
 /// The user cache: subscriber records (or their absence) by user id.
+///
+/// Concurrent misses for one user share one store call (a flight). An invalidation detaches the
+/// user's flight under way: requests that start afterwards make a new store call instead of
+/// joining it, and the record the detached call returns is not cached (it may predate the
+/// change). Records are inserted and invalidated under the flights' lock, so once
+/// [`invalidate`](Self::invalidate) returns, no record fetched before it can be read.
 pub(crate) struct Users {
     config: UserCache,
-    cache: moka::future::Cache<UserId, Option<Arc<Subscriber>>>,
-    /// Bumped by every invalidation, so that a fetch that raced with one is not kept.
-    generation: AtomicU64,
+    cache: moka::sync::Cache<UserId, Option<Arc<Subscriber>>>,
+    flights: Mutex<HashMap<UserId, Arc<Flight>>>,
+}
+
+/// One store call for one user, shared by the requests that need it.
+struct Flight {
+    /// The outcome; if the request making the call is dropped, a waiting one makes it.
+    outcome: tokio::sync::OnceCell<Result<Option<Arc<Subscriber>>, Arc<StoreError>>>,
+    /// Set (under the flights' lock) when an invalidation detached the flight.
+    detached: AtomicBool,
 }
 
 impl Users {
@@ -395,9 +408,7 @@ impl Users {
         if config.capacity == 0 {
             return Err(invalid("the capacity must be at least 1"));
         }
-        let builder = moka::future::Cache::builder()
-            .max_capacity(config.capacity)
-            .support_invalidation_closures();
+        let builder = moka::sync::Cache::builder().max_capacity(config.capacity);
         let builder = match config.expiry {
             Expiry::Live(ttl) if ttl.is_zero() => {
                 return Err(invalid("the time-to-live must be greater than zero"))
@@ -411,7 +422,7 @@ impl Users {
         Ok(Self {
             config,
             cache: builder.build(),
-            generation: AtomicU64::new(0),
+            flights: Mutex::new(HashMap::new()),
         })
     }
 
@@ -419,10 +430,14 @@ impl Users {
         self.config
     }
 
-    /// The cached record without waiting: `Some(record)` on a hit (the record may be `None`, an
-    /// unknown user), `None` on a miss or when the cache is busy with its maintenance.
+    fn flights(&self) -> MutexGuard<'_, HashMap<UserId, Arc<Flight>>> {
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached record: `Some(record)` on a hit (the record may be `None`, an unknown user),
+    /// `None` on a miss.
     pub(crate) fn peek(&self, id: &UserId) -> Option<Option<Arc<Subscriber>>> {
-        self.cache.get(id).now_or_never().flatten()
+        self.cache.get(id)
     }
 
     /// The record from the cache, or from the store (one call per user for concurrent misses).
@@ -431,42 +446,55 @@ impl Users {
         shared: &Shared,
         id: &UserId,
     ) -> Result<Option<Arc<Subscriber>>, Arc<StoreError>> {
-        let generation = self.generation.load(Ordering::Acquire);
-        let result = self
-            .cache
-            .try_get_with_by_ref(id, async {
-                let result = timed(shared.store_timeout, shared.store.user(id.as_str())).await;
-                if let Err(error) = &result {
-                    tracing::warn!(user = %id, %error, "plan store failed to return a user");
+        let flight = {
+            let mut flights = self.flights();
+            if let Some(record) = self.cache.get(id) {
+                return Ok(record);
+            }
+            Arc::clone(flights.entry(id.clone()).or_insert_with(|| {
+                Arc::new(Flight {
+                    outcome: tokio::sync::OnceCell::new(),
+                    detached: AtomicBool::new(false),
+                })
+            }))
+        };
+        let outcome = flight.outcome.get_or_init(|| async {
+            let result = timed(shared.store_timeout, shared.store.user(id.as_str()))
+                .await
+                .map_err(Arc::new);
+            if let Err(error) = &result {
+                tracing::warn!(user = %id, %error, "plan store failed to return a user");
+            }
+            let mut flights = self.flights();
+            if !flight.detached.load(Ordering::Relaxed) {
+                if let Ok(record) = &result {
+                    self.cache.insert(id.clone(), record.clone());
                 }
-                result
-            })
-            .await;
-        if result.is_ok() && self.generation.load(Ordering::Acquire) != generation {
-            // An invalidation arrived while the record was fetched: it may predate the change.
-            self.cache.invalidate(id).await;
-        }
-        result
+                if flights
+                    .get(id)
+                    .is_some_and(|current| Arc::ptr_eq(current, &flight))
+                {
+                    flights.remove(id);
+                }
+            }
+            result
+        });
+        outcome.await.clone()
     }
 
     pub(crate) fn invalidate(&self, id: &str) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        if self.cache.invalidate(id).now_or_never().is_some() {
-            return;
+        let mut flights = self.flights();
+        if let Some(flight) = flights.remove(id) {
+            flight.detached.store(true, Ordering::Relaxed);
         }
-        // The cache was busy with maintenance; a predicate is applied by every later read.
-        let id: Arc<str> = Arc::from(id);
-        if let Err(error) = self
-            .cache
-            .invalidate_entries_if(move |key, _| key.as_str() == &*id)
-        {
-            tracing::error!(%error, "could not invalidate a cached user; dropping all users");
-            self.cache.invalidate_all();
-        }
+        self.cache.invalidate(id);
     }
 
     pub(crate) fn invalidate_all(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let mut flights = self.flights();
+        for (_, flight) in flights.drain() {
+            flight.detached.store(true, Ordering::Relaxed);
+        }
         self.cache.invalidate_all();
     }
 }

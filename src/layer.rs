@@ -282,7 +282,9 @@ impl PlanLimitLayerBuilder {
 
     /// Caches subscriber records between requests (default: off, every governed request asks
     /// the store, since usage changes). Unknown users are cached too. Concurrent misses for one
-    /// user make one store call.
+    /// user make one store call; a request that starts after [`Invalidator::user`] or
+    /// [`Invalidator::all_users`] never shares a call that began before it, and what such a call
+    /// returns is not cached.
     pub fn user_cache(mut self, cache: UserCache) -> Self {
         self.user_cache = Some(cache);
         self
