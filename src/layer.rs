@@ -57,6 +57,13 @@ type ClockFn = dyn Fn() -> u64 + Send + Sync + 'static;
 /// unless [`fail_open`](PlanLimitLayerBuilder::fail_open)). Give a base such as `/api` to keep
 /// health checks and other endpoints independent of the store.
 ///
+/// # Outside a Tokio runtime
+///
+/// The layer runs on any executor, with two differences outside a Tokio runtime: store calls are
+/// not timed out ([`store_timeout`](PlanLimitLayerBuilder::store_timeout) needs Tokio's timer),
+/// and the refresh of a stale catalog runs inline, in the request that starts it, which waits for
+/// it and is resolved with the refreshed catalog (or the stale one if the refresh fails).
+///
 /// # Example
 ///
 /// ```
@@ -264,6 +271,9 @@ impl PlanLimitLayerBuilder {
     /// at a time. After a failed refresh, the next one starts no sooner than the time-to-live or
     /// 5 seconds later, whichever is shorter; requests keep the last good catalog meanwhile.
     ///
+    /// Outside a Tokio runtime there is no background to run the refresh in: the request that
+    /// starts it runs it inline and waits for it.
+    ///
     /// Zero disables the cache: every request that could be governed fetches the catalog and is
     /// resolved with it.
     pub fn plans_ttl(mut self, ttl: Duration) -> Self {
@@ -292,10 +302,12 @@ impl PlanLimitLayerBuilder {
 
     /// How long one store call may take before it counts as a failure (default 5 seconds).
     ///
+    /// The timeout runs on Tokio's timer. Outside any Tokio runtime there is none: store calls
+    /// are awaited without a timeout, however long the store takes.
+    ///
     /// # Panics
-    /// The timeout runs on Tokio's timer: a request served inside a Tokio runtime built without
-    /// timers (`enable_time`) panics. `#[tokio::main]` enables them. Outside any Tokio runtime
-    /// store calls are not timed out.
+    /// A request served inside a Tokio runtime built without timers (`enable_time`) panics.
+    /// `#[tokio::main]` enables them.
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = timeout;
         self
