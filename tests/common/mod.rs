@@ -41,6 +41,17 @@ pub const STRICTER_CATALOG: &str = r#"{
     ]
 }"#;
 
+/// The plans of [`CATALOG`] with a new resource: invoices, which free may not touch.
+pub const INVOICES_CATALOG: &str = r#"{
+    "plans": [
+        {"name": "free", "limits": {"clients": 3, "projects": {"index": null, "show": null, "create": 1}, "invoices": 0}},
+        {"name": "pro", "limits": {"clients": 30, "projects": null, "invoices": null}}
+    ]
+}"#;
+
+/// What ann gets for creating an invoice under [`INVOICES_CATALOG`].
+pub const NO_INVOICES: &str = r#"{"reason":"subscription","plan":"free","item":"invoices","action":"create","maximum":0,"usage":0}"#;
+
 /// ann (free, 1 client), bob (free, 3 clients: at the limit), cid (no plan), dee (pro, expired).
 pub const USERS: &[(&str, &str)] = &[
     (
