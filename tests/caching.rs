@@ -6,26 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::*;
 use futures::future::join_all;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{Method, StatusCode};
 use tokio::time::{advance, Instant};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_plans::{PlanLimitLayer, ResponseBody, UserCache};
-
-async fn send(
-    layer: &PlanLimitLayer,
-    request: Request<Full<Bytes>>,
-) -> Response<ResponseBody<Full<Bytes>>> {
-    ServiceBuilder::new()
-        .layer(layer.clone())
-        .service_fn(echo)
-        .oneshot(request)
-        .await
-        .unwrap()
-}
+use tower_plans::{PlanLimitLayer, UserCache};
 
 /// `count` concurrent requests of `user` creating a client; their statuses.
 async fn concurrent(layer: &PlanLimitLayer, user: &str, count: usize) -> Vec<StatusCode> {

@@ -8,25 +8,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use http::header::CONTENT_TYPE;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 use tokio::time::Instant;
-use tower::{ServiceBuilder, ServiceExt};
-use tower_plans::{PlanLimitLayer, Rejection, ResponseBody, UserCache};
+use tower_plans::{Rejection, ResponseBody, UserCache};
 
 const UNAVAILABLE: &str = r#"{"reason":"plan_store_unavailable"}"#;
-
-async fn send(
-    layer: &PlanLimitLayer,
-    request: Request<Full<Bytes>>,
-) -> Response<ResponseBody<Full<Bytes>>> {
-    ServiceBuilder::new()
-        .layer(layer.clone())
-        .service_fn(echo)
-        .oneshot(request)
-        .await
-        .unwrap()
-}
 
 async fn assert_unavailable(response: Response<ResponseBody<Full<Bytes>>>) {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

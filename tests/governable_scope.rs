@@ -6,25 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::*;
-use http::{Method, Request, Response};
-use http_body_util::Full;
+use http::Method;
 use tokio::time::advance;
-use tower::{ServiceBuilder, ServiceExt};
-use tower_plans::{PlanLimitLayer, ResponseBody};
-
-async fn send(
-    layer: &PlanLimitLayer,
-    request: Request<Full<Bytes>>,
-) -> Response<ResponseBody<Full<Bytes>>> {
-    ServiceBuilder::new()
-        .layer(layer.clone())
-        .service_fn(echo)
-        .oneshot(request)
-        .await
-        .unwrap()
-}
+use tower_plans::PlanLimitLayer;
 
 async fn status_and_text(layer: &PlanLimitLayer, method: Method, uri: &str) -> (u16, String) {
     let response = send(layer, request(method, uri, Some("ann"))).await;

@@ -7,27 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use common::*;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{Method, StatusCode};
 use tokio::sync::{oneshot, Notify};
-use tower::{ServiceBuilder, ServiceExt};
-use tower_plans::{
-    BoxError, Catalog, PlanLimitLayer, PlanStore, ResponseBody, Subscriber, UserCache,
-};
-
-async fn send(
-    layer: &PlanLimitLayer,
-    request: Request<Full<Bytes>>,
-) -> Response<ResponseBody<Full<Bytes>>> {
-    ServiceBuilder::new()
-        .layer(layer.clone())
-        .service_fn(echo)
-        .oneshot(request)
-        .await
-        .unwrap()
-}
+use tower_plans::{BoxError, Catalog, PlanLimitLayer, PlanStore, Subscriber, UserCache};
 
 async fn create_client(layer: &PlanLimitLayer, user: &str) -> (StatusCode, String) {
     let response = send(layer, request(Method::POST, "/clients", Some(user))).await;

@@ -12,21 +12,7 @@ use http::header::CONTENT_TYPE;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
-use tower_plans::{
-    Action, Denial, PlanLimitLayer, PlanState, Rejection, RequestHead, ResponseBody, UserId,
-};
-
-async fn send(
-    layer: &PlanLimitLayer,
-    request: Request<Full<Bytes>>,
-) -> Response<ResponseBody<Full<Bytes>>> {
-    ServiceBuilder::new()
-        .layer(layer.clone())
-        .service_fn(echo)
-        .oneshot(request)
-        .await
-        .unwrap()
-}
+use tower_plans::{Action, Denial, PlanLimitLayer, PlanState, Rejection, RequestHead, UserId};
 
 fn layer(store: &Arc<CountingStore>) -> PlanLimitLayer {
     builder(store).build().unwrap()

@@ -213,3 +213,17 @@ where
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
+
+/// Sends `request` through `layer` around the [`echo`] service.
+pub async fn send(
+    layer: &PlanLimitLayer,
+    request: Request<Full<Bytes>>,
+) -> Response<tower_plans::ResponseBody<Full<Bytes>>> {
+    use tower::{ServiceBuilder, ServiceExt};
+    ServiceBuilder::new()
+        .layer(layer.clone())
+        .service_fn(echo)
+        .oneshot(request)
+        .await
+        .unwrap()
+}
