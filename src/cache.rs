@@ -34,6 +34,9 @@ use crate::user::UserId;
 /// when the time-to-live is.
 const REFRESH_RETRY: Duration = Duration::from_secs(5);
 
+/// The longest lifetime of a user cache entry: 1000 years of 365 days, the most `moka` accepts.
+const MAX_USER_LIFETIME: Duration = Duration::from_secs(1_000 * 365 * 24 * 60 * 60);
+
 /// A store call that failed or took longer than `store_timeout`.
 #[derive(Debug)]
 pub(crate) enum StoreError {
@@ -361,6 +364,9 @@ enum Expiry {
 
 impl UserCache {
     /// Keeps each user's record for `ttl` after it was fetched, and at most `capacity` users.
+    ///
+    /// [`build`](crate::PlanLimitLayerBuilder::build) refuses a zero capacity and a `ttl` that
+    /// is zero or longer than 1000 years (of 365 days).
     pub fn time_to_live(ttl: Duration, capacity: u64) -> Self {
         Self {
             expiry: Expiry::Live(ttl),
@@ -370,6 +376,9 @@ impl UserCache {
 
     /// Keeps each user's record until it has not been used for `tti` (each request for the user
     /// extends it), and at most `capacity` users.
+    ///
+    /// [`build`](crate::PlanLimitLayerBuilder::build) refuses a zero capacity and a `tti` that
+    /// is zero or longer than 1000 years (of 365 days).
     pub fn time_to_idle(tti: Duration, capacity: u64) -> Self {
         Self {
             expiry: Expiry::Idle(tti),
@@ -405,17 +414,23 @@ impl Users {
             option: "user_cache",
             reason: reason.to_owned(),
         };
+        // Any capacity from 1 up is fine with `moka` (it sizes its structures by the entries it
+        // holds); lifetimes longer than `MAX_USER_LIFETIME` make its `build` panic.
         if config.capacity == 0 {
             return Err(invalid("the capacity must be at least 1"));
         }
+        let (lifetime, name) = match config.expiry {
+            Expiry::Live(ttl) => (ttl, "time-to-live"),
+            Expiry::Idle(tti) => (tti, "time-to-idle"),
+        };
+        if lifetime.is_zero() {
+            return Err(invalid(&format!("the {name} must be greater than zero")));
+        }
+        if lifetime > MAX_USER_LIFETIME {
+            return Err(invalid(&format!("the {name} must be at most 1000 years")));
+        }
         let builder = moka::sync::Cache::builder().max_capacity(config.capacity);
         let builder = match config.expiry {
-            Expiry::Live(ttl) if ttl.is_zero() => {
-                return Err(invalid("the time-to-live must be greater than zero"))
-            }
-            Expiry::Idle(tti) if tti.is_zero() => {
-                return Err(invalid("the time-to-idle must be greater than zero"))
-            }
             Expiry::Live(ttl) => builder.time_to_live(ttl),
             Expiry::Idle(tti) => builder.time_to_idle(tti),
         };

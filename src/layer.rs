@@ -392,8 +392,8 @@ impl PlanLimitLayerBuilder {
     ///
     /// # Errors
     /// A [`ConfigError`] when a path template is invalid or two routes conflict, when the store
-    /// timeout is zero, when the user cache has a zero capacity or lifetime, or when the default
-    /// plan's name is empty.
+    /// timeout is zero, when the user cache has a zero capacity or a lifetime that is zero or
+    /// longer than 1000 years, or when the default plan's name is empty.
     pub fn build(self) -> Result<PlanLimitLayer, ConfigError> {
         self.routes.validate()?;
         let scope = Scope::new(&self.routes)?;
