@@ -348,6 +348,12 @@ mod tests {
         "É",
         "clients%2F..",
         "%2F%2E%2E",
+        "a%41",
+        "aA",
+        "a%2541",
+        "b%20c",
+        "100%",
+        "100%25",
     ];
     const METHODS: &[Method] = &[
         Method::GET,
@@ -373,7 +379,10 @@ mod tests {
         ) {
             let config = config().case_sensitive(case_sensitive);
             let resources: Vec<Arc<str>> =
-                ["clients", "groups", "projects", "reports", "invoices", "probes", "api"]
+                [
+                    "clients", "groups", "projects", "reports", "invoices", "probes", "api",
+                    "a%41", "b%20c", "100%",
+                ]
                     .into_iter()
                     .map(Arc::from)
                     .collect();

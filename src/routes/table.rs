@@ -24,7 +24,11 @@ use crate::error::ConfigError;
 ///   trailing slash is dropped: `api`, `/api/` and `//api` all mean `/api`.
 /// - A resource's collection path is `paths[resource]` when configured with
 ///   [`RouteConfig::path`]: absolute when it starts with `/`, otherwise relative to the base.
-///   Without it, the path is the base followed by the resource name (taken as literal text).
+///   Without it, the path is the base followed by the resource name, taken as literal text:
+///   split at `/` and percent-decoded like a template's literal text, so that the name `a%41`
+///   governs `/a%41` (the path an application routing that spelling serves) and `/aA`. A name
+///   that decodes to an encoded slash, a dot segment or invalid UTF-8 is
+///   [`ConfigError::InvalidTemplate`], naming the resource.
 ///   Configuring the same resource twice keeps the last path.
 /// - Each resource has a collection path `P` and an item path `P/{id}`.
 /// - Templates may name parameters as `:name` or `{name}`; either form is one whole segment.
@@ -287,7 +291,10 @@ impl Compiler {
             Some(raw) => self.template(raw)?,
             None => {
                 let mut segments = self.base.clone();
-                let configured = format!("{}/{resource}", template::display(&self.base));
+                let configured = match template::display(&self.base).as_str() {
+                    "/" => format!("/{resource}"),
+                    base => format!("{base}/{resource}"),
+                };
                 segments.extend(template::literal(resource, &configured)?);
                 segments
             }
