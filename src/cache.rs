@@ -101,8 +101,12 @@ pub(crate) struct CatalogCache {
     attempts: AtomicU64,
     /// Whether a refresh of a stale catalog is under way.
     refreshing: AtomicBool,
-    /// After a failed refresh: no other refresh starts before this instant.
-    retry_at: Mutex<Option<Instant>>,
+    /// The instant `retry_at` counts from.
+    epoch: Instant,
+    /// After a failed refresh: no other refresh starts before this instant, in nanoseconds
+    /// since `epoch` (zero when none is held back). Written while the refresh is claimed, read
+    /// after claiming it.
+    retry_at: AtomicU64,
 }
 
 impl CatalogCache {
@@ -115,7 +119,8 @@ impl CatalogCache {
             flight: tokio::sync::Mutex::new(()),
             attempts: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
-            retry_at: Mutex::new(None),
+            epoch: Instant::now(),
+            retry_at: AtomicU64::new(0),
         }
     }
 
@@ -125,8 +130,14 @@ impl CatalogCache {
         self.ttl.min(REFRESH_RETRY)
     }
 
-    fn retry_at(&self) -> MutexGuard<'_, Option<Instant>> {
-        self.retry_at.lock().unwrap_or_else(PoisonError::into_inner)
+    /// `at` in nanoseconds since the epoch (zero before it, saturating far after it).
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether a failed refresh holds the next one back at `now`.
+    fn held_back(&self, now: Instant) -> bool {
+        self.nanos(now) < self.retry_at.load(Ordering::Acquire)
     }
 
     pub(crate) fn ttl(&self) -> Duration {
@@ -226,7 +237,7 @@ impl CatalogCache {
             generation,
         });
         self.store(Arc::clone(&loaded));
-        *self.retry_at() = None;
+        self.retry_at.store(0, Ordering::Release);
         tracing::debug!(
             resources = loaded.catalog.resources().len(),
             "plan catalog loaded"
@@ -281,22 +292,30 @@ impl CatalogCache {
 
     /// Claims the one refresh of a stale catalog, unless one is under way or the last one failed
     /// less than [`retry_interval`](Self::retry_interval) before `now`.
+    ///
+    /// Every stale request comes here, so the common answers (a refresh is under way, or the
+    /// last one failed moments ago) take plain loads. The deadline is checked again once the
+    /// refresh is claimed: a failed refresh records it before it gives the claim back, so a
+    /// request that checked before the failure and claims after it still sees it.
     pub(crate) fn begin_refresh(shared: &Arc<Shared>, now: Instant) -> Option<Refresh> {
-        if shared
-            .catalog
-            .retry_at()
-            .is_some_and(|retry_at| now < retry_at)
+        let cache = &shared.catalog;
+        if cache.refreshing.load(Ordering::Relaxed) || cache.held_back(now) {
+            return None;
+        }
+        if cache
+            .refreshing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
         {
             return None;
         }
-        shared
-            .catalog
-            .refreshing
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .ok()
-            .map(|_| Refresh {
-                shared: Arc::clone(shared),
-            })
+        if cache.held_back(now) {
+            cache.refreshing.store(false, Ordering::Release);
+            return None;
+        }
+        Some(Refresh {
+            shared: Arc::clone(shared),
+        })
     }
 }
 
@@ -313,7 +332,11 @@ impl Refresh {
         let loaded = cache.fetch(&self.shared).await;
         if loaded.is_none() {
             let retry_in = cache.retry_interval();
-            *cache.retry_at() = Some(Instant::now() + retry_in);
+            let retry_at = cache
+                .nanos(Instant::now())
+                .saturating_add(u64::try_from(retry_in.as_nanos()).unwrap_or(u64::MAX));
+            // Recorded before the claim is given back (when `self` is dropped).
+            cache.retry_at.store(retry_at, Ordering::Release);
             tracing::warn!(
                 ?retry_in,
                 "plan catalog refresh failed; the last good catalog keeps serving"
