@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -21,6 +22,34 @@ async fn concurrent(layer: &PlanLimitLayer, user: &str, count: usize) -> Vec<Sta
         .into_iter()
         .map(|response| response.status())
         .collect()
+}
+
+/// `count` requests of `user` creating a client, each on a task of its own (on a multi-threaded
+/// runtime, in parallel), let go together; their statuses. A request that hangs fails the test.
+async fn concurrent_tasks(layer: &PlanLimitLayer, user: &str, count: usize) -> Vec<StatusCode> {
+    let start = Arc::new(tokio::sync::Barrier::new(count));
+    let tasks: Vec<_> = (0..count)
+        .map(|_| {
+            let layer = layer.clone();
+            let start = Arc::clone(&start);
+            let user = user.to_owned();
+            tokio::spawn(async move {
+                start.wait().await;
+                send(&layer, request(Method::POST, "/clients", Some(&user)))
+                    .await
+                    .status()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::with_capacity(count);
+    for task in tasks {
+        let status = tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("every request is answered")
+            .unwrap();
+        statuses.push(status);
+    }
+    statuses
 }
 
 fn user_cache() -> UserCache {
@@ -47,6 +76,36 @@ async fn concurrent_requests_of_one_user_make_one_user_call_with_the_cache() {
     let layer = builder(&store).user_cache(user_cache()).build().unwrap();
 
     let statuses = concurrent(&layer, "bob", 200).await;
+
+    assert!(statuses
+        .iter()
+        .all(|status| *status == StatusCode::FORBIDDEN));
+    assert_eq!(store.plans_calls(), 1);
+    assert_eq!(store.user_calls(), 1);
+}
+
+/// The same on worker threads: the store's delay (on the real clock) only makes the requests
+/// overlap; however they do, one `plans()` call serves them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cold_requests_on_worker_threads_make_one_plans_call() {
+    let store = CountingStore::new();
+    store.set_delay(Duration::from_millis(50));
+    let layer = builder(&store).build().unwrap();
+
+    let statuses = concurrent_tasks(&layer, "ann", 200).await;
+
+    assert!(statuses.iter().all(|status| *status == StatusCode::OK));
+    assert_eq!(store.plans_calls(), 1);
+    assert_eq!(store.user_calls(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_of_one_user_on_worker_threads_make_one_user_call_with_the_cache() {
+    let store = CountingStore::new();
+    store.set_delay(Duration::from_millis(50));
+    let layer = builder(&store).user_cache(user_cache()).build().unwrap();
+
+    let statuses = concurrent_tasks(&layer, "bob", 200).await;
 
     assert!(statuses
         .iter()
