@@ -26,6 +26,24 @@ fn cached(store: &std::sync::Arc<CountingStore>) -> PlanLimitLayer {
 
 const ANN_ON_PRO: &str = r#"{"name": "ann", "plan": "pro", "usage": {"clients": 1}}"#;
 
+/// [`create_client`] for a request that must not wait for a held store call: it fails the test
+/// if not answered in time (the held calls are never timed out by the layer).
+async fn create_client_unheld(layer: &PlanLimitLayer, user: &str) -> (StatusCode, String) {
+    tokio::time::timeout(Duration::from_secs(30), create_client(layer, user))
+        .await
+        .expect("answered without waiting for the held store call")
+}
+
+/// A layer over `store` with a user cache and a store timeout that never ends a held call.
+fn held_layer(store: &Arc<HeldStore>, cache: UserCache) -> PlanLimitLayer {
+    PlanLimitLayer::builder(Arc::clone(store))
+        .clock(|| NOW)
+        .user_cache(cache)
+        .store_timeout(Duration::from_secs(24 * 60 * 60))
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn invalidating_a_user_makes_the_next_request_see_the_new_plan() {
     let store = CountingStore::new();
@@ -181,11 +199,10 @@ async fn a_request_after_a_user_invalidation_does_not_join_a_fetch_that_began_be
         gate: Mutex::new(None),
         entered: Notify::new(),
     });
-    let layer = PlanLimitLayer::builder(Arc::clone(&store))
-        .clock(|| NOW)
-        .user_cache(UserCache::time_to_live(Duration::from_secs(3600), 100))
-        .build()
-        .unwrap();
+    let layer = held_layer(
+        &store,
+        UserCache::time_to_live(Duration::from_secs(3600), 100),
+    );
     // Load the catalog first, so that only the user's record is fetched below.
     assert_eq!(create_client(&layer, "bob").await.0, StatusCode::FORBIDDEN);
 
@@ -206,7 +223,7 @@ async fn a_request_after_a_user_invalidation_does_not_join_a_fetch_that_began_be
         StatusCode::OK,
         "pro clients create usage=1 remaining=Some(29)".to_owned(),
     );
-    assert_eq!(create_client(&layer, "ann").await, pro);
+    assert_eq!(create_client_unheld(&layer, "ann").await, pro);
 
     // The held request began before the change and decides on what it read.
     release.send(()).unwrap();
@@ -218,7 +235,7 @@ async fn a_request_after_a_user_invalidation_does_not_join_a_fetch_that_began_be
         )
     );
     // The record it fetched was not cached over the newer one.
-    assert_eq!(create_client(&layer, "ann").await, pro);
+    assert_eq!(create_client_unheld(&layer, "ann").await, pro);
     assert_eq!(counting.user_calls(), 3);
 }
 
@@ -231,11 +248,10 @@ async fn a_fetch_detached_by_invalidating_all_users_is_not_cached() {
         gate: Mutex::new(None),
         entered: Notify::new(),
     });
-    let layer = PlanLimitLayer::builder(Arc::clone(&store))
-        .clock(|| NOW)
-        .user_cache(UserCache::time_to_idle(Duration::from_secs(3600), 100))
-        .build()
-        .unwrap();
+    let layer = held_layer(
+        &store,
+        UserCache::time_to_idle(Duration::from_secs(3600), 100),
+    );
     assert_eq!(create_client(&layer, "bob").await.0, StatusCode::FORBIDDEN);
 
     *store.gate.lock().unwrap() = Some(gate);
@@ -251,7 +267,7 @@ async fn a_fetch_detached_by_invalidating_all_users_is_not_cached() {
 
     // The held fetch finished after the invalidation: the next request fetches again.
     assert_eq!(
-        create_client(&layer, "ann").await.1,
+        create_client_unheld(&layer, "ann").await.1,
         "pro clients create usage=1 remaining=Some(29)"
     );
     assert_eq!(counting.user_calls(), 3);
