@@ -1,20 +1,25 @@
 //! The layer's caches: the catalog with its compiled route table, the optional user cache, and
 //! the [`Invalidator`] that drops their entries.
 //!
-//! The catalog is loaded by the first request that needs it; concurrent requests wait for that one
-//! `plans()` call. Afterwards it is used for `plans_ttl`; the first governed request after that
-//! starts one refresh in the background (on the current Tokio runtime) and keeps using the loaded
-//! catalog, so no request waits for a refresh. A refresh that fails, times out, or returns a
-//! catalog whose route table does not compile is logged and the last good catalog keeps serving
-//! for up to `max_stale` past its time-to-live.
+//! The catalog is loaded by the first request that could be governed (see the layer's `Scope`);
+//! concurrent requests wait for that one `plans()` call. Afterwards it is used for `plans_ttl`;
+//! the first request after that which could be governed (whether or not the loaded catalog
+//! governs it) starts one refresh in the background (on the current Tokio runtime) and keeps
+//! using the loaded catalog, so no request waits for a refresh. A refresh that fails, times out,
+//! or returns a catalog whose route table does not compile is logged and the last good catalog
+//! keeps serving for up to `max_stale` past its time-to-live; the next refresh starts
+//! `CatalogCache::retry_interval` after the failure at the earliest. Once the catalog was
+//! invalidated, is older than `max_stale` past its time-to-live, or always with a zero
+//! time-to-live, a request that could be governed waits for a load and is resolved with the
+//! catalog it brings.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
-use futures::FutureExt;
 use tokio::time::Instant;
 
 use crate::catalog::Catalog;
@@ -24,6 +29,13 @@ use crate::routes::RouteTable;
 use crate::store::BoxError;
 use crate::subscriber::Subscriber;
 use crate::user::UserId;
+
+/// The longest wait between two refreshes of a stale catalog when the last one failed; shorter
+/// when the time-to-live is.
+const REFRESH_RETRY: Duration = Duration::from_secs(5);
+
+/// The longest lifetime of a user cache entry: 1000 years of 365 days, the most `moka` accepts.
+const MAX_USER_LIFETIME: Duration = Duration::from_secs(1_000 * 365 * 24 * 60 * 60);
 
 /// A store call that failed or took longer than `store_timeout`.
 #[derive(Debug)]
@@ -69,13 +81,12 @@ pub(crate) struct Loaded {
 
 /// What the catalog cache offers a request at one instant.
 pub(crate) enum View {
-    /// Nothing loaded yet.
-    Cold,
     /// A catalog to decide with; `stale` when its time-to-live has passed (a refresh is due).
     Usable { loaded: Arc<Loaded>, stale: bool },
-    /// A catalog that may only tell governed requests from ungoverned ones: it was invalidated, is
-    /// too old, or the time-to-live is zero. Governed requests wait for a fetch.
-    RoutingOnly(Arc<Loaded>),
+    /// Nothing usable: no catalog was loaded yet, the loaded one was invalidated or is older than
+    /// `max_stale` past its time-to-live, or the time-to-live is zero. A request that could be
+    /// governed waits for a load and is resolved with the catalog it brings.
+    Load,
 }
 
 /// The catalog cache.
@@ -90,6 +101,12 @@ pub(crate) struct CatalogCache {
     attempts: AtomicU64,
     /// Whether a refresh of a stale catalog is under way.
     refreshing: AtomicBool,
+    /// The instant `retry_at` counts from.
+    epoch: Instant,
+    /// After a failed refresh: no other refresh starts before this instant, in nanoseconds
+    /// since `epoch` (zero when none is held back). Written while the refresh is claimed, read
+    /// after claiming it.
+    retry_at: AtomicU64,
 }
 
 impl CatalogCache {
@@ -102,7 +119,25 @@ impl CatalogCache {
             flight: tokio::sync::Mutex::new(()),
             attempts: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
+            epoch: Instant::now(),
+            retry_at: AtomicU64::new(0),
         }
+    }
+
+    /// How long after a failed refresh of a stale catalog the next one may start: the
+    /// time-to-live, at most 5 seconds. Loads that requests wait for are not held back.
+    pub(crate) fn retry_interval(&self) -> Duration {
+        self.ttl.min(REFRESH_RETRY)
+    }
+
+    /// `at` in nanoseconds since the epoch (zero before it, saturating far after it).
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether a failed refresh holds the next one back at `now`.
+    fn held_back(&self, now: Instant) -> bool {
+        self.nanos(now) < self.retry_at.load(Ordering::Acquire)
     }
 
     pub(crate) fn ttl(&self) -> Duration {
@@ -127,10 +162,10 @@ impl CatalogCache {
 
     pub(crate) fn view(&self, now: Instant) -> View {
         let Some(loaded) = self.current() else {
-            return View::Cold;
+            return View::Load;
         };
         if self.ttl.is_zero() || loaded.generation != self.generation.load(Ordering::Acquire) {
-            return View::RoutingOnly(loaded);
+            return View::Load;
         }
         let age = now.saturating_duration_since(loaded.fetched_at);
         if age < self.ttl {
@@ -144,7 +179,7 @@ impl CatalogCache {
                 stale: true,
             }
         } else {
-            View::RoutingOnly(loaded)
+            View::Load
         }
     }
 
@@ -202,6 +237,7 @@ impl CatalogCache {
             generation,
         });
         self.store(Arc::clone(&loaded));
+        self.retry_at.store(0, Ordering::Release);
         tracing::debug!(
             resources = loaded.catalog.resources().len(),
             "plan catalog loaded"
@@ -254,16 +290,32 @@ impl CatalogCache {
         }
     }
 
-    /// Claims the one refresh of a stale catalog, unless one is under way.
-    pub(crate) fn begin_refresh(shared: &Arc<Shared>) -> Option<Refresh> {
-        shared
-            .catalog
+    /// Claims the one refresh of a stale catalog, unless one is under way or the last one failed
+    /// less than [`retry_interval`](Self::retry_interval) before `now`.
+    ///
+    /// Every stale request comes here, so the common answers (a refresh is under way, or the
+    /// last one failed moments ago) take plain loads. The deadline is checked again once the
+    /// refresh is claimed: a failed refresh records it before it gives the claim back, so a
+    /// request that checked before the failure and claims after it still sees it.
+    pub(crate) fn begin_refresh(shared: &Arc<Shared>, now: Instant) -> Option<Refresh> {
+        let cache = &shared.catalog;
+        if cache.refreshing.load(Ordering::Relaxed) || cache.held_back(now) {
+            return None;
+        }
+        if cache
             .refreshing
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .ok()
-            .map(|_| Refresh {
-                shared: Arc::clone(shared),
-            })
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        if cache.held_back(now) {
+            cache.refreshing.store(false, Ordering::Release);
+            return None;
+        }
+        Some(Refresh {
+            shared: Arc::clone(shared),
+        })
     }
 }
 
@@ -273,11 +325,22 @@ pub(crate) struct Refresh {
 }
 
 impl Refresh {
-    /// Runs the refresh. On failure the stale catalog keeps serving.
+    /// Runs the refresh. On failure the stale catalog keeps serving, and no other refresh starts
+    /// for the retry interval.
     pub(crate) async fn run(self) -> Option<Arc<Loaded>> {
-        let loaded = self.shared.catalog.fetch(&self.shared).await;
+        let cache = &self.shared.catalog;
+        let loaded = cache.fetch(&self.shared).await;
         if loaded.is_none() {
-            tracing::warn!("plan catalog refresh failed; the last good catalog keeps serving");
+            let retry_in = cache.retry_interval();
+            let retry_at = cache
+                .nanos(Instant::now())
+                .saturating_add(u64::try_from(retry_in.as_nanos()).unwrap_or(u64::MAX));
+            // Recorded before the claim is given back (when `self` is dropped).
+            cache.retry_at.store(retry_at, Ordering::Release);
+            tracing::warn!(
+                ?retry_in,
+                "plan catalog refresh failed; the last good catalog keeps serving"
+            );
         }
         loaded
     }
@@ -324,6 +387,9 @@ enum Expiry {
 
 impl UserCache {
     /// Keeps each user's record for `ttl` after it was fetched, and at most `capacity` users.
+    ///
+    /// [`build`](crate::PlanLimitLayerBuilder::build) refuses a zero capacity and a `ttl` that
+    /// is zero or longer than 1000 years (of 365 days).
     pub fn time_to_live(ttl: Duration, capacity: u64) -> Self {
         Self {
             expiry: Expiry::Live(ttl),
@@ -333,6 +399,9 @@ impl UserCache {
 
     /// Keeps each user's record until it has not been used for `tti` (each request for the user
     /// extends it), and at most `capacity` users.
+    ///
+    /// [`build`](crate::PlanLimitLayerBuilder::build) refuses a zero capacity and a `tti` that
+    /// is zero or longer than 1000 years (of 365 days).
     pub fn time_to_idle(tti: Duration, capacity: u64) -> Self {
         Self {
             expiry: Expiry::Idle(tti),
@@ -342,11 +411,24 @@ impl UserCache {
 }
 
 /// The user cache: subscriber records (or their absence) by user id.
+///
+/// Concurrent misses for one user share one store call (a flight). An invalidation detaches the
+/// user's flight under way: requests that start afterwards make a new store call instead of
+/// joining it, and the record the detached call returns is not cached (it may predate the
+/// change). Records are inserted and invalidated under the flights' lock, so once
+/// [`invalidate`](Self::invalidate) returns, no record fetched before it can be read.
 pub(crate) struct Users {
     config: UserCache,
-    cache: moka::future::Cache<UserId, Option<Arc<Subscriber>>>,
-    /// Bumped by every invalidation, so that a fetch that raced with one is not kept.
-    generation: AtomicU64,
+    cache: moka::sync::Cache<UserId, Option<Arc<Subscriber>>>,
+    flights: Mutex<HashMap<UserId, Arc<Flight>>>,
+}
+
+/// One store call for one user, shared by the requests that need it.
+struct Flight {
+    /// The outcome; if the request making the call is dropped, a waiting one makes it.
+    outcome: tokio::sync::OnceCell<Result<Option<Arc<Subscriber>>, Arc<StoreError>>>,
+    /// Set (under the flights' lock) when an invalidation detached the flight.
+    detached: AtomicBool,
 }
 
 impl Users {
@@ -355,26 +437,30 @@ impl Users {
             option: "user_cache",
             reason: reason.to_owned(),
         };
+        // Any capacity from 1 up is fine with `moka` (it sizes its structures by the entries it
+        // holds); lifetimes longer than `MAX_USER_LIFETIME` make its `build` panic.
         if config.capacity == 0 {
             return Err(invalid("the capacity must be at least 1"));
         }
-        let builder = moka::future::Cache::builder()
-            .max_capacity(config.capacity)
-            .support_invalidation_closures();
+        let (lifetime, name) = match config.expiry {
+            Expiry::Live(ttl) => (ttl, "time-to-live"),
+            Expiry::Idle(tti) => (tti, "time-to-idle"),
+        };
+        if lifetime.is_zero() {
+            return Err(invalid(&format!("the {name} must be greater than zero")));
+        }
+        if lifetime > MAX_USER_LIFETIME {
+            return Err(invalid(&format!("the {name} must be at most 1000 years")));
+        }
+        let builder = moka::sync::Cache::builder().max_capacity(config.capacity);
         let builder = match config.expiry {
-            Expiry::Live(ttl) if ttl.is_zero() => {
-                return Err(invalid("the time-to-live must be greater than zero"))
-            }
-            Expiry::Idle(tti) if tti.is_zero() => {
-                return Err(invalid("the time-to-idle must be greater than zero"))
-            }
             Expiry::Live(ttl) => builder.time_to_live(ttl),
             Expiry::Idle(tti) => builder.time_to_idle(tti),
         };
         Ok(Self {
             config,
             cache: builder.build(),
-            generation: AtomicU64::new(0),
+            flights: Mutex::new(HashMap::new()),
         })
     }
 
@@ -382,10 +468,14 @@ impl Users {
         self.config
     }
 
-    /// The cached record without waiting: `Some(record)` on a hit (the record may be `None`, an
-    /// unknown user), `None` on a miss or when the cache is busy with its maintenance.
+    fn flights(&self) -> MutexGuard<'_, HashMap<UserId, Arc<Flight>>> {
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached record: `Some(record)` on a hit (the record may be `None`, an unknown user),
+    /// `None` on a miss.
     pub(crate) fn peek(&self, id: &UserId) -> Option<Option<Arc<Subscriber>>> {
-        self.cache.get(id).now_or_never().flatten()
+        self.cache.get(id)
     }
 
     /// The record from the cache, or from the store (one call per user for concurrent misses).
@@ -394,42 +484,55 @@ impl Users {
         shared: &Shared,
         id: &UserId,
     ) -> Result<Option<Arc<Subscriber>>, Arc<StoreError>> {
-        let generation = self.generation.load(Ordering::Acquire);
-        let result = self
-            .cache
-            .try_get_with_by_ref(id, async {
-                let result = timed(shared.store_timeout, shared.store.user(id.as_str())).await;
-                if let Err(error) = &result {
-                    tracing::warn!(user = %id, %error, "plan store failed to return a user");
+        let flight = {
+            let mut flights = self.flights();
+            if let Some(record) = self.cache.get(id) {
+                return Ok(record);
+            }
+            Arc::clone(flights.entry(id.clone()).or_insert_with(|| {
+                Arc::new(Flight {
+                    outcome: tokio::sync::OnceCell::new(),
+                    detached: AtomicBool::new(false),
+                })
+            }))
+        };
+        let outcome = flight.outcome.get_or_init(|| async {
+            let result = timed(shared.store_timeout, shared.store.user(id.as_str()))
+                .await
+                .map_err(Arc::new);
+            if let Err(error) = &result {
+                tracing::warn!(user = %id, %error, "plan store failed to return a user");
+            }
+            let mut flights = self.flights();
+            if !flight.detached.load(Ordering::Relaxed) {
+                if let Ok(record) = &result {
+                    self.cache.insert(id.clone(), record.clone());
                 }
-                result
-            })
-            .await;
-        if result.is_ok() && self.generation.load(Ordering::Acquire) != generation {
-            // An invalidation arrived while the record was fetched: it may predate the change.
-            self.cache.invalidate(id).await;
-        }
-        result
+                if flights
+                    .get(id)
+                    .is_some_and(|current| Arc::ptr_eq(current, &flight))
+                {
+                    flights.remove(id);
+                }
+            }
+            result
+        });
+        outcome.await.clone()
     }
 
     pub(crate) fn invalidate(&self, id: &str) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        if self.cache.invalidate(id).now_or_never().is_some() {
-            return;
+        let mut flights = self.flights();
+        if let Some(flight) = flights.remove(id) {
+            flight.detached.store(true, Ordering::Relaxed);
         }
-        // The cache was busy with maintenance; a predicate is applied by every later read.
-        let id: Arc<str> = Arc::from(id);
-        if let Err(error) = self
-            .cache
-            .invalidate_entries_if(move |key, _| key.as_str() == &*id)
-        {
-            tracing::error!(%error, "could not invalidate a cached user; dropping all users");
-            self.cache.invalidate_all();
-        }
+        self.cache.invalidate(id);
     }
 
     pub(crate) fn invalidate_all(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let mut flights = self.flights();
+        for (_, flight) in flights.drain() {
+            flight.detached.store(true, Ordering::Relaxed);
+        }
         self.cache.invalidate_all();
     }
 }
@@ -465,10 +568,11 @@ impl Invalidator {
         }
     }
 
-    /// Drops the cached catalog: the next governed request fetches it and waits for it (rights
-    /// changed, so the old catalog is no longer used for decisions; it still tells governed
-    /// requests from ungoverned ones until the new one arrives, and serves as the fallback if
-    /// the fetch fails, within `max_stale`).
+    /// Drops the cached catalog: the next request that
+    /// [could be governed](crate::PlanLimitLayer#what-could-be-governed) fetches it, waits for it
+    /// and is resolved with it, whether or not the old catalog governed it (rights changed, so
+    /// the old catalog is no longer used; it serves as the fallback if the fetch fails, within
+    /// `max_stale`). Concurrent requests share one fetch.
     pub fn catalog(&self) {
         self.shared.catalog.invalidate();
     }

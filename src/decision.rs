@@ -161,6 +161,15 @@ pub enum Decision {
 /// 5. The effective plan's limit on (`resource`, `action`), see [`Plan::limit`]: unlimited
 ///    allows. Otherwise the usage ([`Usage::get`]; 0 without a record) must be below the limit:
 ///    `usage >= limit` is [`Denial::LimitReached`], so a limit of 0 always denies.
+/// 6. A `PATCH` limited by the `update` limit (the plan sets no `patch` limit on the resource)
+///    counts the `patch` count if the store gave one, else the `update` count, else the
+///    resource count, else 0. So a user whose updates reached the limit can no more PATCH than
+///    PUT, even when the store counts only updates. With an explicit `patch` limit, the usage is
+///    the `patch` count as usual (else the resource count, else 0).
+///
+/// An [`Action::Custom`] carrying a REST name (`Action::Custom("destroy".into())`) is that REST
+/// action ([`Action::Delete`]) throughout: its limit, its usage, and the action the [`Allowed`]
+/// or [`Denial`] reports.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -190,6 +199,10 @@ pub fn decide(
     action: &Action,
     policy: &Policy,
 ) -> Decision {
+    // A custom action with a REST name is that REST action; the REST variants hold no data, so
+    // this allocates nothing.
+    let normalised = action.normalised();
+    let action = &*normalised;
     let usage = subscriber.map(|s| &s.usage);
     let assignment = subscriber.and_then(|s| s.assignment.as_ref());
     let inactive = match effective_plan(catalog, subscriber, assignment, now_ms, policy) {
@@ -319,7 +332,7 @@ fn check(
     action: &Action,
 ) -> Decision {
     let limit = plan.limit(resource, action);
-    let used = usage.map_or(0, |u| u.get(resource, action));
+    let used = usage.map_or(0, |u| usage_of(plan, u, resource, action));
     match limit {
         Limit::Limited(maximum) if used >= maximum => Decision::Deny(Denial::LimitReached {
             plan: Arc::clone(plan.name_arc()),
@@ -337,6 +350,26 @@ fn check(
             usage: used,
         }),
     }
+}
+
+/// The usage counted against the limit on `action` (already normalised) of `resource`.
+fn usage_of(plan: &Plan, usage: &Usage, resource: &str, action: &Action) -> u64 {
+    if *action == Action::Patch && patch_uses_update_limit(plan, resource) {
+        return usage
+            .action_count(resource, &Action::Patch)
+            .or_else(|| usage.action_count(resource, &Action::Update))
+            .or_else(|| usage.count(resource))
+            .unwrap_or(0);
+    }
+    usage.get(resource, action)
+}
+
+/// Whether a `PATCH` of `resource` is limited by the plan's `update` limit: the plan sets no
+/// `patch` limit but an `update` limit.
+fn patch_uses_update_limit(plan: &Plan, resource: &str) -> bool {
+    plan.resource(resource).is_some_and(|limits| {
+        limits.get(&Action::Patch).is_none() && limits.get(&Action::Update).is_some()
+    })
 }
 
 /// A duration in whole milliseconds, saturating.

@@ -12,7 +12,7 @@ use crate::catalog::Action;
 use crate::decision::Policy;
 use crate::error::ConfigError;
 use crate::response::{JsonRejection, RenderRejection};
-use crate::routes::RouteConfig;
+use crate::routes::{RouteConfig, Scope};
 use crate::service::PlanLimit;
 use crate::store::PlanStore;
 use crate::user::{ExtractFn, RequestHead, UserId};
@@ -32,6 +32,37 @@ type ClockFn = dyn Fn() -> u64 + Send + Sync + 'static;
 /// Built with [`PlanLimitLayer::builder`]. Cloning the layer (and the [`PlanLimit`] services it
 /// makes) copies a pointer: every service made by one layer shares its configuration, its catalog
 /// cache and its user cache, and one [`Invalidator`] reaches them all.
+///
+/// # What could be governed
+///
+/// Which requests are governed depends on the catalog (its resources), which the layer loads
+/// from the store. Before the first load, and whenever the loaded catalog may not be used (see
+/// [`Invalidator::catalog`], [`plans_ttl`](PlanLimitLayerBuilder::plans_ttl) and
+/// [`max_stale`](PlanLimitLayerBuilder::max_stale)), the layer tells requests apart with a test
+/// that needs no catalog: a request *could be governed* when its method is `GET`, `HEAD`,
+/// `POST`, `PUT`, `PATCH` or `DELETE` and its path (normalised as the
+/// [`RouteTable`](crate::RouteTable) does) is the base or below it, or is the collection or item
+/// path of a resource given a [`path`](PlanLimitLayerBuilder::path); or when a custom
+/// [`route`](PlanLimitLayerBuilder::route) matches its method and path.
+///
+/// - A request that could not be governed passes straight through: it never waits for the
+///   catalog nor touches the store, even before the first load or with the store down.
+/// - A request that could be governed waits for the catalog when none is usable, and is then
+///   resolved with the catalog it waited for. Once the loaded catalog is past `plans_ttl`, such a
+///   request starts the background refresh even if the loaded catalog does not govern it, so a
+///   resource added to the catalog is governed as soon as the refresh is in.
+///
+/// With the default base `/`, every path is below the base: every request with one of those
+/// methods could be governed, so it waits for the first catalog (and fails closed without one,
+/// unless [`fail_open`](PlanLimitLayerBuilder::fail_open)). Give a base such as `/api` to keep
+/// health checks and other endpoints independent of the store.
+///
+/// # Outside a Tokio runtime
+///
+/// The layer runs on any executor, with two differences outside a Tokio runtime: store calls are
+/// not timed out ([`store_timeout`](PlanLimitLayerBuilder::store_timeout) needs Tokio's timer),
+/// and the refresh of a stale catalog runs inline, in the request that starts it, which waits for
+/// it and is resolved with the refreshed catalog (or the stale one if the refresh fails).
 ///
 /// # Example
 ///
@@ -88,6 +119,8 @@ pub struct PlanLimitLayerBuilder {
 pub(crate) struct Shared {
     pub(crate) store: Box<dyn PlanStore>,
     pub(crate) routes: RouteConfig,
+    /// Where governed routes can be, whatever the catalog.
+    pub(crate) scope: Scope,
     pub(crate) policy: Policy,
     pub(crate) store_timeout: Duration,
     pub(crate) fail_open: bool,
@@ -194,6 +227,11 @@ impl fmt::Debug for PlanLimitLayerBuilder {
 impl PlanLimitLayerBuilder {
     /// The base path below which resources live (default `/`): `api`, `/api/` and `//api` all
     /// mean `/api`.
+    ///
+    /// Paths outside the base, the configured [`path`](Self::path)s and the custom
+    /// [`route`](Self::route)s can never be governed: they pass without touching the store, even
+    /// before the catalog is loaded. With the base `/` every path could be governed (see
+    /// [`PlanLimitLayer`](PlanLimitLayer#what-could-be-governed)).
     pub fn base(mut self, base: impl Into<String>) -> Self {
         self.routes = self.routes.base(base);
         self
@@ -227,18 +265,26 @@ impl PlanLimitLayerBuilder {
 
     /// How long a loaded catalog is used before it is fetched again (default 60 minutes).
     ///
-    /// Once a catalog is loaded, no request waits for a refresh: the first governed request after
-    /// the time-to-live starts one in the background and keeps using the loaded catalog meanwhile.
-    /// Zero disables the cache: every governed request fetches the catalog.
+    /// Once a catalog is loaded, no request waits for a refresh: the first request after the
+    /// time-to-live that [could be governed](PlanLimitLayer#what-could-be-governed) starts one
+    /// in the background and is decided with the loaded catalog meanwhile. Only one refresh runs
+    /// at a time. After a failed refresh, the next one starts no sooner than the time-to-live or
+    /// 5 seconds later, whichever is shorter; requests keep the last good catalog meanwhile.
+    ///
+    /// Outside a Tokio runtime there is no background to run the refresh in: the request that
+    /// starts it runs it inline and waits for it.
+    ///
+    /// Zero disables the cache: every request that could be governed fetches the catalog and is
+    /// resolved with it.
     pub fn plans_ttl(mut self, ttl: Duration) -> Self {
         self.plans_ttl = ttl;
         self
     }
 
     /// How long past its time-to-live the last good catalog keeps serving while refreshes fail
-    /// (default 24 hours). After that, governed requests wait for a fetch, and a failing fetch is a
-    /// store failure (see [`fail_open`](Self::fail_open)). Failed refreshes are logged at warn
-    /// level.
+    /// (default 24 hours). After that, requests that could be governed wait for a fetch, and a
+    /// failing fetch is a store failure (see [`fail_open`](Self::fail_open)). Failed refreshes
+    /// are logged at warn level.
     pub fn max_stale(mut self, max_stale: Duration) -> Self {
         self.max_stale = max_stale;
         self
@@ -246,7 +292,9 @@ impl PlanLimitLayerBuilder {
 
     /// Caches subscriber records between requests (default: off, every governed request asks
     /// the store, since usage changes). Unknown users are cached too. Concurrent misses for one
-    /// user make one store call.
+    /// user make one store call; a request that starts after [`Invalidator::user`] or
+    /// [`Invalidator::all_users`] never shares a call that began before it, and what such a call
+    /// returns is not cached.
     pub fn user_cache(mut self, cache: UserCache) -> Self {
         self.user_cache = Some(cache);
         self
@@ -254,10 +302,12 @@ impl PlanLimitLayerBuilder {
 
     /// How long one store call may take before it counts as a failure (default 5 seconds).
     ///
+    /// The timeout runs on Tokio's timer. Outside any Tokio runtime there is none: store calls
+    /// are awaited without a timeout, however long the store takes.
+    ///
     /// # Panics
-    /// The timeout runs on Tokio's timer: a request served inside a Tokio runtime built without
-    /// timers (`enable_time`) panics. `#[tokio::main]` enables them. Outside any Tokio runtime
-    /// store calls are not timed out.
+    /// A request served inside a Tokio runtime built without timers (`enable_time`) panics.
+    /// `#[tokio::main]` enables them.
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = timeout;
         self
@@ -321,8 +371,8 @@ impl PlanLimitLayerBuilder {
     }
 
     /// Replaces the rendering of rejections (default [`JsonRejection`]). The
-    /// [`Rejection`](crate::Rejection) is inserted into the response extensions whatever the
-    /// renderer returns.
+    /// [`Rejection`](crate::Rejection), and for a denial the [`Denial`](crate::Denial) itself, are
+    /// inserted into the response extensions whatever the renderer returns.
     pub fn render_rejection(mut self, renderer: impl RenderRejection) -> Self {
         self.renderer = Box::new(renderer);
         self
@@ -342,10 +392,11 @@ impl PlanLimitLayerBuilder {
     ///
     /// # Errors
     /// A [`ConfigError`] when a path template is invalid or two routes conflict, when the store
-    /// timeout is zero, when the user cache has a zero capacity or lifetime, or when the default
-    /// plan's name is empty.
+    /// timeout is zero, when the user cache has a zero capacity or a lifetime that is zero or
+    /// longer than 1000 years, or when the default plan's name is empty.
     pub fn build(self) -> Result<PlanLimitLayer, ConfigError> {
         self.routes.validate()?;
+        let scope = Scope::new(&self.routes)?;
         if self.store_timeout.is_zero() {
             return Err(ConfigError::InvalidOption {
                 option: "store_timeout",
@@ -372,6 +423,7 @@ impl PlanLimitLayerBuilder {
             shared: Arc::new(Shared {
                 store: self.store,
                 routes: self.routes,
+                scope,
                 policy,
                 store_timeout: self.store_timeout,
                 fail_open: self.fail_open,

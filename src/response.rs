@@ -5,7 +5,8 @@
 //! out while the layer fails closed (`503`). A [`RenderRejection`] turns the rejection into a
 //! response; the default, [`JsonRejection`], answers with the JSON bodies the crate documents. The
 //! layer always puts the [`Rejection`] itself in the response extensions, whichever renderer made
-//! the response, so outer layers (logging, metrics) can tell a refusal from a handler's answer.
+//! the response, so outer layers (logging, metrics) can tell a refusal from a handler's answer;
+//! for a denial it also puts the [`Denial`] there.
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
@@ -16,7 +17,8 @@ use crate::decision::Denial;
 
 /// Why the layer refused a governed request.
 ///
-/// Rendered by a [`RenderRejection`] and always inserted into the response extensions.
+/// Rendered by a [`RenderRejection`] and always inserted into the response extensions (with,
+/// for [`Rejection::Denied`], the [`Denial`] itself).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Rejection {
@@ -45,7 +47,8 @@ impl Rejection {
 /// `Fn(&Rejection) -> Response<Full<Bytes>> + Send + Sync + 'static`; a closure passed to
 /// [`PlanLimitLayerBuilder::render_rejection`](crate::PlanLimitLayerBuilder::render_rejection)
 /// needs its argument type written out (`|rejection: &Rejection| ...`). The layer inserts the
-/// [`Rejection`] into the extensions of whatever response the renderer returns.
+/// [`Rejection`] (and a denial's [`Denial`]) into the extensions of whatever response the
+/// renderer returns.
 ///
 /// # Example
 ///

@@ -27,11 +27,13 @@ use crate::user::{extract_user, UserId};
 ///
 /// For each request it resolves the method and path to a governed resource and action. An
 /// ungoverned request goes straight to the inner service, without asking who the user is and
-/// without touching the store. A governed request without a user is answered `401`; otherwise
-/// the user's plan decides: an allowed request reaches the inner service with the
-/// [`Allowed`] decision in its extensions, a denied one is answered `403`. Store failures answer
-/// `503` (or pass, when failing open). Every refusal carries a [`Rejection`] in the response
-/// extensions.
+/// without touching the store; a request that no catalog could govern does so even before the
+/// catalog is loaded (see [`PlanLimitLayer`](crate::PlanLimitLayer#what-could-be-governed)).
+/// A governed request without a user is answered `401`; otherwise the user's plan decides: an
+/// allowed request reaches the inner service with the [`Allowed`] decision in its extensions, a
+/// denied one is answered `403`. Store failures answer `503` (or pass, when failing open). Every
+/// refusal carries a [`Rejection`] in the response extensions, and a denial also its
+/// [`Denial`](crate::Denial).
 ///
 /// `Error` is the inner service's error: a refusal is a response, not an error.
 pub struct PlanLimit<S> {
@@ -101,12 +103,12 @@ pub(crate) struct Governed {
     action: Action,
 }
 
-/// Where the catalog of a check of a resolved request comes from.
-enum Step {
-    /// Already loaded and usable.
-    Ready(Arc<Loaded>),
-    /// Stale, and no runtime to refresh it in the background: this request refreshes it and
-    /// falls back to the stale one.
+/// Where the catalog of a request that no usable catalog resolved comes from.
+enum Source {
+    /// A load, shared with the concurrent requests that need one.
+    Load,
+    /// The refresh of this stale catalog, run by the request itself for want of a runtime to run
+    /// it in the background; the stale catalog serves if it fails.
     Refresh(Refresh, Arc<Loaded>),
 }
 
@@ -123,22 +125,26 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let (loaded, stale) = match self.shared.catalog.view(Instant::now()) {
+        let now = Instant::now();
+        let (loaded, stale) = match self.shared.catalog.view(now) {
             View::Usable { loaded, stale } => (loaded, stale),
-            View::RoutingOnly(loaded) => {
-                if loaded
-                    .table
-                    .resolve(request.method(), request.uri().path())
-                    .is_none()
-                {
+            View::Load => {
+                if !self.could_be_governed(&request) {
                     return ResponseFuture::inner(self.inner.call(request));
                 }
-                return self.check_unresolved(request);
+                return self.resolving(Source::Load, request);
             }
-            View::Cold => return self.check_unresolved(request),
         };
 
-        let Some(route) = loaded.table.resolve(request.method(), request.uri().path()) else {
+        let route = loaded.table.resolve(request.method(), request.uri().path());
+        if stale && (route.is_some() || self.could_be_governed(&request)) {
+            if let Some(refresh) = CatalogCache::begin_refresh(&self.shared, now) {
+                if let Err(refresh) = refresh.spawn() {
+                    return self.resolving(Source::Refresh(refresh, loaded), request);
+                }
+            }
+        }
+        let Some(route) = route else {
             return ResponseFuture::inner(self.inner.call(request));
         };
         let resource = Arc::clone(route.resource);
@@ -148,18 +154,7 @@ where
             return ResponseFuture::rejected(self.shared.reject(Rejection::Unauthenticated));
         };
 
-        let step = match stale
-            .then(|| CatalogCache::begin_refresh(&self.shared))
-            .flatten()
-        {
-            None => Step::Ready(loaded),
-            Some(refresh) => match refresh.spawn() {
-                Ok(()) => Step::Ready(loaded),
-                Err(refresh) => Step::Refresh(refresh, loaded),
-            },
-        };
-
-        if let (Step::Ready(loaded), Some(users)) = (&step, &self.shared.users) {
+        if let Some(users) = &self.shared.users {
             if let Some(subscriber) = users.peek(&user) {
                 let outcome = self.shared.judge(
                     &loaded.catalog,
@@ -183,10 +178,6 @@ where
 
         let shared = Arc::clone(&self.shared);
         let check = Box::pin(async move {
-            let loaded = match step {
-                Step::Ready(loaded) => loaded,
-                Step::Refresh(refresh, stale) => refresh.run().await.unwrap_or(stale),
-            };
             shared
                 .check_user(&loaded.catalog, &resource, &action, &user)
                 .await
@@ -196,14 +187,26 @@ where
 }
 
 impl<S> PlanLimit<S> {
-    /// A check for a request that no usable catalog has resolved yet: load one, then resolve.
-    fn check_unresolved<ReqBody>(&mut self, request: Request<ReqBody>) -> ResponseFuture<S, ReqBody>
+    /// Whether some catalog could govern `request` (see [`Scope`](crate::routes::Scope)).
+    fn could_be_governed<B>(&self, request: &Request<B>) -> bool {
+        self.shared
+            .scope
+            .covers(request.method(), request.uri().path())
+    }
+
+    /// A check for a request that no usable catalog has resolved: get a catalog from `source`,
+    /// then resolve the request with it.
+    fn resolving<ReqBody>(
+        &mut self,
+        source: Source,
+        request: Request<ReqBody>,
+    ) -> ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>> + Clone,
     {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let check = Box::pin(Arc::clone(&self.shared).resolve(method, path));
+        let check = Box::pin(Arc::clone(&self.shared).resolve(source, method, path));
         self.checking(check, request)
     }
 
@@ -224,10 +227,14 @@ impl<S> PlanLimit<S> {
 }
 
 impl Shared {
-    /// Loads a usable catalog and resolves the request with it.
-    async fn resolve(self: Arc<Self>, method: Method, path: String) -> Outcome {
-        let Some(loaded) = self.catalog.load(&self).await else {
-            return self.store_unavailable();
+    /// Gets a catalog from `source` and resolves the request with it.
+    async fn resolve(self: Arc<Self>, source: Source, method: Method, path: String) -> Outcome {
+        let loaded = match source {
+            Source::Load => match self.catalog.load(&self).await {
+                Some(loaded) => loaded,
+                None => return self.store_unavailable(),
+            },
+            Source::Refresh(refresh, stale) => refresh.run().await.unwrap_or(stale),
         };
         let Some(route) = loaded.table.resolve(&method, &path) else {
             return Outcome::Pass;
@@ -242,7 +249,7 @@ impl Shared {
     }
 
     /// The check of the user of a request [`resolve`](Self::resolve) found governed (a `401`
-    /// when there is no user). Only requests that found no usable catalog come here.
+    /// when there is no user). Only requests that no usable catalog resolved come here.
     pub(crate) fn identify<B>(
         self: &Arc<Self>,
         governed: Governed,
@@ -341,9 +348,13 @@ impl Shared {
         }
     }
 
-    /// Renders `rejection` and attaches it to the response extensions.
+    /// Renders `rejection` and attaches it (and a denial's [`Denial`](crate::Denial)) to the
+    /// response extensions.
     pub(crate) fn reject(&self, rejection: Rejection) -> Response<Full<Bytes>> {
         let mut response = self.renderer.render(&rejection);
+        if let Rejection::Denied(denial) = &rejection {
+            response.extensions_mut().insert(denial.clone());
+        }
         response.extensions_mut().insert(rejection);
         response
     }

@@ -103,7 +103,14 @@ pub struct Assignment {
 /// A user's usage per resource.
 ///
 /// A resource is counted either as a whole ([`ResourceUsage::Count`], the items the user has) or
-/// per action ([`ResourceUsage::PerAction`]).
+/// per action ([`ResourceUsage::PerAction`]). Per-action counts are keyed by the catalog's action
+/// names: an [`Action::Custom`] carrying a REST name (`"destroy"`) reads and writes that REST
+/// action's count (`delete`).
+///
+/// What counts against a limit is [`Usage::get`]: the per-action count, else the resource count,
+/// else 0. One exception: a `PATCH` that the plan limits through its `update` limit (it sets no
+/// `patch` limit) counts the `patch` count if there is one, else the `update` count, else the
+/// resource count, else 0: a store that counts only updates limits PATCH as it limits PUT.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     resources: HashMap<Arc<str>, ResourceUsage>,
@@ -128,12 +135,41 @@ impl Usage {
     /// there is one, else the resource count, else 0. Does not allocate.
     ///
     /// A resource counted per action has no resource count, so an action it does not list
-    /// counts 0.
+    /// counts 0. An [`Action::Custom`] carrying a REST name reads that action's count
+    /// (`Custom("destroy")` reads the `delete` count).
+    ///
+    /// [`decide`](crate::decide) uses this for every action but one case: a `PATCH` limited by
+    /// the `update` limit, because the plan sets no `patch` limit, counts the `patch` count if
+    /// there is one, else the `update` count, else the resource count, else 0 (see
+    /// [`Usage::action_count`]).
     pub fn get(&self, resource: &str, action: &Action) -> u64 {
         match self.resources.get(resource) {
             Some(ResourceUsage::Count(n)) => *n,
-            Some(ResourceUsage::PerAction(map)) => map.get(action.as_str()).copied().unwrap_or(0),
+            Some(ResourceUsage::PerAction(map)) => count_of(map, action).unwrap_or(0),
             None => 0,
+        }
+    }
+
+    /// The per-action count of `action` on `resource`: `None` when the resource is not
+    /// recorded, has a plain count, or does not list the action. An [`Action::Custom`]
+    /// carrying a REST name reads that action's count. Does not allocate.
+    ///
+    /// ```
+    /// use tower_plans::{Action, Subscriber};
+    ///
+    /// let john = Subscriber::from_json(
+    ///     r#"{"plan": "free", "usage": {"clients": 3, "tasks": {"update": 2, "destroy": 1}}}"#,
+    /// )?;
+    /// assert_eq!(john.usage.action_count("tasks", &Action::Update), Some(2));
+    /// assert_eq!(john.usage.action_count("tasks", &Action::Custom("destroy".into())), Some(1));
+    /// assert_eq!(john.usage.action_count("tasks", &Action::Patch), None);
+    /// assert_eq!(john.usage.action_count("clients", &Action::Create), None);
+    /// # Ok::<(), tower_plans::SubscriberError>(())
+    /// ```
+    pub fn action_count(&self, resource: &str, action: &Action) -> Option<u64> {
+        match self.resources.get(resource) {
+            Some(ResourceUsage::PerAction(map)) => count_of(map, action),
+            _ => None,
         }
     }
 
@@ -194,10 +230,7 @@ impl Usage {
     /// at 0 and at `u64::MAX`. A resource with a plain count becomes counted per action (see
     /// [`Usage::set_action`]).
     pub fn add_action(&mut self, resource: &str, action: &Action, delta: i64) -> u64 {
-        let current = match self.resources.get(resource) {
-            Some(ResourceUsage::PerAction(map)) => map.get(action.as_str()).copied().unwrap_or(0),
-            _ => 0,
-        };
+        let current = self.action_count(resource, action).unwrap_or(0);
         let next = apply_delta(current, delta);
         self.set_action(resource, action, next);
         next
@@ -222,6 +255,11 @@ impl Usage {
     pub fn is_empty(&self) -> bool {
         self.resources.is_empty()
     }
+}
+
+/// The count of `action` in a per-action map, under its normalised name.
+fn count_of(map: &HashMap<Arc<str>, u64>, action: &Action) -> Option<u64> {
+    map.get(action.normalised().as_str()).copied()
 }
 
 /// The per-action usage key of `action`: its catalog name (`destroy` is `delete`).

@@ -42,6 +42,62 @@ fn a_user_cache_without_capacity_or_lifetime_is_rejected() {
     }
 }
 
+/// The longest lifetime the user cache takes: 1000 years of 365 days.
+const THOUSAND_YEARS: Duration = Duration::from_secs(1_000 * 365 * 24 * 60 * 60);
+
+#[test]
+fn a_user_cache_lifetime_over_a_thousand_years_is_rejected() {
+    let store = CountingStore::new();
+    let longer = THOUSAND_YEARS + Duration::from_nanos(1);
+    for (cache, reason) in [
+        (
+            UserCache::time_to_live(longer, 10),
+            "the time-to-live must be at most 1000 years",
+        ),
+        (
+            UserCache::time_to_idle(longer, 10),
+            "the time-to-idle must be at most 1000 years",
+        ),
+        (
+            UserCache::time_to_live(Duration::MAX, 10),
+            "the time-to-live must be at most 1000 years",
+        ),
+        (
+            UserCache::time_to_idle(Duration::MAX, 10),
+            "the time-to-idle must be at most 1000 years",
+        ),
+    ] {
+        let result = builder(&store).user_cache(cache).build();
+        assert_eq!(
+            result.err(),
+            Some(ConfigError::InvalidOption {
+                option: "user_cache",
+                reason: reason.to_owned(),
+            }),
+            "{cache:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_longest_lifetimes_and_capacity_build_and_cache() {
+    let store = CountingStore::new();
+    for cache in [
+        UserCache::time_to_live(THOUSAND_YEARS, u64::MAX),
+        UserCache::time_to_idle(THOUSAND_YEARS, u64::MAX),
+    ] {
+        let layer = builder(&store).user_cache(cache).build().unwrap();
+        for _ in 0..2 {
+            let response = send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+            assert_eq!(
+                text(response).await,
+                "free clients create usage=1 remaining=Some(2)"
+            );
+        }
+    }
+    assert_eq!(store.user_calls(), 2);
+}
+
 #[test]
 fn an_empty_default_plan_is_rejected() {
     let store = CountingStore::new();

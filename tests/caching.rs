@@ -4,28 +4,15 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::*;
 use futures::future::join_all;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{Method, StatusCode};
 use tokio::time::{advance, Instant};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_plans::{PlanLimitLayer, ResponseBody, UserCache};
-
-async fn send(
-    layer: &PlanLimitLayer,
-    request: Request<Full<Bytes>>,
-) -> Response<ResponseBody<Full<Bytes>>> {
-    ServiceBuilder::new()
-        .layer(layer.clone())
-        .service_fn(echo)
-        .oneshot(request)
-        .await
-        .unwrap()
-}
+use tower_plans::{PlanLimitLayer, UserCache};
 
 /// `count` concurrent requests of `user` creating a client; their statuses.
 async fn concurrent(layer: &PlanLimitLayer, user: &str, count: usize) -> Vec<StatusCode> {
@@ -35,6 +22,34 @@ async fn concurrent(layer: &PlanLimitLayer, user: &str, count: usize) -> Vec<Sta
         .into_iter()
         .map(|response| response.status())
         .collect()
+}
+
+/// `count` requests of `user` creating a client, each on a task of its own (on a multi-threaded
+/// runtime, in parallel), let go together; their statuses. A request that hangs fails the test.
+async fn concurrent_tasks(layer: &PlanLimitLayer, user: &str, count: usize) -> Vec<StatusCode> {
+    let start = Arc::new(tokio::sync::Barrier::new(count));
+    let tasks: Vec<_> = (0..count)
+        .map(|_| {
+            let layer = layer.clone();
+            let start = Arc::clone(&start);
+            let user = user.to_owned();
+            tokio::spawn(async move {
+                start.wait().await;
+                send(&layer, request(Method::POST, "/clients", Some(&user)))
+                    .await
+                    .status()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::with_capacity(count);
+    for task in tasks {
+        let status = tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("every request is answered")
+            .unwrap();
+        statuses.push(status);
+    }
+    statuses
 }
 
 fn user_cache() -> UserCache {
@@ -61,6 +76,36 @@ async fn concurrent_requests_of_one_user_make_one_user_call_with_the_cache() {
     let layer = builder(&store).user_cache(user_cache()).build().unwrap();
 
     let statuses = concurrent(&layer, "bob", 200).await;
+
+    assert!(statuses
+        .iter()
+        .all(|status| *status == StatusCode::FORBIDDEN));
+    assert_eq!(store.plans_calls(), 1);
+    assert_eq!(store.user_calls(), 1);
+}
+
+/// The same on worker threads: the store's delay (on the real clock) only makes the requests
+/// overlap; however they do, one `plans()` call serves them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cold_requests_on_worker_threads_make_one_plans_call() {
+    let store = CountingStore::new();
+    store.set_delay(Duration::from_millis(50));
+    let layer = builder(&store).build().unwrap();
+
+    let statuses = concurrent_tasks(&layer, "ann", 200).await;
+
+    assert!(statuses.iter().all(|status| *status == StatusCode::OK));
+    assert_eq!(store.plans_calls(), 1);
+    assert_eq!(store.user_calls(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_of_one_user_on_worker_threads_make_one_user_call_with_the_cache() {
+    let store = CountingStore::new();
+    store.set_delay(Duration::from_millis(50));
+    let layer = builder(&store).user_cache(user_cache()).build().unwrap();
+
+    let statuses = concurrent_tasks(&layer, "bob", 200).await;
 
     assert!(statuses
         .iter()
@@ -118,14 +163,38 @@ async fn a_zero_plans_ttl_fetches_the_catalog_for_every_governed_request() {
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(store.plans_calls(), round);
     }
-    // Ungoverned requests are told apart with the last catalog's routes, without a fetch.
-    send(&layer, request(Method::GET, "/health", None)).await;
-    assert_eq!(store.plans_calls(), 5);
+    // With the base `/`, any path could be governed by the catalog the store holds now: a
+    // request with a REST method fetches it to find out. Other methods cannot be governed.
+    let response = send(&layer, request(Method::GET, "/health", None)).await;
+    assert_eq!(text(response).await, "unchecked");
+    assert_eq!(store.plans_calls(), 6);
+    send(&layer, request(Method::OPTIONS, "/clients", None)).await;
+    assert_eq!(store.plans_calls(), 6);
 
     // A change in the store is seen by the very next request.
     store.set_catalog(STRICTER_CATALOG);
     let response = send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn with_a_zero_plans_ttl_requests_outside_the_base_make_no_store_calls() {
+    let store = CountingStore::new();
+    let layer = builder(&store)
+        .base("/api")
+        .plans_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let response = send(&layer, request(Method::GET, "/health", Some("ann"))).await;
+        assert_eq!(text(response).await, "unchecked");
+    }
+    assert_eq!((store.plans_calls(), store.user_calls()), (0, 0));
+    for round in 1..=3 {
+        let response = send(&layer, request(Method::POST, "/api/clients", Some("ann"))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!((store.plans_calls(), store.user_calls()), (round, round));
+    }
 }
 
 #[tokio::test]
@@ -219,7 +288,8 @@ async fn a_failing_refresh_keeps_the_last_good_catalog_until_max_stale() {
         // Let the background refresh fail.
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    assert_eq!(store.plans_calls(), 4);
+    // The first request started a refresh; the next ones came before the retry interval.
+    assert_eq!(store.plans_calls(), 2);
 
     // Past max_stale the old catalog no longer decides: requests wait for a fetch, which fails.
     advance(Duration::from_secs(3600)).await;
@@ -234,6 +304,92 @@ async fn a_failing_refresh_keeps_the_last_good_catalog_until_max_stale() {
     store.fail_plans(false);
     let response = send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_refresh_is_retried_after_the_retry_interval() {
+    let store = CountingStore::new();
+    let layer = builder(&store)
+        .plans_ttl(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+    assert_eq!(store.plans_calls(), 1);
+
+    store.fail_plans(true);
+    advance(Duration::from_secs(61)).await;
+    let refresh = |expected: usize| {
+        let layer = layer.clone();
+        let store = std::sync::Arc::clone(&store);
+        async move {
+            let response = send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert_eq!(store.plans_calls(), expected);
+        }
+    };
+    refresh(2).await;
+    // The retry interval is the time-to-live, at most 5 seconds: 5 seconds here.
+    for _ in 0..4 {
+        advance(Duration::from_secs(1)).await;
+        refresh(2).await;
+    }
+    advance(Duration::from_millis(996)).await;
+    refresh(3).await;
+    refresh(3).await;
+    advance(Duration::from_secs(5)).await;
+    store.fail_plans(false);
+    refresh(4).await;
+    // The refresh succeeded: the catalog is fresh again.
+    advance(Duration::from_secs(59)).await;
+    refresh(4).await;
+    assert_eq!(store.user_calls(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_interval_is_shorter_with_a_short_plans_ttl() {
+    let store = CountingStore::new();
+    let layer = builder(&store)
+        .plans_ttl(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+    store.fail_plans(true);
+    advance(Duration::from_secs(2)).await;
+    send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(store.plans_calls(), 2);
+    advance(Duration::from_millis(1_990)).await;
+    send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(store.plans_calls(), 2);
+    advance(Duration::from_millis(10)).await;
+    send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(store.plans_calls(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn loads_that_requests_wait_for_are_not_held_back_by_a_failed_refresh() {
+    let store = CountingStore::new();
+    let layer = builder(&store)
+        .plans_ttl(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+    store.fail_plans(true);
+    advance(Duration::from_secs(61)).await;
+    send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(store.plans_calls(), 2);
+
+    // Within the retry interval, an invalidation still makes the next request load and wait.
+    store.fail_plans(false);
+    store.set_catalog(STRICTER_CATALOG);
+    layer.invalidator().catalog();
+    let response = send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(store.plans_calls(), 3);
 }
 
 #[tokio::test(start_paused = true)]

@@ -503,6 +503,148 @@ fn patch_falls_back_to_update() {
 }
 
 #[test]
+fn patch_under_the_update_limit_counts_updates() {
+    let catalog = Catalog::from_json(r#"[{"name": "free", "tasks": {"update": 2}}]"#).unwrap();
+    let tasks: Arc<str> = Arc::from("tasks");
+    let run = |usage: &str, action: &Action| {
+        let user = Subscriber::from_json(&format!(r#"{{"plan": "free", "usage": {usage}}}"#))
+            .expect("a valid record");
+        decide(&catalog, Some(&user), T0, &tasks, action, &Policy::new())
+    };
+
+    // The store counts only updates: PATCH is denied like PUT.
+    let updates = r#"{"tasks": {"update": 2}}"#;
+    let (_, body) = denied(run(updates, &Action::Update));
+    assert_eq!(
+        body,
+        r#"{"reason":"subscription","plan":"free","item":"tasks","action":"update","maximum":2,"usage":2}"#
+    );
+    let (_, body) = denied(run(updates, &Action::Patch));
+    assert_eq!(
+        body,
+        r#"{"reason":"subscription","plan":"free","item":"tasks","action":"patch","maximum":2,"usage":2}"#
+    );
+    let below = allowed(run(r#"{"tasks": {"update": 1}}"#, &Action::Patch));
+    assert_eq!((below.limit, below.usage), (Limit::Limited(2), 1));
+
+    // A patch count, when the store gives one, comes first.
+    let both = allowed(run(
+        r#"{"tasks": {"update": 2, "patch": 1}}"#,
+        &Action::Patch,
+    ));
+    assert_eq!((both.limit, both.usage), (Limit::Limited(2), 1));
+    // Then the resource count, then 0.
+    let (_, body) = denied(run(r#"{"tasks": 2}"#, &Action::Patch));
+    assert!(body.ends_with(r#""maximum":2,"usage":2}"#), "{body}");
+    assert_eq!(
+        allowed(run(r#"{"tasks": {"show": 9}}"#, &Action::Patch)).usage,
+        0
+    );
+    assert_eq!(allowed(run("{}", &Action::Patch)).usage, 0);
+}
+
+#[test]
+fn an_explicit_patch_limit_counts_patches() {
+    let catalog =
+        Catalog::from_json(r#"[{"name": "free", "tasks": {"update": 2, "patch": 5}}]"#).unwrap();
+    let tasks: Arc<str> = Arc::from("tasks");
+    let run = |usage: &str| {
+        let user = Subscriber::from_json(&format!(r#"{{"plan": "free", "usage": {usage}}}"#))
+            .expect("a valid record");
+        decide(
+            &catalog,
+            Some(&user),
+            T0,
+            &tasks,
+            &Action::Patch,
+            &Policy::new(),
+        )
+    };
+    let patches = allowed(run(r#"{"tasks": {"update": 9, "patch": 4}}"#));
+    assert_eq!((patches.limit, patches.usage), (Limit::Limited(5), 4));
+    // No patch count: the update count does not stand in for it.
+    assert_eq!(allowed(run(r#"{"tasks": {"update": 9}}"#)).usage, 0);
+    let (_, body) = denied(run(r#"{"tasks": {"update": 0, "patch": 5}}"#));
+    assert_eq!(
+        body,
+        r#"{"reason":"subscription","plan":"free","item":"tasks","action":"patch","maximum":5,"usage":5}"#
+    );
+    // An explicit unlimited patch stays unlimited, whatever the updates.
+    let unlimited =
+        Catalog::from_json(r#"[{"name": "free", "tasks": {"update": 2, "patch": null}}]"#).unwrap();
+    let user =
+        Subscriber::from_json(r#"{"plan": "free", "usage": {"tasks": {"update": 9}}}"#).unwrap();
+    let decision = decide(
+        &unlimited,
+        Some(&user),
+        T0,
+        &tasks,
+        &Action::Patch,
+        &Policy::new(),
+    );
+    let patch = allowed(decision);
+    assert_eq!((patch.limit, patch.usage), (Limit::Unlimited, 0));
+}
+
+#[test]
+fn custom_actions_with_rest_names_are_the_rest_actions() {
+    let catalog = Catalog::from_json(
+        r#"[{"name": "free", "tasks": {"delete": 2, "create": 3, "update": 4, "show": 9}}]"#,
+    )
+    .unwrap();
+    let tasks: Arc<str> = Arc::from("tasks");
+    let users = [
+        r#"{"plan": "free", "usage": {"tasks": {"destroy": 2, "create": 1, "update": 4}}}"#,
+        r#"{"plan": "free", "usage": {"tasks": {"delete": 1, "create": 3, "patch": 1}}}"#,
+        r#"{"plan": "free", "tasks": 3}"#,
+        r#"{"plan": "free"}"#,
+        r#"{"name": "nobody"}"#,
+    ];
+    let pairs = [
+        ("destroy", Action::Delete),
+        ("delete", Action::Delete),
+        ("create", Action::Create),
+        ("update", Action::Update),
+        ("patch", Action::Patch),
+        ("show", Action::Show),
+        ("index", Action::Index),
+    ];
+    for user in users {
+        let user = Subscriber::from_json(user).unwrap();
+        for (name, rest) in &pairs {
+            let custom = Action::Custom(Arc::from(*name));
+            let run =
+                |action: &Action| decide(&catalog, Some(&user), T0, &tasks, action, &Policy::new());
+            assert_eq!(run(&custom), run(rest), "{name} for {user:?}");
+        }
+    }
+
+    // The catalog too: `patch` falls back to the `update` limit however it is spelt.
+    let free = catalog.plan("free").unwrap();
+    let patch = Action::Custom(Arc::from("patch"));
+    assert_eq!(free.limit("tasks", &patch), Limit::Limited(4));
+
+    // The usage is read under the catalog's name, and the denial names the REST action.
+    let john =
+        Subscriber::from_json(r#"{"plan": "free", "usage": {"tasks": {"delete": 2}}}"#).unwrap();
+    let destroy = Action::Custom(Arc::from("destroy"));
+    assert_eq!(john.usage.get("tasks", &destroy), 2);
+    assert_eq!(john.usage.action_count("tasks", &destroy), Some(2));
+    let (_, body) = denied(decide(
+        &catalog,
+        Some(&john),
+        T0,
+        &tasks,
+        &destroy,
+        &Policy::new(),
+    ));
+    assert_eq!(
+        body,
+        r#"{"reason":"subscription","plan":"free","item":"tasks","action":"delete","maximum":2,"usage":2}"#
+    );
+}
+
+#[test]
 fn per_action_usage_and_resource_count() {
     let catalog =
         Catalog::from_json(r#"[{"name": "free", "tasks": {"show": 40, "create": 2}}]"#).unwrap();

@@ -82,7 +82,8 @@ fn the_allow_path_allocates_nothing() {
     let catalog = Catalog::from_json(
         r#"{"trial": {"duration": 14, "fallback": "free"}, "actions": ["export"], "plans": [
             {"name": "free", "clients": 3, "reports": {"export": 2}},
-            {"name": "pro", "clients": {"create": 30, "update": 90}, "tasks": {"show": 40}}
+            {"name": "pro", "clients": {"create": 30, "update": 90}, "tasks": {"show": 40},
+             "notes": {"update": 5}}
         ]}"#,
     )
     .unwrap();
@@ -90,6 +91,9 @@ fn the_allow_path_allocates_nothing() {
     let tasks: Arc<str> = Arc::from("tasks");
     let reports: Arc<str> = Arc::from("reports");
     let invoices: Arc<str> = Arc::from("invoices");
+    let notes: Arc<str> = Arc::from("notes");
+    let destroy = Action::Custom(Arc::from("destroy"));
+    let update = Action::Custom(Arc::from("update"));
     let export = Action::custom("export");
     let policy = Policy::new()
         .grace(Duration::from_secs(60))
@@ -99,20 +103,45 @@ fn the_allow_path_allocates_nothing() {
         .with_name("john")
         .with_plan(Assignment::new("pro").expires_at(T0 + DAY))
         .with_usage("clients", 29)
-        .with_action_usage("tasks", &Action::Show, 39);
+        .with_action_usage("tasks", &Action::Show, 39)
+        .with_action_usage("notes", &Action::Update, 4);
     let trial = Subscriber::new()
         .with_plan(Assignment::new("pro").as_trial().joined_at(T0))
         .with_usage("clients", 1);
     let fallback = trial.clone();
     let nobody = Subscriber::new().with_action_usage("reports", &export, 1);
 
-    let cases: [Case<'_>; 8] = [
+    let cases: [Case<'_>; 11] = [
         (
             "limited",
             Some(&active),
             T0,
             &clients,
             &Action::Create,
+            PlanState::Active,
+        ),
+        (
+            "patch counting updates",
+            Some(&active),
+            T0,
+            &notes,
+            &Action::Patch,
+            PlanState::Active,
+        ),
+        (
+            "custom action with a REST name",
+            Some(&active),
+            T0,
+            &clients,
+            &update,
+            PlanState::Active,
+        ),
+        (
+            "custom action with an alias",
+            Some(&active),
+            T0,
+            &tasks,
+            &destroy,
             PlanState::Active,
         ),
         (

@@ -8,25 +8,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use http::header::CONTENT_TYPE;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 use tokio::time::Instant;
-use tower::{ServiceBuilder, ServiceExt};
-use tower_plans::{PlanLimitLayer, Rejection, ResponseBody, UserCache};
+use tower_plans::{Rejection, ResponseBody, UserCache};
 
 const UNAVAILABLE: &str = r#"{"reason":"plan_store_unavailable"}"#;
-
-async fn send(
-    layer: &PlanLimitLayer,
-    request: Request<Full<Bytes>>,
-) -> Response<ResponseBody<Full<Bytes>>> {
-    ServiceBuilder::new()
-        .layer(layer.clone())
-        .service_fn(echo)
-        .oneshot(request)
-        .await
-        .unwrap()
-}
 
 async fn assert_unavailable(response: Response<ResponseBody<Full<Bytes>>>) {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -53,15 +40,30 @@ async fn a_failing_catalog_fails_closed_with_503() {
 }
 
 #[tokio::test]
-async fn without_a_catalog_no_path_is_known_to_be_ungoverned() {
+async fn without_a_catalog_every_path_below_the_base_could_be_governed() {
     let store = CountingStore::new();
     store.fail_plans(true);
+    // With the base `/`, every path is below it: `/health` waits for the catalog and fails
+    // closed. Only methods that no route uses pass.
     let layer = builder(&store).build().unwrap();
     assert_unavailable(send(&layer, request(Method::GET, "/health", None)).await).await;
+    let response = send(&layer, request(Method::OPTIONS, "/health", None)).await;
+    assert_eq!(text(response).await, "unchecked");
+    assert_eq!(store.plans_calls(), 1);
 
     let open = builder(&store).fail_open(true).build().unwrap();
     let response = send(&open, request(Method::GET, "/health", None)).await;
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(store.plans_calls(), 2);
+
+    // Below `/api`, `/health` can never be governed: it passes without touching the store.
+    let api = builder(&store).base("/api").build().unwrap();
+    let response = send(&api, request(Method::GET, "/health", None)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(text(response).await, "unchecked");
+    assert_eq!(store.plans_calls(), 2);
+    assert_unavailable(send(&api, request(Method::GET, "/api/status", None)).await).await;
+    assert_eq!((store.plans_calls(), store.user_calls()), (3, 0));
 }
 
 #[tokio::test]
@@ -201,6 +203,12 @@ async fn a_refreshed_catalog_without_a_route_table_keeps_the_last_good_one() {
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    // One refresh; the second request came within the retry interval of its failure.
+    assert_eq!(store.plans_calls(), 2);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let response = send(&layer, request(Method::POST, "/clients", Some("bob"))).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    tokio::time::sleep(Duration::from_millis(1)).await;
     assert_eq!(store.plans_calls(), 3);
 }
 

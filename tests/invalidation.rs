@@ -3,26 +3,14 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
+use async_trait::async_trait;
 use common::*;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
-use tower::{ServiceBuilder, ServiceExt};
-use tower_plans::{PlanLimitLayer, ResponseBody, UserCache};
-
-async fn send(
-    layer: &PlanLimitLayer,
-    request: Request<Full<Bytes>>,
-) -> Response<ResponseBody<Full<Bytes>>> {
-    ServiceBuilder::new()
-        .layer(layer.clone())
-        .service_fn(echo)
-        .oneshot(request)
-        .await
-        .unwrap()
-}
+use http::{Method, StatusCode};
+use tokio::sync::{oneshot, Notify};
+use tower_plans::{BoxError, Catalog, PlanLimitLayer, PlanStore, Subscriber, UserCache};
 
 async fn create_client(layer: &PlanLimitLayer, user: &str) -> (StatusCode, String) {
     let response = send(layer, request(Method::POST, "/clients", Some(user))).await;
@@ -37,6 +25,24 @@ fn cached(store: &std::sync::Arc<CountingStore>) -> PlanLimitLayer {
 }
 
 const ANN_ON_PRO: &str = r#"{"name": "ann", "plan": "pro", "usage": {"clients": 1}}"#;
+
+/// [`create_client`] for a request that must not wait for a held store call: it fails the test
+/// if not answered in time (the held calls are never timed out by the layer).
+async fn create_client_unheld(layer: &PlanLimitLayer, user: &str) -> (StatusCode, String) {
+    tokio::time::timeout(Duration::from_secs(30), create_client(layer, user))
+        .await
+        .expect("answered without waiting for the held store call")
+}
+
+/// A layer over `store` with a user cache and a store timeout that never ends a held call.
+fn held_layer(store: &Arc<HeldStore>, cache: UserCache) -> PlanLimitLayer {
+    PlanLimitLayer::builder(Arc::clone(store))
+        .clock(|| NOW)
+        .user_cache(cache)
+        .store_timeout(Duration::from_secs(24 * 60 * 60))
+        .build()
+        .unwrap()
+}
 
 #[tokio::test]
 async fn invalidating_a_user_makes_the_next_request_see_the_new_plan() {
@@ -116,8 +122,8 @@ async fn invalidating_the_catalog_reloads_it_for_the_next_governed_request() {
     assert_eq!(store.plans_calls(), 1);
 
     layer.invalidator().catalog();
-    // An ungoverned request does not reload it.
-    send(&layer, request(Method::GET, "/health", None)).await;
+    // A request that no catalog could govern (no route uses OPTIONS) does not reload it.
+    send(&layer, request(Method::OPTIONS, "/clients", None)).await;
     assert_eq!(store.plans_calls(), 1);
 
     assert_eq!(
@@ -131,6 +137,140 @@ async fn invalidating_the_catalog_reloads_it_for_the_next_governed_request() {
     assert_eq!(store.plans_calls(), 2);
     create_client(&layer, "ann").await;
     assert_eq!(store.plans_calls(), 2);
+}
+
+#[tokio::test]
+async fn after_invalidating_the_catalog_requests_that_could_be_governed_reload_it() {
+    let store = CountingStore::new();
+    let layer = builder(&store).base("/api").build().unwrap();
+    let get = |uri: &'static str| {
+        let layer = layer.clone();
+        async move { text(send(&layer, request(Method::GET, uri, Some("ann"))).await).await }
+    };
+    assert_eq!(get("/api/health").await, "unchecked");
+    assert_eq!(store.plans_calls(), 1);
+
+    layer.invalidator().catalog();
+    // Outside the base no catalog can govern a path: no reload.
+    assert_eq!(get("/health").await, "unchecked");
+    assert_eq!(store.plans_calls(), 1);
+    // Below the base one could, even if the old catalog does not: the request waits for the
+    // reload and is resolved with the new catalog.
+    assert_eq!(get("/api/health").await, "unchecked");
+    assert_eq!(store.plans_calls(), 2);
+    assert_eq!(
+        get("/api/clients").await,
+        "free clients index usage=1 remaining=None"
+    );
+    assert_eq!(store.plans_calls(), 2);
+}
+
+/// A store whose first `user()` call, once armed, waits until it is released.
+struct HeldStore {
+    inner: Arc<CountingStore>,
+    gate: Mutex<Option<oneshot::Receiver<()>>>,
+    entered: Notify,
+}
+
+#[async_trait]
+impl PlanStore for HeldStore {
+    async fn plans(&self) -> Result<Arc<Catalog>, BoxError> {
+        self.inner.plans().await
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
+        // Read the record before waiting: the held call returns what the store held then.
+        let record = self.inner.user(id).await;
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            self.entered.notify_one();
+            let _ = gate.await;
+        }
+        record
+    }
+}
+
+#[tokio::test]
+async fn a_request_after_a_user_invalidation_does_not_join_a_fetch_that_began_before_it() {
+    let counting = CountingStore::new();
+    let (release, gate) = oneshot::channel();
+    let store = Arc::new(HeldStore {
+        inner: Arc::clone(&counting),
+        gate: Mutex::new(None),
+        entered: Notify::new(),
+    });
+    let layer = held_layer(
+        &store,
+        UserCache::time_to_live(Duration::from_secs(3600), 100),
+    );
+    // Load the catalog first, so that only the user's record is fetched below.
+    assert_eq!(create_client(&layer, "bob").await.0, StatusCode::FORBIDDEN);
+
+    // A request starts fetching ann's record (on free), and is held there.
+    *store.gate.lock().unwrap() = Some(gate);
+    let before = tokio::spawn({
+        let layer = layer.clone();
+        async move { create_client(&layer, "ann").await }
+    });
+    store.entered.notified().await;
+
+    // ann moves to pro and the webhook invalidates her.
+    counting.set_user("ann", ANN_ON_PRO);
+    layer.invalidator().user("ann");
+
+    // A request that starts now sees pro: it makes its own store call.
+    let pro = (
+        StatusCode::OK,
+        "pro clients create usage=1 remaining=Some(29)".to_owned(),
+    );
+    assert_eq!(create_client_unheld(&layer, "ann").await, pro);
+
+    // The held request began before the change and decides on what it read.
+    release.send(()).unwrap();
+    assert_eq!(
+        before.await.unwrap(),
+        (
+            StatusCode::OK,
+            "free clients create usage=1 remaining=Some(2)".to_owned()
+        )
+    );
+    // The record it fetched was not cached over the newer one.
+    assert_eq!(create_client_unheld(&layer, "ann").await, pro);
+    assert_eq!(counting.user_calls(), 3);
+}
+
+#[tokio::test]
+async fn a_fetch_detached_by_invalidating_all_users_is_not_cached() {
+    let counting = CountingStore::new();
+    let (release, gate) = oneshot::channel();
+    let store = Arc::new(HeldStore {
+        inner: Arc::clone(&counting),
+        gate: Mutex::new(None),
+        entered: Notify::new(),
+    });
+    let layer = held_layer(
+        &store,
+        UserCache::time_to_idle(Duration::from_secs(3600), 100),
+    );
+    assert_eq!(create_client(&layer, "bob").await.0, StatusCode::FORBIDDEN);
+
+    *store.gate.lock().unwrap() = Some(gate);
+    let before = tokio::spawn({
+        let layer = layer.clone();
+        async move { create_client(&layer, "ann").await }
+    });
+    store.entered.notified().await;
+    counting.set_user("ann", ANN_ON_PRO);
+    layer.invalidator().all_users();
+    release.send(()).unwrap();
+    assert_eq!(before.await.unwrap().0, StatusCode::OK);
+
+    // The held fetch finished after the invalidation: the next request fetches again.
+    assert_eq!(
+        create_client_unheld(&layer, "ann").await.1,
+        "pro clients create usage=1 remaining=Some(29)"
+    );
+    assert_eq!(counting.user_calls(), 3);
 }
 
 #[tokio::test]

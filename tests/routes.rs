@@ -384,7 +384,6 @@ fn spellings_of_governed_paths_stay_governed() {
         ("GET", "/api/%2e/clients", "clients", Index),
         ("GET", "/api/x/../clients", "clients", Index),
         ("GET", "/api/x/%2E%2e/clients", "clients", Index),
-        ("GET", "/api/clients/.", "clients", Index),
         ("GET", "/api/clients/5/..", "clients", Index),
         ("GET", "/api/clients/5/%2e%2e/", "clients", Index),
         ("GET", "/../api/clients", "clients", Index),
@@ -404,6 +403,7 @@ fn spellings_of_governed_paths_stay_governed() {
         ("GET", "/api/clients%2F7", "clients", Show),
         ("GET", "/api/clients/..", "clients", Show),
         ("GET", "/api/clients/%2e%2e", "clients", Show),
+        ("GET", "/api/clients/.", "clients", Show),
         ("GET", "/api/clients/7/.", "clients", Show),
         ("GET", "/api/clients/%FF", "clients", Show),
         ("GET", "/api/clients/%C3%A9t%C3%A9", "clients", Show),
@@ -467,6 +467,110 @@ fn look_alikes_are_not_governed() {
     ];
     for (verb, path) in cases {
         assert_eq!(resolve(&table, &method(verb), path), None, "{verb} {path}");
+    }
+}
+
+/// Projects nested below users: `/users/{uid}/projects` and `/users/{id}`.
+fn nested_table() -> RouteTable {
+    let config = RouteConfig::new().path("projects", "/users/{uid}/projects");
+    table(&config, &["users", "projects"])
+}
+
+/// A method, a path and the expected `(resource, action)`, `None` when not governed.
+type Expectation<'a> = (&'a str, &'a str, Option<(&'a str, Action)>);
+
+#[test]
+fn the_literal_reading_wins_over_resolved_dots() {
+    use Action::*;
+    let table = nested_table();
+    let cases: &[Expectation<'_>] = &[
+        ("DELETE", "/users/5/projects/7", Some(("projects", Delete))),
+        // The router hands these to the project item handler with the id `..` or `.`.
+        ("DELETE", "/users/5/projects/..", Some(("projects", Delete))),
+        (
+            "DELETE",
+            "/users/5/projects/%2e%2E",
+            Some(("projects", Delete)),
+        ),
+        (
+            "DELETE",
+            "/users/5/projects/%2E%2e/",
+            Some(("projects", Delete)),
+        ),
+        (
+            "DELETE",
+            "//Users/5/PROJECTS/..?x=1",
+            Some(("projects", Delete)),
+        ),
+        ("PUT", "/users/5/projects/.", Some(("projects", Update))),
+        ("PATCH", "/users/5/projects/%2e", Some(("projects", Patch))),
+        ("GET", "/users/5/projects/..", Some(("projects", Show))),
+        ("HEAD", "/users/5/projects/..", Some(("projects", Show))),
+        // `%2F` as a separator comes before resolving dots in that reading.
+        (
+            "DELETE",
+            "/users/5%2Fprojects/..",
+            Some(("projects", Delete)),
+        ),
+        (
+            "DELETE",
+            "/users/5/projects%2F..",
+            Some(("projects", Delete)),
+        ),
+        // When the literal reading is not governed, the resolved one may still be.
+        ("DELETE", "/users/5/x/..", Some(("users", Delete))),
+        ("GET", "/users/5/projects/7/..", Some(("projects", Index))),
+        ("DELETE", "/users/5", Some(("users", Delete))),
+        ("DELETE", "/users/5/projects/7/..", None),
+        ("DELETE", "/users/5/..", None),
+    ];
+    for (verb, path, expected) in cases {
+        let expected = expected
+            .as_ref()
+            .map(|(resource, action)| (resource.to_string(), action.clone()));
+        assert_eq!(
+            resolve(&table, &method(verb), path),
+            expected,
+            "{verb} {path}"
+        );
+    }
+}
+
+/// axum's router does not resolve dot segments: the table names the resource of the handler
+/// that axum calls.
+#[tokio::test]
+async fn dot_segments_resolve_to_the_handler_axum_calls() {
+    use axum::routing::delete;
+    use tower::ServiceExt;
+
+    let app = axum::Router::new()
+        .route(
+            "/users/{uid}/projects/{id}",
+            delete(|| async { "projects" }),
+        )
+        .route("/users/{uid}", delete(|| async { "users" }));
+    let table = nested_table();
+    for path in [
+        "/users/5/projects/7",
+        "/users/5/projects/..",
+        "/users/5/projects/%2e%2E",
+        "/users/5/projects/.",
+        "/users/5",
+    ] {
+        let request = http::Request::delete(path)
+            .body(axum::body::Body::empty())
+            .expect("a valid request");
+        let response = app.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), http::StatusCode::OK, "{path}");
+        let body = axum::body::to_bytes(response.into_body(), 64)
+            .await
+            .expect("a short body");
+        let handler = std::str::from_utf8(&body).expect("UTF-8").to_owned();
+        assert_eq!(
+            resolve(&table, &Method::DELETE, path),
+            Some((handler, Action::Delete)),
+            "{path}"
+        );
     }
 }
 
@@ -929,13 +1033,23 @@ impl Dice<'_> {
     }
 }
 
-/// Re-spells a clean path: doubled slashes, `./` and `x/../` insertions, trailing slashes,
+/// Which dot segments [`respell`] may add.
+#[derive(Clone, Copy)]
+struct Dots {
+    /// `./`, `x/../` and `./zz/./../` before segments.
+    insertions: bool,
+    /// A trailing `/.`. Read literally, it makes a collection path an item (`/clients/.` is the
+    /// item `.`, as the application's router sees it), so it only suits item paths.
+    suffix: bool,
+}
+
+/// Re-spells a clean path: doubled slashes, dot segments (as `dots` allows), trailing slashes,
 /// random case, random percent-encoding and a query suffix.
 ///
 /// A slash is only percent-encoded where it is the single separator between two segments: an
 /// encoded slash elsewhere (`/clients/%2F`, `/a%2Fx/../b`) has a second, equally valid reading
 /// in which it is part of a segment, and the table then governs the request either way.
-fn respell(path: &str, dice: &mut Dice<'_>) -> String {
+fn respell(path: &str, dots: Dots, dice: &mut Dice<'_>) -> String {
     // Each character, with whether it may be percent-encoded.
     let mut spelled: Vec<(char, bool)> = Vec::new();
     let push = |text: &str, encodable: bool, spelled: &mut Vec<(char, bool)>| {
@@ -943,7 +1057,11 @@ fn respell(path: &str, dice: &mut Dice<'_>) -> String {
     };
     for (i, segment) in path.split('/').skip(1).enumerate() {
         let doubled = dice.roll(4) == 0;
-        let insertion = ["./", "x/../", "./zz/./../", "", "", ""][usize::from(dice.roll(6))];
+        let insertion = if dots.insertions {
+            ["./", "x/../", "./zz/./../", "", "", ""][usize::from(dice.roll(6))]
+        } else {
+            ""
+        };
         let separator_encodable = i > 0 && !doubled && insertion.is_empty();
         push(
             if doubled { "//" } else { "/" },
@@ -955,11 +1073,13 @@ fn respell(path: &str, dice: &mut Dice<'_>) -> String {
         }
         push(segment, true, &mut spelled);
     }
-    push(
-        ["", "/", "//", "/."][usize::from(dice.roll(4))],
-        false,
-        &mut spelled,
-    );
+    let suffixes: &[&str] = if dots.suffix {
+        &["", "/", "//", "/."]
+    } else {
+        &["", "/", "//"]
+    };
+    let suffix = suffixes[usize::from(dice.roll(4)) % suffixes.len()];
+    push(suffix, false, &mut spelled);
 
     let mut out = String::new();
     for (c, encodable) in spelled {
@@ -1050,7 +1170,32 @@ proptest! {
         let clean = template.replace("{id}", &id);
         let expected = Some((resource.to_owned(), Action::custom(action)));
         prop_assert_eq!(resolve(&table, &verb, &clean), expected.clone());
-        let spelled = respell(&clean, &mut Dice(choices.iter()));
+        let dots = Dots {
+            insertions: true,
+            suffix: !matches!(action, "index" | "create"),
+        };
+        let spelled = respell(&clean, dots, &mut Dice(choices.iter()));
+        prop_assert_eq!(resolve(&table, &verb, &spelled), expected, "{} {}", verb, spelled);
+    }
+
+    /// An id that is a dot segment (`.` or `..`, and percent-encoded by `respell`) is still the
+    /// item the router hands it to: the literal reading wins over the resolved one whenever it
+    /// is governed.
+    #[test]
+    fn dot_segment_ids_stay_items(
+        case in 0..GOVERNED.len(),
+        id in prop::sample::select(vec![".", ".."]),
+        choices in prop::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let table = property_table(false);
+        let (verb, template, resource, action) = GOVERNED[case];
+        prop_assume!(template.contains("{id}"));
+        let verb = method(verb);
+        let expected = Some((resource.to_owned(), Action::custom(action)));
+        let literal = template.replace("{id}", id);
+        prop_assert_eq!(resolve(&table, &verb, &literal), expected.clone(), "{} {}", verb, literal);
+        let dots = Dots { insertions: false, suffix: false };
+        let spelled = respell(&literal, dots, &mut Dice(choices.iter()));
         prop_assert_eq!(resolve(&table, &verb, &spelled), expected, "{} {}", verb, spelled);
     }
 }

@@ -12,21 +12,7 @@ use http::header::CONTENT_TYPE;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
-use tower_plans::{
-    Action, Denial, PlanLimitLayer, PlanState, Rejection, RequestHead, ResponseBody, UserId,
-};
-
-async fn send(
-    layer: &PlanLimitLayer,
-    request: Request<Full<Bytes>>,
-) -> Response<ResponseBody<Full<Bytes>>> {
-    ServiceBuilder::new()
-        .layer(layer.clone())
-        .service_fn(echo)
-        .oneshot(request)
-        .await
-        .unwrap()
-}
+use tower_plans::{Action, Denial, PlanLimitLayer, PlanState, Rejection, RequestHead, UserId};
 
 fn layer(store: &Arc<CountingStore>) -> PlanLimitLayer {
     builder(store).build().unwrap()
@@ -73,6 +59,42 @@ async fn limit_reached_is_403_with_the_exact_json_body() {
         text(response).await,
         r#"{"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3}"#
     );
+}
+
+#[tokio::test]
+async fn the_denial_itself_is_in_the_response_extensions() {
+    let store = CountingStore::new();
+    let limit = Denial::LimitReached {
+        plan: Arc::from("free"),
+        resource: Arc::from("clients"),
+        action: Action::Create,
+        maximum: 3,
+        usage: 3,
+    };
+    let response = send(
+        &layer(&store),
+        request(Method::POST, "/clients", Some("bob")),
+    )
+    .await;
+    assert_eq!(response.extensions().get::<Denial>(), Some(&limit));
+
+    // Whatever the renderer, and not for the other rejections.
+    let layer = builder(&store)
+        .render_rejection(|rejection: &Rejection| {
+            let mut response = Response::new(Full::new(Bytes::from_static(b"no")));
+            *response.status_mut() = rejection.status();
+            response
+        })
+        .build()
+        .unwrap();
+    let response = send(&layer, request(Method::POST, "/clients", Some("bob"))).await;
+    assert_eq!(response.extensions().get::<Denial>(), Some(&limit));
+    let response = send(&layer, request(Method::POST, "/clients", None)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.extensions().get::<Denial>(), None);
+    let response = send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.extensions().get::<Denial>(), None);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 mod builder;
 mod json;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -299,6 +300,18 @@ impl Action {
             other => other.slot(),
         }
     }
+
+    /// The action itself, except that an [`Action::Custom`] carrying a REST name (`"create"`,
+    /// `"destroy"`) is that REST action. Does not allocate.
+    pub(crate) fn normalised(&self) -> Cow<'_, Action> {
+        match self {
+            Action::Custom(name) => match Action::rest(name) {
+                Some(rest) => Cow::Owned(rest),
+                None => Cow::Borrowed(self),
+            },
+            other => Cow::Borrowed(other),
+        }
+    }
 }
 
 impl Limit {
@@ -369,13 +382,14 @@ impl ResourceLimits {
         }
     }
 
-    /// The limit that applies to `action`: the one set, else for [`Action::Patch`] the
-    /// [`Action::Update`] limit, else [`Limit::Unlimited`].
+    /// The limit that applies to `action`: the one set, else for [`Action::Patch`] (also when
+    /// spelled `Action::Custom("patch")`) the [`Action::Update`] limit, else
+    /// [`Limit::Unlimited`].
     pub fn limit(&self, action: &Action) -> Limit {
         if let Some(limit) = self.get(action) {
             return limit;
         }
-        if *action == Action::Patch {
+        if *action.normalised() == Action::Patch {
             if let Some(limit) = self.get(&Action::Update) {
                 return limit;
             }

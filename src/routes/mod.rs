@@ -12,9 +12,11 @@ use crate::catalog::Action;
 use crate::error::ConfigError;
 
 mod normalize;
+mod scope;
 mod table;
 mod template;
 
+pub(crate) use scope::Scope;
 pub use table::{RouteEntry, RouteMatch, RouteTable};
 
 /// How resources map to paths: the `base`, per-resource `paths`, custom routes and case

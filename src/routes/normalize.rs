@@ -4,8 +4,9 @@
 //! `/`), is percent-decoded and, when matching is case-insensitive, lowercased character by
 //! character. Two choices are left open by the URI rules and are made per [`Reading`]: whether an
 //! encoded slash (`%2F`) separates segments, and whether dot segments are resolved or kept as
-//! ordinary segments. The table tries the readings in turn (see the module docs of
-//! [`routes`](super)).
+//! ordinary segments. The table tries [`Reading::KEEP_LITERAL`], the path as the application's
+//! router sees it, first and the others only when it is not governed (see the docs of
+//! [`RouteTable`](super::RouteTable)).
 
 /// One way to read a path's ambiguous parts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,25 +18,26 @@ pub(super) struct Reading {
 }
 
 impl Reading {
-    /// `%2F` kept inside its segment, dot segments resolved.
-    pub(super) const KEEP_RESOLVE: Reading = Reading {
-        split_encoded_slash: false,
-        resolve_dots: true,
-    };
-    /// `%2F` kept inside its segment, dot segments kept.
+    /// `%2F` kept inside its segment, dot segments kept: the literal reading, as routers that
+    /// do not normalise paths (axum's, hyper's) see the path. Tried first.
     pub(super) const KEEP_LITERAL: Reading = Reading {
         split_encoded_slash: false,
         resolve_dots: false,
     };
-    /// `%2F` as a separator, dot segments resolved.
-    pub(super) const SPLIT_RESOLVE: Reading = Reading {
-        split_encoded_slash: true,
+    /// `%2F` kept inside its segment, dot segments resolved.
+    pub(super) const KEEP_RESOLVE: Reading = Reading {
+        split_encoded_slash: false,
         resolve_dots: true,
     };
     /// `%2F` as a separator, dot segments kept.
     pub(super) const SPLIT_LITERAL: Reading = Reading {
         split_encoded_slash: true,
         resolve_dots: false,
+    };
+    /// `%2F` as a separator, dot segments resolved.
+    pub(super) const SPLIT_RESOLVE: Reading = Reading {
+        split_encoded_slash: true,
+        resolve_dots: true,
     };
 }
 

@@ -24,7 +24,11 @@ use crate::error::ConfigError;
 ///   trailing slash is dropped: `api`, `/api/` and `//api` all mean `/api`.
 /// - A resource's collection path is `paths[resource]` when configured with
 ///   [`RouteConfig::path`]: absolute when it starts with `/`, otherwise relative to the base.
-///   Without it, the path is the base followed by the resource name (taken as literal text).
+///   Without it, the path is the base followed by the resource name, taken as literal text:
+///   split at `/` and percent-decoded like a template's literal text, so that the name `a%41`
+///   governs `/a%41` (the path an application routing that spelling serves) and `/aA`. A name
+///   that decodes to an encoded slash, a dot segment or invalid UTF-8 is
+///   [`ConfigError::InvalidTemplate`], naming the resource.
 ///   Configuring the same resource twice keeps the last path.
 /// - Each resource has a collection path `P` and an item path `P/{id}`.
 /// - Templates may name parameters as `:name` or `{name}`; either form is one whole segment.
@@ -62,14 +66,22 @@ use crate::error::ConfigError;
 ///   trailing slashes are ignored (`//clients//5//` is `/clients/5`).
 /// - Matching is case-insensitive unless [`RouteConfig::case_sensitive`] is set: templates and
 ///   paths are both lowercased character by character (Unicode lowercase mapping).
-/// - **Dot segments.** `.` and `..` (also spelled `%2e`, `%2E%2e`, ...) are resolved, `..` above
-///   the root staying at the root: `/clients/7/..` is the collection. Some routers do not resolve
-///   them and would hand `/clients/..` to the item handler with the id `..`; so when the resolved
-///   path is not governed, the path is also tried with its dot segments kept as ordinary segments.
-/// - **Encoded slashes.** Whether `%2F` separates segments depends on the framework (axum keeps
-///   it inside the segment; others decode it first). The path is read both ways and is governed
-///   if either reading is; when both are, the reading that keeps `%2F` inside its segment wins.
-///   `/clients/a%2Fb` is the item `a/b`, and `/clients%2F5` is the item `5`.
+/// - **Dot segments and encoded slashes: the router's reading first.** The routers of axum
+///   (matchit) and hyper do not resolve `.` and `..`, and keep `%2F` inside its segment: they
+///   hand `/clients/..` to the item handler with the id `..`. So the path is first read
+///   *literally*: percent-decoded except for `%2F`, repeated slashes collapsed, trailing slashes
+///   ignored, case folded unless matching is case-sensitive, and dot segments (also spelled
+///   `%2e`, `%2E%2e`, ...) kept as ordinary segments. `/clients/..` is the item `..` and
+///   `/clients/a%2Fb` the item `a/b`.
+/// - **Other readings only add governance.** Only when the literal reading is not governed are
+///   the other readings tried, in this order, the first governed one winning: dot segments
+///   resolved (`..` above the root staying at the root: `/clients/7/..` is the collection),
+///   then `%2F` as a separator (`/clients%2F5` is the item `5`), then both. They cover servers
+///   and proxies that normalise the path before routing. Since they come after the literal
+///   reading, they can govern a path it leaves ungoverned, but never move a request the router
+///   sends to one governed handler over to another resource or action: with projects at
+///   `/users/{uid}/projects`, `DELETE /users/5/projects/..` is the projects `delete` (the
+///   router's reading), not the users `delete` that resolving the dots would give.
 /// - **Invalid UTF-8.** When the decoded bytes are not UTF-8, each invalid sequence becomes
 ///   U+FFFD, so the segments stay where they were and `/clients/%FF` is still an item.
 /// - `HEAD` resolves like `GET`, unless a custom route names `HEAD` itself.
@@ -79,8 +91,9 @@ use crate::error::ConfigError;
 ///
 /// An already clean path (starting with `/`, no `%`, no empty segment or trailing slash, no dot
 /// segment, no uppercase letter when matching is case-insensitive; a query is simply cut off) is
-/// matched as it is, without allocating. Any other spelling is normalised into one `String`
-/// (a second one only for the rare extra readings above, invalid UTF-8 or non-ASCII uppercase).
+/// matched as it is, without allocating. Any other spelling is normalised into one buffer,
+/// which the further readings reuse (a second allocation only for invalid UTF-8 or non-ASCII
+/// uppercase).
 /// The router itself may allocate while backtracking between a literal segment and a parameter
 /// at the same place, or for a template with more than three parameters.
 ///
@@ -278,7 +291,10 @@ impl Compiler {
             Some(raw) => self.template(raw)?,
             None => {
                 let mut segments = self.base.clone();
-                let configured = format!("{}/{resource}", template::display(&self.base));
+                let configured = match template::display(&self.base).as_str() {
+                    "/" => format!("/{resource}"),
+                    base => format!("{base}/{resource}"),
+                };
                 segments.extend(template::literal(resource, &configured)?);
                 segments
             }
@@ -483,25 +499,29 @@ impl RouteTable {
     }
 
     /// Normalises a path that is not clean, trying the readings in turn.
+    ///
+    /// The literal reading (dot segments kept, `%2F` inside its segment) comes first: it is the
+    /// path the application's router sees. The other readings are tried only when it is not
+    /// governed, so they can add governance but never replace the literal reading's.
     fn resolve_spelling(&self, method: &Method, path: &str) -> Option<RouteMatch<'_>> {
         let mut buffer = Vec::with_capacity(path.len() + 1);
-        let (found, seen) = self.read(method, path, Reading::KEEP_RESOLVE, &mut buffer);
+        let (found, seen) = self.read(method, path, Reading::KEEP_LITERAL, &mut buffer);
         if found.is_some() {
             return found;
         }
         if seen.dots {
-            let (found, _) = self.read(method, path, Reading::KEEP_LITERAL, &mut buffer);
+            let (found, _) = self.read(method, path, Reading::KEEP_RESOLVE, &mut buffer);
             if found.is_some() {
                 return found;
             }
         }
         if seen.encoded_slash {
-            let (found, split) = self.read(method, path, Reading::SPLIT_RESOLVE, &mut buffer);
+            let (found, split) = self.read(method, path, Reading::SPLIT_LITERAL, &mut buffer);
             if found.is_some() {
                 return found;
             }
             if split.dots {
-                let (found, _) = self.read(method, path, Reading::SPLIT_LITERAL, &mut buffer);
+                let (found, _) = self.read(method, path, Reading::SPLIT_RESOLVE, &mut buffer);
                 return found;
             }
         }

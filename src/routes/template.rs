@@ -54,31 +54,60 @@ pub(super) fn parse(raw: &str) -> Result<Vec<Segment>, ConfigError> {
                         "`{` and `}` may only enclose a parameter filling a whole segment, as in `{id}`",
                     ));
                 }
-                segments.push(Segment::Literal(decode_literal(segment).map_err(invalid)?));
+                segments.push(Segment::Literal(
+                    decode(segment).map_err(|refusal| invalid(refusal.in_template()))?,
+                ));
             }
         }
     }
     Ok(segments)
 }
 
-/// The segments of a resource name used as a path: literal text, split at `/`.
+/// The segments of a resource name used as a path: split at `/`, each percent-decoded like the
+/// literal text of a template (so that `a%41` matches the paths `/a%41` and `/aA`, as the
+/// template `/a%41` would). A segment that decodes to a slash, a dot segment or invalid UTF-8 is
+/// refused, naming the resource; `configured` is the path the name was to give.
 pub(super) fn literal(name: &str, configured: &str) -> Result<Vec<Segment>, ConfigError> {
     name.split('/')
         .filter(|segment| !segment.is_empty())
-        .map(|segment| {
-            if is_dot(segment) {
-                Err(ConfigError::InvalidTemplate {
-                    template: configured.to_owned(),
-                    reason: DOT_SEGMENT.to_owned(),
-                })
-            } else {
-                Ok(Segment::Literal(segment.to_owned()))
-            }
+        .map(|segment| match decode(segment) {
+            Ok(text) => Ok(Segment::Literal(text)),
+            Err(refusal) => Err(ConfigError::InvalidTemplate {
+                template: configured.to_owned(),
+                reason: format!(
+                    "resource name `{name}` cannot be used as a path: {}",
+                    refusal.in_resource()
+                ),
+            }),
         })
         .collect()
 }
 
-const DOT_SEGMENT: &str = "dot segments (`.` and `..`) cannot appear in a template";
+/// Why a literal segment cannot be matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    EncodedSlash,
+    NotUtf8,
+    DotSegment,
+}
+
+impl Refusal {
+    fn in_template(self) -> &'static str {
+        match self {
+            Refusal::EncodedSlash => "an encoded slash (`%2F`) cannot appear in a template",
+            Refusal::NotUtf8 => "the template is not valid UTF-8 once percent-decoded",
+            Refusal::DotSegment => "dot segments (`.` and `..`) cannot appear in a template",
+        }
+    }
+
+    fn in_resource(self) -> &'static str {
+        match self {
+            Refusal::EncodedSlash => "it holds an encoded slash (`%2F`)",
+            Refusal::NotUtf8 => "it is not valid UTF-8 once percent-decoded",
+            Refusal::DotSegment => "it holds a dot segment (`.` or `..`, also percent-encoded)",
+        }
+    }
+}
 
 fn is_dot(segment: &str) -> bool {
     segment == "." || segment == ".."
@@ -99,15 +128,15 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn decode_literal(segment: &str) -> Result<String, &'static str> {
+/// Percent-decodes one literal segment.
+fn decode(segment: &str) -> Result<String, Refusal> {
     let decoded = normalize::percent_decode(segment);
     if decoded.contains(&b'/') {
-        return Err("an encoded slash (`%2F`) cannot appear in a template");
+        return Err(Refusal::EncodedSlash);
     }
-    let text = String::from_utf8(decoded)
-        .map_err(|_| "the template is not valid UTF-8 once percent-decoded")?;
+    let text = String::from_utf8(decoded).map_err(|_| Refusal::NotUtf8)?;
     if is_dot(&text) {
-        return Err(DOT_SEGMENT);
+        return Err(Refusal::DotSegment);
     }
     Ok(text)
 }
@@ -274,6 +303,29 @@ mod tests {
             literal("a/{b}/:c", "x").unwrap(),
             vec![lit("a"), lit("{b}"), lit(":c")]
         );
-        assert!(literal("..", "/..").is_err());
+        assert_eq!(
+            literal("a%41/b%20c/100%/%25", "x").unwrap(),
+            vec![lit("aA"), lit("b c"), lit("100%"), lit("%")]
+        );
+        for (name, reason) in [
+            (
+                "..",
+                "it holds a dot segment (`.` or `..`, also percent-encoded)",
+            ),
+            (
+                "a/%2e",
+                "it holds a dot segment (`.` or `..`, also percent-encoded)",
+            ),
+            ("a%2Fb", "it holds an encoded slash (`%2F`)"),
+            ("%ff", "it is not valid UTF-8 once percent-decoded"),
+        ] {
+            assert_eq!(
+                literal(name, "/x"),
+                Err(ConfigError::InvalidTemplate {
+                    template: "/x".to_owned(),
+                    reason: format!("resource name `{name}` cannot be used as a path: {reason}"),
+                })
+            );
+        }
     }
 }

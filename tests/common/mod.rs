@@ -41,6 +41,17 @@ pub const STRICTER_CATALOG: &str = r#"{
     ]
 }"#;
 
+/// The plans of [`CATALOG`] with a new resource: invoices, which free may not touch.
+pub const INVOICES_CATALOG: &str = r#"{
+    "plans": [
+        {"name": "free", "limits": {"clients": 3, "projects": {"index": null, "show": null, "create": 1}, "invoices": 0}},
+        {"name": "pro", "limits": {"clients": 30, "projects": null, "invoices": null}}
+    ]
+}"#;
+
+/// What ann gets for creating an invoice under [`INVOICES_CATALOG`].
+pub const NO_INVOICES: &str = r#"{"reason":"subscription","plan":"free","item":"invoices","action":"create","maximum":0,"usage":0}"#;
+
 /// ann (free, 1 client), bob (free, 3 clients: at the limit), cid (no plan), dee (pro, expired).
 pub const USERS: &[(&str, &str)] = &[
     (
@@ -201,4 +212,18 @@ where
 {
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// Sends `request` through `layer` around the [`echo`] service.
+pub async fn send(
+    layer: &PlanLimitLayer,
+    request: Request<Full<Bytes>>,
+) -> Response<tower_plans::ResponseBody<Full<Bytes>>> {
+    use tower::{ServiceBuilder, ServiceExt};
+    ServiceBuilder::new()
+        .layer(layer.clone())
+        .service_fn(echo)
+        .oneshot(request)
+        .await
+        .unwrap()
 }
