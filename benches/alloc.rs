@@ -114,8 +114,9 @@ where
     per_request(|| rt.block_on(common::send(&mut service, requests, 0, REQUESTS)))
 }
 
-/// Counts over `REQUESTS` requests sent from `tasks` tasks on a multi-threaded runtime.
-fn parallel<S, B>(rt: &Runtime, service: &S, requests: &Arc<Requests>, tasks: u64) -> (f64, f64)
+/// Counts over `REQUESTS` requests sent from one task per element of `requests` on a
+/// multi-threaded runtime.
+fn parallel<S, B>(rt: &Runtime, service: &S, requests: &[Arc<Requests>]) -> (f64, f64)
 where
     S: Service<Request<()>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send,
@@ -124,10 +125,11 @@ where
 {
     per_request(|| {
         rt.block_on(async {
+            let tasks = requests.len() as u64;
             let handles: Vec<_> = (0..tasks)
                 .map(|t| {
                     let mut service = service.clone();
-                    let requests = Arc::clone(requests);
+                    let requests = Arc::clone(&requests[t as usize]);
                     let first = t * (SEQUENCE as u64 / tasks);
                     tokio::spawn(async move {
                         common::send(&mut service, &requests, first, first + REQUESTS / tasks)
@@ -188,12 +190,14 @@ fn allocations_per_request() {
         .build()
         .expect("a runtime");
     let fixture = rt.block_on(Fixture::new(1_000));
-    let requests = Arc::new(Requests::new(Case::Allowed, 1_000));
+    let requests: Vec<Arc<Requests>> = (0..tasks)
+        .map(|_| Arc::new(Requests::new(Case::Allowed, 1_000)))
+        .collect();
     let suffix = format!("{workers}workers_{tasks}tasks");
-    let baseline = parallel(&rt, &bare(), &requests, tasks);
+    let baseline = parallel(&rt, &bare(), &requests);
     row(&format!("1k bare/{suffix}"), baseline, baseline);
     for cached in [false, true] {
-        let counts = parallel(&rt, fixture.service(cached), &requests, tasks);
+        let counts = parallel(&rt, fixture.service(cached), &requests);
         row(
             &format!("1k allowed/{}/{suffix}", cache_name(cached)),
             counts,

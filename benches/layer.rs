@@ -16,7 +16,8 @@
 //! one service value; the response is dropped inside the measurement.
 //!
 //! Group `threads/1k` shares one layer between tasks on a multi-threaded runtime with one worker
-//! per core (two tasks per worker), and reports the time per request.
+//! per core (two tasks per worker, each with requests of its own), and reports the time per
+//! request.
 //!
 //! `BENCH_SUBSCRIBERS=1000,100000` limits the store sizes (to profile one case, say).
 
@@ -55,13 +56,13 @@ where
     })
 }
 
-/// Sends `iters` requests through clones of `service` from `tasks` tasks at once.
+/// Sends `iters` requests through clones of `service` from one task per element of `requests`,
+/// all at once.
 fn time_parallel<S, B>(
     rt: &Runtime,
     service: &S,
-    requests: &Arc<Requests>,
+    requests: &[Arc<Requests>],
     iters: u64,
-    tasks: u64,
 ) -> Duration
 where
     S: Service<Request<()>, Response = Response<B>> + Clone + Send + 'static,
@@ -71,10 +72,11 @@ where
 {
     rt.block_on(async {
         let start = Instant::now();
+        let tasks = requests.len() as u64;
         let handles: Vec<_> = (0..tasks)
             .map(|t| {
                 let mut service = service.clone();
-                let requests = Arc::clone(requests);
+                let requests = Arc::clone(&requests[t as usize]);
                 let share = iters / tasks + u64::from(t < iters % tasks);
                 let first = t * (SEQUENCE as u64 / tasks);
                 tokio::spawn(async move {
@@ -148,10 +150,14 @@ fn threads(c: &mut Criterion) {
         .build()
         .expect("a runtime");
     let fixture = rt.block_on(Fixture::new(n));
-    let requests = Arc::new(Requests::new(Case::Allowed, n));
+    // Each task has requests of its own (the same users, each id allocated apart), as
+    // requests on different connections would.
+    let requests: Vec<Arc<Requests>> = (0..tasks)
+        .map(|_| Arc::new(Requests::new(Case::Allowed, n)))
+        .collect();
     for cached in [false, true] {
         let mut service = fixture.service(cached).clone();
-        rt.block_on(common::warm(&mut service, &requests, Case::Allowed));
+        rt.block_on(common::warm(&mut service, &requests[0], Case::Allowed));
     }
 
     let mut group = c.benchmark_group(format!("threads/{}", size_name(n)));
@@ -159,12 +165,12 @@ fn threads(c: &mut Criterion) {
     let bare = bare();
     let suffix = format!("{workers}workers_{tasks}tasks");
     group.bench_function(format!("bare/{suffix}"), |b| {
-        b.iter_custom(|iters| time_parallel(&rt, &bare, &requests, iters, tasks))
+        b.iter_custom(|iters| time_parallel(&rt, &bare, &requests, iters))
     });
     for cached in [false, true] {
         let service = fixture.service(cached);
         group.bench_function(format!("allowed/{}/{suffix}", cache_name(cached)), |b| {
-            b.iter_custom(|iters| time_parallel(&rt, service, &requests, iters, tasks))
+            b.iter_custom(|iters| time_parallel(&rt, service, &requests, iters))
         });
     }
     group.finish();
