@@ -65,8 +65,41 @@
 //! # }
 //! ```
 //!
-//! In axum, put the layer on the router with `route_layer` (so unknown paths stay `404`) and your
-//! authentication outside it with `layer`; the README shows the whole setup.
+//! # In axum
+//!
+//! Put the layer on the router with `route_layer`, so paths the application does not serve stay
+//! `404`, and your authentication outside it with `layer`, so it runs first and inserts the
+//! [`UserId`]. Handlers read the decision from the request extensions:
+//!
+//! ```
+//! use axum::{routing::get, Extension, Router};
+//! use tower_plans::{Allowed, Catalog, MemoryStore, PlanLimitLayer};
+//!
+//! async fn list(Extension(allowed): Extension<Allowed>) -> String {
+//!     format!("you are on the {} plan", allowed.plan)
+//! }
+//!
+//! fn app() -> Result<Router, Box<dyn std::error::Error>> {
+//!     let catalog = Catalog::from_json(
+//!         r#"{
+//!             "trial": {"duration": 14, "fallback": "free"},
+//!             "plans": [
+//!                 {"name": "free", "clients": 3},
+//!                 {"name": "pro", "clients": 30}
+//!             ]
+//!         }"#,
+//!     )?;
+//!     let store = MemoryStore::new(catalog);
+//!     let plans = PlanLimitLayer::builder(store).base("/api").build()?;
+//!
+//!     Ok(Router::new()
+//!         .route("/api/clients", get(list).post(|| async { "created" }))
+//!         // Checks only requests that matched a route: unknown paths stay 404.
+//!         .route_layer(plans))
+//!     // Your authentication goes outside, `.layer(auth)`, so it runs first and inserts a `UserId`.
+//! }
+//! # app().unwrap();
+//! ```
 //!
 //! # Feature flags
 //!
