@@ -147,8 +147,6 @@ where
         let Some(route) = route else {
             return ResponseFuture::inner(self.inner.call(request));
         };
-        let resource = Arc::clone(route.resource);
-        let action = route.action.clone();
 
         let Some(user) = extract_user(self.shared.extractor.as_deref(), &mut request) else {
             return ResponseFuture::rejected(self.shared.reject(Rejection::Unauthenticated));
@@ -159,8 +157,8 @@ where
                 let outcome = self.shared.judge(
                     &loaded.catalog,
                     subscriber.as_deref(),
-                    &resource,
-                    &action,
+                    route.resource,
+                    route.action,
                     &user,
                 );
                 return match outcome {
@@ -176,6 +174,9 @@ where
             }
         }
 
+        // Only the store path owns copies of the route: a decision from the caches borrows it.
+        let resource = Arc::clone(route.resource);
+        let action = route.action.clone();
         let shared = Arc::clone(&self.shared);
         let check = Box::pin(async move {
             shared
