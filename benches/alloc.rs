@@ -29,7 +29,7 @@ use tokio::runtime::{Builder, Runtime};
 use tower::{Layer, Service};
 use tower_plans::{BoxError, Catalog, MemoryStore, PlanLimitLayer, PlanStore, Subscriber};
 
-use common::{bare, cache_name, size_name, sizes, workers, Case, Fixture, Requests, SEQUENCE};
+use common::{bare, size_name, sizes, workers, Case, Fixture, Requests, Setup, SEQUENCE};
 
 struct Counting;
 
@@ -171,10 +171,10 @@ fn allocations_per_request() {
         row(&format!("{size} bare"), baseline, baseline);
         for case in Case::ALL {
             let requests = Requests::new(case, n);
-            for cached in [false, true] {
-                let counts = serial(&rt, fixture.service(cached), &requests);
+            for &setup in Setup::of(case) {
+                let counts = serial(&rt, fixture.service(setup), &requests);
                 row(
-                    &format!("{size} {}/{}", case.name(), cache_name(cached)),
+                    &format!("{size} {}/{}", case.name(), setup.name()),
                     counts,
                     baseline,
                 );
@@ -196,10 +196,10 @@ fn allocations_per_request() {
     let suffix = format!("{workers}workers_{tasks}tasks");
     let baseline = parallel(&rt, &bare(), &requests);
     row(&format!("1k bare/{suffix}"), baseline, baseline);
-    for cached in [false, true] {
-        let counts = parallel(&rt, fixture.service(cached), &requests);
+    for setup in Setup::ALL {
+        let counts = parallel(&rt, fixture.service(setup), &requests);
         row(
-            &format!("1k allowed/{}/{suffix}", cache_name(cached)),
+            &format!("1k allowed/{}/{suffix}", setup.name()),
             counts,
             baseline,
         );
@@ -217,7 +217,7 @@ fn memory_per_subscriber() {
         let store = common::store(n);
         let store_bytes = snapshot().live - before.live;
 
-        let mut service = common::layer(&store, n, true).layer(bare());
+        let mut service = common::layer(&store, n, Setup::CACHED).layer(bare());
         let before = snapshot();
         rt.block_on(common::fill_cache(&mut service, n));
         let cache_bytes = snapshot().live - before.live;

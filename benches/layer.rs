@@ -9,7 +9,8 @@
 //! - `ungoverned`: `GET /api/health`;
 //!
 //! each `uncached` (the subscriber is fetched from the store on every request) and `cached` (a
-//! user cache holding every subscriber of the store). Requests name subscribers drawn at random
+//! user cache holding every subscriber of the store). Allowed requests are also measured with
+//! the `Allowed` request extension turned off (`uncached_noext`, `cached_noext`). Requests name subscribers drawn at random
 //! among all of the store's; the `active` entries draw them among 1 thousand subscribers of the
 //! store only. Every request is built the same way for the bare service and the layer (the
 //! method, a static URI, the user id in the extensions) and goes through `ready` then `call` on
@@ -33,7 +34,7 @@ use http::{Request, Response};
 use tokio::runtime::{Builder, Runtime};
 use tower::{Service, ServiceExt};
 
-use common::{bare, cache_name, size_name, sizes, workers, Case, Fixture, Requests, SEQUENCE};
+use common::{bare, size_name, sizes, workers, Case, Fixture, Requests, Setup, SEQUENCE};
 
 fn current_thread() -> Runtime {
     Builder::new_current_thread()
@@ -104,21 +105,25 @@ fn full_call(c: &mut Criterion) {
     let rt = current_thread();
     for n in sizes() {
         let fixture = rt.block_on(Fixture::new(n));
-        let mut cases: Vec<(String, Case, Requests)> = Case::ALL
+        let mut cases: Vec<(String, Case, Requests, &[Setup])> = Case::ALL
             .into_iter()
-            .map(|case| (case.name().to_owned(), case, Requests::new(case, n)))
+            .map(|case| {
+                let name = case.name().to_owned();
+                (name, case, Requests::new(case, n), Setup::of(case))
+            })
             .collect();
         if n > common::ACTIVE {
             cases.push((
                 "allowed_active".to_owned(),
                 Case::Allowed,
                 Requests::active(Case::Allowed, n),
+                &Setup::BOTH,
             ));
         }
         // Every service answers each case as expected before anything is measured.
-        for (_, case, requests) in &cases {
-            for cached in [false, true] {
-                let mut service = fixture.service(cached).clone();
+        for (_, case, requests, setups) in &cases {
+            for &setup in *setups {
+                let mut service = fixture.service(setup).clone();
                 rt.block_on(common::warm(&mut service, requests, *case));
             }
         }
@@ -128,10 +133,10 @@ fn full_call(c: &mut Criterion) {
         group.bench_function("bare", |b| {
             b.iter_custom(|iters| time_serial(&rt, &bare, &cases[0].2, iters))
         });
-        for (name, _, requests) in &cases {
-            for cached in [false, true] {
-                let service = fixture.service(cached);
-                group.bench_function(format!("{name}/{}", cache_name(cached)), |b| {
+        for (name, _, requests, setups) in &cases {
+            for &setup in *setups {
+                let service = fixture.service(setup);
+                group.bench_function(format!("{name}/{}", setup.name()), |b| {
                     b.iter_custom(|iters| time_serial(&rt, service, requests, iters))
                 });
             }
@@ -155,8 +160,8 @@ fn threads(c: &mut Criterion) {
     let requests: Vec<Arc<Requests>> = (0..tasks)
         .map(|_| Arc::new(Requests::new(Case::Allowed, n)))
         .collect();
-    for cached in [false, true] {
-        let mut service = fixture.service(cached).clone();
+    for setup in Setup::ALL {
+        let mut service = fixture.service(setup).clone();
         rt.block_on(common::warm(&mut service, &requests[0], Case::Allowed));
     }
 
@@ -167,9 +172,9 @@ fn threads(c: &mut Criterion) {
     group.bench_function(format!("bare/{suffix}"), |b| {
         b.iter_custom(|iters| time_parallel(&rt, &bare, &requests, iters))
     });
-    for cached in [false, true] {
-        let service = fixture.service(cached);
-        group.bench_function(format!("allowed/{}/{suffix}", cache_name(cached)), |b| {
+    for setup in Setup::ALL {
+        let service = fixture.service(setup);
+        group.bench_function(format!("allowed/{}/{suffix}", setup.name()), |b| {
             b.iter_custom(|iters| time_parallel(&rt, service, &requests, iters))
         });
     }

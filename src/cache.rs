@@ -13,17 +13,19 @@
 //! time-to-live, a request that could be governed waits for a load and is resolved with the
 //! catalog it brings.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use arc_swap::ArcSwapOption;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::catalog::Catalog;
 use crate::error::ConfigError;
+use crate::hash::Map;
 use crate::layer::Shared;
 use crate::routes::RouteTable;
 use crate::store::BoxError;
@@ -79,10 +81,16 @@ pub(crate) struct Loaded {
     generation: u64,
 }
 
-/// What the catalog cache offers a request at one instant.
-pub(crate) enum View {
+/// A read of the current catalog (see [`CatalogCache::read`]).
+pub(crate) type Current = arc_swap::Guard<Option<Arc<Loaded>>>;
+
+/// What the catalog cache offers a request at one instant, borrowed from a [`Current`] read.
+pub(crate) enum View<'a> {
     /// A catalog to decide with; `stale` when its time-to-live has passed (a refresh is due).
-    Usable { loaded: Arc<Loaded>, stale: bool },
+    Usable {
+        loaded: &'a Arc<Loaded>,
+        stale: bool,
+    },
     /// Nothing usable: no catalog was loaded yet, the loaded one was invalidated or is older than
     /// `max_stale` past its time-to-live, or the time-to-live is zero. A request that could be
     /// governed waits for a load and is resolved with the catalog it brings.
@@ -93,7 +101,10 @@ pub(crate) enum View {
 pub(crate) struct CatalogCache {
     ttl: Duration,
     max_stale: Duration,
-    current: RwLock<Option<Arc<Loaded>>>,
+    /// Read by every request without a lock or a reference count (see [`Current`]).
+    current: ArcSwapOption<Loaded>,
+    /// Serialises the writers of `current`.
+    writer: Mutex<()>,
     generation: AtomicU64,
     /// Held by the one request that fetches when nothing usable is loaded.
     flight: tokio::sync::Mutex<()>,
@@ -114,7 +125,8 @@ impl CatalogCache {
         Self {
             ttl,
             max_stale,
-            current: RwLock::new(None),
+            current: ArcSwapOption::const_empty(),
+            writer: Mutex::new(()),
             generation: AtomicU64::new(0),
             flight: tokio::sync::Mutex::new(()),
             attempts: AtomicU64::new(0),
@@ -149,10 +161,13 @@ impl CatalogCache {
     }
 
     fn current(&self) -> Option<Arc<Loaded>> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.current.load_full()
+    }
+
+    /// The current catalog, read without taking a reference count: hold it only while deciding
+    /// one request (the view borrows it), and clone the catalog's `Arc` to keep it longer.
+    pub(crate) fn read(&self) -> Current {
+        self.current.load()
     }
 
     /// Whether `loaded` may still serve decisions at `now`, generation aside.
@@ -160,8 +175,8 @@ impl CatalogCache {
         now.saturating_duration_since(loaded.fetched_at) < self.ttl.saturating_add(self.max_stale)
     }
 
-    pub(crate) fn view(&self, now: Instant) -> View {
-        let Some(loaded) = self.current() else {
+    pub(crate) fn view<'a>(&self, current: &'a Current, now: Instant) -> View<'a> {
+        let Some(loaded) = current.as_ref() else {
             return View::Load;
         };
         if self.ttl.is_zero() || loaded.generation != self.generation.load(Ordering::Acquire) {
@@ -196,13 +211,13 @@ impl CatalogCache {
     }
 
     fn store(&self, loaded: Arc<Loaded>) {
-        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        let newer = match current.as_ref() {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let newer = match self.current.load().as_ref() {
             Some(old) => loaded.generation >= old.generation,
             None => true,
         };
         if newer {
-            *current = Some(loaded);
+            self.current.store(Some(loaded));
         }
     }
 
@@ -275,8 +290,9 @@ impl CatalogCache {
         }
         let seen = self.attempts.load(Ordering::Acquire);
         let _flight = self.flight.lock().await;
-        if let View::Usable { loaded, .. } = self.view(Instant::now()) {
-            return Some(loaded);
+        let current = self.read();
+        if let View::Usable { loaded, .. } = self.view(&current, Instant::now()) {
+            return Some(Arc::clone(loaded));
         }
         if self.attempts.load(Ordering::Acquire) != seen {
             // A fetch finished while this request waited and left nothing usable: it failed.
@@ -419,8 +435,8 @@ impl UserCache {
 /// [`invalidate`](Self::invalidate) returns, no record fetched before it can be read.
 pub(crate) struct Users {
     config: UserCache,
-    cache: moka::sync::Cache<UserId, Option<Arc<Subscriber>>>,
-    flights: Mutex<HashMap<UserId, Arc<Flight>>>,
+    cache: moka::sync::Cache<UserId, Option<Arc<Subscriber>>, foldhash::fast::RandomState>,
+    flights: Mutex<Map<UserId, Arc<Flight>>>,
 }
 
 /// One store call for one user, shared by the requests that need it.
@@ -459,8 +475,8 @@ impl Users {
         };
         Ok(Self {
             config,
-            cache: builder.build(),
-            flights: Mutex::new(HashMap::new()),
+            cache: builder.build_with_hasher(foldhash::fast::RandomState::default()),
+            flights: Mutex::new(Map::default()),
         })
     }
 
@@ -468,7 +484,7 @@ impl Users {
         self.config
     }
 
-    fn flights(&self) -> MutexGuard<'_, HashMap<UserId, Arc<Flight>>> {
+    fn flights(&self) -> MutexGuard<'_, Map<UserId, Arc<Flight>>> {
         self.flights.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -203,6 +203,105 @@ pub fn decide(
     // this allocates nothing.
     let normalised = action.normalised();
     let action = &*normalised;
+    evaluate(catalog, subscriber, || now_ms, resource, action, policy)
+        .into_decision(resource, action)
+}
+
+/// A decision that borrows what it names from the catalog and the record: what [`decide`]
+/// returns, before anything is cloned. The layer makes the [`Allowed`] extension and the
+/// [`Denial`] from it only when it needs them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Verdict<'a> {
+    Allow {
+        plan: &'a Arc<str>,
+        state: State<'a>,
+        limit: Limit,
+        usage: u64,
+    },
+    LimitReached {
+        plan: &'a Arc<str>,
+        maximum: u64,
+        usage: u64,
+    },
+    Expired {
+        plan: &'a Arc<str>,
+        date: u64,
+    },
+    NoPlan,
+}
+
+/// [`PlanState`], borrowed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum State<'a> {
+    Active,
+    Trial,
+    Fallback(&'a Arc<str>),
+    Default,
+}
+
+impl State<'_> {
+    fn to_owned(self) -> PlanState {
+        match self {
+            State::Active => PlanState::Active,
+            State::Trial => PlanState::Trial,
+            State::Fallback(trial) => PlanState::Fallback {
+                trial: Arc::clone(trial),
+            },
+            State::Default => PlanState::Default,
+        }
+    }
+}
+
+impl Verdict<'_> {
+    /// The owned decision on `action` (already normalised) of `resource`.
+    pub(crate) fn into_decision(self, resource: &Arc<str>, action: &Action) -> Decision {
+        match self {
+            Verdict::Allow {
+                plan,
+                state,
+                limit,
+                usage,
+            } => Decision::Allow(Allowed {
+                plan: Arc::clone(plan),
+                state: state.to_owned(),
+                resource: Arc::clone(resource),
+                action: action.clone(),
+                limit,
+                usage,
+            }),
+            Verdict::LimitReached {
+                plan,
+                maximum,
+                usage,
+            } => Decision::Deny(Denial::LimitReached {
+                plan: Arc::clone(plan),
+                resource: Arc::clone(resource),
+                action: action.clone(),
+                maximum,
+                usage,
+            }),
+            Verdict::Expired { plan, date } => Decision::Deny(Denial::Expired {
+                plan: Arc::clone(plan),
+                date,
+            }),
+            Verdict::NoPlan => Decision::Deny(Denial::NoPlan {
+                resource: Arc::clone(resource),
+                action: action.clone(),
+            }),
+        }
+    }
+}
+
+/// [`decide`] without cloning anything, for `action` already normalised. The clock is read only
+/// when the user's plan ends at some time.
+pub(crate) fn evaluate<'a>(
+    catalog: &'a Catalog,
+    subscriber: Option<&'a Subscriber>,
+    now_ms: impl FnOnce() -> u64,
+    resource: &str,
+    action: &Action,
+    policy: &Policy,
+) -> Verdict<'a> {
     let usage = subscriber.map(|s| &s.usage);
     let assignment = subscriber.and_then(|s| s.assignment.as_ref());
     let inactive = match effective_plan(catalog, subscriber, assignment, now_ms, policy) {
@@ -211,28 +310,22 @@ pub fn decide(
     };
     if let Some(default) = policy.default_plan.as_deref() {
         match catalog.plan(default) {
-            Some(plan) => return check(plan, PlanState::Default, usage, resource, action),
+            Some(plan) => return check(plan, State::Default, usage, resource, action),
             None => tracing::warn!(
                 plan = default,
                 "the default plan is not in the catalog; users without an active plan are denied"
             ),
         }
     }
-    Decision::Deny(match inactive {
-        Inactive::Expired { plan, date } => Denial::Expired {
-            plan: Arc::clone(plan),
-            date,
-        },
-        Inactive::NoPlan => Denial::NoPlan {
-            resource: Arc::clone(resource),
-            action: action.clone(),
-        },
-    })
+    match inactive {
+        Inactive::Expired { plan, date } => Verdict::Expired { plan, date },
+        Inactive::NoPlan => Verdict::NoPlan,
+    }
 }
 
 /// The plan that applies before the default plan is considered.
 enum Effective<'a> {
-    Plan(&'a Plan, PlanState),
+    Plan(&'a Plan, State<'a>),
     Inactive(Inactive<'a>),
 }
 
@@ -254,7 +347,7 @@ fn effective_plan<'a>(
     catalog: &'a Catalog,
     subscriber: Option<&Subscriber>,
     assignment: Option<&'a Assignment>,
-    now_ms: u64,
+    now_ms: impl FnOnce() -> u64,
     policy: &Policy,
 ) -> Effective<'a> {
     let Some(assignment) = assignment else {
@@ -270,9 +363,9 @@ fn effective_plan<'a>(
         return Effective::Inactive(Inactive::NoPlan);
     };
     let state = if assignment.trial {
-        PlanState::Trial
+        State::Trial
     } else {
-        PlanState::Active
+        State::Active
     };
     let end = match end_of(assignment, catalog) {
         End::Never => return Effective::Plan(plan, state),
@@ -286,7 +379,7 @@ fn effective_plan<'a>(
             return Effective::Inactive(Inactive::NoPlan);
         }
     };
-    if now_ms < end {
+    if now_ms() < end {
         return Effective::Plan(plan, state);
     }
     if assignment.trial {
@@ -295,10 +388,7 @@ fn effective_plan<'a>(
             .and_then(|t| t.fallback())
             .and_then(|name| catalog.plan(name));
         if let Some(fallback) = fallback {
-            let state = PlanState::Fallback {
-                trial: Arc::clone(&assignment.plan),
-            };
-            return Effective::Plan(fallback, state);
+            return Effective::Plan(fallback, State::Fallback(&assignment.plan));
         }
     }
     Effective::Inactive(Inactive::Expired {
@@ -324,31 +414,27 @@ fn end_of(assignment: &Assignment, catalog: &Catalog) -> End {
 }
 
 /// Compares the usage with the effective plan's limit.
-fn check(
-    plan: &Plan,
-    state: PlanState,
+fn check<'a>(
+    plan: &'a Plan,
+    state: State<'a>,
     usage: Option<&Usage>,
-    resource: &Arc<str>,
+    resource: &str,
     action: &Action,
-) -> Decision {
+) -> Verdict<'a> {
     let limit = plan.limit(resource, action);
-    let used = usage.map_or(0, |u| usage_of(plan, u, resource, action));
+    let usage = usage.map_or(0, |u| usage_of(plan, u, resource, action));
     match limit {
-        Limit::Limited(maximum) if used >= maximum => Decision::Deny(Denial::LimitReached {
-            plan: Arc::clone(plan.name_arc()),
-            resource: Arc::clone(resource),
-            action: action.clone(),
+        Limit::Limited(maximum) if usage >= maximum => Verdict::LimitReached {
+            plan: plan.name_arc(),
             maximum,
-            usage: used,
-        }),
-        _ => Decision::Allow(Allowed {
-            plan: Arc::clone(plan.name_arc()),
+            usage,
+        },
+        _ => Verdict::Allow {
+            plan: plan.name_arc(),
             state,
-            resource: Arc::clone(resource),
-            action: action.clone(),
             limit,
-            usage: used,
-        }),
+            usage,
+        },
     }
 }
 

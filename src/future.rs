@@ -115,9 +115,10 @@ where
                     };
                     match outcome {
                         Outcome::Pass => {}
-                        Outcome::Allow(allowed) => {
+                        Outcome::Allow(Some(allowed)) => {
                             request.extensions_mut().insert(allowed);
                         }
+                        Outcome::Allow(None) => {}
                         Outcome::Reject(response) => {
                             return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
                         }

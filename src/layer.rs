@@ -108,6 +108,7 @@ pub struct PlanLimitLayerBuilder {
     user_cache: Option<UserCache>,
     store_timeout: Duration,
     fail_open: bool,
+    allowed_extension: bool,
     grace_period: Duration,
     default_plan: Option<Arc<str>>,
     extractor: Option<Box<ExtractFn>>,
@@ -124,6 +125,8 @@ pub(crate) struct Shared {
     pub(crate) policy: Policy,
     pub(crate) store_timeout: Duration,
     pub(crate) fail_open: bool,
+    /// Whether an allowed request carries its [`Allowed`](crate::Allowed) decision.
+    pub(crate) allowed_extension: bool,
     pub(crate) extractor: Option<Box<ExtractFn>>,
     pub(crate) renderer: Box<dyn RenderRejection>,
     clock: Option<Box<ClockFn>>,
@@ -149,8 +152,9 @@ impl PlanLimitLayer {
     /// Starts configuring a layer that reads plans and subscribers from `store`.
     ///
     /// The defaults: base `/`, case-insensitive matching, `plans_ttl` 60 minutes, `max_stale`
-    /// 24 hours, no user cache, `store_timeout` 5 seconds, failing closed, no grace period, no
-    /// default plan, the user from the [`UserId`] request extension, and [`JsonRejection`].
+    /// 24 hours, no user cache, `store_timeout` 5 seconds, failing closed, the
+    /// [`Allowed`](crate::Allowed) extension on, no grace period, no default plan, the user from
+    /// the [`UserId`] request extension, and [`JsonRejection`].
     pub fn builder(store: impl PlanStore) -> PlanLimitLayerBuilder {
         PlanLimitLayerBuilder {
             store: Box::new(store),
@@ -160,6 +164,7 @@ impl PlanLimitLayer {
             user_cache: None,
             store_timeout: DEFAULT_STORE_TIMEOUT,
             fail_open: false,
+            allowed_extension: true,
             grace_period: Duration::ZERO,
             default_plan: None,
             extractor: None,
@@ -201,6 +206,7 @@ impl fmt::Debug for Shared {
             .field("user_cache", &self.users.as_ref().map(Users::config))
             .field("store_timeout", &self.store_timeout)
             .field("fail_open", &self.fail_open)
+            .field("allowed_extension", &self.allowed_extension)
             .field("custom_extractor", &self.extractor.is_some())
             .field("custom_clock", &self.clock.is_some())
             .finish_non_exhaustive()
@@ -216,6 +222,7 @@ impl fmt::Debug for PlanLimitLayerBuilder {
             .field("user_cache", &self.user_cache)
             .field("store_timeout", &self.store_timeout)
             .field("fail_open", &self.fail_open)
+            .field("allowed_extension", &self.allowed_extension)
             .field("grace_period", &self.grace_period)
             .field("default_plan", &self.default_plan)
             .field("custom_extractor", &self.extractor.is_some())
@@ -318,6 +325,17 @@ impl PlanLimitLayerBuilder {
     /// and logs a warning. The store's error text is logged, never sent.
     pub fn fail_open(mut self, yes: bool) -> Self {
         self.fail_open = yes;
+        self
+    }
+
+    /// Whether an allowed request reaches the inner service with its [`Allowed`](crate::Allowed)
+    /// decision in the request extensions (default `true`), for handlers to read the plan, the
+    /// limit and the usage.
+    ///
+    /// Inserting it is the one allocation of a request decided from the caches; turn it off when
+    /// no handler reads it.
+    pub fn allowed_extension(mut self, yes: bool) -> Self {
+        self.allowed_extension = yes;
         self
     }
 
@@ -427,6 +445,7 @@ impl PlanLimitLayerBuilder {
                 policy,
                 store_timeout: self.store_timeout,
                 fail_open: self.fail_open,
+                allowed_extension: self.allowed_extension,
                 extractor: self.extractor,
                 renderer: self.renderer,
                 clock: self.clock,

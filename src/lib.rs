@@ -116,6 +116,7 @@ mod catalog;
 mod decision;
 mod error;
 mod future;
+mod hash;
 mod layer;
 mod response;
 mod routes;

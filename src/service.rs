@@ -15,7 +15,7 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::cache::{timed, CatalogCache, Loaded, Refresh, View};
 use crate::catalog::{Action, Catalog};
-use crate::decision::{decide, Allowed, Decision};
+use crate::decision::{evaluate, Allowed, Decision, Verdict};
 use crate::future::ResponseFuture;
 use crate::layer::Shared;
 use crate::response::Rejection;
@@ -87,8 +87,9 @@ pub(crate) type CheckFuture = Pin<Box<dyn Future<Output = Outcome> + Send + 'sta
 pub(crate) enum Outcome {
     /// Call the inner service as is (ungoverned after all, or failing open).
     Pass,
-    /// Call the inner service with the decision in the request extensions.
-    Allow(Allowed),
+    /// Call the inner service, with the decision in the request extensions when there is one
+    /// (the [`Allowed`] extension is on).
+    Allow(Option<Allowed>),
     /// Answer with this response.
     Reject(Response<Full<Bytes>>),
     /// The request turned out to be governed once a catalog was loaded: find its user (from the
@@ -126,7 +127,8 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let now = Instant::now();
-        let (loaded, stale) = match self.shared.catalog.view(now) {
+        let current = self.shared.catalog.read();
+        let (loaded, stale) = match self.shared.catalog.view(&current, now) {
             View::Usable { loaded, stale } => (loaded, stale),
             View::Load => {
                 if !self.could_be_governed(&request) {
@@ -140,7 +142,8 @@ where
         if stale && (route.is_some() || self.could_be_governed(&request)) {
             if let Some(refresh) = CatalogCache::begin_refresh(&self.shared, now) {
                 if let Err(refresh) = refresh.spawn() {
-                    return self.resolving(Source::Refresh(refresh, loaded), request);
+                    let stale = Arc::clone(loaded);
+                    return self.resolving(Source::Refresh(refresh, stale), request);
                 }
             }
         }
@@ -148,22 +151,33 @@ where
             return ResponseFuture::inner(self.inner.call(request));
         };
 
-        let Some(user) = extract_user(self.shared.extractor.as_deref(), &mut request) else {
+        // The user is borrowed from the request: only the store path needs an id of its own.
+        let extracted;
+        let user = match self.shared.extractor.as_deref() {
+            None => request.extensions().get::<UserId>(),
+            Some(_) => {
+                extracted = extract_user(self.shared.extractor.as_deref(), &mut request);
+                extracted.as_ref()
+            }
+        };
+        let Some(user) = user else {
             return ResponseFuture::rejected(self.shared.reject(Rejection::Unauthenticated));
         };
 
         if let Some(users) = &self.shared.users {
-            if let Some(subscriber) = users.peek(&user) {
+            if let Some(subscriber) = users.peek(user) {
                 let outcome = self.shared.judge(
                     &loaded.catalog,
                     subscriber.as_deref(),
                     route.resource,
                     route.action,
-                    &user,
+                    user,
                 );
                 return match outcome {
                     Outcome::Allow(allowed) => {
-                        request.extensions_mut().insert(allowed);
+                        if let Some(allowed) = allowed {
+                            request.extensions_mut().insert(allowed);
+                        }
                         ResponseFuture::inner(self.inner.call(request))
                     }
                     Outcome::Reject(response) => ResponseFuture::rejected(response),
@@ -174,9 +188,12 @@ where
             }
         }
 
-        // Only the store path owns copies of the route: a decision from the caches borrows it.
+        // Only the store path owns copies of the route and the user id: a decision from the
+        // caches borrows them.
+        let user = user.clone();
         let resource = Arc::clone(route.resource);
         let action = route.action.clone();
+        let loaded = Arc::clone(loaded);
         let shared = Arc::clone(&self.shared);
         let check = Box::pin(async move {
             shared
@@ -306,25 +323,31 @@ impl Shared {
         action: &Action,
         user: &UserId,
     ) -> Outcome {
-        match decide(
+        let normalised = action.normalised();
+        let action = &*normalised;
+        let verdict = evaluate(
             catalog,
             subscriber,
-            self.now_ms(),
+            || self.now_ms(),
             resource,
             action,
             &self.policy,
-        ) {
-            Decision::Allow(allowed) => {
-                tracing::debug!(
-                    user = %user,
-                    plan = %allowed.plan,
-                    resource = %resource,
-                    action = %action,
-                    usage = allowed.usage,
-                    "plan allows the request"
-                );
-                Outcome::Allow(allowed)
+        );
+        if let Verdict::Allow { plan, usage, .. } = verdict {
+            tracing::debug!(
+                user = %user,
+                plan = %plan,
+                resource = %resource,
+                action = %action,
+                usage,
+                "plan allows the request"
+            );
+            if !self.allowed_extension {
+                return Outcome::Allow(None);
             }
+        }
+        match verdict.into_decision(resource, action) {
+            Decision::Allow(allowed) => Outcome::Allow(Some(allowed)),
             Decision::Deny(denial) => {
                 tracing::info!(
                     user = %user,

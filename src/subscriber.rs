@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::catalog::{describe, non_negative_integer, Action, JsonPath};
+use crate::hash::Map as FastMap;
 
 /// What a [`PlanStore`](crate::PlanStore)'s `user(id)` returns for a known user: the plan
 /// assignment and the usage.
@@ -113,7 +114,7 @@ pub struct Assignment {
 /// resource count, else 0: a store that counts only updates limits PATCH as it limits PUT.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
-    resources: HashMap<Arc<str>, ResourceUsage>,
+    resources: FastMap<Arc<str>, ResourceUsage>,
 }
 
 /// The usage of one resource: a count of items, or counts per action.

@@ -5,6 +5,7 @@ mod common;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
@@ -12,7 +13,9 @@ use http::header::CONTENT_TYPE;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
-use tower_plans::{Action, Denial, PlanLimitLayer, PlanState, Rejection, RequestHead, UserId};
+use tower_plans::{
+    Action, Denial, PlanLimitLayer, PlanState, Rejection, RequestHead, UserCache, UserId,
+};
 
 fn layer(store: &Arc<CountingStore>) -> PlanLimitLayer {
     builder(store).build().unwrap()
@@ -32,6 +35,30 @@ async fn allowed_request_reaches_the_handler_with_the_decision() {
         text(response).await,
         "free clients create usage=1 remaining=Some(2)"
     );
+}
+
+#[tokio::test]
+async fn without_the_allowed_extension_the_request_passes_bare_and_limits_still_hold() {
+    let store = CountingStore::new();
+    let uncached = builder(&store).allowed_extension(false).build().unwrap();
+    let cached = builder(&store)
+        .allowed_extension(false)
+        .user_cache(UserCache::time_to_live(Duration::from_secs(60), 10))
+        .build()
+        .unwrap();
+    // The cached layer answers the second round from its cache.
+    for (layer, round) in [(&uncached, 1), (&cached, 1), (&cached, 2)] {
+        let response = send(layer, request(Method::POST, "/clients", Some("ann"))).await;
+        assert_eq!(response.status(), StatusCode::OK, "round {round}");
+        assert_eq!(text(response).await, "unchecked", "round {round}");
+        let response = send(layer, request(Method::POST, "/clients", Some("bob"))).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "round {round}");
+        assert!(
+            response.extensions().get::<Denial>().is_some(),
+            "round {round}"
+        );
+    }
+    assert_eq!(store.user_calls(), 4);
 }
 
 #[tokio::test]

@@ -81,11 +81,65 @@ pub fn user_cache(n: usize) -> UserCache {
     UserCache::time_to_live(Duration::from_secs(3600), (n + n / 4 + 16) as u64)
 }
 
-/// A layer over `store` (base `/api`), with the user cache sized for `n` subscribers when
-/// `cached`.
-pub fn layer(store: &MemoryStore, n: usize, cached: bool) -> PlanLimitLayer {
-    let builder = PlanLimitLayer::builder(store.clone()).base("/api");
-    let builder = if cached {
+/// How a measured layer is set up: with or without the user cache, and with or without the
+/// `Allowed` request extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    pub cached: bool,
+    pub extension: bool,
+}
+
+impl Setup {
+    pub const UNCACHED: Setup = Setup {
+        cached: false,
+        extension: true,
+    };
+    pub const CACHED: Setup = Setup {
+        cached: true,
+        extension: true,
+    };
+    /// The defaults, and the user cache: what every case is measured with.
+    pub const BOTH: [Setup; 2] = [Setup::UNCACHED, Setup::CACHED];
+    /// Also without the `Allowed` extension: what an allowed request is measured with.
+    pub const ALL: [Setup; 4] = [
+        Setup::UNCACHED,
+        Setup::CACHED,
+        Setup {
+            cached: false,
+            extension: false,
+        },
+        Setup {
+            cached: true,
+            extension: false,
+        },
+    ];
+
+    /// The setups a case is measured with.
+    pub fn of(case: Case) -> &'static [Setup] {
+        match case {
+            Case::Allowed => &Setup::ALL,
+            Case::Denied | Case::Ungoverned => &Setup::BOTH,
+        }
+    }
+
+    /// `uncached`, `cached`, `uncached_noext`, `cached_noext`.
+    pub fn name(self) -> &'static str {
+        match (self.cached, self.extension) {
+            (false, true) => "uncached",
+            (true, true) => "cached",
+            (false, false) => "uncached_noext",
+            (true, false) => "cached_noext",
+        }
+    }
+}
+
+/// A layer over `store` (base `/api`) set up as `setup`, its user cache sized for `n`
+/// subscribers.
+pub fn layer(store: &MemoryStore, n: usize, setup: Setup) -> PlanLimitLayer {
+    let builder = PlanLimitLayer::builder(store.clone())
+        .base("/api")
+        .allowed_extension(setup.extension);
+    let builder = if setup.cached {
         builder.user_cache(user_cache(n))
     } else {
         builder
@@ -270,27 +324,26 @@ pub async fn body_of(service: Governed, request: Request<()>) -> (StatusCode, St
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// A store of `n` subscribers with two layered services over it: without the user cache, and
-/// with a user cache holding every subscriber.
+/// A store of `n` subscribers with a layered service over it for each [`Setup`]; the user
+/// caches hold every subscriber.
 pub struct Fixture {
     pub n: usize,
     pub store: MemoryStore,
-    pub uncached: Governed,
-    pub cached: Governed,
+    services: Vec<(Setup, Governed)>,
 }
 
 impl Fixture {
     pub async fn new(n: usize) -> Fixture {
         let store = store(n);
-        let uncached = layer(&store, n, false).layer(bare());
-        let mut cached = layer(&store, n, true).layer(bare());
-        fill_cache(&mut cached, n).await;
-        let fixture = Fixture {
-            n,
-            store,
-            uncached,
-            cached,
-        };
+        let mut services = Vec::new();
+        for setup in Setup::ALL {
+            let mut service = layer(&store, n, setup).layer(bare());
+            if setup.cached {
+                fill_cache(&mut service, n).await;
+            }
+            services.push((setup, service));
+        }
+        let fixture = Fixture { n, store, services };
         fixture.check().await;
         fixture
     }
@@ -308,34 +361,36 @@ impl Fixture {
         };
         // Give the user 3 clients in the store: the store says no, the cache still says yes.
         self.store.set_usage(user.as_str(), "clients", 3);
-        let (status, body) = body_of(self.uncached.clone(), create()).await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
-        assert_eq!(
-            body,
-            r#"{"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3}"#
-        );
-        let (status, _) = body_of(self.cached.clone(), create()).await;
-        assert_eq!(status, StatusCode::OK, "served from the user cache");
+        for (setup, service) in &self.services {
+            let (status, body) = body_of(service.clone(), create()).await;
+            if setup.cached {
+                assert_eq!(
+                    status,
+                    StatusCode::OK,
+                    "{}: from the user cache",
+                    setup.name()
+                );
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{}", setup.name());
+                assert_eq!(
+                    body,
+                    r#"{"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3}"#
+                );
+            }
+        }
         self.store.set_usage(user.as_str(), "clients", 1);
-        let (status, _) = body_of(self.uncached.clone(), create()).await;
-        assert_eq!(status, StatusCode::OK);
-    }
-
-    pub fn service(&self, cached: bool) -> &Governed {
-        if cached {
-            &self.cached
-        } else {
-            &self.uncached
+        for (setup, service) in &self.services {
+            let (status, _) = body_of(service.clone(), create()).await;
+            assert_eq!(status, StatusCode::OK, "{}", setup.name());
         }
     }
-}
 
-/// `cached` or `uncached`.
-pub fn cache_name(cached: bool) -> &'static str {
-    if cached {
-        "cached"
-    } else {
-        "uncached"
+    pub fn service(&self, setup: Setup) -> &Governed {
+        self.services
+            .iter()
+            .find(|(s, _)| *s == setup)
+            .map(|(_, service)| service)
+            .expect("every setup has a service")
     }
 }
 

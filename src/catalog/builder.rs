@@ -1,8 +1,9 @@
 //! Building a [`Catalog`] from Rust, and the checks every catalog passes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::hash::{map_with_capacity, Map};
 
 use super::{Action, Catalog, CatalogError, JsonPath, Plan, Trial};
 
@@ -86,7 +87,7 @@ pub(super) fn assemble(
     }
 
     let plans_path = root.key("plans");
-    let mut index: HashMap<Arc<str>, usize> = HashMap::with_capacity(plans.len());
+    let mut index: Map<Arc<str>, usize> = map_with_capacity(plans.len());
     let mut resources: Vec<Arc<str>> = Vec::new();
     let mut actions = declared;
     for (i, plan) in plans.iter().enumerate() {

@@ -7,10 +7,11 @@ mod builder;
 mod json;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::hash::Map;
 
 pub use builder::CatalogBuilder;
 pub(crate) use json::{describe, non_negative_integer, JsonPath};
@@ -67,7 +68,7 @@ pub struct ResourceLimits {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     name: Arc<str>,
-    limits: HashMap<Arc<str>, ResourceLimits>,
+    limits: Map<Arc<str>, ResourceLimits>,
 }
 
 /// The free-trial policy of a catalog: how long a trial lasts and the plan it falls back to.
@@ -171,7 +172,7 @@ pub struct Catalog {
     /// The plans, in catalog order.
     plans: Vec<Plan>,
     /// Plan name -> index into `plans`.
-    index: HashMap<Arc<str>, usize>,
+    index: Map<Arc<str>, usize>,
     trial: Option<Trial>,
     /// The declared custom actions (and those the plans use), sorted and deduplicated.
     actions: Vec<Arc<str>>,
@@ -493,7 +494,7 @@ impl Plan {
     pub fn new(name: impl Into<Arc<str>>) -> Self {
         Self {
             name: name.into(),
-            limits: HashMap::new(),
+            limits: Map::default(),
         }
     }
 

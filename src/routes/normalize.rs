@@ -68,22 +68,31 @@ pub(super) fn is_clean(path: &str, case_sensitive: bool) -> bool {
     if bytes.len() == 1 {
         return true;
     }
-    if bytes.last() == Some(&b'/') {
-        return false;
-    }
+    // One pass: the bytes that are never clean, and the segments that are not (empty, `.`
+    // and `..`), counting each segment's bytes and its dots.
     let mut non_ascii = false;
-    for &byte in bytes {
+    let mut length = 0usize;
+    let mut dots = 0usize;
+    for &byte in &bytes[1..] {
         match byte {
+            b'/' => {
+                if length == 0 || (dots == length && length <= 2) {
+                    return false;
+                }
+                length = 0;
+                dots = 0;
+                continue;
+            }
+            b'.' => dots += 1,
             b'%' | b'?' | b'#' => return false,
             b'A'..=b'Z' if !case_sensitive => return false,
             0x80..=0xFF => non_ascii = true,
             _ => {}
         }
+        length += 1;
     }
-    if path[1..]
-        .split('/')
-        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
-    {
+    // The last segment: empty after a trailing slash, or a dot segment.
+    if length == 0 || (dots == length && length <= 2) {
         return false;
     }
     !(non_ascii && !case_sensitive && path.chars().any(|c| !is_folded(c)))
@@ -272,6 +281,59 @@ mod tests {
         }
         assert!(is_clean("/Clients/É", true));
         assert!(!is_clean("/clients/", true));
+        for clean in [
+            "/...", "/a/.../b", "/.a", "/a.", "/..a/b", "/a/b..", "/a.b/c",
+        ] {
+            assert!(is_clean(clean, false), "{clean}");
+        }
+        for dirty in [
+            "/a?x", "/a#b", "/a/../b", "/a/.", "/../a", "/./a", "/a/./", "/a//",
+        ] {
+            assert!(!is_clean(dirty, false), "{dirty}");
+        }
+    }
+
+    /// The definition the one-pass `is_clean` implements, written plainly.
+    fn is_clean_by_definition(path: &str, case_sensitive: bool) -> bool {
+        let Some(rest) = path.strip_prefix('/') else {
+            return false;
+        };
+        if rest.is_empty() {
+            return true;
+        }
+        let bad_byte =
+            |c: char| matches!(c, '%' | '?' | '#') || (!case_sensitive && c.is_ascii_uppercase());
+        let bad_segment = |s: &str| s.is_empty() || s == "." || s == "..";
+        !path.chars().any(bad_byte)
+            && !rest.split('/').any(bad_segment)
+            && (case_sensitive || path.chars().all(is_folded))
+    }
+
+    #[test]
+    fn clean_agrees_with_its_definition_on_every_short_path() {
+        let alphabet = ['/', '.', 'a', 'A', '%', '?', 'é'];
+        let mut paths = vec![String::new()];
+        let mut checked = 0;
+        for _ in 0..6 {
+            let mut longer = Vec::with_capacity(paths.len() * alphabet.len());
+            for path in &paths {
+                for c in alphabet {
+                    let mut next = path.clone();
+                    next.push(c);
+                    for case_sensitive in [false, true] {
+                        assert_eq!(
+                            is_clean(&next, case_sensitive),
+                            is_clean_by_definition(&next, case_sensitive),
+                            "{next:?}, case-sensitive: {case_sensitive}"
+                        );
+                        checked += 1;
+                    }
+                    longer.push(next);
+                }
+            }
+            paths = longer;
+        }
+        assert_eq!(checked, 2 * (7 + 49 + 343 + 2401 + 16807 + 117649));
     }
 
     #[test]

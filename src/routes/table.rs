@@ -459,6 +459,10 @@ impl RouteTable {
     /// [type docs](RouteTable#matching-cannot-be-bypassed) describe. A clean path is matched
     /// without allocating.
     pub fn resolve(&self, method: &Method, path: &str) -> Option<RouteMatch<'_>> {
+        // A clean path has no query to strip (`?` and `#` are not clean).
+        if normalize::is_clean(path, self.case_sensitive) {
+            return self.lookup(method, path);
+        }
         let path = normalize::strip_query(path);
         if normalize::is_clean(path, self.case_sensitive) {
             return self.lookup(method, path);

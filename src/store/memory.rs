@@ -1,6 +1,5 @@
 //! [`MemoryStore`]: the embedded, in-memory [`PlanStore`].
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -9,6 +8,7 @@ use serde_json::Value;
 
 use super::{BoxError, PlanStore};
 use crate::catalog::{Action, Catalog, CatalogError};
+use crate::hash::{map_with_capacity, Map};
 use crate::subscriber::{Assignment, Subscriber, SubscriberError};
 
 /// An in-memory [`PlanStore`]: a catalog and a map of subscriber records that the application can
@@ -52,7 +52,7 @@ pub struct MemoryStore {
 #[derive(Debug)]
 struct State {
     catalog: Arc<Catalog>,
-    users: HashMap<Arc<str>, Arc<Subscriber>>,
+    users: Map<Arc<str>, Arc<Subscriber>>,
 }
 
 impl MemoryStore {
@@ -61,7 +61,7 @@ impl MemoryStore {
         Self {
             state: Arc::new(RwLock::new(State {
                 catalog: Arc::new(catalog),
-                users: HashMap::new(),
+                users: Map::default(),
             })),
         }
     }
@@ -98,7 +98,7 @@ impl MemoryStore {
                 })
             }
         };
-        let mut map = HashMap::with_capacity(records.len());
+        let mut map = map_with_capacity(records.len());
         for (id, record) in records {
             if record.is_null() {
                 continue;
