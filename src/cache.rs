@@ -15,10 +15,13 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 
 use arc_swap::ArcSwapOption;
+use pin_project_lite::pin_project;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -55,18 +58,57 @@ impl fmt::Display for StoreError {
     }
 }
 
-/// Runs one store call under `timeout`. Outside a Tokio runtime there is no timer to run the
-/// timeout on, and the call is awaited as it is.
-pub(crate) async fn timed<T, F>(timeout: Duration, call: F) -> Result<T, StoreError>
+/// Runs one store call under `timeout`, counted from the moment the call first has to wait: a
+/// call that answers at once (an in-memory store) never touches the timer. Outside a Tokio
+/// runtime there is no timer to run the timeout on, and the call is awaited as it is.
+pub(crate) fn timed<T, F>(timeout: Duration, call: F) -> Timed<F>
 where
     F: Future<Output = Result<T, BoxError>>,
 {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return call.await.map_err(StoreError::Failed);
+    Timed {
+        call,
+        timeout,
+        timer: None,
+        armed: false,
     }
-    match tokio::time::timeout(timeout, call).await {
-        Ok(result) => result.map_err(StoreError::Failed),
-        Err(_) => Err(StoreError::TimedOut(timeout)),
+}
+
+pin_project! {
+    /// The future of [`timed`].
+    pub(crate) struct Timed<F> {
+        #[pin]
+        call: F,
+        timeout: Duration,
+        #[pin]
+        timer: Option<tokio::time::Sleep>,
+        // Whether the timer was set up (it stays `None` outside a Tokio runtime).
+        armed: bool,
+    }
+}
+
+impl<T, F> Future for Timed<F>
+where
+    F: Future<Output = Result<T, BoxError>>,
+{
+    type Output = Result<T, StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(result) = this.call.poll(cx) {
+            return Poll::Ready(result.map_err(StoreError::Failed));
+        }
+        if !*this.armed {
+            *this.armed = true;
+            if tokio::runtime::Handle::try_current().is_ok() {
+                this.timer.set(Some(tokio::time::sleep(*this.timeout)));
+            }
+        }
+        if let Some(timer) = this.timer.as_pin_mut() {
+            if timer.poll(cx).is_ready() {
+                return Poll::Ready(Err(StoreError::TimedOut(*this.timeout)));
+            }
+        }
+        Poll::Pending
     }
 }
 

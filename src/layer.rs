@@ -309,12 +309,14 @@ impl PlanLimitLayerBuilder {
 
     /// How long one store call may take before it counts as a failure (default 5 seconds).
     ///
-    /// The timeout runs on Tokio's timer. Outside any Tokio runtime there is none: store calls
-    /// are awaited without a timeout, however long the store takes.
+    /// The timeout runs on Tokio's timer, from the moment a call first has to wait: a store that
+    /// answers at once (such as [`MemoryStore`](crate::MemoryStore)) never sets a timer. Outside
+    /// any Tokio runtime there is no timer: store calls are awaited without a timeout, however
+    /// long the store takes.
     ///
     /// # Panics
-    /// A request served inside a Tokio runtime built without timers (`enable_time`) panics.
-    /// `#[tokio::main]` enables them.
+    /// A store call that has to wait inside a Tokio runtime built without timers
+    /// (`enable_time`) panics. `#[tokio::main]` enables them.
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = timeout;
         self

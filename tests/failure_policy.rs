@@ -138,6 +138,28 @@ async fn a_slow_user_lookup_times_out() {
     assert_eq!(started.elapsed(), Duration::from_secs(2));
 }
 
+#[test]
+fn a_store_that_answers_at_once_needs_no_timer() {
+    // A runtime without timers: a store call that had to wait would need one, but the counting
+    // store without a delay answers on its first poll, so no timer is ever set up.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let store = CountingStore::new();
+    let layer = builder(&store).build().unwrap();
+    runtime.block_on(async {
+        let response = send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            text(response).await,
+            "free clients create usage=1 remaining=Some(2)"
+        );
+        let response = send(&layer, request(Method::POST, "/clients", Some("bob"))).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    });
+    assert_eq!((store.plans_calls(), store.user_calls()), (1, 2));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_store_slower_than_store_timeout_passes_when_failing_open() {
     let store = CountingStore::new();

@@ -103,7 +103,11 @@ pub(super) fn assemble(
                 plan.name
             )));
         }
-        index.insert(Arc::clone(&plan.name), i);
+        // The map keys get allocations of their own: the names handed out (`Plan::name_arc`,
+        // `Catalog::resources`, and from them the route table and `Allowed`) are cloned per
+        // request, and their reference counts must not share a cache line with the bytes that
+        // every lookup compares.
+        index.insert(Arc::from(&*plan.name), i);
         for (resource, limits) in &plan.limits {
             if resource.is_empty() {
                 return Err(plan_path
@@ -111,7 +115,7 @@ pub(super) fn assemble(
                     .key(resource)
                     .error("expected a non-empty resource name"));
             }
-            resources.push(Arc::clone(resource));
+            resources.push(Arc::from(&**resource));
             for name in limits.custom_names() {
                 if name.is_empty() {
                     return Err(plan_path
