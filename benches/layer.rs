@@ -20,6 +20,9 @@
 //! per core (two tasks per worker, each with requests of its own), and reports the time per
 //! request.
 //!
+//! Group `parts/1k` measures two parts of a cached request alone: a read of a `moka` cache set up
+//! as the layer's user cache, and the monotonic clock.
+//!
 //! `BENCH_SUBSCRIBERS=1000,100000` limits the store sizes (to profile one case, say).
 
 mod common;
@@ -33,6 +36,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::{Request, Response};
 use tokio::runtime::{Builder, Runtime};
 use tower::{Service, ServiceExt};
+use tower_plans::{Subscriber, UserId};
 
 use common::{bare, size_name, sizes, workers, Case, Fixture, Requests, Setup, SEQUENCE};
 
@@ -181,6 +185,35 @@ fn threads(c: &mut Criterion) {
     group.finish();
 }
 
+/// What some parts of a cached request cost alone, as a floor for the full call: a read of a
+/// `moka` cache set up as the layer's user cache (same builder settings and hasher, every
+/// subscriber in it, the same random ids), and the monotonic clock the layer reads once per
+/// request.
+fn parts(c: &mut Criterion) {
+    let n = 1_000;
+    let requests = Requests::new(Case::Allowed, n);
+    let cache: moka::sync::Cache<UserId, Option<Arc<Subscriber>>, foldhash::fast::RandomState> =
+        moka::sync::Cache::builder()
+            .max_capacity(common::user_cache_capacity(n))
+            .time_to_live(Duration::from_secs(3600))
+            .build_with_hasher(foldhash::fast::RandomState::default());
+    for i in 0..n {
+        cache.insert(common::user_id(i), Some(Arc::new(common::subscriber(i))));
+    }
+    let mut group = c.benchmark_group(format!("parts/{}", size_name(n)));
+    let mut i = 0u64;
+    group.bench_function("user_cache_get", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            black_box(cache.get(requests.id(i)))
+        })
+    });
+    group.bench_function("monotonic_clock", |b| {
+        b.iter(|| black_box(tokio::time::Instant::now()))
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -188,6 +221,6 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50);
-    targets = full_call, threads
+    targets = full_call, threads, parts
 }
 criterion_main!(benches);

@@ -78,7 +78,12 @@ pub fn store(n: usize) -> MemoryStore {
 
 /// The user cache for `n` subscribers: an hour to live, room for all of them and a quarter more.
 pub fn user_cache(n: usize) -> UserCache {
-    UserCache::time_to_live(Duration::from_secs(3600), (n + n / 4 + 16) as u64)
+    UserCache::time_to_live(Duration::from_secs(3600), user_cache_capacity(n))
+}
+
+/// Room for `n` subscribers and a quarter more.
+pub fn user_cache_capacity(n: usize) -> u64 {
+    (n + n / 4 + 16) as u64
 }
 
 /// How a measured layer is set up: with or without the user cache, and with or without the
@@ -237,6 +242,12 @@ impl Requests {
         Self { method, path, ids }
     }
 
+    /// The user id of the `i`-th request.
+    #[inline]
+    pub fn id(&self, i: u64) -> &UserId {
+        &self.ids[(i as usize) & (SEQUENCE - 1)]
+    }
+
     /// The `i`-th request: the method, a static URI and the user id in the extensions, as an
     /// authentication layer would leave it.
     #[inline]
@@ -244,8 +255,7 @@ impl Requests {
         let mut request = Request::new(());
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = Uri::from_static(self.path);
-        let id = &self.ids[(i as usize) & (SEQUENCE - 1)];
-        request.extensions_mut().insert(id.clone());
+        request.extensions_mut().insert(self.id(i).clone());
         request
     }
 }
