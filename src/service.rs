@@ -19,6 +19,7 @@ use crate::decision::{evaluate, Allowed, Decision, Verdict};
 use crate::future::ResponseFuture;
 use crate::layer::Shared;
 use crate::response::Rejection;
+use crate::routes::RouteIndex;
 use crate::subscriber::Subscriber;
 use crate::user::{extract_user, UserId};
 
@@ -97,11 +98,10 @@ pub(crate) enum Outcome {
     Identify(Governed),
 }
 
-/// A governed request's resource and action, and the catalog that resolved them.
+/// A governed request's route, and the catalog whose table resolved it.
 pub(crate) struct Governed {
     loaded: Arc<Loaded>,
-    resource: Arc<str>,
-    action: Action,
+    index: RouteIndex,
 }
 
 /// Where the catalog of a request that no usable catalog resolved comes from.
@@ -138,8 +138,10 @@ where
             }
         };
 
-        let route = loaded.table.resolve(request.method(), request.uri().path());
-        if stale && (route.is_some() || self.could_be_governed(&request)) {
+        let index = loaded
+            .table
+            .resolve_index(request.method(), request.uri().path());
+        if stale && (index.is_some() || self.could_be_governed(&request)) {
             if let Some(refresh) = CatalogCache::begin_refresh(&self.shared, now) {
                 if let Err(refresh) = refresh.spawn() {
                     let stale = Arc::clone(loaded);
@@ -147,9 +149,10 @@ where
                 }
             }
         }
-        let Some(route) = route else {
+        let Some(index) = index else {
             return ResponseFuture::inner(self.inner.call(request));
         };
+        let route = loaded.table.route(index);
 
         // The user is borrowed from the request: only the store path needs an id of its own.
         let extracted;
@@ -188,16 +191,15 @@ where
             }
         }
 
-        // Only the store path owns copies of the route and the user id: a decision from the
-        // caches borrows them.
+        // Only the store path owns a copy of the user id and references to the catalog and the
+        // configuration: a decision from the caches borrows them.
         let user = user.clone();
-        let resource = Arc::clone(route.resource);
-        let action = route.action.clone();
         let loaded = Arc::clone(loaded);
         let shared = Arc::clone(&self.shared);
         let check = Box::pin(async move {
+            let route = loaded.table.route(index);
             shared
-                .check_user(&loaded.catalog, &resource, &action, &user)
+                .check_user(&loaded.catalog, route.resource, route.action, &user)
                 .await
         });
         self.checking(check, request)
@@ -254,16 +256,10 @@ impl Shared {
             },
             Source::Refresh(refresh, stale) => refresh.run().await.unwrap_or(stale),
         };
-        let Some(route) = loaded.table.resolve(&method, &path) else {
+        let Some(index) = loaded.table.resolve_index(&method, &path) else {
             return Outcome::Pass;
         };
-        let resource = Arc::clone(route.resource);
-        let action = route.action.clone();
-        Outcome::Identify(Governed {
-            loaded,
-            resource,
-            action,
-        })
+        Outcome::Identify(Governed { loaded, index })
     }
 
     /// The check of the user of a request [`resolve`](Self::resolve) found governed (a `401`
@@ -279,13 +275,10 @@ impl Shared {
             let Some(user) = user else {
                 return Outcome::Reject(shared.reject(Rejection::Unauthenticated));
             };
-            let Governed {
-                loaded,
-                resource,
-                action,
-            } = governed;
+            let Governed { loaded, index } = governed;
+            let route = loaded.table.route(index);
             shared
-                .check_user(&loaded.catalog, &resource, &action, &user)
+                .check_user(&loaded.catalog, route.resource, route.action, &user)
                 .await
         })
     }

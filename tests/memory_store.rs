@@ -217,6 +217,46 @@ fn concurrent_updates_are_not_lost() {
 }
 
 #[test]
+fn many_users_changed_from_many_threads_are_all_kept() {
+    let store = MemoryStore::new(Catalog::from_json(PLANS).unwrap());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    let id = format!("t{t}-u{i}");
+                    store.insert_user(id.as_str(), Subscriber::new().with_usage("clients", i));
+                    assert_eq!(store.add_usage(&id, "clients", 1), i + 1);
+                    if i % 2 == 1 {
+                        assert!(store.remove_user(&id).is_some());
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(store.len(), 4 * 250);
+    for t in 0..4 {
+        for i in 0..500u64 {
+            let record = store.subscriber(&format!("t{t}-u{i}"));
+            if i % 2 == 1 {
+                assert!(record.is_none(), "t{t}-u{i} was removed");
+            } else {
+                assert_eq!(record.unwrap().usage.count("clients"), Some(i + 1));
+            }
+        }
+    }
+    for t in 0..4 {
+        for i in (0..500).step_by(2) {
+            store.remove_user(&format!("t{t}-u{i}"));
+        }
+    }
+    assert!(store.is_empty());
+}
+
+#[test]
 fn a_panic_while_updating_does_not_break_the_store() {
     let store = store();
     let clone = store.clone();

@@ -17,6 +17,7 @@ mod table;
 mod template;
 
 pub(crate) use scope::Scope;
+pub(crate) use table::RouteIndex;
 pub use table::{RouteEntry, RouteMatch, RouteTable};
 
 /// How resources map to paths: the `base`, per-resource `paths`, custom routes and case

@@ -161,6 +161,10 @@ pub struct RouteTable {
     case_sensitive: bool,
 }
 
+/// The position of a route in its [`RouteTable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RouteIndex(usize);
+
 /// The resource and action a request touches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RouteMatch<'a> {
@@ -459,6 +463,12 @@ impl RouteTable {
     /// [type docs](RouteTable#matching-cannot-be-bypassed) describe. A clean path is matched
     /// without allocating.
     pub fn resolve(&self, method: &Method, path: &str) -> Option<RouteMatch<'_>> {
+        self.resolve_index(method, path)
+            .map(|index| self.route(index))
+    }
+
+    /// Like [`resolve`](Self::resolve), giving the index of the route, for [`route`](Self::route).
+    pub(crate) fn resolve_index(&self, method: &Method, path: &str) -> Option<RouteIndex> {
         // A clean path has no query to strip (`?` and `#` are not clean).
         if normalize::is_clean(path, self.case_sensitive) {
             return self.lookup(method, path);
@@ -468,6 +478,17 @@ impl RouteTable {
             return self.lookup(method, path);
         }
         self.resolve_spelling(method, path)
+    }
+
+    /// The route at `index`, which [`resolve_index`](Self::resolve_index) of this table gave.
+    pub(crate) fn route(&self, index: RouteIndex) -> RouteMatch<'_> {
+        // In bounds: a `RouteIndex` is only made from a position in `entries`, which never
+        // changes once the table is built.
+        let entry = &self.entries[index.0];
+        RouteMatch {
+            resource: &entry.resource,
+            action: &entry.action,
+        }
     }
 
     /// Like [`resolve`](Self::resolve), for a full URI: only its path counts.
@@ -507,7 +528,7 @@ impl RouteTable {
     /// The literal reading (dot segments kept, `%2F` inside its segment) comes first: it is the
     /// path the application's router sees. The other readings are tried only when it is not
     /// governed, so they can add governance but never replace the literal reading's.
-    fn resolve_spelling(&self, method: &Method, path: &str) -> Option<RouteMatch<'_>> {
+    fn resolve_spelling(&self, method: &Method, path: &str) -> Option<RouteIndex> {
         let mut buffer = Vec::with_capacity(path.len() + 1);
         let (found, seen) = self.read(method, path, Reading::KEEP_LITERAL, &mut buffer);
         if found.is_some() {
@@ -538,7 +559,7 @@ impl RouteTable {
         path: &str,
         reading: Reading,
         buffer: &mut Vec<u8>,
-    ) -> (Option<RouteMatch<'_>>, Seen) {
+    ) -> (Option<RouteIndex>, Seen) {
         let fold = !self.case_sensitive;
         let seen = normalize::normalize_into(path, reading, fold, buffer);
         let text = normalize::into_text(std::mem::take(buffer), fold);
@@ -548,7 +569,7 @@ impl RouteTable {
     }
 
     /// Matches a normalised path.
-    fn lookup(&self, method: &Method, path: &str) -> Option<RouteMatch<'_>> {
+    fn lookup(&self, method: &Method, path: &str) -> Option<RouteIndex> {
         if *method == Method::HEAD {
             return self
                 .lookup_exact(&Method::HEAD, path)
@@ -557,14 +578,11 @@ impl RouteTable {
         self.lookup_exact(method, path)
     }
 
-    fn lookup_exact(&self, method: &Method, path: &str) -> Option<RouteMatch<'_>> {
+    fn lookup_exact(&self, method: &Method, path: &str) -> Option<RouteIndex> {
         let (_, router) = self.routers.iter().find(|(m, _)| m == method)?;
-        let matched = router.at(path).ok()?;
-        let entry = self.entries.get(*matched.value)?;
-        Some(RouteMatch {
-            resource: &entry.resource,
-            action: &entry.action,
-        })
+        let index = *router.at(path).ok()?.value;
+        // The routers hold positions in `entries`; checked once more all the same.
+        (index < self.entries.len()).then_some(RouteIndex(index))
     }
 }
 

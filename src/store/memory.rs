@@ -1,6 +1,7 @@
 //! [`MemoryStore`]: the embedded, in-memory [`PlanStore`].
 
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -8,7 +9,7 @@ use serde_json::Value;
 
 use super::{BoxError, PlanStore};
 use crate::catalog::{Action, Catalog, CatalogError};
-use crate::hash::{map_with_capacity, Map};
+use crate::hash::Map;
 use crate::subscriber::{Assignment, Subscriber, SubscriberError};
 
 /// An in-memory [`PlanStore`]: a catalog and a map of subscriber records that the application can
@@ -17,7 +18,9 @@ use crate::subscriber::{Assignment, Subscriber, SubscriberError};
 /// Clones share their state: keep one clone in the layer and another wherever plans and usage
 /// change (a handler that creates an item, a webhook). Every read and write takes a short,
 /// synchronous lock that is never held across an `.await`; a lock poisoned by a panic elsewhere is
-/// recovered rather than propagated, so the store never panics.
+/// recovered rather than propagated, so the store never panics. Users are spread over 16 locks by
+/// the hash of their id, so that requests for different users on different threads seldom meet
+/// on one lock; each change to one user is atomic, and [`len`](Self::len) adds up the parts.
 ///
 /// Records are shared: [`subscriber`](Self::subscriber) and [`PlanStore::user`] hand out an
 /// [`Arc`] clone, and a mutation copies a record only while such a clone is still alive.
@@ -46,23 +49,47 @@ use crate::subscriber::{Assignment, Subscriber, SubscriberError};
 /// ```
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
-    state: Arc<RwLock<State>>,
+    state: Arc<State>,
 }
+
+/// How many locks the users are spread over (a power of two).
+const SHARDS: usize = 16;
 
 #[derive(Debug)]
 struct State {
-    catalog: Arc<Catalog>,
-    users: Map<Arc<str>, Arc<Subscriber>>,
+    catalog: RwLock<Arc<Catalog>>,
+    shards: [Shard; SHARDS],
+    /// Picks a user's shard (the maps inside hash with seeds of their own).
+    hasher: foldhash::fast::RandomState,
+}
+
+/// Some of the users, behind a lock of their own, on cache lines of their own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(RwLock<Map<Arc<str>, Arc<Subscriber>>>);
+
+type Users = Map<Arc<str>, Arc<Subscriber>>;
+
+impl State {
+    fn new(catalog: Catalog) -> Self {
+        Self {
+            catalog: RwLock::new(Arc::new(catalog)),
+            shards: Default::default(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn shard(&self, id: &str) -> &Shard {
+        // Always in bounds: the index is taken modulo the number of shards.
+        &self.shards[self.hasher.hash_one(id) as usize % SHARDS]
+    }
 }
 
 impl MemoryStore {
     /// A store with this catalog and no users.
     pub fn new(catalog: Catalog) -> Self {
         Self {
-            state: Arc::new(RwLock::new(State {
-                catalog: Arc::new(catalog),
-                users: Map::default(),
-            })),
+            state: Arc::new(State::new(catalog)),
         }
     }
 
@@ -98,7 +125,7 @@ impl MemoryStore {
                 })
             }
         };
-        let mut map = map_with_capacity(records.len());
+        let state = State::new(catalog);
         for (id, record) in records {
             if record.is_null() {
                 continue;
@@ -107,29 +134,37 @@ impl MemoryStore {
                 id: Arc::from(id.as_str()),
                 error,
             })?;
-            map.insert(Arc::from(id.as_str()), Arc::new(subscriber));
+            let mut users = write(state.shard(id));
+            users.insert(Arc::from(id.as_str()), Arc::new(subscriber));
         }
         Ok(Self {
-            state: Arc::new(RwLock::new(State {
-                catalog: Arc::new(catalog),
-                users: map,
-            })),
+            state: Arc::new(state),
         })
     }
 
     /// The current catalog.
     pub fn catalog(&self) -> Arc<Catalog> {
-        Arc::clone(&self.read().catalog)
+        Arc::clone(
+            &self
+                .state
+                .catalog
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Replaces the catalog. A layer sees it when its cached catalog expires or is invalidated.
     pub fn set_catalog(&self, catalog: Catalog) {
-        self.write().catalog = Arc::new(catalog);
+        *self
+            .state
+            .catalog
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
     }
 
     /// The record of this user, or `None` for an unknown user.
     pub fn subscriber(&self, id: &str) -> Option<Arc<Subscriber>> {
-        self.read().users.get(id).cloned()
+        read(self.state.shard(id)).get(id).cloned()
     }
 
     /// Adds or replaces a user's record, returning the previous one.
@@ -138,12 +173,13 @@ impl MemoryStore {
         id: impl Into<Arc<str>>,
         subscriber: Subscriber,
     ) -> Option<Arc<Subscriber>> {
-        self.write().users.insert(id.into(), Arc::new(subscriber))
+        let id = id.into();
+        write(self.state.shard(&id)).insert(id, Arc::new(subscriber))
     }
 
     /// Removes a user's record, returning it.
     pub fn remove_user(&self, id: &str) -> Option<Arc<Subscriber>> {
-        self.write().users.remove(id)
+        write(self.state.shard(id)).remove(id)
     }
 
     /// Sets (`Some`) or removes (`None`) a user's plan.
@@ -157,8 +193,8 @@ impl MemoryStore {
                 subscriber.assignment = Some(assignment);
             }),
             None => {
-                let mut state = self.write();
-                if let Some(subscriber) = state.users.get_mut(id) {
+                let mut users = write(self.state.shard(id));
+                if let Some(subscriber) = users.get_mut(id) {
                     Arc::make_mut(subscriber).assignment = None;
                 }
             }
@@ -196,18 +232,19 @@ impl MemoryStore {
 
     /// Changes a user's record in place and returns what `f` returns.
     ///
-    /// An unknown user is created first, named by `id`, with no plan and no usage. The store's
-    /// lock is held while `f` runs, so `f` should be short and must not call back into the store.
+    /// An unknown user is created first, named by `id`, with no plan and no usage. A lock of the
+    /// store is held while `f` runs, so `f` should be short and must not call back into the
+    /// store.
     pub fn update_user<R>(&self, id: impl AsRef<str>, f: impl FnOnce(&mut Subscriber) -> R) -> R {
         let id = id.as_ref();
-        let mut state = self.write();
-        if let Some(subscriber) = state.users.get_mut(id) {
+        let mut users = write(self.state.shard(id));
+        if let Some(subscriber) = users.get_mut(id) {
             return f(Arc::make_mut(subscriber));
         }
         let id: Arc<str> = Arc::from(id);
         let mut subscriber = Subscriber::new().with_name(Arc::clone(&id));
         let result = f(&mut subscriber);
-        state.users.insert(id, Arc::new(subscriber));
+        users.insert(id, Arc::new(subscriber));
         result
     }
 
@@ -218,8 +255,8 @@ impl MemoryStore {
         id: &str,
         matches: impl FnOnce(&Assignment) -> bool,
     ) -> bool {
-        let mut state = self.write();
-        let Some(subscriber) = state.users.get_mut(id) else {
+        let mut users = write(self.state.shard(id));
+        let Some(subscriber) = users.get_mut(id) else {
             return false;
         };
         match &subscriber.assignment {
@@ -231,23 +268,28 @@ impl MemoryStore {
         }
     }
 
-    /// The number of users.
+    /// The number of users (while other threads change the store, a count of its parts taken
+    /// one after the other).
     pub fn len(&self) -> usize {
-        self.read().users.len()
+        self.state
+            .shards
+            .iter()
+            .map(|shard| read(shard).len())
+            .sum()
     }
 
     /// Whether the store has no users.
     pub fn is_empty(&self) -> bool {
-        self.read().users.is_empty()
+        self.state.shards.iter().all(|shard| read(shard).is_empty())
     }
+}
 
-    fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(PoisonError::into_inner)
-    }
+fn read(shard: &Shard) -> RwLockReadGuard<'_, Users> {
+    shard.0.read().unwrap_or_else(PoisonError::into_inner)
+}
 
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(PoisonError::into_inner)
-    }
+fn write(shard: &Shard) -> RwLockWriteGuard<'_, Users> {
+    shard.0.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[async_trait]
