@@ -19,11 +19,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use pin_project_lite::pin_project;
-use std::time::Duration;
-
 use tokio::time::Instant;
 
 use crate::catalog::Catalog;

@@ -240,7 +240,7 @@ pub(crate) enum State<'a> {
 }
 
 impl State<'_> {
-    fn to_owned(self) -> PlanState {
+    fn into_plan_state(self) -> PlanState {
         match self {
             State::Active => PlanState::Active,
             State::Trial => PlanState::Trial,
@@ -263,7 +263,7 @@ impl Verdict<'_> {
                 usage,
             } => Decision::Allow(Allowed {
                 plan: Arc::clone(plan),
-                state: state.to_owned(),
+                state: state.into_plan_state(),
                 resource: Arc::clone(resource),
                 action: action.clone(),
                 limit,

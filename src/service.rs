@@ -158,8 +158,8 @@ where
         let extracted;
         let user = match self.shared.extractor.as_deref() {
             None => request.extensions().get::<UserId>(),
-            Some(_) => {
-                extracted = extract_user(self.shared.extractor.as_deref(), &mut request);
+            Some(extract) => {
+                extracted = extract_user(Some(extract), &mut request);
                 extracted.as_ref()
             }
         };

@@ -66,8 +66,9 @@ struct State {
 /// Some of the users, behind a lock of their own, on cache lines of their own.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Shard(RwLock<Map<Arc<str>, Arc<Subscriber>>>);
+struct Shard(RwLock<Users>);
 
+/// Subscriber records by user id.
 type Users = Map<Arc<str>, Arc<Subscriber>>;
 
 impl State {
