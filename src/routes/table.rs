@@ -473,11 +473,13 @@ impl RouteTable {
         if normalize::is_clean(path, self.case_sensitive) {
             return self.lookup(method, path);
         }
-        let path = normalize::strip_query(path);
-        if normalize::is_clean(path, self.case_sensitive) {
-            return self.lookup(method, path);
+        // Without a query the path is the one just found not clean: test it again only when a
+        // query was cut off.
+        let stripped = normalize::strip_query(path);
+        if stripped.len() < path.len() && normalize::is_clean(stripped, self.case_sensitive) {
+            return self.lookup(method, stripped);
         }
-        self.resolve_spelling(method, path)
+        self.resolve_spelling(method, stripped)
     }
 
     /// The route at `index`, which [`resolve_index`](Self::resolve_index) of this table gave.
