@@ -185,7 +185,7 @@ impl CatalogCache {
 
     /// `at` in nanoseconds since the epoch (zero before it, saturating far after it).
     fn nanos(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+        crate::time::nanos(at.saturating_duration_since(self.epoch))
     }
 
     /// Whether a failed refresh holds the next one back at `now`.
@@ -391,7 +391,7 @@ impl Refresh {
             let retry_in = cache.retry_interval();
             let retry_at = cache
                 .nanos(Instant::now())
-                .saturating_add(u64::try_from(retry_in.as_nanos()).unwrap_or(u64::MAX));
+                .saturating_add(crate::time::nanos(retry_in));
             // Recorded before the claim is given back (when `self` is dropped).
             cache.retry_at.store(retry_at, Ordering::Release);
             tracing::warn!(

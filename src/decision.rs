@@ -369,7 +369,7 @@ fn effective_plan<'a>(
     };
     let end = match end_of(assignment, catalog) {
         End::Never => return Effective::Plan(plan, state),
-        End::At(end) => end.saturating_add(duration_ms(policy.grace)),
+        End::At(end) => end.saturating_add(crate::time::millis(policy.grace)),
         End::Unknown => {
             tracing::warn!(
                 user,
@@ -456,11 +456,6 @@ fn patch_uses_update_limit(plan: &Plan, resource: &str) -> bool {
     plan.resource(resource).is_some_and(|limits| {
         limits.get(&Action::Patch).is_none() && limits.get(&Action::Update).is_some()
     })
-}
-
-/// A duration in whole milliseconds, saturating.
-fn duration_ms(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl PlanState {

@@ -139,11 +139,7 @@ impl Shared {
     pub(crate) fn now_ms(&self) -> u64 {
         match &self.clock {
             Some(clock) => clock(),
-            None => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |since| {
-                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-                }),
+            None => crate::time::now_ms(),
         }
     }
 }

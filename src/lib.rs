@@ -123,6 +123,7 @@ mod routes;
 mod service;
 mod store;
 mod subscriber;
+mod time;
 mod user;
 #[cfg(feature = "webhook")]
 #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]

@@ -595,7 +595,7 @@ impl Trial {
 
     /// How long a trial lasts, in whole milliseconds (saturating).
     pub(crate) fn duration_ms(&self) -> u64 {
-        u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX)
+        crate::time::millis(self.duration)
     }
 
     /// The plan a user falls back to when the trial ends.

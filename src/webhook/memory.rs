@@ -104,7 +104,7 @@ impl EntitlementHook for MemoryStoreHook {
                 let expires = match (self.expiry_margin, event.effective_next_renewal_at_ms) {
                     (Some(margin), Some(renewal)) => Some(
                         renewal
-                            .saturating_add(u64::try_from(margin.as_millis()).unwrap_or(u64::MAX)),
+                            .saturating_add(crate::time::millis(margin)),
                     ),
                     _ => None,
                 };
