@@ -12,8 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::layer::Shared;
-use crate::service::{CheckFuture, Outcome};
+use crate::inner::{CheckFuture, Inner, Outcome};
 
 pin_project! {
     /// The response future of [`PlanLimit`](crate::PlanLimit).
@@ -43,7 +42,7 @@ pin_project! {
             check: CheckFuture,
             request: Request<ReqBody>,
             service: S,
-            shared: Arc<Shared>,
+            state: Arc<Inner>,
         },
         Rejected {
             response: Response<Full<Bytes>>,
@@ -67,14 +66,14 @@ where
         check: CheckFuture,
         request: Request<ReqBody>,
         service: S,
-        shared: Arc<Shared>,
+        state: Arc<Inner>,
     ) -> Self {
         Self {
             kind: Kind::Checking {
                 check,
                 request,
                 service,
-                shared,
+                state,
             },
         }
     }
@@ -106,7 +105,7 @@ where
                     let KindOwned::Checking {
                         mut request,
                         mut service,
-                        shared,
+                        state,
                         ..
                     } = kind.as_mut().project_replace(Kind::Done)
                     else {
@@ -123,12 +122,12 @@ where
                             return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
                         }
                         Outcome::Identify(governed) => {
-                            let check = shared.identify(governed, &mut request);
+                            let check = state.identify(governed, &mut request);
                             kind.set(Kind::Checking {
                                 check,
                                 request,
                                 service,
-                                shared,
+                                state,
                             });
                             continue;
                         }

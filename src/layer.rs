@@ -7,10 +7,12 @@ use std::time::Duration;
 use http::Method;
 use tower_layer::Layer;
 
-use crate::cache::{CatalogCache, Invalidator, UserCache, Users};
+use crate::cache::{CatalogCache, UserCache, Users};
 use crate::catalog::Action;
 use crate::decision::Policy;
 use crate::error::ConfigError;
+use crate::inner::{ClockFn, Inner};
+use crate::invalidator::Invalidator;
 use crate::response::{JsonRejection, RenderRejection};
 use crate::routes::{RouteConfig, Scope};
 use crate::service::PlanLimit;
@@ -23,9 +25,6 @@ const DEFAULT_PLANS_TTL: Duration = Duration::from_secs(60 * 60);
 const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long one store call may take before it counts as a failure, unless configured.
 const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The clock of the decision: milliseconds since the Unix epoch.
-type ClockFn = dyn Fn() -> u64 + Send + Sync + 'static;
 
 /// A [`Layer`] that enforces subscription-plan limits on the services it wraps.
 ///
@@ -93,7 +92,7 @@ type ClockFn = dyn Fn() -> u64 + Send + Sync + 'static;
 /// ```
 #[derive(Clone)]
 pub struct PlanLimitLayer {
-    shared: Arc<Shared>,
+    state: Arc<Inner>,
 }
 
 /// Builds a [`PlanLimitLayer`]; see [`PlanLimitLayer::builder`].
@@ -114,34 +113,6 @@ pub struct PlanLimitLayerBuilder {
     extractor: Option<Box<ExtractFn>>,
     renderer: Box<dyn RenderRejection>,
     clock: Option<Box<ClockFn>>,
-}
-
-/// What every service of one layer shares.
-pub(crate) struct Shared {
-    pub(crate) store: Box<dyn PlanStore>,
-    pub(crate) routes: RouteConfig,
-    /// Where governed routes can be, whatever the catalog.
-    pub(crate) scope: Scope,
-    pub(crate) policy: Policy,
-    pub(crate) store_timeout: Duration,
-    pub(crate) fail_open: bool,
-    /// Whether an allowed request carries its [`Allowed`](crate::Allowed) decision.
-    pub(crate) allowed_extension: bool,
-    pub(crate) extractor: Option<Box<ExtractFn>>,
-    pub(crate) renderer: Box<dyn RenderRejection>,
-    clock: Option<Box<ClockFn>>,
-    pub(crate) catalog: CatalogCache,
-    pub(crate) users: Option<Users>,
-}
-
-impl Shared {
-    /// The current time for the decision, in milliseconds since the Unix epoch.
-    pub(crate) fn now_ms(&self) -> u64 {
-        match &self.clock {
-            Some(clock) => clock(),
-            None => crate::time::now_ms(),
-        }
-    }
 }
 
 impl PlanLimitLayer {
@@ -172,7 +143,7 @@ impl PlanLimitLayer {
     /// A handle that drops cached users or the cached catalog of this layer (and of every service
     /// it made), for a webhook or a message bus to call when rights change.
     pub fn invalidator(&self) -> Invalidator {
-        Invalidator::new(Arc::clone(&self.shared))
+        Invalidator::new(Arc::clone(&self.state))
     }
 }
 
@@ -180,32 +151,15 @@ impl<S> Layer<S> for PlanLimitLayer {
     type Service = PlanLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        PlanLimit::new(inner, Arc::clone(&self.shared))
+        PlanLimit::new(inner, Arc::clone(&self.state))
     }
 }
 
 impl fmt::Debug for PlanLimitLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PlanLimitLayer")
-            .field("config", &*self.shared)
+            .field("config", &*self.state)
             .finish()
-    }
-}
-
-impl fmt::Debug for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
-            .field("routes", &self.routes)
-            .field("policy", &self.policy)
-            .field("plans_ttl", &self.catalog.ttl())
-            .field("max_stale", &self.catalog.max_stale())
-            .field("user_cache", &self.users.as_ref().map(Users::config))
-            .field("store_timeout", &self.store_timeout)
-            .field("fail_open", &self.fail_open)
-            .field("allowed_extension", &self.allowed_extension)
-            .field("custom_extractor", &self.extractor.is_some())
-            .field("custom_clock", &self.clock.is_some())
-            .finish_non_exhaustive()
     }
 }
 
@@ -436,7 +390,7 @@ impl PlanLimitLayerBuilder {
             policy = policy.default_plan(plan);
         }
         Ok(PlanLimitLayer {
-            shared: Arc::new(Shared {
+            state: Arc::new(Inner {
                 store: self.store,
                 routes: self.routes,
                 scope,

@@ -117,6 +117,8 @@ mod decision;
 mod error;
 mod future;
 mod hash;
+mod inner;
+mod invalidator;
 mod layer;
 mod response;
 mod routes;
@@ -139,8 +141,9 @@ pub use subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usa
 pub use user::{RequestHead, UserId};
 
 pub use body::ResponseBody;
-pub use cache::{Invalidator, UserCache};
+pub use cache::UserCache;
 pub use future::ResponseFuture;
+pub use invalidator::Invalidator;
 pub use layer::{PlanLimitLayer, PlanLimitLayerBuilder};
 pub use response::{JsonRejection, Rejection, RenderRejection};
 pub use service::PlanLimit;

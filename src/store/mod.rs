@@ -8,8 +8,10 @@ use crate::catalog::Catalog;
 use crate::subscriber::Subscriber;
 
 mod memory;
+mod timed;
 
 pub use memory::{LoadError, MemoryStore};
+pub(crate) use timed::{timed, StoreError};
 
 /// A boxed error, as a store returns it. Its text is logged, never sent to the client.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -8,8 +8,8 @@ use hmac::KeyInit;
 use http::HeaderName;
 
 use super::verify::HmacSha256;
-use crate::cache::Invalidator;
 use crate::error::ConfigError;
+use crate::invalidator::Invalidator;
 
 /// The signature header read by default.
 pub const DEFAULT_SIGNATURE_HEADER: &str = "x-purchasely-request-signature";

@@ -1,0 +1,315 @@
+//! The layer's shared state and the check of a request: what every [`PlanLimit`] service of one
+//! layer holds behind one `Arc`, and the store calls and decision between a request and the
+//! inner service.
+//!
+//! [`PlanLimit`]: crate::PlanLimit
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body_util::Full;
+use tokio::time::Instant;
+
+use crate::cache::{CatalogCache, Fetch, Loaded, Record, Refresh, Users};
+use crate::catalog::{Action, Catalog};
+use crate::decision::{evaluate, Allowed, Decision, Policy, Verdict};
+use crate::response::{Rejection, RenderRejection};
+use crate::routes::{RouteConfig, RouteIndex, Scope};
+use crate::store::{timed, PlanStore};
+use crate::subscriber::Subscriber;
+use crate::user::{extract_user, ExtractFn, UserId};
+
+/// The clock of the decision: milliseconds since the Unix epoch.
+pub(crate) type ClockFn = dyn Fn() -> u64 + Send + Sync + 'static;
+
+/// What every service of one layer shares: the configuration and the caches.
+pub(crate) struct Inner {
+    pub(crate) store: Box<dyn PlanStore>,
+    pub(crate) routes: RouteConfig,
+    /// Where governed routes can be, whatever the catalog.
+    pub(crate) scope: Scope,
+    pub(crate) policy: Policy,
+    pub(crate) store_timeout: Duration,
+    pub(crate) fail_open: bool,
+    /// Whether an allowed request carries its [`Allowed`] decision.
+    pub(crate) allowed_extension: bool,
+    pub(crate) extractor: Option<Box<ExtractFn>>,
+    pub(crate) renderer: Box<dyn RenderRejection>,
+    pub(crate) clock: Option<Box<ClockFn>>,
+    pub(crate) catalog: CatalogCache,
+    pub(crate) users: Option<Users>,
+}
+
+/// The store calls of one request, boxed.
+pub(crate) type CheckFuture = Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>;
+
+/// What a check decided.
+pub(crate) enum Outcome {
+    /// Call the inner service as is (ungoverned after all, or failing open).
+    Pass,
+    /// Call the inner service, with the decision in the request extensions when there is one
+    /// (the [`Allowed`] extension is on).
+    Allow(Option<Allowed>),
+    /// Answer with this response.
+    Reject(Response<Full<Bytes>>),
+    /// The request turned out to be governed once a catalog was loaded: find its user (from the
+    /// request, which the response future holds), then check the user.
+    Identify(Governed),
+}
+
+/// What the decision on a user's record says about one request.
+pub(crate) enum Judgement {
+    /// Call the inner service, with the [`Allowed`] extension when it is on.
+    Allow(Option<Allowed>),
+    /// Answer with this response.
+    Reject(Response<Full<Bytes>>),
+}
+
+impl From<Judgement> for Outcome {
+    fn from(judgement: Judgement) -> Self {
+        match judgement {
+            Judgement::Allow(allowed) => Outcome::Allow(allowed),
+            Judgement::Reject(response) => Outcome::Reject(response),
+        }
+    }
+}
+
+/// A governed request's route, and the catalog whose table resolved it.
+pub(crate) struct Governed {
+    loaded: Arc<Loaded>,
+    index: RouteIndex,
+}
+
+/// Where the catalog of a request that no usable catalog resolved comes from.
+pub(crate) enum Source {
+    /// A load, shared with the concurrent requests that need one.
+    Load,
+    /// The refresh of this stale catalog, run by the request itself for want of a runtime to run
+    /// it in the background; the stale catalog serves if it fails.
+    Refresh(Refresh<Inner>, Arc<Loaded>),
+}
+
+impl AsRef<CatalogCache> for Inner {
+    fn as_ref(&self) -> &CatalogCache {
+        &self.catalog
+    }
+}
+
+impl Inner {
+    /// The current time for the decision, in milliseconds since the Unix epoch.
+    pub(crate) fn now_ms(&self) -> u64 {
+        match &self.clock {
+            Some(clock) => clock(),
+            None => crate::time::now_ms(),
+        }
+    }
+
+    /// What a fetch of the catalog needs.
+    fn fetch(&self) -> Fetch<'_> {
+        Fetch {
+            store: &*self.store,
+            timeout: self.store_timeout,
+            routes: &self.routes,
+        }
+    }
+
+    /// Whether some catalog could govern `request` (see [`Scope`]).
+    pub(crate) fn could_be_governed<B>(&self, request: &Request<B>) -> bool {
+        self.scope.covers(request.method(), request.uri().path())
+    }
+
+    /// Claims the refresh of the stale catalog at `now` and runs it in the background on the
+    /// current Tokio runtime. Without a runtime the claim comes back, for the request to run it.
+    pub(crate) fn refresh_in_background(self: &Arc<Self>, now: Instant) -> Option<Refresh<Inner>> {
+        let refresh = CatalogCache::begin_refresh(self, now)?;
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    refresh.run(refresh.owner().fetch()).await;
+                });
+                None
+            }
+            Err(_) => Some(refresh),
+        }
+    }
+
+    /// Gets a catalog from `source` and resolves the request with it.
+    pub(crate) async fn resolve(
+        self: Arc<Self>,
+        source: Source,
+        method: Method,
+        path: String,
+    ) -> Outcome {
+        let loaded = match source {
+            Source::Load => match self.catalog.load(self.fetch()).await {
+                Some(loaded) => loaded,
+                None => return self.store_unavailable(),
+            },
+            Source::Refresh(refresh, stale) => refresh.run(self.fetch()).await.unwrap_or(stale),
+        };
+        let Some(index) = loaded.table.resolve_index(&method, &path) else {
+            return Outcome::Pass;
+        };
+        Outcome::Identify(Governed { loaded, index })
+    }
+
+    /// The check of the user of a request [`resolve`](Self::resolve) found governed (a `401`
+    /// when there is no user). Only requests that no usable catalog resolved come here.
+    pub(crate) fn identify<B>(
+        self: &Arc<Self>,
+        governed: Governed,
+        request: &mut Request<B>,
+    ) -> CheckFuture {
+        let user = extract_user(self.extractor.as_deref(), request);
+        let inner = Arc::clone(self);
+        Box::pin(async move {
+            let Some(user) = user else {
+                return Outcome::Reject(inner.reject(Rejection::Unauthenticated));
+            };
+            let Governed { loaded, index } = governed;
+            inner.check_user(&loaded, index, &user).await
+        })
+    }
+
+    /// The decision from the user cache alone, when it holds the user's record.
+    pub(crate) fn judge_cached(
+        &self,
+        loaded: &Loaded,
+        index: RouteIndex,
+        user: &UserId,
+    ) -> Option<Judgement> {
+        let record = self.users.as_ref()?.peek(user)?;
+        Some(self.judge(loaded, index, record.subscriber(), user))
+    }
+
+    /// Fetches the user's record (through the user cache when there is one) and decides.
+    pub(crate) async fn check_user(
+        &self,
+        loaded: &Loaded,
+        index: RouteIndex,
+        user: &UserId,
+    ) -> Outcome {
+        let record = match &self.users {
+            Some(users) => users.get(&*self.store, self.store_timeout, user).await.ok(),
+            None => match timed(self.store_timeout, self.store.user(user.as_str())).await {
+                Ok(subscriber) => Some(Record::from(subscriber)),
+                Err(error) => {
+                    tracing::warn!(user = %user, %error, "plan store failed to return a user");
+                    None
+                }
+            },
+        };
+        match record {
+            Some(record) => self.judge(loaded, index, record.subscriber(), user).into(),
+            None => self.store_unavailable(),
+        }
+    }
+
+    /// Decides on the route `index` of `loaded`, and logs the decision.
+    fn judge(
+        &self,
+        loaded: &Loaded,
+        index: RouteIndex,
+        subscriber: Option<&Subscriber>,
+        user: &UserId,
+    ) -> Judgement {
+        let route = loaded.table.route(index);
+        self.decide(
+            &loaded.catalog,
+            subscriber,
+            route.resource,
+            route.action,
+            user,
+        )
+    }
+
+    fn decide(
+        &self,
+        catalog: &Catalog,
+        subscriber: Option<&Subscriber>,
+        resource: &Arc<str>,
+        action: &Action,
+        user: &UserId,
+    ) -> Judgement {
+        let normalised = action.normalised();
+        let action = &*normalised;
+        let verdict = evaluate(
+            catalog,
+            subscriber,
+            || self.now_ms(),
+            resource,
+            action,
+            &self.policy,
+        );
+        if let Verdict::Allow { plan, usage, .. } = verdict {
+            tracing::debug!(
+                user = %user,
+                plan = %plan,
+                resource = %resource,
+                action = %action,
+                usage,
+                "plan allows the request"
+            );
+            if !self.allowed_extension {
+                return Judgement::Allow(None);
+            }
+        }
+        match verdict.into_decision(resource, action) {
+            Decision::Allow(allowed) => Judgement::Allow(Some(allowed)),
+            Decision::Deny(denial) => {
+                tracing::info!(
+                    user = %user,
+                    resource = %resource,
+                    action = %action,
+                    ?denial,
+                    "plan denies the request"
+                );
+                Judgement::Reject(self.reject(Rejection::Denied(denial)))
+            }
+        }
+    }
+
+    /// The outcome when the store failed (the failure itself is logged where it happened).
+    fn store_unavailable(&self) -> Outcome {
+        if self.fail_open {
+            tracing::warn!("plan store unavailable; failing open, the request passes unchecked");
+            Outcome::Pass
+        } else {
+            tracing::debug!("plan store unavailable; failing closed");
+            Outcome::Reject(self.reject(Rejection::StoreUnavailable))
+        }
+    }
+
+    /// Renders `rejection` and attaches it (and a denial's [`Denial`](crate::Denial)) to the
+    /// response extensions.
+    pub(crate) fn reject(&self, rejection: Rejection) -> Response<Full<Bytes>> {
+        let mut response = self.renderer.render(&rejection);
+        if let Rejection::Denied(denial) = &rejection {
+            response.extensions_mut().insert(denial.clone());
+        }
+        response.extensions_mut().insert(rejection);
+        response
+    }
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inner")
+            .field("routes", &self.routes)
+            .field("policy", &self.policy)
+            .field("plans_ttl", &self.catalog.ttl())
+            .field("max_stale", &self.catalog.max_stale())
+            .field("user_cache", &self.users.as_ref().map(Users::config))
+            .field("store_timeout", &self.store_timeout)
+            .field("fail_open", &self.fail_open)
+            .field("allowed_extension", &self.allowed_extension)
+            .field("custom_extractor", &self.extractor.is_some())
+            .field("custom_clock", &self.clock.is_some())
+            .finish_non_exhaustive()
+    }
+}
