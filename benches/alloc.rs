@@ -17,7 +17,10 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
+// Installs the counting allocator.
+#[path = "../tests/support/alloc.rs"]
+mod counting;
+
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -30,64 +33,7 @@ use tower::{Layer, Service};
 use tower_plans::{BoxError, Catalog, MemoryStore, PlanLimitLayer, PlanStore, Subscriber};
 
 use common::{bare, size_name, sizes, workers, Case, Fixture, Requests, Setup, SEQUENCE};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-static ALLOCATED: AtomicU64 = AtomicU64::new(0);
-static FREED: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counters are atomics,
-// which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Relaxed);
-        ALLOCATED.fetch_add(layout.size() as u64, Relaxed);
-        // SAFETY: the caller's contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Relaxed);
-        ALLOCATED.fetch_add(layout.size() as u64, Relaxed);
-        // SAFETY: the caller's contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Relaxed);
-        ALLOCATED.fetch_add(new_size as u64, Relaxed);
-        FREED.fetch_add(layout.size() as u64, Relaxed);
-        // SAFETY: the caller's contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        FREED.fetch_add(layout.size() as u64, Relaxed);
-        // SAFETY: the caller's contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Allocations and allocated bytes so far, and live bytes now.
-#[derive(Clone, Copy)]
-struct Snapshot {
-    allocations: u64,
-    allocated: u64,
-    live: i64,
-}
-
-fn snapshot() -> Snapshot {
-    let allocated = ALLOCATED.load(Relaxed);
-    Snapshot {
-        allocations: ALLOCATIONS.load(Relaxed),
-        allocated,
-        live: allocated as i64 - FREED.load(Relaxed) as i64,
-    }
-}
+use counting::snapshot;
 
 /// Requests counted per case.
 const REQUESTS: u64 = SEQUENCE as u64;

@@ -1,6 +1,7 @@
 //! The quickstart application: a fixture-driven in-memory REST API behind `PlanLimitLayer`.
 //!
-//! `main.rs` serves it; `tests/quickstart.rs` drives the same router in-process through the tour.
+//! `main.rs` serves it; `tests/layer/quickstart.rs` drives the same router in-process through the
+//! tour.
 
 #![allow(dead_code)]
 
@@ -333,7 +334,7 @@ pub struct TourStep {
     pub status: StatusCode,
 }
 
-/// The tour printed on start, for the default fixture; `tests/quickstart.rs` replays it.
+/// The tour printed on start, for the default fixture; `tests/layer/quickstart.rs` replays it.
 pub fn tour() -> Vec<TourStep> {
     vec![
         TourStep {

@@ -1,62 +1,11 @@
 //! Matching an already clean path allocates nothing; any other spelling allocates one string.
-//!
-//! A counting global allocator counts the allocations of the current thread only, so the test
-//! harness's own threads do not disturb the count.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
 
 use http::Method;
 use tower_plans::{Action, RouteConfig, RouteTable};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: the thread-local may already be gone while a thread shuts down.
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-}
-
-// SAFETY: every call is forwarded to the system allocator unchanged; counting touches only a
-// const-initialised thread-local `Cell`, which never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Allocations made on this thread while `f` runs.
-fn allocations<T>(f: impl FnOnce() -> T) -> (usize, T) {
-    let before = ALLOCATIONS.with(Cell::get);
-    let value = f();
-    (ALLOCATIONS.with(Cell::get) - before, value)
-}
+use crate::counting::allocations;
 
 #[test]
 fn clean_paths_match_without_allocating() {
@@ -93,7 +42,7 @@ fn clean_paths_match_without_allocating() {
         (Method::OPTIONS, "/my/clients", None),
     ];
     for (method, path, expected) in clean {
-        let (n, found) = allocations(|| table.resolve(method, path).map(|m| m.action));
+        let (found, n) = allocations(|| table.resolve(method, path).map(|m| m.action));
         assert_eq!(found, expected.as_ref(), "{method} {path}");
         assert_eq!(n, 0, "{method} {path} allocated");
     }
@@ -109,7 +58,7 @@ fn clean_paths_match_without_allocating() {
         "/my%2Fclients/42",
         "/my%2Fx/../clients/42",
     ] {
-        let (n, found) = allocations(|| table.resolve(&Method::GET, path).map(|m| m.action));
+        let (found, n) = allocations(|| table.resolve(&Method::GET, path).map(|m| m.action));
         assert_eq!(found, Some(&Action::Show), "{path}");
         assert_eq!(n, 1, "{path}");
     }

@@ -1,14 +1,12 @@
 //! The layer in a plain `tower::ServiceBuilder` stack over `service_fn`: decisions, identity and
 //! the exact rejection responses.
 
-mod common;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use http::header::CONTENT_TYPE;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;

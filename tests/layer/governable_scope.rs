@@ -2,11 +2,9 @@
 //! as a catalog that holds it is loaded, whatever the old catalog said about its path; requests
 //! outside every place a resource could live never touch the store.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use http::Method;
 use tokio::time::advance;
 use tower_plans::PlanLimitLayer;

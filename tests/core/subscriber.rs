@@ -39,7 +39,7 @@ fn john_usage(record: &Subscriber) {
 
 #[test]
 fn readme_plan_object() {
-    let record = load(include_str!("fixtures/users/plan_object.json"));
+    let record = load(include_str!("../fixtures/users/plan_object.json"));
     assert_eq!(
         record.assignment,
         Some(Assignment {
@@ -54,22 +54,25 @@ fn readme_plan_object() {
 
 #[test]
 fn readme_plan_name_shorthand() {
-    let record = load(include_str!("fixtures/users/plan_name.json"));
+    let record = load(include_str!("../fixtures/users/plan_name.json"));
     assert_eq!(record.assignment, Some(Assignment::new("free")));
     john_usage(&record);
 }
 
 #[test]
 fn readme_usage_shorthand() {
-    let record = load(include_str!("fixtures/users/usage_shorthand.json"));
+    let record = load(include_str!("../fixtures/users/usage_shorthand.json"));
     assert_eq!(record.assignment, Some(Assignment::new("free")));
     john_usage(&record);
-    assert_eq!(record, load(include_str!("fixtures/users/plan_name.json")));
+    assert_eq!(
+        record,
+        load(include_str!("../fixtures/users/plan_name.json"))
+    );
 }
 
 #[test]
 fn readme_trial_user() {
-    let record = load(include_str!("fixtures/users/trial.json"));
+    let record = load(include_str!("../fixtures/users/trial.json"));
     assert_eq!(
         record.assignment,
         Some(
@@ -84,7 +87,7 @@ fn readme_trial_user() {
 
 #[test]
 fn readme_putting_it_together_user() {
-    let record = load(include_str!("fixtures/users/together.json"));
+    let record = load(include_str!("../fixtures/users/together.json"));
     assert_eq!(record.plan_name(), Some("free"));
     john_usage(&record);
 }
@@ -157,8 +160,8 @@ fn shorthand_skips_name_id_plan_and_nulls() {
 #[test]
 fn deserialize_goes_through_the_same_checks() {
     let record: Subscriber =
-        serde_json::from_str(include_str!("fixtures/users/trial.json")).unwrap();
-    assert_eq!(record, load(include_str!("fixtures/users/trial.json")));
+        serde_json::from_str(include_str!("../fixtures/users/trial.json")).unwrap();
+    assert_eq!(record, load(include_str!("../fixtures/users/trial.json")));
     let err = serde_json::from_str::<Subscriber>(r#"{"plan": {"name": "pro", "trial": true}}"#)
         .unwrap_err();
     assert!(err.to_string().starts_with("plan: a trial needs"), "{err}");

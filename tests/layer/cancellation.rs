@@ -2,12 +2,10 @@
 //! catalog load, or a user's fetch with the user cache) leaves them a call of their own; nobody
 //! hangs. Every wait is bounded, so that a regression fails instead of hanging.
 
-mod common;
-
 use std::future::Future;
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use futures::FutureExt;
 use http::{Method, StatusCode};
 use tokio::task::JoinHandle;

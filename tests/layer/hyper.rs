@@ -1,12 +1,10 @@
 //! The layer in a hyper 1 server over a real loopback connection, driven by a hyper-util client.
 
-mod common;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use http::header::CONTENT_TYPE;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;

@@ -1,5 +1,8 @@
 //! Helpers shared by the layer's integration tests: a plan store that counts its calls and can be
 //! slowed down or made to fail, a catalog and users, requests and an echo service.
+//!
+//! Each test binary that needs them includes this file with
+//! `#[path = "../support/mod.rs"] mod support;`.
 
 #![allow(dead_code)]
 

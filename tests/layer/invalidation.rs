@@ -1,13 +1,11 @@
 //! The invalidation handle: dropping one user, all users, or the catalog makes the next request
 //! see the store's current data.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::*;
 use async_trait::async_trait;
-use common::*;
 use http::{Method, StatusCode};
 use tokio::sync::{oneshot, Notify};
 use tower_plans::{BoxError, Catalog, PlanLimitLayer, PlanStore, Subscriber, UserCache};

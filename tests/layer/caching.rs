@@ -2,12 +2,10 @@
 //! call per user with the user cache, no caching with a zero time-to-live, no store calls for
 //! ungoverned requests, and refreshes on Tokio's paused clock.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use futures::future::join_all;
 use http::{Method, StatusCode};
 use tokio::time::{advance, Instant};

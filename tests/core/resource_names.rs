@@ -2,11 +2,9 @@
 //! name is governed wherever an application routing its raw spelling serves it; names that decode
 //! to a slash or a dot segment are refused, and the error names the resource.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::support::*;
 use http::{Method, StatusCode};
 use tower_plans::{Action, ConfigError, RouteConfig, RouteTable};
 

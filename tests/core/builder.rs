@@ -1,10 +1,8 @@
 //! The builder: invalid configuration is an error from `build`, never a panic.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use http::Method;
 use tower_plans::{Action, ConfigError, Invalidator, PlanLimit, PlanLimitLayer, UserCache};
 

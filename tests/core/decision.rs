@@ -757,8 +757,8 @@ fn trial_without_dates_is_no_plan() {
 
 #[test]
 fn readme_putting_it_together() {
-    let catalog = Catalog::from_json(include_str!("fixtures/plans/together.json")).unwrap();
-    let john = Subscriber::from_json(include_str!("fixtures/users/together.json")).unwrap();
+    let catalog = Catalog::from_json(include_str!("../fixtures/plans/together.json")).unwrap();
+    let john = Subscriber::from_json(include_str!("../fixtures/users/together.json")).unwrap();
     // POST /clients: john's fourth client.
     let (_, body) = denied(check(&catalog, Some(&john), T0, &Action::Create));
     assert_eq!(
@@ -783,8 +783,9 @@ fn readme_putting_it_together() {
 
 #[test]
 fn readme_trial_user_falls_back_at_expire() {
-    let catalog = Catalog::from_json(include_str!("fixtures/plans/trial_fallback.json")).unwrap();
-    let john = Subscriber::from_json(include_str!("fixtures/users/trial.json")).unwrap();
+    let catalog =
+        Catalog::from_json(include_str!("../fixtures/plans/trial_fallback.json")).unwrap();
+    let john = Subscriber::from_json(include_str!("../fixtures/users/trial.json")).unwrap();
     let groups: Arc<str> = Arc::from("groups");
     let run = |now| {
         decide(
@@ -807,8 +808,8 @@ fn readme_trial_user_falls_back_at_expire() {
 
 #[test]
 fn readme_expiring_regular_plan() {
-    let catalog = Catalog::from_json(include_str!("fixtures/plans/no_trial.json")).unwrap();
-    let john = Subscriber::from_json(include_str!("fixtures/users/plan_object.json")).unwrap();
+    let catalog = Catalog::from_json(include_str!("../fixtures/plans/no_trial.json")).unwrap();
+    let john = Subscriber::from_json(include_str!("../fixtures/users/plan_object.json")).unwrap();
     let groups: Arc<str> = Arc::from("groups");
     let run = |now| {
         decide(

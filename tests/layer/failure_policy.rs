@@ -1,12 +1,10 @@
 //! Store failures and timeouts: `503` when failing closed, the request passes when failing open,
 //! and the store's error text never reaches the client.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use http::header::CONTENT_TYPE;
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;

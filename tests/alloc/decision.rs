@@ -1,63 +1,12 @@
 //! The allow path of the decision allocates nothing.
-//!
-//! A counting global allocator counts the allocations made on the current thread while a
-//! closure runs; the test harness's own threads are not counted. This file holds a single test.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tower_plans::{decide, Action, Assignment, Catalog, Decision, PlanState, Policy, Subscriber};
 
-struct Counting;
-
-thread_local! {
-    static ENABLED: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    let on = ENABLED.try_with(Cell::get).unwrap_or(false);
-    if on {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        System.alloc(layout)
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        System.alloc_zeroed(layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        System.realloc(ptr, layout, new_size)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Runs `f` and returns its result with the number of allocations it made on this thread.
-fn allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
-    COUNT.with(|c| c.set(0));
-    ENABLED.with(|e| e.set(true));
-    let result = f();
-    ENABLED.with(|e| e.set(false));
-    (result, COUNT.with(Cell::get))
-}
+use crate::counting::allocations;
 
 /// A name, the user, the time, the resource, the action and the expected state.
 type Case<'a> = (

@@ -1,6 +1,6 @@
 //! The quickstart example, driven in-process through the tour it prints.
 
-#[path = "../examples/quickstart/app.rs"]
+#[path = "../../examples/quickstart/app.rs"]
 mod app;
 
 use axum::body::Body;
@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-const DEFAULT_FIXTURE: &str = include_str!("../examples/quickstart.json");
+const DEFAULT_FIXTURE: &str = include_str!("../../examples/quickstart.json");
 
 async fn send(router: &axum::Router, step: &app::TourStep) -> (StatusCode, Value) {
     let mut req = Request::builder()

@@ -36,7 +36,7 @@ fn names(items: &[std::sync::Arc<str>]) -> Vec<&str> {
 
 #[test]
 fn readme_plans_without_trial() {
-    let catalog = load(include_str!("fixtures/plans/no_trial.json"));
+    let catalog = load(include_str!("../fixtures/plans/no_trial.json"));
     assert!(catalog.trial().is_none());
     assert_eq!(names(catalog.resources()), ["clients", "groups"]);
     assert_eq!(
@@ -73,14 +73,14 @@ fn readme_plans_without_trial() {
 #[test]
 fn readme_bare_array_is_the_same_catalog() {
     assert_eq!(
-        load(include_str!("fixtures/plans/bare_array.json")),
-        load(include_str!("fixtures/plans/no_trial.json"))
+        load(include_str!("../fixtures/plans/bare_array.json")),
+        load(include_str!("../fixtures/plans/no_trial.json"))
     );
 }
 
 #[test]
 fn readme_trial_as_days() {
-    let catalog = load(include_str!("fixtures/plans/trial_days.json"));
+    let catalog = load(include_str!("../fixtures/plans/trial_days.json"));
     let trial = catalog.trial().expect("a trial policy");
     assert_eq!(trial.duration(), 14 * DAY);
     assert_eq!(trial.fallback(), None);
@@ -92,7 +92,7 @@ fn readme_trial_as_days() {
 
 #[test]
 fn readme_per_action_limits() {
-    let catalog = load(include_str!("fixtures/plans/per_action.json"));
+    let catalog = load(include_str!("../fixtures/plans/per_action.json"));
     assert_eq!(
         limit(&catalog, "bronze", "clients", &Action::Index),
         Limit::Unlimited
@@ -122,7 +122,7 @@ fn readme_per_action_limits() {
 
 #[test]
 fn readme_create_shorthands_are_equivalent() {
-    let explicit = load(include_str!("fixtures/plans/create_explicit.json"));
+    let explicit = load(include_str!("../fixtures/plans/create_explicit.json"));
     assert_eq!(
         limit(&explicit, "bronze", "groups", &Action::Create),
         Limit::Limited(10)
@@ -132,9 +132,9 @@ fn readme_create_shorthands_are_equivalent() {
         Limit::Unlimited
     );
     for json in [
-        include_str!("fixtures/plans/create_shorthand.json"),
-        include_str!("fixtures/plans/no_limits_object.json"),
-        include_str!("fixtures/plans/no_limits_number.json"),
+        include_str!("../fixtures/plans/create_shorthand.json"),
+        include_str!("../fixtures/plans/no_limits_object.json"),
+        include_str!("../fixtures/plans/no_limits_number.json"),
     ] {
         assert_eq!(load(json), explicit, "{json}");
     }
@@ -142,7 +142,7 @@ fn readme_create_shorthands_are_equivalent() {
 
 #[test]
 fn readme_paths_example_plan() {
-    let catalog = load(include_str!("fixtures/plans/paths.json"));
+    let catalog = load(include_str!("../fixtures/plans/paths.json"));
     assert_eq!(names(catalog.resources()), ["clients", "groups"]);
     assert_eq!(
         limit(&catalog, "bronze", "clients", &Action::Create),
@@ -156,7 +156,7 @@ fn readme_paths_example_plan() {
 
 #[test]
 fn readme_trial_with_fallback() {
-    let catalog = load(include_str!("fixtures/plans/trial_fallback.json"));
+    let catalog = load(include_str!("../fixtures/plans/trial_fallback.json"));
     let trial = catalog.trial().expect("a trial policy");
     assert_eq!(trial.duration(), 14 * DAY);
     assert_eq!(trial.fallback(), Some("free"));
@@ -170,18 +170,20 @@ fn readme_trial_with_fallback() {
 
 #[test]
 fn readme_trial_without_fallback_and_its_shorthand() {
-    let catalog = load(include_str!("fixtures/plans/trial_no_fallback.json"));
+    let catalog = load(include_str!("../fixtures/plans/trial_no_fallback.json"));
     assert_eq!(catalog.trial().map(Trial::duration), Some(14 * DAY));
     assert_eq!(catalog.trial().and_then(Trial::fallback), None);
     assert_eq!(
-        load(include_str!("fixtures/plans/trial_no_fallback_short.json")),
+        load(include_str!(
+            "../fixtures/plans/trial_no_fallback_short.json"
+        )),
         catalog
     );
 }
 
 #[test]
 fn readme_putting_it_together_plans() {
-    let catalog = load(include_str!("fixtures/plans/together.json"));
+    let catalog = load(include_str!("../fixtures/plans/together.json"));
     assert_eq!(
         limit(&catalog, "free", "clients", &Action::Create),
         Limit::Limited(3)
@@ -289,10 +291,10 @@ fn null_trial_means_no_trial_and_empty_plans_are_fine() {
 #[test]
 fn deserialize_goes_through_the_same_checks() {
     let catalog: Catalog =
-        serde_json::from_str(include_str!("fixtures/plans/trial_fallback.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/plans/trial_fallback.json")).unwrap();
     assert_eq!(
         catalog,
-        load(include_str!("fixtures/plans/trial_fallback.json"))
+        load(include_str!("../fixtures/plans/trial_fallback.json"))
     );
     let err = serde_json::from_str::<Catalog>(r#"[{"name": "free", "clients": -1}]"#).unwrap_err();
     assert!(err.to_string().starts_with("plans[0].clients: "), "{err}");
@@ -309,7 +311,7 @@ fn builder_matches_json() {
         .unwrap();
     assert_eq!(
         built,
-        load(include_str!("fixtures/plans/trial_fallback.json"))
+        load(include_str!("../fixtures/plans/trial_fallback.json"))
     );
 }
 

@@ -2,12 +2,10 @@
 //! service that was made ready is the one that is called, also after a check that awaited the
 //! store (a clone of the mock panics when called without `poll_ready`).
 
-mod common;
-
 use std::task::Poll;
 
+use crate::support::*;
 use bytes::Bytes;
-use common::*;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_plans::Allowed;

@@ -1,15 +1,13 @@
 //! The layer on an axum 0.8 `Router`, with `.layer` and with `.route_layer`, behind an
 //! authentication middleware; handlers read the decision from the extensions.
 
-mod common;
-
+use crate::support::*;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use common::*;
 use http::header::CONTENT_TYPE;
 use http::StatusCode;
 use tower::ServiceExt;

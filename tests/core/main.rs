@@ -1,0 +1,13 @@
+//! The plan model and its configuration: catalogs, subscriber records, decisions, the route
+//! table, resource names, the layer's builder and the in-memory store.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod builder;
+mod catalog;
+mod decision;
+mod memory_store;
+mod resource_names;
+mod routes;
+mod subscriber;
