@@ -137,6 +137,7 @@ pub use decision::{decide, Allowed, Decision, Denial, PlanState, Policy};
 pub use error::ConfigError;
 pub use routes::{CustomRoute, RouteConfig, RouteEntry, RouteMatch, RouteTable};
 pub use store::{BoxError, LoadError, MemoryStore, PlanStore};
+pub use store::{Count, Counted, Counter, ReservationId, Reserve, UsageStore};
 pub use subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usage};
 pub use user::{RequestHead, UserId};
 

@@ -3,17 +3,20 @@
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use tokio::time::Instant;
 
+use super::usage::{Count, Counted, Counter, ReservationId, Reserve, UsageStore};
 use super::{BoxError, PlanStore};
 use crate::catalog::{Action, Catalog, CatalogError};
 use crate::hash::Map;
-use crate::subscriber::{Assignment, Subscriber, SubscriberError};
+use crate::subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usage};
 
-/// An in-memory [`PlanStore`]: a catalog and a map of subscriber records that the application can
-/// change while serving.
+/// An in-memory [`PlanStore`] and [`UsageStore`]: a catalog and a map of subscriber records that
+/// the application can change while serving.
 ///
 /// Clones share their state: keep one clone in the layer and another wherever plans and usage
 /// change (a handler that creates an item, a webhook). Every read and write takes a short,
@@ -27,6 +30,41 @@ use crate::subscriber::{Assignment, Subscriber, SubscriberError};
 ///
 /// A change is visible to the next call of [`PlanStore::user`]. A layer with a user cache keeps
 /// serving its cached copy until the entry expires or is invalidated.
+///
+/// # Counted usage
+///
+/// The store is also a [`UsageStore`], and its subscriber records *are* the counters, so that
+/// after a commit [`PlanStore::user`] returns the raised usage, and [`add_usage`](Self::add_usage),
+/// [`set_usage`](Self::set_usage) and [`add_action_usage`](Self::add_action_usage) change the
+/// same counts as [`UsageStore::adjust`] and [`UsageStore::set`]:
+///
+/// * [`Counted::Items`] is the resource count ([`Usage::count`]). A resource that the record
+///   counts per action has no resource count; its items are its per-action `create` count. That
+///   is the number [`Usage::get`] reads for a create, whichever form the record has, and it
+///   means that in this store [`Counted::Action`]`(`[`Action::Create`]`)` and
+///   [`Counted::Items`] are one counter.
+/// * [`Counted::Action`] is the per-action count ([`Usage::action_count`]), which
+///   [`Usage::get`] reads first for that action. When a resource with a plain count gains a
+///   per-action count, the plain count is kept as its `create` count, so no count is lost; its
+///   other, uncounted actions then read 0 instead of the item count.
+///
+/// A counter *exists* when the record holds its count. When the record holds it, it is the truth
+/// and the `seed` given to [`reserve`](UsageStore::reserve) or [`adjust`](UsageStore::adjust) is
+/// ignored; when it does not, the counter starts at `seed`, as in any [`UsageStore`]. A seed
+/// read from the same record (its [`Usage::get`]) agrees with it.
+///
+/// A user without a record (the store serving as a [`UsageStore`] beside another
+/// [`PlanStore`]) is counted in an entry of its own, seeded the same way. Such a user is not a
+/// user of the [`PlanStore`]: [`PlanStore::user`] still returns `None` and [`len`](Self::len)
+/// does not count them. A record created for them later ([`insert_user`](Self::insert_user), or
+/// any method that creates a user) takes over these counts, except those it holds itself.
+///
+/// Reservations are held beside the records, in the user's shard: reserving, committing and
+/// releasing take only that shard's write lock, so users on different shards do not wait for
+/// one another. A reservation whose lease has passed no longer counts, and is forgotten when its
+/// counter is next touched; committing it then counts nothing (see [`UsageStore::commit`]).
+/// Leases run on tokio's monotonic clock ([`tokio::time::Instant`]), so a test that pauses time
+/// expires them with `tokio::time::advance`.
 ///
 /// # Example
 ///
@@ -68,8 +106,165 @@ struct State {
 #[repr(align(128))]
 struct Shard(RwLock<Users>);
 
-/// Subscriber records by user id.
-type Users = Map<Arc<str>, Arc<Subscriber>>;
+/// One shard's users: their records, and the counters kept beside them.
+#[derive(Debug, Default)]
+struct Users {
+    /// Subscriber records by user id.
+    records: Map<Arc<str>, Arc<Subscriber>>,
+    /// By user id: the reservations held on the user's counters and, for a user without a
+    /// record, the counts. Empty entries are removed.
+    counters: Map<Arc<str>, Counters>,
+}
+
+/// One user's counters by resource and slot.
+type Counters = Map<(Arc<str>, Slot), Entry>;
+
+/// One counter's state kept beside the records.
+#[derive(Debug, Default)]
+struct Entry {
+    /// The used count of a user without a record (a record holds its own counts).
+    used: Option<u64>,
+    /// The reservations held, and when each expires (`None`: never).
+    holds: Map<ReservationId, Option<Instant>>,
+}
+
+impl Entry {
+    fn is_empty(&self) -> bool {
+        self.used.is_none() && self.holds.is_empty()
+    }
+
+    /// Forgets the reservations whose lease has passed.
+    fn drop_expired(&mut self, now: Instant) {
+        self.holds.retain(|_, expires| live(*expires, now));
+    }
+
+    /// The reservations held at `now`.
+    fn live_holds(&self, now: Instant) -> u64 {
+        let live = self
+            .holds
+            .values()
+            .filter(|expires| live(**expires, now))
+            .count();
+        u64::try_from(live).unwrap_or(u64::MAX)
+    }
+}
+
+/// Whether a hold that expires at `expires` still counts at `now`.
+fn live(expires: Option<Instant>, now: Instant) -> bool {
+    expires.map_or(true, |at| now < at)
+}
+
+/// Where a counter lives among a user's counts: its [`Counted`], except that a `create` count
+/// is the item count (see the [`MemoryStore`] docs on counted usage).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Slot {
+    Items,
+    Action(Action),
+}
+
+impl Slot {
+    fn of(counted: &Counted) -> Slot {
+        match counted {
+            Counted::Items => Slot::Items,
+            Counted::Action(action) => match action.normalised().into_owned() {
+                Action::Create => Slot::Items,
+                other => Slot::Action(other),
+            },
+        }
+    }
+}
+
+/// A counter's count in a subscriber record, `None` when the record does not hold it: the
+/// resource count, or the per-action `create` count of a resource counted per action, for the
+/// items; the per-action count for an action.
+fn record_count(usage: &Usage, resource: &str, slot: &Slot) -> Option<u64> {
+    match slot {
+        Slot::Items => usage
+            .count(resource)
+            .or_else(|| usage.action_count(resource, &Action::Create)),
+        Slot::Action(action) => usage.action_count(resource, action),
+    }
+}
+
+/// Writes a counter's count into a subscriber record without losing the record's other counts
+/// of the resource: the item count of a resource counted per action is its `create` count, and
+/// a resource with a plain count that gains a per-action count keeps the plain count as its
+/// `create` count.
+fn set_record_count(usage: &mut Usage, resource: &Arc<str>, slot: &Slot, count: u64) {
+    match (slot, usage.resource(resource)) {
+        (Slot::Items, Some(ResourceUsage::PerAction(_))) => {
+            usage.set_action(Arc::clone(resource), &Action::Create, count);
+        }
+        (Slot::Items, _) => usage.set(Arc::clone(resource), count),
+        (Slot::Action(action), Some(ResourceUsage::Count(items))) => {
+            let items = *items;
+            usage.set_action(Arc::clone(resource), &Action::Create, items);
+            usage.set_action(Arc::clone(resource), action, count);
+        }
+        (Slot::Action(action), _) => usage.set_action(Arc::clone(resource), action, count),
+    }
+}
+
+/// Moves the counts kept for a user without a record into the record being created for them,
+/// except for counters the record already holds.
+fn adopt_counts(counters: &mut Map<Arc<str>, Counters>, id: &str, usage: &mut Usage) {
+    let Some(user) = counters.get_mut(id) else {
+        return;
+    };
+    for ((resource, slot), entry) in user.iter_mut() {
+        if let Some(used) = entry.used.take() {
+            if record_count(usage, resource, slot).is_none() {
+                set_record_count(usage, resource, slot, used);
+            }
+        }
+    }
+    user.retain(|_, entry| !entry.is_empty());
+    if user.is_empty() {
+        counters.remove(id);
+    }
+}
+
+/// One counter, under its shard's write lock: its count (in the record, if the user has one)
+/// and its reservations.
+struct Cell<'a> {
+    record: Option<&'a mut Arc<Subscriber>>,
+    resource: &'a Arc<str>,
+    slot: &'a Slot,
+    entry: &'a mut Entry,
+}
+
+impl Cell<'_> {
+    /// The used count, `None` when the counter does not exist yet.
+    fn used(&self) -> Option<u64> {
+        match &self.record {
+            Some(record) => record_count(&record.usage, self.resource, self.slot),
+            None => self.entry.used,
+        }
+    }
+
+    fn set_used(&mut self, used: u64) {
+        match &mut self.record {
+            Some(record) => set_record_count(
+                &mut Arc::make_mut(record).usage,
+                self.resource,
+                self.slot,
+                used,
+            ),
+            None => self.entry.used = Some(used),
+        }
+    }
+
+    /// The used count, creating the counter at `seed` if it does not exist yet.
+    fn used_or_create(&mut self, seed: u64) -> u64 {
+        match self.used() {
+            Some(used) => used,
+            None => {
+                self.set_used(seed);
+                seed
+            }
+        }
+    }
+}
 
 impl State {
     fn new(catalog: Catalog) -> Self {
@@ -136,7 +331,9 @@ impl MemoryStore {
                 error,
             })?;
             let mut users = write(state.shard(id));
-            users.insert(Arc::from(id.as_str()), Arc::new(subscriber));
+            users
+                .records
+                .insert(Arc::from(id.as_str()), Arc::new(subscriber));
         }
         Ok(Self {
             state: Arc::new(state),
@@ -165,22 +362,31 @@ impl MemoryStore {
 
     /// The record of this user, or `None` for an unknown user.
     pub fn subscriber(&self, id: &str) -> Option<Arc<Subscriber>> {
-        read(self.state.shard(id)).get(id).cloned()
+        read(self.state.shard(id)).records.get(id).cloned()
     }
 
     /// Adds or replaces a user's record, returning the previous one.
+    ///
+    /// A new record takes over the counts this store kept for the user without a record, for
+    /// the counters it does not hold itself (see [counted usage](Self#counted-usage)).
     pub fn insert_user(
         &self,
         id: impl Into<Arc<str>>,
-        subscriber: Subscriber,
+        mut subscriber: Subscriber,
     ) -> Option<Arc<Subscriber>> {
         let id = id.into();
-        write(self.state.shard(&id)).insert(id, Arc::new(subscriber))
+        let mut users = write(self.state.shard(&id));
+        let Users { records, counters } = &mut *users;
+        if !records.contains_key(&id) {
+            adopt_counts(counters, &id, &mut subscriber.usage);
+        }
+        records.insert(id, Arc::new(subscriber))
     }
 
-    /// Removes a user's record, returning it.
+    /// Removes a user's record, returning it. The record's counts go with it; reservations
+    /// held for the user stay.
     pub fn remove_user(&self, id: &str) -> Option<Arc<Subscriber>> {
-        write(self.state.shard(id)).remove(id)
+        write(self.state.shard(id)).records.remove(id)
     }
 
     /// Sets (`Some`) or removes (`None`) a user's plan.
@@ -195,7 +401,7 @@ impl MemoryStore {
             }),
             None => {
                 let mut users = write(self.state.shard(id));
-                if let Some(subscriber) = users.get_mut(id) {
+                if let Some(subscriber) = users.records.get_mut(id) {
                     Arc::make_mut(subscriber).assignment = None;
                 }
             }
@@ -233,19 +439,22 @@ impl MemoryStore {
 
     /// Changes a user's record in place and returns what `f` returns.
     ///
-    /// An unknown user is created first, named by `id`, with no plan and no usage. A lock of the
-    /// store is held while `f` runs, so `f` should be short and must not call back into the
-    /// store.
+    /// An unknown user is created first, named by `id`, with no plan, and with the counts this
+    /// store kept for the user without a record (none, unless it served as a
+    /// [`UsageStore`] for them; see [counted usage](Self#counted-usage)). A lock of the store is
+    /// held while `f` runs, so `f` should be short and must not call back into the store.
     pub fn update_user<R>(&self, id: impl AsRef<str>, f: impl FnOnce(&mut Subscriber) -> R) -> R {
         let id = id.as_ref();
         let mut users = write(self.state.shard(id));
-        if let Some(subscriber) = users.get_mut(id) {
+        let Users { records, counters } = &mut *users;
+        if let Some(subscriber) = records.get_mut(id) {
             return f(Arc::make_mut(subscriber));
         }
         let id: Arc<str> = Arc::from(id);
         let mut subscriber = Subscriber::new().with_name(Arc::clone(&id));
+        adopt_counts(counters, &id, &mut subscriber.usage);
         let result = f(&mut subscriber);
-        users.insert(id, Arc::new(subscriber));
+        records.insert(id, Arc::new(subscriber));
         result
     }
 
@@ -257,7 +466,7 @@ impl MemoryStore {
         matches: impl FnOnce(&Assignment) -> bool,
     ) -> bool {
         let mut users = write(self.state.shard(id));
-        let Some(subscriber) = users.get_mut(id) else {
+        let Some(subscriber) = users.records.get_mut(id) else {
             return false;
         };
         match &subscriber.assignment {
@@ -269,19 +478,159 @@ impl MemoryStore {
         }
     }
 
-    /// The number of users (while other threads change the store, a count of its parts taken
-    /// one after the other).
+    /// The number of users with a record (while other threads change the store, a count of its
+    /// parts taken one after the other). Users counted without a record are not included.
     pub fn len(&self) -> usize {
         self.state
             .shards
             .iter()
-            .map(|shard| read(shard).len())
+            .map(|shard| read(shard).records.len())
             .sum()
     }
 
-    /// Whether the store has no users.
+    /// Whether the store has no user records.
     pub fn is_empty(&self) -> bool {
-        self.state.shards.iter().all(|shard| read(shard).is_empty())
+        self.state
+            .shards
+            .iter()
+            .all(|shard| read(shard).records.is_empty())
+    }
+
+    /// Runs `f` on one counter under its shard's write lock, then removes what is left empty.
+    fn with_counter<R>(&self, counter: &Counter, f: impl FnOnce(&mut Cell<'_>) -> R) -> R {
+        let slot = Slot::of(&counter.counted);
+        let mut users = write(self.state.shard(&counter.user));
+        let Users { records, counters } = &mut *users;
+        let user = counters.entry(Arc::clone(&counter.user)).or_default();
+        let key = (Arc::clone(&counter.resource), slot);
+        let entry = user.entry(key.clone()).or_default();
+        let result = f(&mut Cell {
+            record: records.get_mut(&*counter.user),
+            resource: &counter.resource,
+            slot: &key.1,
+            entry,
+        });
+        if user.get(&key).is_some_and(Entry::is_empty) {
+            user.remove(&key);
+            if user.is_empty() {
+                counters.remove(&*counter.user);
+            }
+        }
+        result
+    }
+
+    /// [`UsageStore::reserve`] at the instant `now`.
+    fn reserve_at(
+        &self,
+        counter: &Counter,
+        limit: Option<u64>,
+        seed: u64,
+        id: ReservationId,
+        lease: Duration,
+        now: Instant,
+    ) -> Reserve {
+        self.with_counter(counter, |cell| {
+            cell.entry.drop_expired(now);
+            let used = cell.used_or_create(seed);
+            let held = u64::try_from(cell.entry.holds.len()).unwrap_or(u64::MAX);
+            let expires = now.checked_add(lease);
+            if let Some(hold) = cell.entry.holds.get_mut(&id) {
+                *hold = expires;
+                return Reserve::Reserved {
+                    used,
+                    held: held - 1,
+                };
+            }
+            if limit.is_some_and(|limit| used.saturating_add(held) >= limit) {
+                return Reserve::Refused { used, held };
+            }
+            cell.entry.holds.insert(id, expires);
+            Reserve::Reserved { used, held }
+        })
+    }
+
+    /// [`UsageStore::commit`] at the instant `now`.
+    fn commit_at(&self, counter: &Counter, id: ReservationId, now: Instant) -> u64 {
+        self.with_counter(counter, |cell| {
+            cell.entry.drop_expired(now);
+            let used = cell.used().unwrap_or(0);
+            if cell.entry.holds.remove(&id).is_none() {
+                return used;
+            }
+            let used = used.saturating_add(1);
+            cell.set_used(used);
+            used
+        })
+    }
+
+    /// [`UsageStore::release`] at the instant `now`.
+    fn release_at(&self, counter: &Counter, id: ReservationId, now: Instant) {
+        self.with_counter(counter, |cell| {
+            cell.entry.drop_expired(now);
+            cell.entry.holds.remove(&id);
+        });
+    }
+
+    /// [`UsageStore::get`] at the instant `now`.
+    fn count_at(&self, counter: &Counter, now: Instant) -> Option<Count> {
+        let slot = Slot::of(&counter.counted);
+        let users = read(self.state.shard(&counter.user));
+        let entry = users
+            .counters
+            .get(&*counter.user)
+            .and_then(|user| user.get(&(Arc::clone(&counter.resource), slot.clone())));
+        let used = match users.records.get(&*counter.user) {
+            Some(record) => record_count(&record.usage, &counter.resource, &slot),
+            None => entry.and_then(|entry| entry.used),
+        };
+        let held = entry.map_or(0, |entry| entry.live_holds(now));
+        if used.is_none() && held == 0 {
+            return None;
+        }
+        Some(Count {
+            used: used.unwrap_or(0),
+            held,
+        })
+    }
+}
+
+#[async_trait]
+impl UsageStore for MemoryStore {
+    async fn reserve(
+        &self,
+        counter: &Counter,
+        limit: Option<u64>,
+        seed: u64,
+        id: ReservationId,
+        lease: Duration,
+    ) -> Result<Reserve, BoxError> {
+        Ok(self.reserve_at(counter, limit, seed, id, lease, Instant::now()))
+    }
+
+    async fn commit(&self, counter: &Counter, id: ReservationId) -> Result<u64, BoxError> {
+        Ok(self.commit_at(counter, id, Instant::now()))
+    }
+
+    async fn release(&self, counter: &Counter, id: ReservationId) -> Result<(), BoxError> {
+        self.release_at(counter, id, Instant::now());
+        Ok(())
+    }
+
+    async fn adjust(&self, counter: &Counter, delta: i64, seed: u64) -> Result<u64, BoxError> {
+        Ok(self.with_counter(counter, |cell| {
+            let used = cell.used_or_create(seed).saturating_add_signed(delta);
+            cell.set_used(used);
+            used
+        }))
+    }
+
+    async fn set(&self, counter: &Counter, used: u64) -> Result<(), BoxError> {
+        self.with_counter(counter, |cell| cell.set_used(used));
+        Ok(())
+    }
+
+    async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError> {
+        Ok(self.count_at(counter, Instant::now()))
     }
 }
 
@@ -436,5 +785,717 @@ mod tests {
     fn memory_store_is_send_sync_and_a_plan_store() {
         fn assert_store<T: PlanStore + Clone + Send + Sync>() {}
         assert_store::<MemoryStore>();
+    }
+
+    /// The store as a [`UsageStore`]: reservations, records as counters, leases.
+    mod counting {
+        use std::collections::HashMap;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const LEASE: Duration = Duration::from_secs(300);
+
+        fn store() -> MemoryStore {
+            MemoryStore::from_json(
+                r#"[{"name": "free", "clients": 3}]"#,
+                r#"{"john": {"plan": "free", "usage": {"clients": 2}}}"#,
+            )
+            .expect("valid store")
+        }
+
+        fn clients(user: &str) -> Counter {
+            Counter::items(user, "clients")
+        }
+
+        fn count(used: u64, held: u64) -> Option<Count> {
+            Some(Count { used, held })
+        }
+
+        /// Whether any counter state is kept beside the records.
+        fn counters_kept(store: &MemoryStore) -> bool {
+            store
+                .state
+                .shards
+                .iter()
+                .any(|shard| !read(shard).counters.is_empty())
+        }
+
+        #[tokio::test]
+        async fn reserve_succeeds_up_to_the_limit_then_refuses() {
+            let store = store();
+            let counter = Counter::items("jane", "clients");
+            let ids: Vec<ReservationId> = (0..4).map(|_| ReservationId::new()).collect();
+            for (held, id) in ids.iter().take(3).enumerate() {
+                let held = held as u64;
+                let reserved = store.reserve(&counter, Some(3), 0, *id, LEASE).await;
+                assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 0, held });
+            }
+            let refused = store.reserve(&counter, Some(3), 0, ids[3], LEASE).await;
+            assert_eq!(refused.unwrap(), Reserve::Refused { used: 0, held: 3 });
+
+            // Used and held both count: a commit does not free room.
+            assert_eq!(store.commit(&counter, ids[0]).await.unwrap(), 1);
+            assert_eq!(store.get(&counter).await.unwrap(), count(1, 2));
+            let refused = store.reserve(&counter, Some(3), 0, ids[3], LEASE).await;
+            assert_eq!(refused.unwrap(), Reserve::Refused { used: 1, held: 2 });
+
+            // A release does.
+            store.release(&counter, ids[1]).await.unwrap();
+            let reserved = store.reserve(&counter, Some(3), 0, ids[3], LEASE).await;
+            assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 1, held: 1 });
+        }
+
+        #[tokio::test]
+        async fn commit_raises_the_record_usage_seen_by_plan_store_user() {
+            let store = store();
+            let id = ReservationId::new();
+            let reserved = store.reserve(&clients("john"), Some(3), 0, id, LEASE).await;
+            assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
+            // Held is not used: the record is unchanged until the commit.
+            let john = store.user("john").await.unwrap().expect("a record");
+            assert_eq!(john.usage.count("clients"), Some(2));
+
+            assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 3);
+            let john = store.user("john").await.unwrap().expect("a record");
+            assert_eq!(john.usage.count("clients"), Some(3));
+            assert_eq!(john.usage.get("clients", &Action::Create), 3);
+            // The copy handed out before the commit is not changed behind its holder's back.
+            assert_eq!(store.len(), 1);
+
+            // The inherent methods change the same counter.
+            assert_eq!(store.add_usage("john", "clients", -1), 2);
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 0));
+            store.set(&clients("john"), 7).await.unwrap();
+            assert_eq!(
+                store.subscriber("john").unwrap().usage.count("clients"),
+                Some(7)
+            );
+            // Nothing is left beside the records once the reservation is settled.
+            assert!(!counters_kept(&store));
+        }
+
+        #[tokio::test]
+        async fn release_gives_the_unit_back() {
+            let store = store();
+            let first = ReservationId::new();
+            let second = ReservationId::new();
+            let reserved = store
+                .reserve(&clients("john"), Some(3), 0, first, LEASE)
+                .await;
+            assert!(reserved.unwrap().is_reserved());
+            store.release(&clients("john"), first).await.unwrap();
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 0));
+            let reserved = store
+                .reserve(&clients("john"), Some(3), 0, second, LEASE)
+                .await;
+            assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
+            // Releasing the first again, or committing it, changes nothing.
+            store.release(&clients("john"), first).await.unwrap();
+            assert_eq!(store.commit(&clients("john"), first).await.unwrap(), 2);
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 1));
+        }
+
+        #[tokio::test]
+        async fn reserve_is_idempotent_by_id() {
+            let store = store();
+            let id = ReservationId::new();
+            for _ in 0..3 {
+                let reserved = store.reserve(&clients("john"), Some(3), 0, id, LEASE).await;
+                // The counts exclude the reservation itself, even at the limit.
+                assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
+            }
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 1));
+            // The same id on another counter is another reservation.
+            let other = Counter::items("john", "groups");
+            assert!(store
+                .reserve(&other, Some(1), 0, id, LEASE)
+                .await
+                .unwrap()
+                .is_reserved());
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 1));
+        }
+
+        #[tokio::test]
+        async fn commit_and_release_are_idempotent_by_id() {
+            let store = store();
+            let id = ReservationId::new();
+            store
+                .reserve(&clients("john"), Some(3), 0, id, LEASE)
+                .await
+                .unwrap();
+            assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 3);
+            assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 3);
+            store.release(&clients("john"), id).await.unwrap();
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(3, 0));
+
+            // Unknown ids and counters.
+            let unknown = ReservationId::new();
+            assert_eq!(store.commit(&clients("john"), unknown).await.unwrap(), 3);
+            store.release(&clients("john"), unknown).await.unwrap();
+            assert_eq!(store.commit(&clients("nobody"), unknown).await.unwrap(), 0);
+            store.release(&clients("nobody"), unknown).await.unwrap();
+            assert_eq!(store.get(&clients("nobody")).await.unwrap(), None);
+            assert!(!counters_kept(&store));
+        }
+
+        #[tokio::test]
+        async fn adjust_saturates_at_zero() {
+            let store = store();
+            assert_eq!(store.adjust(&clients("john"), -5, 0).await.unwrap(), 0);
+            assert_eq!(store.adjust(&clients("john"), 3, 0).await.unwrap(), 3);
+            assert_eq!(
+                store.adjust(&clients("john"), i64::MIN, 0).await.unwrap(),
+                0
+            );
+            store.set(&clients("john"), u64::MAX - 1).await.unwrap();
+            assert_eq!(
+                store.adjust(&clients("john"), i64::MAX, 0).await.unwrap(),
+                u64::MAX
+            );
+            // A missing counter starts at the seed.
+            assert_eq!(store.adjust(&clients("ghost"), -1, 4).await.unwrap(), 3);
+            assert_eq!(store.adjust(&clients("ghost"), -1, 40).await.unwrap(), 2);
+        }
+
+        #[tokio::test]
+        async fn adjust_and_set_leave_holds_alone() {
+            let store = store();
+            let id = ReservationId::new();
+            store
+                .reserve(&clients("john"), Some(3), 0, id, LEASE)
+                .await
+                .unwrap();
+            assert_eq!(store.adjust(&clients("john"), -1, 0).await.unwrap(), 1);
+            store.set(&clients("john"), 0).await.unwrap();
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(0, 1));
+            assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 1);
+        }
+
+        #[tokio::test]
+        async fn users_without_a_record_are_seeded_and_stay_unknown_to_the_plan_store() {
+            let store = store();
+            let ghost = clients("ghost");
+            assert_eq!(store.get(&ghost).await.unwrap(), None);
+            let id = ReservationId::new();
+            let reserved = store.reserve(&ghost, Some(3), 2, id, LEASE).await.unwrap();
+            assert_eq!(reserved, Reserve::Reserved { used: 2, held: 0 });
+            assert_eq!(store.get(&ghost).await.unwrap(), count(2, 1));
+            assert_eq!(store.commit(&ghost, id).await.unwrap(), 3);
+
+            // The counter exists now: later seeds are ignored.
+            let refused = store
+                .reserve(&ghost, Some(3), 0, ReservationId::new(), LEASE)
+                .await
+                .unwrap();
+            assert_eq!(refused, Reserve::Refused { used: 3, held: 0 });
+            assert_eq!(store.adjust(&ghost, -1, 100).await.unwrap(), 2);
+
+            assert!(store.user("ghost").await.unwrap().is_none());
+            assert!(store.subscriber("ghost").is_none());
+            assert_eq!(store.len(), 1);
+            let empty = MemoryStore::new((*store.catalog()).clone());
+            empty.set(&ghost, 1).await.unwrap();
+            assert!(empty.is_empty());
+            assert_eq!(empty.len(), 0);
+        }
+
+        #[tokio::test]
+        async fn a_record_holding_the_count_wins_over_the_seed() {
+            let store = store();
+            let reserved = store
+                .reserve(&clients("john"), Some(3), 9, ReservationId::new(), LEASE)
+                .await
+                .unwrap();
+            assert_eq!(reserved, Reserve::Reserved { used: 2, held: 0 });
+
+            // A record without the count: the counter starts at the seed, in the record.
+            let groups = Counter::items("john", "groups");
+            assert_eq!(store.get(&groups).await.unwrap(), None);
+            let id = ReservationId::new();
+            let reserved = store.reserve(&groups, Some(5), 4, id, LEASE).await.unwrap();
+            assert_eq!(reserved, Reserve::Reserved { used: 4, held: 0 });
+            assert_eq!(
+                store.subscriber("john").unwrap().usage.count("groups"),
+                Some(4)
+            );
+            assert_eq!(store.commit(&groups, id).await.unwrap(), 5);
+            assert_eq!(
+                store.subscriber("john").unwrap().usage.count("groups"),
+                Some(5)
+            );
+        }
+
+        #[tokio::test]
+        async fn a_record_created_later_takes_over_the_counts() {
+            let store = store();
+            store.set(&clients("jane"), 5).await.unwrap();
+            let tasks = Counter::action("jane", "tasks", Action::Show);
+            store.set(&tasks, 8).await.unwrap();
+            let id = ReservationId::new();
+            store
+                .reserve(&clients("jane"), None, 0, id, LEASE)
+                .await
+                .unwrap();
+
+            store.set_plan("jane", Some(Assignment::new("free")));
+            let jane = store.subscriber("jane").expect("a record");
+            assert_eq!(jane.usage.count("clients"), Some(5));
+            assert_eq!(jane.usage.action_count("tasks", &Action::Show), Some(8));
+            // The reservation survives the move.
+            assert_eq!(store.get(&clients("jane")).await.unwrap(), count(5, 1));
+            assert_eq!(store.commit(&clients("jane"), id).await.unwrap(), 6);
+            assert_eq!(
+                store.subscriber("jane").unwrap().usage.count("clients"),
+                Some(6)
+            );
+
+            // An inserted record keeps the counts it holds itself.
+            store.set(&clients("joe"), 5).await.unwrap();
+            store
+                .set(&Counter::items("joe", "groups"), 2)
+                .await
+                .unwrap();
+            store.insert_user("joe", Subscriber::new().with_usage("clients", 1));
+            let joe = store.subscriber("joe").expect("a record");
+            assert_eq!(joe.usage.count("clients"), Some(1));
+            assert_eq!(joe.usage.count("groups"), Some(2));
+            assert!(!counters_kept(&store));
+
+            // Removing the record removes its counts.
+            store.remove_user("joe");
+            assert_eq!(store.get(&clients("joe")).await.unwrap(), None);
+        }
+
+        #[tokio::test]
+        async fn item_and_action_counts_share_a_record_without_losing_either() {
+            let store = store();
+            store.set_usage("john", "tasks", 3);
+            let show = Counter::action("john", "tasks", Action::Show);
+            let items = Counter::items("john", "tasks");
+            // The record's plain count is the item count, not a show count.
+            assert_eq!(store.get(&show).await.unwrap(), None);
+            assert_eq!(store.adjust(&show, 1, 0).await.unwrap(), 1);
+
+            // The plain count became the `create` count; the decision reads both.
+            let usage = store.subscriber("john").unwrap().usage.clone();
+            assert_eq!(usage.get("tasks", &Action::Create), 3);
+            assert_eq!(usage.get("tasks", &Action::Show), 1);
+            assert_eq!(store.get(&items).await.unwrap(), count(3, 0));
+
+            assert_eq!(store.adjust(&items, 1, 0).await.unwrap(), 4);
+            let usage = store.subscriber("john").unwrap().usage.clone();
+            assert_eq!(usage.get("tasks", &Action::Create), 4);
+            assert_eq!(usage.get("tasks", &Action::Show), 1);
+
+            // In this store a `create` count and the item count are one counter.
+            let create = Counter::action("john", "tasks", Action::Create);
+            assert_eq!(store.get(&create).await.unwrap(), count(4, 0));
+            let custom = Counter::action("ghost", "tasks", Action::Custom("create".into()));
+            store.set(&custom, 2).await.unwrap();
+            assert_eq!(
+                store.get(&Counter::items("ghost", "tasks")).await.unwrap(),
+                count(2, 0)
+            );
+        }
+
+        #[tokio::test]
+        async fn action_counters_use_the_per_action_counts() {
+            let store = store();
+            let delete = Counter::action("john", "tasks", Action::Custom("destroy".into()));
+            let id = ReservationId::new();
+            let reserved = store.reserve(&delete, Some(2), 0, id, LEASE).await.unwrap();
+            assert_eq!(reserved, Reserve::Reserved { used: 0, held: 0 });
+            assert_eq!(store.commit(&delete, id).await.unwrap(), 1);
+            let usage = store.subscriber("john").unwrap().usage.clone();
+            assert_eq!(usage.action_count("tasks", &Action::Delete), Some(1));
+            assert_eq!(usage.get("tasks", &Action::Delete), 1);
+            assert_eq!(
+                store.add_action_usage("john", "tasks", &Action::Delete, 1),
+                2
+            );
+            let counter = Counter::action("john", "tasks", Action::Delete);
+            assert_eq!(store.get(&counter).await.unwrap(), count(2, 0));
+        }
+
+        #[tokio::test]
+        async fn limit_zero_always_refuses_and_no_limit_always_holds() {
+            let store = store();
+            let id = ReservationId::new();
+            for seed in [0, 5] {
+                let refused = store
+                    .reserve(&clients(&format!("u{seed}")), Some(0), seed, id, LEASE)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    refused,
+                    Reserve::Refused {
+                        used: seed,
+                        held: 0
+                    }
+                );
+            }
+            for held in 0..3 {
+                let reserved = store
+                    .reserve(&clients("john"), None, 0, ReservationId::new(), LEASE)
+                    .await
+                    .unwrap();
+                assert_eq!(reserved, Reserve::Reserved { used: 2, held });
+            }
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 3));
+        }
+
+        #[test]
+        fn an_expired_lease_frees_its_hold() {
+            let store = store();
+            let t0 = Instant::now();
+            let lease = Duration::from_secs(10);
+            let at = |secs| t0 + Duration::from_secs(secs);
+            let (first, second) = (ReservationId::new(), ReservationId::new());
+            let reserved = store.reserve_at(&clients("john"), Some(3), 0, first, lease, t0);
+            assert!(reserved.is_reserved());
+            assert_eq!(store.count_at(&clients("john"), at(9)), count(2, 1));
+            let refused = store.reserve_at(&clients("john"), Some(3), 0, second, lease, at(9));
+            assert_eq!(refused, Reserve::Refused { used: 2, held: 1 });
+
+            // At the end of the lease the hold no longer counts, even before it is dropped.
+            assert_eq!(store.count_at(&clients("john"), at(10)), count(2, 0));
+            let reserved = store.reserve_at(&clients("john"), Some(3), 0, second, lease, at(10));
+            assert_eq!(reserved, Reserve::Reserved { used: 2, held: 0 });
+
+            // Committing the expired reservation counts nothing; the live one counts.
+            assert_eq!(store.commit_at(&clients("john"), first, at(11)), 2);
+            assert_eq!(store.commit_at(&clients("john"), second, at(11)), 3);
+            assert!(!counters_kept(&store));
+        }
+
+        #[test]
+        fn reserving_again_renews_the_lease() {
+            let store = store();
+            let t0 = Instant::now();
+            let lease = Duration::from_secs(10);
+            let id = ReservationId::new();
+            store.reserve_at(&clients("john"), Some(3), 0, id, lease, t0);
+            let later = t0 + Duration::from_secs(8);
+            store.reserve_at(&clients("john"), Some(3), 0, id, lease, later);
+            let after_first_lease = t0 + Duration::from_secs(15);
+            assert_eq!(
+                store.count_at(&clients("john"), after_first_lease),
+                count(2, 1)
+            );
+            assert_eq!(store.commit_at(&clients("john"), id, after_first_lease), 3);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn leases_run_on_tokio_clock() {
+            let store = store();
+            let id = ReservationId::new();
+            let lease = Duration::from_secs(60);
+            let reserve = store.reserve(&clients("john"), Some(3), 0, id, lease).await;
+            assert!(reserve.unwrap().is_reserved());
+            tokio::time::advance(Duration::from_secs(59)).await;
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 1));
+            tokio::time::advance(Duration::from_secs(1)).await;
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 0));
+            assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 2);
+        }
+
+        #[test]
+        fn an_endless_lease_never_expires() {
+            let store = store();
+            let t0 = Instant::now();
+            let id = ReservationId::new();
+            store.reserve_at(&clients("john"), Some(3), 0, id, Duration::MAX, t0);
+            let much_later = t0 + Duration::from_secs(100 * 365 * 24 * 3600);
+            assert_eq!(store.count_at(&clients("john"), much_later), count(2, 1));
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn two_hundred_concurrent_creates_at_limit_minus_one_let_exactly_one_through() {
+            const TASKS: usize = 200;
+            let store = store();
+            let start = Arc::new(tokio::sync::Barrier::new(TASKS));
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|_| {
+                    let store = store.clone();
+                    let start = Arc::clone(&start);
+                    tokio::spawn(async move {
+                        let counter = clients("john");
+                        let id = ReservationId::new();
+                        start.wait().await;
+                        let reserve = store.reserve(&counter, Some(3), 0, id, LEASE).await;
+                        let reserve = reserve.expect("the memory store does not fail");
+                        tokio::task::yield_now().await;
+                        if reserve.is_reserved() {
+                            store.commit(&counter, id).await.expect("no failure");
+                        }
+                        reserve
+                    })
+                })
+                .collect();
+            let mut reserved = 0;
+            for task in tasks {
+                let reserve = task.await.expect("no panic");
+                assert!(reserve.usage() <= 3, "{reserve:?}");
+                reserved += usize::from(reserve.is_reserved());
+            }
+            assert_eq!(reserved, 1);
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(3, 0));
+            assert_eq!(
+                store.subscriber("john").unwrap().usage.count("clients"),
+                Some(3)
+            );
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_users_are_counted_apart() {
+            let store = store();
+            let tasks: Vec<_> = (0..64)
+                .map(|n| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let counter = clients(&format!("user{}", n % 8));
+                        let id = ReservationId::new();
+                        let reserve = store.reserve(&counter, Some(5), 0, id, LEASE).await;
+                        if reserve.unwrap().is_reserved() {
+                            store.commit(&counter, id).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("no panic");
+            }
+            for n in 0..8 {
+                let counter = clients(&format!("user{n}"));
+                assert_eq!(store.get(&counter).await.unwrap(), count(5, 0));
+            }
+            assert_eq!(store.len(), 1);
+        }
+
+        /// How the counter's user starts in the property tests.
+        #[derive(Clone, Copy, Debug)]
+        enum Start {
+            /// No record: the counter is seeded.
+            NoRecord,
+            /// A record without the counter: the counter is seeded, in the record.
+            RecordWithout,
+            /// A record holding the counter at the seed; the seed given is ignored.
+            RecordWith,
+        }
+
+        #[derive(Clone, Copy, Debug)]
+        enum Op {
+            Reserve(usize),
+            Commit(usize),
+            Release(usize),
+            Wait(u64),
+        }
+
+        const IDS: usize = 5;
+        const MODEL_LEASE: u64 = 10;
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (0..IDS).prop_map(Op::Reserve),
+                3 => (0..IDS).prop_map(Op::Commit),
+                2 => (0..IDS).prop_map(Op::Release),
+                1 => (1u64..6).prop_map(Op::Wait),
+            ]
+        }
+
+        fn start() -> impl Strategy<Value = Start> {
+            prop_oneof![
+                Just(Start::NoRecord),
+                Just(Start::RecordWithout),
+                Just(Start::RecordWith),
+            ]
+        }
+
+        /// The counter and the store, set up as `start` says.
+        fn setup(start: Start, items: bool, seed: u64) -> (MemoryStore, Counter, u64) {
+            let store = store();
+            let counter = if items {
+                Counter::items("jane", "tasks")
+            } else {
+                Counter::action("jane", "tasks", Action::Show)
+            };
+            let given_seed = match start {
+                Start::NoRecord => seed,
+                Start::RecordWithout => {
+                    store.insert_user("jane", Subscriber::new().with_usage("clients", 1));
+                    seed
+                }
+                Start::RecordWith => {
+                    let record = if items {
+                        Subscriber::new().with_usage("tasks", seed)
+                    } else {
+                        Subscriber::new().with_action_usage("tasks", &Action::Show, seed)
+                    };
+                    store.insert_user("jane", record);
+                    seed + 7
+                }
+            };
+            (store, counter, given_seed)
+        }
+
+        /// What the store should do: one counter, reservations by index, time in seconds.
+        #[derive(Debug)]
+        struct Model {
+            exists: bool,
+            used: u64,
+            holds: HashMap<usize, u64>,
+            now: u64,
+            commits: u64,
+        }
+
+        impl Model {
+            fn drop_expired(&mut self) {
+                let now = self.now;
+                self.holds.retain(|_, expires| now < *expires);
+            }
+
+            fn count(&self) -> Option<Count> {
+                self.exists.then_some(Count {
+                    used: self.used,
+                    held: self.holds.len() as u64,
+                })
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Random interleavings of reservations, against a model.
+            #[test]
+            fn reservations_follow_the_model(
+                start in start(),
+                items in any::<bool>(),
+                limit in prop_oneof![Just(None), (0u64..6).prop_map(Some)],
+                seed in 0u64..4,
+                ops in proptest::collection::vec(op(), 0..60),
+            ) {
+                let (store, counter, given_seed) = setup(start, items, seed);
+                let ids: Vec<ReservationId> = (0..IDS).map(|_| ReservationId::new()).collect();
+                let t0 = Instant::now();
+                let lease = Duration::from_secs(MODEL_LEASE);
+                let mut model = Model {
+                    exists: matches!(start, Start::RecordWith),
+                    used: seed,
+                    holds: HashMap::new(),
+                    now: 0,
+                    commits: 0,
+                };
+                for op in ops {
+                    let now = t0 + Duration::from_secs(model.now);
+                    match op {
+                        Op::Reserve(task) => {
+                            let got =
+                                store.reserve_at(&counter, limit, given_seed, ids[task], lease, now);
+                            model.drop_expired();
+                            model.exists = true;
+                            let (used, held) = (model.used, model.holds.len() as u64);
+                            let expected = if model.holds.contains_key(&task) {
+                                model.holds.insert(task, model.now + MODEL_LEASE);
+                                Reserve::Reserved { used, held: held - 1 }
+                            } else if limit.is_some_and(|limit| used + held >= limit) {
+                                Reserve::Refused { used, held }
+                            } else {
+                                model.holds.insert(task, model.now + MODEL_LEASE);
+                                Reserve::Reserved { used, held }
+                            };
+                            prop_assert_eq!(got, expected);
+                        }
+                        Op::Commit(task) => {
+                            let got = store.commit_at(&counter, ids[task], now);
+                            model.drop_expired();
+                            if model.holds.remove(&task).is_some() {
+                                model.used += 1;
+                                model.commits += 1;
+                            }
+                            prop_assert_eq!(got, if model.exists { model.used } else { 0 });
+                        }
+                        Op::Release(task) => {
+                            store.release_at(&counter, ids[task], now);
+                            model.drop_expired();
+                            model.holds.remove(&task);
+                        }
+                        Op::Wait(secs) => model.now += secs,
+                    }
+                    let now = t0 + Duration::from_secs(model.now);
+                    model.drop_expired();
+                    let count = store.count_at(&counter, now);
+                    prop_assert_eq!(count, model.count());
+                    if let (Some(limit), Some(count)) = (limit, count) {
+                        prop_assert!(count.total() <= limit.max(seed), "{count:?}");
+                    }
+                }
+                // The count ends at the seed plus the commits, and so does the record.
+                let used = store.count_at(&counter, t0 + Duration::from_secs(model.now))
+                    .map_or(seed, |count| count.used);
+                prop_assert_eq!(used, seed + model.commits);
+                if let Some(limit) = limit {
+                    prop_assert!(used <= limit.max(seed));
+                }
+                if !matches!(start, Start::NoRecord) && model.exists {
+                    let record = store.subscriber("jane").expect("a record");
+                    let slot = Slot::of(&counter.counted);
+                    prop_assert_eq!(record_count(&record.usage, "tasks", &slot), Some(used));
+                }
+                // John, and Jane if she has a record.
+                prop_assert_eq!(store.len(), 1 + usize::from(!matches!(start, Start::NoRecord)));
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(24))]
+
+            /// Threads reserving at once, each committing or releasing: never past the limit,
+            /// and the count ends at the seed plus the commits.
+            #[test]
+            fn concurrent_reservations_never_overshoot(
+                start in start(),
+                limit in 0u64..8,
+                seed in 0u64..4,
+                plans in proptest::collection::vec(
+                    proptest::collection::vec(any::<bool>(), 1..8),
+                    2..5,
+                ),
+            ) {
+                let (store, counter, given_seed) = setup(start, true, seed);
+                let committed: u64 = std::thread::scope(|scope| {
+                    let threads: Vec<_> = plans
+                        .iter()
+                        .map(|plan| {
+                            let (store, counter) = (&store, &counter);
+                            scope.spawn(move || {
+                                let mut committed = 0;
+                                for &commit in plan {
+                                    let id = ReservationId::new();
+                                    let reserve = store.reserve_at(
+                                        counter, Some(limit), given_seed, id, LEASE, Instant::now(),
+                                    );
+                                    if let Reserve::Reserved { used, held } = reserve {
+                                        assert!(used + held < limit, "{reserve:?}");
+                                        if commit {
+                                            store.commit_at(counter, id, Instant::now());
+                                            committed += 1;
+                                        } else {
+                                            store.release_at(counter, id, Instant::now());
+                                        }
+                                    }
+                                }
+                                committed
+                            })
+                        })
+                        .collect();
+                    threads.into_iter().map(|thread| thread.join().expect("no panic")).sum()
+                });
+                let count = store.count_at(&counter, Instant::now());
+                prop_assert_eq!(count, Some(Count { used: seed + committed, held: 0 }));
+                prop_assert!(committed <= limit.saturating_sub(seed));
+            }
+        }
     }
 }

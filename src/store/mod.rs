@@ -1,4 +1,5 @@
-//! Where plans and subscribers come from: the [`PlanStore`] trait and the in-memory store.
+//! Where plans, subscribers and counted usage come from: the [`PlanStore`] and [`UsageStore`]
+//! traits, and the in-memory store that implements both.
 
 use std::sync::Arc;
 
@@ -9,9 +10,11 @@ use crate::subscriber::Subscriber;
 
 mod memory;
 mod timed;
+mod usage;
 
 pub use memory::{LoadError, MemoryStore};
 pub(crate) use timed::{timed, StoreError};
+pub use usage::{Count, Counted, Counter, ReservationId, Reserve, UsageStore};
 
 /// A boxed error, as a store returns it. Its text is logged, never sent to the client.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
