@@ -240,7 +240,7 @@ pub(crate) enum State<'a> {
 }
 
 impl State<'_> {
-    fn into_plan_state(self) -> PlanState {
+    pub(crate) fn into_plan_state(self) -> PlanState {
         match self {
             State::Active => PlanState::Active,
             State::Trial => PlanState::Trial,
@@ -302,25 +302,38 @@ pub(crate) fn evaluate<'a>(
     action: &Action,
     policy: &Policy,
 ) -> Verdict<'a> {
-    let usage = subscriber.map(|s| &s.usage);
+    match applicable(catalog, subscriber, now_ms, policy) {
+        Ok((plan, state)) => check(plan, state, subscriber.map(|s| &s.usage), resource, action),
+        Err(verdict) => verdict,
+    }
+}
+
+/// The plan that applies to `subscriber` (rules 1 to 4 of [`decide`]), or the denial when none
+/// does ([`Verdict::Expired`] or [`Verdict::NoPlan`]).
+pub(crate) fn applicable<'a>(
+    catalog: &'a Catalog,
+    subscriber: Option<&'a Subscriber>,
+    now_ms: impl FnOnce() -> u64,
+    policy: &Policy,
+) -> Result<(&'a Plan, State<'a>), Verdict<'a>> {
     let assignment = subscriber.and_then(|s| s.assignment.as_ref());
     let inactive = match effective_plan(catalog, subscriber, assignment, now_ms, policy) {
-        Effective::Plan(plan, state) => return check(plan, state, usage, resource, action),
+        Effective::Plan(plan, state) => return Ok((plan, state)),
         Effective::Inactive(inactive) => inactive,
     };
     if let Some(default) = policy.default_plan.as_deref() {
         match catalog.plan(default) {
-            Some(plan) => return check(plan, State::Default, usage, resource, action),
+            Some(plan) => return Ok((plan, State::Default)),
             None => tracing::warn!(
                 plan = default,
                 "the default plan is not in the catalog; users without an active plan are denied"
             ),
         }
     }
-    match inactive {
+    Err(match inactive {
         Inactive::Expired { plan, date } => Verdict::Expired { plan, date },
         Inactive::NoPlan => Verdict::NoPlan,
-    }
+    })
 }
 
 /// The plan that applies before the default plan is considered.
@@ -452,7 +465,7 @@ fn usage_of(plan: &Plan, usage: &Usage, resource: &str, action: &Action) -> u64 
 
 /// Whether a `PATCH` of `resource` is limited by the plan's `update` limit: the plan sets no
 /// `patch` limit but an `update` limit.
-fn patch_uses_update_limit(plan: &Plan, resource: &str) -> bool {
+pub(crate) fn patch_uses_update_limit(plan: &Plan, resource: &str) -> bool {
     plan.resource(resource).is_some_and(|limits| {
         limits.get(&Action::Patch).is_none() && limits.get(&Action::Update).is_some()
     })

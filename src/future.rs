@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
+use crate::count::{Reservation, Settle};
 use crate::inner::{CheckFuture, Inner, Outcome};
 
 pin_project! {
@@ -20,29 +21,36 @@ pin_project! {
     /// An ungoverned request, and a governed one decided from the caches, go straight to the
     /// inner service's future. A governed request that needs the store first runs a boxed check
     /// (the store calls), then calls the inner service, whose future is polled in place, unboxed.
-    /// A rejection is answered without calling the inner service.
+    /// A rejection is answered without calling the inner service. A counted request's response
+    /// then settles its reservation (commit or release) before it is returned.
     pub struct ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,
     {
         #[pin]
-        kind: Kind<S::Future, S, ReqBody>,
+        kind: Kind<S::Future, S, ReqBody, Result<S::Response, S::Error>>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
     #[project_replace = KindOwned]
-    enum Kind<F, S, ReqBody> {
+    enum Kind<F, S, ReqBody, O> {
         Inner {
             #[pin]
             future: F,
+            // Settled by the response; dropped with the future, it settles itself.
+            reservation: Option<Reservation>,
         },
         Checking {
             check: CheckFuture,
             request: Request<ReqBody>,
             service: S,
             state: Arc<Inner>,
+        },
+        Settling {
+            settle: Settle,
+            output: Option<O>,
         },
         Rejected {
             response: Response<Full<Bytes>>,
@@ -57,7 +65,10 @@ where
 {
     pub(crate) fn inner(future: S::Future) -> Self {
         Self {
-            kind: Kind::Inner { future },
+            kind: Kind::Inner {
+                future,
+                reservation: None,
+            },
         }
     }
 
@@ -95,10 +106,21 @@ where
         let mut kind = self.project().kind;
         loop {
             match kind.as_mut().project() {
-                KindProj::Inner { future } => {
-                    return future
-                        .poll(cx)
-                        .map_ok(|response| response.map(ResponseBody::inner));
+                KindProj::Inner {
+                    future,
+                    reservation,
+                } => {
+                    let output = ready!(future.poll(cx));
+                    let Some(reservation) = reservation.take() else {
+                        kind.set(Kind::Done);
+                        return Poll::Ready(wrap(output));
+                    };
+                    let status = output.as_ref().ok().map(Response::status);
+                    let settle = reservation.settle(status);
+                    kind.set(Kind::Settling {
+                        settle,
+                        output: Some(output),
+                    });
                 }
                 KindProj::Checking { check, .. } => {
                     let outcome = ready!(check.as_mut().poll(cx));
@@ -112,12 +134,14 @@ where
                         // Only reachable from the arm just matched.
                         return Poll::Pending;
                     };
-                    match outcome {
-                        Outcome::Pass => {}
-                        Outcome::Allow(Some(allowed)) => {
-                            request.extensions_mut().insert(allowed);
+                    let reservation = match outcome {
+                        Outcome::Pass => None,
+                        Outcome::Allow(allowed, reservation) => {
+                            if let Some(allowed) = allowed {
+                                request.extensions_mut().insert(allowed);
+                            }
+                            reservation
                         }
-                        Outcome::Allow(None) => {}
                         Outcome::Reject(response) => {
                             return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
                         }
@@ -131,9 +155,21 @@ where
                             });
                             continue;
                         }
-                    }
+                    };
                     let future = service.call(request);
-                    kind.set(Kind::Inner { future });
+                    kind.set(Kind::Inner {
+                        future,
+                        reservation,
+                    });
+                }
+                KindProj::Settling { settle, output } => {
+                    ready!(settle.as_mut().poll(cx));
+                    let Some(output) = output.take() else {
+                        // Only `Inner` makes a `Settling`, with the output.
+                        return Poll::Pending;
+                    };
+                    kind.set(Kind::Done);
+                    return Poll::Ready(wrap(output));
                 }
                 KindProj::Rejected { .. } => {
                     let KindOwned::Rejected { response } =
@@ -148,4 +184,9 @@ where
             }
         }
     }
+}
+
+/// The inner service's output with the response body wrapped.
+fn wrap<B, E>(output: Result<Response<B>, E>) -> Result<Response<ResponseBody<B>>, E> {
+    output.map(|response| response.map(ResponseBody::inner))
 }

@@ -16,8 +16,11 @@ use http_body_util::Full;
 use tokio::time::Instant;
 
 use crate::cache::{CatalogCache, Fetch, Loaded, Record, Refresh, Users};
-use crate::catalog::{Action, Catalog};
-use crate::decision::{evaluate, Allowed, Decision, Policy, Verdict};
+use crate::catalog::{Action, Catalog, Limit};
+use crate::count::{Counting, Reservation, Reserved, Tally};
+use crate::decision::{
+    applicable, evaluate, Allowed, Decision, Denial, PlanState, Policy, Verdict,
+};
 use crate::response::{Rejection, RenderRejection};
 use crate::routes::{RouteConfig, RouteIndex, Scope};
 use crate::store::{timed, PlanStore};
@@ -43,6 +46,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Option<Box<ClockFn>>,
     pub(crate) catalog: CatalogCache,
     pub(crate) users: Option<Users>,
+    /// Counted usage, when a usage store is configured.
+    pub(crate) counting: Option<Arc<Counting>>,
 }
 
 /// The store calls of one request, boxed.
@@ -53,8 +58,9 @@ pub(crate) enum Outcome {
     /// Call the inner service as is (ungoverned after all, or failing open).
     Pass,
     /// Call the inner service, with the decision in the request extensions when there is one
-    /// (the [`Allowed`] extension is on).
-    Allow(Option<Allowed>),
+    /// (the [`Allowed`] extension is on), and the reservation its response settles when it is
+    /// counted.
+    Allow(Option<Allowed>, Option<Reservation>),
     /// Answer with this response.
     Reject(Response<Full<Bytes>>),
     /// The request turned out to be governed once a catalog was loaded: find its user (from the
@@ -68,15 +74,21 @@ pub(crate) enum Judgement {
     Allow(Option<Allowed>),
     /// Answer with this response.
     Reject(Response<Full<Bytes>>),
+    /// The plan allows the action, but it is counted: reserve a unit before calling the inner
+    /// service.
+    Count(Box<Pending>),
 }
 
-impl From<Judgement> for Outcome {
-    fn from(judgement: Judgement) -> Self {
-        match judgement {
-            Judgement::Allow(allowed) => Outcome::Allow(allowed),
-            Judgement::Reject(response) => Outcome::Reject(response),
-        }
-    }
+/// An allowed request that waits for its reservation: what the [`Allowed`] extension or the
+/// [`Denial`] will say, and what to reserve.
+pub(crate) struct Pending {
+    counting: Arc<Counting>,
+    tally: Tally,
+    plan: Arc<str>,
+    state: PlanState,
+    resource: Arc<str>,
+    action: Action,
+    limit: Limit,
 }
 
 /// A governed request's route, and the catalog whose table resolved it.
@@ -204,9 +216,71 @@ impl Inner {
                 }
             },
         };
-        match record {
-            Some(record) => self.judge(loaded, index, record.subscriber(), user).into(),
-            None => self.store_unavailable(),
+        let Some(record) = record else {
+            return self.store_unavailable();
+        };
+        match self.judge(loaded, index, record.subscriber(), user) {
+            Judgement::Allow(allowed) => Outcome::Allow(allowed, None),
+            Judgement::Reject(response) => Outcome::Reject(response),
+            Judgement::Count(pending) => self.reserve(*pending, user).await,
+        }
+    }
+
+    /// Reserves the unit of a counted request, and decides with the counted usage.
+    pub(crate) async fn reserve(&self, pending: Pending, user: &UserId) -> Outcome {
+        let Pending {
+            counting,
+            tally,
+            plan,
+            state,
+            resource,
+            action,
+            limit,
+        } = pending;
+        match counting.reserve(tally).await {
+            Ok(Reserved::Held { reservation, usage }) => {
+                tracing::debug!(
+                    user = %user,
+                    plan = %plan,
+                    resource = %resource,
+                    action = %action,
+                    usage,
+                    "plan allows the request; one unit reserved"
+                );
+                let allowed = self.allowed_extension.then(|| Allowed {
+                    plan,
+                    state,
+                    resource,
+                    action,
+                    limit,
+                    usage,
+                });
+                Outcome::Allow(allowed, Some(reservation))
+            }
+            Ok(Reserved::Refused { usage }) => {
+                let maximum = match limit {
+                    Limit::Limited(maximum) => maximum,
+                    Limit::Unlimited => u64::MAX,
+                };
+                let denial = Denial::LimitReached {
+                    plan,
+                    resource,
+                    action,
+                    maximum,
+                    usage,
+                };
+                tracing::info!(user = %user, ?denial, "plan denies the request (counted usage)");
+                Outcome::Reject(self.reject(Rejection::Denied(denial)))
+            }
+            Err(error) => {
+                tracing::warn!(
+                    user = %user,
+                    resource = %resource,
+                    %error,
+                    "usage store failed to reserve"
+                );
+                self.store_unavailable()
+            }
         }
     }
 
@@ -219,15 +293,42 @@ impl Inner {
         user: &UserId,
     ) -> Judgement {
         let route = loaded.table.route(index);
-        self.decide(
-            &loaded.catalog,
-            subscriber,
-            route.resource,
-            route.action,
-            user,
-        )
+        let normalised = route.action.normalised();
+        let action = &*normalised;
+        let catalog = &loaded.catalog;
+        if let Some(counted) = self.judge_counted(catalog, subscriber, route.resource, action, user)
+        {
+            return counted;
+        }
+        self.decide(catalog, subscriber, route.resource, action, user)
     }
 
+    /// With counting on, the judgement of a counted request: its plan applies and the action is
+    /// counted (see [`Tally::of`]). `None` when the request is decided as without counting.
+    fn judge_counted(
+        &self,
+        catalog: &Catalog,
+        subscriber: Option<&Subscriber>,
+        resource: &Arc<str>,
+        action: &Action,
+        user: &UserId,
+    ) -> Option<Judgement> {
+        let counting = self.counting.as_ref()?;
+        let (plan, state) = applicable(catalog, subscriber, || self.now_ms(), &self.policy).ok()?;
+        let usage = subscriber.map(|s| &s.usage);
+        let tally = Tally::of(plan, usage, user.as_arc(), resource, action)?;
+        Some(Judgement::Count(Box::new(Pending {
+            counting: Arc::clone(counting),
+            tally,
+            plan: Arc::clone(plan.name_arc()),
+            state: state.into_plan_state(),
+            resource: Arc::clone(resource),
+            action: action.clone(),
+            limit: plan.limit(resource, action),
+        })))
+    }
+
+    /// Decides `action` (already normalised) from the record's usage.
     fn decide(
         &self,
         catalog: &Catalog,
@@ -236,8 +337,6 @@ impl Inner {
         action: &Action,
         user: &UserId,
     ) -> Judgement {
-        let normalised = action.normalised();
-        let action = &*normalised;
         let verdict = evaluate(
             catalog,
             subscriber,

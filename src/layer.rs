@@ -4,11 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Method;
+use http::{Method, StatusCode};
 use tower_layer::Layer;
 
 use crate::cache::{CatalogCache, UserCache, Users};
 use crate::catalog::Action;
+use crate::count::{CommitWhen, Counting};
 use crate::decision::Policy;
 use crate::error::ConfigError;
 use crate::inner::{ClockFn, Inner};
@@ -16,7 +17,7 @@ use crate::invalidator::Invalidator;
 use crate::response::{JsonRejection, RenderRejection};
 use crate::routes::{RouteConfig, Scope};
 use crate::service::PlanLimit;
-use crate::store::PlanStore;
+use crate::store::{PlanStore, UsageStore};
 use crate::user::{ExtractFn, RequestHead, UserId};
 
 /// How long a loaded catalog is used before it is fetched again, unless configured.
@@ -25,6 +26,8 @@ const DEFAULT_PLANS_TTL: Duration = Duration::from_secs(60 * 60);
 const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long one store call may take before it counts as a failure, unless configured.
 const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a reservation holds its unit when it is never settled, unless configured.
+const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
 
 /// A [`Layer`] that enforces subscription-plan limits on the services it wraps.
 ///
@@ -67,7 +70,7 @@ const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// ```
 /// use std::time::Duration;
-/// use http::Method;
+/// use http::{Method, StatusCode};
 /// use tower_plans::{Action, Catalog, PlanLimitLayer, PlanStore, Subscriber, UserCache};
 /// # use std::sync::Arc;
 /// # struct Store;
@@ -113,6 +116,10 @@ pub struct PlanLimitLayerBuilder {
     extractor: Option<Box<ExtractFn>>,
     renderer: Box<dyn RenderRejection>,
     clock: Option<Box<ClockFn>>,
+    usage_store: Option<Box<dyn UsageStore>>,
+    lease: Duration,
+    commit_when: Option<Box<CommitWhen>>,
+    commit_dropped: bool,
 }
 
 impl PlanLimitLayer {
@@ -137,6 +144,10 @@ impl PlanLimitLayer {
             extractor: None,
             renderer: Box::new(JsonRejection),
             clock: None,
+            usage_store: None,
+            lease: DEFAULT_LEASE,
+            commit_when: None,
+            commit_dropped: false,
         }
     }
 
@@ -177,6 +188,10 @@ impl fmt::Debug for PlanLimitLayerBuilder {
             .field("default_plan", &self.default_plan)
             .field("custom_extractor", &self.extractor.is_some())
             .field("custom_clock", &self.clock.is_some())
+            .field("counting", &self.usage_store.is_some())
+            .field("lease", &self.lease)
+            .field("custom_commit_when", &self.commit_when.is_some())
+            .field("commit_dropped", &self.commit_dropped)
             .finish_non_exhaustive()
     }
 }
@@ -358,15 +373,73 @@ impl PlanLimitLayerBuilder {
         self
     }
 
+    /// Counts usage in `store`: the layer keeps the counts, atomically, instead of reading them
+    /// from the subscriber records (default: off, usage is read from the records).
+    ///
+    /// With counting on, an allowed governed request that is counted reserves one unit before
+    /// the inner service is called, and its response settles it: a success (2xx, see
+    /// [`commit_when`](Self::commit_when)) commits it, anything else releases it. So concurrent
+    /// requests at `limit - 1` let exactly one through, and a failed request costs nothing.
+    /// What is counted: a create raises the resource's item count and a successful delete
+    /// lowers it (never below 0), on every plan; any other action with a finite limit counts
+    /// its successful calls. Counters that do not exist yet start from the record's usage.
+    /// A denial reports the counted usage (used and held), and [`Allowed`](crate::Allowed)
+    /// tells the handler the same.
+    ///
+    /// A usage store failure follows the failure policy ([`fail_open`](Self::fail_open)); a
+    /// commit or release that fails is logged and leaves the response as it is.
+    /// [`MemoryStore`](crate::MemoryStore) serves as both stores: give the layer two clones.
+    pub fn count_usage(mut self, store: impl UsageStore) -> Self {
+        self.usage_store = Some(Box::new(store));
+        self
+    }
+
+    /// How long a reservation holds its unit when it is never settled, for example because the
+    /// instance that made it crashed (default 5 minutes). Stores that outlive the process honour
+    /// it.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Which response statuses commit a reservation (default: `2xx`); any other status
+    /// releases it.
+    pub fn commit_when<F>(mut self, commits: F) -> Self
+    where
+        F: Fn(StatusCode) -> bool + Send + Sync + 'static,
+    {
+        self.commit_when = Some(Box::new(commits));
+        self
+    }
+
+    /// What a request whose response future is dropped after the inner service was called
+    /// (the client went away, a timeout layer gave up) does to its reservation: `false` (the
+    /// default) releases it, `true` commits it.
+    ///
+    /// The handler may already have written when its future is dropped: the default then
+    /// counts one less than there is, which no limit overshoots and a later
+    /// [`UsageStore::adjust`](crate::UsageStore::adjust) can correct; `true` counts one more
+    /// than there is when the handler had not written yet.
+    pub fn commit_dropped(mut self, yes: bool) -> Self {
+        self.commit_dropped = yes;
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     ///
     /// # Errors
     /// A [`ConfigError`] when a path template is invalid or two routes conflict, when the store
-    /// timeout is zero, when the user cache has a zero capacity or a lifetime that is zero or
+    /// timeout or the lease is zero, when the user cache has a zero capacity or a lifetime that is zero or
     /// longer than 1000 years, or when the default plan's name is empty.
     pub fn build(self) -> Result<PlanLimitLayer, ConfigError> {
         self.routes.validate()?;
         let scope = Scope::new(&self.routes)?;
+        if self.lease.is_zero() {
+            return Err(ConfigError::InvalidOption {
+                option: "lease",
+                reason: "must be greater than zero".to_owned(),
+            });
+        }
         if self.store_timeout.is_zero() {
             return Err(ConfigError::InvalidOption {
                 option: "store_timeout",
@@ -403,6 +476,15 @@ impl PlanLimitLayerBuilder {
                 clock: self.clock,
                 catalog: CatalogCache::new(self.plans_ttl, self.max_stale),
                 users,
+                counting: self.usage_store.map(|store| {
+                    Arc::new(Counting {
+                        store,
+                        lease: self.lease,
+                        timeout: self.store_timeout,
+                        commit_when: self.commit_when,
+                        commit_dropped: self.commit_dropped,
+                    })
+                }),
             }),
         })
     }

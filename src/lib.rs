@@ -113,6 +113,7 @@
 mod body;
 mod cache;
 mod catalog;
+mod count;
 mod decision;
 mod error;
 mod future;

@@ -124,6 +124,12 @@ where
                 return ResponseFuture::inner(self.inner.call(request));
             }
             Some(Judgement::Reject(response)) => return ResponseFuture::rejected(response),
+            Some(Judgement::Count(pending)) => {
+                let user = user.clone();
+                let state = Arc::clone(&self.state);
+                let check = Box::pin(async move { state.reserve(*pending, &user).await });
+                return self.checking(check, request);
+            }
             None => {}
         }
 
