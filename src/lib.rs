@@ -115,6 +115,7 @@ mod cache;
 mod catalog;
 mod decision;
 mod error;
+pub mod format;
 mod future;
 mod hash;
 mod layer;
@@ -130,12 +131,12 @@ mod user;
 pub mod webhook;
 
 pub use catalog::CatalogBuilder;
-pub use catalog::{Action, Catalog, CatalogError, Limit, Plan, ResourceLimits, Trial};
+pub use catalog::{Action, Catalog, Limit, Plan, ResourceLimits, Trial};
 pub use decision::{decide, Allowed, Decision, Denial, PlanState, Policy};
 pub use error::ConfigError;
 pub use routes::{CustomRoute, RouteConfig, RouteEntry, RouteMatch, RouteTable};
 pub use store::{BoxError, LoadError, MemoryStore, PlanStore};
-pub use subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usage};
+pub use subscriber::{Assignment, ResourceUsage, Subscriber, Usage};
 pub use user::{RequestHead, UserId};
 
 pub use body::ResponseBody;
