@@ -512,8 +512,15 @@ impl Denial {
 
     /// The JSON body of the denial, as its [`Serialize`] implementation writes it.
     pub fn to_json_bytes(&self) -> Vec<u8> {
-        // Serialising a map of strings and numbers into memory cannot fail.
-        serde_json::to_vec(self).unwrap_or_else(|_| br#"{"reason":"subscription"}"#.to_vec())
+        match serde_json::to_vec(self) {
+            Ok(json) => json,
+            // Serialising a map of strings and numbers into memory does not fail; should it
+            // ever, the client still gets the reason.
+            Err(error) => {
+                tracing::error!(%error, "could not serialize a denial");
+                br#"{"reason":"subscription"}"#.to_vec()
+            }
+        }
     }
 }
 
