@@ -253,6 +253,11 @@ fn push(out: &mut Vec<u8>, byte: u8, fold: bool) {
     });
 }
 
+/// The byte that `%` followed by `high` and `low` encodes, if both are hex digits.
+///
+/// Request paths are decoded here rather than with the `percent-encoding` crate (which
+/// template literals use): [`normalize_into`] must tell an encoded slash from a real one, and
+/// decodes, folds and splits in one pass into a buffer that every reading reuses.
 fn decode_pair(high: Option<&u8>, low: Option<&u8>) -> Option<u8> {
     let high = hex_value(*high?)?;
     let low = hex_value(*low?)?;
@@ -266,26 +271,6 @@ fn hex_value(byte: u8) -> Option<u8> {
         b'A'..=b'F' => Some(byte - b'A' + 10),
         _ => None,
     }
-}
-
-/// Percent-decodes `text` (a template literal): `%XX` becomes the byte, a `%` without two hex
-/// digits stays as it is.
-pub(super) fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let Some(decoded) = decode_pair(bytes.get(i + 1), bytes.get(i + 2)) {
-                out.push(decoded);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -456,11 +441,5 @@ mod tests {
         assert_eq!(readings("//Clients/"), ["/clients"]);
         let first = find_map_readings("/a/../b", true, |text| Some(text.to_owned()));
         assert_eq!(first.as_deref(), Some("/a/../b"));
-    }
-
-    #[test]
-    fn decodes_template_literals() {
-        assert_eq!(percent_decode("a%20b%"), b"a b%");
-        assert_eq!(percent_decode("%2f%zz"), b"/%zz");
     }
 }
