@@ -102,10 +102,9 @@ impl EntitlementHook for MemoryStoreHook {
                     .into());
                 }
                 let expires = match (self.expiry_margin, event.effective_next_renewal_at_ms) {
-                    (Some(margin), Some(renewal)) => Some(
-                        renewal
-                            .saturating_add(crate::time::millis(margin)),
-                    ),
+                    (Some(margin), Some(renewal)) => {
+                        Some(renewal.saturating_add(crate::time::millis(margin)))
+                    }
                     _ => None,
                 };
                 let assignment = Assignment {
