@@ -13,7 +13,7 @@ use crate::subscriber::{Assignment, Subscriber, Usage};
 /// Settings of the decision that do not come from the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Policy {
-    grace: Duration,
+    grace_period: Duration,
     default_plan: Option<Arc<str>>,
 }
 
@@ -23,28 +23,28 @@ impl Policy {
         Self::default()
     }
 
-    /// Time added to every expiry before a plan counts as expired (default zero).
+    /// Sets the time added to every expiry before a plan counts as expired (default zero).
     #[must_use]
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+    pub fn with_grace_period(mut self, grace_period: Duration) -> Self {
+        self.grace_period = grace_period;
         self
     }
 
-    /// The plan that applies to a user without an active plan (default none: such users are
+    /// Sets the plan that applies to a user without an active plan (default none: such users are
     /// denied every governed action).
     #[must_use]
-    pub fn default_plan(mut self, plan: impl Into<Arc<str>>) -> Self {
+    pub fn with_default_plan(mut self, plan: impl Into<Arc<str>>) -> Self {
         self.default_plan = Some(plan.into());
         self
     }
 
     /// The grace period.
     pub fn grace_period(&self) -> Duration {
-        self.grace
+        self.grace_period
     }
 
     /// The default plan's name.
-    pub fn default_plan_name(&self) -> Option<&str> {
+    pub fn default_plan(&self) -> Option<&str> {
         self.default_plan.as_deref()
     }
 }
@@ -147,14 +147,14 @@ pub enum Decision {
 /// 2. When the plan ends: `expires` if set (this is also how a trial is extended); otherwise,
 ///    for a trial, `joined` plus the catalog's trial duration; a regular plan without `expires`
 ///    never ends. A trial in a catalog without a trial policy, and without `expires`, ended when
-///    it began (`joined`). The policy's [grace period](Policy::grace) is added to every end
+///    it began (`joined`). The policy's [grace period](Policy::with_grace_period) is added to every end
 ///    (saturating). A trial with neither `joined` nor `expires` is invalid data: treated as no
 ///    plan, with a warning.
 /// 3. The plan has expired when `now_ms >= end`: at the end's very millisecond it no longer
 ///    applies. An expired trial falls back to the catalog's fallback plan, if there is one, with
 ///    only the fallback's limits ([`PlanState::Fallback`]); any other expired plan leaves the
 ///    user without an active plan.
-/// 4. Without an active plan, the policy's [default plan](Policy::default_plan) applies
+/// 4. Without an active plan, the policy's [default plan](Policy::with_default_plan) applies
 ///    ([`PlanState::Default`]) when it is set and the catalog knows it. Otherwise the request is
 ///    denied: [`Denial::Expired`] (its `date` is the end, grace included: the first millisecond
 ///    the plan no longer applied) or [`Denial::NoPlan`].
@@ -382,7 +382,7 @@ fn effective_plan<'a>(
     };
     let end = match end_of(assignment, catalog) {
         End::Never => return Effective::Plan(plan, state),
-        End::At(end) => end.saturating_add(crate::time::millis(policy.grace)),
+        End::At(end) => end.saturating_add(crate::time::millis(policy.grace_period)),
         End::Unknown => {
             tracing::warn!(
                 user,
@@ -525,8 +525,15 @@ impl Denial {
 
     /// The JSON body of the denial, as its [`Serialize`] implementation writes it.
     pub fn to_json_bytes(&self) -> Vec<u8> {
-        // Serialising a map of strings and numbers into memory cannot fail.
-        serde_json::to_vec(self).unwrap_or_else(|_| br#"{"reason":"subscription"}"#.to_vec())
+        match serde_json::to_vec(self) {
+            Ok(json) => json,
+            // Serialising a map of strings and numbers into memory does not fail; should it
+            // ever, the client still gets the reason.
+            Err(error) => {
+                tracing::error!(%error, "could not serialize a denial");
+                br#"{"reason":"subscription"}"#.to_vec()
+            }
+        }
     }
 }
 
@@ -609,7 +616,7 @@ mod tests {
     fn grace_saturates() {
         let catalog = catalog(None);
         let user = Subscriber::new().with_plan(Assignment::new("pro").expires_at(u64::MAX - 5));
-        let policy = Policy::new().grace(Duration::MAX);
+        let policy = Policy::new().with_grace_period(Duration::MAX);
         let clients: Arc<str> = Arc::from("clients");
         let decision = decide(
             &catalog,

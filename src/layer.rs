@@ -458,9 +458,9 @@ impl PlanLimitLayerBuilder {
             Some(config) => Some(Users::new(config)?),
             None => None,
         };
-        let mut policy = Policy::new().grace(self.grace_period);
+        let mut policy = Policy::new().with_grace_period(self.grace_period);
         if let Some(plan) = self.default_plan {
-            policy = policy.default_plan(plan);
+            policy = policy.with_default_plan(plan);
         }
         Ok(PlanLimitLayer {
             state: Arc::new(Inner {

@@ -112,43 +112,40 @@
 
 mod body;
 mod cache;
-mod catalog;
+pub mod catalog;
 mod count;
-mod decision;
+pub mod decision;
 mod error;
+pub mod format;
 mod future;
 mod hash;
 mod inner;
 mod invalidator;
 mod layer;
 mod response;
-mod routes;
+pub mod routes;
 mod service;
-mod store;
-mod subscriber;
+pub mod store;
+pub mod subscriber;
 mod time;
 mod user;
 #[cfg(feature = "webhook")]
 #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 pub mod webhook;
 
-pub use catalog::CatalogBuilder;
-pub use catalog::{Action, Catalog, CatalogError, Limit, Plan, ResourceLimits, Trial};
-pub use decision::{decide, Allowed, Decision, Denial, PlanState, Policy};
-pub use error::ConfigError;
-pub use routes::{CustomRoute, RouteConfig, RouteEntry, RouteMatch, RouteTable};
-pub use store::{BoxError, LoadError, MemoryStore, PlanStore};
-pub use store::{Count, Counted, Counter, ReservationId, Reserve, UsageStore};
-pub use subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usage};
-pub use user::{RequestHead, UserId};
-
 pub use body::ResponseBody;
 pub use cache::UserCache;
+pub use catalog::{Action, Catalog};
+pub use decision::{Allowed, Denial};
+pub use error::ConfigError;
 pub use future::ResponseFuture;
 pub use invalidator::Invalidator;
 pub use layer::{PlanLimitLayer, PlanLimitLayerBuilder};
 pub use response::{JsonRejection, Rejection, RenderRejection};
 pub use service::PlanLimit;
+pub use store::{BoxError, MemoryStore, PlanStore, UsageStore};
+pub use subscriber::Subscriber;
+pub use user::{RequestHead, UserId};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -102,21 +102,13 @@ const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json
 
 const UNAUTHENTICATED: &[u8] = br#"{"reason":"unauthenticated"}"#;
 const STORE_UNAVAILABLE: &[u8] = br#"{"reason":"plan_store_unavailable"}"#;
-/// Used only if a denial cannot be serialized, which serde_json does not do for these types.
-const SUBSCRIPTION: &[u8] = br#"{"reason":"subscription"}"#;
 
 impl RenderRejection for JsonRejection {
     fn render(&self, rejection: &Rejection) -> Response<Full<Bytes>> {
         let body = match rejection {
             Rejection::Unauthenticated => Bytes::from_static(UNAUTHENTICATED),
             Rejection::StoreUnavailable => Bytes::from_static(STORE_UNAVAILABLE),
-            Rejection::Denied(denial) => match serde_json::to_vec(denial) {
-                Ok(json) => Bytes::from(json),
-                Err(error) => {
-                    tracing::error!(%error, "could not serialize a denial");
-                    Bytes::from_static(SUBSCRIPTION)
-                }
-            },
+            Rejection::Denied(denial) => Bytes::from(denial.to_json_bytes()),
         };
         let mut response = Response::new(Full::new(body));
         *response.status_mut() = rejection.status();

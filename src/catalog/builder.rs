@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::format::{FormatError, JsonPath};
 use crate::hash::{map_with_capacity, Map};
 
-use super::{Action, Catalog, CatalogError, JsonPath, Plan, Trial};
+use super::{Action, Catalog, Plan, Trial};
 
 /// Builds a [`Catalog`] from Rust, without JSON; made by [`Catalog::builder`].
 ///
@@ -65,10 +66,10 @@ impl CatalogBuilder {
     /// Checks and builds the catalog.
     ///
     /// # Errors
-    /// A [`CatalogError`] whose path names the offending plan (`plans[1].name`), resource
+    /// A [`FormatError`] whose path names the offending plan (`plans[1].name`), resource
     /// (`plans[0].limits[""]`), action (`actions[0]`) or trial setting (`trial.duration`,
     /// `trial.fallback`).
-    pub fn build(self) -> Result<Catalog, CatalogError> {
+    pub fn build(self) -> Result<Catalog, FormatError> {
         assemble(self.trial, self.plans, self.actions)
     }
 }
@@ -79,7 +80,7 @@ pub(super) fn assemble(
     trial: Option<Trial>,
     plans: Vec<Plan>,
     declared: Vec<Arc<str>>,
-) -> Result<Catalog, CatalogError> {
+) -> Result<Catalog, FormatError> {
     let root = JsonPath::root();
     let actions_path = root.key("actions");
     for (i, name) in declared.iter().enumerate() {

@@ -1,4 +1,4 @@
-//! The JSON walker behind [`Catalog::from_value`], and helpers shared with the subscriber loader.
+//! The JSON walker behind [`Catalog::from_value`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,132 +6,14 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::builder::{assemble, check_custom_action};
-use super::{Action, Catalog, CatalogError, Limit, Plan, ResourceLimits, Trial};
+use super::{Action, Catalog, Limit, Plan, ResourceLimits, Trial};
+use crate::format::{describe, non_negative_integer, FormatError, JsonPath};
 
 /// Seconds in a day.
 const DAY_SECS: f64 = 86_400.0;
 
-/// A path into a JSON document, rendered only when an error needs it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct JsonPath<'a> {
-    parent: Option<&'a JsonPath<'a>>,
-    seg: Seg<'a>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Seg<'a> {
-    Root,
-    Key(&'a str),
-    Index(usize),
-}
-
-impl<'a> JsonPath<'a> {
-    /// The document itself (renders as the empty string).
-    pub(crate) fn root() -> JsonPath<'static> {
-        JsonPath {
-            parent: None,
-            seg: Seg::Root,
-        }
-    }
-
-    /// The property `key` of the value at this path.
-    pub(crate) fn key<'b>(&'b self, key: &'b str) -> JsonPath<'b> {
-        JsonPath {
-            parent: Some(self),
-            seg: Seg::Key(key),
-        }
-    }
-
-    /// The element `index` of the array at this path.
-    pub(crate) fn index(&self, index: usize) -> JsonPath<'_> {
-        JsonPath {
-            parent: Some(self),
-            seg: Seg::Index(index),
-        }
-    }
-
-    /// The path as text: `plans[2].limits.clients.create`, `usage["a b"]`.
-    pub(crate) fn render(&self) -> String {
-        let mut out = String::new();
-        self.render_into(&mut out);
-        out
-    }
-
-    fn render_into(&self, out: &mut String) {
-        if let Some(parent) = self.parent {
-            parent.render_into(out);
-        }
-        match self.seg {
-            Seg::Root => {}
-            Seg::Key(key) if is_simple_key(key) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
-            Seg::Key(key) => {
-                out.push('[');
-                out.push_str(&Value::from(key).to_string());
-                out.push(']');
-            }
-            Seg::Index(index) => {
-                out.push('[');
-                out.push_str(&index.to_string());
-                out.push(']');
-            }
-        }
-    }
-
-    /// A catalog error at this path.
-    pub(crate) fn error(&self, message: impl Into<String>) -> CatalogError {
-        CatalogError::new(self.render(), message)
-    }
-}
-
-/// Whether a key can be written after a dot: ASCII letters, digits, `_` and `-`.
-fn is_simple_key(key: &str) -> bool {
-    !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// A short description of a JSON value for "found ..." in error messages.
-pub(crate) fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => format!("`{b}`"),
-        Value::Number(n) => format!("`{n}`"),
-        Value::String(s) => format!("the string {}", Value::from(s.as_str())),
-        Value::Array(_) => "an array".to_owned(),
-        Value::Object(_) => "an object".to_owned(),
-    }
-}
-
-/// The value as a non-negative integer, if it is one. A float with no fractional part (`3.0`)
-/// counts as an integer; negative, fractional, too large and non-numeric values do not.
-pub(crate) fn non_negative_integer(value: &Value) -> Option<u64> {
-    let Value::Number(n) = value else {
-        return None;
-    };
-    if let Some(n) = n.as_u64() {
-        return Some(n);
-    }
-    if n.is_i64() {
-        return None;
-    }
-    let f = n.as_f64()?;
-    // 2^64: the first f64 that does not fit in a u64.
-    if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        Some(f as u64)
-    } else {
-        None
-    }
-}
-
 /// Reads a whole catalog.
-pub(super) fn catalog(value: &Value) -> Result<Catalog, CatalogError> {
+pub(super) fn catalog(value: &Value) -> Result<Catalog, FormatError> {
     let root = JsonPath::root();
     let (trial_value, plans_value, actions_value) = match value {
         Value::Array(_) => (None, value, None),
@@ -188,7 +70,7 @@ pub(super) fn catalog(value: &Value) -> Result<Catalog, CatalogError> {
 }
 
 /// Reads the `actions` declaration.
-fn actions(value: Option<&Value>, path: &JsonPath<'_>) -> Result<Vec<Arc<str>>, CatalogError> {
+fn actions(value: Option<&Value>, path: &JsonPath<'_>) -> Result<Vec<Arc<str>>, FormatError> {
     let items = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
@@ -214,7 +96,7 @@ fn actions(value: Option<&Value>, path: &JsonPath<'_>) -> Result<Vec<Arc<str>>, 
 }
 
 /// Reads the trial policy (not `null`).
-fn trial(value: &Value, path: &JsonPath<'_>) -> Result<Trial, CatalogError> {
+fn trial(value: &Value, path: &JsonPath<'_>) -> Result<Trial, FormatError> {
     match value {
         Value::Number(_) => Ok(Trial::new(days(value, path)?)),
         Value::Object(map) => {
@@ -256,7 +138,7 @@ fn trial(value: &Value, path: &JsonPath<'_>) -> Result<Trial, CatalogError> {
 }
 
 /// Reads a positive number of days (fractions allowed).
-fn days(value: &Value, path: &JsonPath<'_>) -> Result<Duration, CatalogError> {
+fn days(value: &Value, path: &JsonPath<'_>) -> Result<Duration, FormatError> {
     let expected = || {
         path.error(format!(
             "expected a positive number of days, found {}",
@@ -278,7 +160,7 @@ fn days(value: &Value, path: &JsonPath<'_>) -> Result<Duration, CatalogError> {
 }
 
 /// Reads one plan.
-fn plan(value: &Value, path: &JsonPath<'_>, actions: &[Arc<str>]) -> Result<Plan, CatalogError> {
+fn plan(value: &Value, path: &JsonPath<'_>, actions: &[Arc<str>]) -> Result<Plan, FormatError> {
     let Value::Object(map) = value else {
         return Err(path.error(format!("expected a plan object, found {}", describe(value))));
     };
@@ -319,7 +201,7 @@ fn resources<'v>(
     entries: impl Iterator<Item = (&'v String, &'v Value)>,
     path: &JsonPath<'_>,
     actions: &[Arc<str>],
-) -> Result<(), CatalogError> {
+) -> Result<(), FormatError> {
     for (resource, value) in entries {
         let resource_path = path.key(resource);
         if resource.is_empty() {
@@ -336,7 +218,7 @@ fn resource_limits(
     value: &Value,
     path: &JsonPath<'_>,
     actions: &[Arc<str>],
-) -> Result<ResourceLimits, CatalogError> {
+) -> Result<ResourceLimits, FormatError> {
     match value {
         Value::Null => Ok(ResourceLimits::new()),
         Value::Object(map) => per_action(map, path, actions),
@@ -356,7 +238,7 @@ fn per_action(
     map: &Map<String, Value>,
     path: &JsonPath<'_>,
     actions: &[Arc<str>],
-) -> Result<ResourceLimits, CatalogError> {
+) -> Result<ResourceLimits, FormatError> {
     if map.contains_key("delete") && map.contains_key("destroy") {
         return Err(path
             .key("destroy")
@@ -397,52 +279,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn paths_render_like_accessors() {
-        let root = JsonPath::root();
-        assert_eq!(root.render(), "");
-        let plans = root.key("plans");
-        let plan = plans.index(2);
-        let limits = plan.key("limits");
-        let clients = limits.key("clients");
-        assert_eq!(
-            clients.key("create").render(),
-            "plans[2].limits.clients.create"
-        );
-        assert_eq!(
-            limits.key("my clients").render(),
-            r#"plans[2].limits["my clients"]"#
-        );
-        assert_eq!(limits.key("").render(), r#"plans[2].limits[""]"#);
-        assert_eq!(root.key("a.b").render(), r#"["a.b"]"#);
-        assert_eq!(root.index(0).render(), "[0]");
-    }
-
-    #[test]
-    fn non_negative_integers() {
-        assert_eq!(non_negative_integer(&json!(0)), Some(0));
-        assert_eq!(non_negative_integer(&json!(3)), Some(3));
-        assert_eq!(non_negative_integer(&json!(u64::MAX)), Some(u64::MAX));
-        assert_eq!(non_negative_integer(&json!(3.0)), Some(3));
-        assert_eq!(non_negative_integer(&json!(-1)), None);
-        assert_eq!(non_negative_integer(&json!(-1.0)), None);
-        assert_eq!(non_negative_integer(&json!(2.5)), None);
-        assert_eq!(non_negative_integer(&json!(1e20)), None);
-        assert_eq!(non_negative_integer(&json!("3")), None);
-        assert_eq!(non_negative_integer(&json!(null)), None);
-        assert_eq!(non_negative_integer(&json!(true)), None);
-    }
-
-    #[test]
-    fn descriptions_name_the_value() {
-        assert_eq!(describe(&json!(-1)), "`-1`");
-        assert_eq!(describe(&json!("3")), r#"the string "3""#);
-        assert_eq!(describe(&json!([1])), "an array");
-        assert_eq!(describe(&json!({})), "an object");
-        assert_eq!(describe(&json!(null)), "null");
-        assert_eq!(describe(&json!(false)), "`false`");
-    }
 
     #[test]
     fn fractional_trial_days() {

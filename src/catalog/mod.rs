@@ -11,10 +11,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::format::{self, FormatError};
 use crate::hash::Map;
 
 pub use builder::CatalogBuilder;
-pub(crate) use json::{describe, non_negative_integer, JsonPath};
 
 /// What a request does to a resource.
 ///
@@ -81,7 +81,7 @@ pub struct Trial {
 /// All plans plus the trial policy: what a [`PlanStore`](crate::PlanStore)'s `plans()` returns. It is built from
 /// JSON in the format of the Node.js `subscriber` package ([`Catalog::from_json`],
 /// [`Catalog::from_value`], or serde's `Deserialize`), or from Rust with [`Catalog::builder`].
-/// Both paths validate the same way and report a [`CatalogError`] naming the bad value's path.
+/// Both paths validate the same way and report a [`FormatError`] naming the bad value's path.
 ///
 /// # The JSON form
 ///
@@ -138,7 +138,7 @@ pub struct Trial {
 /// // Errors name the path to the bad value.
 /// let err = Catalog::from_json(r#"[{"name": "free", "clients": {"craete": 3}}]"#).unwrap_err();
 /// assert_eq!(err.path(), "plans[0].clients.craete");
-/// # Ok::<(), tower_plans::CatalogError>(())
+/// # Ok::<(), tower_plans::format::FormatError>(())
 /// ```
 ///
 /// The same catalog from Rust:
@@ -162,7 +162,7 @@ pub struct Trial {
 ///     .build()?;
 /// assert_eq!(catalog.resources().len(), 2);
 /// assert_eq!(catalog.trial().map(|t| t.duration()), Some(Duration::from_secs(14 * 86_400)));
-/// # Ok::<(), tower_plans::CatalogError>(())
+/// # Ok::<(), tower_plans::format::FormatError>(())
 /// ```
 ///
 /// A `Catalog` is always valid: it can only be made by the JSON loaders or by
@@ -178,50 +178,6 @@ pub struct Catalog {
     actions: Vec<Arc<str>>,
     /// Every resource some plan names, sorted and deduplicated.
     resources: Vec<Arc<str>>,
-}
-
-/// A malformed catalog: where the bad value is and what was expected.
-///
-/// The path reads like an accessor: `plans[2].limits.clients.create`, `trial.duration`,
-/// `plans[0].limits["odd key"]`. In a bare array of plans, `plans` names the array itself. An
-/// error about the whole document (invalid JSON, a root that is neither an object nor an array)
-/// has an empty path.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CatalogError {
-    path: String,
-    message: String,
-}
-
-impl fmt::Display for CatalogError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-impl std::error::Error for CatalogError {}
-
-impl CatalogError {
-    /// Creates an error for the value at `path` (`plans[2].limits.clients.create`).
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The path to the bad value, such as `plans[2].limits.clients.create`.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// What was wrong with it.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
 }
 
 impl Action {
@@ -432,19 +388,17 @@ impl Catalog {
     /// Parses a catalog from subscriber-format JSON text (see [`Catalog`]).
     ///
     /// # Errors
-    /// A [`CatalogError`] naming the path to the first bad value; invalid JSON gives an error
+    /// A [`FormatError`] naming the path to the first bad value; invalid JSON gives an error
     /// with an empty path.
-    pub fn from_json(json: &str) -> Result<Catalog, CatalogError> {
-        let value: serde_json::Value = serde_json::from_str(json)
-            .map_err(|err| CatalogError::new("", format!("invalid JSON: {err}")))?;
-        Catalog::from_value(&value)
+    pub fn from_json(json: &str) -> Result<Catalog, FormatError> {
+        Catalog::from_value(&format::parse(json)?)
     }
 
     /// Builds a catalog from an already parsed JSON value (see [`Catalog`]).
     ///
     /// # Errors
-    /// A [`CatalogError`] naming the path to the first bad value.
-    pub fn from_value(value: &serde_json::Value) -> Result<Catalog, CatalogError> {
+    /// A [`FormatError`] naming the path to the first bad value.
+    pub fn from_value(value: &serde_json::Value) -> Result<Catalog, FormatError> {
         json::catalog(value)
     }
 
@@ -704,15 +658,5 @@ mod tests {
         assert!(Limit::Unlimited.allows(u64::MAX));
         assert_eq!(Limit::Limited(3).maximum(), Some(3));
         assert_eq!(Limit::Unlimited.maximum(), None);
-    }
-
-    #[test]
-    fn error_display_includes_the_path_when_there_is_one() {
-        let err = CatalogError::new("plans[0].name", "missing");
-        assert_eq!(err.to_string(), "plans[0].name: missing");
-        assert_eq!(
-            CatalogError::new("", "invalid JSON").to_string(),
-            "invalid JSON"
-        );
     }
 }

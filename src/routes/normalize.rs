@@ -4,38 +4,38 @@
 //! `/`), is percent-decoded and, when matching is case-insensitive, lowercased character by
 //! character. Two choices are left open by the URI rules and are made per [`Reading`]: whether an
 //! encoded slash (`%2F`) separates segments, and whether dot segments are resolved or kept as
-//! ordinary segments. The table tries [`Reading::KEEP_LITERAL`], the path as the application's
-//! router sees it, first and the others only when it is not governed (see the docs of
-//! [`RouteTable`](super::RouteTable)).
+//! ordinary segments. [`find_map_readings`] goes through the readings for the route table and the
+//! scope alike: [`Reading::KEEP_LITERAL`], the path as the application's router sees it, first,
+//! and the others only when it gives nothing (see the docs of [`RouteTable`](super::RouteTable)).
 
 /// One way to read a path's ambiguous parts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Reading {
+struct Reading {
     /// `%2F` separates segments (`true`) or stays inside its segment as the text `%2F`.
-    pub(super) split_encoded_slash: bool,
+    split_encoded_slash: bool,
     /// `.` and `..` segments are resolved (`true`) or kept as ordinary segments.
-    pub(super) resolve_dots: bool,
+    resolve_dots: bool,
 }
 
 impl Reading {
     /// `%2F` kept inside its segment, dot segments kept: the literal reading, as routers that
     /// do not normalise paths (axum's, hyper's) see the path. Tried first.
-    pub(super) const KEEP_LITERAL: Reading = Reading {
+    const KEEP_LITERAL: Reading = Reading {
         split_encoded_slash: false,
         resolve_dots: false,
     };
     /// `%2F` kept inside its segment, dot segments resolved.
-    pub(super) const KEEP_RESOLVE: Reading = Reading {
+    const KEEP_RESOLVE: Reading = Reading {
         split_encoded_slash: false,
         resolve_dots: true,
     };
     /// `%2F` as a separator, dot segments kept.
-    pub(super) const SPLIT_LITERAL: Reading = Reading {
+    const SPLIT_LITERAL: Reading = Reading {
         split_encoded_slash: true,
         resolve_dots: false,
     };
     /// `%2F` as a separator, dot segments resolved.
-    pub(super) const SPLIT_RESOLVE: Reading = Reading {
+    const SPLIT_RESOLVE: Reading = Reading {
         split_encoded_slash: true,
         resolve_dots: true,
     };
@@ -43,11 +43,11 @@ impl Reading {
 
 /// What normalising a path came across, to know which other readings can differ.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct Seen {
+struct Seen {
     /// A `.` or `..` segment (after decoding).
-    pub(super) dots: bool,
+    dots: bool,
     /// An encoded slash (`%2F` or `%2f`).
-    pub(super) encoded_slash: bool,
+    encoded_slash: bool,
 }
 
 /// The path part of `path`: everything before the first `?` or `#`.
@@ -110,11 +110,55 @@ pub(super) fn fold(text: &str) -> String {
     text.chars().flat_map(char::to_lowercase).collect()
 }
 
+/// Normalises `path` (already without its query) under each reading that can differ and returns
+/// the first `Some` that `found` gives for one, as [`Iterator::find_map`] does. Readings are
+/// tried in this order, the path as the application's router sees it first:
+///
+/// 1. [`Reading::KEEP_LITERAL`]: dot segments kept, `%2F` inside its segment;
+/// 2. [`Reading::KEEP_RESOLVE`], when the path has a dot segment;
+/// 3. [`Reading::SPLIT_LITERAL`], when it has an encoded slash;
+/// 4. [`Reading::SPLIT_RESOLVE`], when splitting at the encoded slashes made a dot segment.
+///
+/// A reading that is skipped would give the same text as one tried before it. All readings share
+/// one buffer.
+pub(super) fn find_map_readings<T>(
+    path: &str,
+    fold: bool,
+    mut found: impl FnMut(&str) -> Option<T>,
+) -> Option<T> {
+    let mut buffer = Vec::with_capacity(path.len() + 1);
+    let mut read = |reading: Reading| {
+        let seen = normalize_into(path, reading, fold, &mut buffer);
+        let text = into_text(std::mem::take(&mut buffer), fold);
+        let result = found(&text);
+        buffer = text.into_bytes();
+        (result, seen)
+    };
+    let (result, seen) = read(Reading::KEEP_LITERAL);
+    if result.is_some() {
+        return result;
+    }
+    if seen.dots {
+        let (result, _) = read(Reading::KEEP_RESOLVE);
+        if result.is_some() {
+            return result;
+        }
+    }
+    if seen.encoded_slash {
+        let (result, split) = read(Reading::SPLIT_LITERAL);
+        if result.is_some() || !split.dots {
+            return result;
+        }
+        return read(Reading::SPLIT_RESOLVE).0;
+    }
+    None
+}
+
 /// Normalises `path` (already without its query) under `reading` into `out` (cleared first).
 ///
 /// ASCII letters are lowercased here when `fold` is set; other characters are lowercased by
 /// [`into_text`], once the bytes are known to be text.
-pub(super) fn normalize_into(path: &str, reading: Reading, fold: bool, out: &mut Vec<u8>) -> Seen {
+fn normalize_into(path: &str, reading: Reading, fold: bool, out: &mut Vec<u8>) -> Seen {
     out.clear();
     let mut seen = Seen::default();
     let bytes = path.as_bytes();
@@ -159,7 +203,7 @@ pub(super) fn normalize_into(path: &str, reading: Reading, fold: bool, out: &mut
 
 /// Turns normalised bytes into text: invalid UTF-8 sequences become U+FFFD (so that a segment
 /// stays a segment), and non-ASCII letters are lowercased when `fold` is set.
-pub(super) fn into_text(out: Vec<u8>, fold_case: bool) -> String {
+fn into_text(out: Vec<u8>, fold_case: bool) -> String {
     let text = match String::from_utf8(out) {
         Ok(text) => text,
         Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
@@ -209,6 +253,11 @@ fn push(out: &mut Vec<u8>, byte: u8, fold: bool) {
     });
 }
 
+/// The byte that `%` followed by `high` and `low` encodes, if both are hex digits.
+///
+/// Request paths are decoded here rather than with the `percent-encoding` crate (which
+/// template literals use): [`normalize_into`] must tell an encoded slash from a real one, and
+/// decodes, folds and splits in one pass into a buffer that every reading reuses.
 fn decode_pair(high: Option<&u8>, low: Option<&u8>) -> Option<u8> {
     let high = hex_value(*high?)?;
     let low = hex_value(*low?)?;
@@ -222,26 +271,6 @@ fn hex_value(byte: u8) -> Option<u8> {
         b'A'..=b'F' => Some(byte - b'A' + 10),
         _ => None,
     }
-}
-
-/// Percent-decodes `text` (a template literal): `%XX` becomes the byte, a `%` without two hex
-/// digits stays as it is.
-pub(super) fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let Some(decoded) = decode_pair(bytes.get(i + 1), bytes.get(i + 2)) {
-                out.push(decoded);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -392,8 +421,25 @@ mod tests {
     }
 
     #[test]
-    fn decodes_template_literals() {
-        assert_eq!(percent_decode("a%20b%"), b"a b%");
-        assert_eq!(percent_decode("%2f%zz"), b"/%zz");
+    fn readings_come_literal_first_and_only_when_they_differ() {
+        let readings = |path: &str| {
+            let mut seen = Vec::new();
+            let none: Option<()> = find_map_readings(path, true, |text| {
+                seen.push(text.to_owned());
+                None
+            });
+            assert!(none.is_none());
+            seen
+        };
+        assert_eq!(
+            readings("/a%2Fb/../c/."),
+            ["/a%2fb/../c/.", "/c", "/a/b/../c/.", "/a/c"]
+        );
+        assert_eq!(readings("/A/./b"), ["/a/./b", "/a/b"]);
+        assert_eq!(readings("/a%2fb"), ["/a%2fb", "/a/b"]);
+        assert_eq!(readings("/a%2F.."), ["/a%2f..", "/a/..", "/"]);
+        assert_eq!(readings("//Clients/"), ["/clients"]);
+        let first = find_map_readings("/a/../b", true, |text| Some(text.to_owned()));
+        assert_eq!(first.as_deref(), Some("/a/../b"));
     }
 }

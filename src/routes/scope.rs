@@ -19,7 +19,7 @@
 
 use http::Method;
 
-use super::normalize::{self, Reading};
+use super::normalize;
 use super::template::{self, Segment};
 use super::RouteConfig;
 use crate::error::ConfigError;
@@ -102,24 +102,10 @@ impl Scope {
         if normalize::is_clean(path, self.case_sensitive) {
             return self.covers_normalized(method, path);
         }
-        let fold = !self.case_sensitive;
-        let mut buffer = Vec::with_capacity(path.len() + 1);
-        let mut read = |reading: Reading| {
-            let seen = normalize::normalize_into(path, reading, fold, &mut buffer);
-            let text = normalize::into_text(std::mem::take(&mut buffer), fold);
-            let covered = self.covers_normalized(method, &text);
-            buffer = text.into_bytes();
-            (covered, seen)
-        };
-        let (covered, seen) = read(Reading::KEEP_RESOLVE);
-        if covered || (seen.dots && read(Reading::KEEP_LITERAL).0) {
-            return true;
-        }
-        if seen.encoded_slash {
-            let (covered, split) = read(Reading::SPLIT_RESOLVE);
-            return covered || (split.dots && read(Reading::SPLIT_LITERAL).0);
-        }
-        false
+        normalize::find_map_readings(path, !self.case_sensitive, |text| {
+            self.covers_normalized(method, text).then_some(())
+        })
+        .is_some()
     }
 
     /// [`covers`](Self::covers) for a normalised path.

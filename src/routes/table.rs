@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::{Method, Uri};
 
-use super::normalize::{self, Reading, Seen};
+use super::normalize;
 use super::template::{self, Segment};
 use super::RouteConfig;
 use crate::catalog::Action;
@@ -531,43 +531,7 @@ impl RouteTable {
     /// path the application's router sees. The other readings are tried only when it is not
     /// governed, so they can add governance but never replace the literal reading's.
     fn resolve_spelling(&self, method: &Method, path: &str) -> Option<RouteIndex> {
-        let mut buffer = Vec::with_capacity(path.len() + 1);
-        let (found, seen) = self.read(method, path, Reading::KEEP_LITERAL, &mut buffer);
-        if found.is_some() {
-            return found;
-        }
-        if seen.dots {
-            let (found, _) = self.read(method, path, Reading::KEEP_RESOLVE, &mut buffer);
-            if found.is_some() {
-                return found;
-            }
-        }
-        if seen.encoded_slash {
-            let (found, split) = self.read(method, path, Reading::SPLIT_LITERAL, &mut buffer);
-            if found.is_some() {
-                return found;
-            }
-            if split.dots {
-                let (found, _) = self.read(method, path, Reading::SPLIT_RESOLVE, &mut buffer);
-                return found;
-            }
-        }
-        None
-    }
-
-    fn read(
-        &self,
-        method: &Method,
-        path: &str,
-        reading: Reading,
-        buffer: &mut Vec<u8>,
-    ) -> (Option<RouteIndex>, Seen) {
-        let fold = !self.case_sensitive;
-        let seen = normalize::normalize_into(path, reading, fold, buffer);
-        let text = normalize::into_text(std::mem::take(buffer), fold);
-        let found = self.lookup(method, &text);
-        *buffer = text.into_bytes();
-        (found, seen)
+        normalize::find_map_readings(path, !self.case_sensitive, |text| self.lookup(method, text))
     }
 
     /// Matches a normalised path.

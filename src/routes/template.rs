@@ -1,6 +1,9 @@
 //! Path templates: parsing, checking and the key a template is stored under in the router.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
+
+use percent_encoding::percent_decode_str;
 
 use super::normalize;
 use crate::error::ConfigError;
@@ -128,13 +131,14 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Percent-decodes one literal segment.
+/// Percent-decodes one literal segment: `%XX` becomes the byte, a `%` without two hex digits
+/// stays as it is.
 fn decode(segment: &str) -> Result<String, Refusal> {
-    let decoded = normalize::percent_decode(segment);
+    let decoded: Cow<'_, [u8]> = percent_decode_str(segment).into();
     if decoded.contains(&b'/') {
         return Err(Refusal::EncodedSlash);
     }
-    let text = String::from_utf8(decoded).map_err(|_| Refusal::NotUtf8)?;
+    let text = String::from_utf8(decoded.into_owned()).map_err(|_| Refusal::NotUtf8)?;
     if is_dot(&text) {
         return Err(Refusal::DotSegment);
     }
@@ -272,6 +276,18 @@ mod tests {
         assert!(reason("/a/%ff").contains("UTF-8"));
         assert!(reason("/a/../b").contains("dot segments"));
         assert!(reason("/a/%2e").contains("dot segments"));
+    }
+
+    #[test]
+    fn decodes_literals() {
+        assert_eq!(decode("a%20b%"), Ok("a b%".to_owned()));
+        assert_eq!(decode("%zz%41%4"), Ok("%zzA%4".to_owned()));
+        assert_eq!(decode("%C3%A9t%c3%a9"), Ok("été".to_owned()));
+        assert_eq!(decode("%2f"), Err(Refusal::EncodedSlash));
+        // The slash is refused before the bytes are checked for UTF-8.
+        assert_eq!(decode("%ff%2F"), Err(Refusal::EncodedSlash));
+        assert_eq!(decode("%ff"), Err(Refusal::NotUtf8));
+        assert_eq!(decode("%2e%2E"), Err(Refusal::DotSegment));
     }
 
     #[test]

@@ -11,9 +11,10 @@ use tokio::time::Instant;
 
 use super::usage::{Count, Counted, Counter, ReservationId, Reserve, UsageStore};
 use super::{BoxError, PlanStore};
-use crate::catalog::{Action, Catalog, CatalogError};
+use crate::catalog::{Action, Catalog};
+use crate::format::FormatError;
 use crate::hash::Map;
-use crate::subscriber::{Assignment, ResourceUsage, Subscriber, SubscriberError, Usage};
+use crate::subscriber::{Assignment, ResourceUsage, Subscriber, Usage};
 
 /// An in-memory [`PlanStore`] and [`UsageStore`]: a catalog and a map of subscriber records that
 /// the application can change while serving.
@@ -662,7 +663,7 @@ pub enum LoadError {
     /// The users text is not valid JSON.
     UsersJson(Arc<serde_json::Error>),
     /// The catalog is malformed.
-    Catalog(CatalogError),
+    Catalog(FormatError),
     /// The users document is not a JSON object of id to record.
     UsersNotObject {
         /// The kind of JSON value found instead (`"array"`, `"string"`, ...).
@@ -673,7 +674,7 @@ pub enum LoadError {
         /// The user's id, as the key of the users object.
         id: Arc<str>,
         /// What is wrong with the record, and where.
-        error: SubscriberError,
+        error: FormatError,
     },
 }
 
@@ -731,7 +732,7 @@ mod tests {
     fn user_error_names_the_user_and_the_path() {
         let error = LoadError::User {
             id: Arc::from("john"),
-            error: SubscriberError::new("plan.expire", "expected milliseconds since the epoch"),
+            error: FormatError::new("plan.expire", "expected milliseconds since the epoch"),
         };
         assert_eq!(
             error.to_string(),
@@ -739,19 +740,19 @@ mod tests {
         );
         let root = LoadError::User {
             id: Arc::from("a\"b"),
-            error: SubscriberError::new("", "expected an object"),
+            error: FormatError::new("", "expected an object"),
         };
         assert_eq!(root.to_string(), r#"users["a\"b"]: expected an object"#);
         let index = LoadError::User {
             id: Arc::from("x"),
-            error: SubscriberError::new("[0]", "bad"),
+            error: FormatError::new("[0]", "bad"),
         };
         assert_eq!(index.to_string(), r#"users["x"][0]: bad"#);
     }
 
     #[test]
     fn catalog_error_is_wrapped() {
-        let error = LoadError::Catalog(CatalogError::new("plans[2].limits.clients", "negative"));
+        let error = LoadError::Catalog(FormatError::new("plans[2].limits.clients", "negative"));
         assert_eq!(
             error.to_string(),
             "catalog: plans[2].limits.clients: negative"

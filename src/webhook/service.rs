@@ -1,5 +1,6 @@
 //! [`WebhookReceiver`]: the tower service that receives entitlement events.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
@@ -76,29 +77,30 @@ impl WebhookOutcome {
         }
     }
 
-    /// The JSON body the outcome is answered with.
-    pub fn body(&self) -> &'static str {
-        match self {
+    /// The JSON body the outcome is answered with; a `401` names the [`VerifyError::code`], as
+    /// in `{"error":"bad_signature"}`.
+    pub fn body(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
             WebhookOutcome::Applied => r#"{"status":"applied"}"#,
             WebhookOutcome::Duplicate => r#"{"status":"duplicate"}"#,
             WebhookOutcome::Anonymous => r#"{"status":"ignored","reason":"anonymous_user"}"#,
             WebhookOutcome::Unhandled => r#"{"status":"ignored","reason":"unhandled_event"}"#,
-            WebhookOutcome::Unauthorized(error) => match error {
-                VerifyError::MissingSignature => r#"{"error":"missing_signature"}"#,
-                VerifyError::MissingTimestamp => r#"{"error":"missing_timestamp"}"#,
-                VerifyError::InvalidTimestamp => r#"{"error":"invalid_timestamp"}"#,
-                VerifyError::StaleTimestamp => r#"{"error":"stale_timestamp"}"#,
-                _ => r#"{"error":"bad_signature"}"#,
-            },
+            WebhookOutcome::Unauthorized(error) => {
+                return Cow::Owned(format!(r#"{{"error":"{}"}}"#, error.code()))
+            }
             WebhookOutcome::Malformed => r#"{"error":"malformed_event"}"#,
             WebhookOutcome::TooLarge => r#"{"error":"body_too_large"}"#,
             WebhookOutcome::MethodNotAllowed => r#"{"error":"method_not_allowed"}"#,
             WebhookOutcome::HookFailed => r#"{"error":"hook_failed"}"#,
-        }
+        })
     }
 
     fn into_response(self) -> Response<Full<Bytes>> {
-        let mut response = Response::new(Full::new(Bytes::from_static(self.body().as_bytes())));
+        let body = match self.body() {
+            Cow::Borrowed(body) => Bytes::from_static(body.as_bytes()),
+            Cow::Owned(body) => Bytes::from(body),
+        };
+        let mut response = Response::new(Full::new(body));
         *response.status_mut() = self.status();
         response
             .headers_mut()
@@ -328,4 +330,22 @@ async fn apply<H: EntitlementHook>(
 fn unauthorized(error: VerifyError) -> WebhookOutcome {
     tracing::warn!(%error, "webhook request rejected");
     WebhookOutcome::Unauthorized(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unauthorized_bodies_carry_the_error_code() {
+        assert_eq!(
+            WebhookOutcome::Unauthorized(VerifyError::InvalidTimestamp).body(),
+            r#"{"error":"invalid_timestamp"}"#
+        );
+        assert_eq!(
+            WebhookOutcome::Unauthorized(VerifyError::BadSignature).body(),
+            r#"{"error":"bad_signature"}"#
+        );
+        assert_eq!(WebhookOutcome::Applied.body(), r#"{"status":"applied"}"#);
+    }
 }

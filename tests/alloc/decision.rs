@@ -45,8 +45,8 @@ fn the_allow_path_allocates_nothing() {
     let update = Action::Custom(Arc::from("update"));
     let export = Action::custom("export");
     let policy = Policy::new()
-        .grace(Duration::from_secs(60))
-        .default_plan("free");
+        .with_grace_period(Duration::from_secs(60))
+        .with_default_plan("free");
 
     let active = Subscriber::new()
         .with_name("john")

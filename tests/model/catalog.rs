@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tower_plans::{Action, Catalog, CatalogError, Limit, Plan, Trial};
+use tower_plans::format::FormatError;
+use tower_plans::{Action, Catalog, Limit, Plan, Trial};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -14,7 +15,7 @@ fn load(json: &str) -> Catalog {
     }
 }
 
-fn reject(value: serde_json::Value) -> CatalogError {
+fn reject(value: serde_json::Value) -> FormatError {
     match Catalog::from_value(&value) {
         Ok(catalog) => panic!("{value} should be rejected, loaded {catalog:?}"),
         Err(err) => err,

@@ -334,7 +334,7 @@ fn limit_zero_without_usage_is_denied() {
 #[test]
 fn grace_period() {
     let catalog = catalog();
-    let policy = Policy::new().grace(Duration::from_millis(2 * HOUR));
+    let policy = Policy::new().with_grace_period(Duration::from_millis(2 * HOUR));
     let john = user(Assignment::new("basic").expires_at(T0), 1);
     let run = |now| {
         decide(
@@ -378,7 +378,7 @@ fn grace_period() {
 #[test]
 fn default_plan() {
     let catalog = catalog();
-    let policy = Policy::new().default_plan("free");
+    let policy = Policy::new().with_default_plan("free");
     let run = |user: Option<&Subscriber>| {
         decide(&catalog, user, T0, &clients(), &Action::Create, &policy)
     };
@@ -404,7 +404,7 @@ fn default_plan() {
         r#"{"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3}"#
     );
     // A default plan the catalog does not know is no default.
-    let policy = Policy::new().default_plan("gratis");
+    let policy = Policy::new().with_default_plan("gratis");
     let (_, body) = denied(decide(
         &catalog,
         None,
@@ -456,7 +456,7 @@ fn unknown_plan_is_no_plan_and_logged() {
     assert!(logged.contains("john"), "{logged}");
 
     // With a default plan, the default applies.
-    let policy = Policy::new().default_plan("free");
+    let policy = Policy::new().with_default_plan("free");
     let decision = decide(
         &catalog,
         Some(&john),

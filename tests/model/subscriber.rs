@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use tower_plans::{Action, Assignment, ResourceUsage, Subscriber, SubscriberError};
+use tower_plans::format::FormatError;
+use tower_plans::{Action, Assignment, ResourceUsage, Subscriber};
 
 fn load(json: &str) -> Subscriber {
     match Subscriber::from_json(json) {
@@ -13,7 +14,7 @@ fn load(json: &str) -> Subscriber {
 }
 
 fn assert_error(value: serde_json::Value, path: &str, message_contains: &str) {
-    let err: SubscriberError = match Subscriber::from_value(&value) {
+    let err: FormatError = match Subscriber::from_value(&value) {
         Ok(record) => panic!("{value} should be rejected, loaded {record:?}"),
         Err(err) => err,
     };

@@ -3,13 +3,15 @@
 //! [`Subscriber`]'s docs describe the JSON form; [`Usage`] holds the counts a decision compares
 //! with a plan's limits.
 
+mod json;
+
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::catalog::{describe, non_negative_integer, Action, JsonPath};
+use crate::catalog::Action;
+use crate::format::{self, FormatError};
 use crate::hash::Map as FastMap;
 
 /// What a [`PlanStore`](crate::PlanStore)'s `user(id)` returns for a known user: the plan
@@ -33,7 +35,7 @@ use crate::hash::Map as FastMap;
 ///   must be a count, an object of counts or `null`. With a `usage` property, the other
 ///   properties are ignored.
 ///
-/// Errors are [`SubscriberError`]s naming the path to the bad value (`plan.expire`,
+/// Errors are [`FormatError`]s naming the path to the bad value (`plan.expire`,
 /// `usage.clients`, `tasks.show`).
 ///
 /// ```
@@ -59,7 +61,7 @@ use crate::hash::Map as FastMap;
 ///
 /// let err = Subscriber::from_json(r#"{"plan": {"name": "pro", "trial": true}}"#).unwrap_err();
 /// assert_eq!(err.path(), "plan");
-/// # Ok::<(), tower_plans::SubscriberError>(())
+/// # Ok::<(), tower_plans::format::FormatError>(())
 /// ```
 ///
 /// Or from Rust:
@@ -165,7 +167,7 @@ impl Usage {
     /// assert_eq!(john.usage.action_count("tasks", &Action::Custom("destroy".into())), Some(1));
     /// assert_eq!(john.usage.action_count("tasks", &Action::Patch), None);
     /// assert_eq!(john.usage.action_count("clients", &Action::Create), None);
-    /// # Ok::<(), tower_plans::SubscriberError>(())
+    /// # Ok::<(), tower_plans::format::FormatError>(())
     /// ```
     pub fn action_count(&self, resource: &str, action: &Action) -> Option<u64> {
         match self.resources.get(resource) {
@@ -283,52 +285,6 @@ fn apply_delta(current: u64, delta: i64) -> u64 {
     }
 }
 
-/// A malformed subscriber record: where the bad value is and what was expected.
-///
-/// The path reads like an accessor (`plan.expire`, `usage.tasks.show`, `clients`); an error about
-/// the whole record has an empty path.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SubscriberError {
-    path: String,
-    message: String,
-}
-
-impl SubscriberError {
-    /// Creates an error for the value at `path` (`plan.expire`).
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The path to the bad value.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// What was wrong with it.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    fn at(path: &JsonPath<'_>, message: impl Into<String>) -> Self {
-        Self::new(path.render(), message)
-    }
-}
-
-impl fmt::Display for SubscriberError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-impl std::error::Error for SubscriberError {}
-
 impl Subscriber {
     /// A record with no name, no plan and no usage.
     pub fn new() -> Self {
@@ -376,62 +332,18 @@ impl Subscriber {
     /// Parses a subscriber record from subscriber-format JSON text (see [`Subscriber`]).
     ///
     /// # Errors
-    /// A [`SubscriberError`] naming the path to the first bad value; invalid JSON gives an error
+    /// A [`FormatError`] naming the path to the first bad value; invalid JSON gives an error
     /// with an empty path.
-    pub fn from_json(json: &str) -> Result<Subscriber, SubscriberError> {
-        let value: Value = serde_json::from_str(json)
-            .map_err(|err| SubscriberError::new("", format!("invalid JSON: {err}")))?;
-        Subscriber::from_value(&value)
+    pub fn from_json(json: &str) -> Result<Subscriber, FormatError> {
+        Subscriber::from_value(&format::parse(json)?)
     }
 
     /// Builds a subscriber record from an already parsed JSON value (see [`Subscriber`]).
     ///
     /// # Errors
-    /// A [`SubscriberError`] naming the path to the first bad value.
-    pub fn from_value(value: &Value) -> Result<Subscriber, SubscriberError> {
-        let root = JsonPath::root();
-        let Value::Object(map) = value else {
-            return Err(SubscriberError::at(
-                &root,
-                format!(
-                    "expected a subscriber record (an object), found {}",
-                    describe(value)
-                ),
-            ));
-        };
-        let name = match name(map, "name", &root)? {
-            Some(name) => Some(name),
-            None => name(map, "id", &root)?,
-        };
-        let plan_path = root.key("plan");
-        let assignment = match map.get("plan") {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(assignment(value, &plan_path)?),
-        };
-        let usage = match map.get("usage") {
-            Some(Value::Null) => Usage::new(),
-            Some(Value::Object(usage)) => read_usage(usage.iter(), &root.key("usage"))?,
-            Some(other) => {
-                return Err(SubscriberError::at(
-                    &root.key("usage"),
-                    format!(
-                        "expected an object of usage per resource, found {}",
-                        describe(other)
-                    ),
-                ))
-            }
-            None => {
-                let entries = map
-                    .iter()
-                    .filter(|(key, _)| !matches!(key.as_str(), "name" | "id" | "plan"));
-                read_usage(entries, &root)?
-            }
-        };
-        Ok(Subscriber {
-            name,
-            assignment,
-            usage,
-        })
+    /// A [`FormatError`] naming the path to the first bad value.
+    pub fn from_value(value: &Value) -> Result<Subscriber, FormatError> {
+        json::subscriber(value)
     }
 }
 
@@ -479,175 +391,6 @@ impl Assignment {
         self.expires = Some(ms);
         self
     }
-}
-
-/// Reads `name` or `id`: a string or a number; `null` or absent is `None`.
-fn name(
-    map: &Map<String, Value>,
-    key: &str,
-    root: &JsonPath<'_>,
-) -> Result<Option<Arc<str>>, SubscriberError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(Arc::from(s.as_str()))),
-        Some(Value::Number(n)) => Ok(Some(Arc::from(n.to_string()))),
-        Some(other) => Err(SubscriberError::at(
-            &root.key(key),
-            format!("expected a string or a number, found {}", describe(other)),
-        )),
-    }
-}
-
-/// Reads the `plan` property (not `null`).
-fn assignment(value: &Value, path: &JsonPath<'_>) -> Result<Assignment, SubscriberError> {
-    let map = match value {
-        Value::String(name) if !name.is_empty() => return Ok(Assignment::new(name.as_str())),
-        Value::Object(map) => map,
-        other => {
-            return Err(SubscriberError::at(
-                path,
-                format!(
-                    "expected a plan name or an object with `name`, `trial`, `join` and \
-                     `expire`, found {}",
-                    describe(other)
-                ),
-            ))
-        }
-    };
-    if let Some(key) = map
-        .keys()
-        .find(|k| !matches!(k.as_str(), "name" | "trial" | "join" | "expire"))
-    {
-        return Err(SubscriberError::at(
-            &path.key(key),
-            "unknown plan property; expected `name`, `trial`, `join` or `expire`",
-        ));
-    }
-    let name_path = path.key("name");
-    let mut assignment = match map.get("name") {
-        Some(Value::String(name)) if !name.is_empty() => Assignment::new(name.as_str()),
-        Some(other) => {
-            return Err(SubscriberError::at(
-                &name_path,
-                format!("expected a non-empty plan name, found {}", describe(other)),
-            ))
-        }
-        None => {
-            return Err(SubscriberError::at(
-                &name_path,
-                "missing; expected the plan's name",
-            ))
-        }
-    };
-    assignment.trial = match map.get("trial") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(trial)) => *trial,
-        Some(other) => {
-            return Err(SubscriberError::at(
-                &path.key("trial"),
-                format!("expected `true` or `false`, found {}", describe(other)),
-            ))
-        }
-    };
-    assignment.joined = instant(map.get("join"), &path.key("join"))?;
-    assignment.expires = instant(map.get("expire"), &path.key("expire"))?;
-    if assignment.trial && assignment.joined.is_none() && assignment.expires.is_none() {
-        return Err(SubscriberError::at(
-            path,
-            "a trial needs `join` or `expire` to know when it ends",
-        ));
-    }
-    Ok(assignment)
-}
-
-/// Reads an instant in ms since the Unix epoch; `null` or absent is `None`.
-fn instant(value: Option<&Value>, path: &JsonPath<'_>) -> Result<Option<u64>, SubscriberError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => non_negative_integer(value).map(Some).ok_or_else(|| {
-            SubscriberError::at(
-                path,
-                format!(
-                    "expected milliseconds since the Unix epoch (a non-negative integer), found {}",
-                    describe(value)
-                ),
-            )
-        }),
-    }
-}
-
-/// Reads usage entries (resource -> count or counts per action).
-fn read_usage<'v>(
-    entries: impl Iterator<Item = (&'v String, &'v Value)>,
-    path: &JsonPath<'_>,
-) -> Result<Usage, SubscriberError> {
-    let mut usage = Usage::new();
-    for (resource, value) in entries {
-        let resource_path = path.key(resource);
-        if resource.is_empty() {
-            return Err(SubscriberError::at(
-                &resource_path,
-                "expected a non-empty resource name",
-            ));
-        }
-        let entry = match value {
-            Value::Null => continue,
-            Value::Object(map) => ResourceUsage::PerAction(per_action(map, &resource_path)?),
-            _ => ResourceUsage::Count(non_negative_integer(value).ok_or_else(|| {
-                SubscriberError::at(
-                    &resource_path,
-                    format!(
-                        "expected a count (a non-negative integer) or an object of counts per \
-                         action, found {}",
-                        describe(value)
-                    ),
-                )
-            })?),
-        };
-        usage.resources.insert(Arc::from(resource.as_str()), entry);
-    }
-    Ok(usage)
-}
-
-/// Reads counts per action.
-fn per_action(
-    map: &Map<String, Value>,
-    path: &JsonPath<'_>,
-) -> Result<HashMap<Arc<str>, u64>, SubscriberError> {
-    if map.contains_key("delete") && map.contains_key("destroy") {
-        return Err(SubscriberError::at(
-            &path.key("destroy"),
-            "`destroy` is an alias of `delete`, which is also set",
-        ));
-    }
-    let mut counts = HashMap::with_capacity(map.len());
-    for (key, value) in map {
-        let action_path = path.key(key);
-        if key.is_empty() {
-            return Err(SubscriberError::at(
-                &action_path,
-                "expected a non-empty action name",
-            ));
-        }
-        if value.is_null() {
-            continue;
-        }
-        let count = non_negative_integer(value).ok_or_else(|| {
-            SubscriberError::at(
-                &action_path,
-                format!(
-                    "expected a count (a non-negative integer), found {}",
-                    describe(value)
-                ),
-            )
-        })?;
-        let key: Arc<str> = match Action::rest(key) {
-            Some(rest) => Arc::from(rest.as_str()),
-            None => Arc::from(key.as_str()),
-        };
-        counts.insert(key, count);
-    }
-    Ok(counts)
 }
 
 #[cfg(test)]
@@ -743,14 +486,5 @@ mod tests {
         );
         assert_eq!(record.plan_name(), Some("pro"));
         assert_eq!(record.usage.count("clients"), Some(3));
-    }
-
-    #[test]
-    fn error_display() {
-        assert_eq!(
-            SubscriberError::new("plan.expire", "bad").to_string(),
-            "plan.expire: bad"
-        );
-        assert_eq!(SubscriberError::new("", "bad").to_string(), "bad");
     }
 }

@@ -1,0 +1,192 @@
+//! The JSON reader behind [`Subscriber::from_value`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::{Assignment, ResourceUsage, Subscriber, Usage};
+use crate::catalog::Action;
+use crate::format::{describe, non_negative_integer, FormatError, JsonPath};
+
+/// Reads a whole subscriber record.
+pub(super) fn subscriber(value: &Value) -> Result<Subscriber, FormatError> {
+    let root = JsonPath::root();
+    let Value::Object(map) = value else {
+        return Err(root.error(format!(
+            "expected a subscriber record (an object), found {}",
+            describe(value)
+        )));
+    };
+    let name = match name(map, "name", &root)? {
+        Some(name) => Some(name),
+        None => name(map, "id", &root)?,
+    };
+    let plan_path = root.key("plan");
+    let assignment = match map.get("plan") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(assignment(value, &plan_path)?),
+    };
+    let usage = match map.get("usage") {
+        Some(Value::Null) => Usage::new(),
+        Some(Value::Object(usage)) => read_usage(usage.iter(), &root.key("usage"))?,
+        Some(other) => {
+            return Err(root.key("usage").error(format!(
+                "expected an object of usage per resource, found {}",
+                describe(other)
+            )))
+        }
+        None => {
+            let entries = map
+                .iter()
+                .filter(|(key, _)| !matches!(key.as_str(), "name" | "id" | "plan"));
+            read_usage(entries, &root)?
+        }
+    };
+    Ok(Subscriber {
+        name,
+        assignment,
+        usage,
+    })
+}
+
+/// Reads `name` or `id`: a string or a number; `null` or absent is `None`.
+fn name(
+    map: &Map<String, Value>,
+    key: &str,
+    root: &JsonPath<'_>,
+) -> Result<Option<Arc<str>>, FormatError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(Arc::from(s.as_str()))),
+        Some(Value::Number(n)) => Ok(Some(Arc::from(n.to_string()))),
+        Some(other) => Err(root.key(key).error(format!(
+            "expected a string or a number, found {}",
+            describe(other)
+        ))),
+    }
+}
+
+/// Reads the `plan` property (not `null`).
+fn assignment(value: &Value, path: &JsonPath<'_>) -> Result<Assignment, FormatError> {
+    let map = match value {
+        Value::String(name) if !name.is_empty() => return Ok(Assignment::new(name.as_str())),
+        Value::Object(map) => map,
+        other => {
+            return Err(path.error(format!(
+                "expected a plan name or an object with `name`, `trial`, `join` and \
+                 `expire`, found {}",
+                describe(other)
+            )))
+        }
+    };
+    if let Some(key) = map
+        .keys()
+        .find(|k| !matches!(k.as_str(), "name" | "trial" | "join" | "expire"))
+    {
+        return Err(path
+            .key(key)
+            .error("unknown plan property; expected `name`, `trial`, `join` or `expire`"));
+    }
+    let name_path = path.key("name");
+    let mut assignment = match map.get("name") {
+        Some(Value::String(name)) if !name.is_empty() => Assignment::new(name.as_str()),
+        Some(other) => {
+            return Err(name_path.error(format!(
+                "expected a non-empty plan name, found {}",
+                describe(other)
+            )))
+        }
+        None => return Err(name_path.error("missing; expected the plan's name")),
+    };
+    assignment.trial = match map.get("trial") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(trial)) => *trial,
+        Some(other) => {
+            return Err(path.key("trial").error(format!(
+                "expected `true` or `false`, found {}",
+                describe(other)
+            )))
+        }
+    };
+    assignment.joined = instant(map.get("join"), &path.key("join"))?;
+    assignment.expires = instant(map.get("expire"), &path.key("expire"))?;
+    if assignment.trial && assignment.joined.is_none() && assignment.expires.is_none() {
+        return Err(path.error("a trial needs `join` or `expire` to know when it ends"));
+    }
+    Ok(assignment)
+}
+
+/// Reads an instant in ms since the Unix epoch; `null` or absent is `None`.
+fn instant(value: Option<&Value>, path: &JsonPath<'_>) -> Result<Option<u64>, FormatError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => non_negative_integer(value).map(Some).ok_or_else(|| {
+            path.error(format!(
+                "expected milliseconds since the Unix epoch (a non-negative integer), found {}",
+                describe(value)
+            ))
+        }),
+    }
+}
+
+/// Reads usage entries (resource -> count or counts per action).
+fn read_usage<'v>(
+    entries: impl Iterator<Item = (&'v String, &'v Value)>,
+    path: &JsonPath<'_>,
+) -> Result<Usage, FormatError> {
+    let mut usage = Usage::new();
+    for (resource, value) in entries {
+        let resource_path = path.key(resource);
+        if resource.is_empty() {
+            return Err(resource_path.error("expected a non-empty resource name"));
+        }
+        let entry = match value {
+            Value::Null => continue,
+            Value::Object(map) => ResourceUsage::PerAction(per_action(map, &resource_path)?),
+            _ => ResourceUsage::Count(non_negative_integer(value).ok_or_else(|| {
+                resource_path.error(format!(
+                    "expected a count (a non-negative integer) or an object of counts per \
+                     action, found {}",
+                    describe(value)
+                ))
+            })?),
+        };
+        usage.resources.insert(Arc::from(resource.as_str()), entry);
+    }
+    Ok(usage)
+}
+
+/// Reads counts per action.
+fn per_action(
+    map: &Map<String, Value>,
+    path: &JsonPath<'_>,
+) -> Result<HashMap<Arc<str>, u64>, FormatError> {
+    if map.contains_key("delete") && map.contains_key("destroy") {
+        return Err(path
+            .key("destroy")
+            .error("`destroy` is an alias of `delete`, which is also set"));
+    }
+    let mut counts = HashMap::with_capacity(map.len());
+    for (key, value) in map {
+        let action_path = path.key(key);
+        if key.is_empty() {
+            return Err(action_path.error("expected a non-empty action name"));
+        }
+        if value.is_null() {
+            continue;
+        }
+        let count = non_negative_integer(value).ok_or_else(|| {
+            action_path.error(format!(
+                "expected a count (a non-negative integer), found {}",
+                describe(value)
+            ))
+        })?;
+        let key: Arc<str> = match Action::rest(key) {
+            Some(rest) => Arc::from(rest.as_str()),
+            None => Arc::from(key.as_str()),
+        };
+        counts.insert(key, count);
+    }
+    Ok(counts)
+}
