@@ -8,7 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tower_plans::{decide, Action, Assignment, Catalog, Decision, Policy, Subscriber};
+use tower_plans::{
+    decision::{decide, Decision, Policy},
+    subscriber::Assignment,
+    Action, Catalog, Subscriber,
+};
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 /// "Now" for every case: 1 January 2024.

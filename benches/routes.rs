@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::Method;
-use tower_plans::{Action, RouteConfig, RouteTable};
+use tower_plans::{
+    routes::{RouteConfig, RouteTable},
+    Action,
+};
 
 fn table() -> RouteTable {
     let config = RouteConfig::new()

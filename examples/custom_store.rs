@@ -21,8 +21,9 @@ use http::{header, Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_plans::{
-    Action, Assignment, BoxError, Catalog, Limit, Plan, PlanLimitLayer, PlanStore, Rejection,
-    Subscriber, Trial, UserId,
+    catalog::{Limit, Plan, Trial},
+    subscriber::Assignment,
+    Action, BoxError, Catalog, PlanLimitLayer, PlanStore, Rejection, Subscriber, UserId,
 };
 
 /// The application's own notion of a customer tier.

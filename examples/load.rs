@@ -40,7 +40,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::util::MapRequestLayer;
 use tower_plans::{
-    Allowed, Assignment, Catalog, MemoryStore, PlanLimitLayer, Subscriber, UserCache, UserId,
+    subscriber::Assignment, Allowed, Catalog, MemoryStore, PlanLimitLayer, Subscriber, UserCache,
+    UserId,
 };
 
 const USAGE: &str = "usage: load [--connections 16] [--seconds 3] [--rounds 5] \

@@ -68,6 +68,7 @@ pub enum PlanState {
 
 /// An allowed request: what a handler can read from the request extensions.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Allowed {
     /// The plan that applied.
     pub plan: Arc<str>,
@@ -173,7 +174,7 @@ pub enum Decision {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use tower_plans::{decide, Action, Catalog, Decision, Policy, Subscriber};
+/// use tower_plans::{Action, Catalog, Subscriber, decision::{decide, Decision, Policy}};
 ///
 /// let catalog = Catalog::from_json(r#"[{"name": "free", "clients": 3}]"#)?;
 /// let john = Subscriber::from_json(r#"{"name": "john", "plan": "free", "clients": 3}"#)?;

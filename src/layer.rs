@@ -43,7 +43,7 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
 /// [`max_stale`](PlanLimitLayerBuilder::max_stale)), the layer tells requests apart with a test
 /// that needs no catalog: a request *could be governed* when its method is `GET`, `HEAD`,
 /// `POST`, `PUT`, `PATCH` or `DELETE` and its path (normalised as the
-/// [`RouteTable`](crate::RouteTable) does) is the base or below it, or is the collection or item
+/// [`RouteTable`](crate::routes::RouteTable) does) is the base or below it, or is the collection or item
 /// path of a resource given a [`path`](PlanLimitLayerBuilder::path); or when a custom
 /// [`route`](PlanLimitLayerBuilder::route) matches its method and path.
 ///

@@ -4,7 +4,7 @@
 //! back to "free"; plans expire. `tower-plans` is one tower [`Layer`](tower_layer::Layer),
 //! [`PlanLimitLayer`], placed after authentication. For every request it:
 //!
-//! 1. maps the method and path to a governed resource and [`Action`] with a [`RouteTable`]
+//! 1. maps the method and path to a governed resource and [`Action`] with a [`RouteTable`](routes::RouteTable)
 //!    (REST conventions, a configurable `base`, per-resource paths and custom routes), in a way
 //!    that query strings, percent-encoding, doubled slashes, dot segments and case cannot bypass;
 //!    an ungoverned request passes straight through;
@@ -12,8 +12,8 @@
 //!    or your own extractor; a governed request without one is answered `401`;
 //! 3. loads the [`Catalog`] of plans and the user's [`Subscriber`] record (plan assignment and
 //!    usage) from a [`PlanStore`], caching the catalog and, optionally, users;
-//! 4. [`decide`]s: trials, fallbacks, expiry, grace periods and default plans, then the plan's
-//!    [`Limit`] against the user's usage. A denial is answered `403` with a JSON body; an allowed
+//! 4. [`decide`](decision::decide)s: trials, fallbacks, expiry, grace periods and default plans, then the plan's
+//!    [`Limit`](catalog::Limit) against the user's usage. A denial is answered `403` with a JSON body; an allowed
 //!    request reaches your service with the [`Allowed`] decision in its extensions.
 //!
 //! It works wrapping axum routers, hyper services and any tower stack. [`MemoryStore`] is an

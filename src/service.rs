@@ -23,7 +23,7 @@ use crate::user::{extract_user, UserId};
 /// without touching the store; a request that no catalog could govern does so even before the
 /// catalog is loaded (see [`PlanLimitLayer`](crate::PlanLimitLayer#what-could-be-governed)).
 /// A governed request without a user is answered `401`; otherwise the user's plan decides: an
-/// allowed request reaches the inner service with the [`Allowed`] decision in its extensions, a
+/// allowed request reaches the inner service with the [`Allowed`](crate::Allowed) decision in its extensions, a
 /// denied one is answered `403`. Store failures answer `503` (or pass, when failing open). Every
 /// refusal carries a [`Rejection`] in the response extensions, and a denial also its
 /// [`Denial`](crate::Denial).

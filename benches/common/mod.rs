@@ -18,7 +18,8 @@ use tower::service_fn;
 use tower::util::ServiceFn;
 use tower::{Layer, Service, ServiceExt};
 use tower_plans::{
-    Assignment, Catalog, MemoryStore, PlanLimit, PlanLimitLayer, Subscriber, UserCache, UserId,
+    subscriber::Assignment, Catalog, MemoryStore, PlanLimit, PlanLimitLayer, Subscriber, UserCache,
+    UserId,
 };
 
 /// The bare inner service's function.

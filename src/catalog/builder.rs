@@ -15,7 +15,7 @@ use super::{Action, Catalog, Plan, Trial};
 /// Custom actions used by the plans are declared automatically.
 ///
 /// ```
-/// use tower_plans::{Catalog, Plan, Trial};
+/// use tower_plans::{Catalog, catalog::{Plan, Trial}};
 ///
 /// let err = Catalog::builder()
 ///     .trial(Trial::days(14).with_fallback("gratis"))

@@ -18,7 +18,7 @@ pub use builder::CatalogBuilder;
 
 /// What a request does to a resource.
 ///
-/// The six REST actions come from the method and the path (see [`RouteTable`](crate::RouteTable));
+/// The six REST actions come from the method and the path (see [`RouteTable`](crate::routes::RouteTable));
 /// [`Action::Custom`] names an action of a custom route, whose limits the catalog lists under that
 /// name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -109,7 +109,7 @@ pub struct Trial {
 /// to the `update` limit.
 ///
 /// ```
-/// use tower_plans::{Action, Catalog, Limit};
+/// use tower_plans::{Action, Catalog, catalog::Limit};
 ///
 /// let catalog = Catalog::from_json(
 ///     r#"{
@@ -145,7 +145,7 @@ pub struct Trial {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_plans::{Action, Catalog, Limit, Plan, Trial};
+/// use tower_plans::{Action, Catalog, catalog::{Limit, Plan, Trial}};
 ///
 /// let catalog = Catalog::builder()
 ///     .trial(Trial::days(14).with_fallback("free"))
@@ -494,7 +494,7 @@ impl Plan {
     }
 
     /// The plan's name, shared.
-    pub fn name_arc(&self) -> &Arc<str> {
+    pub(crate) fn name_arc(&self) -> &Arc<str> {
         &self.name
     }
 
@@ -555,11 +555,6 @@ impl Trial {
     /// The plan a user falls back to when the trial ends.
     pub fn fallback(&self) -> Option<&str> {
         self.fallback.as_deref()
-    }
-
-    /// The fallback plan's name, shared.
-    pub fn fallback_arc(&self) -> Option<&Arc<str>> {
-        self.fallback.as_ref()
     }
 }
 

@@ -103,7 +103,7 @@ use crate::error::ConfigError;
 /// use std::sync::Arc;
 ///
 /// use http::Method;
-/// use tower_plans::{Action, RouteConfig, RouteTable};
+/// use tower_plans::{Action, routes::{RouteConfig, RouteTable}};
 ///
 /// let config = RouteConfig::new()
 ///     .base("/api")

@@ -70,7 +70,7 @@ use crate::subscriber::{Assignment, ResourceUsage, Subscriber, Usage};
 /// # Example
 ///
 /// ```
-/// use tower_plans::{Assignment, MemoryStore};
+/// use tower_plans::{MemoryStore, subscriber::Assignment};
 ///
 /// let store = MemoryStore::from_json(
 ///     r#"{"plans": [{"name": "free", "clients": 3}, {"name": "pro", "clients": 30}]}"#,
@@ -84,7 +84,7 @@ use crate::subscriber::{Assignment, ResourceUsage, Subscriber, Usage};
 /// // John upgrades.
 /// store.set_plan("john", Some(Assignment::new("pro")));
 /// assert_eq!(store.subscriber("john").unwrap().plan_name(), Some("pro"));
-/// # Ok::<(), tower_plans::LoadError>(())
+/// # Ok::<(), tower_plans::store::LoadError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
@@ -418,14 +418,14 @@ impl MemoryStore {
 
     /// Adds `delta` (negative to subtract) to the count of `resource` for a user and returns the
     /// new count, saturating at 0. Creates the user when unknown; an unrecorded resource starts
-    /// at 0 (see [`Usage::add`](crate::Usage::add)).
+    /// at 0 (see [`Usage::add`](crate::subscriber::Usage::add)).
     pub fn add_usage(&self, id: impl AsRef<str>, resource: &str, delta: i64) -> u64 {
         self.update_user(id, |subscriber| subscriber.usage.add(resource, delta))
     }
 
     /// Adds `delta` to the count of `action` on `resource` for a user and returns the new count,
     /// saturating at 0. Creates the user when unknown (see
-    /// [`Usage::add_action`](crate::Usage::add_action)).
+    /// [`Usage::add_action`](crate::subscriber::Usage::add_action)).
     pub fn add_action_usage(
         &self,
         id: impl AsRef<str>,

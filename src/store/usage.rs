@@ -12,7 +12,7 @@
 //! ```
 //! use std::time::Duration;
 //!
-//! use tower_plans::{Catalog, Counter, MemoryStore, PlanStore, Reserve, ReservationId, UsageStore};
+//! use tower_plans::{Catalog, MemoryStore, PlanStore, UsageStore, store::{Counter, Reserve, ReservationId}};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tower_plans::BoxError> {
@@ -102,7 +102,7 @@ impl Counter {
     ///
     /// An [`Action::Custom`] carrying a REST name is that REST action
     /// (`Action::Custom("destroy")` counts [`Action::Delete`]), as in the catalog and in
-    /// [`Usage`](crate::Usage).
+    /// [`Usage`](crate::subscriber::Usage).
     pub fn action(
         user: impl Into<Arc<str>>,
         resource: impl Into<Arc<str>>,
@@ -267,7 +267,7 @@ impl Reserve {
 /// ```
 /// use std::time::Duration;
 ///
-/// use tower_plans::{Action, Catalog, Count, Counter, MemoryStore, ReservationId, UsageStore};
+/// use tower_plans::{Action, Catalog, MemoryStore, UsageStore, store::{Count, Counter, ReservationId}};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_plans::BoxError> {

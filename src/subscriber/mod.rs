@@ -67,7 +67,7 @@ use crate::hash::Map as FastMap;
 /// Or from Rust:
 ///
 /// ```
-/// use tower_plans::{Action, Assignment, Subscriber};
+/// use tower_plans::{Action, Subscriber, subscriber::Assignment};
 ///
 /// let john = Subscriber::new()
 ///     .with_name("john")
@@ -90,7 +90,7 @@ pub struct Subscriber {
 ///
 /// When it ends: `expires` if set (this is also how a trial is extended); otherwise, for a trial,
 /// `joined` plus the catalog's trial duration; a regular plan without `expires` does not end. See
-/// [`decide`](crate::decide).
+/// [`decide`](crate::decision::decide).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assignment {
     /// The plan's name.
@@ -141,7 +141,7 @@ impl Usage {
     /// counts 0. An [`Action::Custom`] carrying a REST name reads that action's count
     /// (`Custom("destroy")` reads the `delete` count).
     ///
-    /// [`decide`](crate::decide) uses this for every action but one case: a `PATCH` limited by
+    /// [`decide`](crate::decision::decide) uses this for every action but one case: a `PATCH` limited by
     /// the `update` limit, because the plan sets no `patch` limit, counts the `patch` count if
     /// there is one, else the `update` count, else the resource count, else 0 (see
     /// [`Usage::action_count`]).

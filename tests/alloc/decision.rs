@@ -4,7 +4,11 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower_plans::{decide, Action, Assignment, Catalog, Decision, PlanState, Policy, Subscriber};
+use tower_plans::{
+    decision::{decide, Decision, PlanState, Policy},
+    subscriber::Assignment,
+    Action, Catalog, Subscriber,
+};
 
 use crate::counting::allocations;
 

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use http::Method;
-use tower_plans::{Action, RouteConfig, RouteTable};
+use tower_plans::{
+    routes::{RouteConfig, RouteTable},
+    Action,
+};
 
 use crate::counting::allocations;
 

@@ -32,8 +32,8 @@ async fn create_client(Extension(allowed): Extension<Allowed>) -> String {
         allowed.plan,
         allowed.remaining().unwrap_or(u64::MAX),
         match allowed.limit {
-            tower_plans::Limit::Limited(maximum) => maximum,
-            tower_plans::Limit::Unlimited => u64::MAX,
+            tower_plans::catalog::Limit::Limited(maximum) => maximum,
+            tower_plans::catalog::Limit::Unlimited => u64::MAX,
         }
     )
 }

@@ -12,7 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use tower_plans::{
-    Action, Denial, PlanLimitLayer, PlanState, Rejection, RequestHead, UserCache, UserId,
+    decision::PlanState, Action, Denial, PlanLimitLayer, Rejection, RequestHead, UserCache, UserId,
 };
 
 fn layer(store: &Arc<CountingStore>) -> PlanLimitLayer {

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use tower_plans::format::FormatError;
-use tower_plans::{Action, Catalog, Limit, Plan, Trial};
+use tower_plans::{
+    catalog::{Limit, Plan, Trial},
+    Action, Catalog,
+};
 
 const DAY: Duration = Duration::from_secs(86_400);
 

@@ -4,8 +4,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tower_plans::{
-    decide, Action, Allowed, Assignment, Catalog, Decision, Denial, Limit, PlanState, Policy,
-    Subscriber,
+    catalog::Limit,
+    decision::{decide, Decision, PlanState, Policy},
+    subscriber::Assignment,
+    Action, Allowed, Catalog, Denial, Subscriber,
 };
 
 const DAY: u64 = 86_400_000;
@@ -63,12 +65,31 @@ fn denied(decision: Decision) -> (Denial, String) {
     }
 }
 
-fn allow(plan: &str, state: PlanState, limit: Limit, usage: u64) -> Allowed {
-    Allowed {
+/// What an [`Allowed`] on the `clients` create should say (`Allowed` itself is built only by the
+/// crate).
+#[derive(Debug)]
+struct Expected {
+    plan: Arc<str>,
+    state: PlanState,
+    limit: Limit,
+    usage: u64,
+}
+
+impl PartialEq<Expected> for Allowed {
+    fn eq(&self, expected: &Expected) -> bool {
+        self.plan == expected.plan
+            && self.state == expected.state
+            && self.resource == clients()
+            && self.action == Action::Create
+            && self.limit == expected.limit
+            && self.usage == expected.usage
+    }
+}
+
+fn allow(plan: &str, state: PlanState, limit: Limit, usage: u64) -> Expected {
+    Expected {
         plan: Arc::from(plan),
         state,
-        resource: clients(),
-        action: Action::Create,
         limit,
         usage,
     }

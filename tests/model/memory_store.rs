@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use tower_plans::{
-    Action, Assignment, Catalog, LoadError, MemoryStore, PlanStore, ResourceUsage, Subscriber,
+    store::LoadError,
+    subscriber::{Assignment, ResourceUsage},
+    Action, Catalog, MemoryStore, PlanStore, Subscriber,
 };
 
 const PLANS: &str = r#"{

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use crate::support::*;
 use http::{Method, StatusCode};
-use tower_plans::{Action, ConfigError, RouteConfig, RouteTable};
+use tower_plans::{
+    routes::{RouteConfig, RouteTable},
+    Action, ConfigError,
+};
 
 fn table(config: &RouteConfig, resources: &[&str]) -> RouteTable {
     let resources: Vec<Arc<str>> = resources.iter().map(|&name| Arc::from(name)).collect();

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use http::{Method, Uri};
 use proptest::prelude::*;
-use tower_plans::{Action, Catalog, ConfigError, RouteConfig, RouteTable};
+use tower_plans::{
+    routes::{RouteConfig, RouteTable},
+    Action, Catalog, ConfigError,
+};
 
 /// The resources the README's plan `{name: "bronze", clients: 10, groups: 20}` governs.
 fn bronze() -> Vec<Arc<str>> {

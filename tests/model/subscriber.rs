@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tower_plans::format::FormatError;
-use tower_plans::{Action, Assignment, ResourceUsage, Subscriber};
+use tower_plans::{
+    subscriber::{Assignment, ResourceUsage},
+    Action, Subscriber,
+};
 
 fn load(json: &str) -> Subscriber {
     match Subscriber::from_json(json) {

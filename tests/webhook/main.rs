@@ -625,7 +625,7 @@ async fn custom_header_names() {
 mod memory_store_hook {
     use super::*;
     use tower_plans::webhook::MemoryStoreHook;
-    use tower_plans::{Assignment, MemoryStore};
+    use tower_plans::{subscriber::Assignment, MemoryStore};
 
     fn store() -> MemoryStore {
         MemoryStore::from_json(
