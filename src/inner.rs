@@ -247,7 +247,7 @@ impl Inner {
                     usage,
                     "plan allows the request; one unit reserved"
                 );
-                let allowed = self.allowed_extension.then(|| Allowed {
+                let allowed = self.allowed_extension.then_some(Allowed {
                     plan,
                     state,
                     resource,
