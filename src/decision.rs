@@ -428,7 +428,7 @@ fn end_of(assignment: &Assignment, catalog: &Catalog) -> End {
 }
 
 /// Compares the usage with the effective plan's limit.
-fn check<'a>(
+pub(crate) fn check<'a>(
     plan: &'a Plan,
     state: State<'a>,
     usage: Option<&Usage>,

@@ -16,11 +16,9 @@ use http_body_util::Full;
 use tokio::time::Instant;
 
 use crate::cache::{CatalogCache, Fetch, Loaded, Record, Refresh, Users};
-use crate::catalog::{Action, Catalog, Limit};
+use crate::catalog::{Action, Limit};
 use crate::count::{Counting, Reservation, Reserved, Tally};
-use crate::decision::{
-    applicable, evaluate, Allowed, Decision, Denial, PlanState, Policy, Verdict,
-};
+use crate::decision::{applicable, check, Allowed, Decision, Denial, PlanState, Policy, Verdict};
 use crate::response::{Rejection, RenderRejection};
 use crate::routes::{RouteConfig, RouteIndex, Scope};
 use crate::store::{timed, PlanStore};
@@ -284,7 +282,8 @@ impl Inner {
         }
     }
 
-    /// Decides on the route `index` of `loaded`, and logs the decision.
+    /// Decides on the route `index` of `loaded`, and logs the decision. With counting on, a
+    /// counted request whose plan applies is not decided here: it waits for its reservation.
     fn judge(
         &self,
         loaded: &Loaded,
@@ -293,58 +292,29 @@ impl Inner {
         user: &UserId,
     ) -> Judgement {
         let route = loaded.table.route(index);
-        let normalised = route.action.normalised();
+        let (resource, normalised) = (route.resource, route.action.normalised());
         let action = &*normalised;
-        let catalog = &loaded.catalog;
-        if let Some(counted) = self.judge_counted(catalog, subscriber, route.resource, action, user)
-        {
-            return counted;
-        }
-        self.decide(catalog, subscriber, route.resource, action, user)
-    }
-
-    /// With counting on, the judgement of a counted request: its plan applies and the action is
-    /// counted (see [`Tally::of`]). `None` when the request is decided as without counting.
-    fn judge_counted(
-        &self,
-        catalog: &Catalog,
-        subscriber: Option<&Subscriber>,
-        resource: &Arc<str>,
-        action: &Action,
-        user: &UserId,
-    ) -> Option<Judgement> {
-        let counting = self.counting.as_ref()?;
-        let (plan, state) = applicable(catalog, subscriber, || self.now_ms(), &self.policy).ok()?;
         let usage = subscriber.map(|s| &s.usage);
-        let tally = Tally::of(plan, usage, user.as_arc(), resource, action)?;
-        Some(Judgement::Count(Box::new(Pending {
-            counting: Arc::clone(counting),
-            tally,
-            plan: Arc::clone(plan.name_arc()),
-            state: state.into_plan_state(),
-            resource: Arc::clone(resource),
-            action: action.clone(),
-            limit: plan.limit(resource, action),
-        })))
-    }
-
-    /// Decides `action` (already normalised) from the record's usage.
-    fn decide(
-        &self,
-        catalog: &Catalog,
-        subscriber: Option<&Subscriber>,
-        resource: &Arc<str>,
-        action: &Action,
-        user: &UserId,
-    ) -> Judgement {
-        let verdict = evaluate(
-            catalog,
-            subscriber,
-            || self.now_ms(),
-            resource,
-            action,
-            &self.policy,
-        );
+        let verdict = match applicable(&loaded.catalog, subscriber, || self.now_ms(), &self.policy)
+        {
+            Ok((plan, state)) => {
+                if let Some(counting) = &self.counting {
+                    if let Some(tally) = Tally::of(plan, usage, user.as_arc(), resource, action) {
+                        return Judgement::Count(Box::new(Pending {
+                            counting: Arc::clone(counting),
+                            tally,
+                            plan: Arc::clone(plan.name_arc()),
+                            state: state.into_plan_state(),
+                            resource: Arc::clone(resource),
+                            action: action.clone(),
+                            limit: plan.limit(resource, action),
+                        }));
+                    }
+                }
+                check(plan, state, usage, resource, action)
+            }
+            Err(inactive) => inactive,
+        };
         if let Verdict::Allow { plan, usage, .. } = verdict {
             tracing::debug!(
                 user = %user,
