@@ -10,4 +10,5 @@ mod decision;
 mod memory_store;
 mod resource_names;
 mod routes;
+mod structure;
 mod subscriber;
