@@ -4,20 +4,25 @@
 //! back to "free"; plans expire. `tower-plans` is one tower [`Layer`](tower_layer::Layer),
 //! [`PlanLimitLayer`], placed after authentication. For every request it:
 //!
-//! 1. maps the method and path to a governed resource and [`Action`] with a [`RouteTable`](routes::RouteTable)
-//!    (REST conventions, a configurable `base`, per-resource paths and custom routes), in a way
-//!    that query strings, percent-encoding, doubled slashes, dot segments and case cannot bypass;
-//!    an ungoverned request passes straight through;
+//! 1. maps the method and path to a governed resource and [`Action`] with a
+//!    [`RouteTable`](routes::RouteTable) (REST conventions, a configurable `base`, per-resource
+//!    paths and custom routes), in a way that query strings, percent-encoding, doubled slashes,
+//!    dot segments and case cannot bypass; an ungoverned request passes straight through;
 //! 2. finds the user: a [`UserId`] in the request extensions, put there by your authentication,
 //!    or your own extractor; a governed request without one is answered `401`;
 //! 3. loads the [`Catalog`] of plans and the user's [`Subscriber`] record (plan assignment and
 //!    usage) from a [`PlanStore`], caching the catalog and, optionally, users;
-//! 4. [`decide`](decision::decide)s: trials, fallbacks, expiry, grace periods and default plans, then the plan's
-//!    [`Limit`](catalog::Limit) against the user's usage. A denial is answered `403` with a JSON body; an allowed
-//!    request reaches your service with the [`Allowed`] decision in its extensions.
+//! 4. [`decide`](decision::decide)s: trials, fallbacks, expiry, grace periods and default plans,
+//!    then the plan's [`Limit`](catalog::Limit) against the user's usage. A denial is answered
+//!    `403` with a JSON body; an allowed request reaches your service with the [`Allowed`]
+//!    decision in its extensions.
+//!
+//! With a [`UsageStore`] ([`count_usage`](PlanLimitLayerBuilder::count_usage)) the layer keeps
+//! the counts itself: an allowed request reserves its unit before your service runs and its
+//! response commits or releases it, so concurrent requests never overshoot a limit.
 //!
 //! It works wrapping axum routers, hyper services and any tower stack. [`MemoryStore`] is an
-//! in-memory store that loads the JSON formats and can be changed while serving.
+//! in-memory store that loads the JSON formats, can be changed while serving, and counts usage.
 //!
 //! # Example
 //!
