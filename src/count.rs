@@ -10,7 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -24,7 +24,32 @@ use crate::subscriber::Usage;
 pub(crate) type CommitWhen = dyn Fn(StatusCode) -> bool + Send + Sync + 'static;
 
 /// A settlement of reservations, boxed, run after the response or detached on a drop.
-pub(crate) type Settle = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+type SettleFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// The settlement that a response waits for. Dropped before it finished (the response future
+/// was dropped meanwhile), it finishes detached: a commit under way is not lost.
+pub(crate) struct Settle(Option<SettleFuture>);
+
+impl Future for Settle {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(settle) = self.0.as_mut() else {
+            return Poll::Ready(());
+        };
+        std::task::ready!(settle.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(())
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if let Some(settle) = self.0.take() {
+            detach(settle);
+        }
+    }
+}
 
 /// The layer's counting configuration: the usage store and how reservations are settled.
 pub(crate) struct Counting {
@@ -58,6 +83,9 @@ pub(crate) struct Tally {
     reserve: Option<(Counter, Option<u64>, u64)>,
     /// The item counter that a success gives one back to (a delete), and its seed.
     give_back: Option<(Counter, u64)>,
+    /// The usage an allowed request reports when it reserves nothing (a delete without a finite
+    /// limit): the record's, as without counting.
+    unreserved_usage: u64,
 }
 
 impl Tally {
@@ -91,10 +119,12 @@ impl Tally {
             Action::Create => Tally {
                 reserve: Some((items(), finite, seed(&Action::Create))),
                 give_back: None,
+                unreserved_usage: 0,
             },
             Action::Delete => Tally {
                 reserve: finite.map(|max| per_action(Action::Delete, max)),
                 give_back: Some((items(), seed(&Action::Create))),
+                unreserved_usage: seed(&Action::Delete),
             },
             _ => {
                 let max = finite?;
@@ -107,6 +137,7 @@ impl Tally {
                 Tally {
                     reserve: Some(per_action(counted, max)),
                     give_back: None,
+                    unreserved_usage: 0,
                 }
             }
         };
@@ -131,7 +162,11 @@ impl Counting {
     /// # Errors
     /// When the usage store fails or times out; nothing is held then.
     pub(crate) async fn reserve(self: Arc<Self>, tally: Tally) -> Result<Reserved, StoreError> {
-        let Tally { reserve, give_back } = tally;
+        let Tally {
+            reserve,
+            give_back,
+            unreserved_usage,
+        } = tally;
         let (hold, usage) = match reserve {
             Some((counter, limit, seed)) => {
                 let id = ReservationId::new();
@@ -147,7 +182,7 @@ impl Counting {
                     }
                 }
             }
-            None => (None, 0),
+            None => (None, unreserved_usage),
         };
         Ok(Reserved::Held {
             reservation: Reservation {
@@ -192,11 +227,11 @@ impl Reservation {
     /// commit when the status commits, a release otherwise.
     pub(crate) fn settle(mut self, status: Option<StatusCode>) -> Settle {
         let commit = status.is_some_and(|status| self.counting.commits(status));
-        self.take(commit)
+        Settle(Some(self.take(commit)))
     }
 
     /// The settlement, marking this reservation settled.
-    fn take(&mut self, commit: bool) -> Settle {
+    fn take(&mut self, commit: bool) -> SettleFuture {
         self.settled = true;
         let counting = Arc::clone(&self.counting);
         let hold = self.hold.take();
@@ -251,7 +286,7 @@ impl Drop for Reservation {
 /// Runs `settle` to completion without anyone awaiting it: at once when the store answers at
 /// once (an in-memory store), otherwise on the current Tokio runtime. Without a runtime an
 /// unfinished settlement is abandoned and the reservation's lease frees the unit.
-pub(crate) fn detach(mut settle: Settle) {
+fn detach(mut settle: SettleFuture) {
     let mut cx = Context::from_waker(noop_waker());
     if settle.as_mut().poll(&mut cx).is_ready() {
         return;
@@ -275,4 +310,203 @@ fn noop_waker() -> &'static Waker {
     }
     static WAKER: OnceLock<Waker> = OnceLock::new();
     WAKER.get_or_init(|| Waker::from(Arc::new(Noop)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::store::{Counted, MemoryStore};
+
+    fn plan() -> Plan {
+        let catalog = Catalog::from_json(
+            r#"[{"name": "free", "limits": {
+                "clients": 3,
+                "tasks": {"index": null, "show": 10, "update": 5, "delete": 2},
+                "notes": {"create": null}
+            }}]"#,
+        )
+        .unwrap();
+        catalog.plan("free").unwrap().clone()
+    }
+
+    fn tally(action: Action, resource: &str, usage: Option<&Usage>) -> Option<Tally> {
+        Tally::of(
+            &plan(),
+            usage,
+            &Arc::from("john"),
+            &Arc::from(resource),
+            &action,
+        )
+    }
+
+    fn reserved(tally: &Tally) -> Option<(Counted, Option<u64>, u64)> {
+        let (counter, limit, seed) = tally.reserve.as_ref()?;
+        Some((counter.counted.clone(), *limit, *seed))
+    }
+
+    #[test]
+    fn what_each_action_counts() {
+        let mut usage = Usage::new();
+        usage.set("clients", 2);
+        usage.set_action("tasks", &Action::Update, 4);
+        usage.set_action("tasks", &Action::Delete, 1);
+
+        let create = tally(Action::Create, "clients", Some(&usage)).unwrap();
+        assert_eq!(reserved(&create), Some((Counted::Items, Some(3), 2)));
+        assert!(create.give_back.is_none());
+
+        // An unlimited create still counts items, so a later plan change finds the right count.
+        let unlimited = tally(Action::Create, "notes", None).unwrap();
+        assert_eq!(reserved(&unlimited), Some((Counted::Items, None, 0)));
+
+        // A delete gives an item back; under a finite delete limit it also reserves a delete.
+        let delete = tally(Action::Delete, "tasks", Some(&usage)).unwrap();
+        assert_eq!(
+            reserved(&delete),
+            Some((Counted::Action(Action::Delete), Some(2), 1))
+        );
+        let (counter, _) = delete.give_back.as_ref().unwrap();
+        assert_eq!(counter.counted, Counted::Items);
+        let free_delete = tally(Action::Delete, "clients", Some(&usage)).unwrap();
+        assert!(free_delete.reserve.is_none());
+        assert!(free_delete.give_back.is_some());
+
+        // Other actions count only under a finite limit.
+        let show = tally(Action::Show, "tasks", None).unwrap();
+        assert_eq!(
+            reserved(&show),
+            Some((Counted::Action(Action::Show), Some(10), 0))
+        );
+        assert!(tally(Action::Index, "tasks", None).is_none());
+        assert!(tally(Action::Show, "clients", None).is_none());
+
+        // A PATCH under the update limit counts updates.
+        let patch = tally(Action::Patch, "tasks", Some(&usage)).unwrap();
+        assert_eq!(
+            reserved(&patch),
+            Some((Counted::Action(Action::Update), Some(5), 4))
+        );
+    }
+
+    /// A usage store whose commits wait until `open` is notified.
+    struct SlowCommits {
+        inner: MemoryStore,
+        open: tokio::sync::Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl UsageStore for SlowCommits {
+        async fn reserve(
+            &self,
+            counter: &Counter,
+            limit: Option<u64>,
+            seed: u64,
+            id: ReservationId,
+            lease: Duration,
+        ) -> Result<Reserve, crate::store::BoxError> {
+            self.inner.reserve(counter, limit, seed, id, lease).await
+        }
+        async fn commit(
+            &self,
+            counter: &Counter,
+            id: ReservationId,
+        ) -> Result<u64, crate::store::BoxError> {
+            self.open.notified().await;
+            self.inner.commit(counter, id).await
+        }
+        async fn release(
+            &self,
+            counter: &Counter,
+            id: ReservationId,
+        ) -> Result<(), crate::store::BoxError> {
+            self.inner.release(counter, id).await
+        }
+        async fn adjust(
+            &self,
+            counter: &Counter,
+            delta: i64,
+            seed: u64,
+        ) -> Result<u64, crate::store::BoxError> {
+            self.inner.adjust(counter, delta, seed).await
+        }
+        async fn set(&self, counter: &Counter, used: u64) -> Result<(), crate::store::BoxError> {
+            self.inner.set(counter, used).await
+        }
+        async fn get(
+            &self,
+            counter: &Counter,
+        ) -> Result<Option<crate::store::Count>, crate::store::BoxError> {
+            self.inner.get(counter).await
+        }
+    }
+
+    fn counting(store: Arc<SlowCommits>) -> Arc<Counting> {
+        Arc::new(Counting {
+            store: Box::new(store),
+            lease: Duration::from_secs(60),
+            timeout: Duration::from_secs(5),
+            commit_when: None,
+            commit_dropped: false,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_settlement_dropped_midway_finishes_detached() {
+        let store = Arc::new(SlowCommits {
+            inner: MemoryStore::new(Catalog::from_json("[]").unwrap()),
+            open: tokio::sync::Notify::new(),
+        });
+        let tally = tally(Action::Create, "clients", None).unwrap();
+        let Ok(Reserved::Held { reservation, .. }) =
+            counting(Arc::clone(&store)).reserve(tally).await
+        else {
+            panic!("an unlimited store reserves");
+        };
+        let mut settle = Box::pin(reservation.settle(Some(StatusCode::CREATED)));
+        let mut cx = Context::from_waker(noop_waker());
+        assert!(
+            settle.as_mut().poll(&mut cx).is_pending(),
+            "the commit waits"
+        );
+        drop(settle);
+
+        let items = Counter::items("john", "clients");
+        store.open.notify_one();
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        let count = store.inner.get(&items).await.unwrap().unwrap();
+        assert_eq!(
+            (count.used, count.held),
+            (1, 0),
+            "the commit finished after the drop"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_reservation_is_released_or_committed() {
+        for commit_dropped in [false, true] {
+            let inner = MemoryStore::new(Catalog::from_json("[]").unwrap());
+            let counting = Arc::new(Counting {
+                store: Box::new(inner.clone()),
+                lease: Duration::from_secs(60),
+                timeout: Duration::from_secs(5),
+                commit_when: None,
+                commit_dropped,
+            });
+            let tally = tally(Action::Create, "clients", None).unwrap();
+            let Ok(Reserved::Held { reservation, .. }) = counting.reserve(tally).await else {
+                panic!("an unlimited store reserves");
+            };
+            drop(reservation);
+            let count = inner
+                .get(&Counter::items("john", "clients"))
+                .await
+                .unwrap()
+                .unwrap_or_default();
+            assert_eq!(count.held, 0, "nothing stays held");
+            assert_eq!(count.used, u64::from(commit_dropped));
+        }
+    }
 }

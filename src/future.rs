@@ -49,6 +49,7 @@ pin_project! {
             state: Arc<Inner>,
         },
         Settling {
+            #[pin]
             settle: Settle,
             output: Option<O>,
         },
@@ -163,7 +164,7 @@ where
                     });
                 }
                 KindProj::Settling { settle, output } => {
-                    ready!(settle.as_mut().poll(cx));
+                    ready!(settle.poll(cx));
                     let Some(output) = output.take() else {
                         // Only `Inner` makes a `Settling`, with the output.
                         return Poll::Pending;
