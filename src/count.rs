@@ -10,7 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Wake, Waker};
+use std::task::{ready, Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -190,9 +190,9 @@ impl fmt::Debug for Reservation {
 impl Reservation {
     /// The settlement for a response with `status` (`None`: the inner service failed): a
     /// commit when the status commits, a release otherwise.
-    pub(crate) fn settle(mut self, status: Option<StatusCode>) -> Settle {
+    pub(crate) fn settle(mut self, status: Option<StatusCode>) -> Settlement {
         let commit = status.is_some_and(|status| self.counting.commits(status));
-        self.take(commit)
+        Settlement(Some(self.take(commit)))
     }
 
     /// The settlement, marking this reservation settled.
@@ -245,6 +245,33 @@ impl Drop for Reservation {
         }
         let commit = self.counting.commit_dropped;
         detach(self.take(commit));
+    }
+}
+
+/// A settlement that the response future awaits: dropped before it is done (the future was
+/// dropped while the store call was under way), it is finished in the background with
+/// [`detach`], so that the decision taken on the response is carried out instead of leaving the
+/// unit held until its lease ends.
+pub(crate) struct Settlement(Option<Settle>);
+
+impl Future for Settlement {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(settle) = self.0.as_mut() else {
+            return Poll::Ready(());
+        };
+        ready!(settle.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(())
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        if let Some(settle) = self.0.take() {
+            detach(settle);
+        }
     }
 }
 

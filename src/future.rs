@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::count::{Reservation, Settle};
+use crate::count::{Reservation, Settlement};
 use crate::inner::{CheckFuture, Inner, Outcome};
 
 pin_project! {
@@ -22,7 +22,8 @@ pin_project! {
     /// inner service's future. A governed request that needs the store first runs a boxed check
     /// (the store calls), then calls the inner service, whose future is polled in place, unboxed.
     /// A rejection is answered without calling the inner service. A counted request's response
-    /// then settles its reservation (commit or release) before it is returned.
+    /// then settles its reservation (commit or release) before it is returned; dropped while it
+    /// settles, the settlement finishes in the background.
     pub struct ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,
@@ -49,7 +50,8 @@ pin_project! {
             state: Arc<Inner>,
         },
         Settling {
-            settle: Settle,
+            // Dropped unfinished, it finishes in the background.
+            settle: Settlement,
             output: Option<O>,
         },
         Rejected {
@@ -163,7 +165,7 @@ where
                     });
                 }
                 KindProj::Settling { settle, output } => {
-                    ready!(settle.as_mut().poll(cx));
+                    ready!(Pin::new(settle).poll(cx));
                     let Some(output) = output.take() else {
                         // Only `Inner` makes a `Settling`, with the output.
                         return Poll::Pending;
