@@ -20,6 +20,15 @@
 //! per core (two tasks per worker, each with requests of its own), and reports the time per
 //! request.
 //!
+//! Group `counted/1k` measures counted usage: a store of 1 thousand subscribers whose
+//! even-numbered ones are on a plan with a finite clients limit that no run reaches
+//! (`common::METERED_CLIENTS`), so that every create checks the limit and is allowed. Beside
+//! `bare`, `allowed` is their `POST /api/clients` through a layer without counting (usage read
+//! from the record), and `allowed_counted` the same through a layer that counts in the same
+//! `MemoryStore`: one reservation before the inner service and its commit after the `200`,
+//! each `uncached` and `cached`. The counts grow through the run; the limit check is the one
+//! a subscriber below a real limit gets.
+//!
 //! Group `parts/1k` measures two parts of a cached request alone: a read of a `moka` cache set up
 //! as the layer's user cache, and the monotonic clock.
 //!
@@ -35,10 +44,11 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::{Request, Response};
 use tokio::runtime::{Builder, Runtime};
-use tower::{Service, ServiceExt};
-use tower_plans::{Subscriber, UserId};
+use tower::{Layer, Service, ServiceExt};
+use tower_plans::store::Counter;
+use tower_plans::{Subscriber, UsageStore, UserId};
 
-use common::{bare, size_name, sizes, workers, Case, Fixture, Requests, Setup, SEQUENCE};
+use common::{bare, size_name, sizes, workers, Case, Fixture, Governed, Requests, Setup, SEQUENCE};
 
 fn current_thread() -> Runtime {
     Builder::new_current_thread()
@@ -185,6 +195,62 @@ fn threads(c: &mut Criterion) {
     group.finish();
 }
 
+fn counted(c: &mut Criterion) {
+    let n = 1_000;
+    let rt = current_thread();
+    let store = common::metered_store(n);
+    let requests = Requests::new(Case::Allowed, n);
+    let mut services: Vec<(String, Governed)> = Vec::new();
+    for setup in Setup::BOTH {
+        let counting = [
+            ("allowed", common::layer(&store, n, setup)),
+            ("allowed_counted", common::counted_layer(&store, n, setup)),
+        ];
+        for (name, layer) in counting {
+            let mut service = layer.layer(bare());
+            if setup.cached {
+                rt.block_on(common::fill_cache(&mut service, n));
+            }
+            services.push((format!("{name}/{}", setup.name()), service));
+        }
+    }
+    // Every service allows every request, and a counted request is counted once.
+    let clients = |rt: &Runtime| -> u64 {
+        rt.block_on(async {
+            let mut total = 0;
+            for i in (0..n).step_by(2) {
+                let counter = Counter::items(format!("u{i}"), "clients");
+                let count = store.get(&counter).await.expect("the store answers");
+                total += count.expect("the counter exists").used;
+            }
+            total
+        })
+    };
+    for (name, service) in &services {
+        let before = clients(&rt);
+        let mut service = service.clone();
+        rt.block_on(common::warm(&mut service, &requests, Case::Allowed));
+        let counted = if name.starts_with("allowed_counted") {
+            SEQUENCE as u64
+        } else {
+            0
+        };
+        assert_eq!(clients(&rt), before + counted, "{name}");
+    }
+
+    let mut group = c.benchmark_group(format!("counted/{}", size_name(n)));
+    let bare = bare();
+    group.bench_function("bare", |b| {
+        b.iter_custom(|iters| time_serial(&rt, &bare, &requests, iters))
+    });
+    for (name, service) in &services {
+        group.bench_function(name.as_str(), |b| {
+            b.iter_custom(|iters| time_serial(&rt, service, &requests, iters))
+        });
+    }
+    group.finish();
+}
+
 /// What some parts of a cached request cost alone, as a floor for the full call: a read of a
 /// `moka` cache set up as the layer's user cache (same builder settings and hasher, every
 /// subscriber in it, the same random ids), and the monotonic clock the layer reads once per
@@ -221,6 +287,6 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50);
-    targets = full_call, threads, parts
+    targets = full_call, counted, threads, parts
 }
 criterion_main!(benches);

@@ -40,17 +40,22 @@ pub fn bare() -> Bare {
 /// The layered service under measurement.
 pub type Governed = PlanLimit<Bare>;
 
-/// The catalog: `free` keeps 3 clients, `pro` 30.
+/// The clients a `metered` subscriber may keep: finite, so that a counted create checks the
+/// limit, and far more than any benchmark run creates.
+pub const METERED_CLIENTS: u64 = 1 << 40;
+
+/// The catalog: `free` keeps 3 clients, `pro` 30, `metered` [`METERED_CLIENTS`].
 pub fn catalog() -> Catalog {
-    Catalog::from_json(
-        r#"{
-            "trial": {"duration": 14, "fallback": "free"},
+    Catalog::from_json(&format!(
+        r#"{{
+            "trial": {{"duration": 14, "fallback": "free"}},
             "plans": [
-                {"name": "free", "limits": {"clients": 3, "groups": {"index": null, "create": 2}}},
-                {"name": "pro", "limits": {"clients": 30, "groups": null}}
+                {{"name": "free", "limits": {{"clients": 3, "groups": {{"index": null, "create": 2}}}}}},
+                {{"name": "pro", "limits": {{"clients": 30, "groups": null}}}},
+                {{"name": "metered", "limits": {{"clients": {METERED_CLIENTS}}}}}
             ]
-        }"#,
-    )
+        }}"#
+    ))
     .expect("the bench catalog parses")
 }
 
@@ -73,6 +78,16 @@ pub fn store(n: usize) -> MemoryStore {
     let store = MemoryStore::new(catalog());
     for i in 0..n {
         store.insert_user(format!("u{i}"), subscriber(i));
+    }
+    store
+}
+
+/// A store holding subscribers `u0` to `u{n-1}`, the even-numbered ones on the `metered` plan
+/// (1 client of [`METERED_CLIENTS`]): their creates stay allowed however many are counted.
+pub fn metered_store(n: usize) -> MemoryStore {
+    let store = store(n);
+    for i in (0..n).step_by(2) {
+        store.set_plan(format!("u{i}"), Some(Assignment::new("metered")));
     }
     store
 }
@@ -145,6 +160,21 @@ pub fn layer(store: &MemoryStore, n: usize, setup: Setup) -> PlanLimitLayer {
     let builder = PlanLimitLayer::builder(store.clone())
         .base("/api")
         .allowed_extension(setup.extension);
+    let builder = if setup.cached {
+        builder.user_cache(user_cache(n))
+    } else {
+        builder
+    };
+    builder.build().expect("the bench layer builds")
+}
+
+/// A layer like [`layer`] that also counts usage in `store` itself: an allowed create reserves
+/// one unit before the inner service and commits it after the `200`.
+pub fn counted_layer(store: &MemoryStore, n: usize, setup: Setup) -> PlanLimitLayer {
+    let builder = PlanLimitLayer::builder(store.clone())
+        .base("/api")
+        .allowed_extension(setup.extension)
+        .count_usage(store.clone());
     let builder = if setup.cached {
         builder.user_cache(user_cache(n))
     } else {

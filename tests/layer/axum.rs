@@ -4,27 +4,13 @@
 use crate::support::*;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use http::header::CONTENT_TYPE;
 use http::StatusCode;
 use tower::ServiceExt;
-use tower_plans::{Allowed, PlanLimitLayer, UserId};
-
-/// Authentication: the user named by the `x-user` header.
-async fn authenticate(mut request: Request, next: Next) -> Response {
-    let user = request
-        .headers()
-        .get("x-user")
-        .and_then(|value| value.to_str().ok())
-        .map(UserId::from);
-    if let Some(user) = user {
-        request.extensions_mut().insert(user);
-    }
-    next.run(request).await
-}
+use tower_plans::{Allowed, PlanLimitLayer};
 
 async fn create_client(Extension(allowed): Extension<Allowed>) -> String {
     format!(

@@ -2,11 +2,9 @@
 //! catalog load, or a user's fetch with the user cache) leaves them a call of their own; nobody
 //! hangs. Every wait is bounded, so that a regression fails instead of hanging.
 
-use std::future::Future;
 use std::time::Duration;
 
 use crate::support::*;
-use futures::FutureExt;
 use http::{Method, StatusCode};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -33,12 +31,6 @@ fn spawn_create(layer: &PlanLimitLayer) -> JoinHandle<StatusCode> {
             .await
             .status()
     })
-}
-
-/// Starts `future` (it gets as far as its first wait) and returns it, still pending.
-fn started<F: Future + Unpin>(mut future: F) -> F {
-    assert!((&mut future).now_or_never().is_none(), "it waits");
-    future
 }
 
 /// Lets the spawned tasks run until they wait.

@@ -1,5 +1,6 @@
 //! The layer at work: in axum, hyper and plain tower stacks, its caches and their invalidation,
-//! cancellation, store failures, readiness, what it governs, and the quickstart example.
+//! cancellation, counted usage, store failures, readiness, what it governs, and the quickstart
+//! example.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -7,6 +8,7 @@ mod support;
 mod axum;
 mod caching;
 mod cancellation;
+mod counting;
 mod failure_policy;
 mod governable_scope;
 mod hyper;

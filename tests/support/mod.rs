@@ -1,5 +1,6 @@
 //! Helpers shared by the layer's integration tests: a plan store that counts its calls and can be
-//! slowed down or made to fail, a catalog and users, requests and an echo service.
+//! slowed down or made to fail, a catalog and users, requests and an echo service, a future
+//! started and left pending, and an axum authentication middleware.
 //!
 //! Each test binary that needs them includes this file with
 //! `#[path = "../support/mod.rs"] mod support;`.
@@ -8,12 +9,14 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::FutureExt;
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower_plans::{
@@ -229,4 +232,27 @@ pub async fn send(
         .oneshot(request)
         .await
         .unwrap()
+}
+
+/// Starts `future` (it gets as far as its first wait) and returns it, still pending.
+pub fn started<F: Future + Unpin>(mut future: F) -> F {
+    assert!((&mut future).now_or_never().is_none(), "it waits");
+    future
+}
+
+/// Authentication for an axum router (`axum::middleware::from_fn(authenticate)`): the user
+/// named by the `x-user` header.
+pub async fn authenticate(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let user = request
+        .headers()
+        .get("x-user")
+        .and_then(|value| value.to_str().ok())
+        .map(UserId::from);
+    if let Some(user) = user {
+        request.extensions_mut().insert(user);
+    }
+    next.run(request).await
 }
