@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the quickstart binary for real: serves on loopback, answers part of its printed tour, and
-# refuses a malformed fixture with a non-zero exit. Used by .ci/run; needs curl (installed if absent).
+# Runs the quickstart binary for real: serves on loopback, answers its tour (the layer counts
+# usage: a create that passes, the 403 at the limit, a delete that gives one back, a create that
+# passes again), replays the curl commands it prints on a fresh server, and refuses a malformed
+# fixture with a non-zero exit. Used by .ci/run; needs curl (installed if absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,35 +12,81 @@ fi
 
 cargo build --quiet --example quickstart
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/quickstart"
-addr="127.0.0.1:${QUICKSTART_PORT:-39117}"
+port="${QUICKSTART_PORT:-39117}"
 log=$(mktemp)
 bad=$(mktemp --suffix=.json)
-"$bin" --addr "$addr" >"$log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; rm -f "$log" "$bad"' EXIT
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f "$log" "$bad"' EXIT
 
-for _ in $(seq 1 50); do
-  curl -s -o /dev/null "http://$addr/health" && break
-  sleep 0.1
-done
-grep -q "listening on http://$addr" "$log" || { echo "quickstart did not start:"; cat "$log"; exit 1; }
+start() { # addr: serves the default fixture on addr, logging to $log
+  "$bin" --addr "$1" >"$log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 1 50); do
+    curl -s -o /dev/null "http://$1/health" && break
+    sleep 0.1
+  done
+  grep -q "listening on http://$1" "$log" || { echo "quickstart did not start:"; cat "$log"; exit 1; }
+}
 
-check() { # expected-status method path [user]
-  local got
+addr="127.0.0.1:$port"
+start "$addr"
+
+body=
+check() { # expected-status method path [user]; leaves the response body in $body
+  local got out
+  out=$(mktemp)
   if [ -n "${4:-}" ]; then
-    got=$(curl -s -o /dev/null -w '%{http_code}' -X "$2" -H "x-user: $4" -H 'content-type: application/json' -d '{}' "http://$addr$3")
+    got=$(curl -s -o "$out" -w '%{http_code}' -X "$2" -H "x-user: $4" -H 'content-type: application/json' -d '{}' "http://$addr$3") || true
   else
-    got=$(curl -s -o /dev/null -w '%{http_code}' -X "$2" "http://$addr$3")
+    got=$(curl -s -o "$out" -w '%{http_code}' -X "$2" "http://$addr$3") || true
   fi
-  if [ "$got" != "$1" ]; then echo "FAIL: $2 $3 as ${4:-nobody}: expected $1, got $got"; exit 1; fi
+  body=$(cat "$out")
+  rm -f "$out"
+  if [ "$got" != "$1" ]; then echo "FAIL: $2 $3 as ${4:-nobody}: expected $1, got $got: $body"; exit 1; fi
   echo "ok: $2 $3 as ${4:-nobody} -> $got"
 }
-check 201 POST /api/clients alice
+expect_body() { # exact expected body of the last check
+  if [ "$body" != "$1" ]; then echo "FAIL: expected the body $1, got $body"; exit 1; fi
+  echo "ok: body $body"
+}
+at_limit='{"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3}'
+
+check 201 POST /api/clients alice          # alice had 2 of 3: client 1, counted: 3
+check 403 POST /api/clients alice          # at the limit
+expect_body "$at_limit"
+check 200 GET /api/clients alice
+check 200 DELETE /api/clients/1 alice      # gives one back: 2
+check 201 POST /api/clients alice          # passes again: 3
 check 403 POST /api/clients alice
+expect_body "$at_limit"
+check 404 DELETE /api/clients/99 alice     # a failed delete gives nothing back
+check 403 POST /api/clients alice
+expect_body "$at_limit"
 check 201 POST /api/clients bob
 check 403 POST /api/clients carol
 check 401 POST /api/clients
 check 200 GET /health
+
+# The printed tour, replayed as printed on a server that has just started.
+addr="127.0.0.1:$((port + 1))"
+start "$addr"
+grep -qF "curl -i -X DELETE -H 'x-user: alice' http://$addr/api/clients/1" "$log" \
+  || { echo "FAIL: the printed tour has no delete of client 1:"; cat "$log"; exit 1; }
+steps=0
+expected=
+while IFS= read -r line; do
+  if [[ "$line" =~ ^[0-9]+\.\ .*\(expect\ ([0-9]{3})\ [^\)]*\)$ ]]; then
+    expected="${BASH_REMATCH[1]}"
+  elif [[ "$line" == "   curl -i "* ]]; then
+    [ -n "$expected" ] || { echo "FAIL: a printed command without an expected status: $line"; exit 1; }
+    got=$(eval "curl -s -o /dev/null -w '%{http_code}' ${line#   curl -i }") || true
+    if [ "$got" != "$expected" ]; then echo "FAIL: printed step $((steps + 1)): expected $expected, got $got: $line"; exit 1; fi
+    steps=$((steps + 1))
+    expected=
+  fi
+done <"$log"
+if [ "$steps" -lt 5 ]; then echo "FAIL: only $steps printed steps found:"; cat "$log"; exit 1; fi
+echo "ok: the $steps printed tour commands answer as printed"
 
 echo '{"plans":[{"name":"free","clients":-1}]}' >"$bad"
 set +e

@@ -1,5 +1,9 @@
 //! The quickstart application: a fixture-driven in-memory REST API behind `PlanLimitLayer`.
 //!
+//! The layer counts usage in the fixture's `MemoryStore` (`count_usage`): a create that succeeds
+//! raises the user's item count, a delete that succeeds lowers it, and the handlers never touch
+//! usage themselves.
+//!
 //! `main.rs` serves it; `tests/layer/quickstart.rs` drives the same router in-process through the
 //! tour.
 
@@ -160,9 +164,11 @@ impl Fixture {
         })
     }
 
-    /// The plan layer this fixture configures.
+    /// The plan layer this fixture configures. It counts usage in the same store: the store's
+    /// records are the counters.
     pub fn layer(&self) -> Result<PlanLimitLayer, FixtureError> {
         let mut builder = PlanLimitLayer::builder(self.store.clone())
+            .count_usage(self.store.clone())
             .base(self.base.clone())
             .plans_ttl(self.timeout);
         for (resource, template) in &self.paths {
@@ -183,14 +189,12 @@ struct Items {
 
 #[derive(Clone)]
 struct AppState {
-    store: MemoryStore,
     items: Arc<Mutex<Items>>,
 }
 
 /// Builds the whole application: demo authentication, then the plan layer, then the REST handler.
 pub fn router(fixture: &Fixture) -> Result<Router, FixtureError> {
     let state = AppState {
-        store: fixture.store.clone(),
         items: Arc::default(),
     };
     Ok(Router::new()
@@ -216,6 +220,10 @@ async fn demo_auth(mut req: Request, next: Next) -> Response {
 }
 
 /// A generic in-memory REST handler for every governed path; other paths answer `{"ok":true}`.
+///
+/// It keeps the items and never touches usage: the plan layer counts a create when it answers
+/// `201` and gives one back for a delete that answers `200` (a `404` changes nothing).
+/// `decision.usage` is the count the layer checked this request against.
 async fn rest(
     State(state): State<AppState>,
     allowed: Option<Extension<Allowed>>,
@@ -242,6 +250,7 @@ async fn rest(
     let decision = json!({
         "plan": &*allowed.plan,
         "limit": allowed.limit,
+        "usage": allowed.usage,
     });
 
     match allowed.action {
@@ -257,10 +266,9 @@ async fn rest(
                     .insert(id, body.clone());
                 id
             };
-            let usage = state.store.add_usage(user.as_str(), &allowed.resource, 1);
             (
                 StatusCode::CREATED,
-                Json(json!({ "id": id, "item": body, "usage": usage, "decision": decision })),
+                Json(json!({ "id": id, "item": body, "decision": decision })),
             )
                 .into_response()
         }
@@ -303,8 +311,7 @@ async fn rest(
             match response {
                 None => not_found(),
                 Some(item) if method == Method::DELETE => {
-                    let usage = state.store.add_usage(user.as_str(), &allowed.resource, -1);
-                    Json(json!({ "deleted": id, "item": item, "usage": usage })).into_response()
+                    Json(json!({ "deleted": id, "item": item })).into_response()
                 }
                 Some(item) => {
                     Json(json!({ "id": id, "item": item, "decision": decision })).into_response()
@@ -334,11 +341,13 @@ pub struct TourStep {
     pub status: StatusCode,
 }
 
-/// The tour printed on start, for the default fixture; `tests/layer/quickstart.rs` replays it.
+/// The tour printed on start, for the default fixture and a server that has just started (item
+/// ids count from 1); `tests/layer/quickstart.rs` and `scripts/quickstart-smoke.sh` replay it.
 pub fn tour() -> Vec<TourStep> {
     vec![
         TourStep {
-            what: "alice (free: 3 clients, has 2) creates a client: allowed",
+            what:
+                "alice (free: 3 clients, has 2) creates a client, id 1: allowed, the layer counts 3",
             method: Method::POST,
             path: "/api/clients",
             user: Some("alice"),
@@ -346,7 +355,7 @@ pub fn tour() -> Vec<TourStep> {
             status: StatusCode::CREATED,
         },
         TourStep {
-            what: "alice creates a fourth client: 403, the limit is reached",
+            what: "alice creates a fourth client: 403, the limit is reached, usage 3",
             method: Method::POST,
             path: "/api/clients",
             user: Some("alice"),
@@ -360,6 +369,22 @@ pub fn tour() -> Vec<TourStep> {
             user: Some("alice"),
             body: None,
             status: StatusCode::OK,
+        },
+        TourStep {
+            what: "alice deletes client 1: the layer gives one back, her count is 2",
+            method: Method::DELETE,
+            path: "/api/clients/1",
+            user: Some("alice"),
+            body: None,
+            status: StatusCode::OK,
+        },
+        TourStep {
+            what: "alice creates a client again: allowed, she is back at 3",
+            method: Method::POST,
+            path: "/api/clients",
+            user: Some("alice"),
+            body: Some(r#"{"name":"Globex"}"#),
+            status: StatusCode::CREATED,
         },
         TourStep {
             what: "bob's 14-day trial of pro ended, so he falls back to free and may still create",

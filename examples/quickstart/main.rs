@@ -6,9 +6,10 @@
 //! ```
 //!
 //! It loads a fixture (`examples/quickstart.json` by default) into a `MemoryStore`, serves every
-//! path the fixture governs with a generic in-memory REST handler behind `PlanLimitLayer`, and
-//! prints a tour of curl commands. The user is taken from the `x-user` header by a demo-only
-//! authentication layer.
+//! path the fixture governs with a generic in-memory REST handler behind `PlanLimitLayer`, which
+//! counts usage in that store (a successful create counts one, a successful delete gives one
+//! back), and prints a tour of curl commands. The user is taken from the `x-user` header by a
+//! demo-only authentication layer.
 
 mod app;
 

@@ -31,72 +31,127 @@ async fn send(router: &axum::Router, step: &app::TourStep) -> (StatusCode, Value
     (status, body)
 }
 
+/// The count of `user`'s clients in the store the layer counts in.
+fn clients(fixture: &app::Fixture, user: &str) -> Option<u64> {
+    fixture
+        .store
+        .subscriber(user)
+        .and_then(|subscriber| subscriber.usage.count("clients"))
+}
+
+fn step(
+    method: axum::http::Method,
+    path: impl Into<String>,
+    body: Option<&'static str>,
+) -> app::TourStep {
+    app::TourStep {
+        what: "a request by alice",
+        method,
+        path: Box::leak(path.into().into_boxed_str()),
+        user: Some("alice"),
+        body,
+        status: StatusCode::OK,
+    }
+}
+
 #[tokio::test]
 async fn the_printed_tour_behaves_as_it_says() {
     let fixture = app::Fixture::parse(DEFAULT_FIXTURE).expect("default fixture loads");
     let router = app::router(&fixture).expect("router");
+    assert_eq!(clients(&fixture, "alice"), Some(2));
     let mut bodies = Vec::new();
+    // alice's client count in the store after each step
+    let mut counts = Vec::new();
     for (i, step) in app::tour().iter().enumerate() {
         let (status, body) = send(&router, step).await;
         assert_eq!(status, step.status, "step {}: {}: {body}", i + 1, step.what);
         bodies.push(body);
+        counts.push(clients(&fixture, "alice"));
     }
-    // alice's first create raised her usage from 2 to 3 ...
-    assert_eq!(bodies[0]["usage"], json!(3));
-    assert_eq!(bodies[0]["decision"]["plan"], json!("free"));
-    // ... so the second is denied with the exact body.
+    // alice's first create was checked against her 2 clients, got id 1 (which the tour's delete
+    // names), and the layer counted it: 3 ...
+    assert_eq!(bodies[0]["id"], json!(1));
+    assert_eq!(
+        bodies[0]["decision"],
+        json!({"plan": "free", "limit": 3, "usage": 2})
+    );
+    assert_eq!(counts[0], Some(3));
+    // ... so the second is denied with the exact body, and counts nothing.
     assert_eq!(
         bodies[1],
         json!({"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3})
     );
+    assert_eq!(counts[1], Some(3));
     // the listing shows the one client created through the API
     assert_eq!(bodies[2]["items"].as_array().map(Vec::len), Some(1));
+    // deleting client 1 gives one back ...
+    assert_eq!(bodies[3]["deleted"], json!(1));
+    assert_eq!(counts[3], Some(2));
+    // ... so the next create passes, checked against 2, and counts 3 again.
+    assert_eq!(bodies[4]["decision"]["usage"], json!(2));
+    assert_eq!(counts[4], Some(3));
     // bob's expired trial of pro fell back to free
-    assert_eq!(bodies[3]["decision"]["plan"], json!("free"));
-    assert_eq!(bodies[3]["decision"]["limit"], json!(3));
+    assert_eq!(bodies[5]["decision"]["plan"], json!("free"));
+    assert_eq!(bodies[5]["decision"]["limit"], json!(3));
+    assert_eq!(bodies[5]["decision"]["usage"], json!(1));
+    assert_eq!(clients(&fixture, "bob"), Some(2));
     assert_eq!(
-        bodies[5],
+        bodies[7],
         json!({"reason":"subscription","plan":"free","item":"projects","action":"create","maximum":1,"usage":1})
     );
     // carol's plan expired on 2025-01-01
     assert_eq!(
-        bodies[6],
+        bodies[8],
         json!({"reason":"subscription","plan":"regular","expired":true,"date":1735689600000_u64})
     );
-    assert_eq!(bodies[7]["decision"]["plan"], json!("pro"));
-    assert_eq!(bodies[8], json!({"reason":"unauthenticated"}));
-    assert_eq!(bodies[9], json!({"ok":true}));
+    assert_eq!(bodies[9]["decision"]["plan"], json!("pro"));
+    assert_eq!(bodies[10], json!({"reason":"unauthenticated"}));
+    assert_eq!(bodies[11], json!({"ok":true}));
+    assert_eq!(bodies.len(), 12);
+
+    // alice is at her limit again.
+    let (status, body) = send(
+        &router,
+        &step(axum::http::Method::POST, "/api/clients", Some("{}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["usage"], json!(3));
 }
 
 #[tokio::test]
 async fn deleting_an_item_lowers_usage_so_the_limit_frees_up() {
     let fixture = app::Fixture::parse(DEFAULT_FIXTURE).expect("fixture");
     let router = app::router(&fixture).expect("router");
-    let post = app::TourStep {
-        what: "create",
-        method: axum::http::Method::POST,
-        path: "/api/clients",
-        user: Some("alice"),
-        body: Some(r#"{"name":"x"}"#),
-        status: StatusCode::CREATED,
-    };
+    let post = step(
+        axum::http::Method::POST,
+        "/api/clients",
+        Some(r#"{"name":"x"}"#),
+    );
     let (status, created) = send(&router, &post).await;
     assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(clients(&fixture, "alice"), Some(3));
     assert_eq!(send(&router, &post).await.0, StatusCode::FORBIDDEN);
 
-    let path = format!("/api/clients/{}", created["id"]);
-    let delete = app::TourStep {
-        what: "delete",
-        method: axum::http::Method::DELETE,
-        path: Box::leak(path.into_boxed_str()),
-        user: Some("alice"),
-        body: None,
-        status: StatusCode::OK,
-    };
+    // A delete that fails (no such client) gives nothing back.
+    let missing = step(axum::http::Method::DELETE, "/api/clients/999", None);
+    assert_eq!(send(&router, &missing).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(clients(&fixture, "alice"), Some(3));
+    assert_eq!(send(&router, &post).await.0, StatusCode::FORBIDDEN);
+
+    let delete = step(
+        axum::http::Method::DELETE,
+        format!("/api/clients/{}", created["id"]),
+        None,
+    );
     let (status, deleted) = send(&router, &delete).await;
     assert_eq!(status, StatusCode::OK, "{deleted}");
-    assert_eq!(deleted["usage"], json!(2));
-    assert_eq!(send(&router, &post).await.0, StatusCode::CREATED);
+    assert_eq!(deleted["deleted"], created["id"]);
+    assert_eq!(clients(&fixture, "alice"), Some(2));
+    let (status, again) = send(&router, &post).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again["decision"]["usage"], json!(2));
+    assert_eq!(clients(&fixture, "alice"), Some(3));
 }
 
 #[test]

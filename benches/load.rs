@@ -1,9 +1,13 @@
 //! Loopback load test: the same axum application with and without `PlanLimitLayer`.
 //!
 //! ```sh
-//! cargo run --release --example load
-//! cargo run --release --example load -- --connections 32 --seconds 5 --rounds 9
+//! cargo bench --bench load
+//! cargo bench --bench load -- --connections 32 --seconds 5 --rounds 9
 //! ```
+//!
+//! A `harness = false` bench target with `bench = false`: a plain `cargo bench` leaves it out,
+//! naming it runs it (in the `bench` profile). Cargo passes `--bench` after the arguments given
+//! after `--`; it is accepted and means nothing here.
 //!
 //! It starts four servers in this process, each on its own `127.0.0.1` port: the application
 //! alone (`bare`), the application behind a tower layer that does nothing (`noop-layer`: what
@@ -44,8 +48,8 @@ use tower_plans::{
     UserId,
 };
 
-const USAGE: &str = "usage: load [--connections 16] [--seconds 3] [--rounds 5] \
-                     [--max-requests 5000000] [--users 1000] \
+const USAGE: &str = "usage: cargo bench --bench load -- [--connections 16] [--seconds 3] \
+                     [--rounds 5] [--max-requests 5000000] [--users 1000] \
                      [--servers bare,noop-layer,layer,layer+cache]";
 
 #[derive(Debug)]
@@ -79,6 +83,8 @@ impl Options {
                 "--max-requests" => options.max_requests = value()?.parse().map_err(|e| bad(&e))?,
                 "--users" => options.users = value()?.parse().map_err(|e| bad(&e))?,
                 "--servers" => options.servers = value()?.split(',').map(str::to_owned).collect(),
+                // What `cargo bench` adds to the arguments of every bench target it runs.
+                "--bench" => {}
                 "-h" | "--help" => return Err(USAGE.to_owned()),
                 other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
             }
