@@ -412,14 +412,16 @@ impl PlanLimitLayerBuilder {
         self
     }
 
-    /// What a request whose response future is dropped after the inner service was called
-    /// (the client went away, a timeout layer gave up) does to its reservation: `false` (the
+    /// What a request whose response future is dropped while the inner service runs (the
+    /// client went away, a timeout layer gave up) does to its reservation: `false` (the
     /// default) releases it, `true` commits it.
     ///
-    /// The handler may already have written when its future is dropped: the default then
-    /// counts one less than there is, which no limit overshoots and a later
-    /// [`UsageStore::adjust`](crate::UsageStore::adjust) can correct; `true` counts one more
-    /// than there is when the handler had not written yet.
+    /// The handler may already have written when its future is dropped. Releasing then counts
+    /// one less than the user has, so a later request may pass that the plan would refuse (an
+    /// application can correct the count with [`UsageStore::adjust`](crate::UsageStore::adjust));
+    /// committing counts one more than the user has when the handler had not written yet, so
+    /// the count never falls behind. Once the inner service has answered, its answer settles
+    /// the reservation even if the response future is dropped meanwhile.
     pub fn commit_dropped(mut self, yes: bool) -> Self {
         self.commit_dropped = yes;
         self
