@@ -43,6 +43,13 @@ impl Future for Settle {
     }
 }
 
+impl Settle {
+    /// Whether nothing is left to wait for: the store answered at once.
+    pub(crate) fn is_done(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
 impl Drop for Settle {
     fn drop(&mut self) {
         if let Some(settle) = self.0.take() {
@@ -156,35 +163,60 @@ pub(crate) enum Reserved {
     Refused { usage: u64 },
 }
 
+/// A usage store's answer to a reservation: its id and what the store said, or `None` when the
+/// tally reserves nothing.
+pub(crate) type Answer = Option<(ReservationId, Reserve)>;
+
 impl Counting {
+    /// Reserves what `tally` needs when the store answers without waiting (an in-memory store);
+    /// `None` when it has to be awaited with [`reserve`](Self::reserve).
+    pub(crate) fn reserve_now(&self, tally: &Tally) -> Option<Result<Answer, StoreError>> {
+        let Some((counter, limit, seed)) = &tally.reserve else {
+            return Some(Ok(None));
+        };
+        let id = ReservationId::new();
+        let answer = self
+            .store
+            .reserve_now(counter, *limit, *seed, id, self.lease)?;
+        Some(
+            answer
+                .map(|reserve| Some((id, reserve)))
+                .map_err(StoreError::Failed),
+        )
+    }
+
     /// Reserves what `tally` needs (a delete without a finite limit reserves nothing).
     ///
     /// # Errors
     /// When the usage store fails or times out; nothing is held then.
-    pub(crate) async fn reserve(self: Arc<Self>, tally: Tally) -> Result<Reserved, StoreError> {
+    pub(crate) async fn reserve(&self, tally: &Tally) -> Result<Answer, StoreError> {
+        let Some((counter, limit, seed)) = &tally.reserve else {
+            return Ok(None);
+        };
+        let id = ReservationId::new();
+        let call = self.store.reserve(counter, *limit, *seed, id, self.lease);
+        Ok(Some((id, timed(self.timeout, call).await?)))
+    }
+
+    /// What the store's `answer` to `tally` means for the request.
+    pub(crate) fn conclude(self: Arc<Self>, tally: Tally, answer: Answer) -> Reserved {
         let Tally {
             reserve,
             give_back,
             unreserved_usage,
         } = tally;
-        let (hold, usage) = match reserve {
-            Some((counter, limit, seed)) => {
-                let id = ReservationId::new();
-                let call = self.store.reserve(&counter, limit, seed, id, self.lease);
-                match timed(self.timeout, call).await? {
-                    Reserve::Reserved { used, held } => {
-                        (Some((counter, id)), used.saturating_add(held))
-                    }
-                    refused @ Reserve::Refused { .. } => {
-                        return Ok(Reserved::Refused {
-                            usage: refused.usage(),
-                        })
-                    }
+        let (hold, usage) = match (reserve, answer) {
+            (Some((counter, ..)), Some((id, Reserve::Reserved { used, held }))) => {
+                (Some((counter, id)), used.saturating_add(held))
+            }
+            (_, Some((_, refused))) => {
+                return Reserved::Refused {
+                    usage: refused.usage(),
                 }
             }
-            None => (None, unreserved_usage),
+            (_, None) => (None, unreserved_usage),
         };
-        Ok(Reserved::Held {
+        Reserved::Held {
             reservation: Reservation {
                 counting: self,
                 hold,
@@ -192,7 +224,7 @@ impl Counting {
                 settled: false,
             },
             usage,
-        })
+        }
     }
 
     fn commits(&self, status: StatusCode) -> bool {
@@ -224,15 +256,49 @@ impl fmt::Debug for Reservation {
 
 impl Reservation {
     /// The settlement for a response with `status` (`None`: the inner service failed): a
-    /// commit when the status commits, a release otherwise.
+    /// commit when the status commits, a release otherwise. What the store answers at once is
+    /// settled here; the rest is left to the returned future.
     pub(crate) fn settle(mut self, status: Option<StatusCode>) -> Settle {
         let commit = status.is_some_and(|status| self.counting.commits(status));
-        Settle(Some(self.take(commit)))
+        Settle(self.take(commit))
     }
 
-    /// The settlement, marking this reservation settled.
-    fn take(&mut self, commit: bool) -> SettleFuture {
+    /// Settles what the store answers at once and returns the rest as a future, marking this
+    /// reservation settled.
+    fn take(&mut self, commit: bool) -> Option<SettleFuture> {
         self.settled = true;
+        let counting = &self.counting;
+        if let Some((counter, id)) = &self.hold {
+            let now = if commit {
+                counting.store.commit_now(counter, *id).map(|r| r.map(drop))
+            } else {
+                counting.store.release_now(counter, *id)
+            };
+            match now {
+                Some(result) => {
+                    log_settled(result, commit, counter, *id);
+                    self.hold = None;
+                }
+                // The rest waits for the store, in order.
+                None => return Some(self.settle_later(commit)),
+            }
+        }
+        if !commit {
+            return None;
+        }
+        let (counter, seed) = self.give_back.as_ref()?;
+        match counting.store.adjust_now(counter, -1, *seed) {
+            Some(result) => {
+                log_given_back(result, counter);
+                self.give_back = None;
+                None
+            }
+            None => Some(self.settle_later(commit)),
+        }
+    }
+
+    /// What is left to settle, as a future.
+    fn settle_later(&mut self, commit: bool) -> SettleFuture {
         let counting = Arc::clone(&self.counting);
         let hold = self.hold.take();
         let give_back = self.give_back.take();
@@ -246,30 +312,45 @@ impl Reservation {
                 } else {
                     timed(timeout, counting.store.release(&counter, id)).await
                 };
-                if let Err(error) = result {
-                    let step = if commit { "commit" } else { "release" };
-                    tracing::warn!(
-                        user = %counter.user,
-                        resource = %counter.resource,
-                        counter = %counter,
-                        reservation = %id,
-                        %error,
-                        "usage store failed to {step} a reservation; its lease frees it"
-                    );
-                }
+                log_settled(result, commit, &counter, id);
             }
             if let (true, Some((counter, seed))) = (commit, give_back) {
-                let call = counting.store.adjust(&counter, -1, seed);
-                if let Err(error) = timed(timeout, call).await {
-                    tracing::warn!(
-                        user = %counter.user,
-                        resource = %counter.resource,
-                        %error,
-                        "usage store failed to give back a deleted item"
-                    );
-                }
+                let result = timed(timeout, counting.store.adjust(&counter, -1, seed)).await;
+                log_given_back(result, &counter);
             }
         })
+    }
+}
+
+/// Logs a commit or release that failed; its lease frees the unit.
+fn log_settled<E: fmt::Display>(
+    result: Result<(), E>,
+    commit: bool,
+    counter: &Counter,
+    id: ReservationId,
+) {
+    if let Err(error) = result {
+        let step = if commit { "commit" } else { "release" };
+        tracing::warn!(
+            user = %counter.user,
+            resource = %counter.resource,
+            counter = %counter,
+            reservation = %id,
+            %error,
+            "usage store failed to {step} a reservation; its lease frees it"
+        );
+    }
+}
+
+/// Logs a deleted item that could not be given back.
+fn log_given_back<E: fmt::Display>(result: Result<u64, E>, counter: &Counter) {
+    if let Err(error) = result {
+        tracing::warn!(
+            user = %counter.user,
+            resource = %counter.resource,
+            %error,
+            "usage store failed to give back a deleted item"
+        );
     }
 }
 
@@ -279,7 +360,9 @@ impl Drop for Reservation {
             return;
         }
         let commit = self.counting.commit_dropped;
-        detach(self.take(commit));
+        if let Some(rest) = self.take(commit) {
+            detach(rest);
+        }
     }
 }
 
@@ -441,6 +524,12 @@ mod tests {
         }
     }
 
+    /// Reserves what `tally` needs, waiting for the store.
+    async fn hold(counting: Arc<Counting>, tally: Tally) -> Reserved {
+        let answer = counting.reserve(&tally).await.expect("the store answers");
+        counting.conclude(tally, answer)
+    }
+
     fn counting(store: Arc<SlowCommits>) -> Arc<Counting> {
         Arc::new(Counting {
             store: Box::new(store),
@@ -458,8 +547,7 @@ mod tests {
             open: tokio::sync::Notify::new(),
         });
         let tally = tally(Action::Create, "clients", None).unwrap();
-        let Ok(Reserved::Held { reservation, .. }) =
-            counting(Arc::clone(&store)).reserve(tally).await
+        let Reserved::Held { reservation, .. } = hold(counting(Arc::clone(&store)), tally).await
         else {
             panic!("an unlimited store reserves");
         };
@@ -496,7 +584,7 @@ mod tests {
                 commit_dropped,
             });
             let tally = tally(Action::Create, "clients", None).unwrap();
-            let Ok(Reserved::Held { reservation, .. }) = counting.reserve(tally).await else {
+            let Reserved::Held { reservation, .. } = hold(counting, tally).await else {
                 panic!("an unlimited store reserves");
             };
             drop(reservation);

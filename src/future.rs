@@ -13,7 +13,7 @@ use tower_service::Service;
 
 use crate::body::ResponseBody;
 use crate::count::{Reservation, Settle};
-use crate::inner::{CheckFuture, Inner, Outcome};
+use crate::inner::{CheckFuture, Inner, Judgement, Outcome};
 
 pin_project! {
     /// The response future of [`PlanLimit`](crate::PlanLimit).
@@ -65,10 +65,15 @@ where
     S: Service<Request<ReqBody>>,
 {
     pub(crate) fn inner(future: S::Future) -> Self {
+        Self::counted(future, None)
+    }
+
+    /// The inner service's future, whose response settles `reservation`.
+    pub(crate) fn counted(future: S::Future, reservation: Option<Reservation>) -> Self {
         Self {
             kind: Kind::Inner {
                 future,
-                reservation: None,
+                reservation,
             },
         }
     }
@@ -118,6 +123,10 @@ where
                     };
                     let status = output.as_ref().ok().map(Response::status);
                     let settle = reservation.settle(status);
+                    if settle.is_done() {
+                        kind.set(Kind::Done);
+                        return Poll::Ready(wrap(output));
+                    }
                     kind.set(Kind::Settling {
                         settle,
                         output: Some(output),
@@ -135,19 +144,33 @@ where
                         // Only reachable from the arm just matched.
                         return Poll::Pending;
                     };
-                    let reservation = match outcome {
-                        Outcome::Pass => None,
-                        Outcome::Allow(allowed, reservation) => {
+                    let judgement = match outcome {
+                        Outcome::Judged(Judgement::Count(pending)) => state.reserve_now(pending),
+                        Outcome::Judged(judgement) => judgement,
+                        Outcome::Identify(governed) => {
+                            let check = state.identify(governed, &mut request);
+                            kind.set(Kind::Checking {
+                                check,
+                                request,
+                                service,
+                                state,
+                            });
+                            continue;
+                        }
+                    };
+                    let reservation = match judgement {
+                        Judgement::Pass => None,
+                        Judgement::Allow(allowed, reservation) => {
                             if let Some(allowed) = allowed {
                                 request.extensions_mut().insert(allowed);
                             }
                             reservation
                         }
-                        Outcome::Reject(response) => {
+                        Judgement::Reject(response) => {
                             return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
                         }
-                        Outcome::Identify(governed) => {
-                            let check = state.identify(governed, &mut request);
+                        Judgement::Count(pending) => {
+                            let check = state.reserving(pending);
                             kind.set(Kind::Checking {
                                 check,
                                 request,

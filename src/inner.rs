@@ -17,11 +17,11 @@ use tokio::time::Instant;
 
 use crate::cache::{CatalogCache, Fetch, Loaded, Record, Refresh, Users};
 use crate::catalog::{Action, Limit};
-use crate::count::{Counting, Reservation, Reserved, Tally};
+use crate::count::{Answer, Counting, Reservation, Reserved, Tally};
 use crate::decision::{applicable, check, Allowed, Decision, Denial, PlanState, Policy, Verdict};
 use crate::response::{Rejection, RenderRejection};
 use crate::routes::{RouteConfig, RouteIndex, Scope};
-use crate::store::{timed, PlanStore};
+use crate::store::{timed, PlanStore, StoreError};
 use crate::subscriber::Subscriber;
 use crate::user::{extract_user, ExtractFn, UserId};
 
@@ -52,7 +52,18 @@ pub(crate) struct Inner {
 pub(crate) type CheckFuture = Pin<Box<dyn Future<Output = Outcome> + Send + 'static>>;
 
 /// What a check decided.
+// `Judged` is the common case; boxing it would cost every store-checked request an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Outcome {
+    /// What to do with the request.
+    Judged(Judgement),
+    /// The request turned out to be governed once a catalog was loaded: find its user (from the
+    /// request, which the response future holds), then check the user.
+    Identify(Governed),
+}
+
+/// What to do with a governed request, once its user is known.
+pub(crate) enum Judgement {
     /// Call the inner service as is (ungoverned after all, or failing open).
     Pass,
     /// Call the inner service, with the decision in the request extensions when there is one
@@ -61,19 +72,8 @@ pub(crate) enum Outcome {
     Allow(Option<Allowed>, Option<Reservation>),
     /// Answer with this response.
     Reject(Response<Full<Bytes>>),
-    /// The request turned out to be governed once a catalog was loaded: find its user (from the
-    /// request, which the response future holds), then check the user.
-    Identify(Governed),
-}
-
-/// What the decision on a user's record says about one request.
-pub(crate) enum Judgement {
-    /// Call the inner service, with the [`Allowed`] extension when it is on.
-    Allow(Option<Allowed>),
-    /// Answer with this response.
-    Reject(Response<Full<Bytes>>),
-    /// The plan allows the action, but it is counted: reserve a unit before calling the inner
-    /// service.
+    /// The plan allows the action, but it is counted: reserve a unit first (see
+    /// [`Inner::reserve_now`] and [`Inner::reserving`]).
     Count(Box<Pending>),
 }
 
@@ -82,6 +82,7 @@ pub(crate) enum Judgement {
 pub(crate) struct Pending {
     counting: Arc<Counting>,
     tally: Tally,
+    user: UserId,
     plan: Arc<str>,
     state: PlanState,
     resource: Arc<str>,
@@ -158,12 +159,12 @@ impl Inner {
         let loaded = match source {
             Source::Load => match self.catalog.load(self.fetch()).await {
                 Some(loaded) => loaded,
-                None => return self.store_unavailable(),
+                None => return Outcome::Judged(self.store_unavailable()),
             },
             Source::Refresh(refresh, stale) => refresh.run(self.fetch()).await.unwrap_or(stale),
         };
         let Some(index) = loaded.table.resolve_index(&method, &path) else {
-            return Outcome::Pass;
+            return Outcome::Judged(Judgement::Pass);
         };
         Outcome::Identify(Governed { loaded, index })
     }
@@ -179,10 +180,12 @@ impl Inner {
         let inner = Arc::clone(self);
         Box::pin(async move {
             let Some(user) = user else {
-                return Outcome::Reject(inner.reject(Rejection::Unauthenticated));
+                return Outcome::Judged(Judgement::Reject(
+                    inner.reject(Rejection::Unauthenticated),
+                ));
             };
             let Governed { loaded, index } = governed;
-            inner.check_user(&loaded, index, &user).await
+            Outcome::Judged(inner.check_user(&loaded, index, &user).await)
         })
     }
 
@@ -203,7 +206,7 @@ impl Inner {
         loaded: &Loaded,
         index: RouteIndex,
         user: &UserId,
-    ) -> Outcome {
+    ) -> Judgement {
         let record = match &self.users {
             Some(users) => users.get(&*self.store, self.store_timeout, user).await.ok(),
             None => match timed(self.store_timeout, self.store.user(user.as_str())).await {
@@ -217,26 +220,54 @@ impl Inner {
         let Some(record) = record else {
             return self.store_unavailable();
         };
-        match self.judge(loaded, index, record.subscriber(), user) {
-            Judgement::Allow(allowed) => Outcome::Allow(allowed, None),
-            Judgement::Reject(response) => Outcome::Reject(response),
-            Judgement::Count(pending) => self.reserve(*pending, user).await,
+        self.judge(loaded, index, record.subscriber(), user)
+    }
+
+    /// Reserves the unit of a counted request when the usage store answers without waiting,
+    /// and decides with the counted usage; gives the request back as [`Judgement::Count`] when
+    /// the store has to be awaited (see [`reserving`](Self::reserving)).
+    pub(crate) fn reserve_now(&self, pending: Box<Pending>) -> Judgement {
+        match pending.counting.reserve_now(&pending.tally) {
+            Some(answer) => self.conclude(*pending, answer),
+            None => Judgement::Count(pending),
         }
     }
 
-    /// Reserves the unit of a counted request, and decides with the counted usage.
-    pub(crate) async fn reserve(&self, pending: Pending, user: &UserId) -> Outcome {
+    /// Reserves the unit of a counted request, waiting for the usage store.
+    pub(crate) fn reserving(self: &Arc<Self>, pending: Box<Pending>) -> CheckFuture {
+        let state = Arc::clone(self);
+        Box::pin(async move {
+            let answer = pending.counting.reserve(&pending.tally).await;
+            Outcome::Judged(state.conclude(*pending, answer))
+        })
+    }
+
+    /// Decides a counted request with the usage store's answer.
+    fn conclude(&self, pending: Pending, answer: Result<Answer, StoreError>) -> Judgement {
         let Pending {
             counting,
             tally,
+            user,
             plan,
             state,
             resource,
             action,
             limit,
         } = pending;
-        match counting.reserve(tally).await {
-            Ok(Reserved::Held { reservation, usage }) => {
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::warn!(
+                    user = %user,
+                    resource = %resource,
+                    %error,
+                    "usage store failed to reserve"
+                );
+                return self.store_unavailable();
+            }
+        };
+        match counting.conclude(tally, answer) {
+            Reserved::Held { reservation, usage } => {
                 tracing::debug!(
                     user = %user,
                     plan = %plan,
@@ -253,9 +284,9 @@ impl Inner {
                     limit,
                     usage,
                 });
-                Outcome::Allow(allowed, Some(reservation))
+                Judgement::Allow(allowed, Some(reservation))
             }
-            Ok(Reserved::Refused { usage }) => {
+            Reserved::Refused { usage } => {
                 let maximum = match limit {
                     Limit::Limited(maximum) => maximum,
                     Limit::Unlimited => u64::MAX,
@@ -268,16 +299,7 @@ impl Inner {
                     usage,
                 };
                 tracing::info!(user = %user, ?denial, "plan denies the request (counted usage)");
-                Outcome::Reject(self.reject(Rejection::Denied(denial)))
-            }
-            Err(error) => {
-                tracing::warn!(
-                    user = %user,
-                    resource = %resource,
-                    %error,
-                    "usage store failed to reserve"
-                );
-                self.store_unavailable()
+                Judgement::Reject(self.reject(Rejection::Denied(denial)))
             }
         }
     }
@@ -303,6 +325,7 @@ impl Inner {
                         return Judgement::Count(Box::new(Pending {
                             counting: Arc::clone(counting),
                             tally,
+                            user: user.clone(),
                             plan: Arc::clone(plan.name_arc()),
                             state: state.into_plan_state(),
                             resource: Arc::clone(resource),
@@ -325,11 +348,11 @@ impl Inner {
                 "plan allows the request"
             );
             if !self.allowed_extension {
-                return Judgement::Allow(None);
+                return Judgement::Allow(None, None);
             }
         }
         match verdict.into_decision(resource, action) {
-            Decision::Allow(allowed) => Judgement::Allow(Some(allowed)),
+            Decision::Allow(allowed) => Judgement::Allow(Some(allowed), None),
             Decision::Deny(denial) => {
                 tracing::info!(
                     user = %user,
@@ -343,14 +366,14 @@ impl Inner {
         }
     }
 
-    /// The outcome when the store failed (the failure itself is logged where it happened).
-    fn store_unavailable(&self) -> Outcome {
+    /// The judgement when a store failed (the failure itself is logged where it happened).
+    fn store_unavailable(&self) -> Judgement {
         if self.fail_open {
             tracing::warn!("plan store unavailable; failing open, the request passes unchecked");
-            Outcome::Pass
+            Judgement::Pass
         } else {
             tracing::debug!("plan store unavailable; failing closed");
-            Outcome::Reject(self.reject(Rejection::StoreUnavailable))
+            Judgement::Reject(self.reject(Rejection::StoreUnavailable))
         }
     }
 

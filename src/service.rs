@@ -11,7 +11,7 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::cache::View;
 use crate::future::ResponseFuture;
-use crate::inner::{CheckFuture, Inner, Judgement, Source};
+use crate::inner::{CheckFuture, Inner, Judgement, Outcome, Source};
 use crate::response::Rejection;
 use crate::user::{extract_user, UserId};
 
@@ -116,21 +116,25 @@ where
             return ResponseFuture::rejected(self.state.reject(Rejection::Unauthenticated));
         };
 
-        match self.state.judge_cached(loaded, index, user) {
-            Some(Judgement::Allow(allowed)) => {
-                if let Some(allowed) = allowed {
-                    request.extensions_mut().insert(allowed);
+        if let Some(judgement) = self.state.judge_cached(loaded, index, user) {
+            let judgement = match judgement {
+                Judgement::Count(pending) => self.state.reserve_now(pending),
+                judgement => judgement,
+            };
+            return match judgement {
+                Judgement::Pass => ResponseFuture::inner(self.inner.call(request)),
+                Judgement::Allow(allowed, reservation) => {
+                    if let Some(allowed) = allowed {
+                        request.extensions_mut().insert(allowed);
+                    }
+                    ResponseFuture::counted(self.inner.call(request), reservation)
                 }
-                return ResponseFuture::inner(self.inner.call(request));
-            }
-            Some(Judgement::Reject(response)) => return ResponseFuture::rejected(response),
-            Some(Judgement::Count(pending)) => {
-                let user = user.clone();
-                let state = Arc::clone(&self.state);
-                let check = Box::pin(async move { state.reserve(*pending, &user).await });
-                return self.checking(check, request);
-            }
-            None => {}
+                Judgement::Reject(response) => ResponseFuture::rejected(response),
+                Judgement::Count(pending) => {
+                    let check = self.state.reserving(pending);
+                    self.checking(check, request)
+                }
+            };
         }
 
         // Only the store path owns a copy of the user id and references to the catalog and the
@@ -138,7 +142,8 @@ where
         let user = user.clone();
         let loaded = Arc::clone(loaded);
         let state = Arc::clone(&self.state);
-        let check = Box::pin(async move { state.check_user(&loaded, index, &user).await });
+        let check =
+            Box::pin(async move { Outcome::Judged(state.check_user(&loaded, index, &user).await) });
         self.checking(check, request)
     }
 }

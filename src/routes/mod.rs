@@ -35,6 +35,7 @@ pub struct RouteConfig {
 ///
 /// Added with [`RouteConfig::route`]; see [`RouteTable`](RouteTable#custom-routes).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CustomRoute {
     /// The request method.
     pub method: Method,

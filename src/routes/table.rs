@@ -167,6 +167,7 @@ pub(crate) struct RouteIndex(usize);
 
 /// The resource and action a request touches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RouteMatch<'a> {
     /// The governed resource.
     pub resource: &'a Arc<str>,

@@ -88,14 +88,14 @@ use crate::subscriber::{Assignment, ResourceUsage, Subscriber, Usage};
 /// ```
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
-    state: Arc<State>,
+    state: Arc<Inner>,
 }
 
 /// How many locks the users are spread over (a power of two).
 const SHARDS: usize = 16;
 
 #[derive(Debug)]
-struct State {
+struct Inner {
     catalog: RwLock<Arc<Catalog>>,
     shards: [Shard; SHARDS],
     /// Picks a user's shard (the maps inside hash with seeds of their own).
@@ -113,20 +113,21 @@ struct Users {
     /// Subscriber records by user id.
     records: Map<Arc<str>, Arc<Subscriber>>,
     /// By user id: the reservations held on the user's counters and, for a user without a
-    /// record, the counts. Empty entries are removed.
+    /// record, the counts. The entries of a user with a record stay when they empty, so that
+    /// counting allocates nothing once a counter was used; those of a user without one go.
     counters: Map<Arc<str>, Counters>,
 }
 
-/// One user's counters by resource and slot.
-type Counters = Map<(Arc<str>, Slot), Entry>;
+/// One user's counters: by resource, its few slots.
+type Counters = Map<Arc<str>, Vec<(Slot, Entry)>>;
 
 /// One counter's state kept beside the records.
 #[derive(Debug, Default)]
 struct Entry {
     /// The used count of a user without a record (a record holds its own counts).
     used: Option<u64>,
-    /// The reservations held, and when each expires (`None`: never).
-    holds: Map<ReservationId, Option<Instant>>,
+    /// The reservations held, and when each expires (`None`: never). Few at a time.
+    holds: Vec<(ReservationId, Option<Instant>)>,
 }
 
 impl Entry {
@@ -136,15 +137,31 @@ impl Entry {
 
     /// Forgets the reservations whose lease has passed.
     fn drop_expired(&mut self, now: Instant) {
-        self.holds.retain(|_, expires| live(*expires, now));
+        self.holds.retain(|(_, expires)| live(*expires, now));
+    }
+
+    /// Where the hold of `id` is.
+    fn hold(&self, id: ReservationId) -> Option<usize> {
+        self.holds.iter().position(|(held, _)| *held == id)
+    }
+
+    /// Forgets the hold of `id`; whether there was one.
+    fn remove_hold(&mut self, id: ReservationId) -> bool {
+        match self.hold(id) {
+            Some(at) => {
+                self.holds.swap_remove(at);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The reservations held at `now`.
     fn live_holds(&self, now: Instant) -> u64 {
         let live = self
             .holds
-            .values()
-            .filter(|expires| live(**expires, now))
+            .iter()
+            .filter(|(_, expires)| live(*expires, now))
             .count();
         u64::try_from(live).unwrap_or(u64::MAX)
     }
@@ -212,16 +229,14 @@ fn adopt_counts(counters: &mut Map<Arc<str>, Counters>, id: &str, usage: &mut Us
     let Some(user) = counters.get_mut(id) else {
         return;
     };
-    for ((resource, slot), entry) in user.iter_mut() {
-        if let Some(used) = entry.used.take() {
-            if record_count(usage, resource, slot).is_none() {
-                set_record_count(usage, resource, slot, used);
+    for (resource, slots) in user.iter_mut() {
+        for (slot, entry) in slots.iter_mut() {
+            if let Some(used) = entry.used.take() {
+                if record_count(usage, resource, slot).is_none() {
+                    set_record_count(usage, resource, slot, used);
+                }
             }
         }
-    }
-    user.retain(|_, entry| !entry.is_empty());
-    if user.is_empty() {
-        counters.remove(id);
     }
 }
 
@@ -267,7 +282,7 @@ impl Cell<'_> {
     }
 }
 
-impl State {
+impl Inner {
     fn new(catalog: Catalog) -> Self {
         Self {
             catalog: RwLock::new(Arc::new(catalog)),
@@ -286,7 +301,7 @@ impl MemoryStore {
     /// A store with this catalog and no users.
     pub fn new(catalog: Catalog) -> Self {
         Self {
-            state: Arc::new(State::new(catalog)),
+            state: Arc::new(Inner::new(catalog)),
         }
     }
 
@@ -322,7 +337,7 @@ impl MemoryStore {
                 })
             }
         };
-        let state = State::new(catalog);
+        let state = Inner::new(catalog);
         for (id, record) in records {
             if record.is_null() {
                 continue;
@@ -497,24 +512,38 @@ impl MemoryStore {
             .all(|shard| read(shard).records.is_empty())
     }
 
-    /// Runs `f` on one counter under its shard's write lock, then removes what is left empty.
+    /// Runs `f` on one counter under its shard's write lock. A user without a record loses the
+    /// entries left empty; a user with one keeps them, so that the next use allocates nothing.
     fn with_counter<R>(&self, counter: &Counter, f: impl FnOnce(&mut Cell<'_>) -> R) -> R {
         let slot = Slot::of(&counter.counted);
         let mut users = write(self.state.shard(&counter.user));
         let Users { records, counters } = &mut *users;
+        let record = records.get_mut(&*counter.user);
+        let keep = record.is_some();
+        // Cloning the keys copies pointers: a counter used before allocates nothing here.
         let user = counters.entry(Arc::clone(&counter.user)).or_default();
-        let key = (Arc::clone(&counter.resource), slot);
-        let entry = user.entry(key.clone()).or_default();
+        let slots = user.entry(Arc::clone(&counter.resource)).or_default();
+        let at = match slots.iter().position(|(held, _)| *held == slot) {
+            Some(at) => at,
+            None => {
+                slots.push((slot, Entry::default()));
+                slots.len() - 1
+            }
+        };
+        let (slot, entry) = &mut slots[at];
         let result = f(&mut Cell {
-            record: records.get_mut(&*counter.user),
+            record,
             resource: &counter.resource,
-            slot: &key.1,
+            slot,
             entry,
         });
-        if user.get(&key).is_some_and(Entry::is_empty) {
-            user.remove(&key);
-            if user.is_empty() {
-                counters.remove(&*counter.user);
+        if !keep && slots[at].1.is_empty() {
+            slots.swap_remove(at);
+            if slots.is_empty() {
+                user.remove(&*counter.resource);
+                if user.is_empty() {
+                    counters.remove(&*counter.user);
+                }
             }
         }
         result
@@ -535,8 +564,8 @@ impl MemoryStore {
             let used = cell.used_or_create(seed);
             let held = u64::try_from(cell.entry.holds.len()).unwrap_or(u64::MAX);
             let expires = now.checked_add(lease);
-            if let Some(hold) = cell.entry.holds.get_mut(&id) {
-                *hold = expires;
+            if let Some(at) = cell.entry.hold(id) {
+                cell.entry.holds[at].1 = expires;
                 return Reserve::Reserved {
                     used,
                     held: held - 1,
@@ -545,7 +574,7 @@ impl MemoryStore {
             if limit.is_some_and(|limit| used.saturating_add(held) >= limit) {
                 return Reserve::Refused { used, held };
             }
-            cell.entry.holds.insert(id, expires);
+            cell.entry.holds.push((id, expires));
             Reserve::Reserved { used, held }
         })
     }
@@ -555,10 +584,19 @@ impl MemoryStore {
         self.with_counter(counter, |cell| {
             cell.entry.drop_expired(now);
             let used = cell.used().unwrap_or(0);
-            if cell.entry.holds.remove(&id).is_none() {
+            if !cell.entry.remove_hold(id) {
                 return used;
             }
             let used = used.saturating_add(1);
+            cell.set_used(used);
+            used
+        })
+    }
+
+    /// [`UsageStore::adjust`].
+    fn adjust_with(&self, counter: &Counter, delta: i64, seed: u64) -> u64 {
+        self.with_counter(counter, |cell| {
+            let used = cell.used_or_create(seed).saturating_add_signed(delta);
             cell.set_used(used);
             used
         })
@@ -568,7 +606,7 @@ impl MemoryStore {
     fn release_at(&self, counter: &Counter, id: ReservationId, now: Instant) {
         self.with_counter(counter, |cell| {
             cell.entry.drop_expired(now);
-            cell.entry.holds.remove(&id);
+            cell.entry.remove_hold(id);
         });
     }
 
@@ -579,7 +617,9 @@ impl MemoryStore {
         let entry = users
             .counters
             .get(&*counter.user)
-            .and_then(|user| user.get(&(Arc::clone(&counter.resource), slot.clone())));
+            .and_then(|user| user.get(&*counter.resource))
+            .and_then(|slots| slots.iter().find(|(held, _)| *held == slot))
+            .map(|(_, entry)| entry);
         let used = match users.records.get(&*counter.user) {
             Some(record) => record_count(&record.usage, &counter.resource, &slot),
             None => entry.and_then(|entry| entry.used),
@@ -618,11 +658,7 @@ impl UsageStore for MemoryStore {
     }
 
     async fn adjust(&self, counter: &Counter, delta: i64, seed: u64) -> Result<u64, BoxError> {
-        Ok(self.with_counter(counter, |cell| {
-            let used = cell.used_or_create(seed).saturating_add_signed(delta);
-            cell.set_used(used);
-            used
-        }))
+        Ok(self.adjust_with(counter, delta, seed))
     }
 
     async fn set(&self, counter: &Counter, used: u64) -> Result<(), BoxError> {
@@ -632,6 +668,42 @@ impl UsageStore for MemoryStore {
 
     async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError> {
         Ok(self.count_at(counter, Instant::now()))
+    }
+
+    fn reserve_now(
+        &self,
+        counter: &Counter,
+        limit: Option<u64>,
+        seed: u64,
+        id: ReservationId,
+        lease: Duration,
+    ) -> Option<Result<Reserve, BoxError>> {
+        Some(Ok(self.reserve_at(
+            counter,
+            limit,
+            seed,
+            id,
+            lease,
+            Instant::now(),
+        )))
+    }
+
+    fn commit_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<u64, BoxError>> {
+        Some(Ok(self.commit_at(counter, id, Instant::now())))
+    }
+
+    fn release_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<(), BoxError>> {
+        self.release_at(counter, id, Instant::now());
+        Some(Ok(()))
+    }
+
+    fn adjust_now(
+        &self,
+        counter: &Counter,
+        delta: i64,
+        seed: u64,
+    ) -> Option<Result<u64, BoxError>> {
+        Some(Ok(self.adjust_with(counter, delta, seed)))
     }
 }
 
@@ -814,13 +886,16 @@ mod tests {
             Some(Count { used, held })
         }
 
-        /// Whether any counter state is kept beside the records.
+        /// Whether any counter state (a hold, or the count of a user without a record) is kept
+        /// beside the records.
         fn counters_kept(store: &MemoryStore) -> bool {
-            store
-                .state
-                .shards
-                .iter()
-                .any(|shard| !read(shard).counters.is_empty())
+            store.state.shards.iter().any(|shard| {
+                read(shard)
+                    .counters
+                    .values()
+                    .flat_map(|user| user.values().flatten())
+                    .any(|(_, entry)| !entry.is_empty())
+            })
         }
 
         #[tokio::test]

@@ -361,6 +361,48 @@ pub trait UsageStore: Send + Sync + 'static {
     /// # Errors
     /// When the store cannot be reached or answers badly.
     async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError>;
+
+    /// [`reserve`](Self::reserve) answered without waiting, for a store that keeps its counters
+    /// in this process; `None` (the default) when the store has to be awaited.
+    ///
+    /// The layer tries the `_now` methods first, so that a counted request on an in-memory store
+    /// makes no boxed future. A store that implements one answers exactly as its async
+    /// counterpart would.
+    fn reserve_now(
+        &self,
+        counter: &Counter,
+        limit: Option<u64>,
+        seed: u64,
+        id: ReservationId,
+        lease: Duration,
+    ) -> Option<Result<Reserve, BoxError>> {
+        let _ = (counter, limit, seed, id, lease);
+        None
+    }
+
+    /// [`commit`](Self::commit) answered without waiting; see [`reserve_now`](Self::reserve_now).
+    fn commit_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<u64, BoxError>> {
+        let _ = (counter, id);
+        None
+    }
+
+    /// [`release`](Self::release) answered without waiting; see
+    /// [`reserve_now`](Self::reserve_now).
+    fn release_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<(), BoxError>> {
+        let _ = (counter, id);
+        None
+    }
+
+    /// [`adjust`](Self::adjust) answered without waiting; see [`reserve_now`](Self::reserve_now).
+    fn adjust_now(
+        &self,
+        counter: &Counter,
+        delta: i64,
+        seed: u64,
+    ) -> Option<Result<u64, BoxError>> {
+        let _ = (counter, delta, seed);
+        None
+    }
 }
 
 #[async_trait]
@@ -395,6 +437,34 @@ impl<T: UsageStore + ?Sized> UsageStore for Arc<T> {
     async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError> {
         (**self).get(counter).await
     }
+
+    fn reserve_now(
+        &self,
+        counter: &Counter,
+        limit: Option<u64>,
+        seed: u64,
+        id: ReservationId,
+        lease: Duration,
+    ) -> Option<Result<Reserve, BoxError>> {
+        (**self).reserve_now(counter, limit, seed, id, lease)
+    }
+
+    fn commit_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<u64, BoxError>> {
+        (**self).commit_now(counter, id)
+    }
+
+    fn release_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<(), BoxError>> {
+        (**self).release_now(counter, id)
+    }
+
+    fn adjust_now(
+        &self,
+        counter: &Counter,
+        delta: i64,
+        seed: u64,
+    ) -> Option<Result<u64, BoxError>> {
+        (**self).adjust_now(counter, delta, seed)
+    }
 }
 
 #[async_trait]
@@ -428,6 +498,34 @@ impl<T: UsageStore + ?Sized> UsageStore for Box<T> {
 
     async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError> {
         (**self).get(counter).await
+    }
+
+    fn reserve_now(
+        &self,
+        counter: &Counter,
+        limit: Option<u64>,
+        seed: u64,
+        id: ReservationId,
+        lease: Duration,
+    ) -> Option<Result<Reserve, BoxError>> {
+        (**self).reserve_now(counter, limit, seed, id, lease)
+    }
+
+    fn commit_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<u64, BoxError>> {
+        (**self).commit_now(counter, id)
+    }
+
+    fn release_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<(), BoxError>> {
+        (**self).release_now(counter, id)
+    }
+
+    fn adjust_now(
+        &self,
+        counter: &Counter,
+        delta: i64,
+        seed: u64,
+    ) -> Option<Result<u64, BoxError>> {
+        (**self).adjust_now(counter, delta, seed)
     }
 }
 
