@@ -194,7 +194,9 @@ impl Counting {
             return Ok(None);
         };
         let id = ReservationId::new();
-        let call = self.store.reserve(counter, *limit, *seed, id, self.lease);
+        // `(*self.store)`: straight to the store through the trait object, not through
+        // `impl UsageStore for Box<T>`, whose future would box the store's own once more.
+        let call = (*self.store).reserve(counter, *limit, *seed, id, self.lease);
         Ok(Some((id, timed(self.timeout, call).await?)))
     }
 
@@ -304,18 +306,18 @@ impl Reservation {
         let give_back = self.give_back.take();
         Box::pin(async move {
             let timeout = counting.timeout;
+            // `&*counting.store`: through the trait object (see `Counting::reserve`).
+            let store = &*counting.store;
             if let Some((counter, id)) = hold {
                 let result = if commit {
-                    timed(timeout, counting.store.commit(&counter, id))
-                        .await
-                        .map(drop)
+                    timed(timeout, store.commit(&counter, id)).await.map(drop)
                 } else {
-                    timed(timeout, counting.store.release(&counter, id)).await
+                    timed(timeout, store.release(&counter, id)).await
                 };
                 log_settled(result, commit, &counter, id);
             }
             if let (true, Some((counter, seed))) = (commit, give_back) {
-                let result = timed(timeout, counting.store.adjust(&counter, -1, seed)).await;
+                let result = timed(timeout, store.adjust(&counter, -1, seed)).await;
                 log_given_back(result, &counter);
             }
         })

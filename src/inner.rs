@@ -209,7 +209,10 @@ impl Inner {
     ) -> Judgement {
         let record = match &self.users {
             Some(users) => users.get(&*self.store, self.store_timeout, user).await.ok(),
-            None => match timed(self.store_timeout, self.store.user(user.as_str())).await {
+            // `(*self.store)`: the call goes straight to the store through the trait object.
+            // `self.store.user` would pick `impl PlanStore for Box<T>`, whose future boxes the
+            // store's own: one more allocation per request.
+            None => match timed(self.store_timeout, (*self.store).user(user.as_str())).await {
                 Ok(subscriber) => Some(Record::from(subscriber)),
                 Err(error) => {
                     tracing::warn!(user = %user, %error, "plan store failed to return a user");

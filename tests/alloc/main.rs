@@ -7,4 +7,5 @@
 mod counting;
 
 mod decision;
+mod layer;
 mod routes;

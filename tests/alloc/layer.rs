@@ -1,0 +1,89 @@
+//! An allowed request checked in a `MemoryStore` through the layer, without a user cache,
+//! allocates only for the boxed check, the store call and the `Allowed` extension.
+
+use std::convert::Infallible;
+use std::future::{ready, Future};
+
+use bytes::Bytes;
+use futures::FutureExt;
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::Empty;
+use tower::{service_fn, Layer, Service};
+use tower_plans::{
+    subscriber::Assignment, Allowed, Catalog, MemoryStore, PlanLimitLayer, Subscriber, UserId,
+};
+
+use crate::counting::allocations;
+
+/// The output of `future`, which a `MemoryStore` lets complete on its first poll.
+fn at_once<F: Future>(future: F) -> F::Output {
+    future
+        .now_or_never()
+        .expect("a request checked in a MemoryStore waited")
+}
+
+/// `POST /api/clients` by `john`, as an authentication layer would leave it.
+fn create(john: &UserId) -> Request<()> {
+    let mut request = Request::new(());
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = Uri::from_static("/api/clients");
+    request.extensions_mut().insert(john.clone());
+    request
+}
+
+#[test]
+fn an_allowed_request_checked_in_the_store_allocates_only_its_check() {
+    let catalog =
+        Catalog::from_json(r#"{"plans": [{"name": "free", "limits": {"clients": 3}}]}"#).unwrap();
+    let store = MemoryStore::new(catalog);
+    store.insert_user(
+        "john",
+        Subscriber::new()
+            .with_plan(Assignment::new("free"))
+            .with_usage("clients", 1),
+    );
+    let john = UserId::new("john");
+
+    // 1. the boxed check future (`PlanLimit::call`, the store path);
+    // 2. the box of the store call: `PlanStore::user` is an `async_trait` method, called on the
+    //    store itself (not through `impl PlanStore for Box<T>`, which would box a second time);
+    // 3. with the extension on, the `Allowed` decision inserted into the request extensions
+    //    (the map already holds the user id, so it does not grow).
+    // Nothing else: not the judgement, the decision, the logging nor the inner call.
+    for (extension, expected) in [(true, 3), (false, 2)] {
+        let layer = PlanLimitLayer::builder(store.clone())
+            .base("/api")
+            .allowed_extension(extension)
+            .build()
+            .unwrap();
+        // The inner service answers `200` with the `Allowed` extension, `204` without; it
+        // allocates nothing.
+        let mut service = layer.layer(service_fn(|request: Request<()>| {
+            let mut response = Response::new(Empty::<Bytes>::new());
+            if request.extensions().get::<Allowed>().is_none() {
+                *response.status_mut() = StatusCode::NO_CONTENT;
+            }
+            ready(Ok::<_, Infallible>(response))
+        }));
+        let status = if extension {
+            StatusCode::OK
+        } else {
+            StatusCode::NO_CONTENT
+        };
+
+        // Warm: the first request loads the catalog.
+        for _ in 0..2 {
+            let response = at_once(service.call(create(&john))).unwrap();
+            assert_eq!(response.status(), status, "extension {extension}");
+        }
+
+        let request = create(&john);
+        let (response, count) = allocations(|| at_once(service.call(request)).unwrap());
+        assert_eq!(response.status(), status, "extension {extension}");
+        assert_eq!(
+            count, expected,
+            "an allowed request checked in the store (extension {extension}) allocated {count} \
+             times"
+        );
+    }
+}
