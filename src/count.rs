@@ -156,7 +156,7 @@ impl Tally {
 pub(crate) enum Reserved {
     /// The unit is held; `usage` is what the counter had before (used + held).
     Held {
-        reservation: Reservation,
+        reservation: Box<Reservation>,
         usage: u64,
     },
     /// The limit is reached; `usage` is used + held.
@@ -219,12 +219,12 @@ impl Counting {
             (_, None) => (None, unreserved_usage),
         };
         Reserved::Held {
-            reservation: Reservation {
+            reservation: Box::new(Reservation {
                 counting: self,
                 hold,
                 give_back,
                 settled: false,
-            },
+            }),
             usage,
         }
     }
@@ -239,6 +239,9 @@ impl Counting {
 
 /// A held unit (and a delete's item to give back), settled by the response: dropping it
 /// unsettled releases it (or commits it, with `commit_dropped`) in the background.
+///
+/// It travels boxed (`Box<Reservation>`), so that the response future of a request that is not
+/// counted carries a pointer's worth of it, not the counters.
 pub(crate) struct Reservation {
     counting: Arc<Counting>,
     hold: Option<(Counter, ReservationId)>,
@@ -260,7 +263,7 @@ impl Reservation {
     /// The settlement for a response with `status` (`None`: the inner service failed): a
     /// commit when the status commits, a release otherwise. What the store answers at once is
     /// settled here; the rest is left to the returned future.
-    pub(crate) fn settle(mut self, status: Option<StatusCode>) -> Settle {
+    pub(crate) fn settle(&mut self, status: Option<StatusCode>) -> Settle {
         let commit = status.is_some_and(|status| self.counting.commits(status));
         Settle(self.take(commit))
     }
@@ -549,7 +552,9 @@ mod tests {
             open: tokio::sync::Notify::new(),
         });
         let tally = tally(Action::Create, "clients", None).unwrap();
-        let Reserved::Held { reservation, .. } = hold(counting(Arc::clone(&store)), tally).await
+        let Reserved::Held {
+            mut reservation, ..
+        } = hold(counting(Arc::clone(&store)), tally).await
         else {
             panic!("an unlimited store reserves");
         };

@@ -40,7 +40,7 @@ pin_project! {
             #[pin]
             future: F,
             // Settled by the response; dropped with the future, it settles itself.
-            reservation: Option<Reservation>,
+            reservation: Option<Box<Reservation>>,
         },
         Checking {
             check: CheckFuture,
@@ -69,7 +69,7 @@ where
     }
 
     /// The inner service's future, whose response settles `reservation`.
-    pub(crate) fn counted(future: S::Future, reservation: Option<Reservation>) -> Self {
+    pub(crate) fn counted(future: S::Future, reservation: Option<Box<Reservation>>) -> Self {
         Self {
             kind: Kind::Inner {
                 future,
@@ -117,7 +117,7 @@ where
                     reservation,
                 } => {
                     let output = ready!(future.poll(cx));
-                    let Some(reservation) = reservation.take() else {
+                    let Some(mut reservation) = reservation.take() else {
                         kind.set(Kind::Done);
                         return Poll::Ready(wrap(output));
                     };

@@ -69,7 +69,7 @@ pub(crate) enum Judgement {
     /// Call the inner service, with the decision in the request extensions when there is one
     /// (the [`Allowed`] extension is on), and the reservation its response settles when it is
     /// counted.
-    Allow(Option<Allowed>, Option<Reservation>),
+    Allow(Option<Allowed>, Option<Box<Reservation>>),
     /// Answer with this response.
     Reject(Response<Full<Bytes>>),
     /// The plan allows the action, but it is counted: reserve a unit first (see

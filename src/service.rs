@@ -117,24 +117,7 @@ where
         };
 
         if let Some(judgement) = self.state.judge_cached(loaded, index, user) {
-            let judgement = match judgement {
-                Judgement::Count(pending) => self.state.reserve_now(pending),
-                judgement => judgement,
-            };
-            return match judgement {
-                Judgement::Pass => ResponseFuture::inner(self.inner.call(request)),
-                Judgement::Allow(allowed, reservation) => {
-                    if let Some(allowed) = allowed {
-                        request.extensions_mut().insert(allowed);
-                    }
-                    ResponseFuture::counted(self.inner.call(request), reservation)
-                }
-                Judgement::Reject(response) => ResponseFuture::rejected(response),
-                Judgement::Count(pending) => {
-                    let check = self.state.reserving(pending);
-                    self.checking(check, request)
-                }
-            };
+            return self.respond(judgement, request);
         }
 
         // Only the store path owns a copy of the user id and references to the catalog and the
@@ -149,6 +132,35 @@ where
 }
 
 impl<S> PlanLimit<S> {
+    /// The response future of a request judged without waiting (from the caches).
+    fn respond<ReqBody>(
+        &mut self,
+        judgement: Judgement,
+        mut request: Request<ReqBody>,
+    ) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>> + Clone,
+    {
+        match judgement {
+            Judgement::Pass => ResponseFuture::inner(self.inner.call(request)),
+            Judgement::Allow(allowed, reservation) => {
+                if let Some(allowed) = allowed {
+                    request.extensions_mut().insert(allowed);
+                }
+                ResponseFuture::counted(self.inner.call(request), reservation)
+            }
+            Judgement::Reject(response) => ResponseFuture::rejected(response),
+            Judgement::Count(pending) => match self.state.reserve_now(pending) {
+                Judgement::Count(pending) => {
+                    let check = self.state.reserving(pending);
+                    self.checking(check, request)
+                }
+                // Decided: never `Count` again.
+                judgement => self.respond(judgement, request),
+            },
+        }
+    }
+
     /// A check for a request that no usable catalog has resolved: get a catalog from `source`,
     /// then resolve the request with it.
     fn resolving<ReqBody>(
