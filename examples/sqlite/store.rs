@@ -5,7 +5,7 @@
 //!
 //! | method | SQL |
 //! |---|---|
-//! | `plans()` | one read transaction: `plans` ⟕ `plan_resources` ⟕ `plan_limits`, and `trial` |
+//! | `plans()` | one read transaction: `plans` ⟕ `plan_resources` ⟕ `plan_limits`, `trial`, and the declared custom `actions` |
 //! | `user(id)` | `subscribers` ⟕ `usage_counters` for the id, one query |
 //! | `reserve` | `BEGIN IMMEDIATE`; purge the counter's expired holds; create the counter at the seed; the guarded `INSERT ... SELECT ... WHERE used + held < limit ... RETURNING` ([`RESERVE`]); read the counts before |
 //! | `commit` | `BEGIN IMMEDIATE`; delete the hold (and expired ones) `RETURNING` whether it was live; if it was, `used + 1` |
@@ -239,7 +239,7 @@ impl SqliteStore {
         Ok(plans == 0)
     }
 
-    /// Replaces the catalog: every plan, limit and the trial policy.
+    /// Replaces the catalog: every plan, limit, declared custom action and the trial policy.
     ///
     /// # Errors
     /// When a write fails or a limit does not fit an SQLite integer; nothing is changed then.
@@ -247,6 +247,15 @@ impl SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM trial").execute(&mut *tx).await?;
         sqlx::query("DELETE FROM plans").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM actions WHERE custom = 1")
+            .execute(&mut *tx)
+            .await?;
+        for action in catalog.custom_actions() {
+            sqlx::query("INSERT INTO actions (name, custom) VALUES (?1, 1)")
+                .bind(&**action)
+                .execute(&mut *tx)
+                .await?;
+        }
         for (position, plan) in catalog.plans().enumerate() {
             sqlx::query("INSERT INTO plans (name, position) VALUES (?1, ?2)")
                 .bind(plan.name())
@@ -515,6 +524,10 @@ impl PlanStore for SqliteStore {
         let trial = sqlx::query("SELECT duration_ms, fallback FROM trial WHERE id = 1")
             .fetch_optional(&mut *tx)
             .await?;
+        let declared: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM actions WHERE custom = 1 ORDER BY name")
+                .fetch_all(&mut *tx)
+                .await?;
         tx.commit().await?;
 
         let mut plans: Vec<Plan> = Vec::new();
@@ -544,6 +557,9 @@ impl PlanStore for SqliteStore {
             plans.push(plan);
         }
         let mut catalog = Catalog::builder().plans(plans);
+        for action in declared {
+            catalog = catalog.action(action);
+        }
         if let Some(row) = trial {
             let duration_ms: i64 = row.try_get(0)?;
             let fallback: Option<String> = row.try_get(1)?;

@@ -821,6 +821,28 @@ async fn sqlite_migrations_apply_once_and_keep_the_data() {
     assert_eq!(john.usage.count("clients"), Some(3));
 }
 
+/// The schema refuses what the JSON loaders refuse: a misspelt action, a negative limit, a trial
+/// without dates, a fallback that is not a plan.
+#[tokio::test]
+async fn sqlite_schema_refuses_malformed_plans_and_assignments() {
+    let (_dir, store) = loaded(CATALOG, USERS).await;
+    for bad in [
+        "INSERT INTO plan_limits (plan, resource, action, max) VALUES ('free', 'clients', 'craete', 1)",
+        "INSERT INTO plan_limits (plan, resource, action, max) VALUES ('free', 'clients', 'index', -1)",
+        "INSERT INTO subscribers (id, plan, trial) VALUES ('ivy', 'pro', 1)",
+        "UPDATE trial SET fallback = 'gratis'",
+        "INSERT INTO usage_counters (user_id, resource, counted, used) VALUES ('ivy', 'clients', 'items', -1)",
+    ] {
+        assert!(store.execute_script(bad).await.is_err(), "{bad}");
+    }
+    // A declared custom action may be limited.
+    let export = "INSERT INTO plan_limits (plan, resource, action, max) VALUES ('regular', 'clients', 'export', 2)";
+    store
+        .execute_script(export)
+        .await
+        .expect("export is declared");
+}
+
 /// The versions recorded in `schema_migrations`, read on a connection of its own.
 async fn sqlx_versions(dir: &TempDir) -> Vec<i64> {
     use sqlx::Connection;

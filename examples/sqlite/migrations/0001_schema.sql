@@ -9,6 +9,16 @@ CREATE TABLE plans (
     position INTEGER NOT NULL DEFAULT 0 -- the catalog's order
 );
 
+-- The action names a limit may use: the REST actions, and the custom actions the catalog declares
+-- (the JSON `actions` array). A misspelt action in plan_limits ('craete') fails its foreign key.
+CREATE TABLE actions (
+    name   TEXT NOT NULL PRIMARY KEY CHECK (name <> ''),
+    custom INTEGER NOT NULL DEFAULT 1 CHECK (custom IN (0, 1))
+);
+
+INSERT INTO actions (name, custom) VALUES
+    ('index', 0), ('show', 0), ('create', 0), ('update', 0), ('patch', 0), ('delete', 0);
+
 CREATE TABLE plan_resources (
     plan     TEXT NOT NULL REFERENCES plans (name) ON DELETE CASCADE ON UPDATE CASCADE,
     resource TEXT NOT NULL CHECK (resource <> ''),
@@ -18,8 +28,7 @@ CREATE TABLE plan_resources (
 CREATE TABLE plan_limits (
     plan     TEXT NOT NULL,
     resource TEXT NOT NULL,
-    -- index, show, create, update, patch, delete, or a custom action's name
-    action   TEXT NOT NULL CHECK (action <> ''),
+    action   TEXT NOT NULL REFERENCES actions (name) ON UPDATE CASCADE,
     -- the maximum; NULL is a limit set to unlimited (a `patch` set to NULL does not fall back to
     -- the `update` limit, an absent `patch` row does)
     max      INTEGER CHECK (max >= 0),
