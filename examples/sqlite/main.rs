@@ -113,6 +113,15 @@ impl Drop for TempDir {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // The layer logs store failures at warn level (never into responses); RUST_LOG=debug shows
+    // every decision.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
@@ -141,7 +150,8 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
     let store = SqliteStore::open(&path)
         .await
         .map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
-    if store.has_no_plans().await? {
+    let fresh = store.has_no_plans().await?;
+    if fresh {
         store.execute_script(SEED).await?;
     }
 
@@ -178,7 +188,7 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
     let purger = tokio::spawn(purge_expired_every(store.clone(), Duration::from_secs(60)));
 
     let code = if args.check {
-        check(addr, &store).await
+        check(addr, &store, fresh).await
     } else {
         println!("{}", banner(addr, &path));
         tokio::signal::ctrl_c().await?;
@@ -306,7 +316,8 @@ fn banner(addr: SocketAddr, db: &std::path::Path) -> String {
 }
 
 /// Runs the tour against the server at `addr` over loopback HTTP, then checks what SQLite holds.
-async fn check(addr: SocketAddr, store: &SqliteStore) -> ExitCode {
+/// `fresh`: whether the database was seeded for this run (the tour expects it).
+async fn check(addr: SocketAddr, store: &SqliteStore, fresh: bool) -> ExitCode {
     let started = Instant::now();
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let steps = tour();
@@ -362,6 +373,9 @@ async fn check(addr: SocketAddr, store: &SqliteStore) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         eprintln!("sqlite example check FAILED: {failures} check(s) did not answer as printed");
+        if !fresh {
+            eprintln!("note: the database already held data; the tour expects a fresh one");
+        }
         ExitCode::FAILURE
     }
 }
