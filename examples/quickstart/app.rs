@@ -23,7 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
-use tower_plans::{Action, Allowed, MemoryStore, PlanLimitLayer, UserId};
+use tower_plans::{Action, Allowed, MemoryStore, PlanLimitLayer, PlanLimitLayerBuilder, UserId};
 
 /// The address served when `--addr` is not given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
@@ -167,16 +167,20 @@ impl Fixture {
     /// The plan layer this fixture configures. It counts usage in the same store: the store's
     /// records are the counters.
     pub fn layer(&self) -> Result<PlanLimitLayer, FixtureError> {
-        let mut builder = PlanLimitLayer::builder(self.store.clone())
-            .count_usage(self.store.clone())
-            .base(self.base.clone())
-            .plans_ttl(self.timeout);
+        let builder = PlanLimitLayer::builder(self.store.clone()).count_usage(self.store.clone());
+        self.configure(builder)
+            .build()
+            .map_err(|e| FixtureError(format!("config: {e}")))
+    }
+
+    /// Gives `builder` this fixture's base, paths and catalog time-to-live, whatever its stores
+    /// (the SQLite example serves the same routes from a database).
+    pub fn configure(&self, builder: PlanLimitLayerBuilder) -> PlanLimitLayerBuilder {
+        let mut builder = builder.base(self.base.clone()).plans_ttl(self.timeout);
         for (resource, template) in &self.paths {
             builder = builder.path(resource.as_str(), template.clone());
         }
         builder
-            .build()
-            .map_err(|e| FixtureError(format!("config: {e}")))
     }
 }
 
@@ -194,15 +198,20 @@ struct AppState {
 
 /// Builds the whole application: demo authentication, then the plan layer, then the REST handler.
 pub fn router(fixture: &Fixture) -> Result<Router, FixtureError> {
+    Ok(app(fixture.layer()?))
+}
+
+/// The application around `plans`: demo authentication, then `plans`, then the REST handler.
+pub fn app(plans: PlanLimitLayer) -> Router {
     let state = AppState {
         items: Arc::default(),
     };
-    Ok(Router::new()
+    Router::new()
         .fallback(rest)
         .with_state(state)
-        .layer(fixture.layer()?)
+        .layer(plans)
         // DEMO ONLY: trusts the `x-user` header. A real application puts its authentication here.
-        .layer(middleware::from_fn(demo_auth)))
+        .layer(middleware::from_fn(demo_auth))
 }
 
 /// DEMO-ONLY authentication: the user is whoever the `x-user` header names.

@@ -1,6 +1,6 @@
 //! The layer at work: in axum, hyper and plain tower stacks, its caches and their invalidation,
-//! cancellation, counted usage, store failures, readiness, what it governs, and the quickstart
-//! example.
+//! cancellation, counted usage, store failures, readiness, what it governs, the quickstart
+//! example, and the SQLite example's store.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -15,4 +15,5 @@ mod hyper;
 mod invalidation;
 mod poll_ready;
 mod quickstart;
+mod sqlite;
 mod tower_stack;

@@ -1,0 +1,36 @@
+-- The quickstart's plans and users (examples/quickstart.json), as rows: loaded into a fresh
+-- database by the sqlite example. `tests/layer/sqlite.rs` checks that both hold the same data.
+
+-- free keeps 3 clients and 1 project, which it may not delete; regular 10 and 5; pro 30 clients
+-- and any number of projects (projects is named, without limits).
+INSERT INTO plans (name, position) VALUES ('free', 0), ('regular', 1), ('pro', 2);
+
+INSERT INTO plan_resources (plan, resource) VALUES
+    ('free', 'clients'), ('free', 'projects'),
+    ('regular', 'clients'), ('regular', 'projects'),
+    ('pro', 'clients'), ('pro', 'projects');
+
+INSERT INTO plan_limits (plan, resource, action, max) VALUES
+    ('free', 'clients', 'create', 3),
+    ('free', 'projects', 'create', 1),
+    ('free', 'projects', 'delete', 0),
+    ('regular', 'clients', 'create', 10),
+    ('regular', 'projects', 'create', 5),
+    ('pro', 'clients', 'create', 30);
+
+-- A 14-day trial that falls back to free.
+INSERT INTO trial (id, duration_ms, fallback) VALUES (1, 14 * 86400000, 'free');
+
+-- alice is on free; bob's trial of pro began on 2024-01-01 (so he is back on free); carol's
+-- regular plan expired on 2025-01-01; dave is on pro.
+INSERT INTO subscribers (id, name, plan, trial, joined_ms, expires_ms) VALUES
+    ('alice', 'alice', 'free', 0, NULL, NULL),
+    ('bob', 'bob', 'pro', 1, 1704067200000, NULL),
+    ('carol', 'carol', 'regular', 0, NULL, 1735689600000),
+    ('dave', 'dave', 'pro', 0, NULL, NULL);
+
+-- What they have: alice 2 clients, bob 1, dave 12.
+INSERT INTO usage_counters (user_id, resource, counted, used) VALUES
+    ('alice', 'clients', 'items', 2),
+    ('bob', 'clients', 'items', 1),
+    ('dave', 'clients', 'items', 12);
