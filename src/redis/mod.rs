@@ -20,7 +20,7 @@
 //!   applies them to the local layer; a background task applies what the other instances
 //!   publish. An instance that loses its subscription drops every cached user and the catalog
 //!   and subscribes again. With the `webhook` feature it is a
-//!   [`webhook::Invalidate`](crate::webhook::Invalidate), so a webhook that reaches one instance
+//!   `webhook::Invalidate`, so a webhook that reaches one instance
 //!   updates all of them.
 //! - [`RedisConnection`] opens the connection, sets the key prefix, and makes the three.
 //!
