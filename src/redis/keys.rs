@@ -1,23 +1,6 @@
 //! Where everything lives in Redis: key names, the escaping of user ids and names, and the
-//! invalidation channel.
-//!
-//! With the default prefix `tower-plans`, user `john` and resource `clients`:
-//!
-//! | key | type | holds |
-//! |---|---|---|
-//! | `tower-plans:catalog` | string | the catalog, as JSON |
-//! | `tower-plans:{john}:user` | string | john's subscriber record, as JSON |
-//! | `tower-plans:{john}:used` | hash | john's used counts: field `clients:i` (items), `tasks:a:show` (an action) |
-//! | `tower-plans:{john}:held:clients:i` | sorted set | the reservations held on one counter, scored by expiry (ms) |
-//! | `tower-plans:invalidate` | pub/sub channel | invalidation messages |
-//!
-//! The braces are a cluster hash tag: every key of one user hashes to one slot, so a script may
-//! touch them together. User ids, resource and action names are escaped so that no two of them
-//! share a key: every byte other than ASCII letters, digits, `-`, `_` and `.` is written `%XX`
-//! (so `:`, `{`, `}`, `%`, spaces and non-ASCII text never appear raw), and the empty id, which
-//! would make an empty hash tag, is written `%` (which no escaped text can be, since an escape
-//! is always three characters). Braces in the prefix are escaped too, so the user's tag is the
-//! only hash tag of a key.
+//! invalidation channel. The layout and the escaping rules are described once, in the
+//! [module docs](super#keys).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
