@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
+use tower_plans::redis::RedisInvalidator;
 use tower_plans::UserCache;
 
 use crate::common::*;
@@ -119,4 +120,59 @@ async fn redis_publishing_while_redis_is_down_fails_but_invalidates_locally() {
     // The local cache was dropped: the next request asks the (absent) store.
     let (status, _) = instance.send(Method::GET, "/tasks", "ann").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_frozen_answers_within_store_timeout_and_the_health_check_notices() {
+    let server = RedisServer::start();
+    let conn = connect(&server).await;
+    conn.plan_store().load_json(CATALOG, USERS).await.unwrap();
+    let layer = builder(&conn)
+        .user_cache(UserCache::time_to_live(Duration::from_secs(3600), 100))
+        .build()
+        .unwrap();
+    let invalidator = RedisInvalidator::builder(&conn)
+        .health_check(Duration::from_millis(100))
+        .backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .timeout(Duration::from_millis(300))
+        .start(layer.invalidator())
+        .unwrap();
+    within(Duration::from_secs(5), invalidator.subscribed()).await;
+    // A quiet subscription passes its health checks.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(invalidator.is_subscribed());
+    assert_eq!(
+        send(&layer, Method::POST, "/clients", "ann").await.0,
+        StatusCode::CREATED
+    );
+
+    server.freeze();
+    let started = Instant::now();
+    let (status, body) = send(&layer, Method::POST, "/clients", "ann").await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        took >= STORE_TIMEOUT - Duration::from_millis(50),
+        "{took:?}"
+    );
+    assert!(
+        took < STORE_TIMEOUT + Duration::from_millis(500),
+        "{took:?}"
+    );
+    let lost = eventually(Duration::from_secs(2), || async {
+        !invalidator.is_subscribed()
+    })
+    .await;
+    assert!(
+        lost.is_some(),
+        "the health check did not notice a frozen Redis"
+    );
+
+    server.thaw();
+    let back = eventually(Duration::from_secs(10), || async {
+        send(&layer, Method::POST, "/clients", "ann").await.0 == StatusCode::CREATED
+    })
+    .await;
+    assert!(back.is_some(), "requests did not succeed again");
+    within(Duration::from_secs(10), invalidator.subscribed()).await;
 }

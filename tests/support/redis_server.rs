@@ -70,6 +70,26 @@ impl RedisServer {
         let _ = std::fs::remove_file(&self.socket);
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is answered.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("a running redis-server");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Starts the server again on the same socket, empty (nothing is persisted).
     pub fn restart(&mut self) {
         self.stop();
@@ -138,6 +158,10 @@ fn ping(socket: &Path) -> bool {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // A frozen server would not die of SIGKILL any later, but let it go on first anyway.
+        if self.child.is_some() {
+            self.signal("-CONT");
+        }
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
