@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use tower_plans::redis::RedisInvalidator;
-use tower_plans::UserCache;
+use tower_plans::store::{Count, Counter};
+use tower_plans::{UsageStore, UserCache};
 
 use crate::common::*;
 
@@ -175,4 +176,13 @@ async fn redis_frozen_answers_within_store_timeout_and_the_health_check_notices(
     .await;
     assert!(back.is_some(), "requests did not succeed again");
     within(Duration::from_secs(10), invalidator.subscribed()).await;
+    // The reservation that timed out while Redis was frozen reached Redis when it went on, and
+    // was released after it: two creates counted, nothing left held until its lease.
+    let usage = conn.usage_store();
+    let ann = Counter::items("ann", "clients");
+    let settled = eventually(Duration::from_secs(2), || async {
+        usage.get(&ann).await.ok().flatten() == Some(Count { used: 3, held: 0 })
+    })
+    .await;
+    assert!(settled.is_some(), "{:?}", usage.get(&ann).await);
 }
