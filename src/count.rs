@@ -189,7 +189,7 @@ impl Counting {
     ///
     /// # Errors
     /// When the usage store fails or times out; nothing is held then.
-    pub(crate) async fn reserve(&self, tally: &Tally) -> Result<Answer, StoreError> {
+    pub(crate) async fn reserve(self: &Arc<Self>, tally: &Tally) -> Result<Answer, StoreError> {
         let Some((counter, limit, seed)) = &tally.reserve else {
             return Ok(None);
         };
@@ -197,7 +197,16 @@ impl Counting {
         // `(*self.store)`: straight to the store through the trait object, not through
         // `impl UsageStore for Box<T>`, whose future would box the store's own once more.
         let call = (*self.store).reserve(counter, *limit, *seed, id, self.lease);
-        Ok(Some((id, timed(self.timeout, call).await?)))
+        match timed(self.timeout, call).await {
+            Ok(reserve) => Ok(Some((id, reserve))),
+            Err(error) => {
+                // A remote store may have applied a reservation whose answer was lost or came
+                // too late: release the id (idempotent) rather than leave the unit held until
+                // its lease ends.
+                self.release_detached(counter.clone(), id);
+                Err(error)
+            }
+        }
     }
 
     /// What the store's `answer` to `tally` means for the request.
@@ -227,6 +236,22 @@ impl Counting {
             }),
             usage,
         }
+    }
+
+    /// Releases `id` on `counter` in the background (see [`detach`]), logging a failure.
+    fn release_detached(self: &Arc<Self>, counter: Counter, id: ReservationId) {
+        let counting = Arc::clone(self);
+        detach(Box::pin(async move {
+            let call = (*counting.store).release(&counter, id);
+            if let Err(error) = timed(counting.timeout, call).await {
+                tracing::debug!(
+                    counter = %counter,
+                    reservation = %id,
+                    %error,
+                    "usage store failed to release a reservation that failed; its lease frees it"
+                );
+            }
+        }));
     }
 
     fn commits(&self, status: StatusCode) -> bool {
@@ -577,6 +602,83 @@ mod tests {
             (1, 0),
             "the commit finished after the drop"
         );
+    }
+
+    /// A usage store that applies reservations, then never answers.
+    struct LostAnswers {
+        inner: MemoryStore,
+    }
+
+    #[async_trait::async_trait]
+    impl UsageStore for LostAnswers {
+        async fn reserve(
+            &self,
+            counter: &Counter,
+            limit: Option<u64>,
+            seed: u64,
+            id: ReservationId,
+            lease: Duration,
+        ) -> Result<Reserve, crate::store::BoxError> {
+            self.inner.reserve(counter, limit, seed, id, lease).await?;
+            std::future::pending().await
+        }
+        async fn commit(
+            &self,
+            counter: &Counter,
+            id: ReservationId,
+        ) -> Result<u64, crate::store::BoxError> {
+            self.inner.commit(counter, id).await
+        }
+        async fn release(
+            &self,
+            counter: &Counter,
+            id: ReservationId,
+        ) -> Result<(), crate::store::BoxError> {
+            self.inner.release(counter, id).await
+        }
+        async fn adjust(
+            &self,
+            counter: &Counter,
+            delta: i64,
+            seed: u64,
+        ) -> Result<u64, crate::store::BoxError> {
+            self.inner.adjust(counter, delta, seed).await
+        }
+        async fn set(&self, counter: &Counter, used: u64) -> Result<(), crate::store::BoxError> {
+            self.inner.set(counter, used).await
+        }
+        async fn get(
+            &self,
+            counter: &Counter,
+        ) -> Result<Option<crate::store::Count>, crate::store::BoxError> {
+            self.inner.get(counter).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reservation_that_timed_out_is_released_not_left_to_its_lease() {
+        let inner = MemoryStore::new(Catalog::from_json("[]").unwrap());
+        let counting = Arc::new(Counting {
+            store: Box::new(LostAnswers {
+                inner: inner.clone(),
+            }),
+            lease: Duration::from_secs(60),
+            timeout: Duration::from_secs(1),
+            commit_when: None,
+            commit_dropped: false,
+        });
+        let tally = tally(Action::Create, "clients", None).unwrap();
+        let result = counting.reserve(&tally).await;
+        assert!(matches!(result, Err(StoreError::TimedOut(_))));
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let count = inner
+            .get(&Counter::items("john", "clients"))
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert_eq!(count.held, 0, "released at once, not after the lease");
     }
 
     #[tokio::test]

@@ -110,6 +110,9 @@
 //!
 //! - `webhook` (off by default): a receiver for signed entitlement webhooks that updates plans and
 //!   invalidates the layer's caches.
+//! - `redis` (off by default): several instances over one Redis (`tower_plans::redis`): counters and
+//!   reservations in Lua scripts, a plan store over Redis keys, and invalidation broadcast over
+//!   pub/sub.
 
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
@@ -127,6 +130,9 @@ mod hash;
 mod inner;
 mod invalidator;
 mod layer;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod response;
 pub mod routes;
 mod service;

@@ -12,6 +12,8 @@ mod memory;
 mod timed;
 mod usage;
 
+#[cfg(feature = "redis")]
+pub(crate) use memory::json_kind;
 pub use memory::{LoadError, MemoryStore};
 pub(crate) use timed::{timed, StoreError};
 pub use usage::{Count, Counted, Counter, ReservationId, Reserve, UsageStore};

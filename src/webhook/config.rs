@@ -8,8 +8,8 @@ use hmac::KeyInit;
 use http::HeaderName;
 
 use super::verify::HmacSha256;
+use super::Invalidate;
 use crate::error::ConfigError;
-use crate::invalidator::Invalidator;
 
 /// The signature header read by default.
 pub const DEFAULT_SIGNATURE_HEADER: &str = "x-purchasely-request-signature";
@@ -45,7 +45,7 @@ pub(crate) struct ConfigInner {
     pub(crate) active_statuses: Vec<Box<str>>,
     pub(crate) dedup_capacity: u64,
     pub(crate) body_limit: usize,
-    pub(crate) invalidator: Option<Invalidator>,
+    pub(crate) invalidator: Option<Arc<dyn Invalidate>>,
     pub(crate) clock: Clock,
 }
 
@@ -59,7 +59,7 @@ pub struct WebhookConfigBuilder {
     active_statuses: Vec<Box<str>>,
     dedup_capacity: u64,
     body_limit: usize,
-    invalidator: Option<Invalidator>,
+    invalidator: Option<Arc<dyn Invalidate>>,
     clock: Clock,
 }
 
@@ -119,9 +119,9 @@ impl WebhookConfig {
         self.inner.dedup_capacity
     }
 
-    /// The layer's invalidation handle, if one was configured.
-    pub fn invalidator(&self) -> Option<&Invalidator> {
-        self.inner.invalidator.as_ref()
+    /// Where applied events invalidate their user, if configured.
+    pub fn invalidator(&self) -> Option<&dyn Invalidate> {
+        self.inner.invalidator.as_deref()
     }
 
     pub(crate) fn now(&self) -> SystemTime {
@@ -204,13 +204,14 @@ impl WebhookConfigBuilder {
         self
     }
 
-    /// The layer's invalidation handle
-    /// ([`PlanLimitLayer::invalidator`](crate::PlanLimitLayer::invalidator)): once an event is
-    /// applied, its user's cached record is dropped, so the next request sees the new plan.
-    /// Without one (the default), the receiver works without a layer, or with a layer whose user
-    /// cache is off.
-    pub fn invalidator(mut self, invalidator: Invalidator) -> Self {
-        self.invalidator = Some(invalidator);
+    /// Where an applied event invalidates its user: the layer's handle
+    /// ([`PlanLimitLayer::invalidator`](crate::PlanLimitLayer::invalidator)), or with the
+    /// `redis` feature a `redis::RedisInvalidator`, which reaches
+    /// every instance. Once an event is applied, its user's cached record is dropped, so the
+    /// next request sees the new plan. Without one (the default), the receiver works without a
+    /// layer, or with a layer whose user cache is off.
+    pub fn invalidator(mut self, invalidator: impl Invalidate) -> Self {
+        self.invalidator = Some(Arc::new(invalidator));
         self
     }
 

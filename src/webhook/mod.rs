@@ -19,10 +19,12 @@
 //! 6. acknowledges with `200`, without applying again, an event whose `event_id` was applied
 //!    recently (the ids are remembered in a bounded cache; concurrent deliveries of one id apply
 //!    it once);
-//! 7. otherwise calls the [`EntitlementHook`], then invalidates the user in the layer through the
-//!    configured [`Invalidator`](crate::Invalidator), and only then answers `200`. When the hook
-//!    fails it answers `500`, so the sender retries; a failed event is not remembered, so the
-//!    retry applies it.
+//! 7. otherwise calls the [`EntitlementHook`], then invalidates the user through the configured
+//!    [`Invalidate`] (the layer's [`Invalidator`](crate::Invalidator), or with the `redis`
+//!    feature a `redis::RedisInvalidator` that reaches every
+//!    instance), and only then answers `200`. When the hook or the invalidation fails it
+//!    answers `500`, so the sender retries; a failed event is not remembered, so the retry
+//!    applies it.
 //!
 //! An `ACTIVATE` grants its plan when its `subscription_status` is one of the active statuses
 //! (`AUTO_RENEWING`, `AUTO_RENEWING_CANCELED`, `IN_GRACE_PERIOD` by default, configurable) or
@@ -99,6 +101,7 @@
 mod config;
 mod event;
 mod hook;
+mod invalidate;
 mod memory;
 mod service;
 mod verify;
@@ -109,6 +112,7 @@ pub use config::{
 };
 pub use event::{Effect, EntitlementEvent, EventKind};
 pub use hook::EntitlementHook;
+pub use invalidate::Invalidate;
 pub use memory::MemoryStoreHook;
 pub use service::{ResponseFuture, WebhookOutcome, WebhookReceiver};
 pub use verify::VerifyError;

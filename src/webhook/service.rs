@@ -57,7 +57,7 @@ pub enum WebhookOutcome {
     TooLarge,
     /// `405`: not a `POST`.
     MethodNotAllowed,
-    /// `500`: the hook failed; the sender retries.
+    /// `500`: the hook, or the invalidation after it, failed; the sender retries.
     HookFailed,
 }
 
@@ -307,7 +307,8 @@ where
     }
 }
 
-/// Runs the hook (a panic counts as a failure), then invalidates the user.
+/// Runs the hook (a panic counts as a failure), then invalidates the user (a failure of either
+/// is the event's failure).
 async fn apply<H: EntitlementHook>(
     shared: &Shared<H>,
     event: &EntitlementEvent,
@@ -322,7 +323,11 @@ async fn apply<H: EntitlementHook>(
         Err(_) => return Err("the hook panicked".to_owned()),
     }
     if let Some(invalidator) = shared.config.invalidator() {
-        invalidator.user(user);
+        if let Err(error) = invalidator.invalidate_user(user).await {
+            return Err(format!(
+                "the hook applied the event, but invalidating the user failed: {error}"
+            ));
+        }
     }
     Ok(())
 }

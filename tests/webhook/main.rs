@@ -11,7 +11,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::ServiceExt;
 use tower_plans::webhook::{
-    Effect, EntitlementEvent, EntitlementHook, EventKind, VerifyError, WebhookConfig,
+    Effect, EntitlementEvent, EntitlementHook, EventKind, Invalidate, VerifyError, WebhookConfig,
     WebhookOutcome, WebhookReceiver,
 };
 use tower_plans::BoxError;
@@ -418,6 +418,53 @@ async fn failing_hook_answers_500_and_the_retry_applies() {
     assert_eq!(body, r#"{"status":"duplicate"}"#);
     assert_eq!(hook.calls.load(Ordering::SeqCst), 3);
     assert_eq!(hook.applied().len(), 1);
+}
+
+/// An invalidation that fails its first `failures` calls and records the users it reached.
+struct FlakyInvalidation {
+    failures: usize,
+    calls: AtomicUsize,
+    users: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Invalidate for FlakyInvalidation {
+    async fn invalidate_user(&self, id: &str) -> Result<(), BoxError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+            return Err("the bus is down".into());
+        }
+        self.users.lock().unwrap().push(id.to_owned());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_failed_invalidation_answers_500_and_the_retry_applies_and_invalidates() {
+    let hook = Arc::new(RecordingHook::default());
+    let invalidation = Arc::new(FlakyInvalidation {
+        failures: 1,
+        calls: AtomicUsize::new(0),
+        users: Mutex::new(Vec::new()),
+    });
+    let config = WebhookConfig::builder()
+        .secret(SEED_SECRET)
+        .clock(move || UNIX_EPOCH + Duration::from_secs(NOW))
+        .invalidator(Arc::clone(&invalidation))
+        .build()
+        .unwrap();
+    assert!(config.invalidator().is_some());
+    let receiver = WebhookReceiver::new(config, Arc::clone(&hook));
+    let (status, body, outcome) = send(&receiver, signed(SAMPLE_ACTIVATE)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body, r#"{"error":"hook_failed"}"#);
+    assert_eq!(outcome, WebhookOutcome::HookFailed);
+    assert!(invalidation.users.lock().unwrap().is_empty());
+
+    // The retry is not taken for a duplicate: it applies again, then invalidates.
+    let (status, _, outcome) = send(&receiver, signed(SAMPLE_ACTIVATE)).await;
+    assert_eq!((status, outcome), (StatusCode::OK, WebhookOutcome::Applied));
+    assert_eq!(hook.applied().len(), 2);
+    assert_eq!(*invalidation.users.lock().unwrap(), ["toto"]);
 }
 
 #[tokio::test]

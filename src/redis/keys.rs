@@ -1,0 +1,195 @@
+//! Where everything lives in Redis: key names, the escaping of user ids and names, and the
+//! invalidation channel. The layout and the escaping rules are described once, in the
+//! [module docs](super#keys).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::catalog::Action;
+use crate::store::{Counted, Counter};
+
+/// The prefix of every key and of the channel, unless configured.
+pub(crate) const DEFAULT_PREFIX: &str = "tower-plans";
+
+/// Bytes kept as they are: ASCII letters and digits, `-`, `_` and `.`.
+const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+
+/// A user id, resource or action name as it appears in a key: an injective escaping whose output
+/// never holds `:`, `{`, `}` or a space.
+pub(crate) fn escape(name: &str) -> Cow<'_, str> {
+    if name.is_empty() {
+        return Cow::Borrowed("%");
+    }
+    utf8_percent_encode(name, ESCAPED).into()
+}
+
+/// The key names of one prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Keys {
+    prefix: Arc<str>,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self::new(DEFAULT_PREFIX)
+    }
+}
+
+impl Keys {
+    /// The keys under `prefix`; braces in it are escaped, so that it holds no hash tag.
+    pub(crate) fn new(prefix: &str) -> Self {
+        let prefix = if prefix.contains(['{', '}']) {
+            prefix.replace('{', "%7B").replace('}', "%7D")
+        } else {
+            prefix.to_owned()
+        };
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix as it appears in keys.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `prefix:{user}:`, the start of every key of `user`.
+    fn user_base(&self, user: &str, capacity: usize) -> String {
+        let user = escape(user);
+        let mut key = String::with_capacity(self.prefix.len() + user.len() + 4 + capacity);
+        key.push_str(&self.prefix);
+        key.push_str(":{");
+        key.push_str(&user);
+        key.push_str("}:");
+        key
+    }
+
+    /// The key of the catalog's JSON.
+    pub(crate) fn catalog(&self) -> String {
+        format!("{}:catalog", self.prefix)
+    }
+
+    /// The key of a user's subscriber record (JSON).
+    pub(crate) fn user(&self, user: &str) -> String {
+        let mut key = self.user_base(user, 4);
+        key.push_str("user");
+        key
+    }
+
+    /// The hash of a user's used counts.
+    pub(crate) fn used(&self, user: &str) -> String {
+        let mut key = self.user_base(user, 4);
+        key.push_str("used");
+        key
+    }
+
+    /// The sorted set of the reservations held on `counter`.
+    pub(crate) fn held(&self, counter: &Counter) -> String {
+        let field = field(counter);
+        let mut key = self.user_base(&counter.user, 5 + field.len());
+        key.push_str("held:");
+        key.push_str(&field);
+        key
+    }
+
+    /// The pub/sub channel of invalidation messages.
+    pub(crate) fn channel(&self) -> String {
+        format!("{}:invalidate", self.prefix)
+    }
+}
+
+/// The field of `counter` in its user's hash of used counts: `resource:i` for the items (and for
+/// the `create` action, which counts them, as in [`MemoryStore`](crate::MemoryStore)), or
+/// `resource:a:action` for an action.
+pub(crate) fn field(counter: &Counter) -> String {
+    let resource = escape(&counter.resource);
+    let mut field = String::with_capacity(resource.len() + 12);
+    field.push_str(&resource);
+    match &counter.counted {
+        Counted::Action(action) => match action.normalised().into_owned() {
+            Action::Create => field.push_str(":i"),
+            action => {
+                // Writing to a String cannot fail.
+                let _ = write!(field, ":a:{}", escape(action.as_str()));
+            }
+        },
+        Counted::Items => field.push_str(":i"),
+    }
+    field
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_keeps_plain_ids_and_escapes_the_rest() {
+        assert_eq!(escape("john"), "john");
+        assert_eq!(escape("a-b_c.d"), "a-b_c.d");
+        assert_eq!(escape("a:b"), "a%3Ab");
+        assert_eq!(escape("{x}"), "%7Bx%7D");
+        assert_eq!(escape("a b"), "a%20b");
+        assert_eq!(escape("100%"), "100%25");
+        assert_eq!(escape("zoë"), "zo%C3%AB");
+        assert_eq!(escape(""), "%");
+    }
+
+    #[test]
+    fn escaping_is_injective_on_tricky_ids() {
+        let ids = [
+            "", "%", "%25", "a", "a:b", "a%3Ab", "a:b:c", "{a}", "%7Ba%7D", "a}", "a{", "a b",
+            "a+b", "a%20b", "zoë", "zo%C3%AB", "日本", ":", "::", "}:{",
+        ];
+        let mut escaped: Vec<String> = ids.iter().map(|id| escape(id).into_owned()).collect();
+        escaped.sort();
+        escaped.dedup();
+        assert_eq!(escaped.len(), ids.len());
+        for id in ids {
+            let e = escape(id);
+            assert!(!e.contains([':', '{', '}', ' ']), "{id:?} -> {e}");
+        }
+    }
+
+    #[test]
+    fn key_layout() {
+        let keys = Keys::default();
+        assert_eq!(keys.catalog(), "tower-plans:catalog");
+        assert_eq!(keys.user("john"), "tower-plans:{john}:user");
+        assert_eq!(keys.used("john"), "tower-plans:{john}:used");
+        assert_eq!(
+            keys.held(&Counter::items("john", "clients")),
+            "tower-plans:{john}:held:clients:i"
+        );
+        assert_eq!(
+            keys.held(&Counter::action("a:b", "tasks", Action::Show)),
+            "tower-plans:{a%3Ab}:held:tasks:a:show"
+        );
+        assert_eq!(keys.channel(), "tower-plans:invalidate");
+        assert_eq!(keys.user(""), "tower-plans:{%}:user");
+    }
+
+    #[test]
+    fn create_and_items_share_a_field_and_custom_names_are_escaped() {
+        let items = Counter::items("john", "clients");
+        let create = Counter::action("john", "clients", Action::Create);
+        assert_eq!(field(&items), field(&create));
+        let mut custom = Counter::action("john", "clients", Action::Show);
+        custom.counted = Counted::Action(Action::Custom(Arc::from("create")));
+        assert_eq!(field(&custom), "clients:i");
+        let odd = Counter::action("john", "a:i", Action::custom("x y"));
+        assert_eq!(field(&odd), "a%3Ai:a:x%20y");
+        // A custom action named like the items marker is still an action.
+        let named_i = Counter::action("john", "clients", Action::custom("i"));
+        assert_eq!(field(&named_i), "clients:a:i");
+    }
+
+    #[test]
+    fn braces_in_the_prefix_are_escaped() {
+        let keys = Keys::new("app{1}");
+        assert_eq!(keys.prefix(), "app%7B1%7D");
+        assert_eq!(keys.user("john"), "app%7B1%7D:{john}:user");
+    }
+}

@@ -1,0 +1,114 @@
+//! Several instances over one Redis: shared counters and reservations, plans in Redis, and
+//! invalidation broadcast to every instance.
+//!
+//! Every instance runs its own [`PlanLimitLayer`](crate::PlanLimitLayer), with its own caches;
+//! they share state through Redis (section 11 of `DESIGN.md`):
+//!
+//! - [`RedisUsageStore`] keeps the counters and reservations of counted usage
+//!   ([`count_usage`](crate::PlanLimitLayerBuilder::count_usage)). Reserve, commit and release
+//!   are Lua scripts, atomic in Redis, so 200 concurrent creates spread over four instances at
+//!   `limit - 1` let exactly one through. Reservations carry the layer's
+//!   [`lease`](crate::PlanLimitLayerBuilder::lease): those of an instance that crashed expire by
+//!   themselves.
+//! - [`RedisPlanStore`] reads the catalog and the subscriber records from Redis keys, as JSON in
+//!   the formats of [`Catalog::from_json`](crate::Catalog::from_json) and
+//!   [`Subscriber::from_json`](crate::Subscriber::from_json), and writes them
+//!   ([`load_json`](RedisPlanStore::load_json), [`set_user_json`](RedisPlanStore::set_user_json),
+//!   ...). An application whose plans live in its own database keeps its own
+//!   [`PlanStore`](crate::PlanStore) and uses only the counters and the invalidation.
+//! - [`RedisInvalidator`] publishes "user X changed", "all users" and "catalog" on a channel and
+//!   applies them to the local layer; a background task applies what the other instances
+//!   publish. An instance that loses its subscription drops every cached user and the catalog
+//!   and subscribes again. With the `webhook` feature it is a
+//!   `webhook::Invalidate`, so a webhook that reaches one instance
+//!   updates all of them.
+//! - [`RedisConnection`] opens the connection, sets the key prefix, and makes the three.
+//!
+//! When Redis is down or slow, the layer answers as with any store: `store_timeout` bounds every
+//! call, and the failure policy answers `503` (or lets requests pass, failing open). The
+//! connection reconnects in the background, so requests succeed again once Redis is back,
+//! without a restart; the invalidator subscribes again.
+//!
+//! # Keys
+//!
+//! With the default prefix `tower-plans`, user `john` and resource `clients`:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `tower-plans:catalog` | string | the catalog, as JSON |
+//! | `tower-plans:{john}:user` | string | john's subscriber record, as JSON |
+//! | `tower-plans:{john}:used` | hash | john's used counts: field `clients:i` for the items (and creates), `tasks:a:show` for an action |
+//! | `tower-plans:{john}:held:clients:i` | sorted set | the reservations held on one counter, scored by the end of their lease (ms, Redis time) |
+//! | `tower-plans:invalidate` | channel | `user:<id>`, `all-users`, `catalog` |
+//!
+//! The braces are a cluster hash tag: every key of one user lives in one slot. User ids, resource
+//! and action names are escaped so that no two share a key: every byte other than an ASCII
+//! letter, a digit, `-`, `_` or `.` is written `%XX` (`a:b` is `a%3Ab`, `zoë` is `zo%C3%AB`),
+//! and the empty id is written `%`. Counters that do not exist yet start from the subscriber
+//! record's usage, as with [`MemoryStore`](crate::MemoryStore); from then on the counters are the
+//! truth for counted limits.
+//!
+//! # Example
+//!
+//! One instance; run the same code in every instance. It needs a Redis
+//! (`redis-server --port 6379`); `examples/redis.rs` runs two instances and a tour.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use axum::{routing::post, Router};
+//! use tower_plans::redis::RedisConnection;
+//! use tower_plans::{PlanLimitLayer, UserCache};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let redis = RedisConnection::open("redis://127.0.0.1:6379/").await?.key_prefix("myapp");
+//!
+//! // Seed the plans once (an admin tool or a deployment step would).
+//! redis
+//!     .plan_store()
+//!     .load_json(
+//!         r#"[{"name": "free", "clients": 3}, {"name": "pro", "clients": 30}]"#,
+//!         r#"{"john": {"plan": "free", "usage": {"clients": 1}}}"#,
+//!     )
+//!     .await?;
+//!
+//! let layer = PlanLimitLayer::builder(redis.plan_store())
+//!     .base("/api")
+//!     .count_usage(redis.usage_store())
+//!     .user_cache(UserCache::time_to_live(Duration::from_secs(600), 10_000))
+//!     .store_timeout(Duration::from_millis(500))
+//!     .build()?;
+//! // Keep it for as long as the instance serves: it listens to the other instances.
+//! let invalidator = redis.invalidator(layer.invalidator())?;
+//!
+//! let app: Router = Router::new()
+//!     .route("/api/clients", post(|| async { "created" }))
+//!     .route_layer(layer);
+//!
+//! // An admin action on any instance: john moves to "pro", and every instance sees it.
+//! redis.plan_store().set_user_json("john", r#"{"plan": "pro", "usage": {"clients": 1}}"#).await?;
+//! invalidator.user("john").await?;
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+
+mod connection;
+mod error;
+mod invalidation;
+mod keys;
+mod plans;
+mod scripts;
+mod usage;
+
+pub use connection::RedisConnection;
+pub use error::Error;
+pub use invalidation::{RedisInvalidator, RedisInvalidatorBuilder};
+pub use plans::RedisPlanStore;
+pub use usage::RedisUsageStore;
+
+/// The `redis` crate these types are built on, so that a [`Client`](driver::Client) or a
+/// [`ConnectionManagerConfig`](driver::aio::ConnectionManagerConfig) you make is of the same
+/// version.
+pub use ::redis as driver;

@@ -1,0 +1,108 @@
+//! Key layout in a real Redis: ids with `:`, `{`, `}`, spaces and unicode never share keys, and
+//! every key of one user is in that user's hash slot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tower_plans::redis::driver as redis;
+use tower_plans::store::{Count, Counter, ReservationId};
+use tower_plans::{PlanStore, UsageStore};
+
+use crate::common::*;
+
+/// Ids that a naive key layout would mix up.
+const TRICKY: &[&str] = &[
+    "john",
+    "john:clients",
+    "john:clients:i",
+    "jo:hn",
+    "{john}",
+    "{john",
+    "john}",
+    "}{",
+    "a b",
+    "a%20b",
+    "a+b",
+    "zoë",
+    "zo%C3%AB",
+    "日本語",
+    "",
+    "%",
+    ":",
+    "test:{john}:used",
+];
+
+/// The hash tag Redis Cluster would hash `key` by: between the first `{` and the next `}`, when
+/// that is not empty; the whole key otherwise.
+fn hash_tag(key: &str) -> &str {
+    if let Some(open) = key.find('{') {
+        if let Some(len) = key[open + 1..].find('}') {
+            if len > 0 {
+                return &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    key
+}
+
+#[tokio::test]
+async fn redis_ids_with_colons_braces_spaces_and_unicode_do_not_collide() {
+    let server = RedisServer::start();
+    let conn = connect(&server).await;
+    let usage = conn.usage_store();
+    let plans = conn.plan_store();
+    plans.set_catalog_json(CATALOG).await.unwrap();
+
+    // Each user gets a different count, a reservation, a per-action count and a record.
+    for (n, id) in TRICKY.iter().enumerate() {
+        let n = n as u64;
+        usage.set(&Counter::items(*id, "clients"), n).await.unwrap();
+        let items = Counter::items(*id, "clients");
+        let hold = ReservationId::new();
+        let reserve = usage.reserve(&items, None, 0, hold, Duration::from_secs(60));
+        reserve.await.unwrap();
+        let shows = Counter::action(*id, "tasks", tower_plans::Action::Show);
+        usage.adjust(&shows, 100 + n as i64, 0).await.unwrap();
+        let record = format!(r#"{{"name": {}, "plan": "free"}}"#, serde_json::json!(id));
+        plans.set_user_json(id, &record).await.unwrap();
+    }
+    for (n, id) in TRICKY.iter().enumerate() {
+        let n = n as u64;
+        let items = usage.get(&Counter::items(*id, "clients")).await.unwrap();
+        assert_eq!(items, Some(Count { used: n, held: 1 }), "{id:?}");
+        let shows = Counter::action(*id, "tasks", tower_plans::Action::Show);
+        let shows = usage.get(&shows).await.unwrap();
+        assert_eq!(
+            shows,
+            Some(Count {
+                used: 100 + n,
+                held: 0
+            }),
+            "{id:?}"
+        );
+        let record = plans.user(id).await.unwrap().expect("a record");
+        assert_eq!(record.name.as_deref(), Some(*id));
+    }
+    assert!(plans.user("nobody").await.unwrap().is_none());
+
+    // Every key of a user carries that user's hash tag, and no two users share a tag.
+    let mut manager = conn.manager().clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("test:*")
+        .query_async(&mut manager)
+        .await
+        .unwrap();
+    let mut tags: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for key in &keys {
+        if key == "test:catalog" {
+            continue;
+        }
+        tags.entry(hash_tag(key)).or_default().insert(key);
+    }
+    assert_eq!(tags.len(), TRICKY.len(), "one hash tag per user: {tags:#?}");
+    for (tag, keys) in &tags {
+        // user, used and the held set of clients.
+        assert_eq!(keys.len(), 3, "{tag}: {keys:?}");
+        assert!(!tag.contains([':', '{', '}', ' ']), "{tag}");
+    }
+}
