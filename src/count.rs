@@ -502,14 +502,18 @@ mod tests {
         );
     }
 
-    /// A usage store whose commits wait until `open` is notified.
-    struct SlowCommits {
+    /// A usage store over a `MemoryStore` that answers only as a test lets it: with
+    /// `gated_commits`, a commit waits until `open` is notified; with `lost_reserves`, a
+    /// reservation is applied and never answered.
+    struct Gated {
         inner: MemoryStore,
         open: tokio::sync::Notify,
+        gated_commits: bool,
+        lost_reserves: bool,
     }
 
     #[async_trait::async_trait]
-    impl UsageStore for SlowCommits {
+    impl UsageStore for Gated {
         async fn reserve(
             &self,
             counter: &Counter,
@@ -518,14 +522,20 @@ mod tests {
             id: ReservationId,
             lease: Duration,
         ) -> Result<Reserve, crate::store::BoxError> {
-            self.inner.reserve(counter, limit, seed, id, lease).await
+            let reserve = self.inner.reserve(counter, limit, seed, id, lease).await?;
+            if self.lost_reserves {
+                std::future::pending::<()>().await;
+            }
+            Ok(reserve)
         }
         async fn commit(
             &self,
             counter: &Counter,
             id: ReservationId,
         ) -> Result<u64, crate::store::BoxError> {
-            self.open.notified().await;
+            if self.gated_commits {
+                self.open.notified().await;
+            }
             self.inner.commit(counter, id).await
         }
         async fn release(
@@ -560,7 +570,7 @@ mod tests {
         counting.conclude(tally, answer)
     }
 
-    fn counting(store: Arc<SlowCommits>) -> Arc<Counting> {
+    fn counting(store: Arc<Gated>) -> Arc<Counting> {
         Arc::new(Counting {
             store: Box::new(store),
             lease: Duration::from_secs(60),
@@ -572,9 +582,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_settlement_dropped_midway_finishes_detached() {
-        let store = Arc::new(SlowCommits {
+        let store = Arc::new(Gated {
             inner: MemoryStore::new(Catalog::from_json("[]").unwrap()),
             open: tokio::sync::Notify::new(),
+            gated_commits: true,
+            lost_reserves: false,
         });
         let tally = tally(Action::Create, "clients", None).unwrap();
         let Reserved::Held {
@@ -604,63 +616,15 @@ mod tests {
         );
     }
 
-    /// A usage store that applies reservations, then never answers.
-    struct LostAnswers {
-        inner: MemoryStore,
-    }
-
-    #[async_trait::async_trait]
-    impl UsageStore for LostAnswers {
-        async fn reserve(
-            &self,
-            counter: &Counter,
-            limit: Option<u64>,
-            seed: u64,
-            id: ReservationId,
-            lease: Duration,
-        ) -> Result<Reserve, crate::store::BoxError> {
-            self.inner.reserve(counter, limit, seed, id, lease).await?;
-            std::future::pending().await
-        }
-        async fn commit(
-            &self,
-            counter: &Counter,
-            id: ReservationId,
-        ) -> Result<u64, crate::store::BoxError> {
-            self.inner.commit(counter, id).await
-        }
-        async fn release(
-            &self,
-            counter: &Counter,
-            id: ReservationId,
-        ) -> Result<(), crate::store::BoxError> {
-            self.inner.release(counter, id).await
-        }
-        async fn adjust(
-            &self,
-            counter: &Counter,
-            delta: i64,
-            seed: u64,
-        ) -> Result<u64, crate::store::BoxError> {
-            self.inner.adjust(counter, delta, seed).await
-        }
-        async fn set(&self, counter: &Counter, used: u64) -> Result<(), crate::store::BoxError> {
-            self.inner.set(counter, used).await
-        }
-        async fn get(
-            &self,
-            counter: &Counter,
-        ) -> Result<Option<crate::store::Count>, crate::store::BoxError> {
-            self.inner.get(counter).await
-        }
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_reservation_that_timed_out_is_released_not_left_to_its_lease() {
         let inner = MemoryStore::new(Catalog::from_json("[]").unwrap());
         let counting = Arc::new(Counting {
-            store: Box::new(LostAnswers {
+            store: Box::new(Gated {
                 inner: inner.clone(),
+                open: tokio::sync::Notify::new(),
+                gated_commits: false,
+                lost_reserves: true,
             }),
             lease: Duration::from_secs(60),
             timeout: Duration::from_secs(1),

@@ -405,129 +405,74 @@ pub trait UsageStore: Send + Sync + 'static {
     }
 }
 
-#[async_trait]
-impl<T: UsageStore + ?Sized> UsageStore for Arc<T> {
-    async fn reserve(
-        &self,
-        counter: &Counter,
-        limit: Option<u64>,
-        seed: u64,
-        id: ReservationId,
-        lease: Duration,
-    ) -> Result<Reserve, BoxError> {
-        (**self).reserve(counter, limit, seed, id, lease).await
-    }
+/// Forwards every method of [`UsageStore`] through a smart pointer, `_now` methods included.
+macro_rules! forward_usage_store {
+    ($($pointer:ident),+) => {$(
+        #[async_trait]
+        impl<T: UsageStore + ?Sized> UsageStore for $pointer<T> {
+            async fn reserve(
+                &self,
+                counter: &Counter,
+                limit: Option<u64>,
+                seed: u64,
+                id: ReservationId,
+                lease: Duration,
+            ) -> Result<Reserve, BoxError> {
+                (**self).reserve(counter, limit, seed, id, lease).await
+            }
 
-    async fn commit(&self, counter: &Counter, id: ReservationId) -> Result<u64, BoxError> {
-        (**self).commit(counter, id).await
-    }
+            async fn commit(&self, counter: &Counter, id: ReservationId) -> Result<u64, BoxError> {
+                (**self).commit(counter, id).await
+            }
 
-    async fn release(&self, counter: &Counter, id: ReservationId) -> Result<(), BoxError> {
-        (**self).release(counter, id).await
-    }
+            async fn release(&self, counter: &Counter, id: ReservationId) -> Result<(), BoxError> {
+                (**self).release(counter, id).await
+            }
 
-    async fn adjust(&self, counter: &Counter, delta: i64, seed: u64) -> Result<u64, BoxError> {
-        (**self).adjust(counter, delta, seed).await
-    }
+            async fn adjust(&self, counter: &Counter, delta: i64, seed: u64) -> Result<u64, BoxError> {
+                (**self).adjust(counter, delta, seed).await
+            }
 
-    async fn set(&self, counter: &Counter, used: u64) -> Result<(), BoxError> {
-        (**self).set(counter, used).await
-    }
+            async fn set(&self, counter: &Counter, used: u64) -> Result<(), BoxError> {
+                (**self).set(counter, used).await
+            }
 
-    async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError> {
-        (**self).get(counter).await
-    }
+            async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError> {
+                (**self).get(counter).await
+            }
 
-    fn reserve_now(
-        &self,
-        counter: &Counter,
-        limit: Option<u64>,
-        seed: u64,
-        id: ReservationId,
-        lease: Duration,
-    ) -> Option<Result<Reserve, BoxError>> {
-        (**self).reserve_now(counter, limit, seed, id, lease)
-    }
+            fn reserve_now(
+                &self,
+                counter: &Counter,
+                limit: Option<u64>,
+                seed: u64,
+                id: ReservationId,
+                lease: Duration,
+            ) -> Option<Result<Reserve, BoxError>> {
+                (**self).reserve_now(counter, limit, seed, id, lease)
+            }
 
-    fn commit_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<u64, BoxError>> {
-        (**self).commit_now(counter, id)
-    }
+            fn commit_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<u64, BoxError>> {
+                (**self).commit_now(counter, id)
+            }
 
-    fn release_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<(), BoxError>> {
-        (**self).release_now(counter, id)
-    }
+            fn release_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<(), BoxError>> {
+                (**self).release_now(counter, id)
+            }
 
-    fn adjust_now(
-        &self,
-        counter: &Counter,
-        delta: i64,
-        seed: u64,
-    ) -> Option<Result<u64, BoxError>> {
-        (**self).adjust_now(counter, delta, seed)
-    }
+            fn adjust_now(
+                &self,
+                counter: &Counter,
+                delta: i64,
+                seed: u64,
+            ) -> Option<Result<u64, BoxError>> {
+                (**self).adjust_now(counter, delta, seed)
+            }
+        }
+    )+};
 }
 
-#[async_trait]
-impl<T: UsageStore + ?Sized> UsageStore for Box<T> {
-    async fn reserve(
-        &self,
-        counter: &Counter,
-        limit: Option<u64>,
-        seed: u64,
-        id: ReservationId,
-        lease: Duration,
-    ) -> Result<Reserve, BoxError> {
-        (**self).reserve(counter, limit, seed, id, lease).await
-    }
-
-    async fn commit(&self, counter: &Counter, id: ReservationId) -> Result<u64, BoxError> {
-        (**self).commit(counter, id).await
-    }
-
-    async fn release(&self, counter: &Counter, id: ReservationId) -> Result<(), BoxError> {
-        (**self).release(counter, id).await
-    }
-
-    async fn adjust(&self, counter: &Counter, delta: i64, seed: u64) -> Result<u64, BoxError> {
-        (**self).adjust(counter, delta, seed).await
-    }
-
-    async fn set(&self, counter: &Counter, used: u64) -> Result<(), BoxError> {
-        (**self).set(counter, used).await
-    }
-
-    async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError> {
-        (**self).get(counter).await
-    }
-
-    fn reserve_now(
-        &self,
-        counter: &Counter,
-        limit: Option<u64>,
-        seed: u64,
-        id: ReservationId,
-        lease: Duration,
-    ) -> Option<Result<Reserve, BoxError>> {
-        (**self).reserve_now(counter, limit, seed, id, lease)
-    }
-
-    fn commit_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<u64, BoxError>> {
-        (**self).commit_now(counter, id)
-    }
-
-    fn release_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<(), BoxError>> {
-        (**self).release_now(counter, id)
-    }
-
-    fn adjust_now(
-        &self,
-        counter: &Counter,
-        delta: i64,
-        seed: u64,
-    ) -> Option<Result<u64, BoxError>> {
-        (**self).adjust_now(counter, delta, seed)
-    }
-}
+forward_usage_store!(Arc, Box);
 
 #[cfg(test)]
 mod tests {
