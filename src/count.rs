@@ -17,6 +17,7 @@ use http::StatusCode;
 
 use crate::catalog::{Action, Limit, Plan};
 use crate::decision::patch_uses_update_limit;
+use crate::metrics::{Call, Stopwatch};
 use crate::store::{timed, Counter, ReservationId, Reserve, StoreError, UsageStore};
 use crate::subscriber::Usage;
 
@@ -175,9 +176,11 @@ impl Counting {
             return Some(Ok(None));
         };
         let id = ReservationId::new();
+        let stopwatch = Stopwatch::start();
         let answer = self
             .store
             .reserve_now(counter, *limit, *seed, id, self.lease)?;
+        stopwatch.stop_now(Call::RESERVE, &answer);
         Some(
             answer
                 .map(|reserve| Some((id, reserve)))
@@ -197,7 +200,7 @@ impl Counting {
         // `(*self.store)`: straight to the store through the trait object, not through
         // `impl UsageStore for Box<T>`, whose future would box the store's own once more.
         let call = (*self.store).reserve(counter, *limit, *seed, id, self.lease);
-        match timed(self.timeout, call).await {
+        match timed(Call::RESERVE, self.timeout, call).await {
             Ok(reserve) => Ok(Some((id, reserve))),
             Err(error) => {
                 // A remote store may have applied a reservation whose answer was lost or came
@@ -243,7 +246,7 @@ impl Counting {
         let counting = Arc::clone(self);
         detach(Box::pin(async move {
             let call = (*counting.store).release(&counter, id);
-            if let Err(error) = timed(counting.timeout, call).await {
+            if let Err(error) = timed(Call::RELEASE, counting.timeout, call).await {
                 tracing::debug!(
                     counter = %counter,
                     reservation = %id,
@@ -299,13 +302,16 @@ impl Reservation {
         self.settled = true;
         let counting = &self.counting;
         if let Some((counter, id)) = &self.hold {
-            let now = if commit {
-                counting.store.commit_now(counter, *id).map(|r| r.map(drop))
+            let stopwatch = Stopwatch::start();
+            let (now, call) = if commit {
+                let now = counting.store.commit_now(counter, *id);
+                (now.map(|r| r.map(drop)), Call::COMMIT)
             } else {
-                counting.store.release_now(counter, *id)
+                (counting.store.release_now(counter, *id), Call::RELEASE)
             };
             match now {
                 Some(result) => {
+                    stopwatch.stop_now(call, &result);
                     log_settled(result, commit, counter, *id);
                     self.hold = None;
                 }
@@ -317,8 +323,10 @@ impl Reservation {
             return None;
         }
         let (counter, seed) = self.give_back.as_ref()?;
+        let stopwatch = Stopwatch::start();
         match counting.store.adjust_now(counter, -1, *seed) {
             Some(result) => {
+                stopwatch.stop_now(Call::ADJUST, &result);
                 log_given_back(result, counter);
                 self.give_back = None;
                 None
@@ -338,14 +346,16 @@ impl Reservation {
             let store = &*counting.store;
             if let Some((counter, id)) = hold {
                 let result = if commit {
-                    timed(timeout, store.commit(&counter, id)).await.map(drop)
+                    timed(Call::COMMIT, timeout, store.commit(&counter, id))
+                        .await
+                        .map(drop)
                 } else {
-                    timed(timeout, store.release(&counter, id)).await
+                    timed(Call::RELEASE, timeout, store.release(&counter, id)).await
                 };
                 log_settled(result, commit, &counter, id);
             }
             if let (true, Some((counter, seed))) = (commit, give_back) {
-                let result = timed(timeout, store.adjust(&counter, -1, seed)).await;
+                let result = timed(Call::ADJUST, timeout, store.adjust(&counter, -1, seed)).await;
                 log_given_back(result, &counter);
             }
         })
@@ -359,12 +369,13 @@ fn log_settled<E: fmt::Display>(
     counter: &Counter,
     id: ReservationId,
 ) {
+    crate::metrics::reservation(commit, result.is_ok());
     if let Err(error) = result {
         let step = if commit { "commit" } else { "release" };
+        // The counter names the user: only at debug level.
+        tracing::debug!(counter = %counter, reservation = %id, "failed to {step}");
         tracing::warn!(
-            user = %counter.user,
             resource = %counter.resource,
-            counter = %counter,
             reservation = %id,
             %error,
             "usage store failed to {step} a reservation; its lease frees it"
@@ -375,8 +386,8 @@ fn log_settled<E: fmt::Display>(
 /// Logs a deleted item that could not be given back.
 fn log_given_back<E: fmt::Display>(result: Result<u64, E>, counter: &Counter) {
     if let Err(error) = result {
+        tracing::debug!(user = %counter.user, "failed to give back a deleted item");
         tracing::warn!(
-            user = %counter.user,
             resource = %counter.resource,
             %error,
             "usage store failed to give back a deleted item"

@@ -14,11 +14,13 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body_util::Full;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::cache::{CatalogCache, Fetch, Loaded, Record, Refresh, Users};
 use crate::catalog::{Action, Limit};
 use crate::count::{Answer, Counting, Reservation, Reserved, Tally};
 use crate::decision::{applicable, check, Allowed, Decision, Denial, PlanState, Policy, Verdict};
+use crate::metrics::{self, Call, Decided};
 use crate::response::{Rejection, RenderRejection};
 use crate::routes::{RouteConfig, RouteIndex, Scope};
 use crate::store::{timed, PlanStore, StoreError};
@@ -88,6 +90,8 @@ pub(crate) struct Pending {
     resource: Arc<str>,
     action: Action,
     limit: Limit,
+    /// The request's span, entered while the reservation is made and concluded.
+    span: tracing::Span,
 }
 
 /// A governed request's route, and the catalog whose table resolved it.
@@ -159,7 +163,7 @@ impl Inner {
         let loaded = match source {
             Source::Load => match self.catalog.load(self.fetch()).await {
                 Some(loaded) => loaded,
-                None => return Outcome::Judged(self.store_unavailable()),
+                None => return Outcome::Judged(self.store_unavailable(None)),
             },
             Source::Refresh(refresh, stale) => refresh.run(self.fetch()).await.unwrap_or(stale),
         };
@@ -178,15 +182,22 @@ impl Inner {
     ) -> CheckFuture {
         let user = extract_user(self.extractor.as_deref(), request);
         let inner = Arc::clone(self);
-        Box::pin(async move {
+        let route = governed.loaded.table.route(governed.index);
+        let span = metrics::request_span(route.resource, &route.action.normalised());
+        let check = async move {
+            let Governed { loaded, index } = governed;
             let Some(user) = user else {
+                let route = loaded.table.route(index);
+                let action = route.action.normalised();
+                metrics::decision(Decided::Unauthenticated, Some((route.resource, &action)));
                 return Outcome::Judged(Judgement::Reject(
                     inner.reject(Rejection::Unauthenticated),
                 ));
             };
-            let Governed { loaded, index } = governed;
+            tracing::debug!(user = %user, "governed request");
             Outcome::Judged(inner.check_user(&loaded, index, &user).await)
-        })
+        };
+        Box::pin(check.instrument(span))
     }
 
     /// The decision from the user cache alone, when it holds the user's record.
@@ -212,16 +223,25 @@ impl Inner {
             // `(*self.store)`: the call goes straight to the store through the trait object.
             // `self.store.user` would pick `impl PlanStore for Box<T>`, whose future boxes the
             // store's own: one more allocation per request.
-            None => match timed(self.store_timeout, (*self.store).user(user.as_str())).await {
+            None => match timed(
+                Call::USER,
+                self.store_timeout,
+                (*self.store).user(user.as_str()),
+            )
+            .await
+            {
                 Ok(subscriber) => Some(Record::from(subscriber)),
                 Err(error) => {
-                    tracing::warn!(user = %user, %error, "plan store failed to return a user");
+                    tracing::debug!(user = %user, "plan store failed to return the user");
+                    tracing::warn!(%error, "plan store failed to return a user");
                     None
                 }
             },
         };
         let Some(record) = record else {
-            return self.store_unavailable();
+            let route = loaded.table.route(index);
+            let action = route.action.normalised();
+            return self.store_unavailable(Some((route.resource, &action)));
         };
         self.judge(loaded, index, record.subscriber(), user)
     }
@@ -230,6 +250,8 @@ impl Inner {
     /// and decides with the counted usage; gives the request back as [`Judgement::Count`] when
     /// the store has to be awaited (see [`reserving`](Self::reserving)).
     pub(crate) fn reserve_now(&self, pending: Box<Pending>) -> Judgement {
+        let span = pending.span.clone();
+        let _entered = span.enter();
         match pending.counting.reserve_now(&pending.tally) {
             Some(answer) => self.conclude(*pending, answer),
             None => Judgement::Count(pending),
@@ -239,10 +261,12 @@ impl Inner {
     /// Reserves the unit of a counted request, waiting for the usage store.
     pub(crate) fn reserving(self: &Arc<Self>, pending: Box<Pending>) -> CheckFuture {
         let state = Arc::clone(self);
-        Box::pin(async move {
+        let span = pending.span.clone();
+        let check = async move {
             let answer = pending.counting.reserve(&pending.tally).await;
             Outcome::Judged(state.conclude(*pending, answer))
-        })
+        };
+        Box::pin(check.instrument(span))
     }
 
     /// Decides a counted request with the usage store's answer.
@@ -256,17 +280,14 @@ impl Inner {
             resource,
             action,
             limit,
+            span: _,
         } = pending;
         let answer = match answer {
             Ok(answer) => answer,
             Err(error) => {
-                tracing::warn!(
-                    user = %user,
-                    resource = %resource,
-                    %error,
-                    "usage store failed to reserve"
-                );
-                return self.store_unavailable();
+                tracing::debug!(user = %user, "usage store failed to reserve for the user");
+                tracing::warn!(resource = %resource, %error, "usage store failed to reserve");
+                return self.store_unavailable(Some((&resource, &action)));
             }
         };
         match counting.conclude(tally, answer) {
@@ -279,6 +300,7 @@ impl Inner {
                     usage,
                     "plan allows the request; one unit reserved"
                 );
+                metrics::decision(Decided::Allow, Some((&resource, &action)));
                 let allowed = self.allowed_extension.then_some(Allowed {
                     plan,
                     state,
@@ -296,12 +318,14 @@ impl Inner {
                 };
                 let denial = Denial::LimitReached {
                     plan,
-                    resource,
-                    action,
+                    resource: Arc::clone(&resource),
+                    action: action.clone(),
                     maximum,
                     usage,
                 };
-                tracing::info!(user = %user, ?denial, "plan denies the request (counted usage)");
+                tracing::debug!(user = %user, "plan denies the user's request");
+                tracing::info!(?denial, "plan denies the request (counted usage)");
+                metrics::decision(Decided::Deny(&denial), Some((&resource, &action)));
                 Judgement::Reject(self.reject(Rejection::Denied(denial)))
             }
         }
@@ -323,6 +347,7 @@ impl Inner {
         let verdict = match applicable(&loaded.catalog, subscriber, || self.now_ms(), &self.policy)
         {
             Ok((plan, state)) => {
+                metrics::plan(plan.name());
                 if let Some(counting) = &self.counting {
                     if let Some(tally) = Tally::of(plan, usage, user.as_arc(), resource, action) {
                         return Judgement::Count(Box::new(Pending {
@@ -334,6 +359,7 @@ impl Inner {
                             resource: Arc::clone(resource),
                             action: action.clone(),
                             limit: plan.limit(resource, action),
+                            span: tracing::Span::current(),
                         }));
                     }
                 }
@@ -350,6 +376,7 @@ impl Inner {
                 usage,
                 "plan allows the request"
             );
+            metrics::decision(Decided::Allow, Some((resource, action)));
             if !self.allowed_extension {
                 return Judgement::Allow(None, None);
             }
@@ -357,8 +384,9 @@ impl Inner {
         match verdict.into_decision(resource, action) {
             Decision::Allow(allowed) => Judgement::Allow(Some(allowed), None),
             Decision::Deny(denial) => {
+                metrics::decision(Decided::Deny(&denial), Some((resource, action)));
+                tracing::debug!(user = %user, "plan denies the user's request");
                 tracing::info!(
-                    user = %user,
                     resource = %resource,
                     action = %action,
                     ?denial,
@@ -370,11 +398,13 @@ impl Inner {
     }
 
     /// The judgement when a store failed (the failure itself is logged where it happened).
-    fn store_unavailable(&self) -> Judgement {
+    fn store_unavailable(&self, route: Option<(&Arc<str>, &Action)>) -> Judgement {
         if self.fail_open {
+            metrics::decision(Decided::PassOpen, route);
             tracing::warn!("plan store unavailable; failing open, the request passes unchecked");
             Judgement::Pass
         } else {
+            metrics::decision(Decided::StoreUnavailable, route);
             tracing::debug!("plan store unavailable; failing closed");
             Judgement::Reject(self.reject(Rejection::StoreUnavailable))
         }

@@ -113,6 +113,16 @@
 //! - `redis` (off by default): several instances over one Redis (`tower_plans::redis`): counters and
 //!   reservations in Lua scripts, a plan store over Redis keys, and invalidation broadcast over
 //!   pub/sub.
+//! - `metrics` (off by default): counters of decisions, store calls, cache hits and misses,
+//!   reservations and webhook events, and a histogram of store latency, through the `metrics`
+//!   facade, all named `tower_plans_*` (the README lists them). The application installs the
+//!   exporter. Without the feature nothing is recorded and nothing is compiled in.
+//!
+//! # Tracing
+//!
+//! Each governed request runs in an info-level `plan_limit` span with its `resource` and
+//! `action`, then the `plan` and the `outcome` once known; each store call in a debug-level
+//! `store_call` child span. The user id is logged at debug level only.
 
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
@@ -130,6 +140,7 @@ mod hash;
 mod inner;
 mod invalidator;
 mod layer;
+mod metrics;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;

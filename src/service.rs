@@ -7,11 +7,13 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tokio::time::Instant;
 use tower_service::Service;
+use tracing::Instrument;
 
 use crate::body::ResponseBody;
 use crate::cache::View;
 use crate::future::ResponseFuture;
 use crate::inner::{CheckFuture, Inner, Judgement, Outcome, Source};
+use crate::metrics::{self, Cache, Decided};
 use crate::response::Rejection;
 use crate::user::{extract_user, UserId};
 
@@ -86,6 +88,7 @@ where
                 if !self.state.could_be_governed(&request) {
                     return ResponseFuture::inner(self.inner.call(request));
                 }
+                metrics::cache(Cache::Catalog, false);
                 return self.resolving(Source::Load, request);
             }
         };
@@ -95,6 +98,7 @@ where
             .resolve_index(request.method(), request.uri().path());
         if stale && (index.is_some() || self.state.could_be_governed(&request)) {
             if let Some(refresh) = self.state.refresh_in_background(now) {
+                metrics::cache(Cache::Catalog, false);
                 let stale = Arc::clone(loaded);
                 return self.resolving(Source::Refresh(refresh, stale), request);
             }
@@ -102,6 +106,11 @@ where
         let Some(index) = index else {
             return ResponseFuture::inner(self.inner.call(request));
         };
+        metrics::cache(Cache::Catalog, true);
+        let route = loaded.table.route(index);
+        let action = route.action.normalised();
+        let span = metrics::request_span(route.resource, &action);
+        let _entered = span.enter();
 
         // The user is borrowed from the request: only the store path needs an id of its own.
         let extracted;
@@ -113,8 +122,10 @@ where
             }
         };
         let Some(user) = user else {
+            metrics::decision(Decided::Unauthenticated, Some((route.resource, &action)));
             return ResponseFuture::rejected(self.state.reject(Rejection::Unauthenticated));
         };
+        tracing::debug!(user = %user, "governed request");
 
         if let Some(judgement) = self.state.judge_cached(loaded, index, user) {
             return self.respond(judgement, request);
@@ -125,8 +136,8 @@ where
         let user = user.clone();
         let loaded = Arc::clone(loaded);
         let state = Arc::clone(&self.state);
-        let check =
-            Box::pin(async move { Outcome::Judged(state.check_user(&loaded, index, &user).await) });
+        let check = async move { Outcome::Judged(state.check_user(&loaded, index, &user).await) };
+        let check = Box::pin(check.instrument(span.clone()));
         self.checking(check, request)
     }
 }

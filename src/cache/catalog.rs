@@ -20,6 +20,7 @@ use arc_swap::ArcSwapOption;
 use tokio::time::Instant;
 
 use crate::catalog::Catalog;
+use crate::metrics::Call;
 use crate::routes::{RouteConfig, RouteTable};
 use crate::store::{timed, PlanStore};
 use crate::time::nanos;
@@ -192,7 +193,7 @@ impl CatalogCache {
     /// resources did not change) and stores it. Failures are logged here.
     async fn fetch(&self, source: Fetch<'_>) -> Option<Arc<Loaded>> {
         let generation = self.generation.load(Ordering::Acquire);
-        let catalog = match timed(source.timeout, source.store.plans()).await {
+        let catalog = match timed(Call::PLANS, source.timeout, source.store.plans()).await {
             Ok(catalog) => catalog,
             Err(error) => {
                 tracing::warn!(%error, "plan store failed to return the catalog");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::hash::Map;
+use crate::metrics::{self, Cache, Call};
 use crate::store::{timed, PlanStore, StoreError};
 use crate::subscriber::Subscriber;
 use crate::user::UserId;
@@ -135,9 +136,14 @@ impl Users {
         self.flights.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The cached record, or `None` on a miss.
+    /// The cached record, or `None` on a miss (counted as a hit or by the `get` that follows).
     pub(crate) fn peek(&self, id: &UserId) -> Option<Record> {
-        self.cache.get(id)
+        let record = self.cache.get(id);
+        // A miss is counted by the `get` that follows it.
+        if record.is_some() {
+            metrics::cache(Cache::User, true);
+        }
+        record
     }
 
     /// The record from the cache, or from the store (one call per user for concurrent misses).
@@ -149,7 +155,9 @@ impl Users {
     ) -> Result<Record, Arc<StoreError>> {
         let flight = {
             let mut flights = self.flights();
-            if let Some(record) = self.cache.get(id) {
+            let cached = self.cache.get(id);
+            metrics::cache(Cache::User, cached.is_some());
+            if let Some(record) = cached {
                 return Ok(record);
             }
             Arc::clone(flights.entry(id.clone()).or_insert_with(|| {
@@ -160,12 +168,13 @@ impl Users {
             }))
         };
         let outcome = flight.outcome.get_or_init(|| async {
-            let result = timed(timeout, store.user(id.as_str()))
+            let result = timed(Call::USER, timeout, store.user(id.as_str()))
                 .await
                 .map(Record)
                 .map_err(Arc::new);
             if let Err(error) = &result {
-                tracing::warn!(user = %id, %error, "plan store failed to return a user");
+                tracing::debug!(user = %id, "plan store failed to return the user");
+                tracing::warn!(%error, "plan store failed to return a user");
             }
             let mut flights = self.flights();
             if !flight.detached.load(Ordering::Relaxed) {

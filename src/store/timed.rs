@@ -9,6 +9,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 
 use super::BoxError;
+use crate::metrics::{Call, Stopwatch};
 
 /// A store call that failed or took longer than `store_timeout`.
 #[derive(Debug)]
@@ -29,7 +30,10 @@ impl fmt::Display for StoreError {
 /// Runs one store call under `timeout`, counted from the moment the call first has to wait: a
 /// call that answers at once (an in-memory store) never touches the timer. Outside a Tokio
 /// runtime there is no timer to run the timeout on, and the call is awaited as it is.
-pub(crate) fn timed<T, F>(timeout: Duration, call: F) -> Timed<F>
+///
+/// `kind` names the call in the metrics (its result and latency) and in its span, a child of
+/// the request's.
+pub(crate) fn timed<T, F>(kind: Call, timeout: Duration, call: F) -> Timed<F>
 where
     F: Future<Output = Result<T, BoxError>>,
 {
@@ -38,6 +42,9 @@ where
         timeout,
         timer: None,
         armed: false,
+        kind,
+        span: kind.span(),
+        stopwatch: Stopwatch::start(),
     }
 }
 
@@ -51,6 +58,9 @@ pin_project! {
         timer: Option<tokio::time::Sleep>,
         // Whether the timer was set up (it stays `None` outside a Tokio runtime).
         armed: bool,
+        kind: Call,
+        span: tracing::Span,
+        stopwatch: Stopwatch,
     }
 }
 
@@ -62,7 +72,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let _span = this.span.enter();
         if let Poll::Ready(result) = this.call.poll(cx) {
+            let label = if result.is_ok() { "ok" } else { "error" };
+            this.stopwatch.stop(*this.kind, label);
             return Poll::Ready(result.map_err(StoreError::Failed));
         }
         if !*this.armed {
@@ -73,6 +86,7 @@ where
         }
         if let Some(timer) = this.timer.as_pin_mut() {
             if timer.poll(cx).is_ready() {
+                this.stopwatch.stop(*this.kind, "timeout");
                 return Poll::Ready(Err(StoreError::TimedOut(*this.timeout)));
             }
         }
@@ -86,7 +100,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_ready_call_arms_no_timer() {
-        let mut call = Box::pin(timed(Duration::from_secs(1), async {
+        let mut call = Box::pin(timed(Call::PLANS, Duration::from_secs(1), async {
             Ok::<_, BoxError>(7)
         }));
         let mut cx = Context::from_waker(std::task::Waker::noop());
@@ -108,6 +122,7 @@ mod tests {
     async fn a_waiting_call_times_out_after_the_timeout() {
         let started = tokio::time::Instant::now();
         let result = timed(
+            Call::PLANS,
             Duration::from_secs(2),
             std::future::pending::<Result<(), BoxError>>(),
         )
@@ -120,7 +135,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_call_within_the_timeout_succeeds() {
-        let result = timed(Duration::from_secs(2), async {
+        let result = timed(Call::PLANS, Duration::from_secs(2), async {
             tokio::time::sleep(Duration::from_millis(1999)).await;
             Ok::<_, BoxError>("late but in time")
         })
@@ -131,6 +146,7 @@ mod tests {
     #[test]
     fn outside_a_runtime_a_waiting_call_is_not_timed() {
         let mut call = Box::pin(timed(
+            Call::PLANS,
             Duration::from_nanos(1),
             std::future::pending::<Result<(), BoxError>>(),
         ));

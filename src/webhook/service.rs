@@ -62,6 +62,22 @@ pub enum WebhookOutcome {
 }
 
 impl WebhookOutcome {
+    /// The `outcome` label of `tower_plans_webhook_events_total`.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            WebhookOutcome::Applied => "applied",
+            WebhookOutcome::Duplicate => "duplicate",
+            WebhookOutcome::Anonymous => "anonymous",
+            WebhookOutcome::Unhandled => "unhandled",
+            WebhookOutcome::Unauthorized(_) => "unauthorized",
+            WebhookOutcome::Malformed => "malformed",
+            WebhookOutcome::TooLarge => "too_large",
+            WebhookOutcome::MethodNotAllowed => "method_not_allowed",
+            WebhookOutcome::HookFailed => "hook_failed",
+        }
+    }
+
     /// The status code the outcome is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -178,7 +194,11 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         ResponseFuture {
-            inner: Box::pin(async move { Ok(receive(&shared, request).await.into_response()) }),
+            inner: Box::pin(async move {
+                let outcome = receive(&shared, request).await;
+                crate::metrics::webhook(outcome.label());
+                Ok(outcome.into_response())
+            }),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The layer at work: in axum, hyper and plain tower stacks, its caches and their invalidation,
-//! cancellation, counted usage, store failures, readiness, what it governs, the quickstart
+//! cancellation, counted usage, the metrics, store failures, readiness, what it governs, the quickstart
 //! example, and the SQLite example's store.
 
 #[path = "../support/mod.rs"]
@@ -13,6 +13,8 @@ mod failure_policy;
 mod governable_scope;
 mod hyper;
 mod invalidation;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod poll_ready;
 mod quickstart;
 mod sqlite;
