@@ -214,6 +214,19 @@ pub fn app(plans: PlanLimitLayer) -> Router {
         .layer(middleware::from_fn(demo_auth))
 }
 
+/// Adds `GET /metrics`, the layer's metrics as Prometheus text, outside the plan layer (and
+/// outside the demo authentication): it is neither governed nor counted.
+#[cfg(feature = "metrics")]
+pub fn with_metrics(
+    router: Router,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+) -> Router {
+    router.route(
+        "/metrics",
+        axum::routing::get(move || std::future::ready(handle.render())),
+    )
+}
+
 /// DEMO-ONLY authentication: the user is whoever the `x-user` header names.
 async fn demo_auth(mut req: Request, next: Next) -> Response {
     let user = req

@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --example quickstart
 //! cargo run --example quickstart -- --addr 127.0.0.1:8080 --fixture my-fixture.json
+//! cargo run --example quickstart --features metrics   # and `curl localhost:3000/metrics`
 //! ```
 //!
 //! It loads a fixture (`examples/quickstart.json` by default) into a `MemoryStore`, serves every
@@ -28,6 +29,15 @@ async fn main() -> ExitCode {
         Ok(router) => router,
         Err(error) => {
             eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // With the `metrics` feature, the layer's metrics are served at `GET /metrics`.
+    #[cfg(feature = "metrics")]
+    let router = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => app::with_metrics(router, handle),
+        Err(error) => {
+            eprintln!("error: cannot install the metrics recorder: {error}");
             return ExitCode::FAILURE;
         }
     };

@@ -224,3 +224,59 @@ fn arguments_default_and_override() {
     assert!(app::Args::parse(["--bogus".to_owned()]).is_err());
     assert!(app::Args::parse(["--addr".into(), "nope".into()]).is_err());
 }
+
+/// With the `metrics` feature: after the tour, `GET /metrics` (outside the plan layer) shows
+/// what the tour printed: 7 requests allowed, 3 denied (two at a limit, one expired plan), one
+/// without a user, and nothing for the ungoverned `/health`.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn after_the_tour_the_metrics_show_its_numbers() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    // This test's thread only: the other tests of this binary do not count here.
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let fixture = app::Fixture::parse(DEFAULT_FIXTURE).expect("default fixture loads");
+    let router = app::with_metrics(app::router(&fixture).expect("router"), handle);
+    for step in app::tour() {
+        assert_eq!(send(&router, &step).await.0, step.status, "{}", step.what);
+    }
+    let response = router
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let mut decisions: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("tower_plans_decisions_total{"))
+        .collect();
+    decisions.sort_unstable();
+    let sum = |outcome: &str| -> u64 {
+        decisions
+            .iter()
+            .filter(|line| line.contains(&format!("outcome=\"{outcome}\"")))
+            .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        (sum("allow"), sum("deny"), sum("unauthenticated")),
+        (7, 3, 1),
+        "{text}"
+    );
+    assert_eq!(
+        decisions,
+        [
+            r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="create"} 3"#,
+            r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="delete"} 1"#,
+            r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="index"} 1"#,
+            r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="projects",action="create"} 2"#,
+            r#"tower_plans_decisions_total{outcome="deny",reason="expired",resource="clients",action="create"} 1"#,
+            r#"tower_plans_decisions_total{outcome="deny",reason="limit",resource="clients",action="create"} 1"#,
+            r#"tower_plans_decisions_total{outcome="deny",reason="limit",resource="projects",action="create"} 1"#,
+            r#"tower_plans_decisions_total{outcome="unauthenticated",reason="no_user",resource="clients",action="create"} 1"#,
+        ],
+        "{text}"
+    );
+}
