@@ -32,6 +32,15 @@
 //! Group `parts/1k` measures two parts of a cached request alone: a read of a `moka` cache set up
 //! as the layer's user cache, and the monotonic clock.
 //!
+//! Group `metrics/1k` measures what the metrics cost: `allowed` and `denied`, `uncached` and
+//! `cached`, beside `bare`, with no recorder installed (`no_recorder/...`), and, when built with
+//! the `metrics` feature, with `metrics::NoopRecorder` (`noop_recorder/...`: the labels are
+//! built, nothing is stored) and with a Prometheus recorder (`prometheus/...`) set for the
+//! bench's thread. A cargo feature is chosen at build time, so the figure without the feature
+//! comes from a second run of the same group, built without it:
+//! `cargo bench --bench layer -- metrics/` and
+//! `cargo bench --bench layer --features metrics -- metrics/`.
+//!
 //! `BENCH_SUBSCRIBERS=1000,100000` limits the store sizes (to profile one case, say).
 
 mod common;
@@ -251,6 +260,70 @@ fn counted(c: &mut Criterion) {
     group.finish();
 }
 
+/// Sets a recorder for the current thread until the returned guard is dropped.
+type Install = Box<dyn Fn() -> Box<dyn std::any::Any>>;
+
+/// The cost of the metrics (see the module docs): no recorder, then (with the feature) a no-op
+/// recorder and a Prometheus recorder, each set for this thread only while it is measured.
+fn metrics(c: &mut Criterion) {
+    let rt = current_thread();
+    let n = 1_000;
+    let fixture = rt.block_on(Fixture::new(n));
+    let cases: Vec<(Case, Requests)> = [Case::Allowed, Case::Denied]
+        .into_iter()
+        .map(|case| (case, Requests::new(case, n)))
+        .collect();
+    for (case, requests) in &cases {
+        for setup in Setup::BOTH {
+            let mut service = fixture.service(setup).clone();
+            rt.block_on(common::warm(&mut service, requests, *case));
+        }
+    }
+    #[allow(unused_mut)]
+    let mut recorders: Vec<(&str, Option<Install>)> = vec![("no_recorder", None)];
+    #[cfg(feature = "metrics")]
+    {
+        // The recorder is leaked so that a thread-local guard can borrow it for the run.
+        let noop: &'static metrics::NoopRecorder = Box::leak(Box::new(metrics::NoopRecorder));
+        recorders.push((
+            "noop_recorder",
+            Some(Box::new(move || {
+                Box::new(metrics::set_default_local_recorder(noop)) as Box<dyn std::any::Any>
+            })),
+        ));
+        let prometheus: &'static metrics_exporter_prometheus::PrometheusRecorder = Box::leak(
+            Box::new(metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder()),
+        );
+        recorders.push((
+            "prometheus",
+            Some(Box::new(move || {
+                Box::new(metrics::set_default_local_recorder(prometheus)) as Box<dyn std::any::Any>
+            })),
+        ));
+    }
+
+    let mut group = c.benchmark_group(format!("metrics/{}", size_name(n)));
+    let bare = bare();
+    group.bench_function("bare", |b| {
+        b.iter_custom(|iters| time_serial(&rt, &bare, &cases[0].1, iters))
+    });
+    for (recorder, install) in &recorders {
+        for (case, requests) in &cases {
+            for setup in Setup::BOTH {
+                let service = fixture.service(setup);
+                let name = format!("{recorder}/{}/{}", case.name(), setup.name());
+                group.bench_function(name, |b| {
+                    b.iter_custom(|iters| {
+                        let _guard = install.as_ref().map(|install| install());
+                        time_serial(&rt, service, requests, iters)
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
 /// What some parts of a cached request cost alone, as a floor for the full call: a read of a
 /// `moka` cache set up as the layer's user cache (same builder settings and hasher, every
 /// subscriber in it, the same random ids), and the monotonic clock the layer reads once per
@@ -287,6 +360,6 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50);
-    targets = full_call, counted, threads, parts
+    targets = full_call, counted, threads, parts, metrics
 }
 criterion_main!(benches);
