@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::catalog::{Action, Limit, Plan};
+use crate::catalog::{Action, Plan, Window};
 use crate::decision::patch_uses_update_limit;
 use crate::metrics::{Call, Stopwatch};
 use crate::store::{timed, Counter, ReservationId, Reserve, StoreError, UsageStore};
@@ -89,8 +89,9 @@ pub(crate) struct Tally {
     /// The counter a unit is reserved on before the call, its limit (`None`: unlimited) and
     /// the count it starts from when it does not exist yet.
     reserve: Option<(Counter, Option<u64>, u64)>,
-    /// The item counter that a success gives one back to (a delete), and its seed.
-    give_back: Option<(Counter, u64)>,
+    /// The item counter that a success changes without a reservation (a delete gives one
+    /// back; a create under a quota adds one), by how much, and its seed.
+    items: Option<(Counter, i64, u64)>,
     /// The usage an allowed request reports when it reserves nothing (a delete without a finite
     /// limit): the record's, as without counting.
     unreserved_usage: u64,
@@ -99,42 +100,56 @@ pub(crate) struct Tally {
 impl Tally {
     /// What `action` (already normalised) on `resource` counts under `plan`, or `None` when the
     /// request is not counted: an action other than create and delete without a finite limit.
+    /// `window` is the current period when the limit is a quota.
     ///
     /// A create reserves on the resource's item count, whatever its limit, so that the count is
     /// right when the user changes plans; a delete gives one item back on success and, under a
     /// finite `delete` limit, also reserves on the delete count; any other action with a finite
     /// limit reserves on its own count (a `PATCH` limited by the `update` limit on the update
     /// count). Seeds come from the record's usage, read as the decision reads it.
+    ///
+    /// Under a quota the reservation is on the period's counter of the action instead, seeded
+    /// with 0: a create counts creates in the period (and still adds one to the item count on
+    /// success), and a delete gives nothing back to it.
     pub(crate) fn of(
         plan: &Plan,
         usage: Option<&Usage>,
         user: &Arc<str>,
         resource: &Arc<str>,
         action: &Action,
+        window: Option<Window>,
     ) -> Option<Self> {
         let seed = |action: &Action| usage.map_or(0, |usage| usage.get(resource, action));
-        let finite = match plan.limit(resource, action) {
-            Limit::Limited(max) => Some(max),
-            Limit::Unlimited => None,
-        };
+        let finite = plan.limit(resource, action).maximum();
         let items = || Counter::items(Arc::clone(user), Arc::clone(resource));
         let per_action = |counted: Action, max: u64| {
-            let seed = seed(&counted);
-            let counter = Counter::action(Arc::clone(user), Arc::clone(resource), counted);
+            // A period's counter starts from nothing.
+            let seed = if window.is_some() { 0 } else { seed(&counted) };
+            let mut counter = Counter::action(Arc::clone(user), Arc::clone(resource), counted);
+            counter.period = window;
             (counter, Some(max), seed)
         };
-        let tally = match action {
-            Action::Create => Tally {
-                reserve: Some((items(), finite, seed(&Action::Create))),
-                give_back: None,
+        let tally = match (action, finite, window) {
+            (Action::Create, Some(max), Some(_)) => Tally {
+                reserve: Some(per_action(Action::Create, max)),
+                items: Some((items(), 1, seed(&Action::Create))),
                 unreserved_usage: 0,
             },
-            Action::Delete => Tally {
-                reserve: finite.map(|max| per_action(Action::Delete, max)),
-                give_back: Some((items(), seed(&Action::Create))),
-                unreserved_usage: seed(&Action::Delete),
+            (Action::Create, _, _) => Tally {
+                reserve: Some((items(), finite, seed(&Action::Create))),
+                items: None,
+                unreserved_usage: 0,
             },
-            _ => {
+            (Action::Delete, _, _) => Tally {
+                reserve: finite.map(|max| per_action(Action::Delete, max)),
+                items: Some((items(), -1, seed(&Action::Create))),
+                unreserved_usage: if window.is_some() {
+                    0
+                } else {
+                    seed(&Action::Delete)
+                },
+            },
+            (_, finite, _) => {
                 let max = finite?;
                 let counted = if *action == Action::Patch && patch_uses_update_limit(plan, resource)
                 {
@@ -144,7 +159,7 @@ impl Tally {
                 };
                 Tally {
                     reserve: Some(per_action(counted, max)),
-                    give_back: None,
+                    items: None,
                     unreserved_usage: 0,
                 }
             }
@@ -216,7 +231,7 @@ impl Counting {
     pub(crate) fn conclude(self: Arc<Self>, tally: Tally, answer: Answer) -> Reserved {
         let Tally {
             reserve,
-            give_back,
+            items,
             unreserved_usage,
         } = tally;
         let (hold, usage) = match (reserve, answer) {
@@ -234,7 +249,7 @@ impl Counting {
             reservation: Box::new(Reservation {
                 counting: self,
                 hold,
-                give_back,
+                items,
                 settled: false,
             }),
             usage,
@@ -273,7 +288,8 @@ impl Counting {
 pub(crate) struct Reservation {
     counting: Arc<Counting>,
     hold: Option<(Counter, ReservationId)>,
-    give_back: Option<(Counter, u64)>,
+    /// The item count's change on success: its counter, the change and the seed.
+    items: Option<(Counter, i64, u64)>,
     settled: bool,
 }
 
@@ -281,7 +297,7 @@ impl fmt::Debug for Reservation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reservation")
             .field("hold", &self.hold)
-            .field("give_back", &self.give_back)
+            .field("items", &self.items)
             .field("settled", &self.settled)
             .finish_non_exhaustive()
     }
@@ -322,13 +338,13 @@ impl Reservation {
         if !commit {
             return None;
         }
-        let (counter, seed) = self.give_back.as_ref()?;
+        let (counter, delta, seed) = self.items.as_ref()?;
         let stopwatch = Stopwatch::start();
-        match counting.store.adjust_now(counter, -1, *seed) {
+        match counting.store.adjust_now(counter, *delta, *seed) {
             Some(result) => {
                 stopwatch.stop_now(Call::ADJUST, &result);
-                log_given_back(result, counter);
-                self.give_back = None;
+                log_items(result, counter);
+                self.items = None;
                 None
             }
             None => Some(self.settle_later(commit)),
@@ -339,7 +355,7 @@ impl Reservation {
     fn settle_later(&mut self, commit: bool) -> SettleFuture {
         let counting = Arc::clone(&self.counting);
         let hold = self.hold.take();
-        let give_back = self.give_back.take();
+        let items = self.items.take();
         Box::pin(async move {
             let timeout = counting.timeout;
             // `&*counting.store`: through the trait object (see `Counting::reserve`).
@@ -354,9 +370,10 @@ impl Reservation {
                 };
                 log_settled(result, commit, &counter, id);
             }
-            if let (true, Some((counter, seed))) = (commit, give_back) {
-                let result = timed(Call::ADJUST, timeout, store.adjust(&counter, -1, seed)).await;
-                log_given_back(result, &counter);
+            if let (true, Some((counter, delta, seed))) = (commit, items) {
+                let result =
+                    timed(Call::ADJUST, timeout, store.adjust(&counter, delta, seed)).await;
+                log_items(result, &counter);
             }
         })
     }
@@ -383,14 +400,15 @@ fn log_settled<E: fmt::Display>(
     }
 }
 
-/// Logs a deleted item that could not be given back.
-fn log_given_back<E: fmt::Display>(result: Result<u64, E>, counter: &Counter) {
+/// Logs an item count that could not be changed (a deleted item given back, or an item
+/// created under a quota).
+fn log_items<E: fmt::Display>(result: Result<u64, E>, counter: &Counter) {
     if let Err(error) = result {
-        tracing::debug!(user = %counter.user, "failed to give back a deleted item");
+        tracing::debug!(user = %counter.user, "failed to change the item count");
         tracing::warn!(
             resource = %counter.resource,
             %error,
-            "usage store failed to give back a deleted item"
+            "usage store failed to change an item count"
         );
     }
 }
@@ -439,7 +457,7 @@ fn noop_waker() -> &'static Waker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::catalog::{Catalog, Period};
     use crate::store::{Counted, MemoryStore};
 
     fn plan() -> Plan {
@@ -461,6 +479,7 @@ mod tests {
             &Arc::from("john"),
             &Arc::from(resource),
             &action,
+            None,
         )
     }
 
@@ -478,7 +497,7 @@ mod tests {
 
         let create = tally(Action::Create, "clients", Some(&usage)).unwrap();
         assert_eq!(reserved(&create), Some((Counted::Items, Some(3), 2)));
-        assert!(create.give_back.is_none());
+        assert!(create.items.is_none());
 
         // An unlimited create still counts items, so a later plan change finds the right count.
         let unlimited = tally(Action::Create, "notes", None).unwrap();
@@ -490,11 +509,12 @@ mod tests {
             reserved(&delete),
             Some((Counted::Action(Action::Delete), Some(2), 1))
         );
-        let (counter, _) = delete.give_back.as_ref().unwrap();
-        assert_eq!(counter.counted, Counted::Items);
+        let (counter, delta, seed) = delete.items.as_ref().unwrap();
+        assert_eq!((&counter.counted, *delta, *seed), (&Counted::Items, -1, 0));
         let free_delete = tally(Action::Delete, "clients", Some(&usage)).unwrap();
         assert!(free_delete.reserve.is_none());
-        assert!(free_delete.give_back.is_some());
+        let (_, delta, seed) = free_delete.items.as_ref().unwrap();
+        assert_eq!((*delta, *seed), (-1, 2));
 
         // Other actions count only under a finite limit.
         let show = tally(Action::Show, "tasks", None).unwrap();
@@ -511,6 +531,63 @@ mod tests {
             reserved(&patch),
             Some((Counted::Action(Action::Update), Some(5), 4))
         );
+    }
+
+    #[test]
+    fn quotas_count_per_period_from_nothing() {
+        let catalog = Catalog::from_json(
+            r#"[{"name": "free", "limits": {
+                "reports": {"create": {"max": 2, "per": "month"}, "delete": {"max": 1, "per": "day"}},
+                "calls": {"index": {"max": 1000, "per": "month"}}
+            }}]"#,
+        )
+        .unwrap();
+        let plan = catalog.plan("free").unwrap();
+        let mut usage = Usage::new();
+        usage.set("reports", 7);
+        usage.set_action("calls", &Action::Index, 400);
+        let now = 1_795_953_600_000;
+        let tally = |resource: &str, action: Action| {
+            let limit = plan.limit(resource, &action);
+            let window = limit.period().map(|per| per.window(now));
+            Tally::of(
+                plan,
+                Some(&usage),
+                &Arc::from("john"),
+                &Arc::from(resource),
+                &action,
+                window,
+            )
+            .unwrap()
+        };
+
+        // A create reserves on the month's create counter, from 0, and adds an item on success.
+        let create = tally("reports", Action::Create);
+        let (counter, limit, seed) = create.reserve.as_ref().unwrap();
+        assert_eq!(counter.counted, Counted::Action(Action::Create));
+        assert_eq!(counter.period, Some(Period::Month.window(now)));
+        assert_eq!((*limit, *seed), (Some(2), 0));
+        let (items, delta, seed) = create.items.as_ref().unwrap();
+        assert_eq!(
+            (&items.counted, items.period, *delta, *seed),
+            (&Counted::Items, None, 1, 7)
+        );
+
+        // A delete gives an item back, never a create of the period, and reserves on the day's
+        // delete counter.
+        let delete = tally("reports", Action::Delete);
+        let (counter, limit, seed) = delete.reserve.as_ref().unwrap();
+        assert_eq!(counter.counted, Counted::Action(Action::Delete));
+        assert_eq!(counter.period, Some(Period::Day.window(now)));
+        assert_eq!((*limit, *seed), (Some(1), 0));
+        let (items, delta, _) = delete.items.as_ref().unwrap();
+        assert_eq!((items.period, *delta), (None, -1));
+
+        // The record's lifetime count does not seed a period.
+        let index = tally("calls", Action::Index);
+        let (counter, limit, seed) = index.reserve.as_ref().unwrap();
+        assert_eq!(counter.period, Some(Period::Month.window(now)));
+        assert_eq!((*limit, *seed), (Some(1000), 0));
     }
 
     /// A usage store over a `MemoryStore` that answers only as a test lets it: with

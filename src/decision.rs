@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::catalog::{Action, Catalog, Limit, Plan};
+use crate::catalog::{Action, Catalog, Limit, Plan, Window};
 use crate::subscriber::{Assignment, Subscriber, Usage};
 
 /// Settings of the decision that do not come from the store.
@@ -80,17 +80,25 @@ pub struct Allowed {
     pub action: Action,
     /// The plan's limit on that action.
     pub limit: Limit,
-    /// The user's usage counted against the limit.
+    /// The user's usage counted against the limit (in the current period, for a
+    /// [`Limit::Periodic`] quota), before this request.
     pub usage: u64,
+    /// The current period of a [`Limit::Periodic`] quota: its `end` is when the count resets.
+    pub window: Option<Window>,
 }
 
 impl Allowed {
     /// How many more the limit allows after this usage (`None` when unlimited).
     pub fn remaining(&self) -> Option<u64> {
-        match self.limit {
-            Limit::Unlimited => None,
-            Limit::Limited(max) => Some(max.saturating_sub(self.usage)),
-        }
+        self.limit
+            .maximum()
+            .map(|max| max.saturating_sub(self.usage))
+    }
+
+    /// When the count of a [`Limit::Periodic`] quota resets, in milliseconds since the Unix
+    /// epoch.
+    pub fn resets(&self) -> Option<u64> {
+        self.window.map(|window| window.end())
     }
 }
 
@@ -120,10 +128,13 @@ pub enum Denial {
         resource: Arc<str>,
         /// The action the request performs.
         action: Action,
-        /// The plan's limit.
+        /// The plan's limit (per period, for a quota).
         maximum: u64,
-        /// The user's usage.
+        /// The user's usage (in the current period, for a quota).
         usage: u64,
+        /// The current period of a [`Limit::Periodic`] quota; its `end` is when the count
+        /// resets, which the JSON body gives as `resets`.
+        window: Option<Window>,
     },
 }
 
@@ -161,7 +172,10 @@ pub enum Decision {
 ///    the plan no longer applied) or [`Denial::NoPlan`].
 /// 5. The effective plan's limit on (`resource`, `action`), see [`Plan::limit`]: unlimited
 ///    allows. Otherwise the usage ([`Usage::get`]; 0 without a record) must be below the limit:
-///    `usage >= limit` is [`Denial::LimitReached`], so a limit of 0 always denies.
+///    `usage >= limit` is [`Denial::LimitReached`], so a limit of 0 always denies. For a
+///    [`Limit::Periodic`] quota the record's usage is taken as the current period's (the layer
+///    counts per period itself when it counts usage), and the decision names the period that
+///    holds `now_ms`, so that a denial says when the count resets.
 /// 6. A `PATCH` limited by the `update` limit (the plan sets no `patch` limit on the resource)
 ///    counts the `patch` count if the store gave one, else the `update` count, else the
 ///    resource count, else 0. So a user whose updates reached the limit can no more PATCH than
@@ -204,7 +218,7 @@ pub fn decide(
     // this allocates nothing.
     let normalised = action.normalised();
     let action = &*normalised;
-    evaluate(catalog, subscriber, || now_ms, resource, action, policy)
+    evaluate(catalog, subscriber, &|| now_ms, resource, action, policy)
         .into_decision(resource, action)
 }
 
@@ -218,11 +232,13 @@ pub(crate) enum Verdict<'a> {
         state: State<'a>,
         limit: Limit,
         usage: u64,
+        window: Option<Window>,
     },
     LimitReached {
         plan: &'a Arc<str>,
         maximum: u64,
         usage: u64,
+        window: Option<Window>,
     },
     Expired {
         plan: &'a Arc<str>,
@@ -262,6 +278,7 @@ impl Verdict<'_> {
                 state,
                 limit,
                 usage,
+                window,
             } => Decision::Allow(Allowed {
                 plan: Arc::clone(plan),
                 state: state.into_plan_state(),
@@ -269,17 +286,20 @@ impl Verdict<'_> {
                 action: action.clone(),
                 limit,
                 usage,
+                window,
             }),
             Verdict::LimitReached {
                 plan,
                 maximum,
                 usage,
+                window,
             } => Decision::Deny(Denial::LimitReached {
                 plan: Arc::clone(plan),
                 resource: Arc::clone(resource),
                 action: action.clone(),
                 maximum,
                 usage,
+                window,
             }),
             Verdict::Expired { plan, date } => Decision::Deny(Denial::Expired {
                 plan: Arc::clone(plan),
@@ -294,17 +314,20 @@ impl Verdict<'_> {
 }
 
 /// [`decide`] without cloning anything, for `action` already normalised. The clock is read only
-/// when the user's plan ends at some time.
+/// when the user's plan ends at some time, and when the limit is a quota.
 pub(crate) fn evaluate<'a>(
     catalog: &'a Catalog,
     subscriber: Option<&'a Subscriber>,
-    now_ms: impl FnOnce() -> u64,
+    now_ms: &dyn Fn() -> u64,
     resource: &str,
     action: &Action,
     policy: &Policy,
 ) -> Verdict<'a> {
     match applicable(catalog, subscriber, now_ms, policy) {
-        Ok((plan, state)) => check(plan, state, subscriber.map(|s| &s.usage), resource, action),
+        Ok((plan, state)) => {
+            let usage = subscriber.map(|s| &s.usage);
+            check(plan, state, usage, resource, action, now_ms)
+        }
         Err(verdict) => verdict,
     }
 }
@@ -427,27 +450,31 @@ fn end_of(assignment: &Assignment, catalog: &Catalog) -> End {
     }
 }
 
-/// Compares the usage with the effective plan's limit.
+/// Compares the usage with the effective plan's limit. The clock is read for a quota only.
 pub(crate) fn check<'a>(
     plan: &'a Plan,
     state: State<'a>,
     usage: Option<&Usage>,
     resource: &str,
     action: &Action,
+    now_ms: &dyn Fn() -> u64,
 ) -> Verdict<'a> {
     let limit = plan.limit(resource, action);
     let usage = usage.map_or(0, |u| usage_of(plan, u, resource, action));
-    match limit {
-        Limit::Limited(maximum) if usage >= maximum => Verdict::LimitReached {
+    let window = limit.period().map(|per| per.window(now_ms()));
+    match limit.maximum() {
+        Some(maximum) if usage >= maximum => Verdict::LimitReached {
             plan: plan.name_arc(),
             maximum,
             usage,
+            window,
         },
         _ => Verdict::Allow {
             plan: plan.name_arc(),
             state,
             limit,
             usage,
+            window,
         },
     }
 }
@@ -494,7 +521,8 @@ impl Serialize for PlanState {
 impl Serialize for Allowed {
     /// `{"plan":"pro","state":"fallback","trial":"gold","item":"clients","action":"create",
     /// "limit":3,"usage":1,"remaining":2}`; `trial` only in the fallback state, `limit` and
-    /// `remaining` `null` when unlimited.
+    /// `remaining` `null` when unlimited. A quota's `limit` is `{"max":20,"per":"day"}`, and
+    /// `resets` follows `remaining`.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("plan", &*self.plan)?;
@@ -507,6 +535,9 @@ impl Serialize for Allowed {
         map.serialize_entry("limit", &self.limit)?;
         map.serialize_entry("usage", &self.usage)?;
         map.serialize_entry("remaining", &self.remaining())?;
+        if let Some(resets) = self.resets() {
+            map.serialize_entry("resets", &resets)?;
+        }
         map.end()
     }
 }
@@ -514,6 +545,18 @@ impl Serialize for Allowed {
 impl Denial {
     /// The `reason` of every denial's JSON body: `"subscription"`.
     pub const REASON: &'static str = "subscription";
+
+    /// When the count of the quota that was reached resets, in milliseconds since the Unix
+    /// epoch; `None` unless the limit is a [`Limit::Periodic`] quota.
+    pub fn resets(&self) -> Option<u64> {
+        match self {
+            Denial::LimitReached {
+                window: Some(window),
+                ..
+            } => Some(window.end()),
+            _ => None,
+        }
+    }
 
     /// The plan the denial names: the expired plan or the plan whose limit was reached; `None`
     /// for [`Denial::NoPlan`].
@@ -544,7 +587,8 @@ impl Serialize for Denial {
     /// * expired: `{"reason":"subscription","plan":"basic","expired":true,"date":1700000000000}`
     /// * no plan: `{"reason":"subscription","plan":null,"item":"clients","action":"create"}`
     /// * limit reached: `{"reason":"subscription","plan":"free","item":"clients",
-    ///   "action":"create","maximum":3,"usage":3}`
+    ///   "action":"create","maximum":3,"usage":3}`, and for a quota `"resets"` last, when its
+    ///   count starts again (milliseconds since the Unix epoch)
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("reason", Denial::REASON)?;
@@ -565,12 +609,16 @@ impl Serialize for Denial {
                 action,
                 maximum,
                 usage,
+                window,
             } => {
                 map.serialize_entry("plan", &**plan)?;
                 map.serialize_entry("item", &**resource)?;
                 map.serialize_entry("action", action)?;
                 map.serialize_entry("maximum", maximum)?;
                 map.serialize_entry("usage", usage)?;
+                if let Some(window) = window {
+                    map.serialize_entry("resets", &window.end())?;
+                }
             }
         }
         map.end()
@@ -641,6 +689,7 @@ mod tests {
             action: Action::Create,
             limit: Limit::Limited(3),
             usage: 1,
+            window: None,
         };
         assert_eq!(
             serde_json::to_string(&allowed).unwrap(),

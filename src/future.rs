@@ -13,6 +13,7 @@ use tower_service::Service;
 
 use crate::body::ResponseBody;
 use crate::count::{Reservation, Settle};
+use crate::headers::RateLimitFields;
 use crate::inner::{CheckFuture, Inner, Judgement, Outcome};
 
 pin_project! {
@@ -41,6 +42,8 @@ pin_project! {
             future: F,
             // Settled by the response; dropped with the future, it settles itself.
             reservation: Option<Box<Reservation>>,
+            // Added to the response.
+            headers: Option<Box<RateLimitFields>>,
         },
         Checking {
             check: CheckFuture,
@@ -65,15 +68,20 @@ where
     S: Service<Request<ReqBody>>,
 {
     pub(crate) fn inner(future: S::Future) -> Self {
-        Self::counted(future, None)
+        Self::allowed(future, None, None)
     }
 
-    /// The inner service's future, whose response settles `reservation`.
-    pub(crate) fn counted(future: S::Future, reservation: Option<Box<Reservation>>) -> Self {
+    /// The inner service's future, whose response settles `reservation` and gets `headers`.
+    pub(crate) fn allowed(
+        future: S::Future,
+        reservation: Option<Box<Reservation>>,
+        headers: Option<Box<RateLimitFields>>,
+    ) -> Self {
         Self {
             kind: Kind::Inner {
                 future,
                 reservation,
+                headers,
             },
         }
     }
@@ -115,8 +123,12 @@ where
                 KindProj::Inner {
                     future,
                     reservation,
+                    headers,
                 } => {
-                    let output = ready!(future.poll(cx));
+                    let mut output = ready!(future.poll(cx));
+                    if let (Some(fields), Ok(response)) = (headers.take(), output.as_mut()) {
+                        fields.append_to(response.headers_mut());
+                    }
                     let Some(mut reservation) = reservation.take() else {
                         kind.set(Kind::Done);
                         return Poll::Ready(wrap(output));
@@ -158,13 +170,13 @@ where
                             continue;
                         }
                     };
-                    let reservation = match judgement {
-                        Judgement::Pass => None,
-                        Judgement::Allow(allowed, reservation) => {
+                    let (reservation, headers) = match judgement {
+                        Judgement::Pass => (None, None),
+                        Judgement::Allow(allowed, reservation, headers) => {
                             if let Some(allowed) = allowed {
                                 request.extensions_mut().insert(allowed);
                             }
-                            reservation
+                            (reservation, headers)
                         }
                         Judgement::Reject(response) => {
                             return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
@@ -184,6 +196,7 @@ where
                     kind.set(Kind::Inner {
                         future,
                         reservation,
+                        headers,
                     });
                 }
                 KindProj::Settling { settle, output } => {

@@ -17,9 +17,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::cache::{CatalogCache, Fetch, Loaded, Record, Refresh, Users};
-use crate::catalog::{Action, Limit};
+use crate::catalog::{Action, Limit, Window};
 use crate::count::{Answer, Counting, Reservation, Reserved, Tally};
 use crate::decision::{applicable, check, Allowed, Decision, Denial, PlanState, Policy, Verdict};
+use crate::headers::{retry_after, RateLimitFields};
 use crate::metrics::{self, Call, Decided};
 use crate::response::{Rejection, RenderRejection};
 use crate::routes::{RouteConfig, RouteIndex, Scope};
@@ -41,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) fail_open: bool,
     /// Whether an allowed request carries its [`Allowed`] decision.
     pub(crate) allowed_extension: bool,
+    /// Whether responses of limited actions carry the `RateLimit` header fields.
+    pub(crate) rate_limit_headers: bool,
     pub(crate) extractor: Option<Box<ExtractFn>>,
     pub(crate) renderer: Box<dyn RenderRejection>,
     pub(crate) clock: Option<Box<ClockFn>>,
@@ -69,9 +72,13 @@ pub(crate) enum Judgement {
     /// Call the inner service as is (ungoverned after all, or failing open).
     Pass,
     /// Call the inner service, with the decision in the request extensions when there is one
-    /// (the [`Allowed`] extension is on), and the reservation its response settles when it is
-    /// counted.
-    Allow(Option<Allowed>, Option<Box<Reservation>>),
+    /// (the [`Allowed`] extension is on), the reservation its response settles when it is
+    /// counted, and the `RateLimit` fields its response carries when they are on.
+    Allow(
+        Option<Allowed>,
+        Option<Box<Reservation>>,
+        Option<Box<RateLimitFields>>,
+    ),
     /// Answer with this response.
     Reject(Response<Full<Bytes>>),
     /// The plan allows the action, but it is counted: reserve a unit first (see
@@ -90,6 +97,8 @@ pub(crate) struct Pending {
     resource: Arc<str>,
     action: Action,
     limit: Limit,
+    /// The current period of a quota.
+    window: Option<Window>,
     /// The request's span, entered while the reservation is made and concluded.
     span: tracing::Span,
 }
@@ -280,6 +289,7 @@ impl Inner {
             resource,
             action,
             limit,
+            window,
             span: _,
         } = pending;
         let answer = match answer {
@@ -301,6 +311,7 @@ impl Inner {
                     "plan allows the request; one unit reserved"
                 );
                 metrics::decision(Decided::Allow, Some((&resource, &action)));
+                let headers = self.rate_limit_fields(&resource, &action, limit, usage, window);
                 let allowed = self.allowed_extension.then_some(Allowed {
                     plan,
                     state,
@@ -308,20 +319,19 @@ impl Inner {
                     action,
                     limit,
                     usage,
+                    window,
                 });
-                Judgement::Allow(allowed, Some(reservation))
+                Judgement::Allow(allowed, Some(reservation), headers)
             }
             Reserved::Refused { usage } => {
-                let maximum = match limit {
-                    Limit::Limited(maximum) => maximum,
-                    Limit::Unlimited => u64::MAX,
-                };
                 let denial = Denial::LimitReached {
                     plan,
                     resource: Arc::clone(&resource),
                     action: action.clone(),
-                    maximum,
+                    // A refusal means a finite limit.
+                    maximum: limit.maximum().unwrap_or(u64::MAX),
                     usage,
+                    window,
                 };
                 tracing::debug!(user = %user, "plan denies the user's request");
                 tracing::info!(?denial, "plan denies the request (counted usage)");
@@ -344,12 +354,15 @@ impl Inner {
         let (resource, normalised) = (route.resource, route.action.normalised());
         let action = &*normalised;
         let usage = subscriber.map(|s| &s.usage);
-        let verdict = match applicable(&loaded.catalog, subscriber, || self.now_ms(), &self.policy)
-        {
+        let now_ms = || self.now_ms();
+        let verdict = match applicable(&loaded.catalog, subscriber, now_ms, &self.policy) {
             Ok((plan, state)) => {
                 metrics::plan(plan.name());
                 if let Some(counting) = &self.counting {
-                    if let Some(tally) = Tally::of(plan, usage, user.as_arc(), resource, action) {
+                    let limit = plan.limit(resource, action);
+                    let window = limit.period().map(|per| per.window(self.now_ms()));
+                    let tally = Tally::of(plan, usage, user.as_arc(), resource, action, window);
+                    if let Some(tally) = tally {
                         return Judgement::Count(Box::new(Pending {
                             counting: Arc::clone(counting),
                             tally,
@@ -358,16 +371,25 @@ impl Inner {
                             state: state.into_plan_state(),
                             resource: Arc::clone(resource),
                             action: action.clone(),
-                            limit: plan.limit(resource, action),
+                            limit,
+                            window,
                             span: tracing::Span::current(),
                         }));
                     }
                 }
-                check(plan, state, usage, resource, action)
+                check(plan, state, usage, resource, action, &now_ms)
             }
             Err(inactive) => inactive,
         };
-        if let Verdict::Allow { plan, usage, .. } = verdict {
+        let mut headers = None;
+        if let Verdict::Allow {
+            plan,
+            usage,
+            limit,
+            window,
+            ..
+        } = verdict
+        {
             tracing::debug!(
                 user = %user,
                 plan = %plan,
@@ -377,12 +399,13 @@ impl Inner {
                 "plan allows the request"
             );
             metrics::decision(Decided::Allow, Some((resource, action)));
+            headers = self.rate_limit_fields(resource, action, limit, usage, window);
             if !self.allowed_extension {
-                return Judgement::Allow(None, None);
+                return Judgement::Allow(None, None, headers);
             }
         }
         match verdict.into_decision(resource, action) {
-            Decision::Allow(allowed) => Judgement::Allow(Some(allowed), None),
+            Decision::Allow(allowed) => Judgement::Allow(Some(allowed), None, headers),
             Decision::Deny(denial) => {
                 metrics::decision(Decided::Deny(&denial), Some((resource, action)));
                 tracing::debug!(user = %user, "plan denies the user's request");
@@ -410,11 +433,57 @@ impl Inner {
         }
     }
 
+    /// The `RateLimit` fields of an allowed request, when they are on and the limit is
+    /// finite: `usage` is the count before the request, which takes one more.
+    fn rate_limit_fields(
+        &self,
+        resource: &str,
+        action: &Action,
+        limit: Limit,
+        usage: u64,
+        window: Option<Window>,
+    ) -> Option<Box<RateLimitFields>> {
+        if !self.rate_limit_headers {
+            return None;
+        }
+        let max = limit.maximum()?;
+        let remaining = max.saturating_sub(usage).saturating_sub(1);
+        let fields = RateLimitFields::new(resource, action, max, remaining, window, self.now_ms());
+        fields.map(Box::new)
+    }
+
     /// Renders `rejection` and attaches it (and a denial's [`Denial`](crate::Denial)) to the
-    /// response extensions.
+    /// response extensions. A quota's denial carries `Retry-After`; with the `RateLimit` fields
+    /// on, a denial by a limit carries them too.
     pub(crate) fn reject(&self, rejection: Rejection) -> Response<Full<Bytes>> {
         let mut response = self.renderer.render(&rejection);
         if let Rejection::Denied(denial) = &rejection {
+            if let Denial::LimitReached {
+                resource,
+                action,
+                maximum,
+                usage,
+                window,
+                ..
+            } = denial
+            {
+                let headers = response.headers_mut();
+                if window.is_some() || self.rate_limit_headers {
+                    let now = self.now_ms();
+                    if let Some(window) = window {
+                        retry_after(headers, *window, now);
+                    }
+                    if self.rate_limit_headers {
+                        let remaining = maximum.saturating_sub(*usage);
+                        let fields = RateLimitFields::new(
+                            resource, action, *maximum, remaining, *window, now,
+                        );
+                        if let Some(fields) = fields {
+                            fields.append_to(headers);
+                        }
+                    }
+                }
+            }
             response.extensions_mut().insert(denial.clone());
         }
         response.extensions_mut().insert(rejection);

@@ -111,6 +111,7 @@ pub struct PlanLimitLayerBuilder {
     store_timeout: Duration,
     fail_open: bool,
     allowed_extension: bool,
+    rate_limit_headers: bool,
     grace_period: Duration,
     default_plan: Option<Arc<str>>,
     extractor: Option<Box<ExtractFn>>,
@@ -139,6 +140,7 @@ impl PlanLimitLayer {
             store_timeout: DEFAULT_STORE_TIMEOUT,
             fail_open: false,
             allowed_extension: true,
+            rate_limit_headers: false,
             grace_period: Duration::ZERO,
             default_plan: None,
             extractor: None,
@@ -184,6 +186,7 @@ impl fmt::Debug for PlanLimitLayerBuilder {
             .field("store_timeout", &self.store_timeout)
             .field("fail_open", &self.fail_open)
             .field("allowed_extension", &self.allowed_extension)
+            .field("rate_limit_headers", &self.rate_limit_headers)
             .field("grace_period", &self.grace_period)
             .field("default_plan", &self.default_plan)
             .field("custom_extractor", &self.extractor.is_some())
@@ -303,6 +306,31 @@ impl PlanLimitLayerBuilder {
     /// no handler reads it.
     pub fn allowed_extension(mut self, yes: bool) -> Self {
         self.allowed_extension = yes;
+        self
+    }
+
+    /// Whether the responses of limited actions carry the `RateLimit-Policy` and `RateLimit`
+    /// header fields of the IETF httpapi draft (default `false`): allowed responses (whatever
+    /// the inner service answers) and `403` denials alike, for every action with a finite
+    /// limit.
+    ///
+    /// The policy is named `resource.action`, and `q` is the limit; `r` is what is left after
+    /// the request (0 on a denial). A [quota](crate::catalog::Limit::Periodic) adds the length
+    /// of its current period in seconds (`w`) and the seconds until it resets (`t`):
+    ///
+    /// ```text
+    /// RateLimit-Policy: "clients.create";q=3
+    /// RateLimit: "clients.create";r=2
+    /// RateLimit-Policy: "reports.create";q=20;w=86400
+    /// RateLimit: "reports.create";r=19;t=43200
+    /// ```
+    ///
+    /// The fields are appended, so those of another limiter stay. Resource and action names
+    /// outside printable ASCII get no fields. A quota's denial carries `Retry-After` whether
+    /// this is on or not. Counted requests report the count they reserved against; a request
+    /// whose unit is then released (it failed) leaves one more than its `r` said.
+    pub fn rate_limit_headers(mut self, yes: bool) -> Self {
+        self.rate_limit_headers = yes;
         self
     }
 
@@ -473,6 +501,7 @@ impl PlanLimitLayerBuilder {
                 store_timeout: self.store_timeout,
                 fail_open: self.fail_open,
                 allowed_extension: self.allowed_extension,
+                rate_limit_headers: self.rate_limit_headers,
                 extractor: self.extractor,
                 renderer: self.renderer,
                 clock: self.clock,

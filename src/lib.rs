@@ -137,6 +137,7 @@ mod error;
 pub mod format;
 mod future;
 mod hash;
+mod headers;
 mod inner;
 mod invalidator;
 mod layer;

@@ -154,11 +154,11 @@ impl<S> PlanLimit<S> {
     {
         match judgement {
             Judgement::Pass => ResponseFuture::inner(self.inner.call(request)),
-            Judgement::Allow(allowed, reservation) => {
+            Judgement::Allow(allowed, reservation, headers) => {
                 if let Some(allowed) = allowed {
                     request.extensions_mut().insert(allowed);
                 }
-                ResponseFuture::counted(self.inner.call(request), reservation)
+                ResponseFuture::allowed(self.inner.call(request), reservation, headers)
             }
             Judgement::Reject(response) => ResponseFuture::rejected(response),
             Judgement::Count(pending) => match self.state.reserve_now(pending) {

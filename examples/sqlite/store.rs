@@ -40,7 +40,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::Row;
-use tower_plans::catalog::{Limit, Plan, Trial};
+use tower_plans::catalog::{Limit, Period, Plan, Trial};
 use tower_plans::store::{Count, Counted, Counter, ReservationId, Reserve};
 use tower_plans::subscriber::{Assignment, ResourceUsage};
 use tower_plans::{Action, BoxError, Catalog, PlanStore, Subscriber, UsageStore};
@@ -57,11 +57,18 @@ pub struct Migration {
 }
 
 /// The schema, embedded in the binary. Never edit an applied migration: add one.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "plans, limits, trial, subscribers, usage counters, reservations",
-    sql: include_str!("migrations/0001_schema.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "plans, limits, trial, subscribers, usage counters, reservations",
+        sql: include_str!("migrations/0001_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "quotas that reset: a period on limits",
+        sql: include_str!("migrations/0002_quotas.sql"),
+    },
+];
 
 /// How long a writer waits for another process's write lock before failing with `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -269,18 +276,16 @@ impl SqliteStore {
                     .execute(&mut *tx)
                     .await?;
                 for (action, limit) in limits.iter() {
-                    let max = match limit {
-                        Limit::Limited(max) => Some(i64::try_from(max)?),
-                        Limit::Unlimited => None,
-                    };
+                    let max = limit.maximum().map(i64::try_from).transpose()?;
                     sqlx::query(
-                        "INSERT INTO plan_limits (plan, resource, action, max)
-                         VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT INTO plan_limits (plan, resource, action, max, per)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
                     )
                     .bind(plan.name())
                     .bind(&**resource)
                     .bind(action.as_str())
                     .bind(max)
+                    .bind(limit.period().map(Period::as_str))
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -480,11 +485,15 @@ fn counted_key(counted: &Counted) -> Result<String, BoxError> {
         Action::Custom(name) if &*name == ITEMS => {
             Err("a custom action named `items` cannot be counted in this store".into())
         }
+        Action::Custom(name) if name.contains('@') => {
+            Err("a custom action whose name holds `@` cannot be counted in this store".into())
+        }
         other => Ok(other.as_str().to_owned()),
     }
 }
 
-/// A counter's key columns.
+/// A counter's key columns: a period counter's `counted` names its period after an `@`
+/// (`create@2026-11`).
 struct Key {
     user: String,
     resource: String,
@@ -496,7 +505,10 @@ impl Key {
         Ok(Self {
             user: counter.user.to_string(),
             resource: counter.resource.to_string(),
-            counted: counted_key(&counter.counted)?,
+            counted: match &counter.period {
+                Some(window) => format!("{}@{window}", counted_key(&counter.counted)?),
+                None => counted_key(&counter.counted)?,
+            },
         })
     }
 }
@@ -513,7 +525,7 @@ impl PlanStore for SqliteStore {
         // One read transaction, so that the plans and the trial come from one snapshot.
         let mut tx = self.reader.begin().await?;
         let rows = sqlx::query(
-            "SELECT p.name, r.resource, l.action, l.max
+            "SELECT p.name, r.resource, l.action, l.max, l.per
                FROM plans p
                LEFT JOIN plan_resources r ON r.plan = p.name
                LEFT JOIN plan_limits l ON l.plan = r.plan AND l.resource = r.resource
@@ -536,6 +548,7 @@ impl PlanStore for SqliteStore {
             let resource: Option<String> = row.try_get(1)?;
             let action: Option<String> = row.try_get(2)?;
             let max: Option<i64> = row.try_get(3)?;
+            let per: Option<String> = row.try_get(4)?;
             let plan = match plans.pop() {
                 Some(last) if last.name() == name => last,
                 last => {
@@ -547,9 +560,14 @@ impl PlanStore for SqliteStore {
                 (None, _) => plan,
                 (Some(resource), None) => plan.unlimited(resource),
                 (Some(resource), Some(action)) => {
-                    let limit = match max {
-                        Some(max) => Limit::Limited(count(max)?),
-                        None => Limit::Unlimited,
+                    let limit = match (max, per) {
+                        (Some(max), None) => Limit::Limited(count(max)?),
+                        (Some(max), Some(per)) => Limit::Periodic {
+                            max: count(max)?,
+                            per: Period::from_name(&per)
+                                .ok_or_else(|| format!("unknown period {per:?}"))?,
+                        },
+                        (None, _) => Limit::Unlimited,
                     };
                     plan.with_limit(resource, Action::custom(action), limit)
                 }
@@ -614,6 +632,10 @@ impl PlanStore for SqliteStore {
             ) else {
                 continue;
             };
+            // A quota's counters are not the record's usage.
+            if counted.contains('@') {
+                continue;
+            }
             let entry = resources.entry(resource).or_default();
             if counted == ITEMS {
                 entry.0 = Some(count(used)?);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::builder::{assemble, check_custom_action};
-use super::{Action, Catalog, Limit, Plan, ResourceLimits, Trial};
+use super::{Action, Catalog, Limit, Period, Plan, ResourceLimits, Trial};
 use crate::format::{describe, non_negative_integer, FormatError, JsonPath};
 
 /// Seconds in a day.
@@ -252,26 +252,68 @@ fn per_action(
             None => match actions.iter().find(|name| ***name == **key) {
                 Some(name) => Action::Custom(Arc::clone(name)),
                 None => {
+                    // `{"reports": {"max": 20, "per": "day"}}`: a quota belongs to an action.
+                    let hint = if matches!(key.as_str(), "max" | "per") {
+                        "; a quota is set per action: {\"create\": {\"max\": 20, \"per\": \"day\"}}"
+                    } else {
+                        ""
+                    };
                     return Err(action_path.error(format!(
                         "unknown action `{key}`; expected index, show, create, update, patch, \
                          delete (or destroy), or a custom action declared in the catalog's \
-                         `actions`"
-                    )))
+                         `actions`{hint}"
+                    )));
                 }
             },
         };
-        let limit = match value {
-            Value::Null => Limit::Unlimited,
-            _ => Limit::Limited(non_negative_integer(value).ok_or_else(|| {
-                action_path.error(format!(
-                    "expected a non-negative integer or null (unlimited), found {}",
-                    describe(value)
-                ))
-            })?),
-        };
-        limits.set(action, limit);
+        limits.set(action, limit(value, &action_path)?);
     }
     Ok(limits)
+}
+
+/// Reads one action's limit: a number, `null`, or a quota `{"max": 20, "per": "day"}`.
+fn limit(value: &Value, path: &JsonPath<'_>) -> Result<Limit, FormatError> {
+    match value {
+        Value::Null => Ok(Limit::Unlimited),
+        Value::Object(map) => {
+            if let Some(key) = map.keys().find(|k| !matches!(k.as_str(), "max" | "per")) {
+                return Err(path
+                    .key(key)
+                    .error("unknown quota property; expected `max` or `per`"));
+            }
+            let max_path = path.key("max");
+            let max = match map.get("max") {
+                Some(max) => non_negative_integer(max).ok_or_else(|| {
+                    max_path.error(format!(
+                        "expected a non-negative integer, found {}",
+                        describe(max)
+                    ))
+                })?,
+                None => return Err(max_path.error("missing; expected how many each period allows")),
+            };
+            let per_path = path.key("per");
+            let expected = "expected \"day\", \"week\", \"month\" or \"year\"";
+            let per = match map.get("per") {
+                Some(Value::String(name)) => Period::from_name(name).ok_or_else(|| {
+                    per_path.error(format!("unknown period \"{name}\"; {expected}"))
+                })?,
+                Some(other) => {
+                    return Err(per_path.error(format!("{expected}, found {}", describe(other))))
+                }
+                None => return Err(per_path.error(format!("missing; {expected}"))),
+            };
+            Ok(Limit::Periodic { max, per })
+        }
+        _ => non_negative_integer(value)
+            .map(Limit::Limited)
+            .ok_or_else(|| {
+                path.error(format!(
+                    "expected a non-negative integer, null (unlimited) or a quota \
+                 {{\"max\": n, \"per\": \"day\"}}, found {}",
+                    describe(value)
+                ))
+            }),
+    }
 }
 
 #[cfg(test)]

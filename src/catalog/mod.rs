@@ -5,6 +5,7 @@
 
 mod builder;
 mod json;
+mod period;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -15,6 +16,7 @@ use crate::format::{self, FormatError};
 use crate::hash::Map;
 
 pub use builder::CatalogBuilder;
+pub use period::{Period, Window};
 
 /// What a request does to a resource.
 ///
@@ -41,13 +43,22 @@ pub enum Action {
 
 /// A limit on one action of one resource.
 ///
-/// Serialises as the JSON the catalog uses: a number, or `null` for [`Limit::Unlimited`].
+/// Serialises as the JSON the catalog uses: a number, `{"max": 20, "per": "day"}` for
+/// [`Limit::Periodic`], or `null` for [`Limit::Unlimited`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Limit {
     /// No limit (`null` or absent in JSON).
     Unlimited,
-    /// At most this many; `Limited(0)` blocks the action.
+    /// At most this many, ever; `Limited(0)` blocks the action.
     Limited(u64),
+    /// At most `max` in each `per` period: a quota that starts again from zero at the start of
+    /// every UTC day, ISO week, month or year. `max: 0` blocks the action.
+    Periodic {
+        /// How many each period allows.
+        max: u64,
+        /// When the count starts again.
+        per: Period,
+    },
 }
 
 /// The limits of one plan on one resource, per action.
@@ -97,8 +108,10 @@ pub struct Trial {
 /// * A resource's limit is a number (a limit on `create` only), `null` (unlimited) or an object
 ///   of per-action limits keyed by `index`, `show`, `create`, `update`, `patch`, `delete`
 ///   (`destroy` is an alias of `delete`) or a custom action name.
-/// * A limit is a non-negative integer (`0` blocks the action) or `null` (unlimited). Negative,
-///   fractional and non-numeric limits are errors.
+/// * A limit is a non-negative integer (`0` blocks the action), `null` (unlimited), or a quota
+///   that resets: `{"max": 20, "per": "day"}`, `per` one of `day`, `week` (ISO, from Monday),
+///   `month` or `year`, UTC calendar periods ([`Limit::Periodic`]). Negative, fractional and
+///   non-numeric limits, unknown periods and unknown quota properties are errors.
 /// * **Custom actions must be declared** in the catalog's top-level `actions` array before a plan
 ///   may limit them. Any per-action key that is neither a REST action name nor a declared custom
 ///   action is an error that names it, so a misspelt `"craete": 3` is caught instead of silently
@@ -109,7 +122,7 @@ pub struct Trial {
 /// to the `update` limit.
 ///
 /// ```
-/// use tower_plans::{Action, Catalog, catalog::Limit};
+/// use tower_plans::{Action, Catalog, catalog::{Limit, Period}};
 ///
 /// let catalog = Catalog::from_json(
 ///     r#"{
@@ -117,7 +130,10 @@ pub struct Trial {
 ///         "actions": ["export"],
 ///         "plans": [
 ///             {"name": "free", "clients": 3, "reports": {"export": 0}},
-///             {"name": "pro", "limits": {"clients": {"create": 30, "update": 100}}}
+///             {"name": "pro", "limits": {
+///                 "clients": {"create": 30, "update": 100},
+///                 "reports": {"export": {"max": 20, "per": "day"}}
+///             }}
 ///         ]
 ///     }"#,
 /// )?;
@@ -130,6 +146,11 @@ pub struct Trial {
 /// let pro = catalog.plan("pro").expect("declared above");
 /// // `patch` falls back to the `update` limit.
 /// assert_eq!(pro.limit("clients", &Action::Patch), Limit::Limited(100));
+/// // 20 exports a UTC day.
+/// assert_eq!(
+///     pro.limit("reports", &Action::custom("export")),
+///     Limit::per(20, Period::Day)
+/// );
 ///
 /// assert_eq!(catalog.trial().and_then(|t| t.fallback()), Some("free"));
 /// assert!(catalog.is_governed("reports"));
@@ -272,28 +293,49 @@ impl Action {
 }
 
 impl Limit {
-    /// Whether `usage` is still below this limit, so one more is allowed.
+    /// At most `max` in each `per` period.
+    pub const fn per(max: u64, per: Period) -> Limit {
+        Limit::Periodic { max, per }
+    }
+
+    /// Whether `usage` is still below this limit, so one more is allowed. For a
+    /// [`Limit::Periodic`] limit, `usage` is the current period's.
     pub fn allows(&self, usage: u64) -> bool {
-        match self {
-            Limit::Unlimited => true,
-            Limit::Limited(max) => usage < *max,
+        match self.maximum() {
+            None => true,
+            Some(max) => usage < max,
         }
     }
 
-    /// The maximum, `None` when unlimited.
+    /// The maximum (per period for a [`Limit::Periodic`] limit), `None` when unlimited.
     pub fn maximum(&self) -> Option<u64> {
         match self {
             Limit::Unlimited => None,
-            Limit::Limited(max) => Some(*max),
+            Limit::Limited(max) | Limit::Periodic { max, .. } => Some(*max),
+        }
+    }
+
+    /// The reset period, `None` unless the limit is [`Limit::Periodic`].
+    pub fn period(&self) -> Option<Period> {
+        match self {
+            Limit::Periodic { per, .. } => Some(*per),
+            Limit::Unlimited | Limit::Limited(_) => None,
         }
     }
 }
 
 impl serde::Serialize for Limit {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
         match self {
             Limit::Unlimited => serializer.serialize_none(),
             Limit::Limited(max) => serializer.serialize_u64(*max),
+            Limit::Periodic { max, per } => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("max", max)?;
+                map.serialize_entry("per", per)?;
+                map.end()
+            }
         }
     }
 }
@@ -646,6 +688,15 @@ mod tests {
     #[test]
     fn limits_serialise_as_numbers_or_null() {
         assert_eq!(serde_json::to_string(&Limit::Limited(3)).unwrap(), "3");
+        assert_eq!(
+            serde_json::to_string(&Limit::per(20, Period::Week)).unwrap(),
+            r#"{"max":20,"per":"week"}"#
+        );
+        assert_eq!(Limit::per(20, Period::Week).maximum(), Some(20));
+        assert_eq!(Limit::per(20, Period::Week).period(), Some(Period::Week));
+        assert_eq!(Limit::Limited(20).period(), None);
+        assert!(Limit::per(2, Period::Day).allows(1));
+        assert!(!Limit::per(2, Period::Day).allows(2));
         assert_eq!(serde_json::to_string(&Limit::Unlimited).unwrap(), "null");
         assert!(Limit::Limited(3).allows(2));
         assert!(!Limit::Limited(3).allows(3));

@@ -86,18 +86,38 @@ impl Keys {
         key
     }
 
-    /// The sorted set of the reservations held on `counter`.
+    /// The hash that holds `counter`'s used count: the user's hash of used counts or, for a
+    /// period counter, the hash of the user's counts in that period (`used@2026-11`), which
+    /// expires after the period.
+    pub(crate) fn used_by(&self, counter: &Counter) -> String {
+        let mut key = self.used(&counter.user);
+        push_period(&mut key, counter);
+        key
+    }
+
+    /// The sorted set of the reservations held on `counter` (`held:reports:i@2026-11` for a
+    /// period counter).
     pub(crate) fn held(&self, counter: &Counter) -> String {
         let field = field(counter);
         let mut key = self.user_base(&counter.user, 5 + field.len());
         key.push_str("held:");
         key.push_str(&field);
+        push_period(&mut key, counter);
         key
     }
 
     /// The pub/sub channel of invalidation messages.
     pub(crate) fn channel(&self) -> String {
         format!("{}:invalidate", self.prefix)
+    }
+}
+
+/// Appends `@` and the label of `counter`'s period, if it has one (`2026-11-29`, `2026-W48`,
+/// `2026-11`, `2026`: digits, `-` and `W` only, and distinct across the kinds of period).
+fn push_period(key: &mut String, counter: &Counter) {
+    if let Some(window) = &counter.period {
+        // Writing to a String cannot fail.
+        let _ = write!(key, "@{window}");
     }
 }
 
@@ -124,6 +144,7 @@ pub(crate) fn field(counter: &Counter) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Period;
 
     #[test]
     fn escaping_keeps_plain_ids_and_escapes_the_rest() {
@@ -168,6 +189,29 @@ mod tests {
             "tower-plans:{a%3Ab}:held:tasks:a:show"
         );
         assert_eq!(keys.channel(), "tower-plans:invalidate");
+        // 2026-11-29T12:00:00Z.
+        let now = 1_795_953_600_000;
+        let monthly =
+            Counter::action("john", "reports", Action::Create).in_period(Period::Month.window(now));
+        assert_eq!(keys.used_by(&monthly), "tower-plans:{john}:used@2026-11");
+        assert_eq!(
+            keys.held(&monthly),
+            "tower-plans:{john}:held:reports:i@2026-11"
+        );
+        let weekly =
+            Counter::action("john", "exports", Action::Index).in_period(Period::Week.window(now));
+        assert_eq!(keys.used_by(&weekly), "tower-plans:{john}:used@2026-W48");
+        let daily = weekly.clone().in_period(Period::Day.window(now));
+        assert_eq!(keys.used_by(&daily), "tower-plans:{john}:used@2026-11-29");
+        let yearly = weekly.in_period(Period::Year.window(now));
+        assert_eq!(
+            keys.held(&yearly),
+            "tower-plans:{john}:held:exports:a:index@2026"
+        );
+        assert_eq!(
+            keys.used_by(&Counter::items("john", "clients")),
+            keys.used("john")
+        );
         assert_eq!(keys.user(""), "tower-plans:{%}:user");
     }
 

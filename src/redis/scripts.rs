@@ -1,9 +1,11 @@
 //! The Lua scripts of [`RedisUsageStore`](super::RedisUsageStore): each one acts on one counter
 //! atomically, as [`MemoryStore`](crate::MemoryStore) does under its lock.
 //!
-//! Every script gets the user's hash of used counts as `KEYS[1]`, the counter's sorted set of
-//! reservations as `KEYS[2]` (both in the user's hash slot) and the counter's field in the hash
-//! as `ARGV[1]`. Time is Redis's own (`TIME`), so instances whose clocks differ agree on when a
+//! Every script gets the hash of used counts that holds the counter as `KEYS[1]` (the user's, or
+//! the user's for one period), the counter's sorted set of reservations as `KEYS[2]` (both in
+//! the user's hash slot), the counter's field in the hash as `ARGV[1]` and, as its *last*
+//! argument, when a period hash expires (milliseconds since the epoch; `''` for the user's
+//! hash, which never does). Time is Redis's own (`TIME`), so instances whose clocks differ agree on when a
 //! lease ends. Counts are kept as decimal strings and added with decimal arithmetic in Lua, since
 //! Lua's numbers are doubles: counts up to `u64::MAX` stay exact, and saturate at 0 and at
 //! `u64::MAX` as the in-memory store's do. A count in Redis that is not a decimal number in that
@@ -86,6 +88,12 @@ local function purge(holds, now)
   redis.call('ZREMRANGEBYSCORE', holds, '-inf', int(now))
 end
 
+-- A period counter's hash expires after its period: the last argument says when.
+local function expire_used()
+  local at = ARGV[#ARGV]
+  if at ~= '' then redis.call('PEXPIREAT', KEYS[1], at) end
+end
+
 -- Lets the set of reservations expire with its last reservation.
 local function keep_alive(holds)
   local last = redis.call('ZRANGE', holds, -1, -1, 'WITHSCORES')
@@ -109,6 +117,7 @@ local used = count(redis.call('HGET', KEYS[1], ARGV[1]), 'the used count')
 if not used then
   used = count(ARGV[3], 'the seed')
   redis.call('HSET', KEYS[1], ARGV[1], used)
+  expire_used()
 end
 local held = redis.call('ZCARD', KEYS[2])
 local expires = '+inf'
@@ -133,6 +142,7 @@ local used = count(redis.call('HGET', KEYS[1], ARGV[1]), 'the used count') or '0
 if redis.call('ZREM', KEYS[2], ARGV[2]) == 0 then return used end
 used = add(used, '1')
 redis.call('HSET', KEYS[1], ARGV[1], used)
+expire_used()
 return used
 "#;
 
@@ -151,6 +161,7 @@ if not used then used = count(ARGV[4], 'the seed') end
 local delta = count(ARGV[3], 'the delta')
 if ARGV[2] == '-' then used = sub(used, delta) else used = add(used, delta) end
 redis.call('HSET', KEYS[1], ARGV[1], used)
+expire_used()
 return used
 "#;
 
@@ -162,6 +173,13 @@ local used = count(redis.call('HGET', KEYS[1], ARGV[1]), 'the used count')
 local held = redis.call('ZCOUNT', KEYS[2], '(' .. int(now), '+inf')
 if not used and held == 0 then return nil end
 return {used or '0', held}
+"#;
+
+/// `ARGV[2]` the used count. Sets the count, leaving reservations alone.
+const SET: &str = r#"
+redis.call('HSET', KEYS[1], ARGV[1], count(ARGV[2], 'the used count'))
+expire_used()
+return 1
 "#;
 
 /// Removes the counter and its reservations.
@@ -180,4 +198,5 @@ pub(crate) static COMMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(COMM
 pub(crate) static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(RELEASE));
 pub(crate) static ADJUST_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(ADJUST));
 pub(crate) static GET_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(GET));
+pub(crate) static SET_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(SET));
 pub(crate) static RESET_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(RESET));

@@ -10,12 +10,17 @@ use redis::Script;
 use super::keys::{field, Keys};
 use super::scripts::{
     ADJUST_SCRIPT, COMMIT_SCRIPT, GET_SCRIPT, RELEASE_SCRIPT, RESERVE_SCRIPT, RESET_SCRIPT,
+    SET_SCRIPT,
 };
 use super::Error;
 use crate::store::{BoxError, Count, Counter, ReservationId, Reserve, UsageStore};
 
 /// Leases at least this long (about 35 000 years) never end.
 const ENDLESS_LEASE_MS: u128 = 1 << 50;
+
+/// How long a period's hash of counts outlives the period, in milliseconds: an instance whose
+/// clock runs a little behind still finds the period's counts.
+const PERIOD_KEPT_MS: u64 = 3_600_000;
 
 /// A [`UsageStore`] in Redis, shared by every instance that points at the same Redis and key
 /// prefix.
@@ -34,7 +39,10 @@ const ENDLESS_LEASE_MS: u128 = 1 << 50;
 /// * counts are exact up to `u64::MAX` and [`adjust`](UsageStore::adjust) saturates at 0 and at
 ///   `u64::MAX`;
 /// * [`Counted::Items`](crate::store::Counted::Items) and the `create` action are one counter, as
-///   in the in-memory store.
+///   in the in-memory store;
+/// * a period counter ([`Counter::in_period`]) lives in a hash of the user's counts for that
+///   period, whose key names the period (`used@2026-11`) and which expires an hour after the
+///   period ends.
 ///
 /// All the keys of one user share a cluster hash slot (`{user}`), and user ids, resource and
 /// action names are escaped so that no id can reach another's keys; see the
@@ -78,19 +86,29 @@ impl RedisUsageStore {
     /// When Redis cannot be reached or answers with an error.
     pub async fn reset(&self, counter: &Counter) -> Result<(), Error> {
         let _: i64 = self
-            .invoke(&RESET_SCRIPT, counter)
+            .invoke(&RESET_SCRIPT, counter, [])
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(())
     }
 
-    /// The script with the counter's keys and field.
-    fn invoke<'a>(&self, script: &'a Script, counter: &Counter) -> redis::ScriptInvocation<'a> {
+    /// The script with the counter's keys and field, then `args`, then when a period hash
+    /// expires (the last argument of every script).
+    fn invoke<'a, const N: usize>(
+        &self,
+        script: &'a Script,
+        counter: &Counter,
+        args: [String; N],
+    ) -> redis::ScriptInvocation<'a> {
         let mut invocation = script.prepare_invoke();
         invocation
-            .key(self.keys.used(&counter.user))
+            .key(self.keys.used_by(counter))
             .key(self.keys.held(counter))
             .arg(field(counter));
+        for arg in args {
+            invocation.arg(arg);
+        }
+        invocation.arg(expiry_arg(counter));
         invocation
     }
 }
@@ -101,6 +119,13 @@ impl fmt::Debug for RedisUsageStore {
             .field("prefix", &self.keys.prefix())
             .finish_non_exhaustive()
     }
+}
+
+/// When the hash of a period counter expires, `''` for a counter without a period.
+fn expiry_arg(counter: &Counter) -> String {
+    counter.period.map_or_else(String::new, |window| {
+        window.end().saturating_add(PERIOD_KEPT_MS).to_string()
+    })
 }
 
 /// A count the scripts answered, as a decimal string.
@@ -129,12 +154,16 @@ impl UsageStore for RedisUsageStore {
         id: ReservationId,
         lease: Duration,
     ) -> Result<Reserve, BoxError> {
-        let mut invocation = self.invoke(&RESERVE_SCRIPT, counter);
-        invocation
-            .arg(limit.map_or_else(String::new, |limit| limit.to_string()))
-            .arg(seed.to_string())
-            .arg(id.to_string())
-            .arg(lease_arg(lease));
+        let invocation = self.invoke(
+            &RESERVE_SCRIPT,
+            counter,
+            [
+                limit.map_or_else(String::new, |limit| limit.to_string()),
+                seed.to_string(),
+                id.to_string(),
+                lease_arg(lease),
+            ],
+        );
         let (reserved, used, held): (i64, String, i64) =
             invocation.invoke_async(&mut self.conn.clone()).await?;
         let used = parse_count(&used)?;
@@ -147,42 +176,43 @@ impl UsageStore for RedisUsageStore {
     }
 
     async fn commit(&self, counter: &Counter, id: ReservationId) -> Result<u64, BoxError> {
-        let mut invocation = self.invoke(&COMMIT_SCRIPT, counter);
-        invocation.arg(id.to_string());
+        let invocation = self.invoke(&COMMIT_SCRIPT, counter, [id.to_string()]);
         let used: String = invocation.invoke_async(&mut self.conn.clone()).await?;
         parse_count(&used)
     }
 
     async fn release(&self, counter: &Counter, id: ReservationId) -> Result<(), BoxError> {
-        let mut invocation = self.invoke(&RELEASE_SCRIPT, counter);
-        invocation.arg(id.to_string());
+        let invocation = self.invoke(&RELEASE_SCRIPT, counter, [id.to_string()]);
         let _: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
         Ok(())
     }
 
     async fn adjust(&self, counter: &Counter, delta: i64, seed: u64) -> Result<u64, BoxError> {
-        let mut invocation = self.invoke(&ADJUST_SCRIPT, counter);
-        invocation
-            .arg(if delta < 0 { "-" } else { "+" })
-            .arg(delta.unsigned_abs().to_string())
-            .arg(seed.to_string());
+        let sign = if delta < 0 { "-" } else { "+" };
+        let invocation = self.invoke(
+            &ADJUST_SCRIPT,
+            counter,
+            [
+                sign.to_owned(),
+                delta.unsigned_abs().to_string(),
+                seed.to_string(),
+            ],
+        );
         let used: String = invocation.invoke_async(&mut self.conn.clone()).await?;
         parse_count(&used)
     }
 
     async fn set(&self, counter: &Counter, used: u64) -> Result<(), BoxError> {
-        let _: i64 = redis::cmd("HSET")
-            .arg(self.keys.used(&counter.user))
-            .arg(field(counter))
-            .arg(used.to_string())
-            .query_async(&mut self.conn.clone())
+        let _: i64 = self
+            .invoke(&SET_SCRIPT, counter, [used.to_string()])
+            .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(())
     }
 
     async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError> {
         let answer: Option<(String, i64)> = self
-            .invoke(&GET_SCRIPT, counter)
+            .invoke(&GET_SCRIPT, counter, [])
             .invoke_async(&mut self.conn.clone())
             .await?;
         let Some((used, held)) = answer else {

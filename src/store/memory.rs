@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::usage::{Count, Counted, Counter, ReservationId, Reserve, UsageStore};
 use super::{BoxError, PlanStore};
-use crate::catalog::{Action, Catalog};
+use crate::catalog::{Action, Catalog, Window};
 use crate::format::FormatError;
 use crate::hash::Map;
 use crate::subscriber::{Assignment, ResourceUsage, Subscriber, Usage};
@@ -119,7 +119,7 @@ struct Users {
 }
 
 /// One user's counters: by resource, its few slots.
-type Counters = Map<Arc<str>, Vec<(Slot, Entry)>>;
+type Counters = Map<Arc<str>, Vec<(Key, Entry)>>;
 
 /// One counter's state kept beside the records.
 #[derive(Debug, Default)]
@@ -170,6 +170,33 @@ impl Entry {
 /// Whether a hold that expires at `expires` still counts at `now`.
 fn live(expires: Option<Instant>, now: Instant) -> bool {
     expires.map_or(true, |at| now < at)
+}
+
+/// A counter among a user's counts of one resource: where it lives, and its period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Key {
+    slot: Slot,
+    /// The period of a period counter, which is kept in its [`Entry`], never in the record.
+    window: Option<Window>,
+}
+
+impl Key {
+    fn of(counter: &Counter) -> Key {
+        Key {
+            slot: Slot::of(&counter.counted),
+            window: counter.period,
+        }
+    }
+
+    /// Whether this is the counter of the same slot for a period before `key`'s.
+    fn is_before(&self, key: &Key) -> bool {
+        match (self.window, key.window) {
+            (Some(old), Some(new)) => {
+                self.slot == key.slot && old.per() == new.per() && old.start() < new.start()
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Where a counter lives among a user's counts: its [`Counted`], except that a `create` count
@@ -230,7 +257,8 @@ fn adopt_counts(counters: &mut Map<Arc<str>, Counters>, id: &str, usage: &mut Us
         return;
     };
     for (resource, slots) in user.iter_mut() {
-        for (slot, entry) in slots.iter_mut() {
+        // Period counts stay in their entries.
+        for (Key { slot, .. }, entry) in slots.iter_mut().filter(|(key, _)| key.window.is_none()) {
             if let Some(used) = entry.used.take() {
                 if record_count(usage, resource, slot).is_none() {
                     set_record_count(usage, resource, slot, used);
@@ -240,33 +268,33 @@ fn adopt_counts(counters: &mut Map<Arc<str>, Counters>, id: &str, usage: &mut Us
     }
 }
 
-/// One counter, under its shard's write lock: its count (in the record, if the user has one)
-/// and its reservations.
+/// One counter, under its shard's write lock: its count (in the record, if the user has one
+/// and the counter has no period) and its reservations.
 struct Cell<'a> {
     record: Option<&'a mut Arc<Subscriber>>,
     resource: &'a Arc<str>,
-    slot: &'a Slot,
+    key: &'a Key,
     entry: &'a mut Entry,
 }
 
 impl Cell<'_> {
     /// The used count, `None` when the counter does not exist yet.
     fn used(&self) -> Option<u64> {
-        match &self.record {
-            Some(record) => record_count(&record.usage, self.resource, self.slot),
-            None => self.entry.used,
+        match (&self.record, self.key.window) {
+            (Some(record), None) => record_count(&record.usage, self.resource, &self.key.slot),
+            _ => self.entry.used,
         }
     }
 
     fn set_used(&mut self, used: u64) {
-        match &mut self.record {
-            Some(record) => set_record_count(
+        match (&mut self.record, self.key.window) {
+            (Some(record), None) => set_record_count(
                 &mut Arc::make_mut(record).usage,
                 self.resource,
-                self.slot,
+                &self.key.slot,
                 used,
             ),
-            None => self.entry.used = Some(used),
+            _ => self.entry.used = Some(used),
         }
     }
 
@@ -514,8 +542,10 @@ impl MemoryStore {
 
     /// Runs `f` on one counter under its shard's write lock. A user without a record loses the
     /// entries left empty; a user with one keeps them, so that the next use allocates nothing.
+    ///
+    /// A period counter replaces the user's counters of the same slot for earlier periods.
     fn with_counter<R>(&self, counter: &Counter, f: impl FnOnce(&mut Cell<'_>) -> R) -> R {
-        let slot = Slot::of(&counter.counted);
+        let key = Key::of(counter);
         let mut users = write(self.state.shard(&counter.user));
         let Users { records, counters } = &mut *users;
         let record = records.get_mut(&*counter.user);
@@ -523,18 +553,21 @@ impl MemoryStore {
         // Cloning the keys copies pointers: a counter used before allocates nothing here.
         let user = counters.entry(Arc::clone(&counter.user)).or_default();
         let slots = user.entry(Arc::clone(&counter.resource)).or_default();
-        let at = match slots.iter().position(|(held, _)| *held == slot) {
+        if key.window.is_some() {
+            slots.retain(|(held, _)| !held.is_before(&key));
+        }
+        let at = match slots.iter().position(|(held, _)| *held == key) {
             Some(at) => at,
             None => {
-                slots.push((slot, Entry::default()));
+                slots.push((key, Entry::default()));
                 slots.len() - 1
             }
         };
-        let (slot, entry) = &mut slots[at];
+        let (key, entry) = &mut slots[at];
         let result = f(&mut Cell {
             record,
             resource: &counter.resource,
-            slot,
+            key,
             entry,
         });
         if !keep && slots[at].1.is_empty() {
@@ -612,17 +645,17 @@ impl MemoryStore {
 
     /// [`UsageStore::get`] at the instant `now`.
     fn count_at(&self, counter: &Counter, now: Instant) -> Option<Count> {
-        let slot = Slot::of(&counter.counted);
+        let key = Key::of(counter);
         let users = read(self.state.shard(&counter.user));
         let entry = users
             .counters
             .get(&*counter.user)
             .and_then(|user| user.get(&*counter.resource))
-            .and_then(|slots| slots.iter().find(|(held, _)| *held == slot))
+            .and_then(|slots| slots.iter().find(|(held, _)| *held == key))
             .map(|(_, entry)| entry);
-        let used = match users.records.get(&*counter.user) {
-            Some(record) => record_count(&record.usage, &counter.resource, &slot),
-            None => entry.and_then(|entry| entry.used),
+        let used = match (users.records.get(&*counter.user), key.window) {
+            (Some(record), None) => record_count(&record.usage, &counter.resource, &key.slot),
+            _ => entry.and_then(|entry| entry.used),
         };
         let held = entry.map_or(0, |entry| entry.live_holds(now));
         if used.is_none() && held == 0 {

@@ -49,7 +49,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::BoxError;
-use crate::catalog::Action;
+use crate::catalog::{Action, Window};
 
 /// Which count a [`Counter`] keeps: a resource's items, or one action's successful calls.
 ///
@@ -72,11 +72,15 @@ impl fmt::Display for Counted {
     }
 }
 
-/// The key of one counter: whose, which resource, and what it counts.
+/// The key of one counter: whose, which resource, what it counts and, for a quota that resets,
+/// in which period.
 ///
-/// Build one with [`Counter::items`] or [`Counter::action`]; the type is `#[non_exhaustive]` so
-/// that a reset period can join the key later. It displays as `user/resource/counted`
-/// (`john/clients/items`), for logs.
+/// Build one with [`Counter::items`] or [`Counter::action`], and [`Counter::in_period`] for a
+/// period counter. It displays as `user/resource/counted` (`john/clients/items`), with the
+/// period after an `@` (`john/reports/create@2026-11`), for logs.
+///
+/// A period counter is a counter of its own: it starts from nothing in each period (the layer
+/// seeds it with 0), and the counters of earlier periods are no longer read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Counter {
@@ -86,6 +90,9 @@ pub struct Counter {
     pub resource: Arc<str>,
     /// What is counted.
     pub counted: Counted,
+    /// The period of a [`Limit::Periodic`](crate::catalog::Limit::Periodic) quota's counter;
+    /// `None` for a count that never resets.
+    pub period: Option<Window>,
 }
 
 impl Counter {
@@ -95,6 +102,7 @@ impl Counter {
             user: user.into(),
             resource: resource.into(),
             counted: Counted::Items,
+            period: None,
         }
     }
 
@@ -112,13 +120,26 @@ impl Counter {
             user: user.into(),
             resource: resource.into(),
             counted: Counted::Action(action.normalised().into_owned()),
+            period: None,
         }
+    }
+
+    /// The same count, kept per period: the counter of `window` (see
+    /// [`Period::window`](crate::catalog::Period::window)).
+    #[must_use]
+    pub fn in_period(mut self, window: Window) -> Self {
+        self.period = Some(window);
+        self
     }
 }
 
 impl fmt::Display for Counter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.user, self.resource, self.counted)
+        write!(f, "{}/{}/{}", self.user, self.resource, self.counted)?;
+        match &self.period {
+            Some(window) => write!(f, "@{window}"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -17,10 +17,7 @@ async fn create_client(Extension(allowed): Extension<Allowed>) -> String {
         "{} plan, {} of {} clients left",
         allowed.plan,
         allowed.remaining().unwrap_or(u64::MAX),
-        match allowed.limit {
-            tower_plans::catalog::Limit::Limited(maximum) => maximum,
-            tower_plans::catalog::Limit::Unlimited => u64::MAX,
-        }
+        allowed.limit.maximum().unwrap_or(u64::MAX)
     )
 }
 

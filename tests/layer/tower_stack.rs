@@ -78,6 +78,7 @@ async fn limit_reached_is_403_with_the_exact_json_body() {
             action: Action::Create,
             maximum: 3,
             usage: 3,
+            window: None,
         }))
     );
     assert_eq!(
@@ -95,6 +96,7 @@ async fn the_denial_itself_is_in_the_response_extensions() {
         action: Action::Create,
         maximum: 3,
         usage: 3,
+        window: None,
     };
     let response = send(
         &layer(&store),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 use tower_plans::format::FormatError;
 use tower_plans::{
-    catalog::{Limit, Plan, Trial},
+    catalog::{Limit, Period, Plan, Trial},
     Action, Catalog,
 };
 
@@ -354,11 +354,110 @@ fn negative_limit() {
 }
 
 #[test]
+fn quotas_load_from_json_and_the_builder_alike() {
+    let json = load(
+        r#"{"actions": ["export"], "plans": [{"name": "free", "limits": {
+            "reports": {"create": {"max": 20, "per": "day"}, "export": {"max": 0, "per": "year"}},
+            "calls": {"index": {"max": 1000, "per": "month"}, "show": {"max": 5, "per": "week"}}
+        }}]}"#,
+    );
+    let built = Catalog::builder()
+        .action("export")
+        .plan(
+            Plan::new("free")
+                .with_limit("reports", Action::Create, Limit::per(20, Period::Day))
+                .with_limit(
+                    "reports",
+                    Action::custom("export"),
+                    Limit::per(0, Period::Year),
+                )
+                .with_limit("calls", Action::Index, Limit::per(1000, Period::Month))
+                .with_limit("calls", Action::Show, Limit::per(5, Period::Week)),
+        )
+        .build()
+        .unwrap();
+    assert_eq!(json, built);
+    let free = json.plan("free").unwrap();
+    assert_eq!(
+        free.limit("calls", &Action::Index),
+        Limit::Periodic {
+            max: 1000,
+            per: Period::Month
+        }
+    );
+    // A quota serialises back to its JSON form.
+    assert_eq!(
+        serde_json::to_value(free.limit("reports", &Action::Create)).unwrap(),
+        json!({"max": 20, "per": "day"})
+    );
+}
+
+#[test]
+fn malformed_quotas_name_their_path() {
+    let cases = [
+        (
+            json!({"create": {"max": 2}}),
+            "plans[2].limits.clients.create.per",
+            "missing",
+        ),
+        (
+            json!({"create": {"per": "day"}}),
+            "plans[2].limits.clients.create.max",
+            "missing",
+        ),
+        (
+            json!({"create": {"max": 2, "per": "fortnight"}}),
+            "plans[2].limits.clients.create.per",
+            "unknown period \"fortnight\"",
+        ),
+        (
+            json!({"create": {"max": 2, "per": "Day"}}),
+            "plans[2].limits.clients.create.per",
+            "unknown period",
+        ),
+        (
+            json!({"create": {"max": 2, "per": 30}}),
+            "plans[2].limits.clients.create.per",
+            "found `30`",
+        ),
+        (
+            json!({"create": {"max": -1, "per": "day"}}),
+            "plans[2].limits.clients.create.max",
+            "non-negative integer",
+        ),
+        (
+            json!({"create": {"max": 1.5, "per": "day"}}),
+            "plans[2].limits.clients.create.max",
+            "found `1.5`",
+        ),
+        (
+            json!({"create": {"max": null, "per": "day"}}),
+            "plans[2].limits.clients.create.max",
+            "non-negative integer",
+        ),
+        (
+            json!({"create": {"max": 2, "per": "day", "burst": 3}}),
+            "plans[2].limits.clients.create.burst",
+            "unknown quota property",
+        ),
+        // A quota is set per action: at the resource level its keys are not actions.
+        (
+            json!({"max": 2, "per": "day"}),
+            "plans[2].limits.clients.max",
+            "a quota is set per action",
+        ),
+    ];
+    for (clients, path, message) in cases {
+        assert_error(three_plans(clients), path, message);
+    }
+}
+
+#[test]
 fn fractional_limit() {
     assert_error(
         three_plans(json!({"show": 2.5})),
         "plans[2].limits.clients.show",
-        "expected a non-negative integer or null",
+        "expected a non-negative integer, null (unlimited) or a quota",
     );
     assert_error(
         json!([{"name": "free", "groups": 0.5}]),

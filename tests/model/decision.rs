@@ -329,7 +329,8 @@ fn usage_boundary() {
             resource: clients(),
             action: Action::Create,
             maximum: 3,
-            usage: 4
+            usage: 4,
+            window: None,
         }
     );
     assert_eq!(

@@ -1,0 +1,162 @@
+//! The `RateLimit-Policy`, `RateLimit` and `Retry-After` header fields of limited actions.
+//!
+//! The `RateLimit` fields follow the IETF httpapi draft "RateLimit header fields for HTTP",
+//! which still changes: everything about their spelling is in [`RateLimitFields::new`].
+
+use http::header::RETRY_AFTER;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::catalog::{Action, Window};
+
+/// `RateLimit-Policy`: the quota policy, `"clients.create";q=3` (with `;w=` for a quota).
+pub(crate) static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit`: what is left of it, `"clients.create";r=2` (with `;t=` for a quota).
+pub(crate) static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The two `RateLimit` fields of one limited action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RateLimitFields {
+    policy: HeaderValue,
+    remaining: HeaderValue,
+}
+
+impl RateLimitFields {
+    /// The fields for `action` on `resource` under a limit of `max` (per `window`, for a
+    /// quota), with `remaining` left after the request: `None` when the names cannot be written
+    /// as a structured-field string (only printable ASCII can).
+    ///
+    /// The policy is named `resource.action`. `q` is the limit; a quota adds `w`, the length of
+    /// its current period in seconds, to the policy and `t`, the seconds until it resets
+    /// (rounded up), to the remaining quota `r`.
+    pub(crate) fn new(
+        resource: &str,
+        action: &Action,
+        max: u64,
+        remaining: u64,
+        window: Option<Window>,
+        now_ms: u64,
+    ) -> Option<Self> {
+        let mut name = String::with_capacity(resource.len() + action.as_str().len() + 3);
+        name.push('"');
+        for part in [resource, ".", action.as_str()] {
+            for c in part.chars() {
+                match c {
+                    '"' | '\\' => {
+                        name.push('\\');
+                        name.push(c);
+                    }
+                    ' '..='~' => name.push(c),
+                    _ => return None,
+                }
+            }
+        }
+        name.push('"');
+        let (policy, remaining) = match window {
+            Some(window) => (
+                format!("{name};q={max};w={}", window.seconds()),
+                format!("{name};r={remaining};t={}", window.seconds_left(now_ms)),
+            ),
+            None => (format!("{name};q={max}"), format!("{name};r={remaining}")),
+        };
+        Some(Self {
+            policy: HeaderValue::try_from(policy).ok()?,
+            remaining: HeaderValue::try_from(remaining).ok()?,
+        })
+    }
+
+    /// Adds both fields to `headers` (after any already there: another policy's fields stay).
+    pub(crate) fn append_to(self, headers: &mut HeaderMap) {
+        headers.append(RATELIMIT_POLICY.clone(), self.policy);
+        headers.append(RATELIMIT.clone(), self.remaining);
+    }
+}
+
+/// Sets `Retry-After` to the seconds from `now_ms` until `window` ends (at least 1).
+pub(crate) fn retry_after(headers: &mut HeaderMap, window: Window, now_ms: u64) {
+    let seconds = window.seconds_left(now_ms).max(1);
+    headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Period;
+
+    /// 2026-11-29T12:00:00Z.
+    const NOW: u64 = 1_795_953_600_000;
+
+    fn fields(fields: RateLimitFields) -> (String, String) {
+        let text = |v: &HeaderValue| v.to_str().unwrap().to_owned();
+        (text(&fields.policy), text(&fields.remaining))
+    }
+
+    #[test]
+    fn a_lifetime_limit() {
+        let got = RateLimitFields::new("clients", &Action::Create, 3, 2, None, NOW);
+        assert_eq!(
+            fields(got.unwrap()),
+            (
+                r#""clients.create";q=3"#.to_owned(),
+                r#""clients.create";r=2"#.to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn a_quota_names_its_window_and_reset() {
+        let window = Period::Month.window(NOW);
+        let got = RateLimitFields::new("reports", &Action::Create, 2, 1, Some(window), NOW);
+        // November has 30 days; 1.5 days are left of it at noon on the 29th.
+        assert_eq!(
+            fields(got.unwrap()),
+            (
+                r#""reports.create";q=2;w=2592000"#.to_owned(),
+                r#""reports.create";r=1;t=129600"#.to_owned()
+            )
+        );
+        let daily = Period::Day.window(NOW);
+        let got = RateLimitFields::new(
+            "api",
+            &Action::custom("export"),
+            20,
+            0,
+            Some(daily),
+            NOW + 1,
+        );
+        assert_eq!(
+            fields(got.unwrap()),
+            (
+                r#""api.export";q=20;w=86400"#.to_owned(),
+                r#""api.export";r=0;t=43200"#.to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn names_are_escaped_or_refused() {
+        let got = RateLimitFields::new(r#"a"b\c"#, &Action::Index, 1, 0, None, NOW);
+        assert_eq!(fields(got.unwrap()).0, r#""a\"b\\c.index";q=1"#);
+        let unicode = RateLimitFields::new("zoë", &Action::Index, 1, 0, None, NOW);
+        assert_eq!(unicode, None);
+        let tab = RateLimitFields::new("a\tb", &Action::Index, 1, 0, None, NOW);
+        assert_eq!(tab, None);
+    }
+
+    #[test]
+    fn appended_after_other_policies_and_retry_after_rounds_up() {
+        let mut headers = HeaderMap::new();
+        headers.insert(&RATELIMIT, HeaderValue::from_static(r#""ip";r=9"#));
+        RateLimitFields::new("clients", &Action::Create, 3, 0, None, NOW)
+            .unwrap()
+            .append_to(&mut headers);
+        let all: Vec<_> = headers.get_all(&RATELIMIT).iter().collect();
+        assert_eq!(all, [r#""ip";r=9"#, r#""clients.create";r=0"#]);
+        assert_eq!(headers[&RATELIMIT_POLICY], r#""clients.create";q=3"#);
+
+        let window = Period::Day.window(NOW);
+        retry_after(&mut headers, window, window.end() - 1500);
+        assert_eq!(headers[RETRY_AFTER], "2");
+        retry_after(&mut headers, window, window.end());
+        assert_eq!(headers[RETRY_AFTER], "1");
+    }
+}
