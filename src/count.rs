@@ -168,6 +168,20 @@ impl Tally {
     }
 }
 
+impl Tally {
+    /// The counter a request would reserve on and its seed, `None` when it reserves nothing.
+    pub(crate) fn counter(&self) -> Option<(&Counter, u64)> {
+        self.reserve
+            .as_ref()
+            .map(|(counter, _, seed)| (counter, *seed))
+    }
+
+    /// The usage reported when nothing is reserved.
+    pub(crate) fn unreserved_usage(&self) -> u64 {
+        self.unreserved_usage
+    }
+}
+
 /// What a reservation attempt found.
 pub(crate) enum Reserved {
     /// The unit is held; `usage` is what the counter had before (used + held).
@@ -225,6 +239,19 @@ impl Counting {
                 Err(error)
             }
         }
+    }
+
+    /// The count that `tally` would reserve against (used + held), or its seed when the
+    /// counter does not exist yet; the record's usage when it reserves nothing.
+    ///
+    /// # Errors
+    /// When the usage store fails or times out.
+    pub(crate) async fn usage(&self, tally: &Tally) -> Result<u64, StoreError> {
+        let Some((counter, seed)) = tally.counter() else {
+            return Ok(tally.unreserved_usage());
+        };
+        let count = timed(Call::GET, self.timeout, (*self.store).get(counter)).await?;
+        Ok(count.map_or(seed, |count| count.total()))
     }
 
     /// What the store's `answer` to `tally` means for the request.

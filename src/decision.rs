@@ -360,6 +360,24 @@ pub(crate) fn applicable<'a>(
     })
 }
 
+/// When the plan that [`applicable`] found in `state` stops applying, grace included: `None`
+/// when it never does (a regular plan without `expires`, a fallback or a default plan).
+pub(crate) fn applies_until(
+    catalog: &Catalog,
+    subscriber: Option<&Subscriber>,
+    state: State<'_>,
+    policy: &Policy,
+) -> Option<u64> {
+    if !matches!(state, State::Active | State::Trial) {
+        return None;
+    }
+    let assignment = subscriber.and_then(|s| s.assignment.as_ref())?;
+    match end_of(assignment, catalog) {
+        End::At(end) => Some(end.saturating_add(crate::time::millis(policy.grace_period))),
+        End::Never | End::Unknown => None,
+    }
+}
+
 /// The plan that applies before the default plan is considered.
 enum Effective<'a> {
     Plan(&'a Plan, State<'a>),
@@ -480,7 +498,7 @@ pub(crate) fn check<'a>(
 }
 
 /// The usage counted against the limit on `action` (already normalised) of `resource`.
-fn usage_of(plan: &Plan, usage: &Usage, resource: &str, action: &Action) -> u64 {
+pub(crate) fn usage_of(plan: &Plan, usage: &Usage, resource: &str, action: &Action) -> u64 {
     if *action == Action::Patch && patch_uses_update_limit(plan, resource) {
         return usage
             .action_count(resource, &Action::Patch)

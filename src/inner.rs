@@ -16,7 +16,7 @@ use http_body_util::Full;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::cache::{CatalogCache, Fetch, Loaded, Record, Refresh, Users};
+use crate::cache::{CatalogCache, Fetch, Loaded, Record, Refresh, Users, View};
 use crate::catalog::{Action, Limit, Window};
 use crate::count::{Answer, Counting, Reservation, Reserved, Tally};
 use crate::decision::{applicable, check, Allowed, Decision, Denial, PlanState, Policy, Verdict};
@@ -220,6 +220,25 @@ impl Inner {
         Some(self.judge(loaded, index, record.subscriber(), user))
     }
 
+    /// The catalog as a governed request would find it: the cached one while it is usable
+    /// (a stale one starts its refresh), else a load; `None` when the store failed and no
+    /// catalog may serve.
+    pub(crate) async fn catalog(self: &Arc<Self>) -> Option<Arc<Loaded>> {
+        let now = Instant::now();
+        let usable = match self.catalog.view(&self.catalog.read(), now) {
+            View::Usable { loaded, stale } => Some((Arc::clone(loaded), stale)),
+            View::Load => None,
+        };
+        match usable {
+            Some((loaded, false)) => Some(loaded),
+            Some((stale, true)) => match self.refresh_in_background(now) {
+                Some(refresh) => Some(refresh.run(self.fetch()).await.unwrap_or(stale)),
+                None => Some(stale),
+            },
+            None => self.catalog.load(self.fetch()).await,
+        }
+    }
+
     /// Fetches the user's record (through the user cache when there is one) and decides.
     pub(crate) async fn check_user(
         &self,
@@ -227,7 +246,18 @@ impl Inner {
         index: RouteIndex,
         user: &UserId,
     ) -> Judgement {
-        let record = match &self.users {
+        let Some(record) = self.record(user).await else {
+            let route = loaded.table.route(index);
+            let action = route.action.normalised();
+            return self.store_unavailable(Some((route.resource, &action)));
+        };
+        self.judge(loaded, index, record.subscriber(), user)
+    }
+
+    /// The user's record, through the user cache when there is one; `None` when the store
+    /// failed (the failure is logged).
+    pub(crate) async fn record(&self, user: &UserId) -> Option<Record> {
+        match &self.users {
             Some(users) => users.get(&*self.store, self.store_timeout, user).await.ok(),
             // `(*self.store)`: the call goes straight to the store through the trait object.
             // `self.store.user` would pick `impl PlanStore for Box<T>`, whose future boxes the
@@ -246,13 +276,7 @@ impl Inner {
                     None
                 }
             },
-        };
-        let Some(record) = record else {
-            let route = loaded.table.route(index);
-            let action = route.action.normalised();
-            return self.store_unavailable(Some((route.resource, &action)));
-        };
-        self.judge(loaded, index, record.subscriber(), user)
+        }
     }
 
     /// Reserves the unit of a counted request when the usage store answers without waiting,

@@ -1,6 +1,7 @@
 //! [`PlanLimitLayer`] and its builder.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use crate::cache::{CatalogCache, UserCache, Users};
 use crate::catalog::Action;
 use crate::count::{CommitWhen, Counting};
 use crate::decision::Policy;
+use crate::entitlements::{Entitlements, EntitlementsService, Unavailable};
 use crate::error::ConfigError;
 use crate::inner::{ClockFn, Inner};
 use crate::invalidator::Invalidator;
@@ -151,6 +153,43 @@ impl PlanLimitLayer {
             commit_when: None,
             commit_dropped: false,
         }
+    }
+
+    /// What `user` may do: the effective plan, its state and expiry, and every limit with its
+    /// usage, remaining amount and reset (see [`Entitlements`]).
+    ///
+    /// It reads what a request of the user would read: the catalog and the record through this
+    /// layer's caches (loading them when they are not cached), the counts from its usage store
+    /// when it [counts usage](PlanLimitLayerBuilder::count_usage), with the same store timeout
+    /// and clock. [`entitlements_service`](Self::entitlements_service) answers it as JSON.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when the plan store or the usage store fails or times out (the error is
+    /// logged). An unknown user is not an error: they have no plan
+    /// ([`Standing::None`](crate::entitlements::Standing::None)), or the default plan.
+    pub fn entitlements(
+        &self,
+        user: impl Into<UserId>,
+    ) -> impl Future<Output = Result<Entitlements, Unavailable>> + Send + 'static {
+        let inner = Arc::clone(&self.state);
+        let user = user.into();
+        async move { crate::entitlements::read(&inner, user).await }
+    }
+
+    /// A service that answers a request with its user's [`entitlements`](Self::entitlements)
+    /// as JSON, for a front end: route it at `GET /entitlements`, say, behind the same
+    /// authentication as the governed routes. See [`EntitlementsService`].
+    ///
+    /// ```
+    /// # use tower_plans::{Catalog, MemoryStore, PlanLimitLayer};
+    /// # let store = MemoryStore::new(Catalog::default());
+    /// let layer = PlanLimitLayer::builder(store).base("/api").build()?;
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route_service("/entitlements", layer.entitlements_service());
+    /// # Ok::<(), tower_plans::ConfigError>(())
+    /// ```
+    pub fn entitlements_service(&self) -> EntitlementsService {
+        EntitlementsService::new(Arc::clone(&self.state))
     }
 
     /// A handle that drops cached users or the cached catalog of this layer (and of every service

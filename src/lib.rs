@@ -133,6 +133,7 @@ mod cache;
 pub mod catalog;
 mod count;
 pub mod decision;
+pub mod entitlements;
 mod error;
 pub mod format;
 mod future;

@@ -145,6 +145,7 @@ impl Call {
     pub(crate) const COMMIT: Call = Call::usage("commit");
     pub(crate) const RELEASE: Call = Call::usage("release");
     pub(crate) const ADJUST: Call = Call::usage("adjust");
+    pub(crate) const GET: Call = Call::usage("get");
 
     const fn plan(call: &'static str) -> Call {
         Call {

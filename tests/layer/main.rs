@@ -17,5 +17,6 @@ mod invalidation;
 mod metrics;
 mod poll_ready;
 mod quickstart;
+mod quotas;
 mod sqlite;
 mod tower_stack;

@@ -1,0 +1,445 @@
+//! "What may this user do", as data: the effective plan, its state and expiry, and every limit
+//! with its usage, remaining amount and reset.
+//!
+//! [`PlanLimitLayer::entitlements`](crate::PlanLimitLayer::entitlements) returns a user's
+//! [`Entitlements`]; [`EntitlementsService`] answers them as JSON for the authenticated user of
+//! a request, for a front end to show "3 of 10 clients used, resets on the 1st". Both read
+//! through the layer's caches, with its store timeout and its clock, and count usage as the
+//! layer does.
+//!
+//! # The JSON form
+//!
+//! ```json
+//! {"user": "john", "plan": "free", "state": "active", "expires": null, "limits": [
+//!   {"resource": "clients", "action": "create", "max": 3, "used": 2, "remaining": 1,
+//!    "per": null, "resets": null},
+//!   {"resource": "reports", "action": "create", "max": 2, "used": 2, "remaining": 0,
+//!    "per": "month", "resets": 1796083200000}
+//! ]}
+//! ```
+//!
+//! `max` and `remaining` are `null` when the action is unlimited on the plan; `per` and
+//! `resets` (milliseconds since the Unix epoch) are `null` unless the limit is a quota.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use tower_service::Service;
+
+use crate::catalog::{Action, Catalog, Limit, Period};
+use crate::count::Tally;
+use crate::decision::{applicable, applies_until, usage_of, State as Applied, Verdict};
+use crate::inner::Inner;
+use crate::response::Rejection;
+use crate::user::{extract_user, UserId};
+
+/// A user's standing with their plan, and every limit the catalog sets with their usage.
+///
+/// Serialises as the [JSON form](self#the-json-form).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Entitlements {
+    /// The user's id.
+    pub user: UserId,
+    /// The plan that applies (for [`Standing::Expired`], the plan that expired); `None` when
+    /// the user has no plan.
+    pub plan: Option<Arc<str>>,
+    /// How the user stands with it.
+    pub standing: Standing,
+    /// When the plan stops applying, grace included, in milliseconds since the Unix epoch (for
+    /// [`Standing::Expired`], when it did); `None` when it does not end.
+    pub expires: Option<u64>,
+    /// The limits of the plan, one per governed resource and action that some plan of the
+    /// catalog sets: resources in name order, their REST actions in [`Action::REST`] order, then
+    /// custom actions in name order. Empty when no plan applies, since every governed action is
+    /// then denied.
+    pub limits: Vec<Entitlement>,
+}
+
+/// How a user stands with their plan: the `state` of the [JSON form](self#the-json-form).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Standing {
+    /// A regular plan that has not expired (`"active"`).
+    Active,
+    /// A free trial that has not expired (`"trial"`).
+    Trial,
+    /// A trial of `trial` that expired; the catalog's fallback plan applies (`"fallback"`).
+    Fallback {
+        /// The plan that was on trial.
+        trial: Arc<str>,
+    },
+    /// No active plan; the layer's default plan applies (`"default"`).
+    Default,
+    /// No plan at all, or one the catalog does not know (`"none"`): every governed action is
+    /// denied.
+    None,
+    /// The plan expired, and neither a fallback nor a default plan applies (`"expired"`).
+    Expired,
+}
+
+/// One limit of the plan on one action of one resource, with the user's usage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Entitlement {
+    /// The resource.
+    pub resource: Arc<str>,
+    /// The action.
+    pub action: Action,
+    /// The plan's limit on it.
+    pub limit: Limit,
+    /// The usage counted against the limit: with counted usage, the usage store's count (units
+    /// held by requests in flight included), otherwise the record's; for a quota, in the
+    /// current period.
+    pub used: u64,
+    /// When a quota's count resets, in milliseconds since the Unix epoch.
+    pub resets: Option<u64>,
+}
+
+impl Entitlement {
+    /// The maximum, `None` when unlimited.
+    pub fn max(&self) -> Option<u64> {
+        self.limit.maximum()
+    }
+
+    /// What is left: `max - used`, `None` when unlimited.
+    pub fn remaining(&self) -> Option<u64> {
+        self.max().map(|max| max.saturating_sub(self.used))
+    }
+
+    /// A quota's reset period.
+    pub fn per(&self) -> Option<Period> {
+        self.limit.period()
+    }
+}
+
+impl Standing {
+    /// The state's name in the JSON form: `"active"`, `"trial"`, `"fallback"`, `"default"`,
+    /// `"none"` or `"expired"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Standing::Active => "active",
+            Standing::Trial => "trial",
+            Standing::Fallback { .. } => "fallback",
+            Standing::Default => "default",
+            Standing::None => "none",
+            Standing::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for Standing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Standing {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl Serialize for Entitlements {
+    /// The [JSON form](self#the-json-form).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(5))?;
+        map.serialize_entry("user", self.user.as_str())?;
+        map.serialize_entry("plan", &self.plan.as_deref())?;
+        map.serialize_entry("state", &self.standing)?;
+        map.serialize_entry("expires", &self.expires)?;
+        map.serialize_entry("limits", &self.limits)?;
+        map.end()
+    }
+}
+
+impl Serialize for Entitlement {
+    /// `{"resource","action","max","used","remaining","per","resets"}`.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(7))?;
+        map.serialize_entry("resource", &*self.resource)?;
+        map.serialize_entry("action", &self.action)?;
+        map.serialize_entry("max", &self.max())?;
+        map.serialize_entry("used", &self.used)?;
+        map.serialize_entry("remaining", &self.remaining())?;
+        map.serialize_entry("per", &self.per())?;
+        map.serialize_entry("resets", &self.resets)?;
+        map.end()
+    }
+}
+
+/// The entitlements could not be read: the plan store or the usage store failed or timed out
+/// (the error itself is logged, never returned, as for a request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unavailable;
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the plan store or the usage store is unavailable")
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// Reads `user`'s entitlements through the layer's state.
+pub(crate) async fn read(inner: &Arc<Inner>, user: UserId) -> Result<Entitlements, Unavailable> {
+    let loaded = inner.catalog().await.ok_or(Unavailable)?;
+    let record = inner.record(&user).await.ok_or(Unavailable)?;
+    let catalog = &*loaded.catalog;
+    let subscriber = record.subscriber();
+    let now_ms = inner.now_ms();
+    let (plan, state) = match applicable(catalog, subscriber, || now_ms, &inner.policy) {
+        Ok(applied) => applied,
+        Err(verdict) => {
+            let (plan, standing, expires) = match verdict {
+                Verdict::Expired { plan, date } => {
+                    (Some(Arc::clone(plan)), Standing::Expired, Some(date))
+                }
+                _ => (None, Standing::None, None),
+            };
+            return Ok(Entitlements {
+                user,
+                plan,
+                standing,
+                expires,
+                limits: Vec::new(),
+            });
+        }
+    };
+    let expires = applies_until(catalog, subscriber, state, &inner.policy);
+    let standing = match state {
+        Applied::Active => Standing::Active,
+        Applied::Trial => Standing::Trial,
+        Applied::Fallback(trial) => Standing::Fallback {
+            trial: Arc::clone(trial),
+        },
+        Applied::Default => Standing::Default,
+    };
+    let usage = subscriber.map(|s| &s.usage);
+    let mut limits = Vec::new();
+    for (resource, action) in limited(catalog) {
+        let limit = plan.limit(resource, &action);
+        let window = limit.period().map(|per| per.window(now_ms));
+        let tally = inner.counting.as_ref().and_then(|counting| {
+            Tally::of(plan, usage, user.as_arc(), resource, &action, window)
+                .map(|tally| (counting, tally))
+        });
+        let used = match tally {
+            Some((counting, tally)) => match counting.usage(&tally).await {
+                Ok(used) => used,
+                Err(error) => {
+                    tracing::warn!(%resource, %error, "usage store failed to read a count");
+                    return Err(Unavailable);
+                }
+            },
+            None => usage.map_or(0, |usage| usage_of(plan, usage, resource, &action)),
+        };
+        limits.push(Entitlement {
+            resource: Arc::clone(resource),
+            action,
+            limit,
+            used,
+            resets: window.map(|window| window.end()),
+        });
+    }
+    Ok(Entitlements {
+        user,
+        plan: Some(Arc::clone(plan.name_arc())),
+        standing,
+        expires,
+        limits,
+    })
+}
+
+/// Every governed resource with each action that some plan of the catalog sets a limit on.
+fn limited(catalog: &Catalog) -> Vec<(&Arc<str>, Action)> {
+    let mut pairs = Vec::new();
+    for resource in catalog.resources() {
+        let mut actions: Vec<Action> = Vec::new();
+        for plan in catalog.plans() {
+            for (action, _) in plan.resource(resource).into_iter().flat_map(|l| l.iter()) {
+                if !actions.contains(&action) {
+                    actions.push(action);
+                }
+            }
+        }
+        actions.sort_by_key(|action| (action.slot().unwrap_or(usize::MAX), action.clone()));
+        pairs.extend(actions.into_iter().map(|action| (resource, action)));
+    }
+    pairs
+}
+
+/// A [`Service`] that answers a request with its user's [`Entitlements`] as JSON; made by
+/// [`PlanLimitLayer::entitlements_service`](crate::PlanLimitLayer::entitlements_service).
+///
+/// It finds the user as the layer does (its
+/// [`extract_user`](crate::PlanLimitLayerBuilder::extract_user) function, or the [`UserId`] in
+/// the request extensions) and answers:
+///
+/// * `200` with the [JSON form](self#the-json-form) (`content-type: application/json`);
+/// * `401` without a user, and `503` when a store fails or times out, rendered by the layer's
+///   [`RenderRejection`](crate::RenderRejection) with the [`Rejection`] in the response
+///   extensions, as the layer's own refusals. There is nothing to let through here, so a layer
+///   that [fails open](crate::PlanLimitLayerBuilder::fail_open) still answers `503`.
+///
+/// It answers every request it is given, whatever the method and path: route it (for example
+/// `GET /entitlements`) with the router.
+#[derive(Clone)]
+pub struct EntitlementsService {
+    inner: Arc<Inner>,
+}
+
+impl EntitlementsService {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+}
+
+impl fmt::Debug for EntitlementsService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EntitlementsService")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The response future of [`EntitlementsService`].
+pub type EntitlementsFuture =
+    Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static>>;
+
+impl<B> Service<Request<B>> for EntitlementsService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = EntitlementsFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let user = extract_user(self.inner.extractor.as_deref(), &mut request);
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            let Some(user) = user else {
+                return Ok(inner.reject(Rejection::Unauthenticated));
+            };
+            match read(&inner, user).await {
+                Ok(entitlements) => Ok(json(&entitlements)),
+                Err(Unavailable) => Ok(inner.reject(Rejection::StoreUnavailable)),
+            }
+        })
+    }
+}
+
+/// A `200` with `entitlements` as JSON.
+fn json(entitlements: &Entitlements) -> Response<Full<Bytes>> {
+    let (status, body) = match serde_json::to_vec(entitlements) {
+        Ok(body) => (StatusCode::OK, body),
+        // Serialising strings and numbers into memory does not fail; should it ever, say so.
+        Err(error) => {
+            tracing::error!(%error, "could not serialize entitlements");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                br#"{"reason":"entitlements_unavailable"}"#.to_vec(),
+            )
+        }
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limited_lists_every_action_some_plan_sets_in_order() {
+        let catalog = Catalog::from_json(
+            r#"{"actions": ["export"], "plans": [
+                {"name": "free", "limits": {"clients": 3, "reports": {"export": 0, "show": 10}}},
+                {"name": "pro", "limits": {"clients": {"update": 100, "create": null}, "notes": null}}
+            ]}"#,
+        )
+        .unwrap();
+        let pairs: Vec<String> = limited(&catalog)
+            .into_iter()
+            .map(|(resource, action)| format!("{resource}.{action}"))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                "clients.create",
+                "clients.update",
+                "reports.show",
+                "reports.export"
+            ]
+        );
+    }
+
+    #[test]
+    fn serialises_in_the_documented_form() {
+        let entitlements = Entitlements {
+            user: UserId::new("john"),
+            plan: Some(Arc::from("free")),
+            standing: Standing::Fallback {
+                trial: Arc::from("pro"),
+            },
+            expires: None,
+            limits: vec![
+                Entitlement {
+                    resource: Arc::from("clients"),
+                    action: Action::Create,
+                    limit: Limit::Unlimited,
+                    used: 4,
+                    resets: None,
+                },
+                Entitlement {
+                    resource: Arc::from("reports"),
+                    action: Action::Create,
+                    limit: Limit::per(2, Period::Month),
+                    used: 3,
+                    resets: Some(1_796_083_200_000),
+                },
+            ],
+        };
+        assert_eq!(
+            serde_json::to_string(&entitlements).unwrap(),
+            concat!(
+                r#"{"user":"john","plan":"free","state":"fallback","expires":null,"limits":["#,
+                r#"{"resource":"clients","action":"create","max":null,"used":4,"remaining":null,"per":null,"resets":null},"#,
+                r#"{"resource":"reports","action":"create","max":2,"used":3,"remaining":0,"per":"month","resets":1796083200000}]}"#
+            )
+        );
+        let none = Entitlements {
+            plan: None,
+            standing: Standing::None,
+            limits: Vec::new(),
+            ..entitlements
+        };
+        assert_eq!(
+            serde_json::to_string(&none).unwrap(),
+            r#"{"user":"john","plan":null,"state":"none","expires":null,"limits":[]}"#
+        );
+        for (standing, name) in [
+            (Standing::Active, "active"),
+            (Standing::Trial, "trial"),
+            (Standing::Default, "default"),
+            (Standing::Expired, "expired"),
+        ] {
+            assert_eq!(standing.to_string(), name);
+        }
+    }
+}
