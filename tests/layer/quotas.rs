@@ -435,8 +435,8 @@ async fn entitlements_list_every_limit_with_counted_usage() {
             "clients/create",
             "reports/show",
             "reports/create",
-            "reports/export",
-            "reports/archive"
+            "reports/archive",
+            "reports/export"
         ]
     );
 
