@@ -175,8 +175,12 @@ impl Fixture {
 
     /// Gives `builder` this fixture's base, paths and catalog time-to-live, whatever its stores
     /// (the SQLite example serves the same routes from a database).
+    /// Limited actions answer with the `RateLimit` header fields.
     pub fn configure(&self, builder: PlanLimitLayerBuilder) -> PlanLimitLayerBuilder {
-        let mut builder = builder.base(self.base.clone()).plans_ttl(self.timeout);
+        let mut builder = builder
+            .base(self.base.clone())
+            .plans_ttl(self.timeout)
+            .rate_limit_headers(true);
         for (resource, template) in &self.paths {
             builder = builder.path(resource.as_str(), template.clone());
         }
@@ -201,15 +205,18 @@ pub fn router(fixture: &Fixture) -> Result<Router, FixtureError> {
     Ok(app(fixture.layer()?))
 }
 
-/// The application around `plans`: demo authentication, then `plans`, then the REST handler.
+/// The application around `plans`: demo authentication, then `plans`, then the REST handler;
+/// and `GET /entitlements`, what the authenticated user may do, beside the plan layer.
 pub fn app(plans: PlanLimitLayer) -> Router {
     let state = AppState {
         items: Arc::default(),
     };
+    let entitlements = plans.entitlements_service();
     Router::new()
         .fallback(rest)
         .with_state(state)
         .layer(plans)
+        .route_service("/entitlements", entitlements)
         // DEMO ONLY: trusts the `x-user` header. A real application puts its authentication here.
         .layer(middleware::from_fn(demo_auth))
 }
@@ -447,6 +454,56 @@ pub fn tour() -> Vec<TourStep> {
             user: Some("dave"),
             body: Some(r#"{"name":"Mercury"}"#),
             status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "alice (free: 2 reports a month) makes a report, id 6: 201 with \
+                   `RateLimit: \"reports.create\";r=1;t=<seconds to the 1st>`",
+            method: Method::POST,
+            path: "/api/reports",
+            user: Some("alice"),
+            body: Some(r#"{"title":"Q3"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "alice's second report this month, id 7: 201 with r=0",
+            method: Method::POST,
+            path: "/api/reports",
+            user: Some("alice"),
+            body: Some(r#"{"title":"Q4"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "a third report: 403 with `resets` (the 1st of next month, UTC) and Retry-After",
+            method: Method::POST,
+            path: "/api/reports",
+            user: Some("alice"),
+            body: Some(r#"{"title":"Q5"}"#),
+            status: StatusCode::FORBIDDEN,
+        },
+        TourStep {
+            what: "alice deletes report 6",
+            method: Method::DELETE,
+            path: "/api/reports/6",
+            user: Some("alice"),
+            body: None,
+            status: StatusCode::OK,
+        },
+        TourStep {
+            what: "but a monthly quota counts what was made: still 403 until the 1st",
+            method: Method::POST,
+            path: "/api/reports",
+            user: Some("alice"),
+            body: Some(r#"{"title":"Q5"}"#),
+            status: StatusCode::FORBIDDEN,
+        },
+        TourStep {
+            what: "what alice may do, as JSON: her plan, and each limit's max, used, remaining \
+                   and reset",
+            method: Method::GET,
+            path: "/entitlements",
+            user: Some("alice"),
+            body: None,
+            status: StatusCode::OK,
         },
         TourStep {
             what: "no x-user header on a governed path: 401",

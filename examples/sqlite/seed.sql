@@ -1,14 +1,16 @@
 -- The quickstart's plans and users (examples/quickstart.json), as rows: loaded into a fresh
 -- database by the sqlite example. `tests/layer/sqlite.rs` checks that both hold the same data.
 
--- free keeps 3 clients and 1 project, which it may not delete; regular 10 and 5; pro 30 clients
--- and any number of projects (projects is named, without limits).
+-- free keeps 3 clients and 1 project, which it may not delete, and makes 2 reports a month;
+-- regular 10, 5 and 20 a month; pro 30 clients and any number of projects and reports (named,
+-- without limits).
 INSERT INTO plans (name, position) VALUES ('free', 0), ('regular', 1), ('pro', 2);
 
 INSERT INTO plan_resources (plan, resource) VALUES
     ('free', 'clients'), ('free', 'projects'),
     ('regular', 'clients'), ('regular', 'projects'),
-    ('pro', 'clients'), ('pro', 'projects');
+    ('pro', 'clients'), ('pro', 'projects'),
+    ('free', 'reports'), ('regular', 'reports'), ('pro', 'reports');
 
 INSERT INTO plan_limits (plan, resource, action, max) VALUES
     ('free', 'clients', 'create', 3),
@@ -17,6 +19,10 @@ INSERT INTO plan_limits (plan, resource, action, max) VALUES
     ('regular', 'clients', 'create', 10),
     ('regular', 'projects', 'create', 5),
     ('pro', 'clients', 'create', 30);
+
+INSERT INTO plan_limits (plan, resource, action, max, per) VALUES
+    ('free', 'reports', 'create', 2, 'month'),
+    ('regular', 'reports', 'create', 20, 'month');
 
 -- A 14-day trial that falls back to free.
 INSERT INTO trial (id, duration_ms, fallback) VALUES (1, 14 * 86400000, 'free');

@@ -105,9 +105,17 @@ async fn the_printed_tour_behaves_as_it_says() {
         json!({"reason":"subscription","plan":"regular","expired":true,"date":1735689600000_u64})
     );
     assert_eq!(bodies[9]["decision"]["plan"], json!("pro"));
-    assert_eq!(bodies[10], json!({"reason":"unauthenticated"}));
-    assert_eq!(bodies[11], json!({"ok":true}));
-    assert_eq!(bodies.len(), 12);
+    // alice's reports: ids 6 and 7, then the monthly quota of 2 is reached, and deleting report
+    // 6 gives nothing back.
+    assert_eq!(bodies[10]["id"], json!(6));
+    assert_eq!(bodies[11]["id"], json!(7));
+    assert_eq!(bodies[12]["usage"], json!(2));
+    assert_eq!(bodies[13]["deleted"], json!(6));
+    assert_eq!(bodies[14]["usage"], json!(2));
+    assert_eq!(bodies[15]["plan"], json!("free"));
+    assert_eq!(bodies[16], json!({"reason":"unauthenticated"}));
+    assert_eq!(bodies[17], json!({"ok":true}));
+    assert_eq!(bodies.len(), 18);
 
     // alice is at her limit again.
     let (status, body) = send(
@@ -117,6 +125,167 @@ async fn the_printed_tour_behaves_as_it_says() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["usage"], json!(3));
+}
+
+/// The first millisecond of the UTC month after `now_ms`, counted the plain way: month by month
+/// from 1970.
+fn next_month_start(now_ms: u64) -> u64 {
+    let mut start = 0_u64;
+    for year in 1970_u64.. {
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        for days in [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ] {
+            start += days * 86_400_000;
+            if start > now_ms {
+                return start;
+            }
+        }
+    }
+    unreachable!("the years never run out")
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
+}
+
+/// Sends `step` and returns the status, the `ratelimit-policy`, `ratelimit` and `retry-after`
+/// headers, and the JSON body.
+async fn send_with_headers(
+    router: &axum::Router,
+    step: &app::TourStep,
+) -> (StatusCode, [Option<String>; 3], Value) {
+    let mut req = Request::builder()
+        .method(step.method.clone())
+        .uri(step.path);
+    if let Some(user) = step.user {
+        req = req.header("x-user", user);
+    }
+    let req = req
+        .body(Body::from(step.body.unwrap_or_default()))
+        .expect("request");
+    let res = router.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .map(|v| v.to_str().expect("ASCII").to_owned())
+    };
+    let headers = [
+        header("ratelimit-policy"),
+        header("ratelimit"),
+        header("retry-after"),
+    ];
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_monthly_report_quota_with_headers_and_entitlements() {
+    let fixture = app::Fixture::parse(DEFAULT_FIXTURE).expect("fixture");
+    let router = app::router(&fixture).expect("router");
+    let before = now_ms();
+    let resets = next_month_start(before);
+    let post = step(axum::http::Method::POST, "/api/reports", Some("{}"));
+
+    let (status, [policy, remaining, retry], first) = send_with_headers(&router, &post).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let policy = policy.expect("a RateLimit-Policy");
+    assert!(policy.starts_with(r#""reports.create";q=2;w="#), "{policy}");
+    let remaining = remaining.expect("a RateLimit");
+    assert!(
+        remaining.starts_with(r#""reports.create";r=1;t="#),
+        "{remaining}"
+    );
+    // `t` is the seconds until the month ends, rounded up.
+    let t: u64 = remaining.rsplit("t=").next().unwrap().parse().unwrap();
+    let left = (resets - before).div_ceil(1000);
+    assert!(t <= left && t + 5 >= left, "t={t}, {left} s to the 1st");
+    assert_eq!(retry, None);
+
+    let (status, [_, remaining, _], _) = send_with_headers(&router, &post).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(remaining.unwrap().starts_with(r#""reports.create";r=0;t="#));
+
+    let (status, [policy, remaining, retry], denied) = send_with_headers(&router, &post).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        denied,
+        json!({"reason": "subscription", "plan": "free", "item": "reports", "action": "create",
+               "maximum": 2, "usage": 2, "resets": resets})
+    );
+    assert!(policy.unwrap().starts_with(r#""reports.create";q=2;w="#));
+    assert!(remaining.unwrap().starts_with(r#""reports.create";r=0;t="#));
+    let retry: u64 = retry.expect("a Retry-After").parse().unwrap();
+    assert!(
+        retry <= left && retry + 5 >= left,
+        "Retry-After {retry}, {left} s to the 1st"
+    );
+
+    // Deleting a report does not give a create back.
+    let delete = step(
+        axum::http::Method::DELETE,
+        format!("/api/reports/{}", first["id"]),
+        None,
+    );
+    let (status, _, deleted) = send_with_headers(&router, &delete).await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    let (status, _, again) = send_with_headers(&router, &post).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(again["usage"], json!(2));
+
+    // What alice may do.
+    let (status, _, entitlements) = send_with_headers(
+        &router,
+        &step(axum::http::Method::GET, "/entitlements", None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(entitlements["user"], json!("alice"));
+    assert_eq!(entitlements["plan"], json!("free"));
+    assert_eq!(entitlements["state"], json!("active"));
+    let limits = entitlements["limits"].as_array().expect("limits");
+    let find = |resource: &str, action: &str| {
+        limits
+            .iter()
+            .find(|l| l["resource"] == resource && l["action"] == action)
+            .unwrap_or_else(|| panic!("no {resource}/{action} in {entitlements}"))
+    };
+    assert_eq!(
+        find("reports", "create"),
+        &json!({"resource": "reports", "action": "create", "max": 2, "used": 2, "remaining": 0,
+                "per": "month", "resets": resets})
+    );
+    assert_eq!(
+        find("clients", "create"),
+        &json!({"resource": "clients", "action": "create", "max": 3, "used": 2, "remaining": 1,
+                "per": null, "resets": null})
+    );
+
+    // Without a user: 401.
+    let mut anonymous = step(axum::http::Method::GET, "/entitlements", None);
+    anonymous.user = None;
+    let (status, _, body) = send_with_headers(&router, &anonymous).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body, json!({"reason": "unauthenticated"}));
 }
 
 #[tokio::test]
@@ -226,8 +395,8 @@ fn arguments_default_and_override() {
 }
 
 /// With the `metrics` feature: after the tour, `GET /metrics` (outside the plan layer) shows
-/// what the tour printed: 7 requests allowed, 3 denied (two at a limit, one expired plan), one
-/// without a user, and nothing for the ungoverned `/health`.
+/// what the tour printed: 10 requests allowed, 5 denied (four at a limit, one expired plan), one
+/// without a user, and nothing for the ungoverned `/health` and `/entitlements`.
 #[cfg(feature = "metrics")]
 #[tokio::test]
 async fn after_the_tour_the_metrics_show_its_numbers() {
@@ -262,7 +431,7 @@ async fn after_the_tour_the_metrics_show_its_numbers() {
     };
     assert_eq!(
         (sum("allow"), sum("deny"), sum("unauthenticated")),
-        (7, 3, 1),
+        (10, 5, 1),
         "{text}"
     );
     assert_eq!(
@@ -272,9 +441,12 @@ async fn after_the_tour_the_metrics_show_its_numbers() {
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="delete"} 1"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="index"} 1"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="projects",action="create"} 2"#,
+            r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="reports",action="create"} 2"#,
+            r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="reports",action="delete"} 1"#,
             r#"tower_plans_decisions_total{outcome="deny",reason="expired",resource="clients",action="create"} 1"#,
             r#"tower_plans_decisions_total{outcome="deny",reason="limit",resource="clients",action="create"} 1"#,
             r#"tower_plans_decisions_total{outcome="deny",reason="limit",resource="projects",action="create"} 1"#,
+            r#"tower_plans_decisions_total{outcome="deny",reason="limit",resource="reports",action="create"} 2"#,
             r#"tower_plans_decisions_total{outcome="unauthenticated",reason="no_user",resource="clients",action="create"} 1"#,
         ],
         "{text}"
