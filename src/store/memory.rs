@@ -957,6 +957,62 @@ mod tests {
         }
 
         #[tokio::test]
+        async fn period_counters_stay_out_of_the_record_and_replace_earlier_periods() {
+            use crate::catalog::Period;
+
+            let store = store();
+            // 2026-11-29T12:00:00Z, and the first millisecond of December.
+            let now = 1_795_953_600_000;
+            let november = Period::Month.window(now);
+            let december = Period::Month.window(november.end());
+            let monthly = |window| clients("john").in_period(window);
+
+            // A period counter starts at its seed (the layer gives 0), whatever the record says.
+            let id = ReservationId::new();
+            let reserved = store
+                .reserve(&monthly(november), Some(2), 0, id, LEASE)
+                .await;
+            assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 0, held: 0 });
+            assert_eq!(store.commit(&monthly(november), id).await.unwrap(), 1);
+            assert_eq!(store.get(&monthly(november)).await.unwrap(), count(1, 0));
+            // The record's lifetime count is untouched, and is still its own counter.
+            let john = store.subscriber("john").unwrap();
+            assert_eq!(john.usage.count("clients"), Some(2));
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 0));
+
+            // December's counter is another one, and using it forgets November's.
+            assert_eq!(store.get(&monthly(december)).await.unwrap(), None);
+            assert_eq!(store.adjust(&monthly(december), 1, 0).await.unwrap(), 1);
+            assert_eq!(store.get(&monthly(november)).await.unwrap(), None);
+            assert_eq!(store.get(&monthly(december)).await.unwrap(), count(1, 0));
+            // A daily counter of the same count is not a month's: it does not replace it.
+            let today = clients("john").in_period(Period::Day.window(december.start()));
+            assert_eq!(store.adjust(&today, 1, 0).await.unwrap(), 1);
+            assert_eq!(store.get(&monthly(december)).await.unwrap(), count(1, 0));
+            let slots = read(store.state.shard("john"))
+                .counters
+                .get("john")
+                .and_then(|user| user.get("clients"))
+                .map_or(0, Vec::len);
+            assert_eq!(slots, 2, "December's and today's counters, November's gone");
+        }
+
+        #[tokio::test]
+        async fn a_record_created_later_does_not_adopt_period_counts() {
+            use crate::catalog::Period;
+
+            let store = store();
+            let window = Period::Week.window(1_795_953_600_000);
+            let weekly = clients("jane").in_period(window);
+            assert_eq!(store.adjust(&weekly, 4, 0).await.unwrap(), 4);
+            assert_eq!(store.adjust(&clients("jane"), 2, 0).await.unwrap(), 2);
+            store.insert_user("jane", Subscriber::new());
+            let jane = store.subscriber("jane").unwrap();
+            assert_eq!(jane.usage.count("clients"), Some(2));
+            assert_eq!(store.get(&weekly).await.unwrap(), count(4, 0));
+        }
+
+        #[tokio::test]
         async fn commit_raises_the_record_usage_seen_by_plan_store_user() {
             let store = store();
             let id = ReservationId::new();

@@ -832,6 +832,8 @@ async fn sqlite_schema_refuses_malformed_plans_and_assignments() {
         "INSERT INTO subscribers (id, plan, trial) VALUES ('ivy', 'pro', 1)",
         "UPDATE trial SET fallback = 'gratis'",
         "INSERT INTO usage_counters (user_id, resource, counted, used) VALUES ('ivy', 'clients', 'items', -1)",
+        "INSERT INTO plan_limits (plan, resource, action, max, per) VALUES ('free', 'clients', 'index', 5, 'fortnight')",
+        "INSERT INTO plan_limits (plan, resource, action, max, per) VALUES ('free', 'clients', 'index', NULL, 'day')",
     ] {
         assert!(store.execute_script(bad).await.is_err(), "{bad}");
     }
@@ -841,6 +843,42 @@ async fn sqlite_schema_refuses_malformed_plans_and_assignments() {
         .execute_script(export)
         .await
         .expect("export is declared");
+}
+
+/// A quota round-trips through the tables, and its counters stay out of the record's usage.
+#[tokio::test]
+async fn sqlite_quotas_load_and_count_per_period() {
+    use tower_plans::catalog::{Limit, Period};
+
+    let plans = r#"{"plans": [{"name": "free", "limits": {
+        "clients": 3, "reports": {"create": {"max": 2, "per": "month"}}
+    }}]}"#;
+    let (_dir, store) = loaded(plans, &[("john", r#"{"plan": "free", "clients": 1}"#)]).await;
+    let catalog = store.plans().await.unwrap();
+    let free = catalog.plan("free").unwrap();
+    assert_eq!(
+        free.limit("reports", &Action::Create),
+        Limit::per(2, Period::Month)
+    );
+    assert_eq!(*catalog, *in_memory(plans, &[]).plans().await.unwrap());
+
+    let now = 1_795_953_600_000;
+    let november =
+        Counter::action("john", "reports", Action::Create).in_period(Period::Month.window(now));
+    let december = Counter::action("john", "reports", Action::Create)
+        .in_period(Period::Month.window(Period::Month.window(now).end()));
+    let id = ReservationId::new();
+    let lease = Duration::from_secs(60);
+    let reserved = store.reserve(&november, Some(2), 0, id, lease).await;
+    assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 0, held: 0 });
+    assert_eq!(store.commit(&november, id).await.unwrap(), 1);
+    assert_eq!(count_of(&store, &november).await, count(1, 0));
+    assert_eq!(count_of(&store, &december).await, None);
+    // The record knows nothing of the period counts.
+    let john = store.user("john").await.unwrap().unwrap();
+    assert_eq!(john.usage.count("reports"), None);
+    assert_eq!(john.usage.action_count("reports", &Action::Create), None);
+    assert_eq!(john.usage.count("clients"), Some(1));
 }
 
 /// The versions recorded in `schema_migrations`, read on a connection of its own.

@@ -859,3 +859,65 @@ fn readme_expiring_regular_plan() {
         r#"{"reason":"subscription","plan":"free","expired":true,"date":1238899}"#
     );
 }
+
+#[test]
+fn a_quota_names_its_reset_in_the_denial_and_the_decision() {
+    let catalog = Catalog::from_json(
+        r#"[{"name": "free", "limits": {"reports": {"create": {"max": 2, "per": "week"}}}}]"#,
+    )
+    .unwrap();
+    let reports: Arc<str> = Arc::from("reports");
+    // T0 is a Tuesday; the ISO week ends on Monday 2023-11-20T00:00:00Z.
+    let monday = 1_700_438_400_000;
+    let john = |made: u64| {
+        Subscriber::from_json(&format!(
+            r#"{{"plan": "free", "usage": {{"reports": {{"create": {made}}}}}}}"#
+        ))
+        .unwrap()
+    };
+    let Decision::Allow(allowed) = decide(
+        &catalog,
+        Some(&john(1)),
+        T0,
+        &reports,
+        &Action::Create,
+        &Policy::new(),
+    ) else {
+        panic!("one of two made")
+    };
+    assert_eq!(allowed.resets(), Some(monday));
+    assert_eq!(allowed.remaining(), Some(1));
+    assert_eq!(
+        serde_json::to_value(&allowed).unwrap()["limit"],
+        serde_json::json!({"max": 2, "per": "week"})
+    );
+    let Decision::Deny(denial) = decide(
+        &catalog,
+        Some(&john(2)),
+        monday - 1,
+        &reports,
+        &Action::Create,
+        &Policy::new(),
+    ) else {
+        panic!("two of two made")
+    };
+    assert_eq!(denial.resets(), Some(monday));
+    assert_eq!(
+        String::from_utf8(denial.to_json_bytes()).unwrap(),
+        format!(
+            r#"{{"reason":"subscription","plan":"free","item":"reports","action":"create","maximum":2,"usage":2,"resets":{monday}}}"#
+        )
+    );
+    // At the first millisecond of the next week, the same usage names the next reset.
+    let Decision::Deny(next) = decide(
+        &catalog,
+        Some(&john(2)),
+        monday,
+        &reports,
+        &Action::Create,
+        &Policy::new(),
+    ) else {
+        panic!("the record still says two")
+    };
+    assert_eq!(next.resets(), Some(monday + 7 * DAY));
+}

@@ -419,3 +419,89 @@ async fn redis_two_hundred_concurrent_reservations_at_limit_minus_one_hold_one()
     assert_eq!(reserved, 1);
     assert_eq!(store.get(&clients("john")).await.unwrap(), count(3, 0));
 }
+
+#[tokio::test]
+async fn redis_period_counters_are_keyed_by_their_period_and_expire_after_it() {
+    use tower_plans::catalog::Period;
+
+    let server = RedisServer::start();
+    let (store, mut conn) = store(&server).await;
+    // The current month, on Redis's own clock: the key must outlive the period by an hour.
+    let (seconds, _): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let now = seconds * 1000;
+    let month = Period::Month.window(now);
+    let monthly = Counter::action("jane", "reports", Action::Create).in_period(month);
+    let reports = Counter::items("jane", "reports");
+
+    let id = ReservationId::new();
+    let reserved = store
+        .reserve(&monthly, Some(2), 0, id, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(reserved, Reserve::Reserved { used: 0, held: 0 });
+    assert_eq!(store.commit(&monthly, id).await.unwrap(), 1);
+    assert_eq!(store.adjust(&reports, 1, 5).await.unwrap(), 6);
+
+    // The month's count lives in a hash of its own, apart from the lifetime counts.
+    let label = month.to_string();
+    let period_key = format!("test:{{jane}}:used@{label}");
+    let used: Option<String> = redis::cmd("HGET")
+        .arg(&period_key)
+        .arg("reports:i")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(used.as_deref(), Some("1"));
+    let lifetime_used: Option<String> = redis::cmd("HGET")
+        .arg("test:{jane}:used")
+        .arg("reports:i")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(lifetime_used.as_deref(), Some("6"));
+    let expires_at: i64 = redis::cmd("PEXPIRETIME")
+        .arg(&period_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(expires_at, (month.end() + 3_600_000) as i64);
+    let lifetime_ttl: i64 = redis::cmd("PTTL")
+        .arg("test:{jane}:used")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(lifetime_ttl, -1, "the lifetime counts never expire");
+
+    // The next month's counter starts from nothing; this month's is untouched.
+    let next = Period::Month.window(month.end());
+    let next_monthly = Counter::action("jane", "reports", Action::Create).in_period(next);
+    assert_eq!(store.get(&next_monthly).await.unwrap(), None);
+    let second = ReservationId::new();
+    let reserved = store.reserve(&next_monthly, Some(2), 0, second, LEASE);
+    assert_eq!(
+        reserved.await.unwrap(),
+        Reserve::Reserved { used: 0, held: 0 }
+    );
+    assert_eq!(store.get(&monthly).await.unwrap(), count(1, 0));
+    assert_eq!(store.get(&next_monthly).await.unwrap(), count(0, 1));
+    let held: Vec<String> = redis::cmd("KEYS")
+        .arg("test:{jane}:held:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(held, [format!("test:{{jane}}:held:reports:i@{next}")]);
+
+    // `set` on a period counter keeps the expiry.
+    store.set(&monthly, 2).await.unwrap();
+    let refused = store.reserve(&monthly, Some(2), 0, ReservationId::new(), LEASE);
+    assert_eq!(
+        refused.await.unwrap(),
+        Reserve::Refused { used: 2, held: 0 }
+    );
+    let expires_again: i64 = redis::cmd("PEXPIRETIME")
+        .arg(&period_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(expires_again, expires_at);
+}
