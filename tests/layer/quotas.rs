@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, post};
 use axum::Router;
 use bytes::Bytes;
 use http::header::RETRY_AFTER;
@@ -62,7 +62,6 @@ fn at(date: &str) -> u64 {
 struct App {
     address: SocketAddr,
     clock: Arc<AtomicU64>,
-    store: MemoryStore,
     layer: PlanLimitLayer,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
@@ -120,7 +119,6 @@ impl App {
         App {
             address,
             clock,
-            store,
             layer,
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
