@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::catalog::{Action, Limit, Plan};
-use crate::decision::patch_uses_update_limit;
+use crate::catalog::{Action, Limit};
+use crate::decision::Terms;
 use crate::metrics::{Call, Stopwatch};
 use crate::store::{timed, Counter, ReservationId, Reserve, StoreError, UsageStore};
 use crate::subscriber::Usage;
@@ -97,7 +97,8 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    /// What `action` (already normalised) on `resource` counts under `plan`, or `None` when the
+    /// What `action` (already normalised) on `resource` counts under `terms` (the limit the
+    /// decision compares with: the plan's raised by the active add-ons), or `None` when the
     /// request is not counted: an action other than create and delete without a finite limit.
     ///
     /// A create reserves on the resource's item count, whatever its limit, so that the count is
@@ -106,14 +107,14 @@ impl Tally {
     /// limit reserves on its own count (a `PATCH` limited by the `update` limit on the update
     /// count). Seeds come from the record's usage, read as the decision reads it.
     pub(crate) fn of(
-        plan: &Plan,
+        terms: &Terms<'_>,
         usage: Option<&Usage>,
         user: &Arc<str>,
         resource: &Arc<str>,
         action: &Action,
     ) -> Option<Self> {
         let seed = |action: &Action| usage.map_or(0, |usage| usage.get(resource, action));
-        let finite = match plan.limit(resource, action) {
+        let finite = match terms.limit {
             Limit::Limited(max) => Some(max),
             Limit::Unlimited => None,
         };
@@ -136,8 +137,7 @@ impl Tally {
             },
             _ => {
                 let max = finite?;
-                let counted = if *action == Action::Patch && patch_uses_update_limit(plan, resource)
-                {
+                let counted = if *action == Action::Patch && terms.patch_counts_updates {
                     Action::Update
                 } else {
                     action.clone()
@@ -440,28 +440,56 @@ fn noop_waker() -> &'static Waker {
 mod tests {
     use super::*;
     use crate::catalog::Catalog;
+    use crate::decision::{terms, Policy};
     use crate::store::{Counted, MemoryStore};
+    use crate::subscriber::{AddonGrant, Assignment, Subscriber};
 
-    fn plan() -> Plan {
-        let catalog = Catalog::from_json(
-            r#"[{"name": "free", "limits": {
+    fn catalog() -> Catalog {
+        Catalog::from_json(
+            r#"{"plans": [{"name": "free", "limits": {
                 "clients": 3,
                 "tasks": {"index": null, "show": 10, "update": 5, "delete": 2},
                 "notes": {"create": null}
-            }}]"#,
+            }}], "addons": [
+                {"name": "more-clients", "limits": {"clients": 10}},
+                {"name": "edits", "limits": {"tasks": {"patch": 4}}}
+            ]}"#,
         )
-        .unwrap();
-        catalog.plan("free").unwrap().clone()
+        .unwrap()
     }
 
-    fn tally(action: Action, resource: &str, usage: Option<&Usage>) -> Option<Tally> {
+    /// The tally of `action` on `resource` for a user on free with these add-ons.
+    fn tally_with(
+        action: Action,
+        resource: &str,
+        usage: Option<&Usage>,
+        addons: &[&str],
+    ) -> Option<Tally> {
+        let catalog = catalog();
+        let mut user = Subscriber::new().with_plan(Assignment::new("free"));
+        for addon in addons {
+            user = user.with_addon(AddonGrant::new(*addon));
+        }
+        let terms = terms(
+            &catalog,
+            Some(&user),
+            || 0,
+            &Policy::new(),
+            resource,
+            &action,
+        )
+        .expect("free applies");
         Tally::of(
-            &plan(),
+            &terms,
             usage,
             &Arc::from("john"),
             &Arc::from(resource),
             &action,
         )
+    }
+
+    fn tally(action: Action, resource: &str, usage: Option<&Usage>) -> Option<Tally> {
+        tally_with(action, resource, usage, &[])
     }
 
     fn reserved(tally: &Tally) -> Option<(Counted, Option<u64>, u64)> {
@@ -509,6 +537,42 @@ mod tests {
         let patch = tally(Action::Patch, "tasks", Some(&usage)).unwrap();
         assert_eq!(
             reserved(&patch),
+            Some((Counted::Action(Action::Update), Some(5), 4))
+        );
+    }
+
+    #[test]
+    fn add_ons_raise_the_limit_reserved_against_but_not_the_counter() {
+        let mut usage = Usage::new();
+        usage.set("clients", 5);
+        usage.set_action("tasks", &Action::Update, 4);
+
+        let create = tally_with(Action::Create, "clients", Some(&usage), &["more-clients"]);
+        assert_eq!(
+            reserved(&create.unwrap()),
+            Some((Counted::Items, Some(13), 5))
+        );
+        let twice = tally_with(
+            Action::Create,
+            "clients",
+            Some(&usage),
+            &["more-clients", "more-clients"],
+        );
+        assert_eq!(
+            reserved(&twice.unwrap()),
+            Some((Counted::Items, Some(23), 5))
+        );
+
+        // An add-on's patch limit raises the PATCH limit; the plan shares PATCH with the
+        // updates, so the PATCH is still counted with the updates.
+        let patch = tally_with(Action::Patch, "tasks", Some(&usage), &["edits"]);
+        assert_eq!(
+            reserved(&patch.unwrap()),
+            Some((Counted::Action(Action::Update), Some(9), 4))
+        );
+        let put = tally_with(Action::Update, "tasks", Some(&usage), &["edits"]);
+        assert_eq!(
+            reserved(&put.unwrap()),
             Some((Counted::Action(Action::Update), Some(5), 4))
         );
     }

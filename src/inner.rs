@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::cache::{CatalogCache, Fetch, Loaded, Record, Refresh, Users};
 use crate::catalog::{Action, Limit};
 use crate::count::{Answer, Counting, Reservation, Reserved, Tally};
-use crate::decision::{applicable, check, Allowed, Decision, Denial, PlanState, Policy, Verdict};
+use crate::decision::{check, terms, Allowed, Decision, Denial, PlanState, Policy, Verdict};
 use crate::metrics::{self, Call, Decided};
 use crate::response::{Rejection, RenderRejection};
 use crate::routes::{RouteConfig, RouteIndex, Scope};
@@ -344,26 +344,33 @@ impl Inner {
         let (resource, normalised) = (route.resource, route.action.normalised());
         let action = &*normalised;
         let usage = subscriber.map(|s| &s.usage);
-        let verdict = match applicable(&loaded.catalog, subscriber, || self.now_ms(), &self.policy)
-        {
-            Ok((plan, state)) => {
-                metrics::plan(plan.name());
+        let terms = terms(
+            &loaded.catalog,
+            subscriber,
+            || self.now_ms(),
+            &self.policy,
+            resource,
+            action,
+        );
+        let verdict = match terms {
+            Ok(terms) => {
+                metrics::plan(terms.plan);
                 if let Some(counting) = &self.counting {
-                    if let Some(tally) = Tally::of(plan, usage, user.as_arc(), resource, action) {
+                    if let Some(tally) = Tally::of(&terms, usage, user.as_arc(), resource, action) {
                         return Judgement::Count(Box::new(Pending {
                             counting: Arc::clone(counting),
                             tally,
                             user: user.clone(),
-                            plan: Arc::clone(plan.name_arc()),
-                            state: state.into_plan_state(),
+                            plan: Arc::clone(terms.plan),
+                            state: terms.state.into_plan_state(),
                             resource: Arc::clone(resource),
                             action: action.clone(),
-                            limit: plan.limit(resource, action),
+                            limit: terms.limit,
                             span: tracing::Span::current(),
                         }));
                     }
                 }
-                check(plan, state, usage, resource, action)
+                check(terms, usage, resource, action)
             }
             Err(inactive) => inactive,
         };
