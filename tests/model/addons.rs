@@ -204,11 +204,11 @@ fn a_grant_without_a_start_has_always_started_and_without_an_end_never_ends() {
 fn quantities_multiply_add_up_and_saturate() {
     let two = more_clients().quantity(2);
     assert!(matches!(
-        create_client(&free(22, &[two.clone()]), T0),
+        create_client(&free(22, std::slice::from_ref(&two)), T0),
         Decision::Allow(_)
     ));
     assert_eq!(
-        denied(create_client(&free(23, &[two.clone()]), T0)),
+        denied(create_client(&free(23, std::slice::from_ref(&two)), T0)),
         at_limit("free", "clients", "create", 23)
     );
     // Two grants of one add-on both count; an inactive one does not.
@@ -399,7 +399,10 @@ fn without_a_plan_the_addons_alone_apply_to_what_they_name() {
         more_clients().quantity(0),
         AddonGrant::new("no-such-addon"),
     ] {
-        let body = denied(create_client(&user(None, 0, &[grant.clone()]), T0));
+        let body = denied(create_client(
+            &user(None, 0, std::slice::from_ref(&grant)),
+            T0,
+        ));
         assert_eq!(
             body, r#"{"reason":"subscription","plan":null,"item":"clients","action":"create"}"#,
             "{grant:?}"
