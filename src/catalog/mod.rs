@@ -153,7 +153,8 @@ pub struct Trial {
 ///         "plans": [
 ///             {"name": "free", "clients": 3, "reports": {"export": 0}},
 ///             {"name": "pro", "limits": {"clients": {"create": 30, "update": 100}}}
-///         ]
+///         ],
+///         "addons": [{"name": "more-clients", "limits": {"clients": 10}}]
 ///     }"#,
 /// )?;
 ///
@@ -167,6 +168,8 @@ pub struct Trial {
 /// assert_eq!(pro.limit("clients", &Action::Patch), Limit::Limited(100));
 ///
 /// assert_eq!(catalog.trial().and_then(|t| t.fallback()), Some("free"));
+/// let pack = catalog.addon("more-clients").expect("declared above");
+/// assert_eq!(pack.limit("clients", &Action::Create), Some(Limit::Limited(10)));
 /// assert!(catalog.is_governed("reports"));
 /// assert!(!catalog.is_governed("invoices"));
 ///
