@@ -346,13 +346,13 @@ pub(crate) fn evaluate<'a>(
 }
 
 /// The clock of one decision: read once, and only when asked.
-pub(crate) struct Now<F> {
+struct Now<F> {
     read: Option<F>,
     at: u64,
 }
 
 impl<F: FnOnce() -> u64> Now<F> {
-    pub(crate) fn new(read: F) -> Self {
+    fn new(read: F) -> Self {
         Self {
             read: Some(read),
             at: 0,
@@ -360,7 +360,7 @@ impl<F: FnOnce() -> u64> Now<F> {
     }
 
     /// The time, read on the first call.
-    pub(crate) fn get(&mut self) -> u64 {
+    fn get(&mut self) -> u64 {
         if let Some(read) = self.read.take() {
             self.at = read();
         }
@@ -414,6 +414,9 @@ pub(crate) fn terms<'a>(
                     addons.next(&mut now, |addon| addon.limit(resource, action))
                 {
                     limit = limit.plus(extra, quantity);
+                    if limit == Limit::Unlimited {
+                        break;
+                    }
                 }
             }
             Ok(Terms {
