@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the quickstart binary for real: serves on loopback, answers its tour (the layer counts
 # usage: a create that passes, the 403 at the limit, a delete that gives one back, a create that
-# passes again), replays the curl commands it prints on a fresh server, and refuses a malformed
-# fixture with a non-zero exit. Used by .ci/run; needs curl (installed if absent).
+# passes again, an add-on that raises a limit), replays the curl commands it prints on a fresh
+# server, serves a fixture of add-on grants (active, expired, not started, two units), and
+# refuses malformed fixtures with a non-zero exit. Used by .ci/run; needs curl (installed if
+# absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,11 +17,12 @@ bin="${CARGO_TARGET_DIR:-target}/debug/examples/quickstart"
 port="${QUICKSTART_PORT:-39117}"
 log=$(mktemp)
 bad=$(mktemp --suffix=.json)
+addons=$(mktemp --suffix=.json)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f "$log" "$bad"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f "$log" "$bad" "$addons"' EXIT
 
-start() { # addr: serves the default fixture on addr, logging to $log
-  "$bin" --addr "$1" >"$log" 2>&1 &
+start() { # addr [args...]: serves the default fixture (or what args say) on addr, logging to $log
+  "$bin" --addr "$1" "${@:2}" >"$log" 2>&1 &
   pids+=("$!")
   for _ in $(seq 1 50); do
     curl -s -o /dev/null "http://$1/health" && break
@@ -66,6 +69,15 @@ check 201 POST /api/clients bob
 check 403 POST /api/clients carol
 check 401 POST /api/clients
 check 200 GET /health
+check 201 POST /api/clients erin           # free's 3, +10 from her add-on: at 5 she may create
+expect_decision() { # the decision the handler reports, as "limit usage"
+  local limit usage
+  limit=$(sed -n 's/.*"limit":\([0-9]*\).*/\1/p' <<<"$body")
+  usage=$(sed -n 's/.*"usage":\([0-9]*\).*/\1/p' <<<"$body")
+  if [ "$limit $usage" != "$1" ]; then echo "FAIL: expected limit and usage $1, got $body"; exit 1; fi
+  echo "ok: limit and usage $1"
+}
+expect_decision "13 5"
 
 # The printed tour, replayed as printed on a server that has just started.
 addr="127.0.0.1:$((port + 1))"
@@ -88,6 +100,41 @@ done <"$log"
 if [ "$steps" -lt 5 ]; then echo "FAIL: only $steps printed steps found:"; cat "$log"; exit 1; fi
 echo "ok: the $steps printed tour commands answer as printed"
 
+# Add-on grants on free (3 clients, "+10 clients" per unit), served by the binary over loopback.
+cat >"$addons" <<'JSON'
+{
+  "config": { "base": "/api" },
+  "plans": {
+    "plans": [{ "name": "free", "limits": { "clients": 3 } }],
+    "addons": [{ "name": "more-clients", "limits": { "clients": 10 } }]
+  },
+  "users": {
+    "erin": { "plan": "free", "usage": { "clients": 5 }, "addons": [{ "name": "more-clients" }] },
+    "frank": { "plan": "free", "usage": { "clients": 3 },
+               "addons": [{ "name": "more-clients", "starts": 1672531200000, "expires": 1704067200000 }] },
+    "gina": { "plan": "free", "usage": { "clients": 3 },
+              "addons": [{ "name": "more-clients", "starts": 4102444800000 }] },
+    "hank": { "plan": "free", "usage": { "clients": 22 },
+              "addons": [{ "name": "more-clients", "quantity": 2 }] }
+  }
+}
+JSON
+addr="127.0.0.1:$((port + 2))"
+start "$addr" --fixture "$addons"
+limit_body() { # maximum: free's denial at the limit
+  echo "{\"reason\":\"subscription\",\"plan\":\"free\",\"item\":\"clients\",\"action\":\"create\",\"maximum\":$1,\"usage\":$1}"
+}
+check 201 POST /api/clients erin           # an active add-on: at 5 of 13
+expect_decision "13 5"
+check 403 POST /api/clients frank          # expired add-on: at 3 of 3
+expect_body "$(limit_body 3)"
+check 403 POST /api/clients gina           # not started yet: at 3 of 3
+expect_body "$(limit_body 3)"
+check 201 POST /api/clients hank           # two units: at 22 of 23
+expect_decision "23 22"
+check 403 POST /api/clients hank           # at 23 of 23
+expect_body "$(limit_body 23)"
+
 echo '{"plans":[{"name":"free","clients":-1}]}' >"$bad"
 set +e
 "$bin" --fixture "$bad" >/dev/null 2>"$log"
@@ -97,4 +144,14 @@ if [ "$code" -eq 0 ] || ! grep -q "clients" "$log"; then
   echo "FAIL: a malformed fixture should exit non-zero naming the bad value (exit $code):"; cat "$log"; exit 1
 fi
 echo "ok: malformed fixture refused (exit $code): $(head -n1 "$log")"
+
+echo '{"plans":{"plans":[{"name":"free","clients":3}]},"users":{"erin":{"plan":"free","addons":[{"name":"more-clients"}]}}}' >"$bad"
+set +e
+"$bin" --fixture "$bad" >/dev/null 2>"$log"
+code=$?
+set -e
+if [ "$code" -eq 0 ] || ! grep -q 'addons\[0\].name' "$log"; then
+  echo "FAIL: a fixture granting an unknown add-on should exit non-zero naming it (exit $code):"; cat "$log"; exit 1
+fi
+echo "ok: unknown add-on refused (exit $code): $(head -n1 "$log")"
 echo "quickstart smoke test passed"

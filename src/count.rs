@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::catalog::{Action, Plan, Window};
-use crate::decision::patch_uses_update_limit;
+use crate::catalog::Action;
+use crate::decision::Terms;
 use crate::metrics::{Call, Stopwatch};
 use crate::store::{timed, Counter, ReservationId, Reserve, StoreError, UsageStore};
 use crate::subscriber::Usage;
@@ -98,7 +98,8 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    /// What `action` (already normalised) on `resource` counts under `plan`, or `None` when the
+    /// What `action` (already normalised) on `resource` counts under `terms` (the limit the
+    /// decision compares with: the plan's raised by the active add-ons), or `None` when the
     /// request is not counted: an action other than create and delete without a finite limit.
     /// `window` is the current period when the limit is a quota.
     ///
@@ -112,15 +113,15 @@ impl Tally {
     /// with 0: a create counts creates in the period (and still adds one to the item count on
     /// success), and a delete gives nothing back to it.
     pub(crate) fn of(
-        plan: &Plan,
+        terms: &Terms<'_>,
         usage: Option<&Usage>,
         user: &Arc<str>,
         resource: &Arc<str>,
         action: &Action,
-        window: Option<Window>,
     ) -> Option<Self> {
         let seed = |action: &Action| usage.map_or(0, |usage| usage.get(resource, action));
-        let finite = plan.limit(resource, action).maximum();
+        let finite = terms.limit.maximum();
+        let window = terms.window;
         let items = || Counter::items(Arc::clone(user), Arc::clone(resource));
         let per_action = |counted: Action, max: u64| {
             // A period's counter starts from nothing.
@@ -151,8 +152,7 @@ impl Tally {
             },
             (_, finite, _) => {
                 let max = finite?;
-                let counted = if *action == Action::Patch && patch_uses_update_limit(plan, resource)
-                {
+                let counted = if *action == Action::Patch && terms.patch_counts_updates {
                     Action::Update
                 } else {
                     action.clone()
@@ -485,29 +485,56 @@ fn noop_waker() -> &'static Waker {
 mod tests {
     use super::*;
     use crate::catalog::{Catalog, Period};
+    use crate::decision::{terms, Policy};
     use crate::store::{Counted, MemoryStore};
+    use crate::subscriber::{AddonGrant, Assignment, Subscriber};
 
-    fn plan() -> Plan {
-        let catalog = Catalog::from_json(
-            r#"[{"name": "free", "limits": {
+    fn catalog() -> Catalog {
+        Catalog::from_json(
+            r#"{"plans": [{"name": "free", "limits": {
                 "clients": 3,
                 "tasks": {"index": null, "show": 10, "update": 5, "delete": 2},
                 "notes": {"create": null}
-            }}]"#,
+            }}], "addons": [
+                {"name": "more-clients", "limits": {"clients": 10}},
+                {"name": "edits", "limits": {"tasks": {"patch": 4}}}
+            ]}"#,
         )
-        .unwrap();
-        catalog.plan("free").unwrap().clone()
+        .unwrap()
     }
 
-    fn tally(action: Action, resource: &str, usage: Option<&Usage>) -> Option<Tally> {
+    /// The tally of `action` on `resource` for a user on free with these add-ons.
+    fn tally_with(
+        action: Action,
+        resource: &str,
+        usage: Option<&Usage>,
+        addons: &[&str],
+    ) -> Option<Tally> {
+        let catalog = catalog();
+        let mut user = Subscriber::new().with_plan(Assignment::new("free"));
+        for addon in addons {
+            user = user.with_addon(AddonGrant::new(*addon));
+        }
+        let terms = terms(
+            &catalog,
+            Some(&user),
+            || 0,
+            &Policy::new(),
+            resource,
+            &action,
+        )
+        .expect("free applies");
         Tally::of(
-            &plan(),
+            &terms,
             usage,
             &Arc::from("john"),
             &Arc::from(resource),
             &action,
-            None,
         )
+    }
+
+    fn tally(action: Action, resource: &str, usage: Option<&Usage>) -> Option<Tally> {
+        tally_with(action, resource, usage, &[])
     }
 
     fn reserved(tally: &Tally) -> Option<(Counted, Option<u64>, u64)> {
@@ -561,6 +588,42 @@ mod tests {
     }
 
     #[test]
+    fn add_ons_raise_the_limit_reserved_against_but_not_the_counter() {
+        let mut usage = Usage::new();
+        usage.set("clients", 5);
+        usage.set_action("tasks", &Action::Update, 4);
+
+        let create = tally_with(Action::Create, "clients", Some(&usage), &["more-clients"]);
+        assert_eq!(
+            reserved(&create.unwrap()),
+            Some((Counted::Items, Some(13), 5))
+        );
+        let twice = tally_with(
+            Action::Create,
+            "clients",
+            Some(&usage),
+            &["more-clients", "more-clients"],
+        );
+        assert_eq!(
+            reserved(&twice.unwrap()),
+            Some((Counted::Items, Some(23), 5))
+        );
+
+        // An add-on's patch limit raises the PATCH limit; the plan shares PATCH with the
+        // updates, so the PATCH is still counted with the updates.
+        let patch = tally_with(Action::Patch, "tasks", Some(&usage), &["edits"]);
+        assert_eq!(
+            reserved(&patch.unwrap()),
+            Some((Counted::Action(Action::Update), Some(9), 4))
+        );
+        let put = tally_with(Action::Update, "tasks", Some(&usage), &["edits"]);
+        assert_eq!(
+            reserved(&put.unwrap()),
+            Some((Counted::Action(Action::Update), Some(5), 4))
+        );
+    }
+
+    #[test]
     fn quotas_count_per_period_from_nothing() {
         let catalog = Catalog::from_json(
             r#"[{"name": "free", "limits": {
@@ -569,21 +632,27 @@ mod tests {
             }}]"#,
         )
         .unwrap();
-        let plan = catalog.plan("free").unwrap();
+        let user = Subscriber::new().with_plan(Assignment::new("free"));
         let mut usage = Usage::new();
         usage.set("reports", 7);
         usage.set_action("calls", &Action::Index, 400);
         let now = 1_795_953_600_000;
         let tally = |resource: &str, action: Action| {
-            let limit = plan.limit(resource, &action);
-            let window = limit.period().map(|per| per.window(now));
+            let terms = terms(
+                &catalog,
+                Some(&user),
+                || now,
+                &Policy::new(),
+                resource,
+                &action,
+            )
+            .expect("free applies");
             Tally::of(
-                plan,
+                &terms,
                 Some(&usage),
                 &Arc::from("john"),
                 &Arc::from(resource),
                 &action,
-                window,
             )
             .unwrap()
         };

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::catalog::{Action, Catalog, Limit, Plan, Window};
-use crate::subscriber::{Assignment, Subscriber, Usage};
+use crate::catalog::{Action, Addon, Catalog, Limit, Plan, Window};
+use crate::subscriber::{AddonGrant, Assignment, Subscriber, Usage};
 
 /// Settings of the decision that do not come from the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -64,13 +64,18 @@ pub enum PlanState {
     },
     /// The user had no active plan; the policy's default plan applies.
     Default,
+    /// The user has no active plan (and no default plan applies), but active add-ons name the
+    /// resource: their limits alone apply, and the decision names the first of them (in the
+    /// record's order) as its plan.
+    Addons,
 }
 
 /// An allowed request: what a handler can read from the request extensions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Allowed {
-    /// The plan that applied.
+    /// The plan that applied; in the [`PlanState::Addons`] state, the name of the first active
+    /// add-on that names the resource.
     pub plan: Arc<str>,
     /// How the user came to be on it.
     pub state: PlanState,
@@ -78,7 +83,7 @@ pub struct Allowed {
     pub resource: Arc<str>,
     /// The action the request performs.
     pub action: Action,
-    /// The plan's limit on that action.
+    /// The limit on that action: the plan's, raised by the user's active add-ons.
     pub limit: Limit,
     /// The user's usage counted against the limit (in the current period, for a
     /// [`Limit::Periodic`] quota), before this request.
@@ -120,15 +125,17 @@ pub enum Denial {
         /// The action the request performs.
         action: Action,
     },
-    /// The plan's limit is reached.
+    /// The limit is reached.
     LimitReached {
-        /// The plan that applied.
+        /// The plan that applied (in the [`PlanState::Addons`] state, the first active add-on
+        /// that names the resource).
         plan: Arc<str>,
         /// The resource the request touches.
         resource: Arc<str>,
         /// The action the request performs.
         action: Action,
-        /// The plan's limit (per period, for a quota).
+        /// The limit: the plan's, raised by the user's active add-ons (per period, for a
+        /// quota).
         maximum: u64,
         /// The user's usage (in the current period, for a quota).
         usage: u64,
@@ -182,6 +189,34 @@ pub enum Decision {
 ///    PUT, even when the store counts only updates. With an explicit `patch` limit, the usage is
 ///    the `patch` count as usual (else the resource count, else 0).
 ///
+/// # Add-ons
+///
+/// 7. A grant of an [add-on](crate::catalog::Addon) in the record
+///    ([`AddonGrant`]) is *active* when `starts <= now_ms < expires + grace`
+///    ([`AddonGrant::is_active_at`]): a missing `starts` has always started, a missing `expires`
+///    never ends, and the grace period is the plan's. A grant of quantity 0, an inactive grant
+///    and a grant of an add-on the catalog does not know (logged at warn level) count for
+///    nothing.
+/// 8. The limit of rule 5 is the effective plan's (also a fallback or default plan) raised by
+///    every active grant: each add-on's limit on the action ([`Addon::limit`]; `patch` reads
+///    the add-on's `update` limit when it sets no `patch` limit) is added `quantity` times.
+///    Unlimited on either side stays unlimited, so an add-on raises nothing that the plan leaves
+///    unlimited (including a resource the plan does not name), and an add-on that sets an action
+///    to `null` makes it unlimited. A plan limit of 0 is raised like any other. The arithmetic
+///    saturates. The denial still names the plan, with the combined `maximum`.
+/// 9. A `PATCH` is counted as rule 6 says according to the plan alone: an add-on raises a
+///    limit, it never changes which count a `PATCH` is compared with.
+/// 10. Without an active plan (rules 1 to 4 found none and no default plan applies), active
+///     grants of add-ons that name the resource give their limits alone ([`PlanState::Addons`]),
+///     read as a plan's would be: an action that none of them sets is unlimited, the limits of
+///     those that set it add up, and a `PATCH` is counted with the updates when none sets a
+///     `patch` limit and one sets an `update` limit. The decision names the first of these
+///     add-ons, in the record's order, as its plan. A resource no active add-on names is denied
+///     as rule 4 says ([`Denial::Expired`] or [`Denial::NoPlan`]).
+///
+/// The clock (`now_ms` here, the layer's clock in the middleware) matters only for a plan that
+/// ends and for an add-on grant with a start or an end that could change the limit.
+///
 /// An [`Action::Custom`] carrying a REST name (`Action::Custom("destroy".into())`) is that REST
 /// action ([`Action::Delete`]) throughout: its limit, its usage, and the action the [`Allowed`]
 /// or [`Denial`] reports.
@@ -218,7 +253,7 @@ pub fn decide(
     // this allocates nothing.
     let normalised = action.normalised();
     let action = &*normalised;
-    evaluate(catalog, subscriber, &|| now_ms, resource, action, policy)
+    evaluate(catalog, subscriber, || now_ms, resource, action, policy)
         .into_decision(resource, action)
 }
 
@@ -254,6 +289,7 @@ pub(crate) enum State<'a> {
     Trial,
     Fallback(&'a Arc<str>),
     Default,
+    Addons,
 }
 
 impl State<'_> {
@@ -265,6 +301,7 @@ impl State<'_> {
                 trial: Arc::clone(trial),
             },
             State::Default => PlanState::Default,
+            State::Addons => PlanState::Addons,
         }
     }
 }
@@ -314,34 +351,243 @@ impl Verdict<'_> {
 }
 
 /// [`decide`] without cloning anything, for `action` already normalised. The clock is read only
-/// when the user's plan ends at some time, and when the limit is a quota.
+/// when the decision depends on the time (see [`terms`]).
 pub(crate) fn evaluate<'a>(
     catalog: &'a Catalog,
     subscriber: Option<&'a Subscriber>,
-    now_ms: &dyn Fn() -> u64,
+    now_ms: impl FnOnce() -> u64,
     resource: &str,
     action: &Action,
     policy: &Policy,
 ) -> Verdict<'a> {
-    match applicable(catalog, subscriber, now_ms, policy) {
-        Ok((plan, state)) => {
-            let usage = subscriber.map(|s| &s.usage);
-            check(plan, state, usage, resource, action, now_ms)
-        }
+    match terms(catalog, subscriber, now_ms, policy, resource, action) {
+        Ok(terms) => check(terms, subscriber.map(|s| &s.usage), resource, action),
         Err(verdict) => verdict,
+    }
+}
+
+/// The clock of one decision: read once, and only when asked.
+struct Now<F> {
+    read: Option<F>,
+    at: u64,
+}
+
+impl<F: FnOnce() -> u64> Now<F> {
+    fn new(read: F) -> Self {
+        Self {
+            read: Some(read),
+            at: 0,
+        }
+    }
+
+    /// The time, read on the first call.
+    fn get(&mut self) -> u64 {
+        if let Some(read) = self.read.take() {
+            self.at = read();
+        }
+        self.at
+    }
+}
+
+/// What applies to one user, resource and action (already normalised): the effective limit,
+/// the name and state the decision reports, and which count a `PATCH` is compared with.
+///
+/// [`terms`] computes it in one place for the decision ([`check`]) and for counted usage
+/// (`Tally::of`), so that the two never disagree.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Terms<'a> {
+    /// The plan the decision names (an add-on's name in the [`State::Addons`] state).
+    pub(crate) plan: &'a Arc<str>,
+    pub(crate) state: State<'a>,
+    /// The plan's limit raised by the active add-ons (rules 5, 8 and 10 of [`decide`]).
+    pub(crate) limit: Limit,
+    /// Whether a `PATCH` is limited through the `update` limit, and so compared with (and
+    /// counted on) the update count (rules 6, 9 and 10 of [`decide`]).
+    pub(crate) patch_counts_updates: bool,
+    /// The current period of a quota.
+    pub(crate) window: Option<Window>,
+}
+
+/// The [`Terms`] for `action` (already normalised) on `resource`, or the denial when neither a
+/// plan nor an add-on applies ([`Verdict::Expired`] or [`Verdict::NoPlan`]). Rules 1 to 4 and
+/// 7 to 10 of [`decide`]; the clock is read at most once, for a plan that ends or an add-on
+/// grant with bounds that could change the limit.
+pub(crate) fn terms<'a>(
+    catalog: &'a Catalog,
+    subscriber: Option<&'a Subscriber>,
+    now_ms: impl FnOnce() -> u64,
+    policy: &Policy,
+    resource: &str,
+    action: &Action,
+) -> Result<Terms<'a>, Verdict<'a>> {
+    let mut now = Now::new(now_ms);
+    let grants: &'a [AddonGrant] = subscriber.map_or(&[], |s| &s.addons);
+    let mut addons = ActiveAddons {
+        catalog,
+        grants: grants.iter(),
+        grace_ms: crate::time::millis(policy.grace_period),
+        user: subscriber.and_then(|s| s.name.as_deref()).unwrap_or(""),
+    };
+    let mut terms = match applicable(catalog, subscriber, &mut now, policy) {
+        Ok((plan, state)) => {
+            let mut limit = plan.limit(resource, action);
+            // Unlimited stays unlimited: no add-on can change it, and none needs the clock.
+            if limit != Limit::Unlimited {
+                while let Some((extra, quantity)) =
+                    addons.next(&mut now, |addon| addon.limit(resource, action))
+                {
+                    limit = limit.plus(extra, quantity);
+                    if limit == Limit::Unlimited {
+                        break;
+                    }
+                }
+            }
+            Terms {
+                plan: plan.name_arc(),
+                state,
+                limit,
+                patch_counts_updates: patch_uses_update_limit(plan, resource),
+                window: None,
+            }
+        }
+        Err(refusal) => {
+            let mut first: Option<&'a Arc<str>> = None;
+            let mut limit: Option<Limit> = None;
+            let (mut sets_patch, mut sets_update) = (false, false);
+            while let Some(((name, limits), quantity)) = addons.next(&mut now, |addon| {
+                Some((addon.name_arc(), addon.resource(resource)?))
+            }) {
+                first.get_or_insert(name);
+                if let Some(extra) = limits.declared(action) {
+                    limit = Some(limit.unwrap_or(Limit::Limited(0)).plus(extra, quantity));
+                }
+                sets_patch |= limits.get(&Action::Patch).is_some();
+                sets_update |= limits.get(&Action::Update).is_some();
+            }
+            match first {
+                Some(name) => Terms {
+                    plan: name,
+                    state: State::Addons,
+                    limit: limit.unwrap_or(Limit::Unlimited),
+                    patch_counts_updates: !sets_patch && sets_update,
+                    window: None,
+                },
+                None => return Err(refusal),
+            }
+        }
+    };
+    // A quota's period: the clock is read for it (once, as for everything else).
+    terms.window = terms.limit.period().map(|per| per.window(now.get()));
+    Ok(terms)
+}
+
+/// The plan that applies to `subscriber` at `now_ms` (rules 1 to 4 of [`decide`]), or the
+/// denial when none does: what [`entitlements`](crate::entitlements) report as the standing.
+pub(crate) fn plan_at<'a>(
+    catalog: &'a Catalog,
+    subscriber: Option<&'a Subscriber>,
+    now_ms: u64,
+    policy: &Policy,
+) -> Result<(&'a Plan, State<'a>), Verdict<'a>> {
+    applicable(catalog, subscriber, &mut Now::new(|| now_ms), policy)
+}
+
+/// When the plan that [`plan_at`] found in `state` stops applying, grace included: `None`
+/// when it never does (a regular plan without `expires`, a fallback or a default plan).
+pub(crate) fn applies_until(
+    catalog: &Catalog,
+    subscriber: Option<&Subscriber>,
+    state: State<'_>,
+    policy: &Policy,
+) -> Option<u64> {
+    if !matches!(state, State::Active | State::Trial) {
+        return None;
+    }
+    let assignment = subscriber.and_then(|s| s.assignment.as_ref())?;
+    match end_of(assignment, catalog) {
+        End::At(end) => Some(end.saturating_add(crate::time::millis(policy.grace_period))),
+        End::Never | End::Unknown => None,
+    }
+}
+
+/// The active add-ons of `subscriber` at `now_ms` that add to `action` (already normalised) on
+/// `resource`: each add-on's name, what one unit adds, and the quantity granted, in record
+/// order. What [`terms`] adds up, listed for [`entitlements`](crate::entitlements).
+pub(crate) fn addon_sources<'a>(
+    catalog: &'a Catalog,
+    subscriber: Option<&'a Subscriber>,
+    now_ms: u64,
+    policy: &Policy,
+    resource: &str,
+    action: &Action,
+) -> Vec<(&'a Arc<str>, Limit, u64)> {
+    let mut addons = ActiveAddons {
+        catalog,
+        grants: subscriber.map_or(&[][..], |s| &s.addons).iter(),
+        grace_ms: crate::time::millis(policy.grace_period),
+        user: subscriber.and_then(|s| s.name.as_deref()).unwrap_or(""),
+    };
+    let mut now = Now::new(|| now_ms);
+    let mut sources = Vec::new();
+    while let Some(((name, limit), quantity)) = addons.next(&mut now, |addon| {
+        Some((addon.name_arc(), addon.limit(resource, action)?))
+    }) {
+        sources.push((name, limit, quantity));
+    }
+    sources
+}
+
+/// The active add-on grants of a record, with their add-ons.
+struct ActiveAddons<'a, 'r> {
+    catalog: &'a Catalog,
+    grants: std::slice::Iter<'a, AddonGrant>,
+    grace_ms: u64,
+    user: &'r str,
+}
+
+impl<'a> ActiveAddons<'a, '_> {
+    /// What `select` takes from the add-on of the next grant that it selects from, has a
+    /// quantity above 0 and is active, with the grant's quantity. The clock is read only for a
+    /// grant that passed the other tests and has bounds.
+    fn next<T, F: FnOnce() -> u64>(
+        &mut self,
+        now: &mut Now<F>,
+        select: impl Fn(&'a Addon) -> Option<T>,
+    ) -> Option<(T, u64)> {
+        for grant in self.grants.by_ref() {
+            let Some(addon) = self.catalog.addon(&grant.name) else {
+                tracing::warn!(
+                    user = self.user,
+                    addon = &*grant.name,
+                    "the user's add-on is not in the catalog; ignored"
+                );
+                continue;
+            };
+            if grant.quantity == 0 {
+                continue;
+            }
+            let Some(selected) = select(addon) else {
+                continue;
+            };
+            if grant.is_timed() && !grant.is_active_at(now.get(), self.grace_ms) {
+                continue;
+            }
+            return Some((selected, grant.quantity));
+        }
+        None
     }
 }
 
 /// The plan that applies to `subscriber` (rules 1 to 4 of [`decide`]), or the denial when none
 /// does ([`Verdict::Expired`] or [`Verdict::NoPlan`]).
-pub(crate) fn applicable<'a>(
+fn applicable<'a, F: FnOnce() -> u64>(
     catalog: &'a Catalog,
     subscriber: Option<&'a Subscriber>,
-    now_ms: impl FnOnce() -> u64,
+    now: &mut Now<F>,
     policy: &Policy,
 ) -> Result<(&'a Plan, State<'a>), Verdict<'a>> {
     let assignment = subscriber.and_then(|s| s.assignment.as_ref());
-    let inactive = match effective_plan(catalog, subscriber, assignment, now_ms, policy) {
+    let inactive = match effective_plan(catalog, subscriber, assignment, now, policy) {
         Effective::Plan(plan, state) => return Ok((plan, state)),
         Effective::Inactive(inactive) => inactive,
     };
@@ -358,24 +604,6 @@ pub(crate) fn applicable<'a>(
         Inactive::Expired { plan, date } => Verdict::Expired { plan, date },
         Inactive::NoPlan => Verdict::NoPlan,
     })
-}
-
-/// When the plan that [`applicable`] found in `state` stops applying, grace included: `None`
-/// when it never does (a regular plan without `expires`, a fallback or a default plan).
-pub(crate) fn applies_until(
-    catalog: &Catalog,
-    subscriber: Option<&Subscriber>,
-    state: State<'_>,
-    policy: &Policy,
-) -> Option<u64> {
-    if !matches!(state, State::Active | State::Trial) {
-        return None;
-    }
-    let assignment = subscriber.and_then(|s| s.assignment.as_ref())?;
-    match end_of(assignment, catalog) {
-        End::At(end) => Some(end.saturating_add(crate::time::millis(policy.grace_period))),
-        End::Never | End::Unknown => None,
-    }
 }
 
 /// The plan that applies before the default plan is considered.
@@ -398,11 +626,11 @@ enum End {
     Unknown,
 }
 
-fn effective_plan<'a>(
+fn effective_plan<'a, F: FnOnce() -> u64>(
     catalog: &'a Catalog,
     subscriber: Option<&Subscriber>,
     assignment: Option<&'a Assignment>,
-    now_ms: impl FnOnce() -> u64,
+    now: &mut Now<F>,
     policy: &Policy,
 ) -> Effective<'a> {
     let Some(assignment) = assignment else {
@@ -434,7 +662,7 @@ fn effective_plan<'a>(
             return Effective::Inactive(Inactive::NoPlan);
         }
     };
-    if now_ms() < end {
+    if now.get() < end {
         return Effective::Plan(plan, state);
     }
     if assignment.trial {
@@ -468,38 +696,34 @@ fn end_of(assignment: &Assignment, catalog: &Catalog) -> End {
     }
 }
 
-/// Compares the usage with the effective plan's limit. The clock is read for a quota only.
+/// Compares the usage with the limit of `terms`.
 pub(crate) fn check<'a>(
-    plan: &'a Plan,
-    state: State<'a>,
+    terms: Terms<'a>,
     usage: Option<&Usage>,
     resource: &str,
     action: &Action,
-    now_ms: &dyn Fn() -> u64,
 ) -> Verdict<'a> {
-    let limit = plan.limit(resource, action);
-    let usage = usage.map_or(0, |u| usage_of(plan, u, resource, action));
-    let window = limit.period().map(|per| per.window(now_ms()));
-    match limit.maximum() {
+    let usage = usage.map_or(0, |u| usage_of(&terms, u, resource, action));
+    match terms.limit.maximum() {
         Some(maximum) if usage >= maximum => Verdict::LimitReached {
-            plan: plan.name_arc(),
+            plan: terms.plan,
             maximum,
             usage,
-            window,
+            window: terms.window,
         },
         _ => Verdict::Allow {
-            plan: plan.name_arc(),
-            state,
-            limit,
+            plan: terms.plan,
+            state: terms.state,
+            limit: terms.limit,
             usage,
-            window,
+            window: terms.window,
         },
     }
 }
 
 /// The usage counted against the limit on `action` (already normalised) of `resource`.
-pub(crate) fn usage_of(plan: &Plan, usage: &Usage, resource: &str, action: &Action) -> u64 {
-    if *action == Action::Patch && patch_uses_update_limit(plan, resource) {
+pub(crate) fn usage_of(terms: &Terms<'_>, usage: &Usage, resource: &str, action: &Action) -> u64 {
+    if *action == Action::Patch && terms.patch_counts_updates {
         return usage
             .action_count(resource, &Action::Patch)
             .or_else(|| usage.action_count(resource, &Action::Update))
@@ -511,20 +735,21 @@ pub(crate) fn usage_of(plan: &Plan, usage: &Usage, resource: &str, action: &Acti
 
 /// Whether a `PATCH` of `resource` is limited by the plan's `update` limit: the plan sets no
 /// `patch` limit but an `update` limit.
-pub(crate) fn patch_uses_update_limit(plan: &Plan, resource: &str) -> bool {
+fn patch_uses_update_limit(plan: &Plan, resource: &str) -> bool {
     plan.resource(resource).is_some_and(|limits| {
         limits.get(&Action::Patch).is_none() && limits.get(&Action::Update).is_some()
     })
 }
 
 impl PlanState {
-    /// The state's name: `"active"`, `"trial"`, `"fallback"` or `"default"`.
+    /// The state's name: `"active"`, `"trial"`, `"fallback"`, `"default"` or `"addons"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             PlanState::Active => "active",
             PlanState::Trial => "trial",
             PlanState::Fallback { .. } => "fallback",
             PlanState::Default => "default",
+            PlanState::Addons => "addons",
         }
     }
 }

@@ -37,7 +37,9 @@ use tower_service::Service;
 
 use crate::catalog::{Action, Catalog, Limit, Period};
 use crate::count::Tally;
-use crate::decision::{applicable, applies_until, usage_of, State as Applied, Verdict};
+use crate::decision::{
+    addon_sources, applies_until, plan_at, terms, usage_of, State as Applied, Verdict,
+};
 use crate::inner::Inner;
 use crate::response::Rejection;
 use crate::user::{extract_user, UserId};
@@ -58,10 +60,11 @@ pub struct Entitlements {
     /// When the plan stops applying, grace included, in milliseconds since the Unix epoch (for
     /// [`Standing::Expired`], when it did); `None` when it does not end.
     pub expires: Option<u64>,
-    /// The limits of the plan, one per governed resource and action that some plan of the
-    /// catalog sets: resources in name order, their REST actions in [`Action::REST`] order, then
-    /// custom actions in name order. Empty when no plan applies, since every governed action is
-    /// then denied.
+    /// The limits, one per governed resource and action that some plan or add-on of the catalog
+    /// sets: resources in name order, their REST actions in [`Action::REST`] order, then custom
+    /// actions in name order. Each is the plan's limit raised by the active add-ons. Without a
+    /// plan only the resources that active add-ons name are listed (empty without add-ons), since
+    /// every other governed action is denied.
     pub limits: Vec<Entitlement>,
 }
 
@@ -103,6 +106,55 @@ pub struct Entitlement {
     pub used: u64,
     /// When a quota's count resets, in milliseconds since the Unix epoch.
     pub resets: Option<u64>,
+    /// Where the limit comes from: the plan, then the active add-ons that raise it, in the
+    /// order of the user's grants. A finite limit is the sum of its sources (see
+    /// [`Source`]); an add-on on an unlimited plan limit is not listed, since it adds nothing.
+    pub sources: Vec<Source>,
+}
+
+/// Where a limit comes from: `{"plan": "free", "limit": 3}` or `{"addon": "more-clients",
+/// "limit": 10, "quantity": 2}` in the JSON form (`limit` as the catalog writes it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// The effective plan's own limit.
+    Plan {
+        /// The plan.
+        name: Arc<str>,
+        /// Its limit on the action.
+        limit: Limit,
+    },
+    /// An active add-on: `quantity` units of `limit` each.
+    Addon {
+        /// The add-on.
+        name: Arc<str>,
+        /// What one unit adds.
+        limit: Limit,
+        /// How many units the user was granted.
+        quantity: u64,
+    },
+}
+
+impl Serialize for Source {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        match self {
+            Source::Plan { name, limit } => {
+                map.serialize_entry("plan", &**name)?;
+                map.serialize_entry("limit", limit)?;
+            }
+            Source::Addon {
+                name,
+                limit,
+                quantity,
+            } => {
+                map.serialize_entry("addon", &**name)?;
+                map.serialize_entry("limit", limit)?;
+                map.serialize_entry("quantity", quantity)?;
+            }
+        }
+        map.end()
+    }
 }
 
 impl Entitlement {
@@ -163,9 +215,9 @@ impl Serialize for Entitlements {
 }
 
 impl Serialize for Entitlement {
-    /// `{"resource","action","max","used","remaining","per","resets"}`.
+    /// `{"resource","action","max","used","remaining","per","resets","sources"}`.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(7))?;
+        let mut map = serializer.serialize_map(Some(8))?;
         map.serialize_entry("resource", &*self.resource)?;
         map.serialize_entry("action", &self.action)?;
         map.serialize_entry("max", &self.max())?;
@@ -173,6 +225,7 @@ impl Serialize for Entitlement {
         map.serialize_entry("remaining", &self.remaining())?;
         map.serialize_entry("per", &self.per())?;
         map.serialize_entry("resets", &self.resets)?;
+        map.serialize_entry("sources", &self.sources)?;
         map.end()
     }
 }
@@ -198,40 +251,71 @@ pub(crate) async fn read(inner: &Arc<Inner>, user: UserId) -> Result<Entitlement
     let catalog = &*loaded.catalog;
     let subscriber = record.subscriber();
     let now_ms = inner.now_ms();
-    let (plan, state) = match applicable(catalog, subscriber, || now_ms, &inner.policy) {
-        Ok(applied) => applied,
-        Err(verdict) => {
-            let (plan, standing, expires) = match verdict {
-                Verdict::Expired { plan, date } => {
-                    (Some(Arc::clone(plan)), Standing::Expired, Some(date))
-                }
-                _ => (None, Standing::None, None),
+    let policy = &inner.policy;
+    let (plan, standing, expires) = match plan_at(catalog, subscriber, now_ms, policy) {
+        Ok((plan, state)) => {
+            let standing = match state {
+                Applied::Trial => Standing::Trial,
+                Applied::Fallback(trial) => Standing::Fallback {
+                    trial: Arc::clone(trial),
+                },
+                Applied::Default => Standing::Default,
+                // `plan_at` answers a plan's state; `Addons` is the state of a limit that no
+                // plan sets, which only `terms` answers.
+                Applied::Active | Applied::Addons => Standing::Active,
             };
-            return Ok(Entitlements {
-                user,
-                plan,
-                standing,
-                expires,
-                limits: Vec::new(),
-            });
+            let expires = applies_until(catalog, subscriber, state, policy);
+            (Some(plan), standing, expires)
         }
+        Err(Verdict::Expired { plan, date }) => {
+            let expired = Entitlements {
+                user,
+                plan: Some(Arc::clone(plan)),
+                standing: Standing::Expired,
+                expires: Some(date),
+                limits: Vec::new(),
+            };
+            return limits(inner, expired, catalog, subscriber, None, now_ms).await;
+        }
+        Err(_) => (None, Standing::None, None),
     };
-    let expires = applies_until(catalog, subscriber, state, &inner.policy);
-    let standing = match state {
-        Applied::Active => Standing::Active,
-        Applied::Trial => Standing::Trial,
-        Applied::Fallback(trial) => Standing::Fallback {
-            trial: Arc::clone(trial),
-        },
-        Applied::Default => Standing::Default,
+    let entitlements = Entitlements {
+        user,
+        plan: plan.map(|plan| Arc::clone(plan.name_arc())),
+        standing,
+        expires,
+        limits: Vec::new(),
     };
+    limits(inner, entitlements, catalog, subscriber, plan, now_ms).await
+}
+
+/// Fills in the limits of `entitlements`: for every governed resource and action some plan or
+/// add-on limits, what [`terms`] decides for it (the plan's limit raised by the active add-ons,
+/// or the add-ons' alone without a plan), the usage and the sources. An action that nothing
+/// applies to (no plan, no add-on naming it) is left out.
+async fn limits(
+    inner: &Inner,
+    mut entitlements: Entitlements,
+    catalog: &Catalog,
+    subscriber: Option<&crate::subscriber::Subscriber>,
+    plan: Option<&crate::catalog::Plan>,
+    now_ms: u64,
+) -> Result<Entitlements, Unavailable> {
     let usage = subscriber.map(|s| &s.usage);
-    let mut limits = Vec::new();
+    let user = entitlements.user.clone();
     for (resource, action) in limited(catalog) {
-        let limit = plan.limit(resource, &action);
-        let window = limit.period().map(|per| per.window(now_ms));
+        let Ok(terms) = terms(
+            catalog,
+            subscriber,
+            || now_ms,
+            &inner.policy,
+            resource,
+            &action,
+        ) else {
+            continue;
+        };
         let tally = inner.counting.as_ref().and_then(|counting| {
-            Tally::of(plan, usage, user.as_arc(), resource, &action, window)
+            Tally::of(&terms, usage, user.as_arc(), resource, &action)
                 .map(|tally| (counting, tally))
         });
         let used = match tally {
@@ -242,32 +326,59 @@ pub(crate) async fn read(inner: &Arc<Inner>, user: UserId) -> Result<Entitlement
                     return Err(Unavailable);
                 }
             },
-            None => usage.map_or(0, |usage| usage_of(plan, usage, resource, &action)),
+            None => usage.map_or(0, |usage| usage_of(&terms, usage, resource, &action)),
         };
-        limits.push(Entitlement {
+        let mut sources = Vec::new();
+        let plan_limit = plan.map(|plan| plan.limit(resource, &action));
+        if let Some((plan, limit)) = plan.zip(plan_limit) {
+            sources.push(Source::Plan {
+                name: Arc::clone(plan.name_arc()),
+                limit,
+            });
+        }
+        if plan_limit != Some(Limit::Unlimited) {
+            let addons = addon_sources(
+                catalog,
+                subscriber,
+                now_ms,
+                &inner.policy,
+                resource,
+                &action,
+            );
+            sources.extend(
+                addons
+                    .into_iter()
+                    .map(|(name, limit, quantity)| Source::Addon {
+                        name: Arc::clone(name),
+                        limit,
+                        quantity,
+                    }),
+            );
+        }
+        entitlements.limits.push(Entitlement {
             resource: Arc::clone(resource),
             action,
-            limit,
+            limit: terms.limit,
             used,
-            resets: window.map(|window| window.end()),
+            resets: terms.window.map(|window| window.end()),
+            sources,
         });
     }
-    Ok(Entitlements {
-        user,
-        plan: Some(Arc::clone(plan.name_arc())),
-        standing,
-        expires,
-        limits,
-    })
+    Ok(entitlements)
 }
 
-/// Every governed resource with each action that some plan of the catalog sets a limit on.
+/// Every governed resource with each action that some plan or add-on of the catalog sets a
+/// limit on.
 fn limited(catalog: &Catalog) -> Vec<(&Arc<str>, Action)> {
     let mut pairs = Vec::new();
     for resource in catalog.resources() {
         let mut actions: Vec<Action> = Vec::new();
-        for plan in catalog.plans() {
-            for (action, _) in plan.resource(resource).into_iter().flat_map(|l| l.iter()) {
+        let plans = catalog.plans().filter_map(|plan| plan.resource(resource));
+        let addons = catalog
+            .addons()
+            .filter_map(|addon| addon.resource(resource));
+        for limits in plans.chain(addons) {
+            for (action, _) in limits.iter() {
                 if !actions.contains(&action) {
                     actions.push(action);
                 }
@@ -405,13 +516,28 @@ mod tests {
                     limit: Limit::Unlimited,
                     used: 4,
                     resets: None,
+                    sources: vec![Source::Plan {
+                        name: Arc::from("free"),
+                        limit: Limit::Unlimited,
+                    }],
                 },
                 Entitlement {
                     resource: Arc::from("reports"),
                     action: Action::Create,
-                    limit: Limit::per(2, Period::Month),
+                    limit: Limit::per(12, Period::Month),
                     used: 3,
                     resets: Some(1_796_083_200_000),
+                    sources: vec![
+                        Source::Plan {
+                            name: Arc::from("free"),
+                            limit: Limit::per(2, Period::Month),
+                        },
+                        Source::Addon {
+                            name: Arc::from("more-reports"),
+                            limit: Limit::Limited(5),
+                            quantity: 2,
+                        },
+                    ],
                 },
             ],
         };
@@ -419,8 +545,10 @@ mod tests {
             serde_json::to_string(&entitlements).unwrap(),
             concat!(
                 r#"{"user":"john","plan":"free","state":"fallback","expires":null,"limits":["#,
-                r#"{"resource":"clients","action":"create","max":null,"used":4,"remaining":null,"per":null,"resets":null},"#,
-                r#"{"resource":"reports","action":"create","max":2,"used":3,"remaining":0,"per":"month","resets":1796083200000}]}"#
+                r#"{"resource":"clients","action":"create","max":null,"used":4,"remaining":null,"per":null,"resets":null,"#,
+                r#""sources":[{"plan":"free","limit":null}]},"#,
+                r#"{"resource":"reports","action":"create","max":12,"used":3,"remaining":9,"per":"month","resets":1796083200000,"#,
+                r#""sources":[{"plan":"free","limit":{"max":2,"per":"month"}},{"addon":"more-reports","limit":5,"quantity":2}]}]}"#
             )
         );
         let none = Entitlements {

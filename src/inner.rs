@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::cache::{CatalogCache, Fetch, Loaded, Record, Refresh, Users, View};
 use crate::catalog::{Action, Limit, Window};
 use crate::count::{Answer, Counting, Reservation, Reserved, Tally};
-use crate::decision::{applicable, check, Allowed, Decision, Denial, PlanState, Policy, Verdict};
+use crate::decision::{check, terms, Allowed, Decision, Denial, PlanState, Policy, Verdict};
 use crate::headers::{retry_after, RateLimitFields};
 use crate::metrics::{self, Call, Decided};
 use crate::response::{Rejection, RenderRejection};
@@ -378,30 +378,34 @@ impl Inner {
         let (resource, normalised) = (route.resource, route.action.normalised());
         let action = &*normalised;
         let usage = subscriber.map(|s| &s.usage);
-        let now_ms = || self.now_ms();
-        let verdict = match applicable(&loaded.catalog, subscriber, now_ms, &self.policy) {
-            Ok((plan, state)) => {
-                metrics::plan(plan.name());
+        let terms = terms(
+            &loaded.catalog,
+            subscriber,
+            || self.now_ms(),
+            &self.policy,
+            resource,
+            action,
+        );
+        let verdict = match terms {
+            Ok(terms) => {
+                metrics::plan(terms.plan);
                 if let Some(counting) = &self.counting {
-                    let limit = plan.limit(resource, action);
-                    let window = limit.period().map(|per| per.window(self.now_ms()));
-                    let tally = Tally::of(plan, usage, user.as_arc(), resource, action, window);
-                    if let Some(tally) = tally {
+                    if let Some(tally) = Tally::of(&terms, usage, user.as_arc(), resource, action) {
                         return Judgement::Count(Box::new(Pending {
                             counting: Arc::clone(counting),
                             tally,
                             user: user.clone(),
-                            plan: Arc::clone(plan.name_arc()),
-                            state: state.into_plan_state(),
+                            plan: Arc::clone(terms.plan),
+                            state: terms.state.into_plan_state(),
                             resource: Arc::clone(resource),
                             action: action.clone(),
-                            limit,
-                            window,
+                            limit: terms.limit,
+                            window: terms.window,
                             span: tracing::Span::current(),
                         }));
                     }
                 }
-                check(plan, state, usage, resource, action, &now_ms)
+                check(terms, usage, resource, action)
             }
             Err(inactive) => inactive,
         };

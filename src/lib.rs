@@ -13,7 +13,8 @@
 //! 3. loads the [`Catalog`] of plans and the user's [`Subscriber`] record (plan assignment and
 //!    usage) from a [`PlanStore`], caching the catalog and, optionally, users;
 //! 4. [`decide`](decision::decide)s: trials, fallbacks, expiry, grace periods and default plans,
-//!    then the plan's [`Limit`](catalog::Limit) against the user's usage. A denial is answered
+//!    then the plan's [`Limit`](catalog::Limit), raised by the user's active
+//!    [add-ons](catalog::Addon), against the user's usage. A denial is answered
 //!    `403` with a JSON body; an allowed request reaches your service with the [`Allowed`]
 //!    decision in its extensions.
 //!

@@ -521,6 +521,15 @@ pub fn tour() -> Vec<TourStep> {
             body: None,
             status: StatusCode::OK,
         },
+        TourStep {
+            what: "erin (free: 3 clients, has 5) holds a \"10 more clients\" add-on until 2100: \
+                   allowed, her limit is 13",
+            method: Method::POST,
+            path: "/api/clients",
+            user: Some("erin"),
+            body: Some(r#"{"name":"Hooli"}"#),
+            status: StatusCode::CREATED,
+        },
     ]
 }
 

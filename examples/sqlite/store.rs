@@ -5,8 +5,8 @@
 //!
 //! | method | SQL |
 //! |---|---|
-//! | `plans()` | one read transaction: `plans` ⟕ `plan_resources` ⟕ `plan_limits`, `trial`, and the declared custom `actions` |
-//! | `user(id)` | `subscribers` ⟕ `usage_counters` for the id, one query |
+//! | `plans()` | one read transaction: `plans` ⟕ `plan_resources` ⟕ `plan_limits`, `addons` ⟕ `addon_resources` ⟕ `addon_limits`, `trial`, and the declared custom `actions` |
+//! | `user(id)` | one read transaction: `subscribers` ⟕ `usage_counters` for the id, then its `subscriber_addons` |
 //! | `reserve` | `BEGIN IMMEDIATE`; purge the counter's expired holds; create the counter at the seed; the guarded `INSERT ... SELECT ... WHERE used + held < limit ... RETURNING` ([`RESERVE`]); read the counts before |
 //! | `commit` | `BEGIN IMMEDIATE`; delete the hold (and expired ones) `RETURNING` whether it was live; if it was, `used + 1` |
 //! | `release` | one `DELETE` of the hold (and the counter's expired ones) |
@@ -40,9 +40,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::Row;
-use tower_plans::catalog::{Limit, Period, Plan, Trial};
+use tower_plans::catalog::{Addon, Limit, Period, Plan, Trial};
 use tower_plans::store::{Count, Counted, Counter, ReservationId, Reserve};
-use tower_plans::subscriber::{Assignment, ResourceUsage};
+use tower_plans::subscriber::{AddonGrant, Assignment, ResourceUsage};
 use tower_plans::{Action, BoxError, Catalog, PlanStore, Subscriber, UsageStore};
 
 /// One schema migration: applied once, in order, recorded in `schema_migrations`.
@@ -65,8 +65,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
-        description: "quotas that reset: a period on limits",
-        sql: include_str!("migrations/0002_quotas.sql"),
+        description: "add-ons, their limits, and the subscribers' grants",
+        sql: include_str!("migrations/0002_addons.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "quotas that reset: a period on plan and add-on limits",
+        sql: include_str!("migrations/0003_quotas.sql"),
     },
 ];
 
@@ -492,6 +497,18 @@ fn counted_key(counted: &Counted) -> Result<String, BoxError> {
     }
 }
 
+/// A limit from its `max` and `per` columns.
+fn limit_of(max: Option<i64>, per: Option<String>) -> Result<Limit, BoxError> {
+    Ok(match (max, per) {
+        (Some(max), None) => Limit::Limited(count(max)?),
+        (Some(max), Some(per)) => Limit::Periodic {
+            max: count(max)?,
+            per: Period::from_name(&per).ok_or_else(|| format!("unknown period {per:?}"))?,
+        },
+        (None, _) => Limit::Unlimited,
+    })
+}
+
 /// A counter's key columns: a period counter's `counted` names its period after an `@`
 /// (`create@2026-11`).
 struct Key {
@@ -533,6 +550,15 @@ impl PlanStore for SqliteStore {
         )
         .fetch_all(&mut *tx)
         .await?;
+        let addon_rows = sqlx::query(
+            "SELECT a.name, r.resource, l.action, l.max, l.per
+               FROM addons a
+               LEFT JOIN addon_resources r ON r.addon = a.name
+               LEFT JOIN addon_limits l ON l.addon = r.addon AND l.resource = r.resource
+              ORDER BY a.position, a.name, r.resource, l.action",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         let trial = sqlx::query("SELECT duration_ms, fallback FROM trial WHERE id = 1")
             .fetch_optional(&mut *tx)
             .await?;
@@ -560,21 +586,35 @@ impl PlanStore for SqliteStore {
                 (None, _) => plan,
                 (Some(resource), None) => plan.unlimited(resource),
                 (Some(resource), Some(action)) => {
-                    let limit = match (max, per) {
-                        (Some(max), None) => Limit::Limited(count(max)?),
-                        (Some(max), Some(per)) => Limit::Periodic {
-                            max: count(max)?,
-                            per: Period::from_name(&per)
-                                .ok_or_else(|| format!("unknown period {per:?}"))?,
-                        },
-                        (None, _) => Limit::Unlimited,
-                    };
-                    plan.with_limit(resource, Action::custom(action), limit)
+                    plan.with_limit(resource, Action::custom(action), limit_of(max, per)?)
                 }
             };
             plans.push(plan);
         }
-        let mut catalog = Catalog::builder().plans(plans);
+        let mut addons: Vec<Addon> = Vec::new();
+        for row in addon_rows {
+            let name: String = row.try_get(0)?;
+            let resource: Option<String> = row.try_get(1)?;
+            let action: Option<String> = row.try_get(2)?;
+            let max: Option<i64> = row.try_get(3)?;
+            let per: Option<String> = row.try_get(4)?;
+            let addon = match addons.pop() {
+                Some(last) if last.name() == name => last,
+                last => {
+                    addons.extend(last);
+                    Addon::new(name)
+                }
+            };
+            let addon = match (resource, action) {
+                (None, _) => addon,
+                (Some(resource), None) => addon.unlimited(resource),
+                (Some(resource), Some(action)) => {
+                    addon.with_limit(resource, Action::custom(action), limit_of(max, per)?)
+                }
+            };
+            addons.push(addon);
+        }
+        let mut catalog = Catalog::builder().plans(plans).addons(addons);
         for action in declared {
             catalog = catalog.action(action);
         }
@@ -591,6 +631,9 @@ impl PlanStore for SqliteStore {
     }
 
     async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
+        // One read transaction, so that the assignment, the usage and the add-ons come from one
+        // snapshot.
+        let mut tx = self.reader.begin().await?;
         let rows = sqlx::query(
             "SELECT s.name, s.plan, s.trial, s.joined_ms, s.expires_ms,
                     u.resource, u.counted, u.used
@@ -599,8 +642,16 @@ impl PlanStore for SqliteStore {
               WHERE s.id = ?1",
         )
         .bind(id)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *tx)
         .await?;
+        let grants = sqlx::query(
+            "SELECT addon, starts_ms, expires_ms, quantity
+               FROM subscriber_addons WHERE user_id = ?1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -620,6 +671,17 @@ impl PlanStore for SqliteStore {
                 assignment = assignment.expires_at(count(expires)?);
             }
             subscriber = subscriber.with_plan(assignment);
+        }
+        for row in &grants {
+            let mut grant =
+                AddonGrant::new(row.try_get::<String, _>(0)?).quantity(count(row.try_get(3)?)?);
+            if let Some(starts) = row.try_get::<Option<i64>, _>(1)? {
+                grant = grant.starts_at(count(starts)?);
+            }
+            if let Some(expires) = row.try_get::<Option<i64>, _>(2)? {
+                grant = grant.expires_at(count(expires)?);
+            }
+            subscriber = subscriber.with_addon(grant);
         }
         // Per resource: the item count and the per-action counts. A resource with only an item
         // count is a plain count; one with per-action counts keeps its items as `create`.

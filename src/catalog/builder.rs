@@ -6,13 +6,14 @@ use std::time::Duration;
 use crate::format::{FormatError, JsonPath};
 use crate::hash::{map_with_capacity, Map};
 
-use super::{Action, Catalog, Plan, Trial};
+use super::{Action, Addon, Catalog, Plan, ResourceLimits, Trial};
 
 /// Builds a [`Catalog`] from Rust, without JSON; made by [`Catalog::builder`].
 ///
 /// [`build`](CatalogBuilder::build) checks what the JSON loaders check: unique, non-empty plan
-/// names, non-empty resource names, a positive trial duration and a fallback that names a plan.
-/// Custom actions used by the plans are declared automatically.
+/// and add-on names (an add-on may not take a plan's name), non-empty resource names, a positive
+/// trial duration and a fallback that names a plan. Custom actions used by the plans and add-ons
+/// are declared automatically.
 ///
 /// ```
 /// use tower_plans::{Catalog, catalog::{Plan, Trial}};
@@ -29,6 +30,7 @@ use super::{Action, Catalog, Plan, Trial};
 pub struct CatalogBuilder {
     trial: Option<Trial>,
     plans: Vec<Plan>,
+    addons: Vec<Addon>,
     actions: Vec<Arc<str>>,
 }
 
@@ -56,8 +58,20 @@ impl CatalogBuilder {
         self
     }
 
-    /// Declares a custom action name (the JSON `actions` array). Plans' custom actions are
-    /// declared automatically; this is for actions no plan limits yet.
+    /// Adds an add-on (the JSON `addons` array).
+    pub fn addon(mut self, addon: Addon) -> Self {
+        self.addons.push(addon);
+        self
+    }
+
+    /// Adds add-ons.
+    pub fn addons(mut self, addons: impl IntoIterator<Item = Addon>) -> Self {
+        self.addons.extend(addons);
+        self
+    }
+
+    /// Declares a custom action name (the JSON `actions` array). Plans' and add-ons' custom
+    /// actions are declared automatically; this is for actions none limits yet.
     pub fn action(mut self, name: impl Into<Arc<str>>) -> Self {
         self.actions.push(name.into());
         self
@@ -66,11 +80,11 @@ impl CatalogBuilder {
     /// Checks and builds the catalog.
     ///
     /// # Errors
-    /// A [`FormatError`] whose path names the offending plan (`plans[1].name`), resource
-    /// (`plans[0].limits[""]`), action (`actions[0]`) or trial setting (`trial.duration`,
-    /// `trial.fallback`).
+    /// A [`FormatError`] whose path names the offending plan (`plans[1].name`), add-on
+    /// (`addons[0].name`), resource (`plans[0].limits[""]`), action (`actions[0]`) or trial
+    /// setting (`trial.duration`, `trial.fallback`).
     pub fn build(self) -> Result<Catalog, FormatError> {
-        assemble(self.trial, self.plans, self.actions)
+        assemble(self.trial, self.plans, self.addons, self.actions)
     }
 }
 
@@ -79,6 +93,7 @@ impl CatalogBuilder {
 pub(super) fn assemble(
     trial: Option<Trial>,
     plans: Vec<Plan>,
+    addons: Vec<Addon>,
     declared: Vec<Arc<str>>,
 ) -> Result<Catalog, FormatError> {
     let root = JsonPath::root();
@@ -109,25 +124,31 @@ pub(super) fn assemble(
         // request, and their reference counts must not share a cache line with the bytes that
         // every lookup compares.
         index.insert(Arc::from(&*plan.name), i);
-        for (resource, limits) in &plan.limits {
-            if resource.is_empty() {
-                return Err(plan_path
-                    .key("limits")
-                    .key(resource)
-                    .error("expected a non-empty resource name"));
-            }
-            resources.push(Arc::from(&**resource));
-            for name in limits.custom_names() {
-                if name.is_empty() {
-                    return Err(plan_path
-                        .key("limits")
-                        .key(resource)
-                        .key(name)
-                        .error("expected a non-empty custom action name"));
-                }
-                actions.push(Arc::clone(name));
-            }
+        collect(&plan.limits, &plan_path, &mut resources, &mut actions)?;
+    }
+
+    let addons_path = root.key("addons");
+    let mut addon_index: Map<Arc<str>, usize> = map_with_capacity(addons.len());
+    for (i, addon) in addons.iter().enumerate() {
+        let addon_path = addons_path.index(i);
+        let name_path = addon_path.key("name");
+        if addon.name.is_empty() {
+            return Err(name_path.error("expected a non-empty add-on name"));
         }
+        if let Some(first) = addon_index.get(&addon.name) {
+            return Err(name_path.error(format!(
+                "duplicate add-on name `{}` (first at addons[{first}])",
+                addon.name
+            )));
+        }
+        if let Some(plan) = index.get(&addon.name) {
+            return Err(name_path.error(format!(
+                "`{}` is the name of a plan (plans[{plan}]); an add-on needs a name of its own",
+                addon.name
+            )));
+        }
+        addon_index.insert(Arc::from(&*addon.name), i);
+        collect(&addon.limits, &addon_path, &mut resources, &mut actions)?;
     }
     resources.sort();
     resources.dedup();
@@ -156,7 +177,39 @@ pub(super) fn assemble(
         trial,
         actions,
         resources,
+        addons,
+        addon_index,
     })
+}
+
+/// Checks the limits of the plan or add-on at `path` and collects the resources they name and
+/// the custom actions they use.
+fn collect(
+    limits: &Map<Arc<str>, ResourceLimits>,
+    path: &JsonPath<'_>,
+    resources: &mut Vec<Arc<str>>,
+    actions: &mut Vec<Arc<str>>,
+) -> Result<(), FormatError> {
+    for (resource, limits) in limits {
+        if resource.is_empty() {
+            return Err(path
+                .key("limits")
+                .key(resource)
+                .error("expected a non-empty resource name"));
+        }
+        resources.push(Arc::from(&**resource));
+        for name in limits.custom_names() {
+            if name.is_empty() {
+                return Err(path
+                    .key("limits")
+                    .key(resource)
+                    .key(name)
+                    .error("expected a non-empty custom action name"));
+            }
+            actions.push(Arc::clone(name));
+        }
+    }
+    Ok(())
 }
 
 /// Why `name` cannot be a custom action name, if it cannot.
@@ -215,6 +268,59 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(ok.trial().and_then(Trial::fallback), Some("free"));
+    }
+
+    #[test]
+    fn builder_checks_addons() {
+        let free = || Plan::new("free").create_limit("clients", 3);
+        let err = Catalog::builder()
+            .plan(free())
+            .addon(Addon::new("more-clients").create_limit("clients", 10))
+            .addon(Addon::new("more-clients"))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.path(), "addons[1].name");
+        assert_eq!(
+            err.message(),
+            "duplicate add-on name `more-clients` (first at addons[0])"
+        );
+
+        let err = Catalog::builder()
+            .plan(free())
+            .addon(Addon::new(""))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.path(), "addons[0].name");
+
+        let err = Catalog::builder()
+            .plan(free())
+            .addon(Addon::new("free"))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.path(), "addons[0].name");
+        assert!(err.message().contains("name of a plan"), "{err}");
+
+        let err = Catalog::builder()
+            .addon(Addon::new("x").create_limit("", 1))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.path(), r#"addons[0].limits[""]"#);
+
+        // Add-on resources are governed; their custom actions declared.
+        let catalog = Catalog::builder()
+            .plan(free())
+            .addon(Addon::new("exports").with_limit(
+                "reports",
+                Action::custom("export"),
+                Limit::Limited(5),
+            ))
+            .build()
+            .unwrap();
+        assert!(catalog.is_governed("reports"));
+        assert_eq!(&*catalog.custom_actions()[0], "export");
+        assert_eq!(catalog.addons().len(), 1);
+        assert!(catalog.addon("exports").is_some());
+        assert!(catalog.addon("free").is_none());
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::builder::{assemble, check_custom_action};
-use super::{Action, Catalog, Limit, Period, Plan, ResourceLimits, Trial};
+use super::{Action, Addon, Catalog, Limit, Period, Plan, ResourceLimits, Trial};
 use crate::format::{describe, non_negative_integer, FormatError, JsonPath};
+use crate::hash::Map as NameMap;
 
 /// Seconds in a day.
 const DAY_SECS: f64 = 86_400.0;
@@ -15,22 +16,27 @@ const DAY_SECS: f64 = 86_400.0;
 /// Reads a whole catalog.
 pub(super) fn catalog(value: &Value) -> Result<Catalog, FormatError> {
     let root = JsonPath::root();
-    let (trial_value, plans_value, actions_value) = match value {
-        Value::Array(_) => (None, value, None),
+    let (trial_value, plans_value, actions_value, addons_value) = match value {
+        Value::Array(_) => (None, value, None, None),
         Value::Object(map) => {
             if let Some(key) = map
                 .keys()
-                .find(|k| !matches!(k.as_str(), "trial" | "plans" | "actions"))
+                .find(|k| !matches!(k.as_str(), "trial" | "plans" | "actions" | "addons"))
             {
-                return Err(root
-                    .key(key)
-                    .error("unknown catalog property; expected `plans`, `trial` or `actions`"));
+                return Err(root.key(key).error(
+                    "unknown catalog property; expected `plans`, `trial`, `actions` or `addons`",
+                ));
             }
             let plans = map.get("plans").ok_or_else(|| {
                 root.key("plans")
                     .error("missing; expected an array of plans")
             })?;
-            (map.get("trial"), plans, map.get("actions"))
+            (
+                map.get("trial"),
+                plans,
+                map.get("actions"),
+                map.get("addons"),
+            )
         }
         other => {
             return Err(root.error(format!(
@@ -52,21 +58,62 @@ pub(super) fn catalog(value: &Value) -> Result<Catalog, FormatError> {
     let mut plans: Vec<Plan> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let path = plans_path.index(i);
-        let plan = plan(item, &path, &actions)?;
-        if let Some(first) = plans.iter().position(|p| p.name == plan.name) {
+        let (name, limits) = named_limits(item, &path, &actions, Kind::Plan)?;
+        if let Some(first) = plans.iter().position(|p| *p.name == *name) {
             return Err(path.key("name").error(format!(
-                "duplicate plan name `{}` (first at plans[{first}])",
-                plan.name
+                "duplicate plan name `{name}` (first at plans[{first}])"
             )));
         }
+        let mut plan = Plan::new(name);
+        plan.limits = limits;
         plans.push(plan);
     }
+
+    let addons = addons(addons_value, &root.key("addons"), &actions, &plans)?;
 
     let trial = match trial_value {
         None | Some(Value::Null) => None,
         Some(value) => Some(trial(value, &root.key("trial"))?),
     };
-    assemble(trial, plans, actions)
+    assemble(trial, plans, addons, actions)
+}
+
+/// Reads the `addons` list: each add-on is read as a plan is.
+fn addons(
+    value: Option<&Value>,
+    path: &JsonPath<'_>,
+    actions: &[Arc<str>],
+    plans: &[Plan],
+) -> Result<Vec<Addon>, FormatError> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(path.error(format!(
+                "expected an array of add-ons, found {}",
+                describe(other)
+            )))
+        }
+    };
+    let mut addons: Vec<Addon> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = path.index(i);
+        let (name, limits) = named_limits(item, &path, actions, Kind::Addon)?;
+        if let Some(first) = addons.iter().position(|a| *a.name == *name) {
+            return Err(path.key("name").error(format!(
+                "duplicate add-on name `{name}` (first at addons[{first}])"
+            )));
+        }
+        if let Some(plan) = plans.iter().position(|p| *p.name == *name) {
+            return Err(path.key("name").error(format!(
+                "`{name}` is the name of a plan (plans[{plan}]); an add-on needs a name of its own"
+            )));
+        }
+        let mut addon = Addon::new(name);
+        addon.limits = limits;
+        addons.push(addon);
+    }
+    Ok(addons)
 }
 
 /// Reads the `actions` declaration.
@@ -159,27 +206,58 @@ fn days(value: &Value, path: &JsonPath<'_>) -> Result<Duration, FormatError> {
     }
 }
 
-/// Reads one plan.
-fn plan(value: &Value, path: &JsonPath<'_>, actions: &[Arc<str>]) -> Result<Plan, FormatError> {
+/// What a named set of limits is, for error messages.
+#[derive(Clone, Copy)]
+enum Kind {
+    Plan,
+    Addon,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Plan => "plan",
+            Kind::Addon => "add-on",
+        }
+    }
+}
+
+/// Reads one plan or add-on, `{"name": .., "limits": {..}}` or the shorthand without `limits`:
+/// its name and its limits per resource. Plans and add-ons share this reader, so that both
+/// accept every limit form.
+fn named_limits<'v>(
+    value: &'v Value,
+    path: &JsonPath<'_>,
+    actions: &[Arc<str>],
+    kind: Kind,
+) -> Result<(&'v str, NameMap<Arc<str>, ResourceLimits>), FormatError> {
+    let noun = kind.noun();
     let Value::Object(map) = value else {
-        return Err(path.error(format!("expected a plan object, found {}", describe(value))));
+        return Err(path.error(format!(
+            "expected {} {noun} object, found {}",
+            match kind {
+                Kind::Plan => "a",
+                Kind::Addon => "an",
+            },
+            describe(value)
+        )));
     };
     let name_path = path.key("name");
     let name = match map.get("name") {
         Some(Value::String(name)) if !name.is_empty() => name.as_str(),
         Some(other) => {
             return Err(name_path.error(format!(
-                "expected a non-empty plan name, found {}",
+                "expected a non-empty {noun} name, found {}",
                 describe(other)
             )))
         }
-        None => return Err(name_path.error("missing; expected the plan's name")),
+        None => return Err(name_path.error(format!("missing; expected the {noun}'s name"))),
     };
-    let mut plan = Plan::new(name);
+    let mut limits = NameMap::default();
     match map.get("limits") {
         Some(Value::Null) => {}
-        Some(Value::Object(limits)) => {
-            resources(&mut plan, limits.iter(), &path.key("limits"), actions)?;
+        Some(Value::Object(entries)) => {
+            resources(&mut limits, entries.iter(), &path.key("limits"), actions)?;
         }
         Some(other) => {
             return Err(path.key("limits").error(format!(
@@ -188,16 +266,16 @@ fn plan(value: &Value, path: &JsonPath<'_>, actions: &[Arc<str>]) -> Result<Plan
             )))
         }
         None => {
-            let limits = map.iter().filter(|(key, _)| key.as_str() != "name");
-            resources(&mut plan, limits, path, actions)?;
+            let entries = map.iter().filter(|(key, _)| key.as_str() != "name");
+            resources(&mut limits, entries, path, actions)?;
         }
     }
-    Ok(plan)
+    Ok((name, limits))
 }
 
-/// Reads a plan's limits per resource into `plan`.
+/// Reads limits per resource into `limits`.
 fn resources<'v>(
-    plan: &mut Plan,
+    limits: &mut NameMap<Arc<str>, ResourceLimits>,
     entries: impl Iterator<Item = (&'v String, &'v Value)>,
     path: &JsonPath<'_>,
     actions: &[Arc<str>],
@@ -207,8 +285,8 @@ fn resources<'v>(
         if resource.is_empty() {
             return Err(resource_path.error("expected a non-empty resource name"));
         }
-        let limits = resource_limits(value, &resource_path, actions)?;
-        plan.limits.insert(Arc::from(resource.as_str()), limits);
+        let resource_limits = resource_limits(value, &resource_path, actions)?;
+        limits.insert(Arc::from(resource.as_str()), resource_limits);
     }
     Ok(())
 }

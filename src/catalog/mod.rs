@@ -82,6 +82,35 @@ pub struct Plan {
     limits: Map<Arc<str>, ResourceLimits>,
 }
 
+/// An add-on: a name and the limits it adds, per unit, to a user's plan while a grant of it is
+/// active (a "10 more clients" pack, a promotion).
+///
+/// A catalog lists its add-ons under `"addons"` ([`Catalog`] describes the JSON form); a
+/// subscriber record grants them ([`AddonGrant`](crate::subscriber::AddonGrant)), each grant with
+/// its own start, end and quantity. An action the add-on sets a limit on adds that limit, times
+/// the grant's quantity, to the plan's; `null` (unlimited) makes the action unlimited; an action it
+/// does not set adds nothing, except that `patch` reads the add-on's `update` limit when the add-on
+/// sets no `patch` limit, as for a plan. See [`decide`](crate::decision::decide) for the rules.
+///
+/// ```
+/// use tower_plans::{Action, Catalog, catalog::{Addon, Limit}};
+///
+/// let catalog = Catalog::builder()
+///     .plan(tower_plans::catalog::Plan::new("free").create_limit("clients", 3))
+///     .addon(Addon::new("more-clients").create_limit("clients", 10))
+///     .build()?;
+/// let pack = catalog.addon("more-clients").expect("declared above");
+/// assert_eq!(pack.limit("clients", &Action::Create), Some(Limit::Limited(10)));
+/// // It sets nothing else: it adds nothing to listing clients.
+/// assert_eq!(pack.limit("clients", &Action::Index), None);
+/// # Ok::<(), tower_plans::format::FormatError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Addon {
+    name: Arc<str>,
+    limits: Map<Arc<str>, ResourceLimits>,
+}
+
 /// The free-trial policy of a catalog: how long a trial lasts and the plan it falls back to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trial {
@@ -96,8 +125,8 @@ pub struct Trial {
 ///
 /// # The JSON form
 ///
-/// The catalog is an object `{"trial": T, "actions": [..], "plans": [..]}` (only `plans` is
-/// required) or a bare array of plans.
+/// The catalog is an object `{"trial": T, "actions": [..], "plans": [..], "addons": [..]}` (only
+/// `plans` is required) or a bare array of plans.
 ///
 /// * `trial` is a number of days (fractions allowed) or `{"duration": days, "fallback": "free"}`.
 ///   The duration must be a positive number; the fallback, if given, must name a plan of the
@@ -117,9 +146,15 @@ pub struct Trial {
 ///   action is an error that names it, so a misspelt `"craete": 3` is caught instead of silently
 ///   becoming a limit on an action no request performs. (The bare-array form declares none.)
 ///
-/// A resource is *governed* when some plan names it; a plan that does not name it leaves it
-/// unlimited, and an action a plan does not set is unlimited too, except `patch`, which falls back
-/// to the `update` limit.
+/// * `addons` (object form only) lists the [add-ons](Addon) that subscriber records may grant:
+///   `[{"name": "more-clients", "limits": {"clients": 10}}]`, each read exactly as a plan is
+///   (the same limit forms, the same shorthand without `limits`). Add-on names are non-empty,
+///   unique, and distinct from plan names; errors name their path (`addons[1].name`,
+///   `addons[0].limits.clients.create`).
+///
+/// A resource is *governed* when some plan or add-on names it; a plan that does not name it
+/// leaves it unlimited, and an action a plan does not set is unlimited too, except `patch`, which
+/// falls back to the `update` limit.
 ///
 /// ```
 /// use tower_plans::{Action, Catalog, catalog::{Limit, Period}};
@@ -134,7 +169,8 @@ pub struct Trial {
 ///                 "clients": {"create": 30, "update": 100},
 ///                 "reports": {"export": {"max": 20, "per": "day"}}
 ///             }}
-///         ]
+///         ],
+///         "addons": [{"name": "more-clients", "limits": {"clients": 10}}]
 ///     }"#,
 /// )?;
 ///
@@ -153,6 +189,8 @@ pub struct Trial {
 /// );
 ///
 /// assert_eq!(catalog.trial().and_then(|t| t.fallback()), Some("free"));
+/// let pack = catalog.addon("more-clients").expect("declared above");
+/// assert_eq!(pack.limit("clients", &Action::Create), Some(Limit::Limited(10)));
 /// assert!(catalog.is_governed("reports"));
 /// assert!(!catalog.is_governed("invoices"));
 ///
@@ -197,8 +235,12 @@ pub struct Catalog {
     trial: Option<Trial>,
     /// The declared custom actions (and those the plans use), sorted and deduplicated.
     actions: Vec<Arc<str>>,
-    /// Every resource some plan names, sorted and deduplicated.
+    /// Every resource some plan or add-on names, sorted and deduplicated.
     resources: Vec<Arc<str>>,
+    /// The add-ons, in catalog order.
+    addons: Vec<Addon>,
+    /// Add-on name -> index into `addons`.
+    addon_index: Map<Arc<str>, usize>,
 }
 
 impl Action {
@@ -322,6 +364,28 @@ impl Limit {
             Limit::Unlimited | Limit::Limited(_) => None,
         }
     }
+
+    /// This limit raised by `quantity` units of an add-on's limit `addon`: the one place where
+    /// limits combine, so that a new kind of limit extends only this function.
+    ///
+    /// Unlimited on either side is unlimited; otherwise the maxima add up, `addon` counted
+    /// `quantity` times (saturating, so no quantity overflows). A quantity of 0 adds nothing,
+    /// not even an unlimited add-on's "unlimited". The sum is a quota when either side is one:
+    /// with this limit's period if it has one, else the add-on's (so "20 exports a day" raises a
+    /// blocked `0` to a daily quota, and "10 more" raises "20 a day" to 30 a day).
+    pub(crate) fn plus(self, addon: Limit, quantity: u64) -> Limit {
+        if quantity == 0 {
+            return self;
+        }
+        let (Some(base), Some(extra)) = (self.maximum(), addon.maximum()) else {
+            return Limit::Unlimited;
+        };
+        let max = base.saturating_add(extra.saturating_mul(quantity));
+        match self.period().or(addon.period()) {
+            Some(per) => Limit::Periodic { max, per },
+            None => Limit::Limited(max),
+        }
+    }
 }
 
 impl serde::Serialize for Limit {
@@ -385,15 +449,19 @@ impl ResourceLimits {
     /// spelled `Action::Custom("patch")`) the [`Action::Update`] limit, else
     /// [`Limit::Unlimited`].
     pub fn limit(&self, action: &Action) -> Limit {
+        self.declared(action).unwrap_or(Limit::Unlimited)
+    }
+
+    /// The limit set on `action`, else for [`Action::Patch`] the [`Action::Update`] limit;
+    /// `None` when neither is set. What an add-on adds to `action` (see [`Addon::limit`]).
+    pub(crate) fn declared(&self, action: &Action) -> Option<Limit> {
         if let Some(limit) = self.get(action) {
-            return limit;
+            return Some(limit);
         }
         if *action.normalised() == Action::Patch {
-            if let Some(limit) = self.get(&Action::Update) {
-                return limit;
-            }
+            return self.get(&Action::Update);
         }
-        Limit::Unlimited
+        None
     }
 
     /// Whether no action has a limit set (the resource is named but unlimited).
@@ -459,12 +527,22 @@ impl Catalog {
         self.trial.as_ref()
     }
 
-    /// Every resource that some plan names (the governed resources), sorted.
+    /// The add-on with this name.
+    pub fn addon(&self, name: &str) -> Option<&Addon> {
+        self.addon_index.get(name).and_then(|&i| self.addons.get(i))
+    }
+
+    /// The add-ons, in catalog order.
+    pub fn addons(&self) -> impl ExactSizeIterator<Item = &Addon> + '_ {
+        self.addons.iter()
+    }
+
+    /// Every resource that some plan or add-on names (the governed resources), sorted.
     pub fn resources(&self) -> &[Arc<str>] {
         &self.resources
     }
 
-    /// Whether some plan names `resource`, so requests to it are governed.
+    /// Whether some plan or add-on names `resource`, so requests to it are governed.
     pub fn is_governed(&self, resource: &str) -> bool {
         self.resources
             .binary_search_by(|r| (**r).cmp(resource))
@@ -558,6 +636,81 @@ impl Plan {
     }
 
     /// The resources this plan names, with their limits, in no particular order.
+    pub fn resources(&self) -> impl Iterator<Item = (&Arc<str>, &ResourceLimits)> + '_ {
+        self.limits.iter()
+    }
+}
+
+impl Addon {
+    /// An add-on that adds nothing yet.
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Self {
+            name: name.into(),
+            limits: Map::default(),
+        }
+    }
+
+    /// Sets what the add-on adds to `action` of `resource`, per unit, builder style:
+    /// [`Limit::Limited`]`(n)` adds `n`, [`Limit::Unlimited`] makes the action unlimited.
+    #[must_use]
+    pub fn with_limit(
+        mut self,
+        resource: impl Into<Arc<str>>,
+        action: Action,
+        limit: Limit,
+    ) -> Self {
+        self.limits
+            .entry(resource.into())
+            .or_default()
+            .set(action, limit);
+        self
+    }
+
+    /// Adds `extra` items of `resource` per unit (the JSON shorthand `{"clients": 10}`).
+    #[must_use]
+    pub fn create_limit(self, resource: impl Into<Arc<str>>, extra: u64) -> Self {
+        self.with_limit(resource, Action::Create, Limit::Limited(extra))
+    }
+
+    /// Names `resource` without adding to any of its actions (the JSON `{"clients": null}`),
+    /// so that it is governed. A user without a plan who holds the add-on may use it without
+    /// limit (see [`decide`](crate::decision::decide)).
+    #[must_use]
+    pub fn unlimited(mut self, resource: impl Into<Arc<str>>) -> Self {
+        self.limits.entry(resource.into()).or_default();
+        self
+    }
+
+    /// Replaces what the add-on adds to `resource`.
+    #[must_use]
+    pub fn with_resource(mut self, resource: impl Into<Arc<str>>, limits: ResourceLimits) -> Self {
+        self.limits.insert(resource.into(), limits);
+        self
+    }
+
+    /// The add-on's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The add-on's name, shared.
+    pub(crate) fn name_arc(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// What one unit of the add-on adds to `action` of `resource`: the limit it sets on the
+    /// action, else for [`Action::Patch`] its [`Action::Update`] limit; `None` when it adds
+    /// nothing (the resource or the action is not set). Does not allocate.
+    pub fn limit(&self, resource: &str, action: &Action) -> Option<Limit> {
+        self.limits.get(resource)?.declared(action)
+    }
+
+    /// What the add-on adds to `resource`, if it names it.
+    pub fn resource(&self, resource: &str) -> Option<&ResourceLimits> {
+        self.limits.get(resource)
+    }
+
+    /// The resources this add-on names, with what it adds to them, in no particular order.
     pub fn resources(&self) -> impl Iterator<Item = (&Arc<str>, &ResourceLimits)> + '_ {
         self.limits.iter()
     }
@@ -683,6 +836,78 @@ mod tests {
         assert!(!catalog.is_governed(""));
         let names: Vec<&str> = catalog.plans().map(Plan::name).collect();
         assert_eq!(names, ["free", "pro"]);
+    }
+
+    #[test]
+    fn limits_combine_in_one_place() {
+        let three = Limit::Limited(3);
+        assert_eq!(three.plus(Limit::Limited(10), 1), Limit::Limited(13));
+        assert_eq!(three.plus(Limit::Limited(10), 2), Limit::Limited(23));
+        assert_eq!(
+            Limit::Limited(0).plus(Limit::Limited(5), 1),
+            Limit::Limited(5)
+        );
+        assert_eq!(three.plus(Limit::Limited(0), 7), three);
+        assert_eq!(three.plus(Limit::Unlimited, 1), Limit::Unlimited);
+        assert_eq!(
+            Limit::Unlimited.plus(Limit::Limited(5), 1),
+            Limit::Unlimited
+        );
+        // A quantity of 0 adds nothing, not even "unlimited".
+        assert_eq!(three.plus(Limit::Unlimited, 0), three);
+        assert_eq!(three.plus(Limit::Limited(10), 0), three);
+        // Saturating, never overflowing.
+        assert_eq!(
+            three.plus(Limit::Limited(u64::MAX / 2), u64::MAX),
+            Limit::Limited(u64::MAX)
+        );
+        assert_eq!(
+            Limit::Limited(u64::MAX).plus(Limit::Limited(1), 1),
+            Limit::Limited(u64::MAX)
+        );
+
+        // A quota on either side makes a quota; this limit's period wins.
+        let daily = Limit::per(20, Period::Day);
+        assert_eq!(
+            daily.plus(Limit::Limited(10), 1),
+            Limit::per(30, Period::Day)
+        );
+        assert_eq!(
+            Limit::Limited(0).plus(daily, 2),
+            Limit::per(40, Period::Day)
+        );
+        assert_eq!(
+            daily.plus(Limit::per(5, Period::Month), 1),
+            Limit::per(25, Period::Day)
+        );
+        assert_eq!(daily.plus(Limit::Unlimited, 1), Limit::Unlimited);
+        assert_eq!(Limit::Unlimited.plus(daily, 1), Limit::Unlimited);
+        assert_eq!(daily.plus(Limit::per(5, Period::Day), 0), daily);
+    }
+
+    #[test]
+    fn an_addon_adds_what_it_sets_and_patch_reads_its_update() {
+        let addon = Addon::new("edits")
+            .with_limit("tasks", Action::Update, Limit::Limited(5))
+            .with_limit("notes", Action::Patch, Limit::Limited(2))
+            .with_limit("notes", Action::Update, Limit::Limited(9))
+            .unlimited("files");
+        assert_eq!(
+            addon.limit("tasks", &Action::Patch),
+            Some(Limit::Limited(5))
+        );
+        assert_eq!(
+            addon.limit("notes", &Action::Patch),
+            Some(Limit::Limited(2))
+        );
+        assert_eq!(addon.limit("tasks", &Action::Create), None);
+        assert_eq!(addon.limit("files", &Action::Create), None);
+        assert_eq!(addon.limit("groups", &Action::Create), None);
+        assert!(addon
+            .resource("files")
+            .is_some_and(ResourceLimits::is_empty));
+        assert_eq!(addon.resources().count(), 3);
+        assert_eq!(addon.name(), "edits");
     }
 
     #[test]

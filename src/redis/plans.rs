@@ -97,6 +97,9 @@ impl RedisPlanStore {
     /// Stores the record of user `id`, after checking it (a subscriber record in the JSON form
     /// of [`Subscriber::from_json`]). `null` makes the user unknown.
     ///
+    /// The record's add-on names are not checked against the catalog (that would cost a read
+    /// of it): the layer ignores an add-on its catalog does not know, with a warning.
+    ///
     /// # Errors
     /// [`Error::Load`] when the JSON is not a valid record (nothing is written); an
     /// [`Error::Redis`] or [`Error::TimedOut`] when Redis fails.
@@ -128,13 +131,14 @@ impl RedisPlanStore {
     /// Loads the catalog and the users in the formats of
     /// [`MemoryStore::from_json`](crate::MemoryStore::from_json): the catalog, and a JSON object
     /// that maps each user id to its record (a `null` record removes the user). Everything is
-    /// checked before anything is written; the writes are then sent in one transaction.
+    /// checked before anything is written, the records' add-on names against the catalog too;
+    /// the writes are then sent in one transaction.
     ///
     /// # Errors
     /// [`Error::Load`] naming the bad document, user or value (nothing is written); an
     /// [`Error::Redis`] or [`Error::TimedOut`] when Redis fails.
     pub async fn load_json(&self, plans_json: &str, users_json: &str) -> Result<(), Error> {
-        Catalog::from_json(plans_json).map_err(LoadError::Catalog)?;
+        let catalog = Catalog::from_json(plans_json).map_err(LoadError::Catalog)?;
         let users: Value = serde_json::from_str(users_json)
             .map_err(|error| LoadError::UsersJson(Arc::new(error)))?;
         let mut pipe = redis::pipe();
@@ -146,10 +150,12 @@ impl RedisPlanStore {
                         pipe.del(self.keys.user(id)).ignore();
                         continue;
                     }
-                    Subscriber::from_value(record).map_err(|error| LoadError::User {
-                        id: Arc::from(id.as_str()),
-                        error,
-                    })?;
+                    Subscriber::from_value(record)
+                        .and_then(|subscriber| subscriber.check_addons(&catalog))
+                        .map_err(|error| LoadError::User {
+                            id: Arc::from(id.as_str()),
+                            error,
+                        })?;
                     pipe.set(self.keys.user(id), record.to_string()).ignore();
                 }
             }

@@ -14,7 +14,7 @@ use super::{BoxError, PlanStore};
 use crate::catalog::{Action, Catalog, Window};
 use crate::format::FormatError;
 use crate::hash::Map;
-use crate::subscriber::{Assignment, ResourceUsage, Subscriber, Usage};
+use crate::subscriber::{AddonGrant, Assignment, ResourceUsage, Subscriber, Usage};
 
 /// An in-memory [`PlanStore`] and [`UsageStore`]: a catalog and a map of subscriber records that
 /// the application can change while serving.
@@ -30,7 +30,17 @@ use crate::subscriber::{Assignment, ResourceUsage, Subscriber, Usage};
 /// [`Arc`] clone, and a mutation copies a record only while such a clone is still alive.
 ///
 /// A change is visible to the next call of [`PlanStore::user`]. A layer with a user cache keeps
-/// serving its cached copy until the entry expires or is invalidated.
+/// serving its cached copy until the entry expires or is invalidated (call
+/// [`Invalidator::user`](crate::Invalidator::user) after [`set_plan`](Self::set_plan),
+/// [`grant_addon`](Self::grant_addon) and the like).
+///
+/// # Add-ons
+///
+/// The loaders check every record's [add-on grants](crate::subscriber::AddonGrant) against the
+/// catalog, and [`grant_addon`](Self::grant_addon) refuses an add-on the catalog does not know.
+/// [`insert_user`](Self::insert_user), [`update_user`](Self::update_user) and
+/// [`set_catalog`](Self::set_catalog) do not check: a grant the catalog does not know is ignored
+/// by the decision, with a warning.
 ///
 /// # Counted usage
 ///
@@ -85,6 +95,31 @@ use crate::subscriber::{Assignment, ResourceUsage, Subscriber, Usage};
 /// store.set_plan("john", Some(Assignment::new("pro")));
 /// assert_eq!(store.subscriber("john").unwrap().plan_name(), Some("pro"));
 /// # Ok::<(), tower_plans::store::LoadError>(())
+/// ```
+///
+/// Add-ons:
+///
+/// ```
+/// use tower_plans::{MemoryStore, subscriber::AddonGrant};
+///
+/// let store = MemoryStore::from_json(
+///     r#"{"plans": [{"name": "free", "clients": 3}],
+///         "addons": [{"name": "more-clients", "limits": {"clients": 10}}]}"#,
+///     r#"{"jane": {"plan": "free", "usage": {"clients": 3}}}"#,
+/// )?;
+/// // Jane buys two packs of 10 more clients for December 2023.
+/// let packs = AddonGrant::new("more-clients")
+///     .starts_at(1_701_388_800_000)
+///     .expires_at(1_704_067_200_000)
+///     .quantity(2);
+/// store.grant_addon("jane", packs)?;
+/// assert_eq!(store.subscriber("jane").unwrap().addons[0].quantity, 2);
+/// // An add-on the catalog does not know is refused.
+/// assert!(store.grant_addon("jane", AddonGrant::new("more-client")).is_err());
+/// // A refund.
+/// assert_eq!(store.revoke_addon("jane", "more-clients"), 1);
+/// assert!(store.subscriber("jane").unwrap().addons.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
@@ -340,7 +375,8 @@ impl MemoryStore {
     ///
     /// # Errors
     /// A [`LoadError`] when either text is not JSON, the catalog is malformed, the users are not a
-    /// JSON object, or a user's record is malformed (the error names the user and the path).
+    /// JSON object, or a user's record is malformed or grants an add-on the catalog does not know
+    /// (the error names the user and the path, such as `addons[0].name`).
     pub fn from_json(plans_json: &str, users_json: &str) -> Result<Self, LoadError> {
         let plans: Value = serde_json::from_str(plans_json)
             .map_err(|error| LoadError::CatalogJson(Arc::new(error)))?;
@@ -353,7 +389,7 @@ impl MemoryStore {
     ///
     /// # Errors
     /// A [`LoadError`] when the catalog is malformed, the users are not a JSON object, or a
-    /// user's record is malformed.
+    /// user's record is malformed or grants an add-on the catalog does not know.
     pub fn from_values(plans: &Value, users: &Value) -> Result<Self, LoadError> {
         let catalog = Catalog::from_value(plans).map_err(LoadError::Catalog)?;
         let records = match users {
@@ -365,15 +401,24 @@ impl MemoryStore {
                 })
             }
         };
-        let state = Inner::new(catalog);
+        let mut parsed = Vec::with_capacity(records.len());
         for (id, record) in records {
             if record.is_null() {
                 continue;
             }
-            let subscriber = Subscriber::from_value(record).map_err(|error| LoadError::User {
-                id: Arc::from(id.as_str()),
-                error,
-            })?;
+            let subscriber = Subscriber::from_value(record)
+                .and_then(|subscriber| {
+                    subscriber.check_addons(&catalog)?;
+                    Ok(subscriber)
+                })
+                .map_err(|error| LoadError::User {
+                    id: Arc::from(id.as_str()),
+                    error,
+                })?;
+            parsed.push((id, subscriber));
+        }
+        let state = Inner::new(catalog);
+        for (id, subscriber) in parsed {
             let mut users = write(state.shard(id));
             users
                 .records
@@ -450,6 +495,51 @@ impl MemoryStore {
                 }
             }
         }
+    }
+
+    /// Grants an add-on to a user: `grant` replaces every grant of the same add-on the user
+    /// holds, so that granting again (a renewal, a changed quantity, a redelivered event) leaves
+    /// one grant rather than adding up. Creates the user, named by `id`, when unknown. To keep
+    /// several grants of one add-on (two separate periods), use
+    /// [`update_user`](Self::update_user).
+    ///
+    /// # Errors
+    /// [`UnknownAddon`] when the store's catalog has no add-on of that name; nothing changes.
+    pub fn grant_addon(&self, id: impl AsRef<str>, grant: AddonGrant) -> Result<(), UnknownAddon> {
+        if self.catalog().addon(&grant.name).is_none() {
+            return Err(UnknownAddon { name: grant.name });
+        }
+        self.update_user(id, |subscriber| {
+            let addons = &mut subscriber.addons;
+            // The first grant's place is kept: nothing before it moves.
+            let first = addons.iter().position(|held| held.name == grant.name);
+            addons.retain(|held| held.name != grant.name);
+            match first {
+                Some(at) => addons.insert(at, grant),
+                None => addons.push(grant),
+            }
+        });
+        Ok(())
+    }
+
+    /// Takes every grant of the add-on `name` away from a user and returns how many there were
+    /// (0 for an unknown user, who stays unknown).
+    pub fn revoke_addon(&self, id: &str, name: &str) -> usize {
+        let mut users = write(self.state.shard(id));
+        let Some(subscriber) = users.records.get_mut(id) else {
+            return 0;
+        };
+        let held = subscriber
+            .addons
+            .iter()
+            .filter(|grant| &*grant.name == name)
+            .count();
+        if held > 0 {
+            Arc::make_mut(subscriber)
+                .addons
+                .retain(|grant| &*grant.name != name);
+        }
+        held
     }
 
     /// Sets the count of `resource` for a user (replacing per-action counts, if any), creating the
@@ -782,6 +872,28 @@ pub enum LoadError {
         error: FormatError,
     },
 }
+
+/// An add-on that the store's catalog does not know, refused by
+/// [`MemoryStore::grant_addon`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownAddon {
+    name: Arc<str>,
+}
+
+impl UnknownAddon {
+    /// The add-on's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for UnknownAddon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the catalog has no add-on `{}`", self.name)
+    }
+}
+
+impl std::error::Error for UnknownAddon {}
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -14,7 +14,7 @@ mod usage;
 
 #[cfg(feature = "redis")]
 pub(crate) use memory::json_kind;
-pub use memory::{LoadError, MemoryStore};
+pub use memory::{LoadError, MemoryStore, UnknownAddon};
 pub(crate) use timed::{timed, StoreError};
 pub use usage::{Count, Counted, Counter, ReservationId, Reserve, UsageStore};
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{Assignment, ResourceUsage, Subscriber, Usage};
+use super::{AddonGrant, Assignment, ResourceUsage, Subscriber, Usage};
 use crate::catalog::Action;
 use crate::format::{describe, non_negative_integer, FormatError, JsonPath};
 
@@ -39,15 +39,85 @@ pub(super) fn subscriber(value: &Value) -> Result<Subscriber, FormatError> {
         None => {
             let entries = map
                 .iter()
-                .filter(|(key, _)| !matches!(key.as_str(), "name" | "id" | "plan"));
+                .filter(|(key, _)| !matches!(key.as_str(), "name" | "id" | "plan" | "addons"));
             read_usage(entries, &root)?
         }
     };
+    let addons = addons(map.get("addons"), &root.key("addons"))?;
     Ok(Subscriber {
         name,
         assignment,
         usage,
+        addons,
     })
+}
+
+/// Reads the `addons` grants.
+fn addons(value: Option<&Value>, path: &JsonPath<'_>) -> Result<Vec<AddonGrant>, FormatError> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(path.error(format!(
+                "expected an array of add-on grants, found {}",
+                describe(other)
+            )))
+        }
+    };
+    let mut grants = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        grants.push(grant(item, &path.index(i))?);
+    }
+    Ok(grants)
+}
+
+/// Reads one add-on grant.
+fn grant(value: &Value, path: &JsonPath<'_>) -> Result<AddonGrant, FormatError> {
+    let Value::Object(map) = value else {
+        return Err(path.error(format!(
+            "expected an add-on grant, an object with `name`, `starts`, `expires` and \
+             `quantity`, found {}",
+            describe(value)
+        )));
+    };
+    if let Some(key) = map
+        .keys()
+        .find(|k| !matches!(k.as_str(), "name" | "starts" | "expires" | "quantity"))
+    {
+        return Err(path.key(key).error(
+            "unknown add-on grant property; expected `name`, `starts`, `expires` or `quantity`",
+        ));
+    }
+    let name_path = path.key("name");
+    let mut grant = match map.get("name") {
+        Some(Value::String(name)) if !name.is_empty() => AddonGrant::new(name.as_str()),
+        Some(other) => {
+            return Err(name_path.error(format!(
+                "expected a non-empty add-on name, found {}",
+                describe(other)
+            )))
+        }
+        None => return Err(name_path.error("missing; expected the add-on's name")),
+    };
+    grant.starts = instant(map.get("starts"), &path.key("starts"))?;
+    grant.expires = instant(map.get("expires"), &path.key("expires"))?;
+    if let (Some(starts), Some(expires)) = (grant.starts, grant.expires) {
+        if expires < starts {
+            return Err(path.key("expires").error(format!(
+                "the grant expires ({expires}) before it starts ({starts})"
+            )));
+        }
+    }
+    grant.quantity = match map.get("quantity") {
+        None | Some(Value::Null) => 1,
+        Some(value) => non_negative_integer(value).ok_or_else(|| {
+            path.key("quantity").error(format!(
+                "expected a number of units (a non-negative integer), found {}",
+                describe(value)
+            ))
+        })?,
+    };
+    Ok(grant)
 }
 
 /// Reads `name` or `id`: a string or a number; `null` or absent is `None`.

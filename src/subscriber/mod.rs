@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::catalog::Action;
+use crate::catalog::{Action, Catalog};
 use crate::format::{self, FormatError};
 use crate::hash::Map as FastMap;
 
@@ -31,12 +31,23 @@ use crate::hash::Map as FastMap;
 /// * `usage`: an object mapping each resource to a count (`{"clients": 3}`) or to counts per
 ///   action (`{"tasks": {"create": 2, "show": 40}}`; `destroy` is read as `delete`). Counts are
 ///   non-negative integers; `null` is the same as leaving the resource out.
-/// * Without a `usage` property, every property other than `name`, `id` and `plan` is usage, and
-///   must be a count, an object of counts or `null`. With a `usage` property, the other
-///   properties are ignored.
+/// * `addons`: the [add-ons](crate::catalog::Addon) granted to the user, an array of
+///   `{"name": "more-clients", "starts": ms, "expires": ms, "quantity": 2}` (see
+///   [`AddonGrant`]). Only `name` is required: without `starts` the grant has always been
+///   active, without `expires` it never ends, and `quantity` defaults to 1. `quantity` is a
+///   non-negative integer (0 grants nothing); `expires` may not be before `starts`; any other
+///   property is an error. `null` is the same as no add-ons.
+/// * Without a `usage` property, every property other than `name`, `id`, `plan` and `addons` is
+///   usage, and must be a count, an object of counts or `null`. With a `usage` property, the
+///   other properties are ignored.
 ///
 /// Errors are [`FormatError`]s naming the path to the bad value (`plan.expire`,
-/// `usage.clients`, `tasks.show`).
+/// `usage.clients`, `tasks.show`, `addons[0].quantity`).
+///
+/// A record is read without the catalog, so an add-on name that the catalog does not know is
+/// not an error here: [`Subscriber::check_addons`] checks the names against a catalog (the
+/// [`MemoryStore`](crate::MemoryStore) loaders and [`grant_addon`](crate::MemoryStore::grant_addon)
+/// do), and the decision ignores an unknown add-on with a warning.
 ///
 /// ```
 /// use tower_plans::{Action, Subscriber};
@@ -67,14 +78,16 @@ use crate::hash::Map as FastMap;
 /// Or from Rust:
 ///
 /// ```
-/// use tower_plans::{Action, Subscriber, subscriber::Assignment};
+/// use tower_plans::{Action, Subscriber, subscriber::{AddonGrant, Assignment}};
 ///
 /// let john = Subscriber::new()
 ///     .with_name("john")
 ///     .with_plan(Assignment::new("pro").as_trial().joined_at(1_700_000_000_000))
+///     .with_addon(AddonGrant::new("more-clients").quantity(2).expires_at(1_702_000_000_000))
 ///     .with_usage("clients", 3)
 ///     .with_action_usage("tasks", &Action::Show, 40);
 /// assert_eq!(john.usage.get("tasks", &Action::Show), 40);
+/// assert_eq!(john.addons[0].quantity, 2);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Subscriber {
@@ -84,6 +97,41 @@ pub struct Subscriber {
     pub assignment: Option<Assignment>,
     /// What the user already has or did, per resource.
     pub usage: Usage,
+    /// The add-ons granted to the user, in the record's order (active or not).
+    pub addons: Vec<AddonGrant>,
+}
+
+/// One grant of an [add-on](crate::catalog::Addon) to a user: which add-on, from when, until
+/// when, and how many units.
+///
+/// The grant is active from `starts` (inclusive; `None`: always started) until `expires` plus
+/// the policy's grace period (exclusive; `None`: never ends), the same rule as a plan's expiry.
+/// While it is active, every limit the add-on sets is added `quantity` times to the user's
+/// plan. A quantity of 0 grants nothing. A user may hold several grants, also of one add-on
+/// (each counts while it is active). See [`decide`](crate::decision::decide).
+///
+/// ```
+/// use tower_plans::subscriber::AddonGrant;
+///
+/// // Two "10 more clients" packs for the month of December 2023.
+/// let grant = AddonGrant::new("more-clients")
+///     .starts_at(1_701_388_800_000)
+///     .expires_at(1_704_067_200_000)
+///     .quantity(2);
+/// assert_eq!(grant.starts, Some(1_701_388_800_000));
+/// assert!(grant.is_active_at(1_701_388_800_000, 0));
+/// assert!(!grant.is_active_at(1_704_067_200_000, 0));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddonGrant {
+    /// The add-on's name in the catalog.
+    pub name: Arc<str>,
+    /// When the grant starts, in milliseconds since the Unix epoch; `None`: always started.
+    pub starts: Option<u64>,
+    /// When the grant ends (before grace), in milliseconds since the Unix epoch; `None`: never.
+    pub expires: Option<u64>,
+    /// How many units of the add-on the user holds (default 1; 0 grants nothing).
+    pub quantity: u64,
 }
 
 /// A user's plan assignment.
@@ -324,9 +372,56 @@ impl Subscriber {
         self
     }
 
+    /// Adds an add-on grant, builder style (see [`AddonGrant`]).
+    #[must_use]
+    pub fn with_addon(mut self, grant: AddonGrant) -> Self {
+        self.addons.push(grant);
+        self
+    }
+
     /// The name of the assigned plan, if any.
     pub fn plan_name(&self) -> Option<&str> {
         self.assignment.as_ref().map(|a| &*a.plan)
+    }
+
+    /// Checks that `catalog` knows every add-on this record grants.
+    ///
+    /// A record is read without its catalog, so [`Subscriber::from_json`] cannot tell; stores
+    /// that hold both call this when they load or change a record (the
+    /// [`MemoryStore`](crate::MemoryStore) loaders and
+    /// [`grant_addon`](crate::MemoryStore::grant_addon) do). The decision itself ignores an
+    /// unknown add-on, with a warning.
+    ///
+    /// # Errors
+    /// A [`FormatError`] at `addons[i].name` for the first grant of an add-on that the catalog
+    /// does not know.
+    ///
+    /// ```
+    /// use tower_plans::{Catalog, Subscriber};
+    ///
+    /// let catalog = Catalog::from_json(
+    ///     r#"{"plans": [{"name": "free", "clients": 3}],
+    ///         "addons": [{"name": "more-clients", "limits": {"clients": 10}}]}"#,
+    /// )?;
+    /// let john = Subscriber::from_json(
+    ///     r#"{"plan": "free", "addons": [{"name": "more-clients"}, {"name": "more-client"}]}"#,
+    /// )?;
+    /// let err = john.check_addons(&catalog).unwrap_err();
+    /// assert_eq!(err.path(), "addons[1].name");
+    /// # Ok::<(), tower_plans::format::FormatError>(())
+    /// ```
+    pub fn check_addons(&self, catalog: &Catalog) -> Result<(), FormatError> {
+        let path = format::JsonPath::root();
+        let addons = path.key("addons");
+        for (i, grant) in self.addons.iter().enumerate() {
+            if catalog.addon(&grant.name).is_none() {
+                return Err(addons
+                    .index(i)
+                    .key("name")
+                    .error(format!("the catalog has no add-on `{}`", grant.name)));
+            }
+        }
+        Ok(())
     }
 
     /// Parses a subscriber record from subscriber-format JSON text (see [`Subscriber`]).
@@ -352,6 +447,55 @@ impl<'de> serde::Deserialize<'de> for Subscriber {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         Subscriber::from_value(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+impl AddonGrant {
+    /// One unit of the add-on `name`, always active: no start, no end.
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Self {
+            name: name.into(),
+            starts: None,
+            expires: None,
+            quantity: 1,
+        }
+    }
+
+    /// Sets when the grant starts (ms since the Unix epoch, inclusive), builder style.
+    #[must_use]
+    pub fn starts_at(mut self, ms: u64) -> Self {
+        self.starts = Some(ms);
+        self
+    }
+
+    /// Sets when the grant ends (ms since the Unix epoch, exclusive, before grace), builder
+    /// style.
+    #[must_use]
+    pub fn expires_at(mut self, ms: u64) -> Self {
+        self.expires = Some(ms);
+        self
+    }
+
+    /// Sets how many units the user holds, builder style (0 grants nothing).
+    #[must_use]
+    pub fn quantity(mut self, quantity: u64) -> Self {
+        self.quantity = quantity;
+        self
+    }
+
+    /// Whether the grant counts at `now_ms` with `grace_ms` of grace: `starts <= now_ms <
+    /// expires + grace` (saturating), with a missing bound left out. The quantity is not
+    /// considered. Does not read the clock; [`decide`](crate::decision::decide) uses this rule.
+    pub fn is_active_at(&self, now_ms: u64, grace_ms: u64) -> bool {
+        self.starts.map_or(true, |starts| starts <= now_ms)
+            && self
+                .expires
+                .map_or(true, |expires| now_ms < expires.saturating_add(grace_ms))
+    }
+
+    /// Whether [`is_active_at`](Self::is_active_at) needs the time: the grant has a bound.
+    pub(crate) fn is_timed(&self) -> bool {
+        self.starts.is_some() || self.expires.is_some()
     }
 }
 
@@ -469,6 +613,31 @@ mod tests {
     }
 
     #[test]
+    fn addon_grants_are_active_within_their_bounds() {
+        let open = AddonGrant::new("x");
+        assert_eq!(open.quantity, 1);
+        assert!(!open.is_timed());
+        assert!(open.is_active_at(0, 0) && open.is_active_at(u64::MAX, 0));
+
+        let grant = AddonGrant::new("x").starts_at(10).expires_at(20);
+        assert!(grant.is_timed());
+        assert!(!grant.is_active_at(9, 0));
+        assert!(grant.is_active_at(10, 0));
+        assert!(grant.is_active_at(19, 0));
+        assert!(!grant.is_active_at(20, 0));
+        assert!(grant.is_active_at(24, 5));
+        assert!(!grant.is_active_at(25, 5));
+        // Grace does not move the start.
+        assert!(!grant.is_active_at(9, 5));
+        // Saturating.
+        let late = AddonGrant::new("x").expires_at(u64::MAX - 1);
+        assert!(late.is_active_at(u64::MAX - 1, u64::MAX));
+        // Ends before it starts: never active.
+        let inverted = AddonGrant::new("x").starts_at(20).expires_at(10);
+        assert!((0..30).all(|t| !inverted.is_active_at(t, 0)));
+    }
+
+    #[test]
     fn builders_fill_the_record() {
         let record = Subscriber::new()
             .with_name("john")
@@ -486,5 +655,16 @@ mod tests {
         );
         assert_eq!(record.plan_name(), Some("pro"));
         assert_eq!(record.usage.count("clients"), Some(3));
+        assert!(record.addons.is_empty());
+        let record = record.with_addon(AddonGrant::new("a").quantity(3).starts_at(1));
+        assert_eq!(
+            record.addons,
+            [AddonGrant {
+                name: Arc::from("a"),
+                starts: Some(1),
+                expires: None,
+                quantity: 3,
+            }]
+        );
     }
 }

@@ -16,7 +16,7 @@ pub struct EntitlementEvent {
     /// The event's unique id; a redelivery carries the same id.
     #[serde(default)]
     pub event_id: Option<String>,
-    /// `ACTIVATE`, `DEACTIVATE`, or another event name.
+    /// `ACTIVATE`, `DEACTIVATE`, `ADDON_ACTIVATE`, `ADDON_DEACTIVATE`, or another event name.
     pub event_name: String,
     /// The logged-in user the event is about; `None` (or empty) for an anonymous user.
     #[serde(default)]
@@ -27,6 +27,12 @@ pub struct EntitlementEvent {
     /// The plan's id at the billing platform.
     #[serde(default)]
     pub plan: Option<String>,
+    /// The add-on's id at the billing platform, in `ADDON_ACTIVATE` and `ADDON_DEACTIVATE`.
+    #[serde(default)]
+    pub addon: Option<String>,
+    /// How many units of the add-on were bought (an `ADDON_ACTIVATE`; 1 when absent).
+    #[serde(default)]
+    pub quantity: Option<u64>,
     /// The store the purchase was made in (`APPLE_APP_STORE`, `STRIPE`, ...).
     #[serde(default)]
     pub store: Option<String>,
@@ -55,6 +61,11 @@ pub enum EventKind {
     Activate,
     /// `DEACTIVATE`: the user is no longer entitled to the plan.
     Deactivate,
+    /// `ADDON_ACTIVATE`: the user is entitled to the add-on (until the event's
+    /// `effective_next_renewal_at_ms`, if it has one).
+    AddonActivate,
+    /// `ADDON_DEACTIVATE`: the user is no longer entitled to the add-on.
+    AddonDeactivate,
     /// Any other event name: acknowledged, never applied.
     Other,
 }
@@ -68,6 +79,12 @@ pub enum Effect {
     /// Take the event's plan away: a `DEACTIVATE`, or an `ACTIVATE` whose `subscription_status`
     /// is present and not an active status.
     Revoke,
+    /// Grant the event's add-on: an `ADDON_ACTIVATE` whose `subscription_status` is active or
+    /// absent.
+    GrantAddon,
+    /// Take the event's add-on away: an `ADDON_DEACTIVATE`, or an `ADDON_ACTIVATE` whose
+    /// `subscription_status` is present and not an active status.
+    RevokeAddon,
     /// Nothing: another event name.
     None,
 }
@@ -91,11 +108,14 @@ impl EntitlementEvent {
         Ok(event)
     }
 
-    /// The event's kind: `ACTIVATE` and `DEACTIVATE` match exactly (upper case).
+    /// The event's kind: `ACTIVATE`, `DEACTIVATE`, `ADDON_ACTIVATE` and `ADDON_DEACTIVATE`
+    /// match exactly (upper case).
     pub fn kind(&self) -> EventKind {
         match self.event_name.as_str() {
             "ACTIVATE" => EventKind::Activate,
             "DEACTIVATE" => EventKind::Deactivate,
+            "ADDON_ACTIVATE" => EventKind::AddonActivate,
+            "ADDON_DEACTIVATE" => EventKind::AddonDeactivate,
             _ => EventKind::Other,
         }
     }
@@ -112,12 +132,17 @@ impl EntitlementEvent {
     }
 
     pub(crate) fn classify(&mut self, is_active: impl Fn(&str) -> bool) {
+        let inactive = self
+            .subscription_status
+            .as_deref()
+            .is_some_and(|status| !is_active(status));
         self.effect = match self.kind() {
-            EventKind::Activate => match self.subscription_status.as_deref() {
-                Some(status) if !is_active(status) => Effect::Revoke,
-                _ => Effect::Grant,
-            },
+            EventKind::Activate if inactive => Effect::Revoke,
+            EventKind::Activate => Effect::Grant,
             EventKind::Deactivate => Effect::Revoke,
+            EventKind::AddonActivate if inactive => Effect::RevokeAddon,
+            EventKind::AddonActivate => Effect::GrantAddon,
+            EventKind::AddonDeactivate => Effect::RevokeAddon,
             EventKind::Other => Effect::None,
         };
     }
@@ -157,6 +182,28 @@ mod tests {
         );
         assert_eq!(parse(r#"{"event_name":"activate"}"#).effect(), Effect::None);
         assert_eq!(
+            parse(r#"{"event_name":"ADDON_ACTIVATE","addon":"more-clients"}"#).effect(),
+            Effect::GrantAddon
+        );
+        assert_eq!(
+            parse(r#"{"event_name":"ADDON_ACTIVATE","subscription_status":"AUTO_RENEWING"}"#)
+                .effect(),
+            Effect::GrantAddon
+        );
+        assert_eq!(
+            parse(r#"{"event_name":"ADDON_ACTIVATE","subscription_status":"EXPIRED"}"#).effect(),
+            Effect::RevokeAddon
+        );
+        assert_eq!(
+            parse(r#"{"event_name":"ADDON_DEACTIVATE","subscription_status":"AUTO_RENEWING"}"#)
+                .effect(),
+            Effect::RevokeAddon
+        );
+        assert_eq!(
+            parse(r#"{"event_name":"addon_activate"}"#).kind(),
+            EventKind::Other
+        );
+        assert_eq!(
             parse(r#"{"event_name":"TRIAL_STARTED"}"#).kind(),
             EventKind::Other
         );
@@ -189,6 +236,9 @@ mod tests {
             r#"{"event_name":"ACTIVATE","purchased_at_ms":"yesterday"}"#,
             r#"{"event_name":"ACTIVATE","purchased_at_ms":-1}"#,
             r#"{"event_name":"ACTIVATE","user_id":7}"#,
+            r#"{"event_name":"ADDON_ACTIVATE","addon":3}"#,
+            r#"{"event_name":"ADDON_ACTIVATE","quantity":-1}"#,
+            r#"{"event_name":"ADDON_ACTIVATE","quantity":"2"}"#,
         ] {
             assert!(
                 EntitlementEvent::from_slice(json.as_bytes()).is_err(),

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::{Effect, EntitlementEvent, EntitlementHook};
 use crate::store::{BoxError, MemoryStore};
-use crate::subscriber::Assignment;
+use crate::subscriber::{AddonGrant, Assignment};
 
 /// An [`EntitlementHook`] that applies events to a [`MemoryStore`].
 ///
@@ -23,14 +23,26 @@ use crate::subscriber::Assignment;
 ///   only when it is the event's plan (or the event names none): a late `DEACTIVATE` of the plan
 ///   a user upgraded from leaves the new plan alone. An unknown user is left unknown.
 ///
+/// - An add-on grant (`ADDON_ACTIVATE` with an active or absent status) grants the event's
+///   `addon` with [`MemoryStore::grant_addon`]: it replaces the user's grants of that add-on, so
+///   that a renewal or a redelivery leaves one grant. The grant starts at `purchased_at_ms`,
+///   counts `quantity` units (1 when absent) and, unlike a plan, ends at
+///   `effective_next_renewal_at_ms` (plus the [`expiry_margin`](Self::expiry_margin), if set)
+///   when the event has one: a pack bought for a month or a promotion until Friday ends on its
+///   date without a further event. The user is created when unknown.
+/// - An add-on revoke (`ADDON_DEACTIVATE`, or `ADDON_ACTIVATE` with an inactive status) takes
+///   every grant of the event's `addon` away. An unknown user is left unknown.
+///
 /// The event's `plan` is the billing platform's id; it names the catalog plan of the same name
-/// unless [`map_plan`](Self::map_plan) says otherwise. A grant of a plan the store's catalog does
-/// not know, or without a plan, is an error: the event is answered `500` and retried, rather than
-/// acknowledged and lost.
+/// unless [`map_plan`](Self::map_plan) says otherwise, and its `addon` names a catalog add-on in
+/// the same way ([`map_addon`](Self::map_addon)). A grant of a plan or an add-on the store's
+/// catalog does not know, or an event that names none, is an error: the event is answered `500`
+/// and retried, rather than acknowledged and lost.
 #[derive(Clone)]
 pub struct MemoryStoreHook {
     store: MemoryStore,
     plans: HashMap<String, Arc<str>>,
+    addons: HashMap<String, Arc<str>>,
     expiry_margin: Option<Duration>,
 }
 
@@ -40,8 +52,20 @@ impl MemoryStoreHook {
         Self {
             store,
             plans: HashMap::new(),
+            addons: HashMap::new(),
             expiry_margin: None,
         }
+    }
+
+    /// Maps the billing platform's add-on id `billing_addon` to the catalog add-on `addon`.
+    #[must_use]
+    pub fn map_addon(
+        mut self,
+        billing_addon: impl Into<String>,
+        addon: impl Into<Arc<str>>,
+    ) -> Self {
+        self.addons.insert(billing_addon.into(), addon.into());
+        self
     }
 
     /// Maps the billing platform's plan id `billing_plan` to the catalog plan `plan`.
@@ -52,7 +76,8 @@ impl MemoryStoreHook {
     }
 
     /// Sets a granted plan's expiry to the event's `effective_next_renewal_at_ms` plus `margin`
-    /// (no expiry by default, or when the event has no renewal date).
+    /// (no expiry by default, or when the event has no renewal date). An add-on grant ends at
+    /// that date in any case; the margin is added to it too.
     #[must_use]
     pub fn expiry_margin(mut self, margin: Duration) -> Self {
         self.expiry_margin = Some(margin);
@@ -70,12 +95,28 @@ impl MemoryStoreHook {
             None => Arc::from(billing_plan),
         }
     }
+
+    fn addon_name(&self, billing_addon: &str) -> Arc<str> {
+        match self.addons.get(billing_addon) {
+            Some(addon) => Arc::clone(addon),
+            None => Arc::from(billing_addon),
+        }
+    }
+
+    /// The event's add-on, mapped; an error when it names none.
+    fn addon_of(&self, event: &EntitlementEvent, user: &str) -> Result<Arc<str>, BoxError> {
+        match event.addon.as_deref() {
+            Some(addon) => Ok(self.addon_name(addon)),
+            None => Err(format!("{} for user `{user}` names no add-on", event.event_name).into()),
+        }
+    }
 }
 
 impl fmt::Debug for MemoryStoreHook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStoreHook")
             .field("plans", &self.plans)
+            .field("addons", &self.addons)
             .field("expiry_margin", &self.expiry_margin)
             .finish_non_exhaustive()
     }
@@ -121,6 +162,26 @@ impl EntitlementHook for MemoryStoreHook {
                     Some(plan) => current.plan == *plan,
                     None => true,
                 });
+            }
+            Effect::GrantAddon => {
+                let addon = self.addon_of(event, user)?;
+                let margin = self.expiry_margin.map_or(0, crate::time::millis);
+                let grant = AddonGrant {
+                    name: addon,
+                    starts: event.purchased_at_ms,
+                    expires: event
+                        .effective_next_renewal_at_ms
+                        .map(|end| end.saturating_add(margin)),
+                    quantity: event.quantity.unwrap_or(1),
+                };
+                if let Err(unknown) = self.store.grant_addon(user, grant) {
+                    let billing = event.addon.as_deref().unwrap_or_default();
+                    return Err(format!("{unknown} (billing add-on `{billing}`)").into());
+                }
+            }
+            Effect::RevokeAddon => {
+                let addon = self.addon_of(event, user)?;
+                self.store.revoke_addon(user, &addon);
             }
             _ => {}
         }

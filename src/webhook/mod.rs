@@ -13,9 +13,9 @@
 //!    Unix epoch) is within the [`tolerance`](WebhookConfigBuilder::tolerance) of the clock (5
 //!    minutes by default); `401` otherwise;
 //! 4. parses the [`EntitlementEvent`]; `400` when the body is not one;
-//! 5. acknowledges with `200`, without applying, any event other than `ACTIVATE` and `DEACTIVATE`
-//!    and any event about an anonymous user (no `user_id`): the user's later events are not held
-//!    back by it;
+//! 5. acknowledges with `200`, without applying, any event other than `ACTIVATE`, `DEACTIVATE`,
+//!    `ADDON_ACTIVATE` and `ADDON_DEACTIVATE`, and any event about an anonymous user (no
+//!    `user_id`): the user's later events are not held back by it;
 //! 6. acknowledges with `200`, without applying again, an event whose `event_id` was applied
 //!    recently (the ids are remembered in a bounded cache; concurrent deliveries of one id apply
 //!    it once);
@@ -29,6 +29,10 @@
 //! An `ACTIVATE` grants its plan when its `subscription_status` is one of the active statuses
 //! (`AUTO_RENEWING`, `AUTO_RENEWING_CANCELED`, `IN_GRACE_PERIOD` by default, configurable) or
 //! absent; an `ACTIVATE` with another status revokes it, like a `DEACTIVATE` (see [`Effect`]).
+//! `ADDON_ACTIVATE` and `ADDON_DEACTIVATE` do the same for the [add-on](crate::catalog::Addon)
+//! named by the event's `addon`, with its `quantity`: `{"event_name": "ADDON_ACTIVATE",
+//! "user_id": "john", "addon": "more-clients", "quantity": 2, "purchased_at_ms": ..,
+//! "effective_next_renewal_at_ms": ..}`.
 //!
 //! Every response has a small JSON body, such as `{"status":"applied"}` or
 //! `{"error":"bad_signature"}`, and carries its [`WebhookOutcome`] in the response extensions.

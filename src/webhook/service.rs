@@ -47,7 +47,8 @@ pub enum WebhookOutcome {
     Duplicate,
     /// `200`: an event about an anonymous user; acknowledged, not applied.
     Anonymous,
-    /// `200`: an event other than `ACTIVATE` and `DEACTIVATE`; acknowledged, not applied.
+    /// `200`: an event other than `ACTIVATE`, `DEACTIVATE`, `ADDON_ACTIVATE` and
+    /// `ADDON_DEACTIVATE`; acknowledged, not applied.
     Unhandled,
     /// `401`: the request failed authentication.
     Unauthorized(VerifyError),
@@ -302,6 +303,7 @@ where
                 event_name = %event.event_name,
                 event_id = event.event_id.as_deref(),
                 plan = event.plan.as_deref(),
+                addon = event.addon.as_deref(),
                 "webhook event applied"
             );
             WebhookOutcome::Applied

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tower_plans::{
     decision::{decide, Decision, PlanState, Policy},
-    subscriber::Assignment,
+    subscriber::{AddonGrant, Assignment},
     Action, Catalog, Subscriber,
 };
 
@@ -159,6 +159,100 @@ fn the_allow_path_allocates_nothing() {
 
     for (name, user, now, resource, action, state) in cases {
         // Once to warm up anything lazily initialised, then measured.
+        let _ = decide(&catalog, user, now, resource, action, &policy);
+        let (decision, count) =
+            allocations(|| decide(&catalog, user, now, resource, action, &policy));
+        let Decision::Allow(allowed) = decision else {
+            panic!("{name}: expected an allow, got {decision:?}");
+        };
+        assert_eq!(allowed.state, state, "{name}");
+        assert_eq!(count, 0, "{name}: the allow path allocated {count} times");
+    }
+}
+
+#[test]
+fn the_allow_path_with_addons_allocates_nothing() {
+    let catalog = Catalog::from_json(
+        r#"{"trial": {"duration": 14, "fallback": "free"}, "plans": [
+            {"name": "free", "clients": 3, "tasks": {"update": 2}},
+            {"name": "pro", "clients": 30}
+        ], "addons": [
+            {"name": "more-clients", "limits": {"clients": 10}},
+            {"name": "more-updates", "limits": {"tasks": {"update": 4}}}
+        ]}"#,
+    )
+    .unwrap();
+    let clients: Arc<str> = Arc::from("clients");
+    let tasks: Arc<str> = Arc::from("tasks");
+    let policy = Policy::new().with_grace_period(Duration::from_secs(60));
+    let pack = AddonGrant::new("more-clients")
+        .starts_at(T0 - DAY)
+        .expires_at(T0 + DAY)
+        .quantity(2);
+
+    let raised = Subscriber::new()
+        .with_name("john")
+        .with_plan(Assignment::new("free"))
+        .with_addon(AddonGrant::new("more-updates").expires_at(T0 - DAY))
+        .with_addon(pack.clone())
+        .with_addon(AddonGrant::new("no-such-addon"))
+        .with_usage("clients", 20)
+        .with_action_usage("tasks", &Action::Update, 1);
+    let fallback = Subscriber::new()
+        .with_plan(Assignment::new("pro").as_trial().joined_at(T0 - 30 * DAY))
+        .with_addon(pack.clone())
+        .with_usage("clients", 12);
+    let alone = Subscriber::new()
+        .with_addon(AddonGrant::new("more-updates"))
+        .with_addon(pack)
+        .with_usage("clients", 5);
+
+    let cases: [Case<'_>; 5] = [
+        (
+            "raised by an add-on",
+            Some(&raised),
+            T0,
+            &clients,
+            &Action::Create,
+            PlanState::Active,
+        ),
+        (
+            "patch through the update limit, add-on expired",
+            Some(&raised),
+            T0,
+            &tasks,
+            &Action::Patch,
+            PlanState::Active,
+        ),
+        (
+            "fallback raised by an add-on",
+            Some(&fallback),
+            T0,
+            &clients,
+            &Action::Create,
+            PlanState::Fallback {
+                trial: Arc::from("pro"),
+            },
+        ),
+        (
+            "add-ons alone",
+            Some(&alone),
+            T0,
+            &clients,
+            &Action::Create,
+            PlanState::Addons,
+        ),
+        (
+            "add-ons alone, patch through the update limit",
+            Some(&alone),
+            T0,
+            &tasks,
+            &Action::Patch,
+            PlanState::Addons,
+        ),
+    ];
+
+    for (name, user, now, resource, action, state) in cases {
         let _ = decide(&catalog, user, now, resource, action, &policy);
         let (decision, count) =
             allocations(|| decide(&catalog, user, now, resource, action, &policy));

@@ -1,10 +1,11 @@
 //! The layer at work: in axum, hyper and plain tower stacks, its caches and their invalidation,
-//! cancellation, counted usage, the metrics, store failures, readiness, what it governs, the quickstart
-//! example, and the SQLite example's store.
+//! cancellation, counted usage, add-ons, the metrics, store failures, readiness, what it governs,
+//! the quickstart example, and the SQLite example's store.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod addons;
 mod axum;
 mod caching;
 mod cancellation;

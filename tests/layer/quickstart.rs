@@ -115,7 +115,13 @@ async fn the_printed_tour_behaves_as_it_says() {
     assert_eq!(bodies[15]["plan"], json!("free"));
     assert_eq!(bodies[16], json!({"reason":"unauthenticated"}));
     assert_eq!(bodies[17], json!({"ok":true}));
-    assert_eq!(bodies.len(), 18);
+    // erin's "10 more clients" add-on raises free's 3 to 13; the plan is still free.
+    assert_eq!(
+        bodies[18]["decision"],
+        json!({"plan": "free", "limit": 13, "usage": 5})
+    );
+    assert_eq!(clients(&fixture, "erin"), Some(6));
+    assert_eq!(bodies.len(), 19);
 
     // alice is at her limit again.
     let (status, body) = send(
@@ -272,12 +278,32 @@ async fn a_monthly_report_quota_with_headers_and_entitlements() {
     assert_eq!(
         find("reports", "create"),
         &json!({"resource": "reports", "action": "create", "max": 2, "used": 2, "remaining": 0,
-                "per": "month", "resets": resets})
+                "per": "month", "resets": resets,
+                "sources": [{"plan": "free", "limit": {"max": 2, "per": "month"}}]})
     );
     assert_eq!(
         find("clients", "create"),
         &json!({"resource": "clients", "action": "create", "max": 3, "used": 2, "remaining": 1,
-                "per": null, "resets": null})
+                "per": null, "resets": null, "sources": [{"plan": "free", "limit": 3}]})
+    );
+
+    // erin's add-on shows as a source of her clients limit.
+    let mut erin = step(axum::http::Method::GET, "/entitlements", None);
+    erin.user = Some("erin");
+    let (status, _, entitlements) = send_with_headers(&router, &erin).await;
+    assert_eq!(status, StatusCode::OK);
+    let clients = entitlements["limits"]
+        .as_array()
+        .expect("limits")
+        .iter()
+        .find(|l| l["resource"] == "clients" && l["action"] == "create")
+        .expect("clients/create");
+    assert_eq!(
+        clients,
+        &json!({"resource": "clients", "action": "create", "max": 13, "used": 5, "remaining": 8,
+                "per": null, "resets": null,
+                "sources": [{"plan": "free", "limit": 3},
+                            {"addon": "more-clients", "limit": 10, "quantity": 1}]})
     );
 
     // Without a user: 401.
@@ -321,6 +347,114 @@ async fn deleting_an_item_lowers_usage_so_the_limit_frees_up() {
     assert_eq!(status, StatusCode::CREATED, "{again}");
     assert_eq!(again["decision"]["usage"], json!(2));
     assert_eq!(clients(&fixture, "alice"), Some(3));
+}
+
+/// The default fixture with three more users on free, each with a "10 more clients" add-on:
+/// frank's expired at 2024-01-01, gina's starts in 2100 (both at 3 clients), and hank's, active
+/// with a quantity of 2, at 22 clients.
+fn fixture_with_addon_users() -> String {
+    let mut fixture: Value = serde_json::from_str(DEFAULT_FIXTURE).expect("the default fixture");
+    let users = fixture["users"].as_object_mut().expect("users");
+    users.insert(
+        "frank".into(),
+        json!({"plan": "free", "usage": {"clients": 3},
+               "addons": [{"name": "more-clients", "starts": 1672531200000_u64, "expires": 1704067200000_u64}]}),
+    );
+    users.insert(
+        "gina".into(),
+        json!({"plan": "free", "usage": {"clients": 3},
+               "addons": [{"name": "more-clients", "starts": 4102444800000_u64}]}),
+    );
+    users.insert(
+        "hank".into(),
+        json!({"plan": "free", "usage": {"clients": 22},
+               "addons": [{"name": "more-clients", "quantity": 2}]}),
+    );
+    fixture.to_string()
+}
+
+/// `POST /api/clients` as `user`, over a real connection to `addr`.
+async fn create_over_loopback(addr: std::net::SocketAddr, user: &str) -> (StatusCode, Value) {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let client =
+        Client::builder(TokioExecutor::new()).build_http::<http_body_util::Full<bytes::Bytes>>();
+    let request = Request::post(format!("http://{addr}/api/clients"))
+        .header("x-user", user)
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+        .expect("request");
+    let response = client.request(request).await.expect("a response");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn addons_through_the_quickstart_over_loopback() {
+    let fixture = app::Fixture::parse(&fixture_with_addon_users()).expect("the fixture loads");
+    let router = app::router(&fixture).expect("router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let at_limit = |maximum: u64| {
+        json!({"reason": "subscription", "plan": "free", "item": "clients", "action": "create",
+               "maximum": maximum, "usage": maximum})
+    };
+
+    // erin (free, 3 clients) holds an active "+10 clients" add-on: at 5 she may create.
+    let (status, body) = create_over_loopback(addr, "erin").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["decision"],
+        json!({"plan": "free", "limit": 13, "usage": 5})
+    );
+    assert_eq!(clients(&fixture, "erin"), Some(6));
+
+    // frank's add-on expired and gina's has not started: at 3 they are refused at 3.
+    for user in ["frank", "gina"] {
+        let (status, body) = create_over_loopback(addr, user).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{user}");
+        assert_eq!(body, at_limit(3), "{user}");
+        assert_eq!(clients(&fixture, user), Some(3), "{user}");
+    }
+
+    // hank holds two: at 22 he may create, at 23 he is refused at 23.
+    let (status, body) = create_over_loopback(addr, "hank").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["decision"],
+        json!({"plan": "free", "limit": 23, "usage": 22})
+    );
+    let (status, body) = create_over_loopback(addr, "hank").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body, at_limit(23));
+    assert_eq!(clients(&fixture, "hank"), Some(23));
+}
+
+#[test]
+fn a_fixture_granting_an_unknown_addon_is_an_error_that_names_it() {
+    let mut fixture: Value = serde_json::from_str(DEFAULT_FIXTURE).expect("the default fixture");
+    fixture["users"]["erin"]["addons"][0]["name"] = json!("more-client");
+    let error = match app::Fixture::parse(&fixture.to_string()) {
+        Ok(_) => panic!("a grant of an unknown add-on was accepted"),
+        Err(error) => error.to_string(),
+    };
+    assert_eq!(
+        error,
+        r#"users["erin"].addons[0].name: the catalog has no add-on `more-client`"#
+    );
 }
 
 #[test]
@@ -395,7 +529,7 @@ fn arguments_default_and_override() {
 }
 
 /// With the `metrics` feature: after the tour, `GET /metrics` (outside the plan layer) shows
-/// what the tour printed: 10 requests allowed, 5 denied (four at a limit, one expired plan), one
+/// what the tour printed: 11 requests allowed, 5 denied (four at a limit, one expired plan), one
 /// without a user, and nothing for the ungoverned `/health` and `/entitlements`.
 #[cfg(feature = "metrics")]
 #[tokio::test]
@@ -431,13 +565,13 @@ async fn after_the_tour_the_metrics_show_its_numbers() {
     };
     assert_eq!(
         (sum("allow"), sum("deny"), sum("unauthenticated")),
-        (10, 5, 1),
+        (11, 5, 1),
         "{text}"
     );
     assert_eq!(
         decisions,
         [
-            r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="create"} 3"#,
+            r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="create"} 4"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="delete"} 1"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="index"} 1"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="projects",action="create"} 2"#,

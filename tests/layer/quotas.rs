@@ -401,17 +401,19 @@ async fn entitlements_list_every_limit_with_counted_usage() {
     assert_eq!(
         entry(&body, "reports", "create"),
         &json!({"resource": "reports", "action": "create", "max": 2, "used": 1, "remaining": 1,
-                "per": "month", "resets": at("2026-12-01")})
+                "per": "month", "resets": at("2026-12-01"),
+                "sources": [{"plan": "free", "limit": {"max": 2, "per": "month"}}]})
     );
     assert_eq!(
         entry(&body, "reports", "export"),
         &json!({"resource": "reports", "action": "export", "max": 5, "used": 1, "remaining": 4,
-                "per": "day", "resets": at("2026-11-30")})
+                "per": "day", "resets": at("2026-11-30"),
+                "sources": [{"plan": "free", "limit": {"max": 5, "per": "day"}}]})
     );
     assert_eq!(
         entry(&body, "clients", "create"),
         &json!({"resource": "clients", "action": "create", "max": 3, "used": 1, "remaining": 2,
-                "per": null, "resets": null})
+                "per": null, "resets": null, "sources": [{"plan": "free", "limit": 3}]})
     );
     // The report made an item count, which showing reads until it has a count of its own.
     assert_eq!(entry(&body, "reports", "show")["used"], json!(1));
@@ -592,4 +594,67 @@ async fn entitlements_use_the_user_cache() {
     assert_eq!(first, second);
     assert_eq!(store.user_calls(), 1);
     assert_eq!(store.plans_calls(), 1);
+}
+
+#[tokio::test]
+async fn entitlements_name_the_plan_and_the_addons_behind_each_limit() {
+    let plans = r#"{
+        "plans": [{"name": "free", "limits": {"clients": 3, "exports": {"create": 0}}}],
+        "addons": [
+            {"name": "more-clients", "limits": {"clients": 10}},
+            {"name": "daily-exports", "limits": {"exports": {"create": {"max": 20, "per": "day"}}}}
+        ]
+    }"#;
+    let now = at("2026-11-29T12:00:00");
+    let users = format!(
+        r#"{{
+        "ann": {{"plan": "free", "usage": {{"clients": 4}}, "addons": [
+            {{"name": "more-clients", "quantity": 2}},
+            {{"name": "more-clients", "expires": {ended}}},
+            {{"name": "daily-exports", "starts": {started}}}
+        ]}},
+        "bea": {{"addons": [{{"name": "more-clients"}}]}}
+    }}"#,
+        ended = now - 1,
+        started = now - 1,
+    );
+    let store = MemoryStore::from_json(plans, &users).expect("the store loads");
+    let layer = PlanLimitLayer::builder(store)
+        .base("/api")
+        .clock(move || now)
+        .build()
+        .unwrap();
+
+    let ann = layer.entitlements("ann").await.unwrap();
+    let body = serde_json::to_value(&ann).unwrap();
+    assert_eq!(
+        entry(&body, "clients", "create"),
+        &json!({"resource": "clients", "action": "create", "max": 23, "used": 4, "remaining": 19,
+                "per": null, "resets": null,
+                "sources": [{"plan": "free", "limit": 3},
+                            {"addon": "more-clients", "limit": 10, "quantity": 2}]})
+    );
+    // A blocked plan limit raised by a daily quota becomes a daily quota.
+    assert_eq!(
+        entry(&body, "exports", "create"),
+        &json!({"resource": "exports", "action": "create", "max": 20, "used": 0, "remaining": 20,
+                "per": "day", "resets": at("2026-11-30"),
+                "sources": [{"plan": "free", "limit": 0},
+                            {"addon": "daily-exports", "limit": {"max": 20, "per": "day"},
+                             "quantity": 1}]})
+    );
+
+    // Without a plan, only what the add-ons name is listed, from the add-ons alone.
+    let bea = layer.entitlements("bea").await.unwrap();
+    assert_eq!(
+        (bea.plan.clone(), bea.standing.clone()),
+        (None, Standing::None)
+    );
+    let body = serde_json::to_value(&bea).unwrap();
+    assert_eq!(
+        body["limits"],
+        json!([{"resource": "clients", "action": "create", "max": 10, "used": 0,
+                "remaining": 10, "per": null, "resets": null,
+                "sources": [{"addon": "more-clients", "limit": 10, "quantity": 1}]}])
+    );
 }

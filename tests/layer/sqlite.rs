@@ -816,13 +816,14 @@ async fn sqlite_migrations_apply_once_and_keep_the_data() {
     store.close().await;
     let again = SqliteStore::open(dir.db()).await.expect("reopens");
     let versions: Vec<i64> = sqlx_versions(&dir).await;
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     let john = again.user("john").await.unwrap().expect("john is kept");
     assert_eq!(john.usage.count("clients"), Some(3));
 }
 
 /// The schema refuses what the JSON loaders refuse: a misspelt action, a negative limit, a trial
-/// without dates, a fallback that is not a plan.
+/// without dates, a fallback that is not a plan, a grant of an unknown add-on, a negative
+/// quantity, a grant that ends before it starts.
 #[tokio::test]
 async fn sqlite_schema_refuses_malformed_plans_and_assignments() {
     let (_dir, store) = loaded(CATALOG, USERS).await;
@@ -834,9 +835,22 @@ async fn sqlite_schema_refuses_malformed_plans_and_assignments() {
         "INSERT INTO usage_counters (user_id, resource, counted, used) VALUES ('ivy', 'clients', 'items', -1)",
         "INSERT INTO plan_limits (plan, resource, action, max, per) VALUES ('free', 'clients', 'index', 5, 'fortnight')",
         "INSERT INTO plan_limits (plan, resource, action, max, per) VALUES ('free', 'clients', 'index', NULL, 'day')",
+        "INSERT INTO addons (name) VALUES ('pack'); INSERT INTO addon_resources (addon, resource) VALUES ('pack', 'clients'); INSERT INTO addon_limits (addon, resource, action, max, per) VALUES ('pack', 'clients', 'index', 5, 'hour')",
+        "INSERT INTO subscriber_addons (user_id, addon) VALUES ('ann', 'more-client')",
+        "INSERT INTO addons (name) VALUES ('pack'); INSERT INTO subscriber_addons (user_id, addon, quantity) VALUES ('ann', 'pack', -1)",
+        "INSERT INTO addons (name) VALUES ('pack'); INSERT INTO subscriber_addons (user_id, addon, starts_ms, expires_ms) VALUES ('ann', 'pack', 10, 9)",
+        "INSERT INTO addons (name) VALUES ('pack'); INSERT INTO addon_resources (addon, resource) VALUES ('pack', 'clients'); INSERT INTO addon_limits (addon, resource, action, max) VALUES ('pack', 'clients', 'craete', 1)",
     ] {
         assert!(store.execute_script(bad).await.is_err(), "{bad}");
     }
+    // A quota is a limit with a period, on a plan or an add-on.
+    let quotas = "INSERT INTO plan_limits (plan, resource, action, max, per) VALUES ('free', 'clients', 'index', 5, 'day'); \
+        INSERT INTO addons (name) VALUES ('pack'); INSERT INTO addon_resources (addon, resource) VALUES ('pack', 'clients'); \
+        INSERT INTO addon_limits (addon, resource, action, max, per) VALUES ('pack', 'clients', 'index', 5, 'week')";
+    store
+        .execute_script(quotas)
+        .await
+        .expect("quotas are limits with a period");
     // A declared custom action may be limited.
     let export = "INSERT INTO plan_limits (plan, resource, action, max) VALUES ('regular', 'clients', 'export', 2)";
     store
@@ -909,7 +923,7 @@ async fn sqlite_example_seed_holds_the_quickstart_fixture() {
         .expect("the seed runs");
     assert_eq!(sqlite.plans().await.unwrap(), memory.plans().await.unwrap());
     let users = fixture["users"].as_object().expect("users");
-    assert_eq!(users.len(), 4);
+    assert_eq!(users.len(), 5);
     for id in users.keys() {
         assert_eq!(
             sqlite.user(id).await.unwrap(),

@@ -1,9 +1,10 @@
-//! The plan model and its configuration: catalogs, subscriber records, decisions, the route
-//! table, resource names, the layer's builder and the in-memory store.
+//! The plan model and its configuration: catalogs, subscriber records, decisions, add-ons, the
+//! route table, resource names, the layer's builder and the in-memory store.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod addons;
 mod builder;
 mod catalog;
 mod decision;

@@ -1,5 +1,5 @@
 //! tower-plans over a real Redis: the scripts of the usage store (the same semantics as the
-//! in-memory store's), the plan store, key escaping, several instances sharing one Redis, and
+//! in-memory store's), the plan store (with add-ons), key escaping, several instances sharing one Redis, and
 //! Redis going away and coming back. Every test starts its own `redis-server`.
 
 #[path = "../support/redis_server.rs"]
@@ -7,6 +7,7 @@ mod redis_server;
 
 mod common;
 
+mod addons;
 mod differential;
 mod instances;
 mod keys;
