@@ -144,11 +144,8 @@ impl Tally {
             (Action::Delete, _, _) => Tally {
                 reserve: finite.map(|max| per_action(Action::Delete, max)),
                 items: Some((items(), -1, seed(&Action::Create))),
-                unreserved_usage: if window.is_some() {
-                    0
-                } else {
-                    seed(&Action::Delete)
-                },
+                // Only read when nothing is reserved: no finite delete limit, so no quota.
+                unreserved_usage: seed(&Action::Delete),
             },
             (_, finite, _) => {
                 let max = finite?;

@@ -365,7 +365,8 @@ impl PlanLimitLayerBuilder {
     /// ```
     ///
     /// The fields are appended, so those of another limiter stay. Resource and action names
-    /// outside printable ASCII get no fields. A quota's denial carries `Retry-After` whether
+    /// outside printable ASCII get no fields. Writing them allocates (the two field values), so
+    /// with this on a limited request decided from the caches is no longer allocation-free. A quota's denial carries `Retry-After` whether
     /// this is on or not. Counted requests report the count they reserved against; a request
     /// whose unit is then released (it failed) leaves one more than its `r` said.
     pub fn rate_limit_headers(mut self, yes: bool) -> Self {

@@ -22,6 +22,14 @@
 //! the counts itself: an allowed request reserves its unit before your service runs and its
 //! response commits or releases it, so concurrent requests never overshoot a limit.
 //!
+//! A limit may be a quota that resets each UTC day, ISO week, month or year
+//! ([`Limit::Periodic`](catalog::Limit::Periodic)): its denial says when it resets and carries
+//! `Retry-After`. [`rate_limit_headers`](PlanLimitLayerBuilder::rate_limit_headers) adds the
+//! `RateLimit-Policy` and `RateLimit` header fields, and
+//! [`entitlements`](PlanLimitLayer::entitlements) (or the
+//! [`EntitlementsService`](entitlements::EntitlementsService)) tells a front end what a user may
+//! do, as data.
+//!
 //! It works wrapping axum routers, hyper services and any tower stack. [`MemoryStore`] is an
 //! in-memory store that loads the JSON formats, can be changed while serving, and counts usage.
 //!
