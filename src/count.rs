@@ -507,15 +507,26 @@ mod tests {
         usage: Option<&Usage>,
         addons: &[&str],
     ) -> Option<Tally> {
-        let catalog = catalog();
         let mut user = Subscriber::new().with_plan(Assignment::new("free"));
         for addon in addons {
             user = user.with_addon(AddonGrant::new(*addon));
         }
+        tally_in(&catalog(), &user, 0, action, resource, usage)
+    }
+
+    /// The tally of `action` on `resource` for `user` in `catalog` at `now`.
+    fn tally_in(
+        catalog: &Catalog,
+        user: &Subscriber,
+        now: u64,
+        action: Action,
+        resource: &str,
+        usage: Option<&Usage>,
+    ) -> Option<Tally> {
         let terms = terms(
-            &catalog,
-            Some(&user),
-            || 0,
+            catalog,
+            Some(user),
+            || now,
             &Policy::new(),
             resource,
             &action,
@@ -635,23 +646,7 @@ mod tests {
         usage.set_action("calls", &Action::Index, 400);
         let now = 1_795_953_600_000;
         let tally = |resource: &str, action: Action| {
-            let terms = terms(
-                &catalog,
-                Some(&user),
-                || now,
-                &Policy::new(),
-                resource,
-                &action,
-            )
-            .expect("free applies");
-            Tally::of(
-                &terms,
-                Some(&usage),
-                &Arc::from("john"),
-                &Arc::from(resource),
-                &action,
-            )
-            .unwrap()
+            tally_in(&catalog, &user, now, action, resource, Some(&usage)).unwrap()
         };
 
         // A create reserves on the month's create counter, from 0, and adds an item on success.

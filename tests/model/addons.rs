@@ -3,8 +3,10 @@
 //! quantities, unlimited and blocked limits, fallback and default plans, users with add-ons
 //! only, PATCH), with every malformed value's path pinned.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::decision::Logs;
 
 use tower_plans::{
     catalog::{Addon, Limit, Plan},
@@ -515,26 +517,6 @@ fn patch_stays_coherent_with_the_update_limit() {
     .with_action_usage("tasks", &Action::Update, 4);
     let patch = allowed(tasks(&both, Action::Patch));
     assert_eq!((patch.limit, patch.usage), (Limit::Limited(7), 0));
-}
-
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
 }
 
 #[test]

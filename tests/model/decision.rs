@@ -438,8 +438,9 @@ fn default_plan() {
     assert_eq!(body, NO_PLAN_BODY);
 }
 
+/// Log output, captured for a test.
 #[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Logs(pub(crate) Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Logs {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
