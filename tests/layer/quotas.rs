@@ -154,6 +154,11 @@ impl App {
     async fn post(&self, path: &str) -> Answer {
         self.send(Method::POST, path, Some("john")).await
     }
+
+    /// The status of john's `POST path`.
+    async fn posted(&self, path: &str) -> StatusCode {
+        self.post(path).await.status
+    }
 }
 
 impl Answer {
@@ -195,8 +200,8 @@ async fn a_monthly_quota_resets_at_the_first_millisecond_of_the_next_month() {
     let december = at("2026-12-01");
     app.set_time(december - 1);
 
-    assert_eq!(app.post("/api/reports").await.status, StatusCode::CREATED);
-    assert_eq!(app.post("/api/reports").await.status, StatusCode::CREATED);
+    assert_eq!(app.posted("/api/reports").await, StatusCode::CREATED);
+    assert_eq!(app.posted("/api/reports").await, StatusCode::CREATED);
     let refused = app.post("/api/reports").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(
@@ -212,12 +217,12 @@ async fn a_monthly_quota_resets_at_the_first_millisecond_of_the_next_month() {
         .send(Method::DELETE, "/api/reports/1", Some("john"))
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.post("/api/reports").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.posted("/api/reports").await, StatusCode::FORBIDDEN);
 
     // The first millisecond of December: a new period, counted from nothing.
     app.set_time(december);
-    assert_eq!(app.post("/api/reports").await.status, StatusCode::CREATED);
-    assert_eq!(app.post("/api/reports").await.status, StatusCode::CREATED);
+    assert_eq!(app.posted("/api/reports").await, StatusCode::CREATED);
+    assert_eq!(app.posted("/api/reports").await, StatusCode::CREATED);
     let refused = app.post("/api/reports").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(refused.body["resets"], json!(at("2027-01-01")));
@@ -233,10 +238,7 @@ async fn a_daily_quota_on_a_leap_day() {
     let march = at("2028-03-01");
     app.set_time(at("2028-02-29"));
     for _ in 0..5 {
-        assert_eq!(
-            app.post("/api/reports/7/export").await.status,
-            StatusCode::OK
-        );
+        assert_eq!(app.posted("/api/reports/7/export").await, StatusCode::OK);
     }
     app.set_time(march - 1);
     let refused = app.post("/api/reports/7/export").await;
@@ -244,10 +246,7 @@ async fn a_daily_quota_on_a_leap_day() {
     assert_eq!(refused.body["resets"], json!(march));
     assert_eq!(refused.body["action"], "export");
     app.set_time(march);
-    assert_eq!(
-        app.post("/api/reports/7/export").await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.posted("/api/reports/7/export").await, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -256,31 +255,19 @@ async fn a_weekly_quota_follows_iso_weeks_across_a_year_boundary() {
     // ISO week 1 of 2026 runs from Monday 2025-12-29 to Sunday 2026-01-04.
     let week_two = at("2026-01-05");
     app.set_time(at("2025-12-29"));
-    assert_eq!(
-        app.post("/api/reports/1/archive").await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.posted("/api/reports/1/archive").await, StatusCode::OK);
     app.set_time(at("2025-12-31T23:59:59.999"));
-    assert_eq!(
-        app.post("/api/reports/1/archive").await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.posted("/api/reports/1/archive").await, StatusCode::OK);
     // New Year's Day is in the same week.
     app.set_time(at("2026-01-01"));
-    assert_eq!(
-        app.post("/api/reports/1/archive").await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.posted("/api/reports/1/archive").await, StatusCode::OK);
     app.set_time(week_two - 1);
     let refused = app.post("/api/reports/1/archive").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(refused.body["resets"], json!(week_two));
     assert_eq!(refused.body["usage"], json!(3));
     app.set_time(week_two);
-    assert_eq!(
-        app.post("/api/reports/1/archive").await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.posted("/api/reports/1/archive").await, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -383,11 +370,8 @@ fn entry<'a>(body: &'a Value, resource: &str, action: &str) -> &'a Value {
 #[tokio::test]
 async fn entitlements_list_every_limit_with_counted_usage() {
     let app = App::start(&john_on("free"), counted).await;
-    assert_eq!(app.post("/api/reports").await.status, StatusCode::CREATED);
-    assert_eq!(
-        app.post("/api/reports/3/export").await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.posted("/api/reports").await, StatusCode::CREATED);
+    assert_eq!(app.posted("/api/reports/3/export").await, StatusCode::OK);
     let answer = app.send(Method::GET, "/entitlements", Some("john")).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.header("content-type"), Some("application/json"));

@@ -876,14 +876,17 @@ fn a_quota_names_its_reset_in_the_denial_and_the_decision() {
         ))
         .unwrap()
     };
-    let Decision::Allow(allowed) = decide(
-        &catalog,
-        Some(&john(1)),
-        T0,
-        &reports,
-        &Action::Create,
-        &Policy::new(),
-    ) else {
+    let decide_at = |made: u64, now: u64| {
+        decide(
+            &catalog,
+            Some(&john(made)),
+            now,
+            &reports,
+            &Action::Create,
+            &Policy::new(),
+        )
+    };
+    let Decision::Allow(allowed) = decide_at(1, T0) else {
         panic!("one of two made")
     };
     assert_eq!(allowed.resets(), Some(monday));
@@ -892,14 +895,7 @@ fn a_quota_names_its_reset_in_the_denial_and_the_decision() {
         serde_json::to_value(&allowed).unwrap()["limit"],
         serde_json::json!({"max": 2, "per": "week"})
     );
-    let Decision::Deny(denial) = decide(
-        &catalog,
-        Some(&john(2)),
-        monday - 1,
-        &reports,
-        &Action::Create,
-        &Policy::new(),
-    ) else {
+    let Decision::Deny(denial) = decide_at(2, monday - 1) else {
         panic!("two of two made")
     };
     assert_eq!(denial.resets(), Some(monday));
@@ -910,14 +906,7 @@ fn a_quota_names_its_reset_in_the_denial_and_the_decision() {
         )
     );
     // At the first millisecond of the next week, the same usage names the next reset.
-    let Decision::Deny(next) = decide(
-        &catalog,
-        Some(&john(2)),
-        monday,
-        &reports,
-        &Action::Create,
-        &Policy::new(),
-    ) else {
+    let Decision::Deny(next) = decide_at(2, monday) else {
         panic!("the record still says two")
     };
     assert_eq!(next.resets(), Some(monday + 7 * DAY));
