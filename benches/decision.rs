@@ -1,7 +1,9 @@
 //! The decision alone: a pure function of the catalog, the subscriber record and the time.
 //!
-//! Three cases: an allowed create below the limit, a create denied at the limit (the denial is
-//! built, not rendered), and an expired trial that falls back to the catalog's fallback plan.
+//! Five cases: an allowed create below the limit, a create denied at the limit (the denial is
+//! built, not rendered), an expired trial that falls back to the catalog's fallback plan, an
+//! allowed create under a monthly quota (the clock is read and the month found), and an allowed
+//! create under a limit raised by an active add-on with an end (the clock is read for it).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use tower_plans::{
     decision::{decide, Decision, Policy},
-    subscriber::Assignment,
+    subscriber::{AddonGrant, Assignment},
     Action, Catalog, Subscriber,
 };
 
@@ -24,9 +26,12 @@ fn catalog() -> Catalog {
             "trial": {"duration": 14, "fallback": "free"},
             "plans": [
                 {"name": "free", "limits": {"clients": 3, "groups": {"index": null, "create": 2}}},
-                {"name": "regular", "limits": {"clients": 10, "groups": 5}},
+                {"name": "regular", "limits": {
+                    "clients": 10, "groups": 5, "reports": {"create": {"max": 20, "per": "month"}}
+                }},
                 {"name": "pro", "limits": {"clients": 30, "groups": null}}
-            ]
+            ],
+            "addons": [{"name": "more-clients", "limits": {"clients": 10}}]
         }"#,
     )
     .expect("the bench catalog parses")
@@ -36,6 +41,7 @@ fn bench_decide(c: &mut Criterion) {
     let catalog = catalog();
     let policy = Policy::new();
     let clients: Arc<str> = Arc::from("clients");
+    let reports: Arc<str> = Arc::from("reports");
     let create = Action::Create;
 
     let allowed = Subscriber::new()
@@ -55,6 +61,21 @@ fn bench_decide(c: &mut Criterion) {
                 .joined_at(NOW - 30 * DAY_MS),
         )
         .with_usage("clients", 1);
+    // 4 of 20 reports this month.
+    let quota = Subscriber::new()
+        .with_name("dan")
+        .with_plan(Assignment::new("regular"))
+        .with_usage("reports", 4);
+    // 12 clients: above regular's 10, below the 20 that a month's add-on makes it.
+    let addon = Subscriber::new()
+        .with_name("eve")
+        .with_plan(Assignment::new("regular"))
+        .with_addon(
+            AddonGrant::new("more-clients")
+                .starts_at(NOW - DAY_MS)
+                .expires_at(NOW + 30 * DAY_MS),
+        )
+        .with_usage("clients", 12);
 
     // Each case decides what it claims to, outside the measurement.
     assert!(matches!(
@@ -76,12 +97,22 @@ fn bench_decide(c: &mut Criterion) {
         Decision::Allow(allowed) => assert_eq!(&*allowed.plan, "free"),
         Decision::Deny(denial) => panic!("the trial falls back to free: {denial:?}"),
     }
+    match decide(&catalog, Some(&quota), NOW, &reports, &create, &policy) {
+        Decision::Allow(allowed) => assert!(allowed.resets().is_some()),
+        Decision::Deny(denial) => panic!("4 of 20 reports: {denial:?}"),
+    }
+    match decide(&catalog, Some(&addon), NOW, &clients, &create, &policy) {
+        Decision::Allow(allowed) => assert_eq!(allowed.limit.maximum(), Some(20)),
+        Decision::Deny(denial) => panic!("12 of 20 clients: {denial:?}"),
+    }
 
     let mut group = c.benchmark_group("decide");
-    for (name, user) in [
-        ("allow", &allowed),
-        ("deny_at_limit", &at_limit),
-        ("expired_trial_fallback", &expired_trial),
+    for (name, user, resource) in [
+        ("allow", &allowed, &clients),
+        ("deny_at_limit", &at_limit, &clients),
+        ("expired_trial_fallback", &expired_trial, &clients),
+        ("allow_quota", &quota, &reports),
+        ("allow_addon", &addon, &clients),
     ] {
         group.bench_function(name, |b| {
             b.iter(|| {
@@ -89,7 +120,7 @@ fn bench_decide(c: &mut Criterion) {
                     black_box(&catalog),
                     black_box(Some(user)),
                     black_box(NOW),
-                    black_box(&clients),
+                    black_box(resource),
                     black_box(&create),
                     black_box(&policy),
                 )
