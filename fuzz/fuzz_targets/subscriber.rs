@@ -47,6 +47,29 @@ fuzz_target!(|data: &[u8]| {
         (Err(_), Err(_)) => {}
         _ => panic!("from_json {loaded:?} but Deserialize {via_serde:?}"),
     }
+    // A memory store loaded with the record as a user's loads exactly when the record does,
+    // and names the user in its error.
+    let users = json!({ "u": value.clone() });
+    match (
+        &loaded,
+        MemoryStore::from_values(&json!([{"name": "free"}]), &users),
+    ) {
+        (Ok(record), Ok(store)) => {
+            assert_eq!(store.subscriber("u").as_deref(), Some(record));
+        }
+        (Err(record), Err(error)) => {
+            let path = record.path();
+            let dot = if path.is_empty() || path.starts_with('[') {
+                ""
+            } else {
+                "."
+            };
+            let expected = format!("users[\"u\"]{dot}{path}: {}", record.message());
+            assert_eq!(error.to_string(), expected);
+        }
+        (_, Ok(store)) if value.is_null() => assert!(store.is_empty()),
+        (record, store) => panic!("the record {record:?}, but the store {store:?}"),
+    }
     if let Ok(record) = loaded {
         check(&record, &value);
     }
