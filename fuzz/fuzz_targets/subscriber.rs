@@ -1,0 +1,368 @@
+//! The subscriber record reader: `Subscriber::from_json`, `Subscriber::from_value` and serde's
+//! `Deserialize`.
+//!
+//! Any text: no panic, and the three readers agree. A record that loads keeps its promises: its
+//! name, plan and usage are what a plain reading of the document gives; a trial knows when it
+//! ends; counts read back through `Usage::get`, `count` and `action_count` as stored; written
+//! out in the JSON form and read back, it is the same record; a memory store loaded with it
+//! hands it back; and deciding on it, at any time, never panics and allows only what the limit
+//! allows.
+
+#![no_main]
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use serde_json::{json, Map, Value};
+use tower_plans::decision::{decide, Decision, Denial, Policy};
+use tower_plans::subscriber::{Assignment, ResourceUsage};
+use tower_plans::{Action, Catalog, MemoryStore, Subscriber};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let loaded = Subscriber::from_json(text);
+    if let Err(error) = &loaded {
+        let _ = error.to_string();
+    }
+    let value = match serde_json::from_str::<Value>(text) {
+        Ok(value) => value,
+        Err(_) => {
+            let error = loaded.expect_err("text that is not JSON loads no record");
+            assert_eq!(error.path(), "", "invalid JSON is about the whole document");
+            return;
+        }
+    };
+    assert_eq!(
+        loaded,
+        Subscriber::from_value(&value),
+        "from_json and from_value disagree"
+    );
+    let via_serde = serde_json::from_value::<Subscriber>(value.clone());
+    match (&loaded, &via_serde) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "Deserialize reads another record"),
+        (Err(_), Err(_)) => {}
+        _ => panic!("from_json {loaded:?} but Deserialize {via_serde:?}"),
+    }
+    // A memory store loaded with the record as a user's loads exactly when the record does,
+    // and names the user in its error.
+    let users = json!({ "u": value.clone() });
+    match (
+        &loaded,
+        MemoryStore::from_values(&json!([{"name": "free"}]), &users),
+    ) {
+        (Ok(record), Ok(store)) => {
+            assert_eq!(store.subscriber("u").as_deref(), Some(record));
+        }
+        (Err(record), Err(error)) => {
+            let path = record.path();
+            let dot = if path.is_empty() || path.starts_with('[') {
+                ""
+            } else {
+                "."
+            };
+            let expected = format!("users[\"u\"]{dot}{path}: {}", record.message());
+            assert_eq!(error.to_string(), expected);
+        }
+        (_, Ok(store)) if value.is_null() => assert!(store.is_empty()),
+        (record, store) => panic!("the record {record:?}, but the store {store:?}"),
+    }
+    if let Ok(record) = loaded {
+        check(&record, &value);
+    }
+});
+
+fn check(record: &Subscriber, value: &Value) {
+    let Value::Object(map) = value else {
+        panic!("a record loaded from {value:?}");
+    };
+
+    // The name: `name`, else `id`, as a string or a number.
+    let as_name = |key: &str| match map.get(key) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    assert_eq!(
+        record.name.as_deref(),
+        as_name("name").or_else(|| as_name("id")).as_deref()
+    );
+
+    // The plan.
+    match (&record.assignment, map.get("plan")) {
+        (None, None | Some(Value::Null)) => {}
+        (Some(assignment), Some(Value::String(name))) => {
+            assert_eq!(assignment, &Assignment::new(name.as_str()));
+        }
+        (Some(assignment), Some(Value::Object(plan))) => {
+            assert_eq!(
+                plan.get("name").and_then(Value::as_str),
+                Some(&*assignment.plan)
+            );
+            assert_eq!(
+                assignment.trial,
+                plan.get("trial").and_then(Value::as_bool).unwrap_or(false)
+            );
+            assert_eq!(assignment.joined, instant(plan.get("join")));
+            assert_eq!(assignment.expires, instant(plan.get("expire")));
+        }
+        (assignment, plan) => panic!("plan {plan:?} read as {assignment:?}"),
+    }
+    if let Some(assignment) = &record.assignment {
+        assert!(!assignment.plan.is_empty());
+        assert!(
+            !assignment.trial || assignment.joined.is_some() || assignment.expires.is_some(),
+            "a trial that never ends"
+        );
+    }
+
+    // The usage: as a plain reading of the document gives it.
+    let expected = expected_usage(map);
+    assert_eq!(
+        record.usage.len(),
+        expected.len(),
+        "usage {:?}",
+        record.usage
+    );
+    for (resource, counts) in &expected {
+        match (counts, record.usage.resource(resource)) {
+            (Expected::Count(n), Some(ResourceUsage::Count(m))) => assert_eq!(n, m),
+            (Expected::PerAction(want), Some(ResourceUsage::PerAction(got))) => {
+                let got: HashMap<&str, u64> = got.iter().map(|(k, v)| (&**k, *v)).collect();
+                let want: HashMap<&str, u64> = want.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                assert_eq!(got, want, "counts of {resource}");
+            }
+            (want, got) => panic!("{resource}: expected {want:?}, read {got:?}"),
+        }
+    }
+
+    // Reading counts back.
+    for (resource, usage) in record.usage.iter() {
+        assert!(!resource.is_empty());
+        for action in actions() {
+            let get = record.usage.get(resource, &action);
+            match usage {
+                ResourceUsage::Count(n) => {
+                    assert_eq!(get, *n);
+                    assert_eq!(record.usage.count(resource), Some(*n));
+                    assert_eq!(record.usage.action_count(resource, &action), None);
+                }
+                ResourceUsage::PerAction(counts) => {
+                    assert!(!counts.contains_key("destroy"), "destroy is kept as delete");
+                    let own = counts.get(action_key(&action)).copied();
+                    assert_eq!(record.usage.action_count(resource, &action), own);
+                    assert_eq!(get, own.unwrap_or(0));
+                    assert_eq!(record.usage.count(resource), None);
+                }
+            }
+        }
+    }
+
+    write_and_read_back(record);
+    memory_store(record);
+    decisions(record);
+}
+
+#[derive(Debug)]
+enum Expected {
+    Count(u64),
+    PerAction(Vec<(String, u64)>),
+}
+
+/// The usage of a loaded record, read plainly: the `usage` object, or the top-level properties
+/// but `name`, `id` and `plan`; `null` counts left out; `destroy` is `delete`.
+fn expected_usage(map: &Map<String, Value>) -> Vec<(String, Expected)> {
+    let entries: Vec<(&String, &Value)> = match map.get("usage") {
+        Some(Value::Object(usage)) => usage.iter().collect(),
+        Some(_) => Vec::new(),
+        None => map
+            .iter()
+            .filter(|(key, _)| !["name", "id", "plan"].contains(&key.as_str()))
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for (resource, value) in entries {
+        match value {
+            Value::Null => {}
+            Value::Object(counts) => {
+                let counts = counts
+                    .iter()
+                    .filter_map(|(action, count)| {
+                        let action = if action == "destroy" {
+                            "delete"
+                        } else {
+                            action
+                        };
+                        count_of(count).map(|n| (action.to_owned(), n))
+                    })
+                    .collect();
+                out.push((resource.clone(), Expected::PerAction(counts)));
+            }
+            count => out.push((
+                resource.clone(),
+                Expected::Count(count_of(count).expect("a loaded count is a count")),
+            )),
+        }
+    }
+    out
+}
+
+/// A count: a non-negative integer, also written as a float without a fraction.
+fn count_of(value: &Value) -> Option<u64> {
+    if let Some(n) = value.as_u64() {
+        return Some(n);
+    }
+    let f = value.as_f64()?;
+    (f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_616.0).then_some(f as u64)
+}
+
+fn instant(value: Option<&Value>) -> Option<u64> {
+    value.and_then(count_of)
+}
+
+fn actions() -> [Action; 9] {
+    [
+        Action::Index,
+        Action::Show,
+        Action::Create,
+        Action::Update,
+        Action::Patch,
+        Action::Delete,
+        Action::Custom(Arc::from("destroy")),
+        Action::custom("export"),
+        Action::custom("a"),
+    ]
+}
+
+/// The key a per-action count is kept under.
+fn action_key(action: &Action) -> &str {
+    match action.as_str() {
+        "destroy" => "delete",
+        name => name,
+    }
+}
+
+/// The record in the JSON form (a plan object, a `usage` object), read back.
+fn write_and_read_back(record: &Subscriber) {
+    let mut root = Map::new();
+    if let Some(name) = &record.name {
+        root.insert("name".into(), Value::from(&**name));
+    }
+    if let Some(assignment) = &record.assignment {
+        root.insert(
+            "plan".into(),
+            json!({
+                "name": &*assignment.plan,
+                "trial": assignment.trial,
+                "join": assignment.joined,
+                "expire": assignment.expires,
+            }),
+        );
+    }
+    let usage: Map<String, Value> = record
+        .usage
+        .iter()
+        .map(|(resource, usage)| {
+            let value = match usage {
+                ResourceUsage::Count(n) => Value::from(*n),
+                ResourceUsage::PerAction(counts) => counts
+                    .iter()
+                    .map(|(action, n)| (action.to_string(), Value::from(*n)))
+                    .collect::<Map<String, Value>>()
+                    .into(),
+            };
+            (resource.to_string(), value)
+        })
+        .collect();
+    root.insert("usage".into(), Value::Object(usage));
+    let text = Value::Object(root).to_string();
+    match Subscriber::from_json(&text) {
+        Ok(again) => assert_eq!(&again, record, "the record changed on the way out and back"),
+        Err(error) => panic!("the record written out does not load: {error}\n{text}"),
+    }
+}
+
+/// A memory store loaded with the record hands it back.
+fn memory_store(record: &Subscriber) {
+    let store = MemoryStore::new(catalog().clone());
+    store.insert_user("u", record.clone());
+    assert_eq!(store.subscriber("u").as_deref(), Some(record));
+    assert_eq!(store.len(), 1);
+}
+
+fn catalog() -> &'static Catalog {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        Catalog::from_json(
+            r#"{
+                "trial": {"duration": 14, "fallback": "free"},
+                "actions": ["export"],
+                "plans": [
+                    {"name": "free", "clients": 3, "tasks": {"show": 0, "update": 2}},
+                    {"name": "pro", "clients": null, "tasks": {"create": 10, "patch": 1, "export": 5}}
+                ]
+            }"#,
+        )
+        .expect("the fuzz catalog loads")
+    })
+}
+
+/// Deciding on the record, at times around its plan's, never panics; an allowed request is one
+/// the limit allows, a denied one is at or over its limit, and an expiry is in the past.
+fn decisions(record: &Subscriber) {
+    let catalog = catalog();
+    let policies = [
+        Policy::new(),
+        Policy::new()
+            .with_grace_period(Duration::from_secs(86_400))
+            .with_default_plan("free"),
+        Policy::new().with_grace_period(Duration::MAX),
+    ];
+    let mut times = vec![0, 1, 1_700_000_000_000, u64::MAX - 1, u64::MAX];
+    if let Some(assignment) = &record.assignment {
+        for at in [assignment.joined, assignment.expires]
+            .into_iter()
+            .flatten()
+        {
+            times.extend([at.saturating_sub(1), at, at.saturating_add(1)]);
+        }
+    }
+    let resources: [Arc<str>; 3] = [Arc::from("clients"), Arc::from("tasks"), Arc::from("other")];
+    for policy in &policies {
+        for &now in &times {
+            for resource in &resources {
+                for action in actions() {
+                    match decide(catalog, Some(record), now, resource, &action, policy) {
+                        Decision::Allow(allowed) => {
+                            assert!(
+                                allowed.limit.allows(allowed.usage),
+                                "allowed at usage {} under {:?}",
+                                allowed.usage,
+                                allowed.limit
+                            );
+                            assert!(catalog.plan(&allowed.plan).is_some());
+                        }
+                        Decision::Deny(denial) => {
+                            match &denial {
+                                Denial::LimitReached { maximum, usage, .. } => {
+                                    assert!(usage >= maximum, "denied at {usage} of {maximum}");
+                                }
+                                Denial::Expired { date, .. } => {
+                                    assert!(*date <= now, "expired at {date}, now {now}");
+                                }
+                                _ => {}
+                            }
+                            let body = denial.to_json_bytes();
+                            let parsed: Value =
+                                serde_json::from_slice(&body).expect("a denial body is JSON");
+                            assert_eq!(parsed["reason"], "subscription");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
