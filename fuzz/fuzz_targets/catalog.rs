@@ -1,12 +1,13 @@
 //! The catalog reader: `Catalog::from_json`, `Catalog::from_value` and serde's `Deserialize`.
 //!
 //! Any text: no panic, and the three readers agree. A catalog that loads keeps its promises:
-//! the resources it lists are sorted, governed and named by some plan; every plan is found by
-//! its name; every limit a plan lists is the limit it answers; the trial is positive and falls
+//! the resources it lists are sorted, governed and named by some plan or add-on; every plan and
+//! add-on is found by its name, and no add-on has a plan's name; every limit a plan or add-on
+//! lists (numbers, `null` and quotas) is the limit it answers; the trial is positive and falls
 //! back to a plan of the catalog; the builder rebuilds the same catalog; written out again in
 //! the JSON form and read back, it is the same catalog; a route table compiled for its
 //! resources governs each resource's collection and item paths; and a decision on a plan's
-//! limit allows exactly what the limit allows.
+//! limit allows exactly what the limit allows, naming a quota's reset.
 
 #![no_main]
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
-use tower_plans::catalog::{Limit, Plan};
+use tower_plans::catalog::{Limit, ResourceLimits};
 use tower_plans::decision::{decide, Decision, Denial, Policy};
 use tower_plans::routes::{RouteConfig, RouteTable};
 use tower_plans::subscriber::Assignment;
@@ -87,8 +88,11 @@ fn check(catalog: &Catalog, value: &Value) {
         assert!(
             catalog
                 .plans()
-                .any(|plan| plan.resource(resource).is_some()),
-            "{resource} listed, but no plan names it"
+                .any(|plan| plan.resource(resource).is_some())
+                || catalog
+                    .addons()
+                    .any(|addon| addon.resource(resource).is_some()),
+            "{resource} listed, but no plan or add-on names it"
         );
     }
     assert!(!catalog.is_governed(""));
@@ -139,12 +143,9 @@ fn check(catalog: &Catalog, value: &Value) {
                 catalog.is_governed(resource),
                 "{resource} named, not governed"
             );
+            check_limits(limits, actions);
             for (action, limit) in limits.iter() {
-                assert_eq!(limits.get(&action), Some(limit));
                 assert_eq!(plan.limit(resource, &action), limit);
-                if let Action::Custom(name) = &action {
-                    assert!(actions.contains(name), "custom action {name} not listed");
-                }
             }
             // `patch` falls back to `update`, and only when it is not set itself.
             let patch = plan.limit(resource, &Action::Patch);
@@ -159,6 +160,45 @@ fn check(catalog: &Catalog, value: &Value) {
         assert_eq!(
             plan.limit("\u{0}not a resource", &Action::Create),
             Limit::Unlimited
+        );
+    }
+
+    // Add-ons: found by name, never a plan's name, their limits answered as listed.
+    for (i, addon) in catalog.addons().enumerate() {
+        assert!(!addon.name().is_empty());
+        let found = catalog
+            .addon(addon.name())
+            .expect("an add-on is found by its name");
+        assert!(std::ptr::eq(found, addon));
+        assert!(
+            catalog.plan(addon.name()).is_none(),
+            "add-on {} is a plan",
+            addon.name()
+        );
+        assert!(
+            catalog
+                .addons()
+                .take(i)
+                .all(|earlier| earlier.name() != addon.name()),
+            "duplicate add-on name {}",
+            addon.name()
+        );
+        for (resource, limits) in addon.resources() {
+            assert!(
+                catalog.is_governed(resource),
+                "{resource} named, not governed"
+            );
+            check_limits(limits, actions);
+            for (action, limit) in limits.iter() {
+                assert_eq!(addon.limit(resource, &action), Some(limit));
+            }
+        }
+    }
+    if value.is_array() {
+        assert_eq!(
+            catalog.addons().len(),
+            0,
+            "a bare array declares no add-ons"
         );
     }
 
@@ -181,9 +221,27 @@ fn check(catalog: &Catalog, value: &Value) {
     decisions(catalog);
 }
 
+/// Each limit listed is answered, quotas have a maximum, and custom actions are declared.
+fn check_limits(limits: &ResourceLimits, actions: &[Arc<str>]) {
+    for (action, limit) in limits.iter() {
+        assert_eq!(limits.get(&action), Some(limit));
+        if limit.period().is_some() {
+            assert!(
+                limit.maximum().is_some(),
+                "a quota without a maximum: {limit:?}"
+            );
+        }
+        if let Action::Custom(name) = &action {
+            assert!(actions.contains(name), "custom action {name} not listed");
+        }
+    }
+}
+
 /// The builder, given the same parts, builds the same catalog.
 fn rebuild(catalog: &Catalog) {
-    let mut builder = Catalog::builder().plans(catalog.plans().cloned());
+    let mut builder = Catalog::builder()
+        .plans(catalog.plans().cloned())
+        .addons(catalog.addons().cloned());
     if let Some(trial) = catalog.trial() {
         builder = builder.trial(trial.clone());
     }
@@ -199,9 +257,17 @@ fn rebuild(catalog: &Catalog) {
 
 /// The catalog in the JSON form (`limits` objects per action), read back.
 fn write_and_read_back(catalog: &Catalog, value: &Value) {
-    let plans: Vec<Value> = catalog.plans().map(plan_json).collect();
+    let plans: Vec<Value> = catalog
+        .plans()
+        .map(|plan| named_json(plan.name(), plan.resources()))
+        .collect();
+    let addons: Vec<Value> = catalog
+        .addons()
+        .map(|addon| named_json(addon.name(), addon.resources()))
+        .collect();
     let mut root = Map::new();
     root.insert("plans".into(), Value::Array(plans));
+    root.insert("addons".into(), Value::Array(addons));
     root.insert(
         "actions".into(),
         catalog
@@ -224,24 +290,29 @@ fn write_and_read_back(catalog: &Catalog, value: &Value) {
     for (a, b) in again.plans().zip(catalog.plans()) {
         assert_eq!(a, b, "a plan changed on the way out and back");
     }
+    assert_eq!(again.addons().len(), catalog.addons().len());
+    for (a, b) in again.addons().zip(catalog.addons()) {
+        assert_eq!(a, b, "an add-on changed on the way out and back");
+    }
     assert_eq!(again.resources(), catalog.resources());
     assert_eq!(again.custom_actions(), catalog.custom_actions());
     assert_eq!(again.trial(), catalog.trial());
 }
 
-fn plan_json(plan: &Plan) -> Value {
+/// A plan or an add-on in the JSON form, its limits as `Limit` serialises them.
+fn named_json<'a>(
+    name: &str,
+    resources: impl Iterator<Item = (&'a Arc<str>, &'a ResourceLimits)>,
+) -> Value {
     let mut limits = Map::new();
-    for (resource, per_action) in plan.resources() {
+    for (resource, per_action) in resources {
         let entry = if per_action.is_empty() {
             Value::Null
         } else {
             per_action
                 .iter()
                 .map(|(action, limit)| {
-                    let limit = match limit {
-                        Limit::Unlimited => Value::Null,
-                        Limit::Limited(max) => Value::from(max),
-                    };
+                    let limit = serde_json::to_value(limit).expect("a limit serialises");
                     (action.as_str().to_owned(), limit)
                 })
                 .collect::<Map<String, Value>>()
@@ -249,7 +320,7 @@ fn plan_json(plan: &Plan) -> Value {
         };
         limits.insert(resource.to_string(), entry);
     }
-    json!({"name": plan.name(), "limits": limits})
+    json!({"name": name, "limits": limits})
 }
 
 /// A resource name's path segments, decoded as a template literal is: `None` when a segment
@@ -380,10 +451,16 @@ fn decisions(catalog: &Catalog) {
                         Decision::Deny(Denial::LimitReached {
                             maximum,
                             usage: seen,
+                            window,
                             ..
                         }) => {
                             assert!(!limit.allows(usage), "{limit:?} denied usage {usage}");
-                            assert_eq!(Limit::Limited(maximum), limit);
+                            assert_eq!(limit.maximum(), Some(maximum));
+                            assert_eq!(window.map(|w| w.per()), limit.period());
+                            // At the epoch, a quota resets at the next period's start.
+                            if let Some(window) = window {
+                                assert!(window.start() == 0 && window.end() > 0);
+                            }
                             assert!(seen >= maximum);
                         }
                         Decision::Deny(other) => {

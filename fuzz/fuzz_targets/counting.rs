@@ -9,7 +9,9 @@
 //! idempotent by reservation id; adjustments saturate at 0 and at `u64::MAX`; a reservation
 //! whose lease has passed stops counting and commits nothing. The user with a record sees the
 //! counts in the record, as the `MemoryStore` docs describe; the other stays unknown to the
-//! plan store.
+//! plan store. Each counter also has period counters (`Counter::in_period`: two months and a
+//! day), which never show in the record, and a change to a month's counter forgets the same
+//! count's counter of an earlier month.
 //!
 //! Leases run on tokio's clock, paused here and stepped by the input, so expiry is covered.
 //!
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use tokio::runtime::Runtime;
+use tower_plans::catalog::{Period, Window};
 use tower_plans::store::{Count, Counter, ReservationId, Reserve};
 use tower_plans::{Action, Catalog, MemoryStore, PlanStore, Subscriber, UsageStore};
 
@@ -62,7 +65,29 @@ impl Slot {
     }
 }
 
-type Key = (usize, usize, Slot);
+/// User, resource, slot and period (0: none, 1: November 2026, 2: December 2026, 3: the day
+/// 2026-11-29).
+type Key = (usize, usize, Slot, u8);
+
+/// 2026-11-29T12:00:00Z.
+const NOON: u64 = 1_795_953_600_000;
+
+/// The window of a period index.
+fn window(period: u8) -> Option<Window> {
+    match period {
+        1 => Some(Period::Month.window(NOON)),
+        2 => Some(Period::Month.window(Period::Month.window(NOON).end())),
+        3 => Some(Period::Day.window(NOON)),
+        _ => None,
+    }
+}
+
+/// What a change to `key`'s counter forgets: December's counter replaces November's.
+fn forget_earlier(model: &mut HashMap<Key, Model>, key: Key) {
+    if key.3 == 2 {
+        model.remove(&(key.0, key.1, key.2, 1));
+    }
+}
 
 /// One counter of the model: the used count (`None` until the counter exists) and the
 /// reservations held, with the instant (ns since the start) their lease ends (`None`: never).
@@ -135,16 +160,16 @@ fn record_usage(
         1 => {
             let n = u64::from(value);
             record.usage.set(resource, n);
-            model.entry((0, r, Slot::Items)).or_default().used = Some(n);
+            model.entry((0, r, Slot::Items, 0)).or_default().used = Some(n);
         }
         _ => {
             let show = u64::from(value & 7);
             record.usage.set_action(resource, &Action::Show, show);
-            model.entry((0, r, Slot::Show)).or_default().used = Some(show);
+            model.entry((0, r, Slot::Show, 0)).or_default().used = Some(show);
             if value & 8 != 0 {
                 let create = u64::from(value >> 4);
                 record.usage.set_action(resource, &Action::Create, create);
-                model.entry((0, r, Slot::Items)).or_default().used = Some(create);
+                model.entry((0, r, Slot::Items, 0)).or_default().used = Some(create);
             }
         }
     }
@@ -243,19 +268,27 @@ impl Stores {
     }
 }
 
+/// The counter a byte names: bit 0 the user, bit 1 the resource, bits 2 to 4 what it counts,
+/// bits 5 and 6 its period.
 fn counter_of(byte: u8) -> (Counter, Key) {
     let user = usize::from(byte & 1);
     let resource = usize::from((byte >> 1) & 1);
-    let (action, slot) = counted(byte >> 2);
-    let counter = match action {
+    let (action, slot) = counted((byte >> 2) & 7);
+    let period = (byte >> 5) & 3;
+    let mut counter = match action {
         None => Counter::items(USERS[user], RESOURCES[resource]),
         Some(action) => Counter::action(USERS[user], RESOURCES[resource], action),
     };
-    (counter, (user, resource, slot))
+    if let Some(window) = window(period) {
+        counter = counter.in_period(window);
+    }
+    (counter, (user, resource, slot, period))
 }
 
 fn every_counter() -> impl Iterator<Item = (Counter, Key)> {
-    (0..20u8).map(counter_of)
+    (0..128u8)
+        .filter(|byte| (byte >> 2) & 7 < 5)
+        .map(counter_of)
 }
 
 async fn run(data: &[u8]) {
@@ -294,6 +327,10 @@ async fn run(data: &[u8]) {
         };
         let retry = op & 0x20 != 0;
         let (counter, key) = counter_of(which);
+        // Every call but `get` changes the counter, which forgets an earlier period's.
+        if op % 8 != 5 && op % 8 != 6 {
+            forget_earlier(&mut model, key);
+        }
         let id_of = |byte: u8| ReservationId::from_u128(u128::from(byte & 3) + 1);
         match op % 8 {
             0 | 7 => {
@@ -429,7 +466,7 @@ async fn run(data: &[u8]) {
                 want,
                 "{counter} after {call:?}"
             );
-            if key.0 == 0 {
+            if key.0 == 0 && key.3 == 0 {
                 let used = model.get(&key).and_then(|m| m.used);
                 let resource = RESOURCES[key.1];
                 match key.2 {

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
-use tower_plans::decision::{decide, Decision, Denial, Policy};
-use tower_plans::subscriber::{Assignment, ResourceUsage};
+use tower_plans::decision::{decide, Decision, Denial, PlanState, Policy};
+use tower_plans::subscriber::{AddonGrant, Assignment, ResourceUsage};
 use tower_plans::{Action, Catalog, MemoryStore, Subscriber};
 
 fuzz_target!(|data: &[u8]| {
@@ -47,15 +47,31 @@ fuzz_target!(|data: &[u8]| {
         (Err(_), Err(_)) => {}
         _ => panic!("from_json {loaded:?} but Deserialize {via_serde:?}"),
     }
-    // A memory store loaded with the record as a user's loads exactly when the record does,
-    // and names the user in its error.
+    // A memory store loaded with the record as a user's loads exactly when the record does and
+    // grants only add-ons its catalog knows, and names the user in its error.
     let users = json!({ "u": value.clone() });
-    match (
-        &loaded,
-        MemoryStore::from_values(&json!([{"name": "free"}]), &users),
-    ) {
+    let plans =
+        json!({"plans": [{"name": "free"}], "addons": [{"name": "pack"}, {"name": "more"}]});
+    let unknown = loaded.as_ref().ok().and_then(|record| {
+        record
+            .addons
+            .iter()
+            .position(|grant| !matches!(&*grant.name, "pack" | "more"))
+    });
+    match (&loaded, MemoryStore::from_values(&plans, &users)) {
         (Ok(record), Ok(store)) => {
+            assert_eq!(unknown, None, "a store granted an add-on its catalog lacks");
             assert_eq!(store.subscriber("u").as_deref(), Some(record));
+        }
+        (Ok(record), Err(error)) => {
+            let at = unknown.expect("the store refused a record it knows every add-on of");
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "users[\"u\"].addons[{at}].name: the catalog has no add-on `{}`",
+                    record.addons[at].name
+                )
+            );
         }
         (Err(record), Err(error)) => {
             let path = record.path();
@@ -119,6 +135,30 @@ fn check(record: &Subscriber, value: &Value) {
         );
     }
 
+    // The add-on grants: as a plain reading of the document gives them.
+    let grants: Vec<AddonGrant> = match map.get("addons") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                let name = item["name"].as_str().expect("a loaded grant has a name");
+                let mut grant = AddonGrant::new(name);
+                grant.starts = instant(item.get("starts"));
+                grant.expires = instant(item.get("expires"));
+                grant.quantity = item.get("quantity").and_then(count_of).unwrap_or(1);
+                grant
+            })
+            .collect(),
+        Some(other) => panic!("add-ons {other:?} loaded"),
+    };
+    assert_eq!(record.addons, grants);
+    for grant in &record.addons {
+        assert!(!grant.name.is_empty());
+        if let (Some(starts), Some(expires)) = (grant.starts, grant.expires) {
+            assert!(starts <= expires, "a grant that ends before it starts");
+        }
+    }
+
     // The usage: as a plain reading of the document gives it.
     let expected = expected_usage(map);
     assert_eq!(
@@ -173,14 +213,14 @@ enum Expected {
 }
 
 /// The usage of a loaded record, read plainly: the `usage` object, or the top-level properties
-/// but `name`, `id` and `plan`; `null` counts left out; `destroy` is `delete`.
+/// but `name`, `id`, `plan` and `addons`; `null` counts left out; `destroy` is `delete`.
 fn expected_usage(map: &Map<String, Value>) -> Vec<(String, Expected)> {
     let entries: Vec<(&String, &Value)> = match map.get("usage") {
         Some(Value::Object(usage)) => usage.iter().collect(),
         Some(_) => Vec::new(),
         None => map
             .iter()
-            .filter(|(key, _)| !["name", "id", "plan"].contains(&key.as_str()))
+            .filter(|(key, _)| !["name", "id", "plan", "addons"].contains(&key.as_str()))
             .collect(),
     };
     let mut out = Vec::new();
@@ -278,6 +318,15 @@ fn write_and_read_back(record: &Subscriber) {
         })
         .collect();
     root.insert("usage".into(), Value::Object(usage));
+    let addons: Vec<Value> = record
+        .addons
+        .iter()
+        .map(|grant| {
+            json!({"name": &*grant.name, "starts": grant.starts, "expires": grant.expires,
+                   "quantity": grant.quantity})
+        })
+        .collect();
+    root.insert("addons".into(), Value::Array(addons));
     let text = Value::Object(root).to_string();
     match Subscriber::from_json(&text) {
         Ok(again) => assert_eq!(&again, record, "the record changed on the way out and back"),
@@ -303,6 +352,10 @@ fn catalog() -> &'static Catalog {
                 "plans": [
                     {"name": "free", "clients": 3, "tasks": {"show": 0, "update": 2}},
                     {"name": "pro", "clients": null, "tasks": {"create": 10, "patch": 1, "export": 5}}
+                ],
+                "addons": [
+                    {"name": "pack", "clients": 10, "tasks": {"export": {"max": 5, "per": "day"}}},
+                    {"name": "more", "tasks": {"update": null, "show": 2}}
                 ]
             }"#,
         )
@@ -343,7 +396,13 @@ fn decisions(record: &Subscriber) {
                                 allowed.usage,
                                 allowed.limit
                             );
-                            assert!(catalog.plan(&allowed.plan).is_some());
+                            // The plan, or without one the add-on the limit comes from.
+                            if allowed.state == PlanState::Addons {
+                                assert!(catalog.addon(&allowed.plan).is_some());
+                                assert!(record.addons.iter().any(|g| g.name == allowed.plan));
+                            } else {
+                                assert!(catalog.plan(&allowed.plan).is_some());
+                            }
                         }
                         Decision::Deny(denial) => {
                             match &denial {

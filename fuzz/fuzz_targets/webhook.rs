@@ -191,23 +191,30 @@ fn reads_as_event(value: &Value) -> bool {
             "user_id",
             "anonymous_user_id",
             "plan",
+            "addon",
             "store",
             "subscription_status",
         ]
         .into_iter()
         .all(text)
-        && ["purchased_at_ms", "effective_next_renewal_at_ms"]
-            .into_iter()
-            .all(millis)
+        && [
+            "purchased_at_ms",
+            "effective_next_renewal_at_ms",
+            "quantity",
+        ]
+        .into_iter()
+        .all(millis)
 }
 
 /// The fields an event reads.
-const KNOWN: [&str; 9] = [
+const KNOWN: [&str; 11] = [
     "event_id",
     "event_name",
     "user_id",
     "anonymous_user_id",
     "plan",
+    "addon",
+    "quantity",
     "store",
     "subscription_status",
     "purchased_at_ms",
@@ -218,15 +225,22 @@ fn check_event(event: &EntitlementEvent, value: Option<&Value>) {
     let kind = match event.event_name.as_str() {
         "ACTIVATE" => EventKind::Activate,
         "DEACTIVATE" => EventKind::Deactivate,
+        "ADDON_ACTIVATE" => EventKind::AddonActivate,
+        "ADDON_DEACTIVATE" => EventKind::AddonDeactivate,
         _ => EventKind::Other,
     };
     assert_eq!(event.kind(), kind);
+    let inactive = event
+        .subscription_status
+        .as_deref()
+        .is_some_and(|status| !DEFAULT_ACTIVE_STATUSES.contains(&status));
     let effect = match kind {
-        EventKind::Activate => match event.subscription_status.as_deref() {
-            Some(status) if !DEFAULT_ACTIVE_STATUSES.contains(&status) => Effect::Revoke,
-            _ => Effect::Grant,
-        },
+        EventKind::Activate if inactive => Effect::Revoke,
+        EventKind::Activate => Effect::Grant,
         EventKind::Deactivate => Effect::Revoke,
+        EventKind::AddonActivate if inactive => Effect::RevokeAddon,
+        EventKind::AddonActivate => Effect::GrantAddon,
+        EventKind::AddonDeactivate => Effect::RevokeAddon,
         _ => Effect::None,
     };
     assert_eq!(event.effect(), effect, "{event:?}");
@@ -246,6 +260,8 @@ fn check_event(event: &EntitlementEvent, value: Option<&Value>) {
         assert_eq!(value["user_id"].as_str(), event.user_id.as_deref());
         assert_eq!(value["plan"].as_str(), event.plan.as_deref());
         assert_eq!(value["purchased_at_ms"].as_u64(), event.purchased_at_ms);
+        assert_eq!(value["addon"].as_str(), event.addon.as_deref());
+        assert_eq!(value["quantity"].as_u64(), event.quantity);
         let map = value.as_object().expect("an event is an object");
         for (key, field) in map {
             if !KNOWN.contains(&key.as_str()) {
@@ -293,7 +309,8 @@ fn same(a: &Value, b: &Value) -> bool {
 
 fn store() -> MemoryStore {
     MemoryStore::from_json(
-        r#"[{"name": "monthly", "clients": 3}, {"name": "plus", "clients": 30}]"#,
+        r#"{"plans": [{"name": "monthly", "clients": 3}, {"name": "plus", "clients": 30}],
+            "addons": [{"name": "pack", "clients": 10}]}"#,
         r#"{"toto": {"plan": "monthly", "usage": {"clients": 2}}, "u2": {"plan": "plus"}}"#,
     )
     .expect("the fuzz store loads")
@@ -308,11 +325,21 @@ fn mapped(plan: &str) -> &str {
     }
 }
 
+/// The add-on a billing add-on id names in the fuzz hook.
+fn mapped_addon(addon: &str) -> &str {
+    if addon == "pack-yearly" {
+        "pack"
+    } else {
+        addon
+    }
+}
+
 /// Drives the receiver with the request and checks its outcome against the inputs.
 fn receive(input: &Input, config: &WebhookConfig, event: Option<EntitlementEvent>) {
     let store = store();
     let hook = MemoryStoreHook::new(store.clone())
         .map_plan("yearly", "plus")
+        .map_addon("pack-yearly", "pack")
         .expiry_margin(MARGIN);
     let mut receiver = WebhookReceiver::new(config.clone(), hook);
 
@@ -414,6 +441,60 @@ fn receive(input: &Input, config: &WebhookConfig, event: Option<EntitlementEvent
                 }
                 assert_eq!(now.is_some(), previous.is_some(), "a revoke made a user");
             }
+            Effect::GrantAddon => {
+                let addon = mapped_addon(event.addon.as_deref().expect("a granted add-on"));
+                let grants: Vec<_> = now
+                    .as_ref()
+                    .map(|record| record.addons.clone())
+                    .unwrap_or_default();
+                let expires = event
+                    .effective_next_renewal_at_ms
+                    .map(|at| at.saturating_add(MARGIN.as_millis() as u64));
+                let mine: Vec<_> = grants.iter().filter(|g| &*g.name == addon).collect();
+                assert_eq!(
+                    mine.len(),
+                    1,
+                    "one grant of {addon} after a grant: {grants:?}"
+                );
+                assert_eq!(
+                    (mine[0].starts, mine[0].expires, mine[0].quantity),
+                    (event.purchased_at_ms, expires, event.quantity.unwrap_or(1))
+                );
+                // The plan, the usage and the other grants are kept.
+                if let Some(previous) = &previous {
+                    let now = now.as_ref().expect("kept");
+                    assert_eq!(previous.assignment, now.assignment);
+                    assert_eq!(previous.usage, now.usage);
+                    let others = |r: &tower_plans::Subscriber| {
+                        r.addons
+                            .iter()
+                            .filter(|g| &*g.name != addon)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(others(previous), others(now));
+                }
+            }
+            Effect::RevokeAddon => {
+                let addon = mapped_addon(event.addon.as_deref().expect("a revoked add-on"));
+                let after = now.as_ref().map(|r| r.addons.clone()).unwrap_or_default();
+                assert!(
+                    after.iter().all(|g| &*g.name != addon),
+                    "{addon} kept: {after:?}"
+                );
+                let kept: Vec<_> = previous
+                    .as_ref()
+                    .map(|r| {
+                        r.addons
+                            .iter()
+                            .filter(|g| &*g.name != addon)
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                assert_eq!(after, kept);
+                assert_eq!(now.is_some(), previous.is_some(), "a revoke made a user");
+            }
             other => panic!("{other:?} applied"),
         }
     } else if let Some(user) = &user {
@@ -471,6 +552,14 @@ fn expected_outcome(
         if !known {
             return Some(WebhookOutcome::HookFailed);
         }
+    }
+    match event.effect() {
+        // A grant needs an add-on the catalog knows; a revoke, any add-on at all.
+        Effect::GrantAddon if event.addon.as_deref().map(mapped_addon) != Some("pack") => {
+            return Some(WebhookOutcome::HookFailed);
+        }
+        Effect::RevokeAddon if event.addon.is_none() => return Some(WebhookOutcome::HookFailed),
+        _ => {}
     }
     Some(WebhookOutcome::Applied)
 }
