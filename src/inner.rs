@@ -422,9 +422,10 @@ impl Inner {
                             counting: Arc::clone(counting),
                             tally,
                             user: user.clone(),
-                            plan: Arc::clone(terms.plan),
+                            // This thread's copies (see `crate::local`).
+                            plan: crate::local::name(terms.plan),
                             state: terms.state.into_plan_state(),
-                            resource: Arc::clone(resource),
+                            resource: crate::local::name(resource),
                             action: action.clone(),
                             limit: terms.limit,
                             window: terms.window,
@@ -459,7 +460,9 @@ impl Inner {
                 return Judgement::Allow(None, None, headers);
             }
         }
-        match verdict.into_decision(resource, action) {
+        // This thread's copies of the names (see `crate::local`): every allowed request clones
+        // them.
+        match verdict.into_decision_with(resource, action, crate::local::name) {
             Decision::Allow(allowed) => Judgement::Allow(Some(allowed), None, headers),
             Decision::Deny(denial) => {
                 metrics::decision(Decided::Deny(&denial), Some((resource, action)));
