@@ -216,8 +216,9 @@ impl Inner {
         index: RouteIndex,
         user: &UserId,
     ) -> Option<Judgement> {
-        let record = self.users.as_ref()?.peek(user)?;
-        Some(self.judge(loaded, index, record.subscriber(), user))
+        self.users.as_ref()?.with_cached(user, |record| {
+            self.judge(loaded, index, record.subscriber(), user)
+        })
     }
 
     /// The decision without a user cache when the store answers at once (an in-memory store,
