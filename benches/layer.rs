@@ -84,8 +84,8 @@ where
 
 /// Sends `iters` requests through `workers` clones of `service`, each on a thread of its own
 /// with its own current-thread runtime and its own requests (`requests[w]`), as a server with
-/// one runtime per core would: the time from when every worker is ready until the last one is
-/// done.
+/// one runtime per core would: the time from the first worker's start, once every worker is
+/// ready, to the last one's end.
 fn time_workers<S, B>(
     service: &S,
     requests: &[Arc<Requests>],
@@ -96,7 +96,7 @@ where
     S: Service<Request<()>, Response = Response<B>> + Clone + Send + 'static,
     S::Error: fmt::Debug,
 {
-    let start = std::sync::Barrier::new(workers + 1);
+    let start = std::sync::Barrier::new(workers);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
@@ -108,18 +108,22 @@ where
                 scope.spawn(move || {
                     let rt = current_thread();
                     start.wait();
+                    let began = Instant::now();
                     rt.block_on(common::send(&mut service, &requests, first, first + share));
-                    Instant::now()
+                    (began, Instant::now())
                 })
             })
             .collect();
-        start.wait();
-        let began = Instant::now();
-        handles
+        let spans: Vec<(Instant, Instant)> = handles
             .into_iter()
             .map(|handle| handle.join().expect("a bench worker"))
-            .max()
-            .map_or(Duration::ZERO, |end| end.duration_since(began))
+            .collect();
+        let began = spans.iter().map(|span| span.0).min();
+        let ended = spans.iter().map(|span| span.1).max();
+        match (began, ended) {
+            (Some(began), Some(ended)) => ended.duration_since(began),
+            _ => Duration::ZERO,
+        }
     })
 }
 
