@@ -23,9 +23,11 @@ fi
 
 cargo bench --bench load --no-run >&2
 dir=$(mktemp -d)
-cargo bench --bench load -- --serve >"$dir/servers" 2>"$dir/log" &
+# In a session of its own, so that stopping its process group stops the servers too (cargo
+# does not pass a signal on to the bench binary it runs).
+setsid cargo bench --bench load -- --serve >"$dir/servers" 2>"$dir/log" &
 pid=$!
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'kill -- "-$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 1 600); do
   [ "$(grep -c '^serving ' "$dir/servers" || true)" -ge 4 ] && break
   kill -0 "$pid" 2>/dev/null || { cat "$dir/log" >&2; exit 1; }
