@@ -16,9 +16,11 @@
 //! method, a static URI, the user id in the extensions) and goes through `ready` then `call` on
 //! one service value; the response is dropped inside the measurement.
 //!
-//! Group `threads/1k` shares one layer between tasks on a multi-threaded runtime with one worker
-//! per core (two tasks per worker, each with requests of its own), and reports the time per
-//! request.
+//! Group `threads/1k` shares one service between 1 and 2 worker threads (`<case>/1`,
+//! `<case>/2`), each with its own current-thread runtime, a clone of the service and requests of
+//! its own, and reports the time per request (total time over all requests). The store is the
+//! `counted/1k` one (below): `bare`, `uncached` and `cached` allowed creates, and `counted`
+//! (uncached, a reservation and its commit per create in the same `MemoryStore`).
 //!
 //! Group `counted/1k` measures counted usage: a store of 1 thousand subscribers whose
 //! even-numbered ones are on a plan with a finite clients limit that no run reaches
@@ -53,11 +55,11 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::{Request, Response};
 use tokio::runtime::{Builder, Runtime};
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 use tower_plans::store::Counter;
 use tower_plans::{Subscriber, UsageStore, UserId};
 
-use common::{bare, size_name, sizes, workers, Case, Fixture, Governed, Requests, Setup, SEQUENCE};
+use common::{bare, size_name, sizes, Case, Fixture, Governed, Requests, Setup, SEQUENCE};
 
 fn current_thread() -> Runtime {
     Builder::new_current_thread()
@@ -80,47 +82,48 @@ where
     })
 }
 
-/// Sends `iters` requests through clones of `service` from one task per element of `requests`,
-/// all at once.
-fn time_parallel<S, B>(
-    rt: &Runtime,
+/// Sends `iters` requests through `workers` clones of `service`, each on a thread of its own
+/// with its own current-thread runtime and its own requests (`requests[w]`), as a server with
+/// one runtime per core would: the time from the first worker's start, once every worker is
+/// ready, to the last one's end.
+fn time_workers<S, B>(
     service: &S,
     requests: &[Arc<Requests>],
+    workers: usize,
     iters: u64,
 ) -> Duration
 where
     S: Service<Request<()>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: fmt::Debug + Send,
-    B: Send + 'static,
+    S::Error: fmt::Debug,
 {
-    rt.block_on(async {
-        let start = Instant::now();
-        let tasks = requests.len() as u64;
-        let handles: Vec<_> = (0..tasks)
-            .map(|t| {
+    let start = std::sync::Barrier::new(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
                 let mut service = service.clone();
-                let requests = Arc::clone(&requests[t as usize]);
-                let share = iters / tasks + u64::from(t < iters % tasks);
-                let first = t * (SEQUENCE as u64 / tasks);
-                tokio::spawn(async move {
-                    for i in first..first + share {
-                        let response = service
-                            .ready()
-                            .await
-                            .expect("ready")
-                            .call(requests.get(i))
-                            .await
-                            .expect("a response");
-                        black_box(response);
-                    }
+                let requests = Arc::clone(&requests[w]);
+                let share = iters / workers as u64 + u64::from((w as u64) < iters % workers as u64);
+                let first = w as u64 * (SEQUENCE as u64 / workers as u64);
+                let start = &start;
+                scope.spawn(move || {
+                    let rt = current_thread();
+                    start.wait();
+                    let began = Instant::now();
+                    rt.block_on(common::send(&mut service, &requests, first, first + share));
+                    (began, Instant::now())
                 })
             })
             .collect();
-        for handle in handles {
-            handle.await.expect("a bench task");
+        let spans: Vec<(Instant, Instant)> = handles
+            .into_iter()
+            .map(|handle| handle.join().expect("a bench worker"))
+            .collect();
+        let began = spans.iter().map(|span| span.0).min();
+        let ended = spans.iter().map(|span| span.1).max();
+        match (began, ended) {
+            (Some(began), Some(ended)) => ended.duration_since(began),
+            _ => Duration::ZERO,
         }
-        start.elapsed()
     })
 }
 
@@ -170,36 +173,48 @@ fn full_call(c: &mut Criterion) {
 
 fn threads(c: &mut Criterion) {
     let n = 1_000;
-    let workers = workers();
-    let tasks = 2 * workers as u64;
-    let rt = Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let fixture = rt.block_on(Fixture::new(n));
-    // Each task has requests of its own (the same users, each id allocated apart), as
+    let rt = current_thread();
+    let store = common::metered_store(n);
+    // Each worker has requests of its own (the same users, each id allocated apart), as
     // requests on different connections would.
-    let requests: Vec<Arc<Requests>> = (0..tasks)
+    let requests: Vec<Arc<Requests>> = (0..2)
         .map(|_| Arc::new(Requests::new(Case::Allowed, n)))
         .collect();
-    for setup in Setup::ALL {
-        let mut service = fixture.service(setup).clone();
-        rt.block_on(common::warm(&mut service, &requests[0], Case::Allowed));
+    let mut services: Vec<(&str, Governed)> = Vec::new();
+    for (name, setup, counted) in [
+        ("uncached", Setup::UNCACHED, false),
+        ("cached", Setup::CACHED, false),
+        ("counted", Setup::UNCACHED, true),
+    ] {
+        let layer = if counted {
+            common::counted_layer(&store, n, setup)
+        } else {
+            common::layer(&store, n, setup)
+        };
+        let mut service = layer.layer(bare());
+        if setup.cached {
+            rt.block_on(common::fill_cache(&mut service, n));
+        }
+        rt.block_on(common::warm(
+            &mut service.clone(),
+            &requests[0],
+            Case::Allowed,
+        ));
+        services.push((name, service));
     }
 
     let mut group = c.benchmark_group(format!("threads/{}", size_name(n)));
     group.throughput(Throughput::Elements(1));
     let bare = bare();
-    let suffix = format!("{workers}workers_{tasks}tasks");
-    group.bench_function(format!("bare/{suffix}"), |b| {
-        b.iter_custom(|iters| time_parallel(&rt, &bare, &requests, iters))
-    });
-    for setup in Setup::ALL {
-        let service = fixture.service(setup);
-        group.bench_function(format!("allowed/{}/{suffix}", setup.name()), |b| {
-            b.iter_custom(|iters| time_parallel(&rt, service, &requests, iters))
+    for workers in [1, 2] {
+        group.bench_function(format!("bare/{workers}"), |b| {
+            b.iter_custom(|iters| time_workers(&bare, &requests, workers, iters))
         });
+        for (name, service) in &services {
+            group.bench_function(format!("{name}/{workers}"), |b| {
+                b.iter_custom(|iters| time_workers(service, &requests, workers, iters))
+            });
+        }
     }
     group.finish();
 }

@@ -26,6 +26,10 @@
 //! each run, then the request rate of each server over all rounds, its ratio to the bare server,
 //! and the median of the ratios of the rounds (less sensitive to a noisy run). Only loopback
 //! addresses are used. `--servers layer` runs only the named servers (and `bare`, the baseline).
+//!
+//! `--serve` starts the servers, prints one line per server (`serving <name> http://<addr>`)
+//! and answers until the process is stopped, for an external load generator
+//! (`scripts/load-wrk.sh` drives them with `wrk`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -50,7 +54,7 @@ use tower_plans::{
 
 const USAGE: &str = "usage: cargo bench --bench load -- [--connections 16] [--seconds 3] \
                      [--rounds 5] [--max-requests 5000000] [--users 1000] \
-                     [--servers bare,noop-layer,layer,layer+cache]";
+                     [--servers bare,noop-layer,layer,layer+cache] [--serve]";
 
 #[derive(Debug)]
 struct Options {
@@ -61,6 +65,8 @@ struct Options {
     users: usize,
     /// The servers to run (all when empty); `bare` always runs, as the baseline.
     servers: Vec<String>,
+    /// Only serve, for an external load generator.
+    serve: bool,
 }
 
 impl Options {
@@ -72,6 +78,7 @@ impl Options {
             max_requests: 5_000_000,
             users: 1_000,
             servers: Vec::new(),
+            serve: false,
         };
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -85,6 +92,7 @@ impl Options {
                 "--servers" => options.servers = value()?.split(',').map(str::to_owned).collect(),
                 // What `cargo bench` adds to the arguments of every bench target it runs.
                 "--bench" => {}
+                "--serve" => options.serve = true,
                 "-h" | "--help" => return Err(USAGE.to_owned()),
                 other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
             }
@@ -363,6 +371,13 @@ async fn run(options: Options) -> Result<(), String> {
         let addr = serve(router).await?;
         check(name, addr).await?;
         targets.push((name, addr));
+    }
+    if options.serve {
+        for (name, addr) in &targets {
+            println!("serving {name} http://{addr}");
+        }
+        // Until the process is stopped.
+        std::future::pending::<()>().await;
     }
     println!(
         "{} connections, {} s per run, {} rounds, {} subscribers, POST /api/clients (governed, allowed)",

@@ -120,6 +120,8 @@ impl Tally {
         action: &Action,
     ) -> Option<Self> {
         let seed = |action: &Action| usage.map_or(0, |usage| usage.get(resource, action));
+        // This thread's copy of the catalog's name (see `crate::local`).
+        let resource = &crate::local::name(resource);
         let finite = terms.limit.maximum();
         let window = terms.window;
         let items = || Counter::items(Arc::clone(user), Arc::clone(resource));

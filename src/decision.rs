@@ -309,6 +309,17 @@ impl State<'_> {
 impl Verdict<'_> {
     /// The owned decision on `action` (already normalised) of `resource`.
     pub(crate) fn into_decision(self, resource: &Arc<str>, action: &Action) -> Decision {
+        self.into_decision_with(resource, action, Arc::clone)
+    }
+
+    /// [`into_decision`](Self::into_decision), with the plan's and the resource's names of an
+    /// allowed request cloned by `name` (the layer passes `crate::local::name`).
+    pub(crate) fn into_decision_with(
+        self,
+        resource: &Arc<str>,
+        action: &Action,
+        name: impl Fn(&Arc<str>) -> Arc<str>,
+    ) -> Decision {
         match self {
             Verdict::Allow {
                 plan,
@@ -317,9 +328,9 @@ impl Verdict<'_> {
                 usage,
                 window,
             } => Decision::Allow(Allowed {
-                plan: Arc::clone(plan),
+                plan: name(plan),
                 state: state.into_plan_state(),
-                resource: Arc::clone(resource),
+                resource: name(resource),
                 action: action.clone(),
                 limit,
                 usage,

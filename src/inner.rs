@@ -21,7 +21,7 @@ use crate::catalog::{Action, Limit, Window};
 use crate::count::{Answer, Counting, Reservation, Reserved, Tally};
 use crate::decision::{check, terms, Allowed, Decision, Denial, PlanState, Policy, Verdict};
 use crate::headers::{retry_after, RateLimitFields};
-use crate::metrics::{self, Call, Decided};
+use crate::metrics::{self, Call, Decided, Stopwatch};
 use crate::response::{Rejection, RenderRejection};
 use crate::routes::{RouteConfig, RouteIndex, Scope};
 use crate::store::{timed, PlanStore, StoreError};
@@ -216,8 +216,36 @@ impl Inner {
         index: RouteIndex,
         user: &UserId,
     ) -> Option<Judgement> {
-        let record = self.users.as_ref()?.peek(user)?;
-        Some(self.judge(loaded, index, record.subscriber(), user))
+        self.users.as_ref()?.with_cached(user, |record| {
+            self.judge(loaded, index, record.subscriber(), user)
+        })
+    }
+
+    /// The decision without a user cache when the store answers at once (an in-memory store,
+    /// through [`PlanStore::user_now`]); `None` when it has to be awaited.
+    pub(crate) fn judge_now(
+        &self,
+        loaded: &Loaded,
+        index: RouteIndex,
+        user: &UserId,
+    ) -> Option<Judgement> {
+        if self.users.is_some() {
+            return None;
+        }
+        let stopwatch = Stopwatch::start();
+        // `(*self.store)`: straight to the store through the trait object.
+        let answer = (*self.store).user_now(user.as_str())?;
+        stopwatch.stop_now(Call::USER, &answer);
+        match answer {
+            Ok(subscriber) => Some(self.judge(loaded, index, subscriber.as_deref(), user)),
+            Err(error) => {
+                tracing::debug!(user = %user, "plan store failed to return the user");
+                tracing::warn!(%error, "plan store failed to return a user");
+                let route = loaded.table.route(index);
+                let action = route.action.normalised();
+                Some(self.store_unavailable(Some((route.resource, &action))))
+            }
+        }
     }
 
     /// The catalog as a governed request would find it: the cached one while it is usable
@@ -395,9 +423,10 @@ impl Inner {
                             counting: Arc::clone(counting),
                             tally,
                             user: user.clone(),
-                            plan: Arc::clone(terms.plan),
+                            // This thread's copies (see `crate::local`).
+                            plan: crate::local::name(terms.plan),
                             state: terms.state.into_plan_state(),
-                            resource: Arc::clone(resource),
+                            resource: crate::local::name(resource),
                             action: action.clone(),
                             limit: terms.limit,
                             window: terms.window,
@@ -432,7 +461,9 @@ impl Inner {
                 return Judgement::Allow(None, None, headers);
             }
         }
-        match verdict.into_decision(resource, action) {
+        // This thread's copies of the names (see `crate::local`): every allowed request clones
+        // them.
+        match verdict.into_decision_with(resource, action, crate::local::name) {
             Decision::Allow(allowed) => Judgement::Allow(Some(allowed), None, headers),
             Decision::Deny(denial) => {
                 metrics::decision(Decided::Deny(&denial), Some((resource, action)));

@@ -151,6 +151,7 @@ mod headers;
 mod inner;
 mod invalidator;
 mod layer;
+mod local;
 mod metrics;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -130,6 +130,9 @@ where
         if let Some(judgement) = self.state.judge_cached(loaded, index, user) {
             return self.respond(judgement, request);
         }
+        if let Some(judgement) = self.state.judge_now(loaded, index, user) {
+            return self.respond(judgement, request);
+        }
 
         // Only the store path owns a copy of the user id and references to the catalog and the
         // configuration: a decision from the caches borrows them.

@@ -847,6 +847,10 @@ impl PlanStore for MemoryStore {
     async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
         Ok(self.subscriber(id))
     }
+
+    fn user_now(&self, id: &str) -> Option<Result<Option<Arc<Subscriber>>, BoxError>> {
+        Some(Ok(self.subscriber(id)))
+    }
 }
 
 /// Why a [`MemoryStore`] could not be loaded: which document, which user, and where in it.

@@ -32,6 +32,17 @@ pub trait PlanStore: Send + Sync + 'static {
 
     /// The record of the user with this id, or `None` for an unknown user.
     async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError>;
+
+    /// [`user`](Self::user) answered without waiting, for a store that keeps its records in
+    /// this process; `None` (the default) when the store has to be awaited.
+    ///
+    /// A layer without a user cache asks this first, and calls [`user`](Self::user) only when
+    /// it returns `None`: an answer here costs no future, no box and no timer. It must agree
+    /// with what `user` would return.
+    fn user_now(&self, id: &str) -> Option<Result<Option<Arc<Subscriber>>, BoxError>> {
+        let _ = id;
+        None
+    }
 }
 
 #[async_trait]
@@ -43,6 +54,10 @@ impl<T: PlanStore + ?Sized> PlanStore for Arc<T> {
     async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
         (**self).user(id).await
     }
+
+    fn user_now(&self, id: &str) -> Option<Result<Option<Arc<Subscriber>>, BoxError>> {
+        (**self).user_now(id)
+    }
 }
 
 #[async_trait]
@@ -53,5 +68,9 @@ impl<T: PlanStore + ?Sized> PlanStore for Box<T> {
 
     async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
         (**self).user(id).await
+    }
+
+    fn user_now(&self, id: &str) -> Option<Result<Option<Arc<Subscriber>>, BoxError>> {
+        (**self).user_now(id)
     }
 }

@@ -40,6 +40,7 @@
 //! # }
 //! ```
 
+use std::cell::Cell;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,7 +148,8 @@ impl fmt::Display for Counter {
 /// instances can tell their reservations apart, and a retried call can be recognised.
 ///
 /// [`ReservationId::new`] joins a random 64-bit prefix, drawn once per process, to a 64-bit
-/// counter. It displays as 32 hexadecimal digits.
+/// sequence number, unique in the process (each thread draws from a block of its own). It
+/// displays as 32 hexadecimal digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReservationId(u128);
 
@@ -157,9 +159,7 @@ impl ReservationId {
     // No `Default`: a default value that differs on every call would surprise.
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let sequence = NEXT.fetch_add(1, Ordering::Relaxed);
-        Self(u128::from(process_prefix()) << 64 | u128::from(sequence))
+        Self(u128::from(process_prefix()) << 64 | u128::from(next_sequence()))
     }
 
     /// The id with this value (one read back from a remote store, say).
@@ -171,6 +171,31 @@ impl ReservationId {
     pub const fn as_u128(self) -> u128 {
         self.0
     }
+}
+
+/// How many sequence numbers a thread takes from the process's counter at a time.
+const SEQUENCE_BLOCK: u64 = 1 << 16;
+
+/// The low half of a new reservation id: unique in the process. Each thread takes a block of
+/// [`SEQUENCE_BLOCK`] numbers from a process-wide counter and hands them out alone, so that
+/// threads making reservations do not all write one counter (one cache line) per id.
+fn next_sequence() -> u64 {
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        /// The next number of this thread's block, and the end of the block.
+        static BLOCK: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
+    let from_block = BLOCK.try_with(|block| {
+        let (mut next, mut end) = block.get();
+        if next == end {
+            next = NEXT_BLOCK.fetch_add(SEQUENCE_BLOCK, Ordering::Relaxed);
+            end = next.wrapping_add(SEQUENCE_BLOCK);
+        }
+        block.set((next.wrapping_add(1), end));
+        next
+    });
+    // As the thread ends: a block of one number.
+    from_block.unwrap_or_else(|_| NEXT_BLOCK.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The random high half of this process's reservation ids.
@@ -498,6 +523,27 @@ forward_usage_store!(Arc, Box);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reservation_ids_made_on_several_threads_are_distinct() {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    (0..2 * SEQUENCE_BLOCK + 10)
+                        .map(|_| ReservationId::new())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut ids: Vec<ReservationId> = threads
+            .into_iter()
+            .flat_map(|thread| thread.join().unwrap())
+            .collect();
+        let made = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), made);
+    }
 
     #[test]
     fn reservation_ids_are_distinct_and_share_the_process_prefix() {
