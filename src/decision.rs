@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::catalog::{Action, Addon, Catalog, Limit, Plan, Window};
+use crate::catalog::{Action, Addon, Catalog, Limit, Plan, ResourceLimits, Window};
 use crate::subscriber::{AddonGrant, Assignment, Subscriber, Usage};
 
 /// Settings of the decision that do not come from the store.
@@ -441,7 +441,9 @@ pub(crate) fn terms<'a>(
     };
     let mut terms = match applicable(catalog, subscriber, &mut now, policy) {
         Ok((plan, state)) => {
-            let mut limit = plan.limit(resource, action);
+            // One lookup of the resource for both its limit and how it reads `patch`.
+            let limits = plan.resource(resource);
+            let mut limit = limits.map_or(Limit::Unlimited, |limits| limits.limit(action));
             // Unlimited stays unlimited: no add-on can change it, and none needs the clock.
             if limit != Limit::Unlimited {
                 while let Some((extra, quantity)) =
@@ -457,7 +459,7 @@ pub(crate) fn terms<'a>(
                 plan: plan.name_arc(),
                 state,
                 limit,
-                patch_counts_updates: patch_uses_update_limit(plan, resource),
+                patch_counts_updates: limits.is_some_and(patch_uses_update_limit),
                 window: None,
             }
         }
@@ -744,12 +746,10 @@ pub(crate) fn usage_of(terms: &Terms<'_>, usage: &Usage, resource: &str, action:
     usage.get(resource, action)
 }
 
-/// Whether a `PATCH` of `resource` is limited by the plan's `update` limit: the plan sets no
-/// `patch` limit but an `update` limit.
-fn patch_uses_update_limit(plan: &Plan, resource: &str) -> bool {
-    plan.resource(resource).is_some_and(|limits| {
-        limits.get(&Action::Patch).is_none() && limits.get(&Action::Update).is_some()
-    })
+/// Whether a `PATCH` of a resource with these limits is limited by its `update` limit: they set
+/// no `patch` limit but an `update` limit.
+fn patch_uses_update_limit(limits: &ResourceLimits) -> bool {
+    limits.get(&Action::Patch).is_none() && limits.get(&Action::Update).is_some()
 }
 
 impl PlanState {

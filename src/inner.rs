@@ -430,7 +430,7 @@ impl Inner {
                             action: action.clone(),
                             limit: terms.limit,
                             window: terms.window,
-                            span: tracing::Span::current(),
+                            span: metrics::current_span(),
                         }));
                     }
                 }

@@ -71,7 +71,7 @@ impl Decided<'_> {
 /// Records a decision on `route` (`None`: the catalog could not be loaded), in the metrics and
 /// in the current request span's `outcome` field.
 pub(crate) fn decision(decided: Decided<'_>, route: Option<(&Arc<str>, &Action)>) {
-    tracing::Span::current().record("outcome", decided.outcome());
+    current_span().record("outcome", decided.outcome());
     #[cfg(feature = "metrics")]
     {
         let (resource, action) = match route {
@@ -128,7 +128,18 @@ pub(crate) fn request_span(resource: &str, action: &Action) -> tracing::Span {
 
 /// Records the plan that applies to the current request in its span.
 pub(crate) fn plan(name: &str) {
-    tracing::Span::current().record("plan", name);
+    current_span().record("plan", name);
+}
+
+/// The current span, where a request span could be one: [`request_span`] is made at the `INFO`
+/// level, so while no subscriber enables that level there is none, and the thread's current span
+/// is not asked for (a lookup through the dispatcher on every request).
+pub(crate) fn current_span() -> tracing::Span {
+    if tracing::level_enabled!(tracing::Level::INFO) {
+        tracing::Span::current()
+    } else {
+        tracing::Span::none()
+    }
 }
 
 /// Which store a call goes to, and which call it is: the `store` and `call` labels.
