@@ -412,8 +412,8 @@ pub(crate) struct Terms<'a> {
     pub(crate) state: State<'a>,
     /// The plan's limit raised by the active add-ons (rules 5, 8 and 10 of [`decide`]).
     pub(crate) limit: Limit,
-    /// Whether a `PATCH` is limited through the `update` limit, and so compared with (and
-    /// counted on) the update count (rules 6, 9 and 10 of [`decide`]).
+    /// Whether the action is a `PATCH` limited through the `update` limit, and so compared with
+    /// (and counted on) the update count (rules 6, 9 and 10 of [`decide`]).
     pub(crate) patch_counts_updates: bool,
     /// The current period of a quota.
     pub(crate) window: Option<Window>,
@@ -459,7 +459,8 @@ pub(crate) fn terms<'a>(
                 plan: plan.name_arc(),
                 state,
                 limit,
-                patch_counts_updates: limits.is_some_and(patch_uses_update_limit),
+                patch_counts_updates: *action == Action::Patch
+                    && limits.is_some_and(patch_uses_update_limit),
                 window: None,
             }
         }
@@ -482,7 +483,7 @@ pub(crate) fn terms<'a>(
                     plan: name,
                     state: State::Addons,
                     limit: limit.unwrap_or(Limit::Unlimited),
-                    patch_counts_updates: !sets_patch && sets_update,
+                    patch_counts_updates: *action == Action::Patch && !sets_patch && sets_update,
                     window: None,
                 },
                 None => return Err(refusal),

@@ -45,11 +45,10 @@ pin_project! {
             // Added to the response.
             headers: Option<Box<RateLimitFields>>,
         },
+        // Boxed: a request waits here only for a store, and the future that every other
+        // request moves stays small.
         Checking {
-            check: CheckFuture,
-            request: Request<ReqBody>,
-            service: S,
-            state: Arc<Inner>,
+            checking: Box<Checking<S, ReqBody>>,
         },
         Settling {
             #[pin]
@@ -61,6 +60,14 @@ pin_project! {
         },
         Done,
     }
+}
+
+/// A request waiting for its check, with the service (already ready) that it will call.
+struct Checking<S, ReqBody> {
+    check: CheckFuture,
+    request: Request<ReqBody>,
+    service: S,
+    state: Arc<Inner>,
 }
 
 impl<S, ReqBody> ResponseFuture<S, ReqBody>
@@ -95,10 +102,12 @@ where
     ) -> Self {
         Self {
             kind: Kind::Checking {
-                check,
-                request,
-                service,
-                state,
+                checking: Box::new(Checking {
+                    check,
+                    request,
+                    service,
+                    state,
+                }),
             },
         }
     }
@@ -144,29 +153,17 @@ where
                         output: Some(output),
                     });
                 }
-                KindProj::Checking { check, .. } => {
-                    let outcome = ready!(check.as_mut().poll(cx));
-                    let KindOwned::Checking {
-                        mut request,
-                        mut service,
-                        state,
-                        ..
-                    } = kind.as_mut().project_replace(Kind::Done)
-                    else {
-                        // Only reachable from the arm just matched.
-                        return Poll::Pending;
-                    };
+                KindProj::Checking { checking } => {
+                    let outcome = ready!(checking.check.as_mut().poll(cx));
                     let judgement = match outcome {
-                        Outcome::Judged(Judgement::Count(pending)) => state.reserve_now(pending),
+                        Outcome::Judged(Judgement::Count(pending)) => {
+                            checking.state.reserve_now(pending)
+                        }
                         Outcome::Judged(judgement) => judgement,
                         Outcome::Identify(governed) => {
-                            let check = state.identify(governed, &mut request);
-                            kind.set(Kind::Checking {
-                                check,
-                                request,
-                                service,
-                                state,
-                            });
+                            let checking = &mut **checking;
+                            checking.check =
+                                checking.state.identify(governed, &mut checking.request);
                             continue;
                         }
                     };
@@ -174,24 +171,30 @@ where
                         Judgement::Pass => (None, None),
                         Judgement::Allow(allowed, reservation, headers) => {
                             if let Some(allowed) = allowed {
-                                request.extensions_mut().insert(allowed);
+                                checking.request.extensions_mut().insert(allowed);
                             }
                             (reservation, headers)
                         }
                         Judgement::Reject(response) => {
+                            kind.set(Kind::Done);
                             return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
                         }
                         Judgement::Count(pending) => {
-                            let check = state.reserving(pending);
-                            kind.set(Kind::Checking {
-                                check,
-                                request,
-                                service,
-                                state,
-                            });
+                            checking.check = checking.state.reserving(pending);
                             continue;
                         }
                     };
+                    let KindOwned::Checking { checking } =
+                        kind.as_mut().project_replace(Kind::Done)
+                    else {
+                        // Only reachable from the arm just matched.
+                        return Poll::Pending;
+                    };
+                    let Checking {
+                        request,
+                        mut service,
+                        ..
+                    } = *checking;
                     let future = service.call(request);
                     kind.set(Kind::Inner {
                         future,
