@@ -47,6 +47,11 @@ pub(crate) struct Loaded {
     fetched_at: Instant,
     /// The catalog generation when the fetch started; an invalidation bumps the generation.
     generation: u64,
+    /// `fetched_at` plus the time-to-live, and plus `max_stale` after that: until when it is
+    /// fresh, and until when it is usable at all (`None`: beyond what `Instant` can hold, so
+    /// never). Computed once, so a request compares instants instead of taking an age.
+    fresh_until: Option<Instant>,
+    usable_until: Option<Instant>,
 }
 
 /// A read of the current catalog (see [`CatalogCache::read`]).
@@ -150,13 +155,13 @@ impl CatalogCache {
         if self.ttl.is_zero() || loaded.generation != self.generation.load(Ordering::Acquire) {
             return View::Load;
         }
-        let age = now.saturating_duration_since(loaded.fetched_at);
-        if age < self.ttl {
+        let before = |until: Option<Instant>| until.is_none_or(|until| now < until);
+        if before(loaded.fresh_until) {
             View::Usable {
                 loaded,
                 stale: false,
             }
-        } else if age < self.ttl.saturating_add(self.max_stale) {
+        } else if before(loaded.usable_until) {
             View::Usable {
                 loaded,
                 stale: true,
@@ -213,11 +218,14 @@ impl CatalogCache {
                 }
             },
         };
+        let fetched_at = Instant::now();
         let loaded = Arc::new(Loaded {
             catalog,
             table,
-            fetched_at: Instant::now(),
+            fetched_at,
             generation,
+            fresh_until: fetched_at.checked_add(self.ttl),
+            usable_until: fetched_at.checked_add(self.ttl.saturating_add(self.max_stale)),
         });
         self.store(Arc::clone(&loaded));
         self.retry_at.store(0, Ordering::Release);
