@@ -145,16 +145,61 @@ struct Shard(RwLock<Users>);
 /// One shard's users: their records, and the counters kept beside them.
 #[derive(Debug, Default)]
 struct Users {
-    /// Subscriber records by user id.
-    records: Map<Arc<str>, Arc<Subscriber>>,
-    /// By user id: the reservations held on the user's counters and, for a user without a
-    /// record, the counts. The entries of a user with a record stay when they empty, so that
-    /// counting allocates nothing once a counter was used; those of a user without one go.
+    /// Subscriber records by user id, each with its counters: a counted request looks its user
+    /// up once.
+    records: Map<Arc<str>, User>,
+    /// By user id: the counters of users without a record (the store serving as a
+    /// [`UsageStore`] beside another [`PlanStore`]), which go when they empty.
     counters: Map<Arc<str>, Counters>,
 }
 
-/// One user's counters: by resource, its few slots.
-type Counters = Map<Arc<str>, Vec<(Key, Entry)>>;
+/// A user with a record.
+#[derive(Debug)]
+struct User {
+    record: Arc<Subscriber>,
+    /// The reservations held on the user's counters, and the counts of its period counters;
+    /// `None` until the user is first counted. The entries stay when they empty, so that
+    /// counting allocates nothing once a counter was used.
+    counters: Option<Box<Counters>>,
+}
+
+impl User {
+    fn new(record: Subscriber, counters: Option<Box<Counters>>) -> Self {
+        Self {
+            record: Arc::new(record),
+            counters,
+        }
+    }
+}
+
+/// One user's counters, few: each with its resource and its key, found by a linear search.
+type Counters = Vec<(Arc<str>, Key, Entry)>;
+
+/// Where the counter `key` of `resource` is among `counters`, added when missing. A period
+/// counter replaces the counters of the same slot for earlier periods.
+fn find_or_add(counters: &mut Counters, resource: &Arc<str>, key: Key) -> usize {
+    if key.window.is_some() {
+        counters.retain(|(held_resource, held, _)| {
+            !(held.is_before(&key) && **held_resource == **resource)
+        });
+    }
+    match find(counters, resource, &key) {
+        Some(at) => at,
+        None => {
+            counters.push((Arc::clone(resource), key, Entry::default()));
+            counters.len() - 1
+        }
+    }
+}
+
+/// Where the counter `key` of `resource` is among `counters`. The layer names a resource by
+/// its thread's copy of the catalog's name, usually the very one kept here: the pointers are
+/// compared before the text.
+fn find(counters: &Counters, resource: &Arc<str>, key: &Key) -> Option<usize> {
+    counters.iter().position(|(held_resource, held, _)| {
+        held == key && (Arc::ptr_eq(held_resource, resource) || **held_resource == **resource)
+    })
+}
 
 /// One counter's state kept beside the records.
 #[derive(Debug, Default)]
@@ -266,6 +311,19 @@ fn record_count(usage: &Usage, resource: &str, slot: &Slot) -> Option<u64> {
     }
 }
 
+/// Where a counter's count is in a subscriber record, `None` when the record does not hold it
+/// (see [`record_count`]).
+fn record_count_mut<'a>(usage: &'a mut Usage, resource: &str, slot: &Slot) -> Option<&'a mut u64> {
+    match (slot, usage.resource_mut(resource)?) {
+        (Slot::Items, ResourceUsage::Count(count)) => Some(count),
+        (Slot::Items, ResourceUsage::PerAction(counts)) => counts.get_mut(Action::Create.as_str()),
+        (Slot::Action(action), ResourceUsage::PerAction(counts)) => {
+            counts.get_mut(action.normalised().as_str())
+        }
+        (Slot::Action(_), ResourceUsage::Count(_)) => None,
+    }
+}
+
 /// Writes a counter's count into a subscriber record without losing the record's other counts
 /// of the resource: the item count of a resource counted per action is its `create` count, and
 /// a resource with a plain count that gains a per-action count keeps the plain count as its
@@ -285,22 +343,23 @@ fn set_record_count(usage: &mut Usage, resource: &Arc<str>, slot: &Slot, count: 
     }
 }
 
-/// Moves the counts kept for a user without a record into the record being created for them,
-/// except for counters the record already holds.
-fn adopt_counts(counters: &mut Map<Arc<str>, Counters>, id: &str, usage: &mut Usage) {
-    let Some(user) = counters.get_mut(id) else {
-        return;
-    };
-    for (resource, slots) in user.iter_mut() {
-        // Period counts stay in their entries.
-        for (Key { slot, .. }, entry) in slots.iter_mut().filter(|(key, _)| key.window.is_none()) {
-            if let Some(used) = entry.used.take() {
-                if record_count(usage, resource, slot).is_none() {
-                    set_record_count(usage, resource, slot, used);
-                }
+/// Takes the counters kept for a user without a record, for the record being created for them:
+/// their counts move into the record's `usage`, except for counters the record already holds.
+fn adopt_counts(
+    counters: &mut Map<Arc<str>, Counters>,
+    id: &str,
+    usage: &mut Usage,
+) -> Option<Box<Counters>> {
+    let mut user = counters.remove(id)?;
+    // Period counts stay in their entries.
+    for (resource, key, entry) in user.iter_mut().filter(|(_, key, _)| key.window.is_none()) {
+        if let Some(used) = entry.used.take() {
+            if record_count(usage, resource, &key.slot).is_none() {
+                set_record_count(usage, resource, &key.slot, used);
             }
         }
     }
+    Some(Box::new(user))
 }
 
 /// One counter, under its shard's write lock: its count (in the record, if the user has one
@@ -331,6 +390,21 @@ impl Cell<'_> {
             ),
             _ => self.entry.used = Some(used),
         }
+    }
+
+    /// Adds the unit of a commit to the used count, in place, and returns the count after; a
+    /// counter that does not exist (any more) starts from 0.
+    fn add_one(&mut self) -> u64 {
+        if let (Some(record), None) = (&mut self.record, self.key.window) {
+            let usage = &mut Arc::make_mut(record).usage;
+            if let Some(used) = record_count_mut(usage, self.resource, &self.key.slot) {
+                *used = used.saturating_add(1);
+                return *used;
+            }
+        }
+        let used = self.used().unwrap_or(0).saturating_add(1);
+        self.set_used(used);
+        used
     }
 
     /// The used count, creating the counter at `seed` if it does not exist yet.
@@ -422,7 +496,7 @@ impl MemoryStore {
             let mut users = write(state.shard(id));
             users
                 .records
-                .insert(Arc::from(id.as_str()), Arc::new(subscriber));
+                .insert(Arc::from(id.as_str()), User::new(subscriber, None));
         }
         Ok(Self {
             state: Arc::new(state),
@@ -451,7 +525,10 @@ impl MemoryStore {
 
     /// The record of this user, or `None` for an unknown user.
     pub fn subscriber(&self, id: &str) -> Option<Arc<Subscriber>> {
-        read(self.state.shard(id)).records.get(id).cloned()
+        read(self.state.shard(id))
+            .records
+            .get(id)
+            .map(|user| Arc::clone(&user.record))
     }
 
     /// Adds or replaces a user's record, returning the previous one.
@@ -466,16 +543,27 @@ impl MemoryStore {
         let id = id.into();
         let mut users = write(self.state.shard(&id));
         let Users { records, counters } = &mut *users;
-        if !records.contains_key(&id) {
-            adopt_counts(counters, &id, &mut subscriber.usage);
+        if let Some(user) = records.get_mut(&id) {
+            return Some(std::mem::replace(&mut user.record, Arc::new(subscriber)));
         }
-        records.insert(id, Arc::new(subscriber))
+        let kept = adopt_counts(counters, &id, &mut subscriber.usage);
+        records.insert(id, User::new(subscriber, kept));
+        None
     }
 
     /// Removes a user's record, returning it. The record's counts go with it; reservations
     /// held for the user stay.
     pub fn remove_user(&self, id: &str) -> Option<Arc<Subscriber>> {
-        write(self.state.shard(id)).records.remove(id)
+        let mut users = write(self.state.shard(id));
+        let Users { records, counters } = &mut *users;
+        let (id, user) = records.remove_entry(id)?;
+        if let Some(mut kept) = user.counters {
+            kept.retain(|(_, _, entry)| !entry.is_empty());
+            if !kept.is_empty() {
+                counters.insert(id, *kept);
+            }
+        }
+        Some(user.record)
     }
 
     /// Sets (`Some`) or removes (`None`) a user's plan.
@@ -490,8 +578,8 @@ impl MemoryStore {
             }),
             None => {
                 let mut users = write(self.state.shard(id));
-                if let Some(subscriber) = users.records.get_mut(id) {
-                    Arc::make_mut(subscriber).assignment = None;
+                if let Some(user) = users.records.get_mut(id) {
+                    Arc::make_mut(&mut user.record).assignment = None;
                 }
             }
         }
@@ -526,7 +614,10 @@ impl MemoryStore {
     /// (0 for an unknown user, who stays unknown).
     pub fn revoke_addon(&self, id: &str, name: &str) -> usize {
         let mut users = write(self.state.shard(id));
-        let Some(subscriber) = users.records.get_mut(id) else {
+        let Some(User {
+            record: subscriber, ..
+        }) = users.records.get_mut(id)
+        else {
             return 0;
         };
         let held = subscriber
@@ -581,14 +672,14 @@ impl MemoryStore {
         let id = id.as_ref();
         let mut users = write(self.state.shard(id));
         let Users { records, counters } = &mut *users;
-        if let Some(subscriber) = records.get_mut(id) {
-            return f(Arc::make_mut(subscriber));
+        if let Some(user) = records.get_mut(id) {
+            return f(Arc::make_mut(&mut user.record));
         }
         let id: Arc<str> = Arc::from(id);
         let mut subscriber = Subscriber::new().with_name(Arc::clone(&id));
-        adopt_counts(counters, &id, &mut subscriber.usage);
+        let kept = adopt_counts(counters, &id, &mut subscriber.usage);
         let result = f(&mut subscriber);
-        records.insert(id, Arc::new(subscriber));
+        records.insert(id, User::new(subscriber, kept));
         result
     }
 
@@ -600,7 +691,10 @@ impl MemoryStore {
         matches: impl FnOnce(&Assignment) -> bool,
     ) -> bool {
         let mut users = write(self.state.shard(id));
-        let Some(subscriber) = users.records.get_mut(id) else {
+        let Some(User {
+            record: subscriber, ..
+        }) = users.records.get_mut(id)
+        else {
             return false;
         };
         match &subscriber.assignment {
@@ -636,37 +730,33 @@ impl MemoryStore {
     /// A period counter replaces the user's counters of the same slot for earlier periods.
     fn with_counter<R>(&self, counter: &Counter, f: impl FnOnce(&mut Cell<'_>) -> R) -> R {
         let key = Key::of(counter);
+        let resource = &counter.resource;
         let mut users = write(self.state.shard(&counter.user));
         let Users { records, counters } = &mut *users;
-        let record = records.get_mut(&*counter.user);
-        let keep = record.is_some();
-        // Cloning the keys copies pointers: a counter used before allocates nothing here.
-        let user = counters.entry(Arc::clone(&counter.user)).or_default();
-        let slots = user.entry(Arc::clone(&counter.resource)).or_default();
-        if key.window.is_some() {
-            slots.retain(|(held, _)| !held.is_before(&key));
+        if let Some(User { record, counters }) = records.get_mut(&*counter.user) {
+            let counters = counters.get_or_insert_with(Box::default);
+            let at = find_or_add(counters, resource, key);
+            let (_, key, entry) = &mut counters[at];
+            return f(&mut Cell {
+                record: Some(record),
+                resource,
+                key,
+                entry,
+            });
         }
-        let at = match slots.iter().position(|(held, _)| *held == key) {
-            Some(at) => at,
-            None => {
-                slots.push((key, Entry::default()));
-                slots.len() - 1
-            }
-        };
-        let (key, entry) = &mut slots[at];
+        let user = counters.entry(Arc::clone(&counter.user)).or_default();
+        let at = find_or_add(user, resource, key);
+        let (_, key, entry) = &mut user[at];
         let result = f(&mut Cell {
-            record,
-            resource: &counter.resource,
+            record: None,
+            resource,
             key,
             entry,
         });
-        if !keep && slots[at].1.is_empty() {
-            slots.swap_remove(at);
-            if slots.is_empty() {
-                user.remove(&*counter.resource);
-                if user.is_empty() {
-                    counters.remove(&*counter.user);
-                }
+        if user[at].2.is_empty() {
+            user.swap_remove(at);
+            if user.is_empty() {
+                counters.remove(&*counter.user);
             }
         }
         result
@@ -706,13 +796,11 @@ impl MemoryStore {
     fn commit_at(&self, counter: &Counter, id: ReservationId, now: Instant) -> u64 {
         self.with_counter(counter, |cell| {
             cell.entry.drop_expired(now);
-            let used = cell.used().unwrap_or(0);
-            if !cell.entry.remove_hold(id) {
-                return used;
+            if cell.entry.remove_hold(id) {
+                cell.add_one()
+            } else {
+                cell.used().unwrap_or(0)
             }
-            let used = used.saturating_add(1);
-            cell.set_used(used);
-            used
         })
     }
 
@@ -737,13 +825,12 @@ impl MemoryStore {
     fn count_at(&self, counter: &Counter, now: Instant) -> Option<Count> {
         let key = Key::of(counter);
         let users = read(self.state.shard(&counter.user));
-        let entry = users
-            .counters
-            .get(&*counter.user)
-            .and_then(|user| user.get(&*counter.resource))
-            .and_then(|slots| slots.iter().find(|(held, _)| *held == key))
-            .map(|(_, entry)| entry);
-        let used = match (users.records.get(&*counter.user), key.window) {
+        let (record, kept) = match users.records.get(&*counter.user) {
+            Some(user) => (Some(&user.record), user.counters.as_deref()),
+            None => (None, users.counters.get(&*counter.user)),
+        };
+        let entry = kept.and_then(|kept| find(kept, &counter.resource, &key).map(|at| &kept[at].2));
+        let used = match (record, key.window) {
             (Some(record), None) => record_count(&record.usage, &counter.resource, &key.slot),
             _ => entry.and_then(|entry| entry.used),
         };
@@ -1039,11 +1126,17 @@ mod tests {
         /// beside the records.
         fn counters_kept(store: &MemoryStore) -> bool {
             store.state.shards.iter().any(|shard| {
-                read(shard)
+                let users = read(shard);
+                let with_record = users
+                    .records
+                    .values()
+                    .filter_map(|user| user.counters.as_deref());
+                users
                     .counters
                     .values()
-                    .flat_map(|user| user.values().flatten())
-                    .any(|(_, entry)| !entry.is_empty())
+                    .chain(with_record)
+                    .flatten()
+                    .any(|(_, _, entry)| !entry.is_empty())
             })
         }
 
@@ -1106,10 +1199,14 @@ mod tests {
             assert_eq!(store.adjust(&today, 1, 0).await.unwrap(), 1);
             assert_eq!(store.get(&monthly(december)).await.unwrap(), count(1, 0));
             let slots = read(store.state.shard("john"))
-                .counters
+                .records
                 .get("john")
-                .and_then(|user| user.get("clients"))
-                .map_or(0, Vec::len);
+                .and_then(|user| user.counters.as_deref())
+                .map_or(0, |kept| {
+                    kept.iter()
+                        .filter(|(resource, ..)| &**resource == "clients")
+                        .count()
+                });
             assert_eq!(slots, 2, "December's and today's counters, November's gone");
         }
 
@@ -1347,6 +1444,68 @@ mod tests {
             // Removing the record removes its counts.
             store.remove_user("joe");
             assert_eq!(store.get(&clients("joe")).await.unwrap(), None);
+        }
+
+        #[tokio::test]
+        async fn removing_a_record_keeps_its_reservations_and_period_counts() {
+            use crate::catalog::Period;
+
+            let store = store();
+            let weekly = clients("john").in_period(Period::Week.window(1_795_953_600_000));
+            assert_eq!(store.adjust(&weekly, 3, 0).await.unwrap(), 3);
+            let id = ReservationId::new();
+            let reserved = store.reserve(&clients("john"), Some(3), 0, id, LEASE).await;
+            assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
+
+            store.remove_user("john");
+            assert_eq!(store.len(), 0);
+            // The record's count went with it; the hold and the period count stay.
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(0, 1));
+            assert_eq!(store.get(&weekly).await.unwrap(), count(3, 0));
+            let reserved = store.reserve(&clients("john"), Some(3), 1, id, LEASE).await;
+            assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 1, held: 0 });
+
+            // A new record takes the counts over, and the reservation still commits.
+            store.insert_user("john", Subscriber::new());
+            assert_eq!(store.get(&clients("john")).await.unwrap(), count(1, 1));
+            assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 2);
+            let john = store.subscriber("john").expect("a record");
+            assert_eq!(john.usage.count("clients"), Some(2));
+            assert_eq!(store.get(&weekly).await.unwrap(), count(3, 0));
+        }
+
+        #[tokio::test]
+        async fn commit_counts_in_a_record_counted_per_action() {
+            let store = store();
+            store.update_user("jane", |jane| {
+                jane.usage.set_action("tasks", &Action::Create, 4);
+                jane.usage
+                    .set_action("tasks", &Action::custom("destroy"), 1);
+            });
+            let items = Counter::items("jane", "tasks");
+            let deletes = Counter::action("jane", "tasks", Action::Delete);
+            let shows = Counter::action("jane", "tasks", Action::Show);
+            for counter in [&items, &deletes, &shows] {
+                let id = ReservationId::new();
+                let reserved = store.reserve(counter, None, 0, id, LEASE).await;
+                assert!(reserved.unwrap().is_reserved());
+                store.commit(counter, id).await.unwrap();
+            }
+            let usage = store.subscriber("jane").unwrap().usage.clone();
+            assert_eq!(usage.action_count("tasks", &Action::Create), Some(5));
+            assert_eq!(usage.action_count("tasks", &Action::Delete), Some(2));
+            assert_eq!(usage.action_count("tasks", &Action::Show), Some(1));
+            assert_eq!(usage.count("tasks"), None);
+
+            // A plain count gaining an action count keeps it as the `create` count.
+            store.set_usage("jane", "clients", 2);
+            let shows = Counter::action("jane", "clients", Action::Show);
+            let id = ReservationId::new();
+            store.reserve(&shows, None, 0, id, LEASE).await.unwrap();
+            assert_eq!(store.commit(&shows, id).await.unwrap(), 1);
+            let usage = store.subscriber("jane").unwrap().usage.clone();
+            assert_eq!(usage.action_count("clients", &Action::Create), Some(2));
+            assert_eq!(usage.action_count("clients", &Action::Show), Some(1));
         }
 
         #[tokio::test]

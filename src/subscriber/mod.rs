@@ -237,6 +237,11 @@ impl Usage {
         self.resources.get(resource)
     }
 
+    /// The usage recorded for `resource`, to change in place.
+    pub(crate) fn resource_mut(&mut self, resource: &str) -> Option<&mut ResourceUsage> {
+        self.resources.get_mut(resource)
+    }
+
     /// Sets the count of `resource` (replacing per-action counts, if any).
     pub fn set(&mut self, resource: impl Into<Arc<str>>, count: u64) {
         self.resources

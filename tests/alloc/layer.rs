@@ -90,3 +90,51 @@ fn an_allowed_request_checked_in_the_store_allocates_only_its_extension() {
         );
     }
 }
+
+#[test]
+fn a_counted_create_allocates_only_its_pending_check_and_its_reservation() {
+    let catalog =
+        Catalog::from_json(r#"{"plans": [{"name": "free", "limits": {"clients": 1000}}]}"#)
+            .unwrap();
+    let store = MemoryStore::new(catalog);
+    store.insert_user(
+        "john",
+        Subscriber::new()
+            .with_plan(Assignment::new("free"))
+            .with_usage("clients", 1),
+    );
+    let john = UserId::new("john");
+    let layer = PlanLimitLayer::builder(store.clone())
+        .base("/api")
+        .allowed_extension(false)
+        .count_usage(store.clone())
+        .build()
+        .unwrap();
+    let mut service = layer.layer(service_fn(|_: Request<()>| {
+        ready(Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new())))
+    }));
+
+    // Warm: the first request loads the catalog, and the first counted one makes the user's
+    // counter.
+    for _ in 0..2 {
+        let response = at_once(service.call(create(&john))).unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    // The pending check that waits for the reservation, and the reservation that travels with
+    // the response future. The store's reserve and commit allocate nothing: the counter is
+    // kept beside the record, and the commit raises the record's count in place.
+    // With the `metrics` feature, the `metrics` facade builds the key of each labelled metric
+    // it records (the decision, the store calls, the reservation's outcome): 9 more.
+    let metrics = if cfg!(feature = "metrics") { 9 } else { 0 };
+    let request = create(&john);
+    let (response, count) = allocations(|| at_once(service.call(request)).unwrap());
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        count,
+        2 + metrics,
+        "a counted create allocated {count} times"
+    );
+    let john = store.subscriber("john").unwrap();
+    assert_eq!(john.usage.count("clients"), Some(4));
+}
