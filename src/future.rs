@@ -156,9 +156,6 @@ where
                 KindProj::Checking { checking } => {
                     let outcome = ready!(checking.check.as_mut().poll(cx));
                     let judgement = match outcome {
-                        Outcome::Judged(Judgement::Count(pending)) => {
-                            checking.state.reserve_now(pending)
-                        }
                         Outcome::Judged(judgement) => judgement,
                         Outcome::Identify(governed) => {
                             let checking = &mut **checking;

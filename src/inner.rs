@@ -81,8 +81,9 @@ pub(crate) enum Judgement {
     ),
     /// Answer with this response.
     Reject(Response<Full<Bytes>>),
-    /// The plan allows the action, but it is counted: reserve a unit first (see
-    /// [`Inner::reserve_now`] and [`Inner::reserving`]).
+    /// The plan allows the action, but it is counted, and the usage store has to be awaited
+    /// for the reservation (see [`Inner::reserving`]): a store that answers at once has
+    /// answered already.
     Count(Box<Pending>),
 }
 
@@ -307,18 +308,6 @@ impl Inner {
         }
     }
 
-    /// Reserves the unit of a counted request when the usage store answers without waiting,
-    /// and decides with the counted usage; gives the request back as [`Judgement::Count`] when
-    /// the store has to be awaited (see [`reserving`](Self::reserving)).
-    pub(crate) fn reserve_now(&self, pending: Box<Pending>) -> Judgement {
-        let span = pending.span.clone();
-        let _entered = span.enter();
-        match pending.counting.reserve_now(&pending.tally) {
-            Some(answer) => self.conclude(*pending, answer),
-            None => Judgement::Count(pending),
-        }
-    }
-
     /// Reserves the unit of a counted request, waiting for the usage store.
     pub(crate) fn reserving(self: &Arc<Self>, pending: Box<Pending>) -> CheckFuture {
         let state = Arc::clone(self);
@@ -419,7 +408,7 @@ impl Inner {
                 metrics::plan(terms.plan);
                 if let Some(counting) = &self.counting {
                     if let Some(tally) = Tally::of(&terms, usage, user.as_arc(), resource, action) {
-                        return Judgement::Count(Box::new(Pending {
+                        let pending = Pending {
                             counting: Arc::clone(counting),
                             tally,
                             user: user.clone(),
@@ -431,7 +420,13 @@ impl Inner {
                             limit: terms.limit,
                             window: terms.window,
                             span: metrics::current_span(),
-                        }));
+                        };
+                        // A usage store that answers at once (in memory) is asked here, in the
+                        // request's span; only a request that waits for its store is boxed.
+                        return match counting.reserve_now(&pending.tally) {
+                            Some(answer) => self.conclude(pending, answer),
+                            None => Judgement::Count(Box::new(pending)),
+                        };
                     }
                 }
                 check(terms, usage, resource, action)

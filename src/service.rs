@@ -164,14 +164,10 @@ impl<S> PlanLimit<S> {
                 ResponseFuture::allowed(self.inner.call(request), reservation, headers)
             }
             Judgement::Reject(response) => ResponseFuture::rejected(response),
-            Judgement::Count(pending) => match self.state.reserve_now(pending) {
-                Judgement::Count(pending) => {
-                    let check = self.state.reserving(pending);
-                    self.checking(check, request)
-                }
-                // Decided: never `Count` again.
-                judgement => self.respond(judgement, request),
-            },
+            Judgement::Count(pending) => {
+                let check = self.state.reserving(pending);
+                self.checking(check, request)
+            }
         }
     }
 
