@@ -6,10 +6,11 @@
 //! other response or an inner error releases it, and a future dropped before the end releases it
 //! too (or commits it, with `commit_dropped`).
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -60,17 +61,69 @@ impl Drop for Settle {
 }
 
 /// The layer's counting configuration: the usage store and how reservations are settled.
+///
+/// Cheap to clone (its parts are shared), so that each thread can hold a copy of its own
+/// behind an `Arc` whose reference count no other thread writes (see
+/// [`Counting::local`]).
+#[derive(Clone)]
 pub(crate) struct Counting {
-    pub(crate) store: Box<dyn UsageStore>,
+    pub(crate) store: Arc<dyn UsageStore>,
     /// How long a reservation holds its unit when it is never settled (a crashed instance).
     pub(crate) lease: Duration,
     /// The time limit of each usage store call.
     pub(crate) timeout: Duration,
     /// Which responses commit (default: 2xx).
-    pub(crate) commit_when: Option<Box<CommitWhen>>,
+    pub(crate) commit_when: Option<Arc<CommitWhen>>,
     /// Whether a response future dropped after the inner service was called commits (the
     /// handler may have written) instead of releasing.
     pub(crate) commit_dropped: bool,
+}
+
+/// How many layers' counting configurations a thread keeps copies of (a power of two).
+const COUNTING_SLOTS: usize = 4;
+
+/// A layer's counting configuration (weakly: the table does not keep a dropped layer's usage
+/// store alive on its own account) and this thread's copy.
+type CountingSlot = Option<(Weak<Counting>, Arc<Counting>)>;
+
+thread_local! {
+    static COUNTINGS: RefCell<[CountingSlot; COUNTING_SLOTS]> =
+        const { RefCell::new([const { None }; COUNTING_SLOTS]) };
+}
+
+impl Counting {
+    /// This thread's copy of the layer's counting configuration, behind an `Arc` of its own:
+    /// every counted request holds one until its reservation is settled, and the reference
+    /// count of the layer's own `Arc` would pass between the cores serving requests. The copy
+    /// shares the usage store; it is made once per thread and layer (again when another layer
+    /// took its slot). A copy whose layer is gone is dropped when the thread makes a copy for
+    /// another layer. A plain clone when the thread's table is unavailable.
+    pub(crate) fn local(self: &Arc<Self>) -> Arc<Counting> {
+        let address = Arc::as_ptr(self) as usize;
+        // Allocations of a `Counting` are at least 64 bytes apart: the low bits say little.
+        let at = (address >> 6) % COUNTING_SLOTS;
+        let copy = COUNTINGS.try_with(|slots| {
+            let mut slots = slots.try_borrow_mut().ok()?;
+            // The `Weak` keeps the allocation, so no other configuration can have its address.
+            if let Some((original, local)) = slots.get(at)?.as_ref() {
+                if original.as_ptr() == Arc::as_ptr(self) {
+                    return Some(Arc::clone(local));
+                }
+            }
+            let local = Arc::new(Counting::clone(self));
+            for stale in slots.iter_mut() {
+                if stale
+                    .as_ref()
+                    .is_some_and(|(original, _)| original.strong_count() == 0)
+                {
+                    *stale = None;
+                }
+            }
+            *slots.get_mut(at)? = Some((Arc::downgrade(self), Arc::clone(&local)));
+            Some(local)
+        });
+        copy.ok().flatten().unwrap_or_else(|| Arc::clone(self))
+    }
 }
 
 impl fmt::Debug for Counting {
@@ -750,7 +803,7 @@ mod tests {
 
     fn counting(store: Arc<Gated>) -> Arc<Counting> {
         Arc::new(Counting {
-            store: Box::new(store),
+            store: Arc::new(store),
             lease: Duration::from_secs(60),
             timeout: Duration::from_secs(5),
             commit_when: None,
@@ -798,7 +851,7 @@ mod tests {
     async fn a_reservation_that_timed_out_is_released_not_left_to_its_lease() {
         let inner = MemoryStore::new(Catalog::from_json("[]").unwrap());
         let counting = Arc::new(Counting {
-            store: Box::new(Gated {
+            store: Arc::new(Gated {
                 inner: inner.clone(),
                 open: tokio::sync::Notify::new(),
                 gated_commits: false,
@@ -828,7 +881,7 @@ mod tests {
         for commit_dropped in [false, true] {
             let inner = MemoryStore::new(Catalog::from_json("[]").unwrap());
             let counting = Arc::new(Counting {
-                store: Box::new(inner.clone()),
+                store: Arc::new(inner.clone()),
                 lease: Duration::from_secs(60),
                 timeout: Duration::from_secs(5),
                 commit_when: None,
@@ -847,5 +900,48 @@ mod tests {
             assert_eq!(count.held, 0, "nothing stays held");
             assert_eq!(count.used, u64::from(commit_dropped));
         }
+    }
+
+    fn configuration(store: &Arc<dyn crate::UsageStore>) -> Arc<Counting> {
+        Arc::new(Counting {
+            store: Arc::clone(store),
+            lease: std::time::Duration::from_secs(60),
+            timeout: std::time::Duration::from_secs(5),
+            commit_when: None,
+            commit_dropped: false,
+        })
+    }
+
+    #[test]
+    fn a_thread_copies_a_counting_configuration_once_and_lets_go_of_a_dropped_one() {
+        // On a thread of its own, whose table starts empty.
+        std::thread::spawn(|| {
+            let store: Arc<dyn crate::UsageStore> =
+                Arc::new(crate::MemoryStore::new(crate::Catalog::default()));
+            let first = configuration(&store);
+            let (a, b) = (first.local(), first.local());
+            assert!(Arc::ptr_eq(&a, &b));
+            assert!(!Arc::ptr_eq(&a, &first));
+            assert!(Arc::ptr_eq(&a.store, &first.store));
+            let elsewhere = std::thread::spawn({
+                let first = Arc::clone(&first);
+                move || Arc::as_ptr(&first.local()) as usize
+            })
+            .join()
+            .unwrap();
+            assert_ne!(elsewhere, Arc::as_ptr(&a) as usize);
+            drop((a, b));
+            // The store is held by `store`, `first` and this thread's copy.
+            assert_eq!(Arc::strong_count(&store), 3);
+            // The layer goes; its copy goes when the thread copies another configuration.
+            drop(first);
+            assert_eq!(Arc::strong_count(&store), 2);
+            let second = configuration(&store);
+            let copy = second.local();
+            assert!(Arc::ptr_eq(&copy.store, &store));
+            assert_eq!(Arc::strong_count(&store), 3, "store, second and its copy");
+        })
+        .join()
+        .unwrap();
     }
 }

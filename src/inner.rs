@@ -409,7 +409,8 @@ impl Inner {
                 if let Some(counting) = &self.counting {
                     if let Some(tally) = Tally::of(&terms, usage, user.as_arc(), resource, action) {
                         let pending = Pending {
-                            counting: Arc::clone(counting),
+                            // This thread's copy (see `Counting::local`).
+                            counting: counting.local(),
                             tally,
                             user: user.clone(),
                             // This thread's copies (see `crate::local`).

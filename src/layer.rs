@@ -549,10 +549,10 @@ impl PlanLimitLayerBuilder {
                 users,
                 counting: self.usage_store.map(|store| {
                     Arc::new(Counting {
-                        store,
+                        store: Arc::from(store),
                         lease: self.lease,
                         timeout: self.store_timeout,
-                        commit_when: self.commit_when,
+                        commit_when: self.commit_when.map(Arc::from),
                         commit_dropped: self.commit_dropped,
                     })
                 }),

@@ -6,7 +6,8 @@
 //! reference count, one cache line that the requests of every thread would pass between cores.
 //! [`name`] returns a copy of the name made once by this thread and kept in a small table
 //! instead: its count is written by this thread only. The copy is equal to the catalog's name
-//! (same text); only its address differs.
+//! (same text); only its address differs. (`Counting::local` does the same for the layer's
+//! counting configuration.)
 
 use std::cell::RefCell;
 use std::sync::Arc;
