@@ -58,44 +58,84 @@ pub(super) fn strip_query(path: &str) -> &str {
     }
 }
 
+/// Byte classes for [`is_clean`]: the separator, the bytes never clean, ASCII capitals and
+/// bytes of non-ASCII characters. Every other byte (`.` included) is ordinary: dot segments are
+/// found when their segment ends.
+const SLASH: u8 = 1;
+const NEVER: u8 = 2;
+const UPPER: u8 = 4;
+const HIGH: u8 = 8;
+
+const CLASSES: [u8; 256] = {
+    let mut classes = [0u8; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        classes[byte] = match byte as u8 {
+            b'/' => SLASH,
+            b'%' | b'?' | b'#' => NEVER,
+            b'A'..=b'Z' => UPPER,
+            0x80..=0xFF => HIGH,
+            _ => 0,
+        };
+        byte += 1;
+    }
+    classes
+};
+
+/// Whether `segment` (the bytes between two slashes, or after the last one) is not clean:
+/// empty, `.` or `..`.
+fn is_bad_segment(segment: &[u8]) -> bool {
+    matches!(segment, b"" | b"." | b"..")
+}
+
 /// Whether `path` (already without its query) is in normalised form, so that it can be matched
 /// as it is.
 pub(super) fn is_clean(path: &str, case_sensitive: bool) -> bool {
     let bytes = path.as_bytes();
-    if bytes.first() != Some(&b'/') {
+    let Some((&b'/', rest)) = bytes.split_first() else {
         return false;
-    }
-    if bytes.len() == 1 {
+    };
+    if rest.is_empty() {
         return true;
     }
-    // One pass: the bytes that are never clean, and the segments that are not (empty, `.`
-    // and `..`), counting each segment's bytes and its dots.
+    // Capitals and non-ASCII characters matter only when matching folds case.
+    let stops = if case_sensitive {
+        SLASH | NEVER
+    } else {
+        SLASH | NEVER | UPPER | HIGH
+    };
+    // One pass: an ordinary byte costs a table load and a test; a segment is checked for
+    // being empty, `.` or `..` when its slash (or the end) is reached.
     let mut non_ascii = false;
-    let mut length = 0usize;
-    let mut dots = 0usize;
-    for &byte in &bytes[1..] {
-        match byte {
-            b'/' => {
-                if length == 0 || (dots == length && length <= 2) {
-                    return false;
-                }
-                length = 0;
-                dots = 0;
-                continue;
-            }
-            b'.' => dots += 1,
-            b'%' | b'?' | b'#' => return false,
-            b'A'..=b'Z' if !case_sensitive => return false,
-            0x80..=0xFF => non_ascii = true,
-            _ => {}
+    let mut start = 0;
+    for (i, &byte) in rest.iter().enumerate() {
+        let class = CLASSES[usize::from(byte)] & stops;
+        if class == 0 {
+            continue;
         }
-        length += 1;
+        if class == SLASH {
+            if is_bad_segment(&rest[start..i]) {
+                return false;
+            }
+            start = i + 1;
+        } else if class == HIGH {
+            non_ascii = true;
+        } else {
+            return false;
+        }
     }
-    // The last segment: empty after a trailing slash, or a dot segment.
-    if length == 0 || (dots == length && length <= 2) {
+    if is_bad_segment(&rest[start..]) {
         return false;
     }
-    !(non_ascii && !case_sensitive && path.chars().any(|c| !is_folded(c)))
+    !non_ascii || is_all_folded(path)
+}
+
+/// Whether lowercasing leaves every character of `text` as it is; out of line, as only paths
+/// with non-ASCII characters need it.
+#[cold]
+#[inline(never)]
+fn is_all_folded(text: &str) -> bool {
+    text.chars().all(is_folded)
 }
 
 /// Whether lowercasing leaves `c` as it is.
