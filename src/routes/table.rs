@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use http::{Method, Uri};
 
+use super::exact::{self, ExactMap};
 use super::normalize;
 use super::template::{self, Segment};
 use super::RouteConfig;
@@ -158,6 +159,10 @@ pub struct RouteTable {
     entries: Vec<Entry>,
     /// One router per method that has routes.
     routers: Vec<(Method, matchit::Router<usize>)>,
+    /// The routes without parameters of the standard methods, by their one path: only paths
+    /// that are clean and that the method's router resolves to the same route, so that
+    /// finding a path here is finding it clean and routing it.
+    exact: ExactMap,
     case_sensitive: bool,
 }
 
@@ -196,6 +201,8 @@ struct Entry {
     method: Method,
     template: String,
     key: String,
+    /// The one path the route matches, when its template has no parameter.
+    exact: Option<String>,
     resource: Arc<str>,
     action: Action,
     custom: bool,
@@ -267,6 +274,7 @@ impl Compiler {
             method,
             template: template::display(segments),
             key: template::key(segments, self.case_sensitive),
+            exact: template::exact_path(segments, self.case_sensitive),
             resource: Arc::clone(resource),
             action,
             custom,
@@ -400,7 +408,23 @@ pub(super) fn compile(
         }
     }
 
+    let mut exact = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let (Some(path), Some(slot)) = (&entry.exact, method_slot(&entry.method)) else {
+            continue;
+        };
+        let routed = routers
+            .iter()
+            .find(|(method, _)| *method == entry.method)
+            .and_then(|(_, router)| router.at(path).ok())
+            .map(|found| *found.value);
+        if normalize::is_clean(path, config.case_sensitive) && routed == Some(index) {
+            exact.push((path.clone(), slot, index));
+        }
+    }
+
     Ok(RouteTable {
+        exact: ExactMap::new(&exact),
         entries,
         routers,
         case_sensitive: config.case_sensitive,
@@ -424,6 +448,23 @@ fn insert_error(entries: &[Entry], entry: &Entry, error: matchit::InsertError) -
             reason: other.to_string(),
         },
     }
+}
+
+/// The slot of a standard method in the [`ExactMap`].
+fn method_slot(method: &Method) -> Option<usize> {
+    let slot = match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::PATCH => 4,
+        Method::DELETE => 5,
+        Method::OPTIONS => 6,
+        Method::CONNECT => 7,
+        Method::TRACE => 8,
+        _ => return None,
+    };
+    Some(slot).filter(|&slot| slot < exact::METHODS)
 }
 
 /// Listing order of methods: the REST ones first, then the others by name.
@@ -470,9 +511,16 @@ impl RouteTable {
 
     /// Like [`resolve`](Self::resolve), giving the index of the route, for [`route`](Self::route).
     pub(crate) fn resolve_index(&self, method: &Method, path: &str) -> Option<RouteIndex> {
+        // The exact paths are clean, and the router gives them their route: a path found there
+        // is resolved without testing it or asking the router. (For `HEAD`, a `HEAD` route
+        // comes before the `GET` ones, as in `lookup`.)
+        let slot = method_slot(method);
+        if let Some(index) = slot.and_then(|slot| self.exact_index(path, slot)) {
+            return Some(index);
+        }
         // A clean path has no query to strip (`?` and `#` are not clean).
         if normalize::is_clean(path, self.case_sensitive) {
-            return self.lookup(method, path);
+            return self.lookup_probed(method, path, slot.is_some());
         }
         // Without a query the path is the one just found not clean: test it again only when a
         // query was cut off.
@@ -537,18 +585,41 @@ impl RouteTable {
 
     /// Matches a normalised path.
     fn lookup(&self, method: &Method, path: &str) -> Option<RouteIndex> {
-        if *method == Method::HEAD {
-            return self
-                .lookup_exact(&Method::HEAD, path)
-                .or_else(|| self.lookup_exact(&Method::GET, path));
-        }
-        self.lookup_exact(method, path)
+        self.lookup_probed(method, path, false)
     }
 
-    fn lookup_exact(&self, method: &Method, path: &str) -> Option<RouteIndex> {
+    /// Like [`lookup`](Self::lookup), when `probed` tells whether the exact paths were already
+    /// looked up for `method` and `path` (and did not have it).
+    fn lookup_probed(&self, method: &Method, path: &str, probed: bool) -> Option<RouteIndex> {
+        if *method == Method::HEAD {
+            return self
+                .lookup_exact(&Method::HEAD, path, probed)
+                .or_else(|| self.lookup_exact(&Method::GET, path, false));
+        }
+        self.lookup_exact(method, path, probed)
+    }
+
+    /// The route of `method` for `path`: from the exact paths unless `probed`, else from the
+    /// method's router.
+    fn lookup_exact(&self, method: &Method, path: &str, probed: bool) -> Option<RouteIndex> {
+        if !probed {
+            if let Some(index) = method_slot(method).and_then(|slot| self.exact_index(path, slot)) {
+                return Some(index);
+            }
+        }
         let (_, router) = self.routers.iter().find(|(m, _)| m == method)?;
         let index = *router.at(path).ok()?.value;
         // The routers hold positions in `entries`; checked once more all the same.
+        (index < self.entries.len()).then_some(RouteIndex(index))
+    }
+}
+
+impl RouteTable {
+    /// The route of the method `slot` whose path is exactly `path`.
+    #[inline]
+    fn exact_index(&self, path: &str, slot: usize) -> Option<RouteIndex> {
+        let index = self.exact.get(path, slot)?;
+        // The map holds positions in `entries`; checked once more all the same.
         (index < self.entries.len()).then_some(RouteIndex(index))
     }
 }

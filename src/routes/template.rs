@@ -229,6 +229,27 @@ pub(super) fn key(segments: &[Segment], case_sensitive: bool) -> String {
     out
 }
 
+/// The one path a template without parameters matches, in normalised form (literals folded
+/// unless `case_sensitive`), or `None` when the template has a parameter.
+pub(super) fn exact_path(segments: &[Segment], case_sensitive: bool) -> Option<String> {
+    if segments.is_empty() {
+        return Some("/".to_owned());
+    }
+    let mut out = String::new();
+    for segment in segments {
+        let Segment::Literal(text) = segment else {
+            return None;
+        };
+        out.push('/');
+        if case_sensitive {
+            out.push_str(text);
+        } else {
+            out.push_str(&normalize::fold(text));
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +326,15 @@ mod tests {
         assert_eq!(display(&a), "/Users/{uid}/{x}");
         assert_eq!(key(&[lit("a{b}")], true), "/a{{b}}");
         assert_eq!(key(&[], false), "/");
+    }
+
+    #[test]
+    fn exact_paths_are_the_literals_unescaped() {
+        let a = parse("/Users/A%7Bb%7D/É").unwrap();
+        assert_eq!(exact_path(&a, false).as_deref(), Some("/users/a{b}/é"));
+        assert_eq!(exact_path(&a, true).as_deref(), Some("/Users/A{b}/É"));
+        assert_eq!(exact_path(&parse("/users/:id").unwrap(), false), None);
+        assert_eq!(exact_path(&[], false).as_deref(), Some("/"));
     }
 
     #[test]
