@@ -24,80 +24,74 @@ pub(super) struct ExactMap {
 
 #[derive(Clone, Debug)]
 struct Slot {
-    /// The hash of `text`.
-    hash: u64,
+    /// The length of `text`; 0 for an empty slot (no path is empty).
+    length: usize,
+    /// The [`Key`] of `text`, which is all of it up to sixteen bytes.
+    key: Key,
     /// The route index for each method slot, [`NONE`] when the method has no route here.
     routes: [u32; METHODS],
-    /// The path; empty for an empty slot (no path is empty).
+    /// The path.
     text: Box<str>,
 }
 
 impl Default for Slot {
     fn default() -> Slot {
         Slot {
-            hash: 0,
+            length: 0,
+            key: Key(0, 0),
             routes: [NONE; METHODS],
             text: Box::default(),
         }
     }
 }
 
-const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+/// Two words that, with the length, tell texts of up to sixteen bytes apart: from eight bytes
+/// on, the first and the last eight (overlapping below sixteen); below, the bytes themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key(u64, u64);
 
-/// A hash of `bytes`, eight at a time: the first and the last eight bytes (overlapping when
-/// there are fewer than sixteen), and those in between. Texts come from the configuration; a
-/// request path only probes, so a path that collides costs a comparison and nothing more.
-#[inline]
-fn hash(bytes: &[u8]) -> u64 {
-    let mix = |hash: u64, word: u64| (hash.rotate_left(23) ^ word).wrapping_mul(MULTIPLIER);
-    let length = bytes.len();
-    let start = (length as u64).wrapping_mul(MULTIPLIER);
-    let hash = if length >= 8 {
-        let mut hash = mix(start, word(&bytes[..8]));
-        let mut at = 8;
-        while at + 8 < length {
-            hash = mix(hash, word(&bytes[at..at + 8]));
-            at += 8;
+/// The longest text that its length and its [`Key`] tell apart from every other.
+const KEYED: usize = 16;
+
+impl Key {
+    #[inline]
+    fn of(bytes: &[u8]) -> Key {
+        let length = bytes.len();
+        if length >= 8 {
+            Key(word(&bytes[..8]), word(&bytes[length - 8..]))
+        } else if length >= 4 {
+            let low = u64::from(half_word(&bytes[..4]));
+            let high = u64::from(half_word(&bytes[length - 4..]));
+            Key(low | high << 32, 0)
+        } else if let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) {
+            let middle = bytes[length / 2];
+            Key(
+                u64::from(first) | u64::from(middle) << 8 | u64::from(last) << 16,
+                0,
+            )
+        } else {
+            Key(0, 0)
         }
-        mix(hash, word(&bytes[length - 8..]))
-    } else if length >= 4 {
-        let low = u64::from(half_word(&bytes[..4]));
-        let high = u64::from(half_word(&bytes[length - 4..]));
-        mix(start, low | high << 32)
-    } else if let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) {
-        let middle = bytes[length / 2];
-        mix(
-            start,
-            u64::from(first) | u64::from(middle) << 8 | u64::from(last) << 16,
-        )
-    } else {
-        start
-    };
-    hash.wrapping_mul(MULTIPLIER)
+    }
 }
 
-/// Whether `a` and `b` hold the same bytes, compared eight at a time as [`hash`] reads them
-/// (the texts are short, and a call to `memcmp` costs more than comparing them here).
+const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// A hash of `bytes` with their `key`: the length and the key, and for a text longer than
+/// sixteen bytes the eight-byte words between the first and the last. Texts come from the
+/// configuration; a request path only probes, so a path that collides costs a comparison and
+/// nothing more.
 #[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let length = a.len();
-    if length != b.len() {
-        return false;
-    }
-    if length < 8 {
-        return a == b;
-    }
-    if word(&a[length - 8..]) != word(&b[length - 8..]) {
-        return false;
-    }
-    let mut at = 0;
+fn hash(bytes: &[u8], key: Key) -> u64 {
+    let mix = |hash: u64, word: u64| (hash.rotate_left(23) ^ word).wrapping_mul(MULTIPLIER);
+    let length = bytes.len();
+    let mut hash = mix((length as u64).wrapping_mul(MULTIPLIER), key.0);
+    let mut at = 8;
     while at + 8 < length {
-        if word(&a[at..at + 8]) != word(&b[at..at + 8]) {
-            return false;
-        }
+        hash = mix(hash, word(&bytes[at..at + 8]));
         at += 8;
     }
-    true
+    mix(hash, key.1).wrapping_mul(MULTIPLIER)
 }
 
 #[inline]
@@ -132,13 +126,14 @@ impl ExactMap {
             if text.is_empty() || index == NONE || *method >= METHODS {
                 continue;
             }
-            let hash = hash(text.as_bytes());
-            let mut position = (hash >> shift) as usize;
+            let key = Key::of(text.as_bytes());
+            let mut position = (hash(text.as_bytes(), key) >> shift) as usize;
             loop {
                 let slot = &mut slots[position];
-                if slot.text.is_empty() {
+                if slot.length == 0 {
                     *slot = Slot {
-                        hash,
+                        length: text.len(),
+                        key,
                         routes: [NONE; METHODS],
                         text: text.clone().into_boxed_str(),
                     };
@@ -157,17 +152,41 @@ impl ExactMap {
     #[inline]
     pub(super) fn get(&self, path: &str, method: usize) -> Option<usize> {
         let bytes = path.as_bytes();
-        let hash = hash(bytes);
+        let length = bytes.len();
+        if length > KEYED {
+            return self.get_long(bytes, method);
+        }
+        // Up to sixteen bytes, the length and the key are the whole text.
+        let key = Key::of(bytes);
+        self.probe(hash(bytes, key), method, |slot| {
+            slot.length == length && slot.key == key
+        })
+    }
+
+    /// [`get`](Self::get) for a path longer than sixteen bytes; out of line, as paths are
+    /// rarely that long.
+    #[inline(never)]
+    fn get_long(&self, bytes: &[u8], method: usize) -> Option<usize> {
+        let key = Key::of(bytes);
+        self.probe(hash(bytes, key), method, |slot| {
+            slot.length == bytes.len() && slot.key == key && *slot.text.as_bytes() == *bytes
+        })
+    }
+
+    /// The route of `method` in the first slot from the one `hash` picks that `matches`, up to
+    /// an empty slot (whose routes are all [`NONE`]: the empty path, matching it, finds nothing).
+    #[inline]
+    fn probe(&self, hash: u64, method: usize, matches: impl Fn(&Slot) -> bool) -> Option<usize> {
         let mask = self.slots.len() - 1;
         let mut position = (hash >> self.shift) as usize;
         loop {
             let slot = self.slots.get(position)?;
-            if slot.text.is_empty() {
-                return None;
-            }
-            if slot.hash == hash && same(slot.text.as_bytes(), bytes) {
+            if matches(slot) {
                 let index = *slot.routes.get(method)?;
                 return (index != NONE).then_some(index as usize);
+            }
+            if slot.length == 0 {
+                return None;
             }
             position = (position + 1) & mask;
         }
@@ -218,15 +237,34 @@ mod tests {
     }
 
     #[test]
-    fn compares_every_byte() {
-        for length in 0..40 {
+    fn long_texts_differing_in_the_middle() {
+        let texts: Vec<String> = (0..40)
+            .map(|i| format!("/abcdefg/{i:02}/{}/stuvwxyz", "m".repeat(i % 3)))
+            .collect();
+        let routes: Vec<(String, usize, usize)> = texts
+            .iter()
+            .cloned()
+            .zip(0..)
+            .map(|(t, i)| (t, 0, i))
+            .collect();
+        let map = ExactMap::new(&routes);
+        for (i, text) in texts.iter().enumerate() {
+            assert_eq!(map.get(text, 0), Some(i), "{text}");
+            let other = text.replace("/stu", "/stU");
+            assert_eq!(map.get(&other, 0), None, "{other}");
+            let other = text.replacen('m', "n", 1);
+            assert_eq!(map.get(&other, 0), (i % 3 == 0).then_some(i), "{other}");
+        }
+    }
+
+    #[test]
+    fn keys_tell_short_texts_apart() {
+        for length in 0..=KEYED {
             let text = vec![b'a'; length];
-            assert!(same(&text, &text.clone()));
-            assert!(!same(&text, &text[..length.saturating_sub(1)]) || length == 0);
             for position in 0..length {
                 let mut other = text.clone();
                 other[position] = b'b';
-                assert!(!same(&text, &other), "{length} {position}");
+                assert_ne!(Key::of(&text), Key::of(&other), "{length} {position}");
             }
         }
     }
@@ -238,7 +276,11 @@ mod tests {
             for position in 0..length {
                 let mut other = text.clone();
                 other[position] = b'b';
-                assert_ne!(hash(&text), hash(&other), "{length} {position}");
+                assert_ne!(
+                    hash(&text, Key::of(&text)),
+                    hash(&other, Key::of(&other)),
+                    "{length} {position}"
+                );
             }
         }
     }

@@ -451,6 +451,7 @@ fn insert_error(entries: &[Entry], entry: &Entry, error: matchit::InsertError) -
 }
 
 /// The slot of a standard method in the [`ExactMap`].
+#[inline]
 fn method_slot(method: &Method) -> Option<usize> {
     let slot = match *method {
         Method::GET => 0,
@@ -510,17 +511,27 @@ impl RouteTable {
     }
 
     /// Like [`resolve`](Self::resolve), giving the index of the route, for [`route`](Self::route).
+    #[inline]
     pub(crate) fn resolve_index(&self, method: &Method, path: &str) -> Option<RouteIndex> {
         // The exact paths are clean, and the router gives them their route: a path found there
         // is resolved without testing it or asking the router. (For `HEAD`, a `HEAD` route
         // comes before the `GET` ones, as in `lookup`.)
         let slot = method_slot(method);
-        if let Some(index) = slot.and_then(|slot| self.exact_index(path, slot)) {
-            return Some(index);
+        if let Some(slot) = slot {
+            if let Some(index) = self.exact_index(path, slot) {
+                return Some(index);
+            }
         }
+        self.resolve_other(method, path, slot.is_some())
+    }
+
+    /// [`resolve_index`](Self::resolve_index) for a path that is not one of the exact paths
+    /// of `method` (when `probed`, the exact paths were looked up).
+    #[inline(never)]
+    fn resolve_other(&self, method: &Method, path: &str, probed: bool) -> Option<RouteIndex> {
         // A clean path has no query to strip (`?` and `#` are not clean).
         if normalize::is_clean(path, self.case_sensitive) {
-            return self.lookup_probed(method, path, slot.is_some());
+            return self.lookup_probed(method, path, probed);
         }
         // Without a query the path is the one just found not clean: test it again only when a
         // query was cut off.
