@@ -58,38 +58,58 @@ pub(super) fn strip_query(path: &str) -> &str {
     }
 }
 
-/// Byte classes for [`is_clean`]: the separator, the bytes never clean, ASCII capitals and
-/// bytes of non-ASCII characters. Every other byte (`.` included) is ordinary: dot segments are
-/// found when their segment ends.
-const SLASH: u8 = 1;
-const NEVER: u8 = 2;
-const UPPER: u8 = 4;
-const HIGH: u8 = 8;
+/// The states of [`is_clean`]'s scan: what the current segment is so far (nothing yet, `.`,
+/// `..` or anything else), whether a non-ASCII byte was seen, or a failure.
+const START: u8 = 0;
+const DOT: u8 = 1;
+const DOTS: u8 = 2;
+const TEXT: u8 = 3;
+/// Added to the segment state once a non-ASCII byte was seen (only when matching folds case).
+const NON_ASCII: u8 = 4;
+/// The path is not clean: a byte that never is, or a slash that ends an empty segment or a
+/// dot segment. It stays; its segment bits are [`START`], so it never passes for a clean end.
+const FAIL: u8 = 8;
 
-const CLASSES: [u8; 256] = {
-    let mut classes = [0u8; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        classes[byte] = match byte as u8 {
-            b'/' => SLASH,
-            b'%' | b'?' | b'#' => NEVER,
-            b'A'..=b'Z' => UPPER,
-            0x80..=0xFF => HIGH,
-            _ => 0,
-        };
-        byte += 1;
+/// The state after `byte` in the state `state` (below [`FAIL`]).
+const fn next_state(state: u8, byte: u8, case_sensitive: bool) -> u8 {
+    let segment = state & 3;
+    let non_ascii = state & NON_ASCII;
+    match byte {
+        b'/' if segment == TEXT => START | non_ascii,
+        b'/' | b'%' | b'?' | b'#' => FAIL,
+        b'A'..=b'Z' if !case_sensitive => FAIL,
+        b'.' if segment == START => DOT | non_ascii,
+        b'.' if segment == DOT => DOTS | non_ascii,
+        0x80..=0xFF if !case_sensitive => TEXT | NON_ASCII,
+        _ => TEXT | non_ascii,
     }
-    classes
-};
-
-/// Whether `segment` (the bytes between two slashes, or after the last one) is not clean:
-/// empty, `.` or `..`.
-fn is_bad_segment(segment: &[u8]) -> bool {
-    matches!(segment, b"" | b"." | b"..")
 }
+
+/// The transitions of [`is_clean`]'s scan: the next state by state and byte (rows from
+/// [`FAIL`] on lead to [`FAIL`]).
+const fn transitions(case_sensitive: bool) -> [[u8; 256]; 16] {
+    let mut table = [[FAIL; 256]; 16];
+    let mut state = 0;
+    while state < FAIL {
+        let mut byte = 0;
+        while byte < 256 {
+            table[state as usize][byte] = next_state(state, byte as u8, case_sensitive);
+            byte += 1;
+        }
+        state += 1;
+    }
+    table
+}
+
+static FOLDING: [[u8; 256]; 16] = transitions(false);
+static CASE_SENSITIVE: [[u8; 256]; 16] = transitions(true);
 
 /// Whether `path` (already without its query) is in normalised form, so that it can be matched
 /// as it is.
+///
+/// One table lookup a byte: a state machine that follows each segment (empty, `.`, `..` or
+/// other) and fails on a byte that is never clean (`%`, `?`, `#`, and capitals when matching
+/// folds case) or on a slash that ends a segment that is not clean.
 pub(super) fn is_clean(path: &str, case_sensitive: bool) -> bool {
     let bytes = path.as_bytes();
     let Some((&b'/', rest)) = bytes.split_first() else {
@@ -98,36 +118,27 @@ pub(super) fn is_clean(path: &str, case_sensitive: bool) -> bool {
     if rest.is_empty() {
         return true;
     }
-    // Capitals and non-ASCII characters matter only when matching folds case.
-    let stops = if case_sensitive {
-        SLASH | NEVER
+    let table = if case_sensitive {
+        &CASE_SENSITIVE
     } else {
-        SLASH | NEVER | UPPER | HIGH
+        &FOLDING
     };
-    // One pass: an ordinary byte costs a table load and a test; a segment is checked for
-    // being empty, `.` or `..` when its slash (or the end) is reached.
-    let mut non_ascii = false;
-    let mut start = 0;
-    for (i, &byte) in rest.iter().enumerate() {
-        let class = CLASSES[usize::from(byte)] & stops;
-        if class == 0 {
-            continue;
+    let mut state = START;
+    // A failure is final: stop at the end of the chunk it happens in.
+    for chunk in rest.chunks(16) {
+        for &byte in chunk {
+            state = table[usize::from(state & 15)][usize::from(byte)];
         }
-        if class == SLASH {
-            if is_bad_segment(&rest[start..i]) {
-                return false;
-            }
-            start = i + 1;
-        } else if class == HIGH {
-            non_ascii = true;
-        } else {
+        if state == FAIL {
             return false;
         }
     }
-    if is_bad_segment(&rest[start..]) {
-        return false;
+    // The last segment must be one that is clean, too.
+    match state {
+        TEXT => true,
+        state if state == TEXT | NON_ASCII => is_all_folded(path),
+        _ => false,
     }
-    !non_ascii || is_all_folded(path)
 }
 
 /// Whether lowercasing leaves every character of `text` as it is; out of line, as only paths
@@ -403,6 +414,47 @@ mod tests {
             paths = longer;
         }
         assert_eq!(checked, 2 * (7 + 49 + 343 + 2401 + 16807 + 117649));
+    }
+
+    #[test]
+    fn clean_agrees_with_its_definition_on_long_paths() {
+        // Longer than the exhaustive test reaches, across the 16-byte chunks of the scan: each
+        // special spelling at every position, replacing a byte or inserted.
+        let bases = [
+            "/abcdefghij/klmnopqrstu/vwxyz0123456789/abcdefg",
+            "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s",
+            "/aaaaaaaaaaaaaaa/bbbbbbbbbbbbbbb/ccccccccccccccc/d",
+            "/x.y/...z/.a/b./..c/d../e.f.g/h",
+        ];
+        let specials = [
+            "/", ".", "..", "//", "/./", "/../", "/.", "/..", "./", "../", "A", "%", "%41", "?",
+            "#", "é", "É", "ǅ", "z",
+        ];
+        let mut checked = 0;
+        for base in bases {
+            for at in 0..=base.len() {
+                for special in specials {
+                    let inserted = format!("{}{special}{}", &base[..at], &base[at..]);
+                    let replaced = if at < base.len() {
+                        format!("{}{special}{}", &base[..at], &base[at + 1..])
+                    } else {
+                        format!("{base}{special}")
+                    };
+                    for path in [inserted, replaced] {
+                        for case_sensitive in [false, true] {
+                            assert_eq!(
+                                is_clean(&path, case_sensitive),
+                                is_clean_by_definition(&path, case_sensitive),
+                                "{path:?}, case-sensitive: {case_sensitive}"
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+            assert!(is_clean(base, false) && is_clean(base, true), "{base}");
+        }
+        assert!(checked > 5000);
     }
 
     #[test]
