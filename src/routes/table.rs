@@ -163,6 +163,12 @@ pub struct RouteTable {
     /// that are clean and that the method's router resolves to the same route, so that
     /// finding a path here is finding it clean and routing it.
     exact: ExactMap,
+    /// The routes whose only parameter is the last segment, by the path before it (with its
+    /// slash), for the methods whose routes without parameters are all in `exact`: a path
+    /// that no route without parameters has, and whose part before its last (non-empty)
+    /// segment is here, is routed to this route (any other route that matches has a parameter
+    /// where this one has a literal segment, and the router prefers literal segments).
+    parents: ExactMap,
     case_sensitive: bool,
 }
 
@@ -203,6 +209,9 @@ struct Entry {
     key: String,
     /// The one path the route matches, when its template has no parameter.
     exact: Option<String>,
+    /// The path before the parameter, with its slash, when the last segment is the only
+    /// parameter.
+    parent: Option<String>,
     resource: Arc<str>,
     action: Action,
     custom: bool,
@@ -275,6 +284,7 @@ impl Compiler {
             template: template::display(segments),
             key: template::key(segments, self.case_sensitive),
             exact: template::exact_path(segments, self.case_sensitive),
+            parent: template::item_parent(segments, self.case_sensitive),
             resource: Arc::clone(resource),
             action,
             custom,
@@ -408,23 +418,42 @@ pub(super) fn compile(
         }
     }
 
+    let routed = |entry: &Entry, path: &str| {
+        routers
+            .iter()
+            .find(|(method, _)| *method == entry.method)
+            .and_then(|(_, router)| router.at(path).ok())
+            .map(|found| *found.value)
+    };
     let mut exact = Vec::new();
+    // The method slots with a route without parameters that is not in `exact`.
+    let mut incomplete = [false; exact::METHODS];
     for (index, entry) in entries.iter().enumerate() {
         let (Some(path), Some(slot)) = (&entry.exact, method_slot(&entry.method)) else {
             continue;
         };
-        let routed = routers
-            .iter()
-            .find(|(method, _)| *method == entry.method)
-            .and_then(|(_, router)| router.at(path).ok())
-            .map(|found| *found.value);
-        if normalize::is_clean(path, config.case_sensitive) && routed == Some(index) {
+        if normalize::is_clean(path, config.case_sensitive) && routed(entry, path) == Some(index) {
             exact.push((path.clone(), slot, index));
+        } else if let Some(incomplete) = incomplete.get_mut(slot) {
+            *incomplete = true;
+        }
+    }
+    let mut parents = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let (Some(parent), Some(slot)) = (&entry.parent, method_slot(&entry.method)) else {
+            continue;
+        };
+        // Checked with one segment; other segments are routed alike, unless a route without
+        // parameters has the path, and those are looked up first.
+        let sample = format!("{parent}\u{1}");
+        if !incomplete.get(slot).copied().unwrap_or(true) && routed(entry, &sample) == Some(index) {
+            parents.push((parent.clone(), slot, index));
         }
     }
 
     Ok(RouteTable {
         exact: ExactMap::new(&exact),
+        parents: ExactMap::new(&parents),
         entries,
         routers,
         case_sensitive: config.case_sensitive,
@@ -618,6 +647,9 @@ impl RouteTable {
                 return Some(index);
             }
         }
+        if let Some(index) = method_slot(method).and_then(|slot| self.parent_index(path, slot)) {
+            return Some(index);
+        }
         let (_, router) = self.routers.iter().find(|(m, _)| m == method)?;
         let index = *router.at(path).ok()?.value;
         // The routers hold positions in `entries`; checked once more all the same.
@@ -633,6 +665,17 @@ impl RouteTable {
         // The map holds positions in `entries`; checked once more all the same.
         (index < self.entries.len()).then_some(RouteIndex(index))
     }
+
+    /// The route of the method `slot` whose only parameter, its last segment, takes the last
+    /// segment of `path` (a clean or normalised path that no route without parameters has).
+    fn parent_index(&self, path: &str, slot: usize) -> Option<RouteIndex> {
+        let last = path.bytes().rposition(|byte| byte == b'/')?;
+        if last + 1 == path.len() {
+            return None;
+        }
+        let index = self.parents.get(&path[..=last], slot)?;
+        (index < self.entries.len()).then_some(RouteIndex(index))
+    }
 }
 
 impl fmt::Debug for RouteTable {
@@ -641,5 +684,125 @@ impl fmt::Debug for RouteTable {
             .field("routes", &self.routes().collect::<Vec<_>>())
             .field("case_sensitive", &self.case_sensitive)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl RouteTable {
+        /// [`resolve_index`](Self::resolve_index) with the routers alone, without the exact
+        /// paths and the item parents.
+        fn resolve_by_routers(&self, method: &Method, path: &str) -> Option<RouteIndex> {
+            let routed = |method: &Method, path: &str| {
+                let (_, router) = self.routers.iter().find(|(m, _)| m == method)?;
+                Some(RouteIndex(*router.at(path).ok()?.value))
+            };
+            let lookup = |path: &str| {
+                if *method == Method::HEAD {
+                    routed(&Method::HEAD, path).or_else(|| routed(&Method::GET, path))
+                } else {
+                    routed(method, path)
+                }
+            };
+            if normalize::is_clean(path, self.case_sensitive) {
+                return lookup(path);
+            }
+            let stripped = normalize::strip_query(path);
+            if normalize::is_clean(stripped, self.case_sensitive) {
+                return lookup(stripped);
+            }
+            normalize::find_map_readings(stripped, !self.case_sensitive, lookup)
+        }
+    }
+
+    /// Routes that meet in every way the fast paths must get right; with `percent`, a path
+    /// without parameters that is not clean, so that the item parents of `GET` and `POST`
+    /// cannot be used.
+    fn config(case_sensitive: bool, percent: bool) -> RouteConfig {
+        RouteConfig::new()
+            .base("/api")
+            .path("notes", if percent { "/api/100%25" } else { "/api/100" })
+            .path("groups", "Groups")
+            .path("users", "/{org}/users")
+            .path("items", "/")
+            .route(
+                Method::GET,
+                "clients/export",
+                "clients",
+                Action::Custom("export".into()),
+            )
+            .route(Method::POST, "/x/{a}/5", "clients", Action::Create)
+            .route(Method::HEAD, "/api/Groups/{id}", "groups", Action::Show)
+            .route(Method::GET, "/{a}/{b}", "tasks", Action::Index)
+            .route(Method::GET, "/api/{id}", "tasks", Action::Show)
+            .route(Method::POST, "/api/{id}", "tasks", Action::Create)
+            .route(
+                Method::DELETE,
+                "/api/clients/{id}/x",
+                "tasks",
+                Action::Delete,
+            )
+            .route(
+                Method::from_bytes(b"PURGE").unwrap(),
+                "/api/clients/{id}",
+                "clients",
+                Action::Delete,
+            )
+            .case_sensitive(case_sensitive)
+    }
+
+    #[test]
+    fn resolves_as_the_routers_do() {
+        let resources: Vec<Arc<str>> = ["clients", "groups", "notes", "users", "items", "tasks"]
+            .into_iter()
+            .map(Arc::from)
+            .collect();
+        let pieces = [
+            "api", "clients", "Groups", "groups", "export", "5", "x", "100%", "100%25", ".", "..",
+            "%2F", "a%2Fb", "Clients", "", "users", "%41pi", "?q=1",
+        ];
+        let methods = [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+            Method::from_bytes(b"PURGE").unwrap(),
+        ];
+        let mut paths = vec![String::new()];
+        let mut all = vec!["/".to_owned(), String::new()];
+        for _ in 0..3 {
+            let mut longer = Vec::new();
+            for path in &paths {
+                for piece in pieces {
+                    longer.push(format!("{path}/{piece}"));
+                }
+            }
+            all.extend(longer.iter().cloned());
+            paths = longer;
+        }
+        for (case_sensitive, percent) in [(false, false), (true, false), (false, true)] {
+            let table = RouteTable::new(&config(case_sensitive, percent), &resources).unwrap();
+            assert_eq!(table.parents.get("/api/clients/", 0).is_some(), !percent);
+            assert!(table.parents.get("/api/clients/", 3).is_some());
+            assert!(table.exact.get("/api/clients", 2).is_some());
+            let mut governed = 0;
+            for path in &all {
+                for method in &methods {
+                    let found = table.resolve_index(method, path);
+                    assert_eq!(
+                        found,
+                        table.resolve_by_routers(method, path),
+                        "{method} {path}, case-sensitive: {case_sensitive}"
+                    );
+                    governed += usize::from(found.is_some());
+                }
+            }
+            assert!(governed > 1_000, "{governed}");
+        }
     }
 }

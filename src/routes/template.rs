@@ -250,6 +250,19 @@ pub(super) fn exact_path(segments: &[Segment], case_sensitive: bool) -> Option<S
     Some(out)
 }
 
+/// For a template whose only parameter is its last segment, the path before that parameter
+/// with its slash, in normalised form (`/clients/` for `/clients/{id}`, `/` for `/{id}`).
+pub(super) fn item_parent(segments: &[Segment], case_sensitive: bool) -> Option<String> {
+    let (Segment::Param(_), prefix) = segments.split_last()? else {
+        return None;
+    };
+    let mut parent = exact_path(prefix, case_sensitive)?;
+    if !prefix.is_empty() {
+        parent.push('/');
+    }
+    Some(parent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +348,18 @@ mod tests {
         assert_eq!(exact_path(&a, true).as_deref(), Some("/Users/A{b}/É"));
         assert_eq!(exact_path(&parse("/users/:id").unwrap(), false), None);
         assert_eq!(exact_path(&[], false).as_deref(), Some("/"));
+    }
+
+    #[test]
+    fn item_parents_are_the_paths_before_a_last_parameter() {
+        let parent = |raw: &str| item_parent(&parse(raw).unwrap(), false);
+        assert_eq!(parent("/Users/:id").as_deref(), Some("/users/"));
+        assert_eq!(parent("/a/b/{id}").as_deref(), Some("/a/b/"));
+        assert_eq!(parent("/{id}").as_deref(), Some("/"));
+        assert_eq!(parent("/users/{uid}/x"), None);
+        assert_eq!(parent("/{org}/users/{id}"), None);
+        assert_eq!(parent("/users"), None);
+        assert_eq!(parent("/"), None);
     }
 
     #[test]
