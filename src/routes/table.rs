@@ -639,8 +639,8 @@ impl RouteTable {
         self.lookup_exact(method, path, probed)
     }
 
-    /// The route of `method` for `path`: from the exact paths unless `probed`, else from the
-    /// method's router.
+    /// The route of `method` for `path`: from the exact paths (unless `probed`), then from the
+    /// item parents, then from the method's router.
     fn lookup_exact(&self, method: &Method, path: &str, probed: bool) -> Option<RouteIndex> {
         if !probed {
             if let Some(index) = method_slot(method).and_then(|slot| self.exact_index(path, slot)) {
@@ -655,9 +655,7 @@ impl RouteTable {
         // The routers hold positions in `entries`; checked once more all the same.
         (index < self.entries.len()).then_some(RouteIndex(index))
     }
-}
 
-impl RouteTable {
     /// The route of the method `slot` whose path is exactly `path`.
     #[inline]
     fn exact_index(&self, path: &str, slot: usize) -> Option<RouteIndex> {
