@@ -548,6 +548,7 @@ impl RouteTable {
         let slot = method_slot(method);
         if let Some(slot) = slot {
             if let Some(index) = self.exact_index(path, slot) {
+                debug_assert!(normalize::is_clean(path, self.case_sensitive));
                 return Some(index);
             }
         }
