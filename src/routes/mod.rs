@@ -11,6 +11,7 @@ use http::Method;
 use crate::catalog::Action;
 use crate::error::ConfigError;
 
+mod exact;
 mod normalize;
 mod scope;
 mod table;

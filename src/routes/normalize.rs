@@ -58,44 +58,95 @@ pub(super) fn strip_query(path: &str) -> &str {
     }
 }
 
+/// The states of [`is_clean`]'s scan: what the current segment is so far (nothing yet, `.`,
+/// `..` or anything else), whether a non-ASCII byte was seen, or a failure.
+const START: u8 = 0;
+const DOT: u8 = 1;
+const DOTS: u8 = 2;
+const TEXT: u8 = 3;
+/// Added to the segment state once a non-ASCII byte was seen (only when matching folds case).
+const NON_ASCII: u8 = 4;
+/// The path is not clean: a byte that never is, or a slash that ends an empty segment or a
+/// dot segment. It stays; its segment bits are [`START`], so it never passes for a clean end.
+const FAIL: u8 = 8;
+
+/// The state after `byte` in the state `state` (below [`FAIL`]).
+const fn next_state(state: u8, byte: u8, case_sensitive: bool) -> u8 {
+    let segment = state & 3;
+    let non_ascii = state & NON_ASCII;
+    match byte {
+        b'/' if segment == TEXT => START | non_ascii,
+        b'/' | b'%' | b'?' | b'#' => FAIL,
+        b'A'..=b'Z' if !case_sensitive => FAIL,
+        b'.' if segment == START => DOT | non_ascii,
+        b'.' if segment == DOT => DOTS | non_ascii,
+        0x80..=0xFF if !case_sensitive => TEXT | NON_ASCII,
+        _ => TEXT | non_ascii,
+    }
+}
+
+/// The transitions of [`is_clean`]'s scan: the next state by state and byte (rows from
+/// [`FAIL`] on lead to [`FAIL`]).
+const fn transitions(case_sensitive: bool) -> [[u8; 256]; 16] {
+    let mut table = [[FAIL; 256]; 16];
+    let mut state = 0;
+    while state < FAIL {
+        let mut byte = 0;
+        while byte < 256 {
+            table[state as usize][byte] = next_state(state, byte as u8, case_sensitive);
+            byte += 1;
+        }
+        state += 1;
+    }
+    table
+}
+
+static FOLDING: [[u8; 256]; 16] = transitions(false);
+static CASE_SENSITIVE: [[u8; 256]; 16] = transitions(true);
+
 /// Whether `path` (already without its query) is in normalised form, so that it can be matched
 /// as it is.
+///
+/// One table lookup a byte: a state machine that follows each segment (empty, `.`, `..` or
+/// other) and fails on a byte that is never clean (`%`, `?`, `#`, and capitals when matching
+/// folds case) or on a slash that ends a segment that is not clean.
 pub(super) fn is_clean(path: &str, case_sensitive: bool) -> bool {
     let bytes = path.as_bytes();
-    if bytes.first() != Some(&b'/') {
+    let Some((&b'/', rest)) = bytes.split_first() else {
         return false;
-    }
-    if bytes.len() == 1 {
+    };
+    if rest.is_empty() {
         return true;
     }
-    // One pass: the bytes that are never clean, and the segments that are not (empty, `.`
-    // and `..`), counting each segment's bytes and its dots.
-    let mut non_ascii = false;
-    let mut length = 0usize;
-    let mut dots = 0usize;
-    for &byte in &bytes[1..] {
-        match byte {
-            b'/' => {
-                if length == 0 || (dots == length && length <= 2) {
-                    return false;
-                }
-                length = 0;
-                dots = 0;
-                continue;
-            }
-            b'.' => dots += 1,
-            b'%' | b'?' | b'#' => return false,
-            b'A'..=b'Z' if !case_sensitive => return false,
-            0x80..=0xFF => non_ascii = true,
-            _ => {}
+    let table = if case_sensitive {
+        &CASE_SENSITIVE
+    } else {
+        &FOLDING
+    };
+    let mut state = START;
+    // A failure is final: stop at the end of the chunk it happens in.
+    for chunk in rest.chunks(16) {
+        for &byte in chunk {
+            state = table[usize::from(state & 15)][usize::from(byte)];
         }
-        length += 1;
+        if state == FAIL {
+            return false;
+        }
     }
-    // The last segment: empty after a trailing slash, or a dot segment.
-    if length == 0 || (dots == length && length <= 2) {
-        return false;
+    // The last segment must be one that is clean, too.
+    match state {
+        TEXT => true,
+        state if state == TEXT | NON_ASCII => is_all_folded(path),
+        _ => false,
     }
-    !(non_ascii && !case_sensitive && path.chars().any(|c| !is_folded(c)))
+}
+
+/// Whether lowercasing leaves every character of `text` as it is; out of line, as only paths
+/// with non-ASCII characters need it.
+#[cold]
+#[inline(never)]
+fn is_all_folded(text: &str) -> bool {
+    text.chars().all(is_folded)
 }
 
 /// Whether lowercasing leaves `c` as it is.
@@ -363,6 +414,47 @@ mod tests {
             paths = longer;
         }
         assert_eq!(checked, 2 * (7 + 49 + 343 + 2401 + 16807 + 117649));
+    }
+
+    #[test]
+    fn clean_agrees_with_its_definition_on_long_paths() {
+        // Longer than the exhaustive test reaches, across the 16-byte chunks of the scan: each
+        // special spelling at every position, replacing a byte or inserted.
+        let bases = [
+            "/abcdefghij/klmnopqrstu/vwxyz0123456789/abcdefg",
+            "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s",
+            "/aaaaaaaaaaaaaaa/bbbbbbbbbbbbbbb/ccccccccccccccc/d",
+            "/x.y/...z/.a/b./..c/d../e.f.g/h",
+        ];
+        let specials = [
+            "/", ".", "..", "//", "/./", "/../", "/.", "/..", "./", "../", "A", "%", "%41", "?",
+            "#", "é", "É", "ǅ", "z",
+        ];
+        let mut checked = 0;
+        for base in bases {
+            for at in 0..=base.len() {
+                for special in specials {
+                    let inserted = format!("{}{special}{}", &base[..at], &base[at..]);
+                    let replaced = if at < base.len() {
+                        format!("{}{special}{}", &base[..at], &base[at + 1..])
+                    } else {
+                        format!("{base}{special}")
+                    };
+                    for path in [inserted, replaced] {
+                        for case_sensitive in [false, true] {
+                            assert_eq!(
+                                is_clean(&path, case_sensitive),
+                                is_clean_by_definition(&path, case_sensitive),
+                                "{path:?}, case-sensitive: {case_sensitive}"
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+            assert!(is_clean(base, false) && is_clean(base, true), "{base}");
+        }
+        assert!(checked > 5000);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use http::{Method, Uri};
 
+use super::exact::{self, ExactMap};
 use super::normalize;
 use super::template::{self, Segment};
 use super::RouteConfig;
@@ -158,6 +159,16 @@ pub struct RouteTable {
     entries: Vec<Entry>,
     /// One router per method that has routes.
     routers: Vec<(Method, matchit::Router<usize>)>,
+    /// The routes without parameters of the standard methods, by their one path: only paths
+    /// that are clean and that the method's router resolves to the same route, so that
+    /// finding a path here is finding it clean and routing it.
+    exact: ExactMap,
+    /// The routes whose only parameter is the last segment, by the path before it (with its
+    /// slash), for the methods whose routes without parameters are all in `exact`: a path
+    /// that no route without parameters has, and whose part before its last (non-empty)
+    /// segment is here, is routed to this route (any other route that matches has a parameter
+    /// where this one has a literal segment, and the router prefers literal segments).
+    parents: ExactMap,
     case_sensitive: bool,
 }
 
@@ -196,6 +207,11 @@ struct Entry {
     method: Method,
     template: String,
     key: String,
+    /// The one path the route matches, when its template has no parameter.
+    exact: Option<String>,
+    /// The path before the parameter, with its slash, when the last segment is the only
+    /// parameter.
+    parent: Option<String>,
     resource: Arc<str>,
     action: Action,
     custom: bool,
@@ -267,6 +283,8 @@ impl Compiler {
             method,
             template: template::display(segments),
             key: template::key(segments, self.case_sensitive),
+            exact: template::exact_path(segments, self.case_sensitive),
+            parent: template::item_parent(segments, self.case_sensitive),
             resource: Arc::clone(resource),
             action,
             custom,
@@ -400,7 +418,42 @@ pub(super) fn compile(
         }
     }
 
+    let routed = |entry: &Entry, path: &str| {
+        routers
+            .iter()
+            .find(|(method, _)| *method == entry.method)
+            .and_then(|(_, router)| router.at(path).ok())
+            .map(|found| *found.value)
+    };
+    let mut exact = Vec::new();
+    // The method slots with a route without parameters that is not in `exact`.
+    let mut incomplete = [false; exact::METHODS];
+    for (index, entry) in entries.iter().enumerate() {
+        let (Some(path), Some(slot)) = (&entry.exact, method_slot(&entry.method)) else {
+            continue;
+        };
+        if normalize::is_clean(path, config.case_sensitive) && routed(entry, path) == Some(index) {
+            exact.push((path.clone(), slot, index));
+        } else if let Some(incomplete) = incomplete.get_mut(slot) {
+            *incomplete = true;
+        }
+    }
+    let mut parents = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let (Some(parent), Some(slot)) = (&entry.parent, method_slot(&entry.method)) else {
+            continue;
+        };
+        // Checked with one segment; other segments are routed alike, unless a route without
+        // parameters has the path, and those are looked up first.
+        let sample = format!("{parent}\u{1}");
+        if !incomplete.get(slot).copied().unwrap_or(true) && routed(entry, &sample) == Some(index) {
+            parents.push((parent.clone(), slot, index));
+        }
+    }
+
     Ok(RouteTable {
+        exact: ExactMap::new(&exact),
+        parents: ExactMap::new(&parents),
         entries,
         routers,
         case_sensitive: config.case_sensitive,
@@ -424,6 +477,24 @@ fn insert_error(entries: &[Entry], entry: &Entry, error: matchit::InsertError) -
             reason: other.to_string(),
         },
     }
+}
+
+/// The slot of a standard method in the [`ExactMap`].
+#[inline]
+fn method_slot(method: &Method) -> Option<usize> {
+    let slot = match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::PATCH => 4,
+        Method::DELETE => 5,
+        Method::OPTIONS => 6,
+        Method::CONNECT => 7,
+        Method::TRACE => 8,
+        _ => return None,
+    };
+    Some(slot).filter(|&slot| slot < exact::METHODS)
 }
 
 /// Listing order of methods: the REST ones first, then the others by name.
@@ -469,10 +540,28 @@ impl RouteTable {
     }
 
     /// Like [`resolve`](Self::resolve), giving the index of the route, for [`route`](Self::route).
+    #[inline]
     pub(crate) fn resolve_index(&self, method: &Method, path: &str) -> Option<RouteIndex> {
+        // The exact paths are clean, and the router gives them their route: a path found there
+        // is resolved without testing it or asking the router. (For `HEAD`, a `HEAD` route
+        // comes before the `GET` ones, as in `lookup`.)
+        let slot = method_slot(method);
+        if let Some(slot) = slot {
+            if let Some(index) = self.exact_index(path, slot) {
+                debug_assert!(normalize::is_clean(path, self.case_sensitive));
+                return Some(index);
+            }
+        }
+        self.resolve_other(method, path, slot.is_some())
+    }
+
+    /// [`resolve_index`](Self::resolve_index) for a path that is not one of the exact paths
+    /// of `method` (when `probed`, the exact paths were looked up).
+    #[inline(never)]
+    fn resolve_other(&self, method: &Method, path: &str, probed: bool) -> Option<RouteIndex> {
         // A clean path has no query to strip (`?` and `#` are not clean).
         if normalize::is_clean(path, self.case_sensitive) {
-            return self.lookup(method, path);
+            return self.lookup_probed(method, path, probed);
         }
         // Without a query the path is the one just found not clean: test it again only when a
         // query was cut off.
@@ -537,18 +626,53 @@ impl RouteTable {
 
     /// Matches a normalised path.
     fn lookup(&self, method: &Method, path: &str) -> Option<RouteIndex> {
-        if *method == Method::HEAD {
-            return self
-                .lookup_exact(&Method::HEAD, path)
-                .or_else(|| self.lookup_exact(&Method::GET, path));
-        }
-        self.lookup_exact(method, path)
+        self.lookup_probed(method, path, false)
     }
 
-    fn lookup_exact(&self, method: &Method, path: &str) -> Option<RouteIndex> {
+    /// Like [`lookup`](Self::lookup), when `probed` tells whether the exact paths were already
+    /// looked up for `method` and `path` (and did not have it).
+    fn lookup_probed(&self, method: &Method, path: &str, probed: bool) -> Option<RouteIndex> {
+        if *method == Method::HEAD {
+            return self
+                .lookup_exact(&Method::HEAD, path, probed)
+                .or_else(|| self.lookup_exact(&Method::GET, path, false));
+        }
+        self.lookup_exact(method, path, probed)
+    }
+
+    /// The route of `method` for `path`: from the exact paths (unless `probed`), then from the
+    /// item parents, then from the method's router.
+    fn lookup_exact(&self, method: &Method, path: &str, probed: bool) -> Option<RouteIndex> {
+        if !probed {
+            if let Some(index) = method_slot(method).and_then(|slot| self.exact_index(path, slot)) {
+                return Some(index);
+            }
+        }
+        if let Some(index) = method_slot(method).and_then(|slot| self.parent_index(path, slot)) {
+            return Some(index);
+        }
         let (_, router) = self.routers.iter().find(|(m, _)| m == method)?;
         let index = *router.at(path).ok()?.value;
         // The routers hold positions in `entries`; checked once more all the same.
+        (index < self.entries.len()).then_some(RouteIndex(index))
+    }
+
+    /// The route of the method `slot` whose path is exactly `path`.
+    #[inline]
+    fn exact_index(&self, path: &str, slot: usize) -> Option<RouteIndex> {
+        let index = self.exact.get(path, slot)?;
+        // The map holds positions in `entries`; checked once more all the same.
+        (index < self.entries.len()).then_some(RouteIndex(index))
+    }
+
+    /// The route of the method `slot` whose only parameter, its last segment, takes the last
+    /// segment of `path` (a clean or normalised path that no route without parameters has).
+    fn parent_index(&self, path: &str, slot: usize) -> Option<RouteIndex> {
+        let last = path.bytes().rposition(|byte| byte == b'/')?;
+        if last + 1 == path.len() {
+            return None;
+        }
+        let index = self.parents.get(&path[..=last], slot)?;
         (index < self.entries.len()).then_some(RouteIndex(index))
     }
 }
@@ -559,5 +683,125 @@ impl fmt::Debug for RouteTable {
             .field("routes", &self.routes().collect::<Vec<_>>())
             .field("case_sensitive", &self.case_sensitive)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl RouteTable {
+        /// [`resolve_index`](Self::resolve_index) with the routers alone, without the exact
+        /// paths and the item parents.
+        fn resolve_by_routers(&self, method: &Method, path: &str) -> Option<RouteIndex> {
+            let routed = |method: &Method, path: &str| {
+                let (_, router) = self.routers.iter().find(|(m, _)| m == method)?;
+                Some(RouteIndex(*router.at(path).ok()?.value))
+            };
+            let lookup = |path: &str| {
+                if *method == Method::HEAD {
+                    routed(&Method::HEAD, path).or_else(|| routed(&Method::GET, path))
+                } else {
+                    routed(method, path)
+                }
+            };
+            if normalize::is_clean(path, self.case_sensitive) {
+                return lookup(path);
+            }
+            let stripped = normalize::strip_query(path);
+            if normalize::is_clean(stripped, self.case_sensitive) {
+                return lookup(stripped);
+            }
+            normalize::find_map_readings(stripped, !self.case_sensitive, lookup)
+        }
+    }
+
+    /// Routes that meet in every way the fast paths must get right; with `percent`, a path
+    /// without parameters that is not clean, so that the item parents of `GET` and `POST`
+    /// cannot be used.
+    fn config(case_sensitive: bool, percent: bool) -> RouteConfig {
+        RouteConfig::new()
+            .base("/api")
+            .path("notes", if percent { "/api/100%25" } else { "/api/100" })
+            .path("groups", "Groups")
+            .path("users", "/{org}/users")
+            .path("items", "/")
+            .route(
+                Method::GET,
+                "clients/export",
+                "clients",
+                Action::Custom("export".into()),
+            )
+            .route(Method::POST, "/x/{a}/5", "clients", Action::Create)
+            .route(Method::HEAD, "/api/Groups/{id}", "groups", Action::Show)
+            .route(Method::GET, "/{a}/{b}", "tasks", Action::Index)
+            .route(Method::GET, "/api/{id}", "tasks", Action::Show)
+            .route(Method::POST, "/api/{id}", "tasks", Action::Create)
+            .route(
+                Method::DELETE,
+                "/api/clients/{id}/x",
+                "tasks",
+                Action::Delete,
+            )
+            .route(
+                Method::from_bytes(b"PURGE").unwrap(),
+                "/api/clients/{id}",
+                "clients",
+                Action::Delete,
+            )
+            .case_sensitive(case_sensitive)
+    }
+
+    #[test]
+    fn resolves_as_the_routers_do() {
+        let resources: Vec<Arc<str>> = ["clients", "groups", "notes", "users", "items", "tasks"]
+            .into_iter()
+            .map(Arc::from)
+            .collect();
+        let pieces = [
+            "api", "clients", "Groups", "groups", "export", "5", "x", "100%", "100%25", ".", "..",
+            "%2F", "a%2Fb", "Clients", "", "users", "%41pi", "?q=1",
+        ];
+        let methods = [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+            Method::from_bytes(b"PURGE").unwrap(),
+        ];
+        let mut paths = vec![String::new()];
+        let mut all = vec!["/".to_owned(), String::new()];
+        for _ in 0..3 {
+            let mut longer = Vec::new();
+            for path in &paths {
+                for piece in pieces {
+                    longer.push(format!("{path}/{piece}"));
+                }
+            }
+            all.extend(longer.iter().cloned());
+            paths = longer;
+        }
+        for (case_sensitive, percent) in [(false, false), (true, false), (false, true)] {
+            let table = RouteTable::new(&config(case_sensitive, percent), &resources).unwrap();
+            assert_eq!(table.parents.get("/api/clients/", 0).is_some(), !percent);
+            assert!(table.parents.get("/api/clients/", 3).is_some());
+            assert!(table.exact.get("/api/clients", 2).is_some());
+            let mut governed = 0;
+            for path in &all {
+                for method in &methods {
+                    let found = table.resolve_index(method, path);
+                    assert_eq!(
+                        found,
+                        table.resolve_by_routers(method, path),
+                        "{method} {path}, case-sensitive: {case_sensitive}"
+                    );
+                    governed += usize::from(found.is_some());
+                }
+            }
+            assert!(governed > 1_000, "{governed}");
+        }
     }
 }

@@ -229,6 +229,40 @@ pub(super) fn key(segments: &[Segment], case_sensitive: bool) -> String {
     out
 }
 
+/// The one path a template without parameters matches, in normalised form (literals folded
+/// unless `case_sensitive`), or `None` when the template has a parameter.
+pub(super) fn exact_path(segments: &[Segment], case_sensitive: bool) -> Option<String> {
+    if segments.is_empty() {
+        return Some("/".to_owned());
+    }
+    let mut out = String::new();
+    for segment in segments {
+        let Segment::Literal(text) = segment else {
+            return None;
+        };
+        out.push('/');
+        if case_sensitive {
+            out.push_str(text);
+        } else {
+            out.push_str(&normalize::fold(text));
+        }
+    }
+    Some(out)
+}
+
+/// For a template whose only parameter is its last segment, the path before that parameter
+/// with its slash, in normalised form (`/clients/` for `/clients/{id}`, `/` for `/{id}`).
+pub(super) fn item_parent(segments: &[Segment], case_sensitive: bool) -> Option<String> {
+    let (Segment::Param(_), prefix) = segments.split_last()? else {
+        return None;
+    };
+    let mut parent = exact_path(prefix, case_sensitive)?;
+    if !prefix.is_empty() {
+        parent.push('/');
+    }
+    Some(parent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +339,27 @@ mod tests {
         assert_eq!(display(&a), "/Users/{uid}/{x}");
         assert_eq!(key(&[lit("a{b}")], true), "/a{{b}}");
         assert_eq!(key(&[], false), "/");
+    }
+
+    #[test]
+    fn exact_paths_are_the_literals_unescaped() {
+        let a = parse("/Users/A%7Bb%7D/É").unwrap();
+        assert_eq!(exact_path(&a, false).as_deref(), Some("/users/a{b}/é"));
+        assert_eq!(exact_path(&a, true).as_deref(), Some("/Users/A{b}/É"));
+        assert_eq!(exact_path(&parse("/users/:id").unwrap(), false), None);
+        assert_eq!(exact_path(&[], false).as_deref(), Some("/"));
+    }
+
+    #[test]
+    fn item_parents_are_the_paths_before_a_last_parameter() {
+        let parent = |raw: &str| item_parent(&parse(raw).unwrap(), false);
+        assert_eq!(parent("/Users/:id").as_deref(), Some("/users/"));
+        assert_eq!(parent("/a/b/{id}").as_deref(), Some("/a/b/"));
+        assert_eq!(parent("/{id}").as_deref(), Some("/"));
+        assert_eq!(parent("/users/{uid}/x"), None);
+        assert_eq!(parent("/{org}/users/{id}"), None);
+        assert_eq!(parent("/users"), None);
+        assert_eq!(parent("/"), None);
     }
 
     #[test]
