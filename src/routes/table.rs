@@ -479,10 +479,11 @@ fn insert_error(entries: &[Entry], entry: &Entry, error: matchit::InsertError) -
     }
 }
 
-/// The slot of a standard method in the [`ExactMap`].
+/// The slot of a standard method in the [`ExactMap`] (below [`exact::METHODS`]; the map reads
+/// its slots with bounds checks all the same).
 #[inline]
 fn method_slot(method: &Method) -> Option<usize> {
-    let slot = match *method {
+    Some(match *method {
         Method::GET => 0,
         Method::HEAD => 1,
         Method::POST => 2,
@@ -493,21 +494,14 @@ fn method_slot(method: &Method) -> Option<usize> {
         Method::CONNECT => 7,
         Method::TRACE => 8,
         _ => return None,
-    };
-    Some(slot).filter(|&slot| slot < exact::METHODS)
+    })
 }
 
-/// Listing order of methods: the REST ones first, then the others by name.
-fn method_rank(method: &Method) -> u8 {
-    match *method {
-        Method::GET => 0,
-        Method::HEAD => 1,
-        Method::POST => 2,
-        Method::PUT => 3,
-        Method::PATCH => 4,
-        Method::DELETE => 5,
-        _ => 6,
-    }
+/// Listing order of methods: the REST ones first (in the order of their [`method_slot`]s),
+/// then the others by name.
+fn method_rank(method: &Method) -> usize {
+    const OTHERS: usize = 6;
+    method_slot(method).map_or(OTHERS, |slot| slot.min(OTHERS))
 }
 
 impl RouteTable {

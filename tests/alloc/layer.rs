@@ -32,10 +32,12 @@ fn create(john: &UserId) -> Request<()> {
     request
 }
 
-#[test]
-fn an_allowed_request_checked_in_the_store_allocates_only_its_extension() {
-    let catalog =
-        Catalog::from_json(r#"{"plans": [{"name": "free", "limits": {"clients": 3}}]}"#).unwrap();
+/// A store whose `free` plan keeps `clients` clients, and john on it with one.
+fn john_on_free(clients: u64) -> (MemoryStore, UserId) {
+    let catalog = Catalog::from_json(&format!(
+        r#"{{"plans": [{{"name": "free", "limits": {{"clients": {clients}}}}}]}}"#
+    ))
+    .unwrap();
     let store = MemoryStore::new(catalog);
     store.insert_user(
         "john",
@@ -43,7 +45,12 @@ fn an_allowed_request_checked_in_the_store_allocates_only_its_extension() {
             .with_plan(Assignment::new("free"))
             .with_usage("clients", 1),
     );
-    let john = UserId::new("john");
+    (store, UserId::new("john"))
+}
+
+#[test]
+fn an_allowed_request_checked_in_the_store_allocates_only_its_extension() {
+    let (store, john) = john_on_free(3);
 
     // With the extension on, the `Allowed` decision inserted into the request extensions (the
     // map already holds the user id, so it does not grow). Nothing else: not the store call
@@ -93,17 +100,7 @@ fn an_allowed_request_checked_in_the_store_allocates_only_its_extension() {
 
 #[test]
 fn a_counted_create_allocates_only_its_reservation() {
-    let catalog =
-        Catalog::from_json(r#"{"plans": [{"name": "free", "limits": {"clients": 1000}}]}"#)
-            .unwrap();
-    let store = MemoryStore::new(catalog);
-    store.insert_user(
-        "john",
-        Subscriber::new()
-            .with_plan(Assignment::new("free"))
-            .with_usage("clients", 1),
-    );
-    let john = UserId::new("john");
+    let (store, john) = john_on_free(1000);
     let layer = PlanLimitLayer::builder(store.clone())
         .base("/api")
         .allowed_extension(false)
