@@ -292,6 +292,19 @@ pub(crate) enum State<'a> {
     Addons,
 }
 
+impl PlanState {
+    /// This state, borrowed.
+    pub(crate) fn borrowed(&self) -> State<'_> {
+        match self {
+            PlanState::Active => State::Active,
+            PlanState::Trial => State::Trial,
+            PlanState::Fallback { trial } => State::Fallback(trial),
+            PlanState::Default => State::Default,
+            PlanState::Addons => State::Addons,
+        }
+    }
+}
+
 impl State<'_> {
     pub(crate) fn into_plan_state(self) -> PlanState {
         match self {

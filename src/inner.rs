@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::cache::{CatalogCache, Fetch, Loaded, Record, Refresh, Users, View};
 use crate::catalog::{Action, Limit, Window};
 use crate::count::{Answer, Counting, Reservation, Reserved, Tally};
-use crate::decision::{check, terms, Allowed, Decision, Denial, PlanState, Policy, Verdict};
+use crate::decision::{check, terms, Allowed, Decision, Denial, PlanState, Policy, State, Verdict};
 use crate::headers::{retry_after, RateLimitFields};
 use crate::metrics::{self, Call, Decided, Stopwatch};
 use crate::response::{Rejection, RenderRejection};
@@ -102,6 +102,20 @@ pub(crate) struct Pending {
     window: Option<Window>,
     /// The request's span, entered while the reservation is made and concluded.
     span: tracing::Span,
+}
+
+/// What the decision on a counted request names, borrowed: from the catalog and the record
+/// when the usage store answers at once, from its [`Pending`] when it was awaited. Only an
+/// [`Allowed`] extension or a [`Denial`] clones it.
+#[derive(Clone, Copy)]
+struct Counted<'a> {
+    user: &'a UserId,
+    plan: &'a Arc<str>,
+    state: State<'a>,
+    resource: &'a Arc<str>,
+    action: &'a Action,
+    limit: Limit,
+    window: Option<Window>,
 }
 
 /// A governed request's route, and the catalog whose table resolved it.
@@ -314,16 +328,43 @@ impl Inner {
         let span = pending.span.clone();
         let check = async move {
             let answer = pending.counting.reserve(&pending.tally).await;
-            Outcome::Judged(state.conclude(*pending, answer))
+            let Pending {
+                counting,
+                tally,
+                user,
+                plan,
+                state: plan_state,
+                resource,
+                action,
+                limit,
+                window,
+                span: _,
+            } = *pending;
+            let counted = Counted {
+                user: &user,
+                plan: &plan,
+                state: plan_state.borrowed(),
+                resource: &resource,
+                action: &action,
+                limit,
+                window,
+            };
+            Outcome::Judged(state.conclude(counted, counting, tally, answer))
         };
         Box::pin(check.instrument(span))
     }
 
-    /// Decides a counted request with the usage store's answer.
-    fn conclude(&self, pending: Pending, answer: Result<Answer, StoreError>) -> Judgement {
-        let Pending {
-            counting,
-            tally,
+    /// Decides a counted request with the usage store's answer to `tally`. `counting` is this
+    /// thread's copy of the configuration (see [`Counting::local`]), which a held reservation
+    /// keeps.
+    fn conclude(
+        &self,
+        counted: Counted<'_>,
+        counting: Arc<Counting>,
+        tally: Tally,
+        answer: Result<Answer, StoreError>,
+    ) -> Judgement {
+        let Counted {
             user,
             plan,
             state,
@@ -331,14 +372,13 @@ impl Inner {
             action,
             limit,
             window,
-            span: _,
-        } = pending;
+        } = counted;
         let answer = match answer {
             Ok(answer) => answer,
             Err(error) => {
                 tracing::debug!(user = %user, "usage store failed to reserve for the user");
                 tracing::warn!(resource = %resource, %error, "usage store failed to reserve");
-                return self.store_unavailable(Some((&resource, &action)));
+                return self.store_unavailable(Some((resource, action)));
             }
         };
         match counting.conclude(tally, answer) {
@@ -351,13 +391,14 @@ impl Inner {
                     usage,
                     "plan allows the request; one unit reserved"
                 );
-                metrics::decision(Decided::Allow, Some((&resource, &action)));
-                let headers = self.rate_limit_fields(&resource, &action, limit, usage, window);
-                let allowed = self.allowed_extension.then_some(Allowed {
-                    plan,
-                    state,
-                    resource,
-                    action,
+                metrics::decision(Decided::Allow, Some((resource, action)));
+                let headers = self.rate_limit_fields(resource, action, limit, usage, window);
+                // This thread's copies of the names (see `crate::local`).
+                let allowed = self.allowed_extension.then(|| Allowed {
+                    plan: crate::local::name(plan),
+                    state: state.into_plan_state(),
+                    resource: crate::local::name(resource),
+                    action: action.clone(),
                     limit,
                     usage,
                     window,
@@ -366,8 +407,8 @@ impl Inner {
             }
             Reserved::Refused { usage } => {
                 let denial = Denial::LimitReached {
-                    plan,
-                    resource: Arc::clone(&resource),
+                    plan: crate::local::name(plan),
+                    resource: crate::local::name(resource),
                     action: action.clone(),
                     // A refusal means a finite limit.
                     maximum: limit.maximum().unwrap_or(u64::MAX),
@@ -376,7 +417,7 @@ impl Inner {
                 };
                 tracing::debug!(user = %user, "plan denies the user's request");
                 tracing::info!(?denial, "plan denies the request (counted usage)");
-                metrics::decision(Decided::Deny(&denial), Some((&resource, &action)));
+                metrics::decision(Decided::Deny(&denial), Some((resource, action)));
                 Judgement::Reject(self.reject(Rejection::Denied(denial)))
             }
         }
@@ -408,26 +449,35 @@ impl Inner {
                 metrics::plan(terms.plan);
                 if let Some(counting) = &self.counting {
                     if let Some(tally) = Tally::of(&terms, usage, user.as_arc(), resource, action) {
-                        let pending = Pending {
-                            // This thread's copy (see `Counting::local`).
-                            counting: counting.local(),
-                            tally,
-                            user: user.clone(),
-                            // This thread's copies (see `crate::local`).
-                            plan: crate::local::name(terms.plan),
-                            state: terms.state.into_plan_state(),
-                            resource: crate::local::name(resource),
-                            action: action.clone(),
+                        // A usage store that answers at once (in memory) is asked here, in the
+                        // request's span, and the decision borrows what it names; only a
+                        // request that waits for its store owns (and boxes) it.
+                        let Some(answer) = counting.reserve_now(&tally) else {
+                            return Judgement::Count(Box::new(Pending {
+                                // This thread's copy (see `Counting::local`).
+                                counting: counting.local(),
+                                tally,
+                                user: user.clone(),
+                                // This thread's copies (see `crate::local`).
+                                plan: crate::local::name(terms.plan),
+                                state: terms.state.into_plan_state(),
+                                resource: crate::local::name(resource),
+                                action: action.clone(),
+                                limit: terms.limit,
+                                window: terms.window,
+                                span: metrics::current_span(),
+                            }));
+                        };
+                        let counted = Counted {
+                            user,
+                            plan: terms.plan,
+                            state: terms.state,
+                            resource,
+                            action,
                             limit: terms.limit,
                             window: terms.window,
-                            span: metrics::current_span(),
                         };
-                        // A usage store that answers at once (in memory) is asked here, in the
-                        // request's span; only a request that waits for its store is boxed.
-                        return match counting.reserve_now(&pending.tally) {
-                            Some(answer) => self.conclude(pending, answer),
-                            None => Judgement::Count(Box::new(pending)),
-                        };
+                        return self.conclude(counted, counting.local(), tally, answer);
                     }
                 }
                 check(terms, usage, resource, action)
