@@ -50,16 +50,22 @@ pin_project! {
         Checking {
             checking: Box<Checking<S, ReqBody>>,
         },
+        // Boxed, as the two below: only `Inner` is as large as the inner service's future,
+        // so that the response future, which every request moves, is hardly larger.
         Settling {
-            #[pin]
-            settle: Settle,
-            output: Option<O>,
+            settling: Box<Settling<O>>,
         },
         Rejected {
-            response: Response<Full<Bytes>>,
+            response: Box<Response<Full<Bytes>>>,
         },
         Done,
     }
+}
+
+/// A response waiting for its reservation to be settled (by a store that has to be awaited).
+struct Settling<O> {
+    settle: Settle,
+    output: Option<O>,
 }
 
 /// A request waiting for its check, with the service (already ready) that it will call.
@@ -114,7 +120,9 @@ where
 
     pub(crate) fn rejected(response: Response<Full<Bytes>>) -> Self {
         Self {
-            kind: Kind::Rejected { response },
+            kind: Kind::Rejected {
+                response: Box::new(response),
+            },
         }
     }
 }
@@ -149,8 +157,10 @@ where
                         return Poll::Ready(wrap(output));
                     }
                     kind.set(Kind::Settling {
-                        settle,
-                        output: Some(output),
+                        settling: Box::new(Settling {
+                            settle,
+                            output: Some(output),
+                        }),
                     });
                 }
                 KindProj::Checking { checking } => {
@@ -174,7 +184,9 @@ where
                         }
                         Judgement::Reject(response) => {
                             kind.set(Kind::Done);
-                            return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                            let response =
+                                response.map(|body| ResponseBody::rejection(Box::new(body)));
+                            return Poll::Ready(Ok(response));
                         }
                         Judgement::Count(pending) => {
                             checking.check = checking.state.reserving(pending);
@@ -199,9 +211,9 @@ where
                         headers,
                     });
                 }
-                KindProj::Settling { settle, output } => {
-                    ready!(settle.poll(cx));
-                    let Some(output) = output.take() else {
+                KindProj::Settling { settling } => {
+                    ready!(Pin::new(&mut settling.settle).poll(cx));
+                    let Some(output) = settling.output.take() else {
                         // Only `Inner` makes a `Settling`, with the output.
                         return Poll::Pending;
                     };
@@ -214,7 +226,8 @@ where
                     else {
                         return Poll::Pending;
                     };
-                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                    let response = (*response).map(|body| ResponseBody::rejection(Box::new(body)));
+                    return Poll::Ready(Ok(response));
                 }
                 // Polled after completion: it never completes again.
                 KindProj::Done => return Poll::Pending,
@@ -226,4 +239,40 @@ where
 /// The inner service's output with the response body wrapped.
 fn wrap<B, E>(output: Result<Response<B>, E>) -> Result<Response<ResponseBody<B>>, E> {
     output.map(|response| response.map(ResponseBody::inner))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::Ready;
+    use std::mem::size_of;
+
+    use http_body_util::Empty;
+
+    use super::*;
+
+    type Answer = Response<Empty<Bytes>>;
+    type Inner = tower::util::ServiceFn<fn(Request<()>) -> Ready<Result<Answer, Infallible>>>;
+
+    #[test]
+    fn the_response_future_is_the_inner_future_and_two_words() {
+        // The variants that are not the inner service's future are boxed: what every allowed
+        // request moves grows by its reservation and headers only.
+        let inner = size_of::<<Inner as Service<Request<()>>>::Future>();
+        let ours = size_of::<ResponseFuture<Inner, ()>>();
+        assert!(
+            ours <= inner + 2 * size_of::<usize>(),
+            "the response future is {ours} bytes, the inner one {inner}"
+        );
+    }
+
+    #[test]
+    fn the_response_is_at_most_a_word_larger_than_the_inner_one() {
+        let inner = size_of::<Response<Empty<Bytes>>>();
+        let ours = size_of::<Response<ResponseBody<Empty<Bytes>>>>();
+        assert!(
+            ours <= inner + size_of::<usize>(),
+            "the response is {ours} bytes, the inner one {inner}"
+        );
+    }
 }
