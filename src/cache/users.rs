@@ -228,8 +228,11 @@ impl Users {
         // Read before `moka` is: an invalidation after this voids what the read finds.
         let epoch = self.epoch.load(Ordering::Acquire);
         let at = (self.front_hasher.hash_one((self.id, id.as_str())) as usize) % FRONT_SLOTS;
+        // The answer is written in place: `R` may be large, and each `Option` it went through
+        // on its way out would move it.
         let mut f = Some(f);
-        let front = FRONT.try_with(|front| {
+        let mut result = None;
+        let answered = FRONT.try_with(|front| {
             let mut front = front.try_borrow_mut().ok()?;
             if front.is_empty() {
                 front.resize_with(FRONT_SLOTS, || None);
@@ -245,43 +248,43 @@ impl Users {
                         // Renew the entry in `moka`; gone from it, it goes from here too.
                         if self.cache.get(id).is_none() {
                             *slot = None;
-                            return Some(None);
+                            return Some(());
                         }
                         held.touched = now;
                         held.until = deadline(now, tti);
                     }
                 }
-                let held = slot.as_ref()?;
-                return Some(f.take().map(|f| f(&held.record)));
+                if let (Some(held), Some(f)) = (slot.as_ref(), f.take()) {
+                    result = Some(f(&held.record));
+                }
+                return Some(());
             }
-            let record = self.cache.get(id);
-            let result = record
-                .as_ref()
-                .and_then(|record| f.take().map(|f| f(record)));
-            if let Some(record) = record {
-                let until = match self.config.expiry {
-                    Expiry::Live(ttl) => deadline(record.fetched, ttl),
-                    Expiry::Idle(tti) => deadline(now, tti),
-                };
-                *slot = Some(Slot {
-                    cache: self.id,
-                    epoch,
-                    user: id.clone(),
-                    record,
-                    until,
-                    touched: now,
-                });
+            let Some(record) = self.cache.get(id) else {
+                return Some(());
+            };
+            if let Some(f) = f.take() {
+                result = Some(f(&record));
             }
-            Some(result)
+            let until = match self.config.expiry {
+                Expiry::Live(ttl) => deadline(record.fetched, ttl),
+                Expiry::Idle(tti) => deadline(now, tti),
+            };
+            *slot = Some(Slot {
+                cache: self.id,
+                epoch,
+                user: id.clone(),
+                record,
+                until,
+                touched: now,
+            });
+            Some(())
         });
-        let result = match front {
-            Ok(Some(result)) => result,
+        if !matches!(answered, Ok(Some(()))) {
             // No table (the thread is ending, or it is in use): `moka` alone.
-            _ => {
-                let record = self.cache.get(id)?;
-                f.take().map(|f| f(&record))
+            if let (Some(record), Some(f)) = (self.cache.get(id), f.take()) {
+                result = Some(f(&record));
             }
-        };
+        }
         // A miss is counted by the `get` that follows it.
         if result.is_some() {
             metrics::cache(Cache::User, true);
