@@ -153,6 +153,7 @@ mod invalidator;
 mod layer;
 mod local;
 mod metrics;
+mod names;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;

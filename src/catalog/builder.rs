@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::format::{FormatError, JsonPath};
 use crate::hash::{map_with_capacity, Map};
+use crate::names::NameMap;
 
 use super::{Action, Addon, Catalog, Plan, ResourceLimits, Trial};
 
@@ -185,12 +186,12 @@ pub(super) fn assemble(
 /// Checks the limits of the plan or add-on at `path` and collects the resources they name and
 /// the custom actions they use.
 fn collect(
-    limits: &Map<Arc<str>, ResourceLimits>,
+    limits: &NameMap<ResourceLimits>,
     path: &JsonPath<'_>,
     resources: &mut Vec<Arc<str>>,
     actions: &mut Vec<Arc<str>>,
 ) -> Result<(), FormatError> {
-    for (resource, limits) in limits {
+    for (resource, limits) in limits.iter() {
         if resource.is_empty() {
             return Err(path
                 .key("limits")

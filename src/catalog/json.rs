@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::builder::{assemble, check_custom_action};
 use super::{Action, Addon, Catalog, Limit, Period, Plan, ResourceLimits, Trial};
 use crate::format::{describe, non_negative_integer, FormatError, JsonPath};
-use crate::hash::Map as NameMap;
+use crate::names::NameMap;
 
 /// Seconds in a day.
 const DAY_SECS: f64 = 86_400.0;
@@ -230,7 +230,7 @@ fn named_limits<'v>(
     path: &JsonPath<'_>,
     actions: &[Arc<str>],
     kind: Kind,
-) -> Result<(&'v str, NameMap<Arc<str>, ResourceLimits>), FormatError> {
+) -> Result<(&'v str, NameMap<ResourceLimits>), FormatError> {
     let noun = kind.noun();
     let Value::Object(map) = value else {
         return Err(path.error(format!(
@@ -275,7 +275,7 @@ fn named_limits<'v>(
 
 /// Reads limits per resource into `limits`.
 fn resources<'v>(
-    limits: &mut NameMap<Arc<str>, ResourceLimits>,
+    limits: &mut NameMap<ResourceLimits>,
     entries: impl Iterator<Item = (&'v String, &'v Value)>,
     path: &JsonPath<'_>,
     actions: &[Arc<str>],

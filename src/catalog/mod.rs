@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::format::{self, FormatError};
 use crate::hash::Map;
+use crate::names::NameMap;
 
 pub use builder::CatalogBuilder;
 pub use period::{Period, Window};
@@ -79,7 +80,7 @@ pub struct ResourceLimits {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     name: Arc<str>,
-    limits: Map<Arc<str>, ResourceLimits>,
+    limits: NameMap<ResourceLimits>,
 }
 
 /// An add-on: a name and the limits it adds, per unit, to a user's plan while a grant of it is
@@ -108,7 +109,7 @@ pub struct Plan {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Addon {
     name: Arc<str>,
-    limits: Map<Arc<str>, ResourceLimits>,
+    limits: NameMap<ResourceLimits>,
 }
 
 /// The free-trial policy of a catalog: how long a trial lasts and the plan it falls back to.
@@ -576,7 +577,7 @@ impl Plan {
     pub fn new(name: impl Into<Arc<str>>) -> Self {
         Self {
             name: name.into(),
-            limits: Map::default(),
+            limits: NameMap::default(),
         }
     }
 
@@ -589,8 +590,7 @@ impl Plan {
         limit: Limit,
     ) -> Self {
         self.limits
-            .entry(resource.into())
-            .or_default()
+            .get_or_insert_with(resource.into(), ResourceLimits::default)
             .set(action, limit);
         self
     }
@@ -605,7 +605,8 @@ impl Plan {
     /// governed. Limits already set on it are kept.
     #[must_use]
     pub fn unlimited(mut self, resource: impl Into<Arc<str>>) -> Self {
-        self.limits.entry(resource.into()).or_default();
+        self.limits
+            .get_or_insert_with(resource.into(), ResourceLimits::default);
         self
     }
 
@@ -654,7 +655,7 @@ impl Addon {
     pub fn new(name: impl Into<Arc<str>>) -> Self {
         Self {
             name: name.into(),
-            limits: Map::default(),
+            limits: NameMap::default(),
         }
     }
 
@@ -668,8 +669,7 @@ impl Addon {
         limit: Limit,
     ) -> Self {
         self.limits
-            .entry(resource.into())
-            .or_default()
+            .get_or_insert_with(resource.into(), ResourceLimits::default)
             .set(action, limit);
         self
     }
@@ -685,7 +685,8 @@ impl Addon {
     /// limit (see [`decide`](crate::decision::decide)).
     #[must_use]
     pub fn unlimited(mut self, resource: impl Into<Arc<str>>) -> Self {
-        self.limits.entry(resource.into()).or_default();
+        self.limits
+            .get_or_insert_with(resource.into(), ResourceLimits::default);
         self
     }
 

@@ -6,6 +6,8 @@
 //! same route for it, so that finding a route here never differs from what the router would
 //! say.
 
+use crate::names::{word, Key, KEYED};
+
 /// The number of method slots: one per standard method.
 pub(super) const METHODS: usize = 9;
 
@@ -45,36 +47,6 @@ impl Default for Slot {
     }
 }
 
-/// Two words that, with the length, tell texts of up to sixteen bytes apart: from eight bytes
-/// on, the first and the last eight (overlapping below sixteen); below, the bytes themselves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Key(u64, u64);
-
-/// The longest text that its length and its [`Key`] tell apart from every other.
-const KEYED: usize = 16;
-
-impl Key {
-    #[inline]
-    fn of(bytes: &[u8]) -> Key {
-        let length = bytes.len();
-        if length >= 8 {
-            Key(word(&bytes[..8]), word(&bytes[length - 8..]))
-        } else if length >= 4 {
-            let low = u64::from(half_word(&bytes[..4]));
-            let high = u64::from(half_word(&bytes[length - 4..]));
-            Key(low | high << 32, 0)
-        } else if let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) {
-            let middle = bytes[length / 2];
-            Key(
-                u64::from(first) | u64::from(middle) << 8 | u64::from(last) << 16,
-                0,
-            )
-        } else {
-            Key(0, 0)
-        }
-    }
-}
-
 const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// A hash of `bytes` with their `key`: the length and the key, and for a text longer than
@@ -92,20 +64,6 @@ fn hash(bytes: &[u8], key: Key) -> u64 {
         at += 8;
     }
     mix(hash, key.1).wrapping_mul(MULTIPLIER)
-}
-
-#[inline]
-fn word(bytes: &[u8]) -> u64 {
-    let mut word = [0; 8];
-    word.copy_from_slice(bytes);
-    u64::from_le_bytes(word)
-}
-
-#[inline]
-fn half_word(bytes: &[u8]) -> u32 {
-    let mut word = [0; 4];
-    word.copy_from_slice(bytes);
-    u32::from_le_bytes(word)
 }
 
 impl ExactMap {
@@ -254,18 +212,6 @@ mod tests {
             assert_eq!(map.get(&other, 0), None, "{other}");
             let other = text.replacen('m', "n", 1);
             assert_eq!(map.get(&other, 0), (i % 3 == 0).then_some(i), "{other}");
-        }
-    }
-
-    #[test]
-    fn keys_tell_short_texts_apart() {
-        for length in 0..=KEYED {
-            let text = vec![b'a'; length];
-            for position in 0..length {
-                let mut other = text.clone();
-                other[position] = b'b';
-                assert_ne!(Key::of(&text), Key::of(&other), "{length} {position}");
-            }
         }
     }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::catalog::{Action, Catalog};
 use crate::format::{self, FormatError};
-use crate::hash::Map as FastMap;
+use crate::names::NameMap;
 
 /// What a [`PlanStore`](crate::PlanStore)'s `user(id)` returns for a known user: the plan
 /// assignment and the usage.
@@ -164,7 +164,7 @@ pub struct Assignment {
 /// resource count, else 0: a store that counts only updates limits PATCH as it limits PUT.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
-    resources: FastMap<Arc<str>, ResourceUsage>,
+    resources: NameMap<ResourceUsage>,
 }
 
 /// The usage of one resource: a count of items, or counts per action.
@@ -254,8 +254,7 @@ impl Usage {
         let key = action_key(action);
         let entry = self
             .resources
-            .entry(resource.into())
-            .or_insert_with(|| ResourceUsage::PerAction(HashMap::new()));
+            .get_or_insert_with(resource.into(), || ResourceUsage::PerAction(HashMap::new()));
         match entry {
             ResourceUsage::PerAction(map) => {
                 map.insert(key, count);
