@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::format::{FormatError, JsonPath};
-use crate::hash::{map_with_capacity, Map};
+
 use crate::names::NameMap;
 
 use super::{Action, Addon, Catalog, Plan, ResourceLimits, Trial};
@@ -104,7 +104,7 @@ pub(super) fn assemble(
     }
 
     let plans_path = root.key("plans");
-    let mut index: Map<Arc<str>, usize> = map_with_capacity(plans.len());
+    let mut index: NameMap<usize> = NameMap::default();
     let mut resources: Vec<Arc<str>> = Vec::new();
     let mut actions = declared;
     for (i, plan) in plans.iter().enumerate() {
@@ -129,7 +129,7 @@ pub(super) fn assemble(
     }
 
     let addons_path = root.key("addons");
-    let mut addon_index: Map<Arc<str>, usize> = map_with_capacity(addons.len());
+    let mut addon_index: NameMap<usize> = NameMap::default();
     for (i, addon) in addons.iter().enumerate() {
         let addon_path = addons_path.index(i);
         let name_path = addon_path.key("name");
@@ -164,7 +164,7 @@ pub(super) fn assemble(
                 .error("expected a positive trial duration"));
         }
         if let Some(fallback) = &trial.fallback {
-            if !index.contains_key(fallback) {
+            if index.get(fallback).is_none() {
                 return Err(root.key("trial").key("fallback").error(format!(
                     "the fallback plan `{fallback}` is not a plan of the catalog"
                 )));

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::format::{self, FormatError};
-use crate::hash::Map;
 use crate::names::NameMap;
 
 pub use builder::CatalogBuilder;
@@ -232,7 +231,7 @@ pub struct Catalog {
     /// The plans, in catalog order.
     plans: Vec<Plan>,
     /// Plan name -> index into `plans`.
-    index: Map<Arc<str>, usize>,
+    index: NameMap<usize>,
     trial: Option<Trial>,
     /// The declared custom actions (and those the plans use), sorted and deduplicated.
     actions: Vec<Arc<str>>,
@@ -241,12 +240,8 @@ pub struct Catalog {
     /// The add-ons, in catalog order.
     addons: Vec<Addon>,
     /// Add-on name -> index into `addons`.
-    addon_index: Map<Arc<str>, usize>,
+    addon_index: NameMap<usize>,
 }
-
-/// Up to this many plans, a plan is looked up by comparing names in order: fewer instructions
-/// than hashing the name (a comparison of lengths rejects most names at once).
-const LINEAR_LOOKUP: usize = 4;
 
 impl Action {
     /// The REST actions, in the order of their slots.
@@ -519,10 +514,6 @@ impl Catalog {
 
     /// The plan with this name.
     pub fn plan(&self, name: &str) -> Option<&Plan> {
-        // A few plans are found sooner by their names than by a hash of the name.
-        if self.plans.len() <= LINEAR_LOOKUP {
-            return self.plans.iter().find(|plan| *plan.name == *name);
-        }
         self.index.get(name).and_then(|&i| self.plans.get(i))
     }
 
