@@ -306,7 +306,9 @@ impl Counting {
         Ok(count.map_or(seed, |count| count.total()))
     }
 
-    /// What the store's `answer` to `tally` means for the request.
+    /// What the store's `answer` to `tally` means for the request. Inlined into its one
+    /// caller, the decision on a counted request.
+    #[inline]
     pub(crate) fn conclude(self: Arc<Self>, tally: Tally, answer: Answer) -> Reserved {
         let Tally {
             reserve,

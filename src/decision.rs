@@ -262,13 +262,7 @@ pub fn decide(
 /// [`Denial`] from it only when it needs them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Verdict<'a> {
-    Allow {
-        plan: &'a Arc<str>,
-        state: State<'a>,
-        limit: Limit,
-        usage: u64,
-        window: Option<Window>,
-    },
+    Allow(Granted<'a>),
     LimitReached {
         plan: &'a Arc<str>,
         maximum: u64,
@@ -280,6 +274,17 @@ pub(crate) enum Verdict<'a> {
         date: u64,
     },
     NoPlan,
+}
+
+/// An allowing [`Verdict`]: what the [`Allowed`] extension says, borrowed, but the resource
+/// and the action.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Granted<'a> {
+    pub(crate) plan: &'a Arc<str>,
+    pub(crate) state: State<'a>,
+    pub(crate) limit: Limit,
+    pub(crate) usage: u64,
+    pub(crate) window: Option<Window>,
 }
 
 /// [`PlanState`], borrowed.
@@ -319,42 +324,39 @@ impl State<'_> {
     }
 }
 
-impl Verdict<'_> {
+impl<'a> Verdict<'a> {
     /// The owned decision on `action` (already normalised) of `resource`.
     pub(crate) fn into_decision(self, resource: &Arc<str>, action: &Action) -> Decision {
-        self.into_decision_with(resource, action, Arc::clone)
+        match self.into_denial(resource, action) {
+            Ok(denial) => Decision::Deny(denial),
+            Err(granted) => Decision::Allow(Allowed {
+                plan: Arc::clone(granted.plan),
+                state: granted.state.into_plan_state(),
+                resource: Arc::clone(resource),
+                action: action.clone(),
+                limit: granted.limit,
+                usage: granted.usage,
+                window: granted.window,
+            }),
+        }
     }
 
-    /// [`into_decision`](Self::into_decision), with the plan's and the resource's names of an
-    /// allowed request cloned by `name` (the layer passes `crate::local::name`).
-    pub(crate) fn into_decision_with(
+    /// The owned denial of `action` (already normalised) on `resource`, or what allows it.
+    /// Inlined: on the allow path it is one test.
+    #[inline]
+    pub(crate) fn into_denial(
         self,
         resource: &Arc<str>,
         action: &Action,
-        name: impl Fn(&Arc<str>) -> Arc<str>,
-    ) -> Decision {
+    ) -> Result<Denial, Granted<'a>> {
         match self {
-            Verdict::Allow {
-                plan,
-                state,
-                limit,
-                usage,
-                window,
-            } => Decision::Allow(Allowed {
-                plan: name(plan),
-                state: state.into_plan_state(),
-                resource: name(resource),
-                action: action.clone(),
-                limit,
-                usage,
-                window,
-            }),
+            Verdict::Allow(granted) => Err(granted),
             Verdict::LimitReached {
                 plan,
                 maximum,
                 usage,
                 window,
-            } => Decision::Deny(Denial::LimitReached {
+            } => Ok(Denial::LimitReached {
                 plan: Arc::clone(plan),
                 resource: Arc::clone(resource),
                 action: action.clone(),
@@ -362,11 +364,11 @@ impl Verdict<'_> {
                 usage,
                 window,
             }),
-            Verdict::Expired { plan, date } => Decision::Deny(Denial::Expired {
+            Verdict::Expired { plan, date } => Ok(Denial::Expired {
                 plan: Arc::clone(plan),
                 date,
             }),
-            Verdict::NoPlan => Decision::Deny(Denial::NoPlan {
+            Verdict::NoPlan => Ok(Denial::NoPlan {
                 resource: Arc::clone(resource),
                 action: action.clone(),
             }),
@@ -738,13 +740,13 @@ pub(crate) fn check<'a>(
             usage,
             window: terms.window,
         },
-        _ => Verdict::Allow {
+        _ => Verdict::Allow(Granted {
             plan: terms.plan,
             state: terms.state,
             limit: terms.limit,
             usage,
             window: terms.window,
-        },
+        }),
     }
 }
 

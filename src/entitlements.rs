@@ -441,11 +441,11 @@ impl<B> Service<Request<B>> for EntitlementsService {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             let Some(user) = user else {
-                return Ok(inner.reject(Rejection::Unauthenticated));
+                return Ok(inner.rendered(Rejection::Unauthenticated));
             };
             match read(&inner, user).await {
                 Ok(entitlements) => Ok(json(&entitlements)),
-                Err(Unavailable) => Ok(inner.reject(Rejection::StoreUnavailable)),
+                Err(Unavailable) => Ok(inner.rendered(Rejection::StoreUnavailable)),
             }
         })
     }

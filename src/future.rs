@@ -118,11 +118,9 @@ where
         }
     }
 
-    pub(crate) fn rejected(response: Response<Full<Bytes>>) -> Self {
+    pub(crate) fn rejected(response: Box<Response<Full<Bytes>>>) -> Self {
         Self {
-            kind: Kind::Rejected {
-                response: Box::new(response),
-            },
+            kind: Kind::Rejected { response },
         }
     }
 }
@@ -165,8 +163,8 @@ where
                 }
                 KindProj::Checking { checking } => {
                     let outcome = ready!(checking.check.as_mut().poll(cx));
-                    let judgement = match outcome {
-                        Outcome::Judged(judgement) => judgement,
+                    let (judgement, allowed) = match outcome {
+                        Outcome::Judged(judgement, allowed) => (judgement, allowed),
                         Outcome::Identify(governed) => {
                             let checking = &mut **checking;
                             checking.check =
@@ -176,7 +174,8 @@ where
                     };
                     let (reservation, headers) = match judgement {
                         Judgement::Pass => (None, None),
-                        Judgement::Allow(allowed, reservation, headers) => {
+                        // The grant, if any, is `allowed` already (see `Outcome::judged`).
+                        Judgement::Allow(_, reservation, headers) => {
                             if let Some(allowed) = allowed {
                                 checking.request.extensions_mut().insert(allowed);
                             }

@@ -11,8 +11,9 @@ use tracing::Instrument;
 
 use crate::body::ResponseBody;
 use crate::cache::View;
+use crate::catalog::Action;
 use crate::future::ResponseFuture;
-use crate::inner::{CheckFuture, Inner, Judgement, Outcome, Source};
+use crate::inner::{CheckFuture, Inner, Judgement, Source};
 use crate::metrics::{self, Cache, Decided};
 use crate::response::Rejection;
 use crate::user::{extract_user, UserId};
@@ -128,10 +129,10 @@ where
         tracing::debug!(user = %user, "governed request");
 
         if let Some(judgement) = self.state.judge_cached(loaded, index, user) {
-            return self.respond(judgement, request);
+            return self.respond(judgement, request, route.resource, &action);
         }
         if let Some(judgement) = self.state.judge_now(loaded, index, user) {
-            return self.respond(judgement, request);
+            return self.respond(judgement, request, route.resource, &action);
         }
 
         // Only the store path owns a copy of the user id and references to the catalog and the
@@ -139,27 +140,32 @@ where
         let user = user.clone();
         let loaded = Arc::clone(loaded);
         let state = Arc::clone(&self.state);
-        let check = async move { Outcome::Judged(state.check_user(&loaded, index, &user).await) };
+        let check = async move { state.check_routed(&loaded, index, &user).await };
         let check = Box::pin(check.instrument(span.clone()));
         self.checking(check, request)
     }
 }
 
 impl<S> PlanLimit<S> {
-    /// The response future of a request judged without waiting (from the caches).
+    /// The response future of a request to `action` of `resource` judged without waiting (from
+    /// the caches, or a store that answers at once).
     fn respond<ReqBody>(
         &mut self,
         judgement: Judgement,
         mut request: Request<ReqBody>,
+        resource: &Arc<str>,
+        action: &Action,
     ) -> ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>> + Clone,
     {
         match judgement {
             Judgement::Pass => ResponseFuture::inner(self.inner.call(request)),
-            Judgement::Allow(allowed, reservation, headers) => {
-                if let Some(allowed) = allowed {
-                    request.extensions_mut().insert(allowed);
+            Judgement::Allow(grant, reservation, headers) => {
+                if let Some(grant) = grant {
+                    request
+                        .extensions_mut()
+                        .insert(grant.allowed(resource, action));
                 }
                 ResponseFuture::allowed(self.inner.call(request), reservation, headers)
             }
