@@ -20,7 +20,10 @@
 //! `<case>/2`), each with its own current-thread runtime, a clone of the service and requests of
 //! its own, and reports the time per request (total time over all requests). The store is the
 //! `counted/1k` one (below): `bare`, `uncached` and `cached` allowed creates, and `counted`
-//! (uncached, a reservation and its commit per create in the same `MemoryStore`).
+//! (uncached, a reservation and its commit per create in the same `MemoryStore`). Each layered
+//! case is also run `_apart` (`uncached_apart/2`, ...): each worker with a store and a layer of
+//! its own, sharing nothing; their scaling is what the machine gives this work on two cores,
+//! the ceiling for the shared cases.
 //!
 //! Group `counted/1k` measures counted usage: a store of 1 thousand subscribers whose
 //! even-numbered ones are on a plan with a finite clients limit that no run reaches
@@ -57,7 +60,7 @@ use http::{Request, Response};
 use tokio::runtime::{Builder, Runtime};
 use tower::{Layer, Service};
 use tower_plans::store::Counter;
-use tower_plans::{Subscriber, UsageStore, UserId};
+use tower_plans::{MemoryStore, Subscriber, UsageStore, UserId};
 
 use common::{bare, size_name, sizes, Case, Fixture, Governed, Requests, Setup, SEQUENCE};
 
@@ -82,12 +85,12 @@ where
     })
 }
 
-/// Sends `iters` requests through `workers` clones of `service`, each on a thread of its own
-/// with its own current-thread runtime and its own requests (`requests[w]`), as a server with
-/// one runtime per core would: the time from the first worker's start, once every worker is
-/// ready, to the last one's end.
+/// Sends `iters` requests through `workers` clones of the services, worker `w` cloning
+/// `services[w % services.len()]`, each on a thread of its own with its own current-thread
+/// runtime and its own requests (`requests[w]`), as a server with one runtime per core would:
+/// the time from the first worker's start, once every worker is ready, to the last one's end.
 fn time_workers<S, B>(
-    service: &S,
+    services: &[S],
     requests: &[Arc<Requests>],
     workers: usize,
     iters: u64,
@@ -100,7 +103,7 @@ where
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let mut service = service.clone();
+                let mut service = services[w % services.len()].clone();
                 let requests = Arc::clone(&requests[w]);
                 let share = iters / workers as u64 + u64::from((w as u64) < iters % workers as u64);
                 let first = w as u64 * (SEQUENCE as u64 / workers as u64);
@@ -174,45 +177,60 @@ fn full_call(c: &mut Criterion) {
 fn threads(c: &mut Criterion) {
     let n = 1_000;
     let rt = current_thread();
-    let store = common::metered_store(n);
     // Each worker has requests of its own (the same users, each id allocated apart), as
     // requests on different connections would.
     let requests: Vec<Arc<Requests>> = (0..2)
         .map(|_| Arc::new(Requests::new(Case::Allowed, n)))
         .collect();
-    let mut services: Vec<(&str, Governed)> = Vec::new();
-    for (name, setup, counted) in [
+    let cases = [
         ("uncached", Setup::UNCACHED, false),
         ("cached", Setup::CACHED, false),
         ("counted", Setup::UNCACHED, true),
-    ] {
-        let layer = if counted {
-            common::counted_layer(&store, n, setup)
-        } else {
-            common::layer(&store, n, setup)
-        };
-        let mut service = layer.layer(bare());
-        if setup.cached {
-            rt.block_on(common::fill_cache(&mut service, n));
+    ];
+    // `<case>`: one store and one layer, shared by the workers. `<case>_apart`: a store and a
+    // layer per worker, so that the workers share nothing but the process and the machine;
+    // its scaling is what two cores give this work here, the ceiling of the shared case's.
+    let store = common::metered_store(n);
+    let apart: Vec<MemoryStore> = (0..2).map(|_| common::metered_store(n)).collect();
+    let mut services: Vec<(String, Vec<Governed>)> = Vec::new();
+    for (name, setup, counted) in cases {
+        let shared = std::slice::from_ref(&store);
+        for (name, stores) in [
+            (name.to_owned(), shared),
+            (format!("{name}_apart"), &apart[..]),
+        ] {
+            let mut layered = Vec::new();
+            for store in stores {
+                let layer = if counted {
+                    common::counted_layer(store, n, setup)
+                } else {
+                    common::layer(store, n, setup)
+                };
+                let mut service = layer.layer(bare());
+                if setup.cached {
+                    rt.block_on(common::fill_cache(&mut service, n));
+                }
+                rt.block_on(common::warm(
+                    &mut service.clone(),
+                    &requests[0],
+                    Case::Allowed,
+                ));
+                layered.push(service);
+            }
+            services.push((name, layered));
         }
-        rt.block_on(common::warm(
-            &mut service.clone(),
-            &requests[0],
-            Case::Allowed,
-        ));
-        services.push((name, service));
     }
 
     let mut group = c.benchmark_group(format!("threads/{}", size_name(n)));
     group.throughput(Throughput::Elements(1));
-    let bare = bare();
+    let bare = [bare()];
     for workers in [1, 2] {
         group.bench_function(format!("bare/{workers}"), |b| {
             b.iter_custom(|iters| time_workers(&bare, &requests, workers, iters))
         });
-        for (name, service) in &services {
+        for (name, layered) in &services {
             group.bench_function(format!("{name}/{workers}"), |b| {
-                b.iter_custom(|iters| time_workers(service, &requests, workers, iters))
+                b.iter_custom(|iters| time_workers(layered, &requests, workers, iters))
             });
         }
     }
