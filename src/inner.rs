@@ -69,13 +69,15 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    /// The outcome of `judgement` on `action` of `resource`: an allowed request's grant is
-    /// taken from the judgement and completed into its [`Allowed`] extension.
-    fn judged(mut judgement: Judgement, resource: &Arc<str>, action: &Action) -> Outcome {
+    /// The outcome of `judgement`: an allowed request's grant is taken from the judgement and
+    /// completed into its [`Allowed`] extension with the resource and the action that `route`
+    /// gives (called only then).
+    fn judged(mut judgement: Judgement, route: impl FnOnce() -> (Arc<str>, Action)) -> Outcome {
         let allowed = match &mut judgement {
-            Judgement::Allow(grant, ..) => {
-                grant.take().map(|grant| grant.allowed(resource, action))
-            }
+            Judgement::Allow(grant, ..) => grant.take().map(|grant| {
+                let (resource, action) = route();
+                grant.allowed(resource, action)
+            }),
             _ => None,
         };
         Outcome::Judged(judgement, allowed)
@@ -116,15 +118,14 @@ pub(crate) struct Grant {
 }
 
 impl Grant {
-    /// The [`Allowed`] extension of an allowed request to `action` of `resource`, with this
-    /// thread's copy of the resource's name (see `crate::local`).
+    /// The [`Allowed`] extension of an allowed request to `action` of `resource`.
     #[inline]
-    pub(crate) fn allowed(self, resource: &Arc<str>, action: &Action) -> Allowed {
+    pub(crate) fn allowed(self, resource: Arc<str>, action: Action) -> Allowed {
         Allowed {
             plan: self.plan,
             state: self.state,
-            resource: crate::local::name(resource),
-            action: action.clone(),
+            resource,
+            action,
             limit: self.limit,
             usage: self.usage,
             window: self.window,
@@ -352,8 +353,12 @@ impl Inner {
         user: &UserId,
     ) -> Outcome {
         let judgement = self.check_user(loaded, index, user).await;
-        let route = loaded.table.route(index);
-        Outcome::judged(judgement, route.resource, &route.action.normalised())
+        Outcome::judged(judgement, || {
+            let route = loaded.table.route(index);
+            // This thread's copy of the resource's name (see `crate::local`).
+            let resource = crate::local::name(route.resource);
+            (resource, route.action.normalised().into_owned())
+        })
     }
 
     /// The user's record, through the user cache when there is one; `None` when the store
@@ -409,7 +414,8 @@ impl Inner {
                 window,
             };
             let judgement = state.conclude(counted, counting, tally, answer);
-            Outcome::judged(judgement, &resource, &action)
+            // The pending request's names are this thread's copies already.
+            Outcome::judged(judgement, || (resource, action))
         };
         Box::pin(check.instrument(span))
     }

@@ -163,9 +163,9 @@ impl<S> PlanLimit<S> {
             Judgement::Pass => ResponseFuture::inner(self.inner.call(request)),
             Judgement::Allow(grant, reservation, headers) => {
                 if let Some(grant) = grant {
-                    request
-                        .extensions_mut()
-                        .insert(grant.allowed(resource, action));
+                    // This thread's copy of the resource's name (see `crate::local`).
+                    let allowed = grant.allowed(crate::local::name(resource), action.clone());
+                    request.extensions_mut().insert(allowed);
                 }
                 ResponseFuture::allowed(self.inner.call(request), reservation, headers)
             }
