@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::format::{FormatError, JsonPath};
-
 use crate::names::NameMap;
 
 use super::{Action, Addon, Catalog, Plan, ResourceLimits, Trial};
