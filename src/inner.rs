@@ -423,6 +423,7 @@ impl Inner {
     /// Decides a counted request with the usage store's answer to `tally`. `counting` is this
     /// thread's copy of the configuration (see [`Counting::local`]), which a held reservation
     /// keeps.
+    #[inline]
     fn conclude(
         &self,
         counted: Counted<'_>,

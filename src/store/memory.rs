@@ -195,9 +195,10 @@ fn find_or_add(counters: &mut Counters, resource: &Arc<str>, key: Key) -> usize 
 /// Where the counter `key` of `resource` is among `counters`. The layer names a resource by
 /// its thread's copy of the catalog's name, usually the very one kept here: the pointers are
 /// compared before the text.
+#[inline]
 fn find(counters: &Counters, resource: &Arc<str>, key: &Key) -> Option<usize> {
     counters.iter().position(|(held_resource, held, _)| {
-        held == key && (Arc::ptr_eq(held_resource, resource) || **held_resource == **resource)
+        (Arc::ptr_eq(held_resource, resource) || **held_resource == **resource) && held == key
     })
 }
 
