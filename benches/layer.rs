@@ -23,7 +23,9 @@
 //! (uncached, a reservation and its commit per create in the same `MemoryStore`). Each layered
 //! case is also run `_apart` (`uncached_apart/2`, ...): each worker with a store and a layer of
 //! its own, sharing nothing; their scaling is what the machine gives this work on two cores,
-//! the ceiling for the shared cases.
+//! the ceiling for the shared cases. `bare_cloned` and `cached_cloned` send each request through
+//! a clone of the worker's service made for it and dropped after it, as axum's router calls the
+//! service of a route.
 //!
 //! Group `counted/1k` measures counted usage: a store of 1 thousand subscribers whose
 //! even-numbered ones are on a plan with a finite clients limit that no run reaches
@@ -89,11 +91,14 @@ where
 /// `services[w % services.len()]`, each on a thread of its own with its own current-thread
 /// runtime and its own requests (`requests[w]`), as a server with one runtime per core would:
 /// the time from the first worker's start, once every worker is ready, to the last one's end.
+/// With `cloned`, each request goes through a clone of the worker's service made for it, as
+/// axum's router calls a route's service.
 fn time_workers<S, B>(
     services: &[S],
     requests: &[Arc<Requests>],
     workers: usize,
     iters: u64,
+    cloned: bool,
 ) -> Duration
 where
     S: Service<Request<()>, Response = Response<B>> + Clone + Send + 'static,
@@ -112,7 +117,12 @@ where
                     let rt = current_thread();
                     start.wait();
                     let began = Instant::now();
-                    rt.block_on(common::send(&mut service, &requests, first, first + share));
+                    let to = first + share;
+                    if cloned {
+                        rt.block_on(common::send_cloned(&service, &requests, first, to));
+                    } else {
+                        rt.block_on(common::send(&mut service, &requests, first, to));
+                    }
                     (began, Instant::now())
                 })
             })
@@ -225,12 +235,25 @@ fn threads(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let bare = [bare()];
     for workers in [1, 2] {
-        group.bench_function(format!("bare/{workers}"), |b| {
-            b.iter_custom(|iters| time_workers(&bare, &requests, workers, iters))
-        });
+        for (name, cloned) in [("bare", false), ("bare_cloned", true)] {
+            group.bench_function(format!("{name}/{workers}"), |b| {
+                b.iter_custom(|iters| time_workers(&bare, &requests, workers, iters, cloned))
+            });
+        }
         for (name, layered) in &services {
             group.bench_function(format!("{name}/{workers}"), |b| {
-                b.iter_custom(|iters| time_workers(layered, &requests, workers, iters))
+                b.iter_custom(|iters| time_workers(layered, &requests, workers, iters, false))
+            });
+        }
+        // The shared cached layer, each request through a clone made for it (as axum's router
+        // calls a route's service): the clone and its drop are the layer's to pay.
+        let cached = services
+            .iter()
+            .find(|(name, _)| name == "cached")
+            .map(|(_, layered)| layered);
+        if let Some(cached) = cached {
+            group.bench_function(format!("cached_cloned/{workers}"), |b| {
+                b.iter_custom(|iters| time_workers(cached, &requests, workers, iters, true))
             });
         }
     }

@@ -14,6 +14,7 @@ use crate::count::{CommitWhen, Counting};
 use crate::decision::Policy;
 use crate::entitlements::{Entitlements, EntitlementsService, Unavailable};
 use crate::error::ConfigError;
+use crate::handle::Handle;
 use crate::inner::{ClockFn, Inner};
 use crate::invalidator::Invalidator;
 use crate::response::{JsonRejection, RenderRejection};
@@ -97,7 +98,7 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
 /// ```
 #[derive(Clone)]
 pub struct PlanLimitLayer {
-    state: Arc<Inner>,
+    pub(crate) state: Arc<Inner>,
 }
 
 /// Builds a [`PlanLimitLayer`]; see [`PlanLimitLayer::builder`].
@@ -203,7 +204,7 @@ impl<S> Layer<S> for PlanLimitLayer {
     type Service = PlanLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        PlanLimit::new(inner, Arc::clone(&self.state))
+        PlanLimit::new(inner, Handle::new(Arc::clone(&self.state)))
     }
 }
 

@@ -146,6 +146,7 @@ pub mod entitlements;
 mod error;
 pub mod format;
 mod future;
+mod handle;
 mod hash;
 mod headers;
 mod inner;

@@ -13,7 +13,8 @@ use crate::body::ResponseBody;
 use crate::cache::View;
 use crate::catalog::Action;
 use crate::future::ResponseFuture;
-use crate::inner::{CheckFuture, Inner, Judgement, Source};
+use crate::handle::Handle;
+use crate::inner::{CheckFuture, Judgement, Source};
 use crate::metrics::{self, Cache, Decided};
 use crate::response::Rejection;
 use crate::user::{extract_user, UserId};
@@ -35,11 +36,13 @@ use crate::user::{extract_user, UserId};
 #[derive(Clone)]
 pub struct PlanLimit<S> {
     inner: S,
-    state: Arc<Inner>,
+    /// Cloned into this thread's handle (see `crate::handle`): a router that clones the
+    /// service for every request writes no reference count that other threads write.
+    state: Handle,
 }
 
 impl<S> PlanLimit<S> {
-    pub(crate) fn new(inner: S, state: Arc<Inner>) -> Self {
+    pub(crate) fn new(inner: S, state: Handle) -> Self {
         Self { inner, state }
     }
 
@@ -98,7 +101,7 @@ where
             .table
             .resolve_index(request.method(), request.uri().path());
         if stale && (index.is_some() || self.state.could_be_governed(&request)) {
-            if let Some(refresh) = self.state.refresh_in_background(now) {
+            if let Some(refresh) = self.state.shared().refresh_in_background(now) {
                 metrics::cache(Cache::Catalog, false);
                 let stale = Arc::clone(loaded);
                 return self.resolving(Source::Refresh(refresh, stale), request);
@@ -139,7 +142,7 @@ where
         // configuration: a decision from the caches borrows them.
         let user = user.clone();
         let loaded = Arc::clone(loaded);
-        let state = Arc::clone(&self.state);
+        let state = Arc::clone(self.state.shared());
         let check = async move { state.check_routed(&loaded, index, &user).await };
         let check = Box::pin(check.instrument(span.clone()));
         self.checking(check, request)
@@ -171,7 +174,7 @@ impl<S> PlanLimit<S> {
             }
             Judgement::Reject(response) => ResponseFuture::rejected(response),
             Judgement::Count(pending) => {
-                let check = self.state.reserving(pending);
+                let check = self.state.shared().reserving(pending);
                 self.checking(check, request)
             }
         }
@@ -189,7 +192,7 @@ impl<S> PlanLimit<S> {
     {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let check = Box::pin(Arc::clone(&self.state).resolve(source, method, path));
+        let check = Box::pin(Arc::clone(self.state.shared()).resolve(source, method, path));
         self.checking(check, request)
     }
 
@@ -205,6 +208,6 @@ impl<S> PlanLimit<S> {
     {
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::checking(check, request, ready, Arc::clone(&self.state))
+        ResponseFuture::checking(check, request, ready, Arc::clone(self.state.shared()))
     }
 }
