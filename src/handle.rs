@@ -9,12 +9,10 @@
 //! per thread and state, kept in a small table, and written by that thread only (as
 //! `crate::local` does for names and `Counting::local` for the counting configuration).
 //!
-//! A thread's copy keeps the state alive. It stays in the thread's table while the handle it
-//! was made from lives (the service that [`PlanLimitLayer::layer`] returned, or any clone of
-//! it on the thread that made it); once that handle is gone, the copy is dropped when the
-//! thread next makes a copy, or when the thread ends.
-//!
-//! [`PlanLimitLayer::layer`]: crate::PlanLimitLayer
+//! The layer holds the first handle, and each service it makes a clone. A thread's copy keeps
+//! the state alive: it stays in the thread's table while the handle it was made from lives
+//! (the layer's, which its clones on the thread that built it share); once that handle is
+//! gone, the copy is dropped when the thread next makes a copy, or when the thread ends.
 
 use std::cell::RefCell;
 use std::ops::Deref;
@@ -23,9 +21,9 @@ use std::sync::{Arc, Weak};
 use crate::inner::Inner;
 
 /// How many states a thread keeps copies of (a power of two): more than the layers one
-/// thread's requests pass through at a time. A state that collides with another is copied
-/// again when it comes back.
-const SLOTS: usize = 4;
+/// thread's requests pass through. A state that collides with another is copied again when it
+/// comes back.
+const SLOTS: usize = 16;
 
 /// The layer's shared state, as a [`PlanLimit`](crate::PlanLimit) holds it.
 pub(crate) struct Handle(Arc<Local>);
@@ -45,7 +43,7 @@ impl Local {
     fn is_live(&self) -> bool {
         self.origin
             .as_ref()
-            .is_none_or(|origin| origin.strong_count() > 0)
+            .map_or(true, |origin| origin.strong_count() > 0)
     }
 }
 
@@ -81,42 +79,60 @@ impl Handle {
     /// `None` when the table is unavailable (as the thread ends) or the handle's origin is
     /// gone (a copy would not stay).
     fn copy_for(&self, thread: usize) -> Option<Arc<Local>> {
-        // A state is a large allocation: the low bits of its address say little.
-        let at = (Arc::as_ptr(&self.0.state) as usize >> 6) % SLOTS;
-        // What leaves the table is dropped after it is released: the last handle on a state
+        // The address's bits mixed, so that states allocated alike spread over the slots.
+        let address = Arc::as_ptr(&self.0.state) as usize as u64;
+        let at = (address.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SLOTS.trailing_zeros()))
+            as usize
+            % SLOTS;
+        let copy = COPIES.try_with(|copies| {
+            let copies = copies.try_borrow().ok()?;
+            let copy = copies[at].as_ref()?;
+            let live = Arc::ptr_eq(&copy.state, &self.0.state) && copy.is_live();
+            live.then(|| Arc::clone(copy))
+        });
+        match copy {
+            Ok(Some(copy)) => Some(copy),
+            Ok(None) => self.make_copy(at, thread),
+            Err(_) => None,
+        }
+    }
+
+    /// Makes this thread's copy and keeps it in slot `at` of the thread's table, dropping the
+    /// copies there whose origin is gone; `None` when the table is unavailable or this
+    /// handle's origin is gone.
+    #[cold]
+    fn make_copy(&self, at: usize, thread: usize) -> Option<Arc<Local>> {
+        let origin = match &self.0.origin {
+            Some(origin) => origin.clone(),
+            None => Arc::downgrade(&self.0),
+        };
+        if origin.strong_count() == 0 {
+            return None;
+        }
+        let copy = Arc::new(Local {
+            state: Arc::clone(&self.0.state),
+            thread,
+            origin: Some(origin),
+        });
+        // What leaves the table is dropped once it is released: the last handle on a state
         // drops the state, and with it whatever its store holds.
         let mut gone: [Option<Arc<Local>>; SLOTS] = [const { None }; SLOTS];
-        let copy = COPIES.try_with(|copies| {
+        let kept = COPIES.try_with(|copies| {
             let mut copies = copies.try_borrow_mut().ok()?;
-            if let Some(copy) = &copies[at] {
-                if Arc::ptr_eq(&copy.state, &self.0.state) && copy.is_live() {
-                    return Some(Arc::clone(copy));
-                }
-            }
-            let origin = match &self.0.origin {
-                Some(origin) => origin.clone(),
-                None => Arc::downgrade(&self.0),
-            };
-            if origin.strong_count() == 0 {
-                return None;
-            }
             for (slot, gone) in copies.iter_mut().zip(gone.iter_mut()) {
                 if slot.as_ref().is_some_and(|copy| !copy.is_live()) {
                     *gone = slot.take();
                 }
             }
-            let copy = Arc::new(Local {
-                state: Arc::clone(&self.0.state),
-                thread,
-                origin: Some(origin),
-            });
-            // An occupant of another state, still live, is replaced.
+            // A copy of another state, still live, gives way.
             let replaced = copies[at].replace(Arc::clone(&copy));
-            gone[at] = gone[at].take().or(replaced);
-            Some(copy)
+            if replaced.is_some() {
+                gone[at] = replaced;
+            }
+            Some(())
         });
         drop(gone);
-        copy.ok().flatten()
+        kept.ok().flatten().map(|()| copy)
     }
 }
 
@@ -152,7 +168,7 @@ mod tests {
         let layer = PlanLimitLayer::builder(MemoryStore::new(Catalog::default()))
             .build()
             .unwrap();
-        Arc::clone(&layer.state)
+        Arc::clone(layer.state.shared())
     }
 
     /// Clones `handle` twice on a new thread, and a clone once more; whether the three are one

@@ -98,7 +98,10 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
 /// ```
 #[derive(Clone)]
 pub struct PlanLimitLayer {
-    pub(crate) state: Arc<Inner>,
+    /// Cloned into this thread's handle (see `crate::handle`), as is each service's: a router
+    /// that applies the layer for every request (axum's, used as a service without
+    /// `with_state`) writes no reference count that other threads write.
+    pub(crate) state: Handle,
 }
 
 /// Builds a [`PlanLimitLayer`]; see [`PlanLimitLayer::builder`].
@@ -172,7 +175,7 @@ impl PlanLimitLayer {
         &self,
         user: impl Into<UserId>,
     ) -> impl Future<Output = Result<Entitlements, Unavailable>> + Send + 'static {
-        let inner = Arc::clone(&self.state);
+        let inner = Arc::clone(self.state.shared());
         let user = user.into();
         async move { crate::entitlements::read(&inner, user).await }
     }
@@ -190,13 +193,13 @@ impl PlanLimitLayer {
     /// # Ok::<(), tower_plans::ConfigError>(())
     /// ```
     pub fn entitlements_service(&self) -> EntitlementsService {
-        EntitlementsService::new(Arc::clone(&self.state))
+        EntitlementsService::new(Arc::clone(self.state.shared()))
     }
 
     /// A handle that drops cached users or the cached catalog of this layer (and of every service
     /// it made), for a webhook or a message bus to call when rights change.
     pub fn invalidator(&self) -> Invalidator {
-        Invalidator::new(Arc::clone(&self.state))
+        Invalidator::new(Arc::clone(self.state.shared()))
     }
 }
 
@@ -204,7 +207,7 @@ impl<S> Layer<S> for PlanLimitLayer {
     type Service = PlanLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        PlanLimit::new(inner, Handle::new(Arc::clone(&self.state)))
+        PlanLimit::new(inner, self.state.clone())
     }
 }
 
@@ -534,7 +537,7 @@ impl PlanLimitLayerBuilder {
             policy = policy.with_default_plan(plan);
         }
         Ok(PlanLimitLayer {
-            state: Arc::new(Inner {
+            state: Handle::new(Arc::new(Inner {
                 store: self.store,
                 routes: self.routes,
                 scope,
@@ -557,7 +560,7 @@ impl PlanLimitLayerBuilder {
                         commit_dropped: self.commit_dropped,
                     })
                 }),
-            }),
+            })),
         })
     }
 }

@@ -1,6 +1,8 @@
 //! The layer on an axum 0.8 `Router`, with `.layer` and with `.route_layer`, behind an
 //! authentication middleware; handlers read the decision from the extensions.
 
+use std::sync::Arc;
+
 use crate::support::*;
 use axum::body::Body;
 use axum::extract::Request;
@@ -146,4 +148,54 @@ async fn route_layer_keeps_404_as_404() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+}
+
+/// A router served by a runtime of several worker threads, as `#[tokio::main]` sets up: axum
+/// clones the layered route's service for every request, on whichever worker runs it. Every
+/// request is governed alike, and once the router and the runtime are gone, nothing the
+/// workers kept holds on to the layer (or its store).
+#[test]
+fn served_by_worker_threads_the_router_governs_and_lets_its_layer_go() {
+    let store = CountingStore::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = with_layer(builder(&store).build().unwrap());
+    let statuses = runtime.block_on(async {
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let app = app.clone();
+                let user = if i % 2 == 0 { "ann" } else { "bob" };
+                tokio::spawn(async move {
+                    app.oneshot(call("POST", "/clients", Some(user)))
+                        .await
+                        .unwrap()
+                        .status()
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.unwrap());
+        }
+        statuses
+    });
+    for (i, status) in statuses.into_iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(status, expected, "request {i}");
+    }
+    drop(app);
+    // Dropping the runtime joins its worker threads.
+    drop(runtime);
+    assert_eq!(
+        Arc::strong_count(&store),
+        1,
+        "something the workers kept still holds the layer"
+    );
 }
