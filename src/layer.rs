@@ -38,6 +38,13 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
 /// makes) copies a pointer: every service made by one layer shares its configuration, its catalog
 /// cache and its user cache, and one [`Invalidator`] reaches them all.
 ///
+/// A router may clone a service for every request (axum's does). So that the threads serving
+/// requests do not all write one reference count, a clone made on another thread than the one
+/// that built the layer points at that thread's copy of the pointer, made at its first clone.
+/// Once the layer and the services made on the thread that built it are gone, a thread's copy
+/// still keeps the layer's state (and its store) alive until the thread makes a copy for
+/// another layer, or ends.
+///
 /// # What could be governed
 ///
 /// Which requests are governed depends on the catalog (its resources), which the layer loads
