@@ -238,7 +238,7 @@ impl Tally {
 pub(crate) enum Reserved {
     /// The unit is held; `usage` is what the counter had before (used + held).
     Held {
-        reservation: Box<Reservation>,
+        reservation: Reservation,
         usage: u64,
     },
     /// The limit is reached; `usage` is used + held.
@@ -327,12 +327,7 @@ impl Counting {
             (_, None) => (None, unreserved_usage),
         };
         Reserved::Held {
-            reservation: Box::new(Reservation {
-                counting: self,
-                hold,
-                items,
-                settled: false,
-            }),
+            reservation: Reservation::new(self, hold, items),
             usage,
         }
     }
@@ -364,9 +359,86 @@ impl Counting {
 /// A held unit (and a delete's item to give back), settled by the response: dropping it
 /// unsettled releases it (or commits it, with `commit_dropped`) in the background.
 ///
-/// It travels boxed (`Box<Reservation>`), so that the response future of a request that is not
-/// counted carries a pointer's worth of it, not the counters.
-pub(crate) struct Reservation {
+/// It travels boxed, so that the response future of a request that is not counted carries a
+/// pointer's worth of it, not the counters. The box of a settled reservation is emptied and
+/// kept by the thread for its next reservation (see [`spare`]): a counted request allocates
+/// nothing for it once the thread has settled one.
+#[derive(Debug)]
+pub(crate) struct Reservation(Box<Option<Holding>>);
+
+impl Reservation {
+    /// The reservation of `hold` and `items`, in one of the thread's spare boxes when it has
+    /// one.
+    #[inline(always)]
+    fn new(
+        counting: Arc<Counting>,
+        hold: Option<(Counter, ReservationId)>,
+        items: Option<(Counter, i64, u64)>,
+    ) -> Self {
+        let mut slot = spare().unwrap_or_else(|| Box::new(None));
+        *slot = Some(Holding {
+            counting,
+            hold,
+            items,
+            settled: false,
+        });
+        Reservation(slot)
+    }
+
+    /// The settlement for a response with `status` (`None`: the inner service failed): a
+    /// commit when the status commits, a release otherwise. What the store answers at once is
+    /// settled here; the rest is left to the returned future. The emptied box is kept for the
+    /// thread's next reservation.
+    pub(crate) fn settle(self, status: Option<StatusCode>) -> Settle {
+        let Reservation(mut slot) = self;
+        // A reservation always holds something: only a spare box is empty.
+        let settle = match slot.as_mut() {
+            Some(holding) => holding.settle(status),
+            None => Settle(None),
+        };
+        // Settled: dropping what it held settles nothing more.
+        *slot = None;
+        keep(slot);
+        settle
+    }
+}
+
+/// How many emptied reservation boxes a thread keeps (a counted request on a thread that
+/// settles as many as it reserves needs one).
+const SPARES: usize = 4;
+
+/// A thread's emptied reservation boxes.
+type Spares = [Option<Box<Option<Holding>>>; SPARES];
+
+thread_local! {
+    static SPARE_BOXES: RefCell<Spares> = const { RefCell::new([const { None }; SPARES]) };
+}
+
+/// One of this thread's spare reservation boxes, if it keeps one.
+fn spare() -> Option<Box<Option<Holding>>> {
+    SPARE_BOXES
+        .try_with(|spares| {
+            let mut spares = spares.try_borrow_mut().ok()?;
+            spares.iter_mut().find_map(Option::take)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Keeps the emptied box `slot` for this thread's next reservation, or frees it when the
+/// thread keeps enough of them (or its storage is gone).
+fn keep(slot: Box<Option<Holding>>) {
+    let _ = SPARE_BOXES.try_with(move |spares| {
+        if let Ok(mut spares) = spares.try_borrow_mut() {
+            if let Some(free) = spares.iter_mut().find(|spare| spare.is_none()) {
+                *free = Some(slot);
+            }
+        }
+    });
+}
+
+/// What a [`Reservation`] holds until it is settled.
+struct Holding {
     counting: Arc<Counting>,
     hold: Option<(Counter, ReservationId)>,
     /// The item count's change on success: its counter, the change and the seed.
@@ -374,7 +446,7 @@ pub(crate) struct Reservation {
     settled: bool,
 }
 
-impl fmt::Debug for Reservation {
+impl fmt::Debug for Holding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reservation")
             .field("hold", &self.hold)
@@ -384,11 +456,11 @@ impl fmt::Debug for Reservation {
     }
 }
 
-impl Reservation {
+impl Holding {
     /// The settlement for a response with `status` (`None`: the inner service failed): a
     /// commit when the status commits, a release otherwise. What the store answers at once is
     /// settled here; the rest is left to the returned future.
-    pub(crate) fn settle(&mut self, status: Option<StatusCode>) -> Settle {
+    fn settle(&mut self, status: Option<StatusCode>) -> Settle {
         let commit = status.is_some_and(|status| self.counting.commits(status));
         Settle(self.take(commit))
     }
@@ -494,7 +566,7 @@ fn log_items<E: fmt::Display>(result: Result<u64, E>, counter: &Counter) {
     }
 }
 
-impl Drop for Reservation {
+impl Drop for Holding {
     fn drop(&mut self) {
         if self.settled {
             return;
@@ -822,9 +894,7 @@ mod tests {
             lost_reserves: false,
         });
         let tally = tally(Action::Create, "clients", None).unwrap();
-        let Reserved::Held {
-            mut reservation, ..
-        } = hold(counting(Arc::clone(&store)), tally).await
+        let Reserved::Held { reservation, .. } = hold(counting(Arc::clone(&store)), tally).await
         else {
             panic!("an unlimited store reserves");
         };
@@ -902,6 +972,56 @@ mod tests {
             assert_eq!(count.held, 0, "nothing stays held");
             assert_eq!(count.used, u64::from(commit_dropped));
         }
+    }
+
+    #[tokio::test]
+    async fn a_settled_reservation_leaves_its_box_empty_to_the_next() {
+        let store = Arc::new(Gated {
+            inner: MemoryStore::new(Catalog::from_json("[]").unwrap()),
+            open: tokio::sync::Notify::new(),
+            gated_commits: false,
+            lost_reserves: false,
+        });
+        let reserve = || async {
+            let tally = tally(Action::Create, "clients", None).unwrap();
+            match hold(counting(Arc::clone(&store)), tally).await {
+                Reserved::Held { reservation, .. } => reservation,
+                Reserved::Refused { .. } => panic!("the plan keeps 3 clients"),
+            }
+        };
+        let items = || async {
+            let counter = Counter::items("john", "clients");
+            let count = store.inner.get(&counter).await.unwrap();
+            count.map(|count| (count.used, count.held))
+        };
+
+        // The plan keeps 3 clients: two commits, then a reservation dropped.
+        for used in 1..=2 {
+            let reservation = reserve().await;
+            let at = std::ptr::from_ref(&*reservation.0);
+            reservation.settle(Some(StatusCode::CREATED)).await;
+            assert_eq!(items().await, Some((used, 0)));
+
+            // The thread keeps the box, empty: neither the configuration nor, through it, the
+            // usage store stays alive in it.
+            let kept = spare().expect("the settled reservation's box is kept");
+            assert_eq!(std::ptr::from_ref(&*kept), at);
+            assert!(kept.is_none(), "the kept box holds {kept:?}");
+            assert_eq!(Arc::strong_count(&store), 1, "something holds the store");
+            keep(kept);
+        }
+
+        // The next reservation takes the kept box; dropped unsettled, it is released, and its
+        // box freed with it.
+        let reservation = reserve().await;
+        assert!(spare().is_none(), "the thread kept a second box");
+        drop(reservation);
+        assert_eq!(items().await, Some((2, 0)));
+        assert_eq!(Arc::strong_count(&store), 1);
+        assert!(
+            spare().is_none(),
+            "a reservation dropped unsettled left its box"
+        );
     }
 
     fn configuration(store: &Arc<dyn crate::UsageStore>) -> Arc<Counting> {

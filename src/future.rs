@@ -41,7 +41,7 @@ pin_project! {
             #[pin]
             future: F,
             // Settled by the response; dropped with the future, it settles itself.
-            reservation: Option<Box<Reservation>>,
+            reservation: Option<Reservation>,
             // Added to the response.
             headers: Option<Box<RateLimitFields>>,
         },
@@ -87,7 +87,7 @@ where
     /// The inner service's future, whose response settles `reservation` and gets `headers`.
     pub(crate) fn allowed(
         future: S::Future,
-        reservation: Option<Box<Reservation>>,
+        reservation: Option<Reservation>,
         headers: Option<Box<RateLimitFields>>,
     ) -> Self {
         Self {
@@ -144,7 +144,7 @@ where
                     if let (Some(fields), Ok(response)) = (headers.take(), output.as_mut()) {
                         fields.append_to(response.headers_mut());
                     }
-                    let Some(mut reservation) = reservation.take() else {
+                    let Some(reservation) = reservation.take() else {
                         kind.set(Kind::Done);
                         return Poll::Ready(wrap(output));
                     };

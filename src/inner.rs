@@ -96,7 +96,7 @@ pub(crate) enum Judgement {
     /// counted, and the `RateLimit` fields its response carries when they are on.
     Allow(
         Option<Grant>,
-        Option<Box<Reservation>>,
+        Option<Reservation>,
         Option<Box<RateLimitFields>>,
     ),
     /// Answer with this response (boxed, as the response future holds it).
