@@ -294,20 +294,59 @@ impl Inner {
         if self.users.is_some() {
             return None;
         }
+        if self.counting.is_none() {
+            return self.judge_lent(loaded, index, user);
+        }
         let stopwatch = Stopwatch::start();
         // `(*self.store)`: straight to the store through the trait object.
         let answer = (*self.store).user_now(user.as_str())?;
         stopwatch.stop_now(Call::USER, &answer);
         match answer {
             Ok(subscriber) => Some(self.judge(loaded, index, subscriber.as_deref(), user)),
+            Err(error) => self.user_failed(loaded, index, user, &*error),
+        }
+    }
+
+    /// [`judge_now`](Self::judge_now) on the record as the store lends it
+    /// ([`PlanStore::with_user_now`]): a request that is not counted, whose decision calls
+    /// nothing in a store while the record is lent (a usage store that is the plan store would
+    /// wait for its own lock).
+    fn judge_lent(&self, loaded: &Loaded, index: RouteIndex, user: &UserId) -> Option<Judgement> {
+        let mut stopwatch = Some(Stopwatch::start());
+        let mut judgement = None;
+        // `(*self.store)`: straight to the store through the trait object.
+        let answer = (*self.store).with_user_now(user.as_str(), &mut |subscriber| {
+            if let Some(stopwatch) = stopwatch.take() {
+                stopwatch.stop_now::<(), ()>(Call::USER, &Ok(()));
+            }
+            judgement = Some(self.judge(loaded, index, subscriber, user));
+        })?;
+        match answer {
+            // A store that answered without lending the record is asked again, and waited for.
+            Ok(()) => judgement,
             Err(error) => {
-                tracing::debug!(user = %user, "plan store failed to return the user");
-                tracing::warn!(%error, "plan store failed to return a user");
-                let route = loaded.table.route(index);
-                let action = route.action.normalised();
-                Some(self.store_unavailable(Some((route.resource, &action))))
+                if let Some(stopwatch) = stopwatch {
+                    stopwatch.stop_now::<(), ()>(Call::USER, &Err(()));
+                }
+                self.user_failed(loaded, index, user, &*error)
             }
         }
+    }
+
+    /// The answer to a request whose user the store failed to return.
+    #[cold]
+    fn user_failed(
+        &self,
+        loaded: &Loaded,
+        index: RouteIndex,
+        user: &UserId,
+        error: &(dyn std::error::Error + Send + Sync),
+    ) -> Option<Judgement> {
+        tracing::debug!(user = %user, "plan store failed to return the user");
+        tracing::warn!(%error, "plan store failed to return a user");
+        let route = loaded.table.route(index);
+        let action = route.action.normalised();
+        Some(self.store_unavailable(Some((route.resource, &action))))
     }
 
     /// The catalog as a governed request would find it: the cached one while it is usable

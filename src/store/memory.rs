@@ -939,6 +939,17 @@ impl PlanStore for MemoryStore {
     fn user_now(&self, id: &str) -> Option<Result<Option<Arc<Subscriber>>, BoxError>> {
         Some(Ok(self.subscriber(id)))
     }
+
+    /// Lends the record under its shard's read lock.
+    fn with_user_now(
+        &self,
+        id: &str,
+        lend: &mut dyn FnMut(Option<&Subscriber>),
+    ) -> Option<Result<(), BoxError>> {
+        let users = read(self.state.shard(id));
+        lend(users.records.get(id).map(|user| &*user.record));
+        Some(Ok(()))
+    }
 }
 
 /// Why a [`MemoryStore`] could not be loaded: which document, which user, and where in it.
@@ -1095,6 +1106,28 @@ mod tests {
     fn memory_store_is_send_sync_and_a_plan_store() {
         fn assert_store<T: PlanStore + Clone + Send + Sync>() {}
         assert_store::<MemoryStore>();
+    }
+
+    #[test]
+    fn a_record_is_lent_as_held_without_a_reference_of_its_own() {
+        let store = MemoryStore::new(Catalog::from_json("[]").unwrap());
+        store.insert_user("jane", Subscriber::new().with_usage("clients", 2));
+        let record = store.subscriber("jane").unwrap();
+        let references = Arc::strong_count(&record);
+
+        let mut lent = Vec::new();
+        for id in ["jane", "joe"] {
+            let answer = store.with_user_now(id, &mut |subscriber| {
+                lent.push(subscriber.map(|subscriber| {
+                    // The store's own record, not a reference of its own.
+                    assert!(std::ptr::eq(subscriber, &*record));
+                    assert_eq!(Arc::strong_count(&record), references);
+                    subscriber.usage.count("clients")
+                }));
+            });
+            assert!(matches!(answer, Some(Ok(()))));
+        }
+        assert_eq!(lent, [Some(Some(2)), None]);
     }
 
     /// The store as a [`UsageStore`]: reservations, records as counters, leases.

@@ -43,6 +43,24 @@ pub trait PlanStore: Send + Sync + 'static {
         let _ = id;
         None
     }
+
+    /// [`user_now`](Self::user_now) with the record lent to `lend` rather than returned: a
+    /// store that keeps its records behind a lock can lend one under the lock, and nothing
+    /// writes the record's reference count. `None` when the store has to be awaited (and
+    /// `lend` is not called); `Some(Ok(()))` once `lend` was called, exactly once, with the
+    /// record or `None` for an unknown user; `Some(Err(_))`, without calling `lend`, when the
+    /// store failed.
+    ///
+    /// The default asks [`user_now`](Self::user_now). A layer without a user cache or counted
+    /// usage asks this first. `lend` decides the request and never calls the store.
+    fn with_user_now(
+        &self,
+        id: &str,
+        lend: &mut dyn FnMut(Option<&Subscriber>),
+    ) -> Option<Result<(), BoxError>> {
+        let answer = self.user_now(id)?;
+        Some(answer.map(|subscriber| lend(subscriber.as_deref())))
+    }
 }
 
 #[async_trait]
@@ -58,6 +76,14 @@ impl<T: PlanStore + ?Sized> PlanStore for Arc<T> {
     fn user_now(&self, id: &str) -> Option<Result<Option<Arc<Subscriber>>, BoxError>> {
         (**self).user_now(id)
     }
+
+    fn with_user_now(
+        &self,
+        id: &str,
+        lend: &mut dyn FnMut(Option<&Subscriber>),
+    ) -> Option<Result<(), BoxError>> {
+        (**self).with_user_now(id, lend)
+    }
 }
 
 #[async_trait]
@@ -72,5 +98,13 @@ impl<T: PlanStore + ?Sized> PlanStore for Box<T> {
 
     fn user_now(&self, id: &str) -> Option<Result<Option<Arc<Subscriber>>, BoxError>> {
         (**self).user_now(id)
+    }
+
+    fn with_user_now(
+        &self,
+        id: &str,
+        lend: &mut dyn FnMut(Option<&Subscriber>),
+    ) -> Option<Result<(), BoxError>> {
+        (**self).with_user_now(id, lend)
     }
 }

@@ -1,5 +1,5 @@
 //! The layer at work: in axum, hyper and plain tower stacks, its caches and their invalidation,
-//! cancellation, counted usage, add-ons, the metrics, store failures, readiness, what it governs,
+//! cancellation, counted usage, add-ons, the metrics, store failures, stores that answer at once, readiness, what it governs,
 //! the quickstart example, and the SQLite example's store.
 
 #[path = "../support/mod.rs"]
@@ -13,6 +13,7 @@ mod counting;
 mod failure_policy;
 mod governable_scope;
 mod hyper;
+mod immediate;
 mod invalidation;
 #[cfg(feature = "metrics")]
 mod metrics;
