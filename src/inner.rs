@@ -284,7 +284,8 @@ impl Inner {
     }
 
     /// The decision without a user cache when the store answers at once (an in-memory store,
-    /// through [`PlanStore::user_now`]); `None` when it has to be awaited.
+    /// through [`PlanStore::with_user_now`], or [`PlanStore::user_now`] for a counted request);
+    /// `None` when it has to be awaited.
     pub(crate) fn judge_now(
         &self,
         loaded: &Loaded,

@@ -1,6 +1,7 @@
 //! An allowed request checked in a `MemoryStore` through the layer, without a user cache,
 //! allocates only for the `Allowed` extension: the store answers at once
-//! (`PlanStore::user_now`), so there is no check future and no store-call box.
+//! (`PlanStore::with_user_now`, lending the record), so there is no check future and no
+//! store-call box; a counted create allocates nothing once its thread settled one.
 
 use std::convert::Infallible;
 use std::future::{ready, Future};
@@ -54,7 +55,7 @@ fn an_allowed_request_checked_in_the_store_allocates_only_its_extension() {
 
     // With the extension on, the `Allowed` decision inserted into the request extensions (the
     // map already holds the user id, so it does not grow). Nothing else: not the store call
-    // (`MemoryStore` answers through `PlanStore::user_now`, without the boxed `async_trait`
+    // (`MemoryStore` answers through `PlanStore::with_user_now`, without the boxed `async_trait`
     // future or a boxed check), the judgement, the decision, the logging, the spans nor the
     // inner call.
     // With the `metrics` feature, the `metrics` facade builds the key of each labelled metric it
