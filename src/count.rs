@@ -817,6 +817,18 @@ mod tests {
         lost_reserves: bool,
     }
 
+    impl Gated {
+        /// Over `inner`, gating commits and losing reservations as told.
+        fn over(inner: MemoryStore, gated_commits: bool, lost_reserves: bool) -> Self {
+            Gated {
+                inner,
+                open: tokio::sync::Notify::new(),
+                gated_commits,
+                lost_reserves,
+            }
+        }
+    }
+
     #[async_trait::async_trait]
     impl UsageStore for Gated {
         async fn reserve(
@@ -887,12 +899,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_settlement_dropped_midway_finishes_detached() {
-        let store = Arc::new(Gated {
-            inner: MemoryStore::new(Catalog::from_json("[]").unwrap()),
-            open: tokio::sync::Notify::new(),
-            gated_commits: true,
-            lost_reserves: false,
-        });
+        let empty = MemoryStore::new(Catalog::from_json("[]").unwrap());
+        let store = Arc::new(Gated::over(empty, true, false));
         let tally = tally(Action::Create, "clients", None).unwrap();
         let Reserved::Held { reservation, .. } = hold(counting(Arc::clone(&store)), tally).await
         else {
@@ -923,12 +931,7 @@ mod tests {
     async fn a_reservation_that_timed_out_is_released_not_left_to_its_lease() {
         let inner = MemoryStore::new(Catalog::from_json("[]").unwrap());
         let counting = Arc::new(Counting {
-            store: Arc::new(Gated {
-                inner: inner.clone(),
-                open: tokio::sync::Notify::new(),
-                gated_commits: false,
-                lost_reserves: true,
-            }),
+            store: Arc::new(Gated::over(inner.clone(), false, true)),
             lease: Duration::from_secs(60),
             timeout: Duration::from_secs(1),
             commit_when: None,
@@ -976,12 +979,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_settled_reservation_leaves_its_box_empty_to_the_next() {
-        let store = Arc::new(Gated {
-            inner: MemoryStore::new(Catalog::from_json("[]").unwrap()),
-            open: tokio::sync::Notify::new(),
-            gated_commits: false,
-            lost_reserves: false,
-        });
+        let empty = MemoryStore::new(Catalog::from_json("[]").unwrap());
+        let store = Arc::new(Gated::over(empty, false, false));
         let reserve = || async {
             let tally = tally(Action::Create, "clients", None).unwrap();
             match hold(counting(Arc::clone(&store)), tally).await {
