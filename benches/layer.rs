@@ -16,6 +16,13 @@
 //! method, a static URI, the user id in the extensions) and goes through `ready` then `call` on
 //! one service value; the response is dropped inside the measurement.
 //!
+//! `floor` (in every `full_call` group, and `floor/1` and `floor/2` in `threads/1k`) is not the
+//! layer: it is the least a plan check can do (`common::floor`), a service that matches the
+//! path with `matchit`, reads the user's record under one of 16 `RwLock`s of maps and compares
+//! one count with one limit, for creates only, and does none of the rest of the layer's work.
+//! It allows and denies the same requests as the layer; measured on the `allowed` requests,
+//! its cost over `bare` is what reading a record and comparing a count costs on the machine.
+//!
 //! Group `threads/1k` shares one service between 1 and 2 worker threads (`<case>/1`,
 //! `<case>/2`), each with its own current-thread runtime, a clone of the service and requests of
 //! its own, and reports the time per request (total time over all requests). The store is the
@@ -167,10 +174,20 @@ fn full_call(c: &mut Criterion) {
             }
         }
 
+        // The least a plan check can do (`common::floor`), on the same subscribers: it allows
+        // and denies what the layer does.
+        let floor = common::floor(n, false).layer(bare());
+        for (_, case, requests, _) in &cases[..2] {
+            rt.block_on(common::warm(&mut floor.clone(), requests, *case));
+        }
+
         let mut group = c.benchmark_group(format!("full_call/{}", size_name(n)));
         let bare = bare();
         group.bench_function("bare", |b| {
             b.iter_custom(|iters| time_serial(&rt, &bare, &cases[0].2, iters))
+        });
+        group.bench_function("floor", |b| {
+            b.iter_custom(|iters| time_serial(&rt, &floor, &cases[0].2, iters))
         });
         for (name, _, requests, setups) in &cases {
             for &setup in *setups {
@@ -231,6 +248,14 @@ fn threads(c: &mut Criterion) {
         }
     }
 
+    // The least a plan check can do (`common::floor`), shared by the workers as the layer is.
+    let floor = [common::floor(n, true).layer(bare())];
+    rt.block_on(common::warm(
+        &mut floor[0].clone(),
+        &requests[0],
+        Case::Allowed,
+    ));
+
     let mut group = c.benchmark_group(format!("threads/{}", size_name(n)));
     group.throughput(Throughput::Elements(1));
     let bare = [bare()];
@@ -240,6 +265,9 @@ fn threads(c: &mut Criterion) {
                 b.iter_custom(|iters| time_workers(&bare, &requests, workers, iters, cloned))
             });
         }
+        group.bench_function(format!("floor/{workers}"), |b| {
+            b.iter_custom(|iters| time_workers(&floor, &requests, workers, iters, false))
+        });
         for (name, layered) in &services {
             group.bench_function(format!("{name}/{workers}"), |b| {
                 b.iter_custom(|iters| time_workers(layered, &requests, workers, iters, false))

@@ -11,7 +11,9 @@
 //!
 //! It starts four servers in this process, each on its own `127.0.0.1` port: the application
 //! alone (`bare`), the application behind a tower layer that does nothing (`noop-layer`: what
-//! wrapping the routes in any layer costs), the application behind the plan layer with a
+//! wrapping the routes in any layer costs), the application behind the least a plan check can do
+//! (`floor`: `benches/common/floor.rs`, a `matchit` route, a record read under a lock, one count
+//! against one limit; not the plan layer), the application behind the plan layer with a
 //! `MemoryStore` (`layer`: the subscriber is read from the store on every request), and the same
 //! with a user cache (`layer+cache`).
 //! Every server runs the same demo authentication (the user is the `x-user` header), and the same
@@ -27,9 +29,12 @@
 //! and the median of the ratios of the rounds (less sensitive to a noisy run). Only loopback
 //! addresses are used. `--servers layer` runs only the named servers (and `bare`, the baseline).
 //!
-//! `--serve` starts the servers, prints one line per server (`serving <name> http://<addr>`)
-//! and answers until the process is stopped, for an external load generator
+//! `--serve` starts the servers, prints one line per server (`serving <name> http://<addr>`),
+//! then `ready`, and answers until the process is stopped, for an external load generator
 //! (`scripts/load-wrk.sh` drives them with `wrk`).
+
+#[path = "common/floor.rs"]
+mod floor;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -54,7 +59,7 @@ use tower_plans::{
 
 const USAGE: &str = "usage: cargo bench --bench load -- [--connections 16] [--seconds 3] \
                      [--rounds 5] [--max-requests 5000000] [--users 1000] \
-                     [--servers bare,noop-layer,layer,layer+cache] [--serve]";
+                     [--servers bare,noop-layer,floor,layer,layer+cache] [--serve]";
 
 #[derive(Debug)]
 struct Options {
@@ -183,9 +188,29 @@ fn servers(store: &MemoryStore, users: usize) -> Result<Vec<(&'static str, Route
     // A layer that does nothing but wrap the routes, as any tower layer does: what is left between
     // it and the plan layer is the plan check itself.
     let noop = MapRequestLayer::new(|request: Request| request);
+    // The least a plan check can do, on the same subscribers and limits.
+    let plans = floor::Plans::new(
+        "/api",
+        &["clients", "projects"],
+        &[
+            ("free", &[("clients", 3), ("projects", 1)]),
+            ("regular", &[("clients", 10), ("projects", 5)]),
+            ("pro", &[("clients", 30)]),
+        ],
+    );
+    for i in 0..users {
+        plans.insert(&format!("u{i}"), "pro", &[("clients", 1)]);
+    }
+    plans.insert("full", "free", &[("clients", 3)]);
     Ok(vec![
         ("bare", app().layer(auth.clone())),
         ("noop-layer", app().layer(noop).layer(auth.clone())),
+        (
+            "floor",
+            app()
+                .layer(floor::FloorLayer::new(plans))
+                .layer(auth.clone()),
+        ),
         ("layer", app().layer(layer).layer(auth.clone())),
         ("layer+cache", app().layer(cached).layer(auth)),
     ])
@@ -342,7 +367,8 @@ async fn drive(addr: SocketAddr, options: &Options) -> Result<Run, String> {
     })
 }
 
-/// One request by the subscriber at the limit: `403` behind the layer, `201` without it.
+/// One request by the subscriber at the limit: `403` behind the layer (and the floor), `201`
+/// without it.
 async fn check(name: &str, addr: SocketAddr) -> Result<(), String> {
     let mut connection = Connection::open(addr)
         .await
@@ -351,7 +377,11 @@ async fn check(name: &str, addr: SocketAddr) -> Result<(), String> {
         .exchange(&create_request("full"))
         .await
         .map_err(|e| format!("{name}: {e}"))?;
-    let expected = if name.starts_with("layer") { 403 } else { 201 };
+    let expected = if name.starts_with("layer") || name == "floor" {
+        403
+    } else {
+        201
+    };
     if status != expected {
         return Err(format!(
             "{name}: a subscriber at the limit got {status}, expected {expected}"
@@ -376,6 +406,7 @@ async fn run(options: Options) -> Result<(), String> {
         for (name, addr) in &targets {
             println!("serving {name} http://{addr}");
         }
+        println!("ready");
         // Until the process is stopped.
         std::future::pending::<()>().await;
     }

@@ -29,7 +29,7 @@ setsid cargo bench --bench load -- --serve >"$dir/servers" 2>"$dir/log" &
 pid=$!
 trap 'kill -- "-$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 1 600); do
-  [ "$(grep -c '^serving ' "$dir/servers" || true)" -ge 4 ] && break
+  grep -q '^ready$' "$dir/servers" && break
   kill -0 "$pid" 2>/dev/null || { cat "$dir/log" >&2; exit 1; }
   sleep 0.1
 done

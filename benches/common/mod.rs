@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod floor;
+
 use std::convert::Infallible;
 use std::fmt;
 use std::future::{ready, Ready};
@@ -90,6 +92,30 @@ pub fn metered_store(n: usize) -> MemoryStore {
         store.set_plan(format!("u{i}"), Some(Assignment::new("metered")));
     }
     store
+}
+
+/// The [`floor`] of a store of `n` subscribers as [`store`] holds them (`free`: 3 clients), or
+/// as [`metered_store`] does (the even-numbered ones `metered`) when `metered`.
+pub fn floor(n: usize, metered: bool) -> floor::FloorLayer {
+    let plans = floor::Plans::new(
+        "/api",
+        &["clients", "groups"],
+        &[
+            ("free", &[("clients", 3), ("groups", 2)]),
+            ("pro", &[("clients", 30)]),
+            ("metered", &[("clients", METERED_CLIENTS)]),
+        ],
+    );
+    for i in 0..n {
+        let clients = if i % 2 == 0 { 1 } else { 3 };
+        let plan = if metered && i % 2 == 0 {
+            "metered"
+        } else {
+            "free"
+        };
+        plans.insert(&format!("u{i}"), plan, &[("clients", clients)]);
+    }
+    floor::FloorLayer::new(plans)
 }
 
 /// The user cache for `n` subscribers: an hour to live, room for all of them and a quarter more.
