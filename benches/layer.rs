@@ -22,6 +22,8 @@
 //! one count with one limit, for creates only, and does none of the rest of the layer's work.
 //! It allows and denies the same requests as the layer; measured on the `allowed` requests,
 //! its cost over `bare` is what reading a record and comparing a count costs on the machine.
+//! `floor_unlocked/1` and `floor_unlocked/2` read the same records out of their locks (no store
+//! could be changed that way): beside `floor`, what the read lock costs two workers.
 //!
 //! Group `threads/1k` shares one service between 1 and 2 worker threads (`<case>/1`,
 //! `<case>/2`), each with its own current-thread runtime, a clone of the service and requests of
@@ -248,13 +250,17 @@ fn threads(c: &mut Criterion) {
         }
     }
 
-    // The least a plan check can do (`common::floor`), shared by the workers as the layer is.
+    // The least a plan check can do (`common::floor`), shared by the workers as the layer is;
+    // and the same with its records out of their locks.
     let floor = [common::floor(n, true).layer(bare())];
-    rt.block_on(common::warm(
-        &mut floor[0].clone(),
-        &requests[0],
-        Case::Allowed,
-    ));
+    let floor_unlocked = [common::floor_unlocked(n, true).layer(bare())];
+    for floor in [&floor[0], &floor_unlocked[0]] {
+        rt.block_on(common::warm(
+            &mut floor.clone(),
+            &requests[0],
+            Case::Allowed,
+        ));
+    }
 
     let mut group = c.benchmark_group(format!("threads/{}", size_name(n)));
     group.throughput(Throughput::Elements(1));
@@ -265,9 +271,11 @@ fn threads(c: &mut Criterion) {
                 b.iter_custom(|iters| time_workers(&bare, &requests, workers, iters, cloned))
             });
         }
-        group.bench_function(format!("floor/{workers}"), |b| {
-            b.iter_custom(|iters| time_workers(&floor, &requests, workers, iters, false))
-        });
+        for (name, floor) in [("floor", &floor), ("floor_unlocked", &floor_unlocked)] {
+            group.bench_function(format!("{name}/{workers}"), |b| {
+                b.iter_custom(|iters| time_workers(floor, &requests, workers, iters, false))
+            });
+        }
         for (name, layered) in &services {
             group.bench_function(format!("{name}/{workers}"), |b| {
                 b.iter_custom(|iters| time_workers(layered, &requests, workers, iters, false))

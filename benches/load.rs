@@ -9,7 +9,7 @@
 //! naming it runs it (in the `bench` profile). Cargo passes `--bench` after the arguments given
 //! after `--`; it is accepted and means nothing here.
 //!
-//! It starts four servers in this process, each on its own `127.0.0.1` port: the application
+//! It starts five servers in this process, each on its own `127.0.0.1` port: the application
 //! alone (`bare`), the application behind a tower layer that does nothing (`noop-layer`: what
 //! wrapping the routes in any layer costs), the application behind the least a plan check can do
 //! (`floor`: `benches/common/floor.rs`, a `matchit` route, a record read under a lock, one count

@@ -97,6 +97,15 @@ pub fn metered_store(n: usize) -> MemoryStore {
 /// The [`floor`] of a store of `n` subscribers as [`store`] holds them (`free`: 3 clients), or
 /// as [`metered_store`] does (the even-numbered ones `metered`) when `metered`.
 pub fn floor(n: usize, metered: bool) -> floor::FloorLayer {
+    floor::FloorLayer::new(floor_plans(n, metered))
+}
+
+/// The same as [`floor`], its records read without a lock ([`floor::Plans::unlocked`]).
+pub fn floor_unlocked(n: usize, metered: bool) -> floor::FloorLayer {
+    floor::FloorLayer::new(floor_plans(n, metered).unlocked())
+}
+
+fn floor_plans(n: usize, metered: bool) -> floor::Plans {
     let plans = floor::Plans::new(
         "/api",
         &["clients", "groups"],
@@ -115,7 +124,7 @@ pub fn floor(n: usize, metered: bool) -> floor::FloorLayer {
         };
         plans.insert(&format!("u{i}"), plan, &[("clients", clients)]);
     }
-    floor::FloorLayer::new(plans)
+    plans
 }
 
 /// The user cache for `n` subscribers: an hour to live, room for all of them and a quarter more.
