@@ -82,8 +82,9 @@ impl Plans {
         }
     }
 
-    fn shard(&self, user: &str) -> &RwLock<Map<Arc<str>, Record>> {
-        &self.shards[self.hasher.hash_one(user) as usize % SHARDS]
+    /// The shard that holds `user`.
+    fn shard(&self, user: &str) -> usize {
+        self.hasher.hash_one(user) as usize % SHARDS
     }
 
     /// Adds (or replaces) `user`, on `plan` with the counts `usage`.
@@ -95,7 +96,7 @@ impl Plans {
                 .map(|(resource, count)| (Arc::from(*resource), *count))
                 .collect(),
         };
-        self.shard(user)
+        self.shards[self.shard(user)]
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(Arc::from(user), record);
@@ -116,7 +117,7 @@ impl Plans {
     /// Whether `user` may create one more of `resource`: a known user whose plan's limit, if
     /// any, is above the count.
     fn allows(&self, user: &str, resource: &str) -> bool {
-        let shard = self.hasher.hash_one(user) as usize % SHARDS;
+        let shard = self.shard(user);
         if let Some(unlocked) = &self.unlocked {
             return self.within_limit(unlocked[shard].get(user), resource);
         }
