@@ -43,7 +43,7 @@ impl Local {
     fn is_live(&self) -> bool {
         self.origin
             .as_ref()
-            .map_or(true, |origin| origin.strong_count() > 0)
+            .is_none_or(|origin| origin.strong_count() > 0)
     }
 }
 

@@ -137,7 +137,7 @@ impl Plans {
             .get(&record.plan)
             .and_then(|limits| limits.get(resource));
         let count = record.usage.get(resource).copied().unwrap_or(0);
-        limit.map_or(true, |limit| count < *limit)
+        limit.is_none_or(|limit| count < *limit)
     }
 }
 

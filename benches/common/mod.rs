@@ -63,7 +63,7 @@ pub fn catalog() -> Catalog {
 
 /// The record of subscriber `i`.
 pub fn subscriber(i: usize) -> Subscriber {
-    let clients = if i % 2 == 0 { 1 } else { 3 };
+    let clients = if i.is_multiple_of(2) { 1 } else { 3 };
     Subscriber::new()
         .with_name(format!("u{i}"))
         .with_plan(Assignment::new("free"))

@@ -155,7 +155,7 @@ impl CatalogCache {
         if self.ttl.is_zero() || loaded.generation != self.generation.load(Ordering::Acquire) {
             return View::Load;
         }
-        let before = |until: Option<Instant>| until.map_or(true, |until| now < until);
+        let before = |until: Option<Instant>| until.is_none_or(|until| now < until);
         if before(loaded.fresh_until) {
             View::Usable {
                 loaded,

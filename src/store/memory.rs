@@ -250,7 +250,7 @@ impl Entry {
 
 /// Whether a hold that expires at `expires` still counts at `now`.
 fn live(expires: Option<Instant>, now: Instant) -> bool {
-    expires.map_or(true, |at| now < at)
+    expires.is_none_or(|at| now < at)
 }
 
 /// A counter among a user's counts of one resource: where it lives, and its period.

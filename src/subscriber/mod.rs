@@ -491,10 +491,10 @@ impl AddonGrant {
     /// expires + grace` (saturating), with a missing bound left out. The quantity is not
     /// considered. Does not read the clock; [`decide`](crate::decision::decide) uses this rule.
     pub fn is_active_at(&self, now_ms: u64, grace_ms: u64) -> bool {
-        self.starts.map_or(true, |starts| starts <= now_ms)
+        self.starts.is_none_or(|starts| starts <= now_ms)
             && self
                 .expires
-                .map_or(true, |expires| now_ms < expires.saturating_add(grace_ms))
+                .is_none_or(|expires| now_ms < expires.saturating_add(grace_ms))
     }
 
     /// Whether [`is_active_at`](Self::is_active_at) needs the time: the grant has a bound.
