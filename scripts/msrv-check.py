@@ -169,7 +169,8 @@ def main():
             print(f"  {package['name']} {package['version']} needs Rust {package['rust_version']}; "
                   f"feature sets: {', '.join(labels)}; through {path}")
         print(f"Raise rust-version in Cargo.toml (and README.md's \"{README_SECTION[3:]}\") to the "
-              "highest of these, or lock dependency versions that ask for less.")
+              "highest of these, or depend on versions that ask for less (a dependent's build does not "
+              "read this Cargo.lock: it resolves the newest matching versions).")
     problem = readme_states(declared)
     if problem:
         failed = True
