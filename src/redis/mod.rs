@@ -98,6 +98,9 @@ mod connection;
 mod error;
 mod invalidation;
 mod keys;
+mod link;
+#[cfg(feature = "redis-cluster")]
+mod nodes;
 mod plans;
 mod scripts;
 mod usage;

@@ -86,7 +86,7 @@ async fn redis_ids_with_colons_braces_spaces_and_unicode_do_not_collide() {
     assert!(plans.user("nobody").await.unwrap().is_none());
 
     // Every key of a user carries that user's hash tag, and no two users share a tag.
-    let mut manager = conn.manager().clone();
+    let mut manager = conn.manager().expect("one redis-server").clone();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("test:*")
         .query_async(&mut manager)
