@@ -11,7 +11,7 @@ use tower_plans::{PlanStore, UsageStore};
 use crate::common::*;
 
 /// Ids that a naive key layout would mix up.
-const TRICKY: &[&str] = &[
+pub const TRICKY: &[&str] = &[
     "john",
     "john:clients",
     "john:clients:i",
@@ -34,7 +34,7 @@ const TRICKY: &[&str] = &[
 
 /// The hash tag Redis Cluster would hash `key` by: between the first `{` and the next `}`, when
 /// that is not empty; the whole key otherwise.
-fn hash_tag(key: &str) -> &str {
+pub fn hash_tag(key: &str) -> &str {
     if let Some(open) = key.find('{') {
         if let Some(len) = key[open + 1..].find('}') {
             if len > 0 {
