@@ -1,4 +1,5 @@
-//! [`RedisConnection`]: one Redis or a cluster, one key prefix, and the stores and invalidator made from them.
+//! [`RedisConnection`]: one Redis or a cluster, one key prefix, and the stores and invalidator
+//! made from them.
 
 use std::fmt;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use crate::invalidator::Invalidator;
 
 /// A connection to Redis under one key prefix, from which the stores and the invalidator of an
 /// instance are made: to one Redis ([`open`](Self::open)) or, with the `redis-cluster` feature,
-/// to a Redis Cluster ([`open_cluster`](Self::open_cluster)).
+/// to a Redis Cluster (`open_cluster`).
 ///
 /// To one Redis it holds a [`ConnectionManager`], which multiplexes every call of the stores
 /// over one connection and reconnects in the background when the connection breaks, and the
