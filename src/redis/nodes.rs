@@ -68,7 +68,8 @@ impl ClusterNodes {
         Ok(parse_cluster_nodes(&self.cluster_nodes().await?))
     }
 
-    /// Whether the cluster, as one node sees it, says that `node` left it (see [`has_left`]).
+    /// Whether the cluster, as one node (any) sees it, says that `node` left it (see
+    /// [`has_left`]).
     pub(crate) async fn has_left(&self, node: &Node) -> RedisResult<bool> {
         Ok(has_left(&self.cluster_nodes().await?, node))
     }
@@ -154,12 +155,16 @@ pub(crate) fn parse_cluster_nodes(text: &str) -> Vec<Node> {
 }
 
 /// Whether a `CLUSTER NODES` answer says that `node` has left the cluster: it is not listed, or
-/// the cluster agreed that it failed (`fail`; a suspicion, `fail?`, is not enough).
+/// the cluster agreed that it failed (`fail`; a suspicion, `fail?`, is not enough). The answer
+/// of `node` itself never does.
 pub(crate) fn has_left(text: &str, node: &Node) -> bool {
-    !text
-        .lines()
-        .filter_map(parse_line)
-        .any(|line| line.node == *node && !line.flags.split(',').any(|flag| flag == "fail"))
+    let mut lines = text.lines().filter_map(parse_line);
+    !lines.any(|line| {
+        // A node's view of itself says nothing of whether the others still count it in.
+        let flags = || line.flags.split(',');
+        line.node == *node
+            && (flags().any(|flag| flag == "myself") || !flags().any(|flag| flag == "fail"))
+    })
 }
 
 /// One line of `CLUSTER NODES`: `<id> <ip:port@cport[,hostname]> <flags> <master> <ping-sent>
@@ -232,6 +237,9 @@ too short
         assert!(!has_left(text, &node("127.0.0.1", 30005)));
         assert!(has_left(text, &node("127.0.0.1", 30003)));
         assert!(has_left(text, &node("127.0.0.1", 30099)));
+        let forgotten = "a1 127.0.0.1:30001@31001 myself,master,fail - 0 0 1 connected 0-5460";
+        assert!(!has_left(forgotten, &node("127.0.0.1", 30001)));
+        assert!(has_left(forgotten, &node("127.0.0.1", 30002)));
         assert!(parse_cluster_nodes("x 127.0.0.1:notaport@1 master - 0 0 1 connected").is_empty());
     }
 

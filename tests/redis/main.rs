@@ -20,6 +20,8 @@ mod cluster_failover;
 #[cfg(feature = "redis-cluster")]
 mod cluster_instances;
 #[cfg(feature = "redis-cluster")]
+mod cluster_invalidation;
+#[cfg(feature = "redis-cluster")]
 mod cluster_keys;
 mod differential;
 mod instances;
