@@ -416,15 +416,10 @@ impl Listener {
     }
 
     /// Applies messages until the subscription is lost.
-    async fn listen(&self, subscription: Subscription) {
-        let Subscription {
-            mut sink,
-            mut stream,
-            #[cfg(feature = "redis-cluster")]
-            node,
-        } = subscription;
+    async fn listen(&self, mut subscription: Subscription) {
         loop {
-            match tokio::time::timeout(self.health_check, stream.next()).await {
+            let next = subscription.stream.next();
+            match tokio::time::timeout(self.health_check, next).await {
                 Ok(Some(message)) => match Message::decode(message.get_payload_bytes()) {
                     Some(message) => {
                         tracing::debug!(?message, "invalidation received");
@@ -437,12 +432,10 @@ impl Listener {
                 },
                 Ok(None) => return,
                 Err(_quiet) => {
-                    let ping = sink.ping::<redis::Value>();
+                    let ping = subscription.sink.ping::<redis::Value>();
                     match tokio::time::timeout(self.health_check, ping).await {
-                        Ok(Ok(_)) =>
-                        {
-                            #[cfg(feature = "redis-cluster")]
-                            if self.node_has_left(node.as_ref()).await {
+                        Ok(Ok(_)) => {
+                            if self.node_has_left(&subscription).await {
                                 return;
                             }
                         }
@@ -482,21 +475,22 @@ impl Subscription {
     }
 }
 
-#[cfg(feature = "redis-cluster")]
 impl Listener {
-    /// Whether the cluster says that `node`, which the subscription is on, failed or left it:
-    /// it may then no longer hear the cluster's messages. Not knowing is no reason to leave.
-    async fn node_has_left(&self, node: Option<&Node>) -> bool {
-        let (Subscriptions::Cluster(nodes), Some(node)) = (&self.subscriptions, node) else {
-            return false;
-        };
-        match within(self.timeout, nodes.has_left(node)).await {
-            Ok(true) => {
+    /// Whether the cluster says that the node the subscription is on failed or left it: it may
+    /// then no longer hear the cluster's messages. Not knowing is no reason to leave; one Redis
+    /// never leaves.
+    #[cfg_attr(not(feature = "redis-cluster"), allow(unused_variables))]
+    async fn node_has_left(&self, subscription: &Subscription) -> bool {
+        #[cfg(feature = "redis-cluster")]
+        if let (Subscriptions::Cluster(nodes), Some(node)) =
+            (&self.subscriptions, &subscription.node)
+        {
+            if let Ok(true) = within(self.timeout, nodes.has_left(node)).await {
                 tracing::warn!(%node, "the node of the invalidation subscription left the cluster");
-                true
+                return true;
             }
-            _ => false,
         }
+        false
     }
 }
 

@@ -53,3 +53,24 @@ pub fn users_on_each_master(
     }
     panic!("could not find {per_master} users for each master: {spread:?}");
 }
+
+#[tokio::test]
+async fn redis_cluster_bad_nodes_are_errors_not_panics() {
+    use tower_plans::redis::Error;
+
+    let none: [&str; 0] = [];
+    let error = RedisConnection::open_cluster(none).await.unwrap_err();
+    assert!(error.to_string().contains("empty"), "{error}");
+    let error = RedisConnection::open_cluster(["not a url"])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Redis(_)), "{error}");
+    // A port nothing listens on: refused at once.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://127.0.0.1:{}/", free.local_addr().unwrap().port());
+    drop(free);
+    let started = std::time::Instant::now();
+    let error = RedisConnection::open_cluster([url]).await.unwrap_err();
+    assert!(matches!(error, Error::Redis(_)), "{error}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -164,7 +164,11 @@ pub async fn a_plan_change_is_seen_by_every_instance(instances: &[Instance], use
     plans.set_catalog_json(CATALOG).await.unwrap();
     plans.set_user_json(user, free).await.unwrap();
     instances[1].invalidator.catalog().await.unwrap();
-    instances[2 % instances.len()].invalidator.all_users().await.unwrap();
+    instances[2 % instances.len()]
+        .invalidator
+        .all_users()
+        .await
+        .unwrap();
     for (n, instance) in instances.iter().enumerate() {
         let seen = eventually(Duration::from_secs(1), || async {
             instance.send(Method::GET, "/tasks", user).await.1 == "free usage=0"
