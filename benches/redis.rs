@@ -153,7 +153,7 @@ fn bench(c: &mut Criterion) {
 
     group.bench_function("get_round_trip", |b| {
         b.iter_custom(|iters| {
-            let mut manager = conn.manager().clone();
+            let mut manager = conn.manager().expect("one redis-server").clone();
             rt.block_on(async move {
                 let start = Instant::now();
                 for _ in 0..iters {

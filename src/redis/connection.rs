@@ -1,22 +1,33 @@
-//! [`RedisConnection`]: one Redis, one key prefix, and the stores and invalidator made from them.
+//! [`RedisConnection`]: one Redis or a cluster, one key prefix, and the stores and invalidator
+//! made from them.
 
 use std::fmt;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+#[cfg(feature = "redis-cluster")]
+use redis::{cluster::ClusterClientBuilder, cluster_async::ClusterConnection, IntoConnectionInfo};
 
+use super::invalidation::Subscriptions;
 use super::keys::Keys;
+use super::link::Link;
+#[cfg(feature = "redis-cluster")]
+use super::nodes::ClusterNodes;
 use super::plans::DEFAULT_TIMEOUT;
 use super::{Error, RedisInvalidator, RedisPlanStore, RedisUsageStore};
 use crate::invalidator::Invalidator;
 
 /// A connection to Redis under one key prefix, from which the stores and the invalidator of an
-/// instance are made.
+/// instance are made: to one Redis ([`open`](Self::open)) or, with the `redis-cluster` feature,
+/// to a Redis Cluster (`open_cluster`).
 ///
-/// It holds a [`ConnectionManager`], which multiplexes every call of the stores over one
-/// connection and reconnects in the background when the connection breaks, and the
-/// [`Client`](redis::Client) that the invalidator opens its subscription with. Cloning is
-/// cheap: clones share the connection.
+/// To one Redis it holds a [`ConnectionManager`], which multiplexes every call of the stores
+/// over one connection and reconnects in the background when the connection breaks, and the
+/// [`Client`](redis::Client) that the invalidator opens its subscription with. To a cluster it
+/// holds a cluster connection, which sends each call to the node that serves its key, follows
+/// the cluster as slots move and replicas are promoted, and reconnects to nodes as they come
+/// back; the invalidator subscribes on one of the nodes (see the [module docs](super#cluster)).
+/// Cloning is cheap: clones share the connection.
 ///
 /// [`open`](Self::open) configures the manager for a layer: a call fails at once, rather than
 /// waiting through a series of retries, while Redis cannot be reached (the layer's
@@ -25,8 +36,8 @@ use crate::invalidator::Invalidator;
 /// after 1 second, an answer after 5.
 #[derive(Clone)]
 pub struct RedisConnection {
-    client: redis::Client,
-    manager: ConnectionManager,
+    link: Link,
+    subscriptions: Subscriptions,
     keys: Keys,
     timeout: Duration,
 }
@@ -53,9 +64,66 @@ impl RedisConnection {
 
     /// Wraps a client and a connection manager you made (they should point at the same Redis).
     pub fn from_parts(client: redis::Client, manager: ConnectionManager) -> Self {
+        Self::with_link(manager.into(), Subscriptions::Server(client))
+    }
+
+    /// Connects to the Redis Cluster that `nodes` belong to (`redis://10.0.0.1:7000/`, ...; one
+    /// reachable node is enough, more let the connection start while some are down), with the
+    /// settings of [`open_cluster_with`](Self::open_cluster_with).
+    ///
+    /// Credentials and TLS go in the URLs: the invalidator connects to the node it subscribes on
+    /// with the first URL's.
+    ///
+    /// # Errors
+    /// An [`Error::Redis`] when a URL is invalid, none is given, or no node can be reached.
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub async fn open_cluster<T: IntoConnectionInfo>(
+        nodes: impl IntoIterator<Item = T>,
+    ) -> Result<Self, Error> {
+        Self::open_cluster_with(nodes, |builder| builder).await
+    }
+
+    /// Connects to the Redis Cluster that `nodes` belong to, with the cluster client as
+    /// `configure` leaves it.
+    ///
+    /// `configure` gets a builder already set up for a layer, as [`open`](Self::open) sets up
+    /// the connection to one Redis: within one call, up to 5 retries, 10 ms apart at first and
+    /// doubling up to 200 ms (a redirection to the node that now serves a slot is followed at
+    /// once); a connection attempt gives up after 1 second, an answer after 5. The layer's
+    /// `store_timeout` bounds every call in any case.
+    ///
+    /// # Errors
+    /// An [`Error::Redis`] when a URL is invalid, none is given, or no node can be reached.
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub async fn open_cluster_with<T: IntoConnectionInfo>(
+        nodes: impl IntoIterator<Item = T>,
+        configure: impl FnOnce(ClusterClientBuilder) -> ClusterClientBuilder,
+    ) -> Result<Self, Error> {
+        let seeds = nodes
+            .into_iter()
+            .map(IntoConnectionInfo::into_connection_info)
+            .collect::<Result<Vec<_>, _>>()?;
+        let builder = ClusterClientBuilder::new(seeds.clone())
+            .retries(5)
+            .min_retry_wait(10)
+            .max_retry_wait(200)
+            .connection_timeout(Duration::from_secs(1))
+            .response_timeout(Duration::from_secs(5));
+        let client = configure(builder).build()?;
+        let conn = client.get_async_connection().await?;
+        let nodes = ClusterNodes::new(conn.clone(), seeds.into());
+        Ok(Self::with_link(
+            Link::Cluster(conn),
+            Subscriptions::Cluster(nodes),
+        ))
+    }
+
+    fn with_link(link: Link, subscriptions: Subscriptions) -> Self {
         Self {
-            client,
-            manager,
+            link,
+            subscriptions,
             keys: Keys::default(),
             timeout: DEFAULT_TIMEOUT,
         }
@@ -93,24 +161,47 @@ impl RedisConnection {
         self.keys.prefix()
     }
 
-    /// The client.
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// The client of a connection to one Redis; `None` for a cluster.
+    pub fn client(&self) -> Option<&redis::Client> {
+        match &self.subscriptions {
+            Subscriptions::Server(client) => Some(client),
+            #[cfg(feature = "redis-cluster")]
+            Subscriptions::Cluster(_) => None,
+        }
     }
 
-    /// The connection manager.
-    pub fn manager(&self) -> &ConnectionManager {
-        &self.manager
+    /// The connection manager of a connection to one Redis; `None` for a cluster.
+    pub fn manager(&self) -> Option<&ConnectionManager> {
+        match &self.link {
+            Link::Single(manager) => Some(manager),
+            #[cfg(feature = "redis-cluster")]
+            Link::Cluster(_) => None,
+        }
+    }
+
+    /// The cluster connection of a connection to a Redis Cluster; `None` for one Redis.
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn cluster(&self) -> Option<&ClusterConnection> {
+        match &self.link {
+            Link::Cluster(cluster) => Some(cluster),
+            Link::Single(_) => None,
+        }
+    }
+
+    /// Whether this is a connection to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        !matches!(self.link, Link::Single(_))
     }
 
     /// A [`RedisPlanStore`] on this connection and prefix.
     pub fn plan_store(&self) -> RedisPlanStore {
-        RedisPlanStore::with_keys(self.manager.clone(), self.keys.clone(), self.timeout)
+        RedisPlanStore::with_keys(self.link.clone(), self.keys.clone(), self.timeout)
     }
 
     /// A [`RedisUsageStore`] on this connection and prefix.
     pub fn usage_store(&self) -> RedisUsageStore {
-        RedisUsageStore::with_keys(self.manager.clone(), self.keys.clone())
+        RedisUsageStore::with_keys(self.link.clone(), self.keys.clone())
     }
 
     /// Starts a [`RedisInvalidator`] with the defaults, driving `local`, the layer's own handle
@@ -121,6 +212,14 @@ impl RedisConnection {
     /// [`Error::NoRuntime`] outside a Tokio runtime.
     pub fn invalidator(&self, local: Invalidator) -> Result<RedisInvalidator, Error> {
         RedisInvalidator::builder(self).start(local)
+    }
+
+    pub(crate) fn link(&self) -> &Link {
+        &self.link
+    }
+
+    pub(crate) fn subscriptions(&self) -> &Subscriptions {
+        &self.subscriptions
     }
 
     pub(crate) fn keys(&self) -> &Keys {
@@ -136,6 +235,7 @@ impl fmt::Debug for RedisConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConnection")
             .field("prefix", &self.keys.prefix())
+            .field("cluster", &self.is_cluster())
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }

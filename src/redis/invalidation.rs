@@ -5,10 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
+use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::watch;
 
 use super::error::within;
+use super::link::Link;
+#[cfg(feature = "redis-cluster")]
+use super::nodes::{ClusterNodes, Node};
 use super::{Error, RedisConnection};
 use crate::invalidator::Invalidator;
 
@@ -60,6 +63,16 @@ impl Message {
     }
 }
 
+/// Where the listening task subscribes.
+#[derive(Clone)]
+pub(crate) enum Subscriptions {
+    /// On the one Redis, through its client.
+    Server(redis::Client),
+    /// On any healthy node of a cluster: a `PUBLISH` reaches the subscribers of every node.
+    #[cfg(feature = "redis-cluster")]
+    Cluster(ClusterNodes),
+}
+
 /// Drops everything `local` caches: what was published while no subscription listened is lost.
 fn drop_all(local: &Invalidator) {
     local.all_users();
@@ -73,6 +86,11 @@ fn drop_all(local: &Invalidator) {
 /// change to this instance's layer at once (through its [`Invalidator`]), then publish it on
 /// the channel (`prefix:invalidate`). A background task, started with the invalidator, listens
 /// on its own connection and applies every message it receives to the local layer.
+///
+/// On a Redis Cluster the messages travel by `PUBLISH`, which the cluster carries to the
+/// subscribers of every node: the task subscribes on one healthy node (instances spread over
+/// them) and moves to another when it loses that one, or when, after a quiet
+/// [`health_check`] interval, the cluster says the node failed or left.
 ///
 /// Pub/sub loses the messages sent while a subscriber is disconnected, so when the subscription
 /// is lost (the connection closes, or a `PING` after a quiet [`health_check`] interval gets no
@@ -92,7 +110,7 @@ pub struct RedisInvalidator {
 }
 
 struct Shared {
-    conn: ConnectionManager,
+    conn: Link,
     channel: String,
     local: Invalidator,
     timeout: Duration,
@@ -109,8 +127,8 @@ impl Drop for Shared {
 /// Configures and starts a [`RedisInvalidator`]; see [`RedisInvalidator::builder`].
 #[must_use]
 pub struct RedisInvalidatorBuilder {
-    client: redis::Client,
-    conn: ConnectionManager,
+    subscriptions: Subscriptions,
+    conn: Link,
     channel: String,
     timeout: Duration,
     backoff: (Duration, Duration),
@@ -122,8 +140,8 @@ impl RedisInvalidator {
     /// [`RedisConnection::invalidator`] starts one with the defaults.
     pub fn builder(connection: &RedisConnection) -> RedisInvalidatorBuilder {
         RedisInvalidatorBuilder {
-            client: connection.client().clone(),
-            conn: connection.manager().clone(),
+            subscriptions: connection.subscriptions().clone(),
+            conn: connection.link().clone(),
             channel: connection.keys().channel(),
             timeout: connection.timeout_value(),
             backoff: (DEFAULT_BACKOFF_MIN, DEFAULT_BACKOFF_MAX),
@@ -184,9 +202,8 @@ impl RedisInvalidator {
         let shared = &self.shared;
         message.apply(&shared.local);
         let mut conn = shared.conn.clone();
-        let mut publish = redis::cmd("PUBLISH");
-        publish.arg(&shared.channel).arg(message.encode());
-        let result = within(shared.timeout, publish.query_async::<i64>(&mut conn)).await;
+        let payload = message.encode();
+        let result = within(shared.timeout, conn.publish(&shared.channel, &payload)).await;
         if let Err(error) = &result {
             tracing::warn!(
                 channel = %shared.channel,
@@ -269,7 +286,7 @@ impl RedisInvalidatorBuilder {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let (sender, subscribed) = watch::channel(false);
         let listener = Listener {
-            client: self.client,
+            subscriptions: self.subscriptions,
             channel: self.channel.clone(),
             local: local.clone(),
             subscribed: sender,
@@ -293,7 +310,7 @@ impl RedisInvalidatorBuilder {
 
 /// The background task: subscribes, applies messages, and subscribes again when it loses them.
 struct Listener {
-    client: redis::Client,
+    subscriptions: Subscriptions,
     channel: String,
     local: Invalidator,
     subscribed: watch::Sender<bool>,
@@ -306,14 +323,20 @@ impl Listener {
     async fn run(self) {
         let (min, max) = self.backoff;
         let mut wait = min;
+        let mut attempt: u64 = 0;
         loop {
-            match self.subscribe().await {
-                Ok((sink, stream)) => {
+            attempt = attempt.wrapping_add(1);
+            match self.subscribe(attempt).await {
+                Ok(subscription) => {
                     drop_all(&self.local);
                     self.subscribed.send_replace(true);
-                    tracing::info!(channel = %self.channel, "subscribed to invalidations");
+                    tracing::info!(
+                        channel = %self.channel,
+                        on = %subscription.on(),
+                        "subscribed to invalidations"
+                    );
                     wait = min;
-                    self.listen(sink, stream).await;
+                    self.listen(subscription).await;
                     self.subscribed.send_replace(false);
                     drop_all(&self.local);
                     tracing::warn!(
@@ -335,17 +358,68 @@ impl Listener {
         }
     }
 
-    async fn subscribe(&self) -> Result<(PubSubSink, PubSubStream), Error> {
-        let pubsub = within(self.timeout, self.client.get_async_pubsub()).await?;
+    /// Subscribes on the Redis or, on a cluster, on the first node of
+    /// [`ClusterNodes::candidates`] that takes the subscription.
+    async fn subscribe(&self, attempt: u64) -> Result<Subscription, Error> {
+        match &self.subscriptions {
+            Subscriptions::Server(client) => {
+                // One server: there is nowhere else to go.
+                let _ = attempt;
+                let (sink, stream) = self.subscribe_on(client).await?;
+                Ok(Subscription {
+                    sink,
+                    stream,
+                    #[cfg(feature = "redis-cluster")]
+                    node: None,
+                })
+            }
+            #[cfg(feature = "redis-cluster")]
+            Subscriptions::Cluster(nodes) => {
+                let mut failure = None;
+                for node in nodes.candidates(attempt).await {
+                    let subscribed = match redis::Client::open(nodes.connection_info(&node)) {
+                        Ok(client) => self.subscribe_on(&client).await,
+                        Err(error) => Err(error.into()),
+                    };
+                    match subscribed {
+                        Ok((sink, stream)) => {
+                            return Ok(Subscription {
+                                sink,
+                                stream,
+                                node: Some(node),
+                            })
+                        }
+                        Err(error) => {
+                            tracing::debug!(%node, %error, "could not subscribe on this node");
+                            failure = Some(error);
+                        }
+                    }
+                }
+                Err(failure.unwrap_or_else(|| {
+                    Error::Redis(redis::RedisError::from((
+                        redis::ErrorKind::IoError,
+                        "no node of the cluster to subscribe on",
+                    )))
+                }))
+            }
+        }
+    }
+
+    async fn subscribe_on(
+        &self,
+        client: &redis::Client,
+    ) -> Result<(PubSubSink, PubSubStream), Error> {
+        let pubsub = within(self.timeout, client.get_async_pubsub()).await?;
         let (mut sink, stream) = pubsub.split();
         within(self.timeout, sink.subscribe(&self.channel)).await?;
         Ok((sink, stream))
     }
 
     /// Applies messages until the subscription is lost.
-    async fn listen(&self, mut sink: PubSubSink, mut stream: PubSubStream) {
+    async fn listen(&self, mut subscription: Subscription) {
         loop {
-            match tokio::time::timeout(self.health_check, stream.next()).await {
+            let next = subscription.stream.next();
+            match tokio::time::timeout(self.health_check, next).await {
                 Ok(Some(message)) => match Message::decode(message.get_payload_bytes()) {
                     Some(message) => {
                         tracing::debug!(?message, "invalidation received");
@@ -358,9 +432,13 @@ impl Listener {
                 },
                 Ok(None) => return,
                 Err(_quiet) => {
-                    let ping = sink.ping::<redis::Value>();
+                    let ping = subscription.sink.ping::<redis::Value>();
                     match tokio::time::timeout(self.health_check, ping).await {
-                        Ok(Ok(_)) => {}
+                        Ok(Ok(_)) => {
+                            if self.node_has_left(&subscription).await {
+                                return;
+                            }
+                        }
                         Ok(Err(error)) => {
                             tracing::warn!(%error, "invalidation subscription failed its health check");
                             return;
@@ -375,6 +453,44 @@ impl Listener {
                 }
             }
         }
+    }
+}
+
+/// A live subscription: its connection and, on a cluster, the node it is on.
+struct Subscription {
+    sink: PubSubSink,
+    stream: PubSubStream,
+    #[cfg(feature = "redis-cluster")]
+    node: Option<Node>,
+}
+
+impl Subscription {
+    /// Where it is, for the logs.
+    fn on(&self) -> String {
+        #[cfg(feature = "redis-cluster")]
+        if let Some(node) = &self.node {
+            return node.to_string();
+        }
+        "redis".to_owned()
+    }
+}
+
+impl Listener {
+    /// Whether the cluster says that the node the subscription is on failed or left it: it may
+    /// then no longer hear the cluster's messages. Not knowing is no reason to leave; one Redis
+    /// never leaves.
+    #[cfg_attr(not(feature = "redis-cluster"), allow(unused_variables))]
+    async fn node_has_left(&self, subscription: &Subscription) -> bool {
+        #[cfg(feature = "redis-cluster")]
+        if let (Subscriptions::Cluster(nodes), Some(node)) =
+            (&self.subscriptions, &subscription.node)
+        {
+            if let Ok(true) = within(self.timeout, nodes.has_left(node)).await {
+                tracing::warn!(%node, "the node of the invalidation subscription left the cluster");
+                return true;
+            }
+        }
+        false
     }
 }
 

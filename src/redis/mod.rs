@@ -1,5 +1,5 @@
-//! Several instances over one Redis: shared counters and reservations, plans in Redis, and
-//! invalidation broadcast to every instance.
+//! Several instances over one Redis or a Redis Cluster: shared counters and reservations, plans
+//! in Redis, and invalidation broadcast to every instance.
 //!
 //! Every instance runs its own [`PlanLimitLayer`](crate::PlanLimitLayer), with its own caches;
 //! they share state through Redis (section 11 of `DESIGN.md`):
@@ -22,7 +22,9 @@
 //!   and subscribes again. With the `webhook` feature it is a
 //!   `webhook::Invalidate`, so a webhook that reaches one instance
 //!   updates all of them.
-//! - [`RedisConnection`] opens the connection, sets the key prefix, and makes the three.
+//! - [`RedisConnection`] opens the connection, to one Redis or (feature `redis-cluster`) to a
+//!   cluster, sets the key prefix, and makes the three; they work the same on both (see
+//!   [Cluster](#cluster)).
 //!
 //! When Redis is down or slow, the layer answers as with any store: `store_timeout` bounds every
 //! call, and the failure policy answers `503` (or lets requests pass, failing open). The
@@ -47,6 +49,67 @@
 //! and the empty id is written `%`. Counters that do not exist yet start from the subscriber
 //! record's usage, as with [`MemoryStore`](crate::MemoryStore); from then on the counters are the
 //! truth for counted limits.
+//!
+//! # Cluster
+//!
+//! With the `redis-cluster` feature, `RedisConnection::open_cluster` connects to a Redis
+//! Cluster (or a managed service in cluster mode) through the `redis` crate's cluster client,
+//! which sends each command to the master that serves its key's slot and follows the cluster as
+//! slots move and replicas take over. The stores and the invalidator are the same types:
+//!
+//! - every key of one user is in the user's slot (the `{user}` hash tag above), so each script
+//!   names the keys of one slot and runs, atomic, on one master: it is sent with `EVALSHA`,
+//!   routed by its first key, and with `EVAL` and its body when that master does not know it yet
+//!   (a restarted node, a replica just promoted). The catalog has a slot of its own.
+//!   [`RedisPlanStore::load_json`] writes the catalog and each record on its own there, since a
+//!   transaction cannot span slots.
+//! - invalidations travel by `PUBLISH`, which a cluster carries to the subscribers of every
+//!   node: each instance's task subscribes on one healthy node (the instances spread over them)
+//!   and publishing goes to any reachable one. Sharded pub/sub (`SSUBSCRIBE`) would tie every
+//!   message to the one shard that serves the channel name, down while that shard fails over;
+//!   invalidations are rare, so the cluster bus carrying them to every node costs little. When
+//!   its node goes away (the connection closes, a health check fails, or the cluster marks the
+//!   node failed or forgets it) the task drops every cached user and the catalog and subscribes
+//!   on another node, as with one Redis.
+//! - while a master is down, its users' calls fail within `store_timeout`, answered by the
+//!   failure policy, until its replica takes over (the cluster's `cluster-node-timeout`, then an
+//!   election of a second or so); the users of the other masters are served throughout, provided
+//!   the cluster runs with `cluster-require-full-coverage no` (with Redis's default, `yes`, every
+//!   node refuses while any slot has no master). No restart is needed afterwards.
+//! - Redis replicates asynchronously: a count or a reservation that a master acknowledged in the
+//!   last moment before it died may be missing on the replica that takes over, and the limit can
+//!   be exceeded by those few creates. That is Redis's guarantee, not the layer's.
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis-cluster")]
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//!
+//! use tower_plans::redis::RedisConnection;
+//! use tower_plans::PlanLimitLayer;
+//!
+//! // A few of the nodes are enough: the client finds the others.
+//! let redis = RedisConnection::open_cluster([
+//!     "redis://10.0.0.1:7000/",
+//!     "redis://10.0.0.2:7000/",
+//!     "redis://10.0.0.3:7000/",
+//! ])
+//! .await?
+//! .key_prefix("myapp");
+//!
+//! // From here on, as with one Redis.
+//! let layer = PlanLimitLayer::builder(redis.plan_store())
+//!     .count_usage(redis.usage_store())
+//!     .store_timeout(Duration::from_millis(500))
+//!     .build()?;
+//! let invalidator = redis.invalidator(layer.invalidator())?;
+//! # let _ = invalidator;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "redis-cluster"))]
+//! # fn main() {}
+//! ```
 //!
 //! # Example
 //!
@@ -98,6 +161,9 @@ mod connection;
 mod error;
 mod invalidation;
 mod keys;
+mod link;
+#[cfg(feature = "redis-cluster")]
+mod nodes;
 mod plans;
 mod scripts;
 mod usage;

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::error::within;
 use super::keys::Keys;
+use super::link::Link;
 use super::Error;
 use crate::catalog::Catalog;
 use crate::store::{json_kind, BoxError, LoadError, PlanStore};
@@ -42,7 +43,7 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Cloning is cheap: clones share the connection.
 #[derive(Clone)]
 pub struct RedisPlanStore {
-    conn: ConnectionManager,
+    conn: Link,
     keys: Keys,
     timeout: Duration,
 }
@@ -54,13 +55,13 @@ impl RedisPlanStore {
     /// connection's prefix.
     pub fn new(conn: ConnectionManager) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             keys: Keys::default(),
             timeout: DEFAULT_TIMEOUT,
         }
     }
 
-    pub(crate) fn with_keys(conn: ConnectionManager, keys: Keys, timeout: Duration) -> Self {
+    pub(crate) fn with_keys(conn: Link, keys: Keys, timeout: Duration) -> Self {
         Self {
             conn,
             keys,
@@ -132,7 +133,9 @@ impl RedisPlanStore {
     /// [`MemoryStore::from_json`](crate::MemoryStore::from_json): the catalog, and a JSON object
     /// that maps each user id to its record (a `null` record removes the user). Everything is
     /// checked before anything is written, the records' add-on names against the catalog too;
-    /// the writes are then sent in one transaction.
+    /// the writes are then sent in one transaction. A Redis Cluster has no transaction across
+    /// hash slots: there each write (the catalog, one user's record) is sent on its own, and when
+    /// Redis fails some may have been applied; loading again is safe.
     ///
     /// # Errors
     /// [`Error::Load`] naming the bad document, user or value (nothing is written); an
@@ -141,13 +144,12 @@ impl RedisPlanStore {
         let catalog = Catalog::from_json(plans_json).map_err(LoadError::Catalog)?;
         let users: Value = serde_json::from_str(users_json)
             .map_err(|error| LoadError::UsersJson(Arc::new(error)))?;
-        let mut pipe = redis::pipe();
-        pipe.atomic().set(self.keys.catalog(), plans_json).ignore();
+        let mut writes = vec![redis::Cmd::set(self.keys.catalog(), plans_json)];
         match &users {
             Value::Object(records) => {
                 for (id, record) in records {
                     if record.is_null() {
-                        pipe.del(self.keys.user(id)).ignore();
+                        writes.push(redis::Cmd::del(self.keys.user(id)));
                         continue;
                     }
                     Subscriber::from_value(record)
@@ -156,7 +158,7 @@ impl RedisPlanStore {
                             id: Arc::from(id.as_str()),
                             error,
                         })?;
-                    pipe.set(self.keys.user(id), record.to_string()).ignore();
+                    writes.push(redis::Cmd::set(self.keys.user(id), record.to_string()));
                 }
             }
             Value::Null => {}
@@ -168,7 +170,7 @@ impl RedisPlanStore {
             }
         }
         let mut conn = self.conn.clone();
-        within(self.timeout, pipe.query_async::<()>(&mut conn)).await
+        within(self.timeout, conn.write_all(writes)).await
     }
 
     async fn write(&self, key: String, json: String) -> Result<(), Error> {

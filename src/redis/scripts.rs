@@ -13,7 +13,7 @@
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use super::link::LuaScript;
 
 /// Helpers shared by the scripts: validation, decimal arithmetic, Redis time, key upkeep.
 const LIB: &str = r#"
@@ -189,14 +189,14 @@ redis.call('DEL', KEYS[2])
 return 1
 "#;
 
-fn script(body: &str) -> Script {
-    Script::new(&format!("{LIB}{body}"))
+fn script(body: &str) -> LuaScript {
+    LuaScript::new(format!("{LIB}{body}"))
 }
 
-pub(crate) static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(RESERVE));
-pub(crate) static COMMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(COMMIT));
-pub(crate) static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(RELEASE));
-pub(crate) static ADJUST_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(ADJUST));
-pub(crate) static GET_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(GET));
-pub(crate) static SET_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(SET));
-pub(crate) static RESET_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(RESET));
+pub(crate) static RESERVE_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| script(RESERVE));
+pub(crate) static COMMIT_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| script(COMMIT));
+pub(crate) static RELEASE_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| script(RELEASE));
+pub(crate) static ADJUST_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| script(ADJUST));
+pub(crate) static GET_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| script(GET));
+pub(crate) static SET_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| script(SET));
+pub(crate) static RESET_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| script(RESET));

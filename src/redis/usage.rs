@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
-use redis::Script;
 
 use super::keys::{field, Keys};
+use super::link::{Invocation, Link, LuaScript};
 use super::scripts::{
     ADJUST_SCRIPT, COMMIT_SCRIPT, GET_SCRIPT, RELEASE_SCRIPT, RESERVE_SCRIPT, RESET_SCRIPT,
     SET_SCRIPT,
@@ -51,7 +51,7 @@ const PERIOD_KEPT_MS: u64 = 3_600_000;
 /// Cloning is cheap: clones share the connection.
 #[derive(Clone)]
 pub struct RedisUsageStore {
-    conn: ConnectionManager,
+    conn: Link,
     keys: Keys,
 }
 
@@ -62,12 +62,12 @@ impl RedisUsageStore {
     /// connection's prefix.
     pub fn new(conn: ConnectionManager) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             keys: Keys::default(),
         }
     }
 
-    pub(crate) fn with_keys(conn: ConnectionManager, keys: Keys) -> Self {
+    pub(crate) fn with_keys(conn: Link, keys: Keys) -> Self {
         Self { conn, keys }
     }
 
@@ -96,10 +96,10 @@ impl RedisUsageStore {
     /// expires (the last argument of every script).
     fn invoke<'a, const N: usize>(
         &self,
-        script: &'a Script,
+        script: &'a LuaScript,
         counter: &Counter,
         args: [String; N],
-    ) -> redis::ScriptInvocation<'a> {
+    ) -> Invocation<'a> {
         let mut invocation = script.prepare_invoke();
         invocation
             .key(self.keys.used_by(counter))

@@ -53,7 +53,14 @@ impl Instance {
         server: &RedisServer,
         configure: impl FnOnce(PlanLimitLayerBuilder) -> PlanLimitLayerBuilder,
     ) -> Instance {
-        let conn = connect(server).await;
+        Instance::on(connect(server).await, configure).await
+    }
+
+    /// An instance over `conn`, one Redis or a cluster.
+    pub async fn on(
+        conn: RedisConnection,
+        configure: impl FnOnce(PlanLimitLayerBuilder) -> PlanLimitLayerBuilder,
+    ) -> Instance {
         let layer = configure(builder(&conn)).build().expect("valid layer");
         let invalidator = RedisInvalidator::builder(&conn)
             .backoff(Duration::from_millis(20), Duration::from_millis(200))

@@ -8,36 +8,49 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use tower::{service_fn, Layer, Service};
 use tower_plans::store::{Count, Counter};
-use tower_plans::{UsageStore, UserCache};
+use tower_plans::{PlanLimitLayerBuilder, UsageStore, UserCache};
 
 use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_two_hundred_concurrent_creates_over_four_instances_let_exactly_one_through() {
-    const REQUESTS: usize = 200;
     let server = RedisServer::start();
     let mut instances = Vec::new();
     for n in 0..4 {
-        // Two instances cache users, two do not: the counts are Redis's either way.
-        let cache = n % 2 == 0;
-        instances.push(Arc::new(
-            Instance::new(&server, |builder| {
-                let builder = builder.store_timeout(Duration::from_secs(5));
-                if cache {
-                    builder.user_cache(UserCache::time_to_live(Duration::from_secs(3600), 1000))
-                } else {
-                    builder
-                }
-            })
-            .await,
-        ));
+        let conn = connect(&server).await;
+        instances.push(Arc::new(Instance::on(conn, counting(n)).await));
     }
+    let users: Vec<String> = (0..10).map(|round| format!("user-{round}")).collect();
+    two_hundred_concurrent_creates_let_exactly_one_through(&instances, &users).await;
+}
+
+/// The layer of the `n`th of the instances that count concurrent creates: a store timeout
+/// long enough for 200 concurrent requests; even instances cache users, odd ones do not (the
+/// counts are Redis's either way).
+pub fn counting(n: usize) -> impl FnOnce(PlanLimitLayerBuilder) -> PlanLimitLayerBuilder {
+    move |builder| {
+        let builder = builder.store_timeout(Duration::from_secs(5));
+        if n % 2 == 0 {
+            builder.user_cache(UserCache::time_to_live(Duration::from_secs(3600), 1000))
+        } else {
+            builder
+        }
+    }
+}
+
+/// For each of `users` in turn, one round: the user on free (5 clients) with 4, and 200
+/// concurrent creates spread over `instances`: exactly one is created, and Redis counts 5.
+pub async fn two_hundred_concurrent_creates_let_exactly_one_through(
+    instances: &[Arc<Instance>],
+    users: &[String],
+) {
+    const REQUESTS: usize = 200;
     let plans = instances[0].conn.plan_store();
     plans.set_catalog_json(CATALOG).await.unwrap();
 
-    for round in 0..10 {
+    for (round, user) in users.iter().enumerate() {
         // Free keeps 5 clients; the user has 4.
-        let user = format!("user-{round}");
+        let user = user.clone();
         let record = r#"{"plan": "free", "usage": {"clients": 4}}"#;
         plans.set_user_json(&user, record).await.unwrap();
 
@@ -83,39 +96,44 @@ async fn redis_a_plan_change_published_on_one_instance_is_seen_by_the_other_thre
     for _ in 0..4 {
         instances.push(Instance::cached(&server).await);
     }
+    a_plan_change_is_seen_by_every_instance(&instances, "ann").await;
+}
+
+/// `user` on free, cached by every instance (two or more); a change of plan behind the caches'
+/// back, published by the first instance, is seen by every other within a second; so are a new
+/// catalog and "all users", published by others. Leaves the catalog and `user` as they were.
+pub async fn a_plan_change_is_seen_by_every_instance(instances: &[Instance], user: &str) {
+    let free = r#"{"plan": "free", "usage": {"clients": 1}}"#;
     let plans = instances[0].conn.plan_store();
     plans
-        .load_json(
-            CATALOG,
-            r#"{"ann": {"plan": "free", "usage": {"clients": 1}}}"#,
-        )
+        .load_json(CATALOG, &format!("{{{}: {free}}}", serde_json::json!(user)))
         .await
         .unwrap();
-    // Every instance caches ann on free.
-    for instance in &instances {
-        let (status, body) = instance.send(Method::GET, "/tasks", "ann").await;
+    // Every instance caches the user on free.
+    for instance in instances {
+        let (status, body) = instance.send(Method::GET, "/tasks", user).await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "free usage=0"));
     }
-    // Behind the caches' back, ann moves to pro: the caches still say free.
+    // Behind the caches' back, the user moves to pro: the caches still say free.
     plans
-        .set_user_json("ann", r#"{"plan": "pro", "usage": {"clients": 1}}"#)
+        .set_user_json(user, r#"{"plan": "pro", "usage": {"clients": 1}}"#)
         .await
         .unwrap();
-    for instance in &instances {
-        let (_, body) = instance.send(Method::GET, "/tasks", "ann").await;
+    for instance in instances {
+        let (_, body) = instance.send(Method::GET, "/tasks", user).await;
         assert_eq!(body, "free usage=0", "still cached");
     }
 
     // Instance 0 publishes the change.
-    instances[0].invalidator.user("ann").await.unwrap();
+    instances[0].invalidator.user(user).await.unwrap();
     assert_eq!(
-        instances[0].send(Method::GET, "/tasks", "ann").await.1,
+        instances[0].send(Method::GET, "/tasks", user).await.1,
         "pro usage=0",
         "the publisher applies it at once"
     );
     for (n, instance) in instances.iter().enumerate().skip(1) {
         let seen = eventually(Duration::from_secs(1), || async {
-            instance.send(Method::GET, "/tasks", "ann").await.1 == "pro usage=0"
+            instance.send(Method::GET, "/tasks", user).await.1 == "pro usage=0"
         })
         .await;
         assert!(
@@ -131,24 +149,29 @@ async fn redis_a_plan_change_published_on_one_instance_is_seen_by_the_other_thre
         )
         .await
         .unwrap();
-    instances[3].invalidator.catalog().await.unwrap();
+    instances[instances.len() - 1]
+        .invalidator
+        .catalog()
+        .await
+        .unwrap();
     for (n, instance) in instances.iter().enumerate() {
         let seen = eventually(Duration::from_secs(1), || async {
-            instance.send(Method::GET, "/tasks", "ann").await.0 == StatusCode::FORBIDDEN
+            instance.send(Method::GET, "/tasks", user).await.0 == StatusCode::FORBIDDEN
         })
         .await;
         assert!(seen.is_some(), "instance {n} did not see the new catalog");
     }
     plans.set_catalog_json(CATALOG).await.unwrap();
-    plans
-        .set_user_json("ann", r#"{"plan": "free", "usage": {"clients": 1}}"#)
+    plans.set_user_json(user, free).await.unwrap();
+    instances[1].invalidator.catalog().await.unwrap();
+    instances[2 % instances.len()]
+        .invalidator
+        .all_users()
         .await
         .unwrap();
-    instances[1].invalidator.catalog().await.unwrap();
-    instances[2].invalidator.all_users().await.unwrap();
     for (n, instance) in instances.iter().enumerate() {
         let seen = eventually(Duration::from_secs(1), || async {
-            instance.send(Method::GET, "/tasks", "ann").await.1 == "free usage=0"
+            instance.send(Method::GET, "/tasks", user).await.1 == "free usage=0"
         })
         .await;
         assert!(seen.is_some(), "instance {n} did not drop its users");

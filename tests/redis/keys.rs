@@ -11,7 +11,7 @@ use tower_plans::{PlanStore, UsageStore};
 use crate::common::*;
 
 /// Ids that a naive key layout would mix up.
-const TRICKY: &[&str] = &[
+pub const TRICKY: &[&str] = &[
     "john",
     "john:clients",
     "john:clients:i",
@@ -34,7 +34,7 @@ const TRICKY: &[&str] = &[
 
 /// The hash tag Redis Cluster would hash `key` by: between the first `{` and the next `}`, when
 /// that is not empty; the whole key otherwise.
-fn hash_tag(key: &str) -> &str {
+pub fn hash_tag(key: &str) -> &str {
     if let Some(open) = key.find('{') {
         if let Some(len) = key[open + 1..].find('}') {
             if len > 0 {
@@ -86,7 +86,7 @@ async fn redis_ids_with_colons_braces_spaces_and_unicode_do_not_collide() {
     assert!(plans.user("nobody").await.unwrap().is_none());
 
     // Every key of a user carries that user's hash tag, and no two users share a tag.
-    let mut manager = conn.manager().clone();
+    let mut manager = conn.manager().expect("one redis-server").clone();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("test:*")
         .query_async(&mut manager)

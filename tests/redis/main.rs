@@ -1,13 +1,28 @@
 //! tower-plans over a real Redis: the scripts of the usage store (the same semantics as the
 //! in-memory store's), the plan store (with add-ons), key escaping, several instances sharing one Redis, and
-//! Redis going away and coming back. Every test starts its own `redis-server`.
+//! Redis going away and coming back. Every test starts its own `redis-server`. With the
+//! `redis-cluster` feature, the same over a Redis Cluster of three masters with one replica
+//! each, which each of those tests starts too, and a master killed mid-run.
 
+#[cfg(feature = "redis-cluster")]
+#[path = "../support/redis_cluster.rs"]
+mod redis_cluster;
 #[path = "../support/redis_server.rs"]
 mod redis_server;
 
 mod common;
 
 mod addons;
+#[cfg(feature = "redis-cluster")]
+mod cluster;
+#[cfg(feature = "redis-cluster")]
+mod cluster_failover;
+#[cfg(feature = "redis-cluster")]
+mod cluster_instances;
+#[cfg(feature = "redis-cluster")]
+mod cluster_invalidation;
+#[cfg(feature = "redis-cluster")]
+mod cluster_keys;
 mod differential;
 mod instances;
 mod keys;

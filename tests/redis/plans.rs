@@ -118,7 +118,7 @@ async fn redis_malformed_json_in_redis_is_a_store_failure_never_shown_to_the_cli
     let server = RedisServer::start();
     let conn = connect(&server).await;
     conn.plan_store().set_catalog_json(CATALOG).await.unwrap();
-    let mut manager = conn.manager().clone();
+    let mut manager = conn.manager().expect("one redis-server").clone();
     let records = [
         (
             "ann",

@@ -14,7 +14,10 @@ const LEASE: Duration = Duration::from_secs(300);
 
 async fn store(server: &RedisServer) -> (RedisUsageStore, ConnectionManager) {
     let conn = connect(server).await;
-    (conn.usage_store(), conn.manager().clone())
+    (
+        conn.usage_store(),
+        conn.manager().expect("one redis-server").clone(),
+    )
 }
 
 fn clients(user: &str) -> Counter {
