@@ -30,7 +30,7 @@ async fn redis_two_hundred_concurrent_creates_over_four_instances_let_exactly_on
 pub fn counting(n: usize) -> impl FnOnce(PlanLimitLayerBuilder) -> PlanLimitLayerBuilder {
     move |builder| {
         let builder = builder.store_timeout(Duration::from_secs(5));
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             builder.user_cache(UserCache::time_to_live(Duration::from_secs(3600), 1000))
         } else {
             builder
