@@ -14,8 +14,10 @@
 //! wrapping the routes in any layer costs), the application behind the least a plan check can do
 //! (`floor`: `benches/common/floor.rs`, a `matchit` route, a record read under a lock, one count
 //! against one limit; not the plan layer), the application behind the plan layer with a
-//! `MemoryStore` (`layer`: the subscriber is read from the store on every request), and the same
-//! with a user cache (`layer+cache`).
+//! `MemoryStore` (`layer`: the subscriber is read from the store on every request), the same
+//! with a user cache (`layer+cache`), and the same counting usage in its store (`layer+count`:
+//! every create reserves a unit before the handler and commits it after; its subscribers are on
+//! a plan whose limit no run reaches).
 //! Every server runs the same demo authentication (the user is the `x-user` header), and the same
 //! handler answers `201` with a small JSON body. The store holds a catalog and 1000 subscribers on
 //! the `pro` plan (30 clients) with 1 client each, so every `POST /api/clients` is governed and
@@ -59,7 +61,7 @@ use tower_plans::{
 
 const USAGE: &str = "usage: cargo bench --bench load -- [--connections 16] [--seconds 3] \
                      [--rounds 5] [--max-requests 5000000] [--users 1000] \
-                     [--servers bare,noop-layer,floor,layer,layer+cache] [--serve]";
+                     [--servers bare,noop-layer,floor,layer,layer+cache,layer+count] [--serve]";
 
 #[derive(Debug)]
 struct Options {
@@ -141,14 +143,17 @@ fn app() -> Router {
         .route("/api/health", get(|| async { "ok" }))
 }
 
-fn store(users: usize) -> Result<MemoryStore, String> {
+/// The subscribers' store: `u0`, `u1`, ... on `plan` with 1 client each, and `full` at free's
+/// limit.
+fn subscribers(users: usize, plan: &str) -> Result<MemoryStore, String> {
     let catalog = Catalog::from_json(
         r#"{
             "trial": {"duration": 14, "fallback": "free"},
             "plans": [
                 {"name": "free", "limits": {"clients": 3, "projects": {"create": 1, "delete": 0}}},
                 {"name": "regular", "limits": {"clients": 10, "projects": 5}},
-                {"name": "pro", "limits": {"clients": 30, "projects": null}}
+                {"name": "pro", "limits": {"clients": 30, "projects": null}},
+                {"name": "metered", "limits": {"clients": 1000000000000, "projects": null}}
             ]
         }"#,
     )
@@ -157,7 +162,7 @@ fn store(users: usize) -> Result<MemoryStore, String> {
     for i in 0..users {
         let subscriber = Subscriber::new()
             .with_name(format!("u{i}"))
-            .with_plan(Assignment::new("pro"))
+            .with_plan(Assignment::new(plan))
             .with_usage("clients", 1);
         store.insert_user(format!("u{i}"), subscriber);
     }
@@ -171,7 +176,8 @@ fn store(users: usize) -> Result<MemoryStore, String> {
     Ok(store)
 }
 
-fn servers(store: &MemoryStore, users: usize) -> Result<Vec<(&'static str, Router)>, String> {
+fn servers(users: usize) -> Result<Vec<(&'static str, Router)>, String> {
+    let store = subscribers(users, "pro")?;
     let auth = middleware::from_fn(demo_auth);
     let layer = PlanLimitLayer::builder(store.clone())
         .base("/api")
@@ -183,6 +189,12 @@ fn servers(store: &MemoryStore, users: usize) -> Result<Vec<(&'static str, Route
             Duration::from_secs(60),
             users as u64 + 16,
         ))
+        .build()
+        .map_err(|e| format!("layer: {e}"))?;
+    let counted_store = subscribers(users, "metered")?;
+    let counted = PlanLimitLayer::builder(counted_store.clone())
+        .base("/api")
+        .count_usage(counted_store)
         .build()
         .map_err(|e| format!("layer: {e}"))?;
     // A layer that does nothing but wrap the routes, as any tower layer does: what is left between
@@ -212,7 +224,8 @@ fn servers(store: &MemoryStore, users: usize) -> Result<Vec<(&'static str, Route
                 .layer(auth.clone()),
         ),
         ("layer", app().layer(layer).layer(auth.clone())),
-        ("layer+cache", app().layer(cached).layer(auth)),
+        ("layer+cache", app().layer(cached).layer(auth.clone())),
+        ("layer+count", app().layer(counted).layer(auth)),
     ])
 }
 
@@ -391,9 +404,8 @@ async fn check(name: &str, addr: SocketAddr) -> Result<(), String> {
 }
 
 async fn run(options: Options) -> Result<(), String> {
-    let store = store(options.users)?;
     let mut targets = Vec::new();
-    for (name, router) in servers(&store, options.users)? {
+    for (name, router) in servers(options.users)? {
         let wanted = options.servers.is_empty() || options.servers.iter().any(|s| s == name);
         if name != "bare" && !wanted {
             continue;
