@@ -146,6 +146,7 @@ fn check(record: &Subscriber, value: &Value) {
                 grant.starts = instant(item.get("starts"));
                 grant.expires = instant(item.get("expires"));
                 grant.quantity = item.get("quantity").and_then(count_of).unwrap_or(1);
+                grant.source = item.get("source").and_then(Value::as_str).map(Arc::from);
                 grant
             })
             .collect(),
@@ -154,10 +155,14 @@ fn check(record: &Subscriber, value: &Value) {
     assert_eq!(record.addons, grants);
     for grant in &record.addons {
         assert!(!grant.name.is_empty());
+        assert!(grant.source.as_deref() != Some(""), "an empty source");
         if let (Some(starts), Some(expires)) = (grant.starts, grant.expires) {
             assert!(starts <= expires, "a grant that ends before it starts");
         }
     }
+
+    // The billing cycle's anchor.
+    assert_eq!(record.cycle_anchor, instant(map.get("cycle_anchor")));
 
     // The usage: as a plain reading of the document gives it.
     let expected = expected_usage(map);
@@ -213,14 +218,17 @@ enum Expected {
 }
 
 /// The usage of a loaded record, read plainly: the `usage` object, or the top-level properties
-/// but `name`, `id`, `plan` and `addons`; `null` counts left out; `destroy` is `delete`.
+/// but `name`, `id`, `plan`, `addons` and `cycle_anchor`; `null` counts left out; `destroy`
+/// is `delete`.
 fn expected_usage(map: &Map<String, Value>) -> Vec<(String, Expected)> {
     let entries: Vec<(&String, &Value)> = match map.get("usage") {
         Some(Value::Object(usage)) => usage.iter().collect(),
         Some(_) => Vec::new(),
         None => map
             .iter()
-            .filter(|(key, _)| !["name", "id", "plan", "addons"].contains(&key.as_str()))
+            .filter(|(key, _)| {
+                !["name", "id", "plan", "addons", "cycle_anchor"].contains(&key.as_str())
+            })
             .collect(),
     };
     let mut out = Vec::new();
@@ -323,10 +331,11 @@ fn write_and_read_back(record: &Subscriber) {
         .iter()
         .map(|grant| {
             json!({"name": &*grant.name, "starts": grant.starts, "expires": grant.expires,
-                   "quantity": grant.quantity})
+                   "quantity": grant.quantity, "source": grant.source.as_deref()})
         })
         .collect();
     root.insert("addons".into(), Value::Array(addons));
+    root.insert("cycle_anchor".into(), json!(record.cycle_anchor));
     let text = Value::Object(root).to_string();
     match Subscriber::from_json(&text) {
         Ok(again) => assert_eq!(&again, record, "the record changed on the way out and back"),

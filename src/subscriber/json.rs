@@ -37,18 +37,23 @@ pub(super) fn subscriber(value: &Value) -> Result<Subscriber, FormatError> {
             )))
         }
         None => {
-            let entries = map
-                .iter()
-                .filter(|(key, _)| !matches!(key.as_str(), "name" | "id" | "plan" | "addons"));
+            let entries = map.iter().filter(|(key, _)| {
+                !matches!(
+                    key.as_str(),
+                    "name" | "id" | "plan" | "addons" | "cycle_anchor"
+                )
+            });
             read_usage(entries, &root)?
         }
     };
     let addons = addons(map.get("addons"), &root.key("addons"))?;
+    let cycle_anchor = instant(map.get("cycle_anchor"), &root.key("cycle_anchor"))?;
     Ok(Subscriber {
         name,
         assignment,
         usage,
         addons,
+        cycle_anchor,
     })
 }
 
@@ -75,17 +80,20 @@ fn addons(value: Option<&Value>, path: &JsonPath<'_>) -> Result<Vec<AddonGrant>,
 fn grant(value: &Value, path: &JsonPath<'_>) -> Result<AddonGrant, FormatError> {
     let Value::Object(map) = value else {
         return Err(path.error(format!(
-            "expected an add-on grant, an object with `name`, `starts`, `expires` and \
-             `quantity`, found {}",
+            "expected an add-on grant, an object with `name`, `starts`, `expires`, \
+             `quantity` and `source`, found {}",
             describe(value)
         )));
     };
-    if let Some(key) = map
-        .keys()
-        .find(|k| !matches!(k.as_str(), "name" | "starts" | "expires" | "quantity"))
-    {
+    if let Some(key) = map.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "name" | "starts" | "expires" | "quantity" | "source"
+        )
+    }) {
         return Err(path.key(key).error(
-            "unknown add-on grant property; expected `name`, `starts`, `expires` or `quantity`",
+            "unknown add-on grant property; expected `name`, `starts`, `expires`, `quantity` \
+             or `source`",
         ));
     }
     let name_path = path.key("name");
@@ -116,6 +124,16 @@ fn grant(value: &Value, path: &JsonPath<'_>) -> Result<AddonGrant, FormatError> 
                 describe(value)
             ))
         })?,
+    };
+    grant.source = match map.get("source") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(source)) if !source.is_empty() => Some(Arc::from(source.as_str())),
+        Some(other) => {
+            return Err(path.key("source").error(format!(
+                "expected a non-empty string naming who granted the add-on, found {}",
+                describe(other)
+            )))
+        }
     };
     Ok(grant)
 }

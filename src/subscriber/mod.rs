@@ -36,13 +36,18 @@ use crate::names::NameMap;
 ///   [`AddonGrant`]). Only `name` is required: without `starts` the grant has always been
 ///   active, without `expires` it never ends, and `quantity` defaults to 1. `quantity` is a
 ///   non-negative integer (0 grants nothing); `expires` may not be before `starts`; any other
-///   property is an error. `null` is the same as no add-ons.
-/// * Without a `usage` property, every property other than `name`, `id`, `plan` and `addons` is
-///   usage, and must be a count, an object of counts or `null`. With a `usage` property, the
-///   other properties are ignored.
+///   property is an error. `null` is the same as no add-ons. A grant may name its `source`, a
+///   non-empty string saying who granted it (the Stripe receiver marks its grants `"stripe"`,
+///   so that it replaces only those); without one the grant has no source.
+/// * `cycle_anchor`: when the user's billing cycle started, in milliseconds since the Unix epoch
+///   (a non-negative integer, or `null`), as a billing provider reports it. Optional; the record
+///   keeps it for quotas that follow the billing cycle.
+/// * Without a `usage` property, every property other than `name`, `id`, `plan`, `addons` and
+///   `cycle_anchor` is usage, and must be a count, an object of counts or `null`. With a `usage`
+///   property, the other properties are ignored.
 ///
 /// Errors are [`FormatError`]s naming the path to the bad value (`plan.expire`,
-/// `usage.clients`, `tasks.show`, `addons[0].quantity`).
+/// `usage.clients`, `tasks.show`, `addons[0].quantity`, `cycle_anchor`).
 ///
 /// A record is read without the catalog, so an add-on name that the catalog does not know is
 /// not an error here: [`Subscriber::check_addons`] checks the names against a catalog (the
@@ -99,6 +104,9 @@ pub struct Subscriber {
     pub usage: Usage,
     /// The add-ons granted to the user, in the record's order (active or not).
     pub addons: Vec<AddonGrant>,
+    /// When the user's billing cycle started, in milliseconds since the Unix epoch (JSON
+    /// `cycle_anchor`), as a billing provider reports it; `None` when unknown.
+    pub cycle_anchor: Option<u64>,
 }
 
 /// One grant of an [add-on](crate::catalog::Addon) to a user: which add-on, from when, until
@@ -132,6 +140,9 @@ pub struct AddonGrant {
     pub expires: Option<u64>,
     /// How many units of the add-on the user holds (default 1; 0 grants nothing).
     pub quantity: u64,
+    /// Who granted it (JSON `source`), such as `"stripe"` for the grants the Stripe receiver
+    /// replaces; `None` for a grant made by other means. The decision does not read it.
+    pub source: Option<Arc<str>>,
 }
 
 /// A user's plan assignment.
@@ -383,6 +394,13 @@ impl Subscriber {
         self
     }
 
+    /// Sets when the user's billing cycle started (ms since the Unix epoch), builder style.
+    #[must_use]
+    pub fn with_cycle_anchor(mut self, ms: u64) -> Self {
+        self.cycle_anchor = Some(ms);
+        self
+    }
+
     /// The name of the assigned plan, if any.
     pub fn plan_name(&self) -> Option<&str> {
         self.assignment.as_ref().map(|a| &*a.plan)
@@ -462,6 +480,7 @@ impl AddonGrant {
             starts: None,
             expires: None,
             quantity: 1,
+            source: None,
         }
     }
 
@@ -484,6 +503,13 @@ impl AddonGrant {
     #[must_use]
     pub fn quantity(mut self, quantity: u64) -> Self {
         self.quantity = quantity;
+        self
+    }
+
+    /// Sets who granted it (such as `"stripe"`), builder style.
+    #[must_use]
+    pub fn source(mut self, source: impl Into<Arc<str>>) -> Self {
+        self.source = Some(source.into());
         self
     }
 
@@ -668,7 +694,14 @@ mod tests {
                 starts: Some(1),
                 expires: None,
                 quantity: 3,
+                source: None,
             }]
         );
+        assert_eq!(record.cycle_anchor, None);
+        let record = record
+            .with_cycle_anchor(1_700_000_000_000)
+            .with_addon(AddonGrant::new("b").source("stripe"));
+        assert_eq!(record.cycle_anchor, Some(1_700_000_000_000));
+        assert_eq!(record.addons[1].source.as_deref(), Some("stripe"));
     }
 }

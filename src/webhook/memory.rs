@@ -173,6 +173,7 @@ impl EntitlementHook for MemoryStoreHook {
                         .effective_next_renewal_at_ms
                         .map(|end| end.saturating_add(margin)),
                     quantity: event.quantity.unwrap_or(1),
+                    source: None,
                 };
                 if let Err(unknown) = self.store.grant_addon(user, grant) {
                     let billing = event.addon.as_deref().unwrap_or_default();

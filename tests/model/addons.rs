@@ -723,6 +723,36 @@ fn records_read_addon_grants() {
 }
 
 #[test]
+fn a_grant_may_name_its_source() {
+    let john = Subscriber::from_json(
+        r#"{"plan": "free", "addons": [
+            {"name": "more-clients", "quantity": 3, "source": "stripe"},
+            {"name": "more-clients", "source": null},
+            {"name": "pro-exports"}
+        ]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        john.addons,
+        [
+            AddonGrant::new("more-clients").quantity(3).source("stripe"),
+            AddonGrant::new("more-clients"),
+            AddonGrant::new("pro-exports"),
+        ]
+    );
+    assert_eq!(john.addons[0].source.as_deref(), Some("stripe"));
+    assert_eq!(john.addons[1].source, None);
+    // The source does not change what a grant gives: 3 + 1 units of "10 more clients".
+    let decision = create_client(&free(33, &john.addons), T0);
+    assert_eq!(limit_of(decision), Limit::Limited(43));
+    let err = Subscriber::from_json(r#"{"addons": [{"name": "a", "source": 1}]}"#).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "addons[0].source: expected a non-empty string naming who granted the add-on, found `1`"
+    );
+}
+
+#[test]
 fn malformed_addon_grants_in_a_record_name_their_path() {
     let cases: &[(&str, &str)] = &[
         (r#"{"addons": 3}"#, "addons"),
@@ -764,6 +794,18 @@ fn malformed_addon_grants_in_a_record_name_their_path() {
             "addons[0].expire",
         ),
         (r#"{"addons": [{"name": "a", "qty": 2}]}"#, "addons[0].qty"),
+        (
+            r#"{"addons": [{"name": "a", "source": ""}]}"#,
+            "addons[0].source",
+        ),
+        (
+            r#"{"addons": [{"name": "a", "source": 7}]}"#,
+            "addons[0].source",
+        ),
+        (
+            r#"{"addons": [{"name": "a"}, {"name": "b", "source": ["stripe"]}]}"#,
+            "addons[1].source",
+        ),
     ];
     for (json, path) in cases {
         let err = Subscriber::from_json(json).expect_err(json);

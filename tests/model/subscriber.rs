@@ -274,3 +274,51 @@ fn bad_names_and_roots() {
     assert_eq!(err.path(), "");
     assert!(err.message().starts_with("invalid JSON"), "{err}");
 }
+
+// ---- the billing cycle's anchor ----
+
+#[test]
+fn cycle_anchor_is_read_and_never_usage() {
+    // In the shorthand form, every other top-level key is usage; `cycle_anchor` is not.
+    let record = load(r#"{"plan": "pro", "clients": 3, "cycle_anchor": 1706745600000}"#);
+    assert_eq!(record.cycle_anchor, Some(1_706_745_600_000));
+    assert_eq!(record.usage.len(), 1);
+    assert_eq!(record.usage.count("clients"), Some(3));
+    assert_eq!(record.usage.count("cycle_anchor"), None);
+    // Beside a `usage` object too (where top-level keys are ignored, it is still read).
+    let record = load(r#"{"plan": "pro", "usage": {"clients": 3}, "cycle_anchor": 5}"#);
+    assert_eq!(record.cycle_anchor, Some(5));
+    assert_eq!(record.usage.len(), 1);
+    // Absent or null: none.
+    assert_eq!(load(r#"{"plan": "pro"}"#).cycle_anchor, None);
+    assert_eq!(
+        load(r#"{"plan": "pro", "cycle_anchor": null}"#).cycle_anchor,
+        None
+    );
+    // The builder sets it.
+    assert_eq!(Subscriber::new().with_cycle_anchor(7).cycle_anchor, Some(7));
+    assert_eq!(Subscriber::new().cycle_anchor, None);
+}
+
+#[test]
+fn bad_cycle_anchors_name_their_path() {
+    for bad in [
+        json!(-1),
+        json!(1.5),
+        json!("2024-02-01"),
+        json!({}),
+        json!(true),
+    ] {
+        assert_error(
+            json!({"plan": "pro", "cycle_anchor": bad}),
+            "cycle_anchor",
+            "milliseconds since the Unix epoch",
+        );
+    }
+    // With a `usage` object the anchor is still checked.
+    assert_error(
+        json!({"usage": {}, "cycle_anchor": "soon"}),
+        "cycle_anchor",
+        "found the string \"soon\"",
+    );
+}
