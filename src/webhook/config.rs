@@ -4,10 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hmac::KeyInit;
 use http::HeaderName;
 
-use super::verify::HmacSha256;
+use super::verify::Secrets;
 use super::Invalidate;
 use crate::error::ConfigError;
 
@@ -38,7 +37,7 @@ pub struct WebhookConfig {
 
 pub(crate) struct ConfigInner {
     /// Keyed MACs, one per active secret; the first one signs.
-    pub(crate) secrets: Vec<HmacSha256>,
+    pub(crate) secrets: Secrets,
     pub(crate) signature_header: HeaderName,
     pub(crate) timestamp_header: HeaderName,
     pub(crate) tolerance: Duration,
@@ -227,27 +226,7 @@ impl WebhookConfigBuilder {
     /// [`ConfigError::InvalidOption`] when no secret was added, a secret is empty, or a header
     /// name is not a valid HTTP header name.
     pub fn build(self) -> Result<WebhookConfig, ConfigError> {
-        if self.secrets.is_empty() {
-            return Err(ConfigError::InvalidOption {
-                option: "secret",
-                reason: "at least one secret is required".to_owned(),
-            });
-        }
-        let mut secrets = Vec::with_capacity(self.secrets.len());
-        for secret in &self.secrets {
-            if secret.is_empty() {
-                return Err(ConfigError::InvalidOption {
-                    option: "secret",
-                    reason: "a secret is empty".to_owned(),
-                });
-            }
-            let mac =
-                HmacSha256::new_from_slice(secret).map_err(|error| ConfigError::InvalidOption {
-                    option: "secret",
-                    reason: error.to_string(),
-                })?;
-            secrets.push(mac);
-        }
+        let secrets = Secrets::new(&self.secrets)?;
         let signature_header = header_name("signature_header", &self.signature_header)?;
         let timestamp_header = header_name("timestamp_header", &self.timestamp_header)?;
         if signature_header == timestamp_header {

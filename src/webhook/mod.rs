@@ -103,10 +103,12 @@
 //! ```
 
 mod config;
+mod dedup;
 mod event;
 mod hook;
 mod invalidate;
 mod memory;
+mod outcome;
 mod service;
 mod verify;
 
@@ -118,5 +120,6 @@ pub use event::{Effect, EntitlementEvent, EventKind};
 pub use hook::EntitlementHook;
 pub use invalidate::Invalidate;
 pub use memory::MemoryStoreHook;
-pub use service::{ResponseFuture, WebhookOutcome, WebhookReceiver};
+pub use outcome::WebhookOutcome;
+pub use service::{ResponseFuture, WebhookReceiver};
 pub use verify::VerifyError;

@@ -1,6 +1,5 @@
 //! [`WebhookReceiver`]: the tower service that receives entitlement events.
 
-use std::borrow::Cow;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
@@ -12,13 +11,16 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use http::header::{ALLOW, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use tower_service::Service;
 
-use super::{Effect, EntitlementEvent, EntitlementHook, VerifyError, WebhookConfig};
+use super::dedup::Dedup;
+use super::{
+    Effect, EntitlementEvent, EntitlementHook, Invalidate, VerifyError, WebhookConfig,
+    WebhookOutcome,
+};
 use crate::store::BoxError;
 
 /// Receives signed entitlement events and applies them through an [`EntitlementHook`].
@@ -34,111 +36,13 @@ struct Shared<H> {
     config: WebhookConfig,
     hook: H,
     /// Ids of events applied recently; also makes concurrent deliveries of one id apply once.
-    applied: moka::future::Cache<String, ()>,
-}
-
-/// What the receiver did with a request, put in the response extensions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WebhookOutcome {
-    /// `200`: the hook applied the event and the user was invalidated.
-    Applied,
-    /// `200`: an event with this id was applied already (or concurrently); not applied again.
-    Duplicate,
-    /// `200`: an event about an anonymous user; acknowledged, not applied.
-    Anonymous,
-    /// `200`: an event other than `ACTIVATE`, `DEACTIVATE`, `ADDON_ACTIVATE` and
-    /// `ADDON_DEACTIVATE`; acknowledged, not applied.
-    Unhandled,
-    /// `401`: the request failed authentication.
-    Unauthorized(VerifyError),
-    /// `400`: the body could not be read or is not an event.
-    Malformed,
-    /// `413`: the body is larger than the configured limit.
-    TooLarge,
-    /// `405`: not a `POST`.
-    MethodNotAllowed,
-    /// `500`: the hook, or the invalidation after it, failed; the sender retries.
-    HookFailed,
-}
-
-impl WebhookOutcome {
-    /// The `outcome` label of `tower_plans_webhook_events_total`.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) fn label(&self) -> &'static str {
-        match self {
-            WebhookOutcome::Applied => "applied",
-            WebhookOutcome::Duplicate => "duplicate",
-            WebhookOutcome::Anonymous => "anonymous",
-            WebhookOutcome::Unhandled => "unhandled",
-            WebhookOutcome::Unauthorized(_) => "unauthorized",
-            WebhookOutcome::Malformed => "malformed",
-            WebhookOutcome::TooLarge => "too_large",
-            WebhookOutcome::MethodNotAllowed => "method_not_allowed",
-            WebhookOutcome::HookFailed => "hook_failed",
-        }
-    }
-
-    /// The status code the outcome is answered with.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            WebhookOutcome::Applied
-            | WebhookOutcome::Duplicate
-            | WebhookOutcome::Anonymous
-            | WebhookOutcome::Unhandled => StatusCode::OK,
-            WebhookOutcome::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            WebhookOutcome::Malformed => StatusCode::BAD_REQUEST,
-            WebhookOutcome::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            WebhookOutcome::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            WebhookOutcome::HookFailed => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The JSON body the outcome is answered with; a `401` names the [`VerifyError::code`], as
-    /// in `{"error":"bad_signature"}`.
-    pub fn body(&self) -> Cow<'static, str> {
-        Cow::Borrowed(match self {
-            WebhookOutcome::Applied => r#"{"status":"applied"}"#,
-            WebhookOutcome::Duplicate => r#"{"status":"duplicate"}"#,
-            WebhookOutcome::Anonymous => r#"{"status":"ignored","reason":"anonymous_user"}"#,
-            WebhookOutcome::Unhandled => r#"{"status":"ignored","reason":"unhandled_event"}"#,
-            WebhookOutcome::Unauthorized(error) => {
-                return Cow::Owned(format!(r#"{{"error":"{}"}}"#, error.code()))
-            }
-            WebhookOutcome::Malformed => r#"{"error":"malformed_event"}"#,
-            WebhookOutcome::TooLarge => r#"{"error":"body_too_large"}"#,
-            WebhookOutcome::MethodNotAllowed => r#"{"error":"method_not_allowed"}"#,
-            WebhookOutcome::HookFailed => r#"{"error":"hook_failed"}"#,
-        })
-    }
-
-    fn into_response(self) -> Response<Full<Bytes>> {
-        let body = match self.body() {
-            Cow::Borrowed(body) => Bytes::from_static(body.as_bytes()),
-            Cow::Owned(body) => Bytes::from(body),
-        };
-        let mut response = Response::new(Full::new(body));
-        *response.status_mut() = self.status();
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if self == WebhookOutcome::MethodNotAllowed {
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("POST"));
-        }
-        response.extensions_mut().insert(self);
-        response
-    }
+    applied: Dedup,
 }
 
 impl<H: EntitlementHook> WebhookReceiver<H> {
     /// A receiver that authenticates with `config` and applies events with `hook`.
     pub fn new(config: WebhookConfig, hook: H) -> Self {
-        let applied = moka::future::Cache::builder()
-            .name("tower-plans webhook event ids")
-            .max_capacity(config.dedup_capacity())
-            .build();
+        let applied = Dedup::new("tower-plans webhook event ids", config.dedup_capacity());
         Self {
             shared: Arc::new(Shared {
                 config,
@@ -194,19 +98,29 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
-        ResponseFuture {
-            inner: Box::pin(async move {
-                let outcome = receive(&shared, request).await;
-                crate::metrics::webhook(outcome.label());
-                Ok(outcome.into_response())
-            }),
-        }
+        ResponseFuture::new(async move {
+            let outcome = receive(&shared, request).await;
+            crate::metrics::webhook(outcome.label());
+            outcome
+        })
     }
 }
 
-/// The response future of [`WebhookReceiver`].
+/// The response future of [`WebhookReceiver`] (and of the `stripe` feature's receiver).
 pub struct ResponseFuture {
     inner: BoxFuture<'static, Result<Response<Full<Bytes>>, Infallible>>,
+}
+
+impl ResponseFuture {
+    /// The response of the outcome `receive` comes to.
+    pub(crate) fn new<F>(receive: F) -> Self
+    where
+        F: Future<Output = WebhookOutcome> + Send + 'static,
+    {
+        Self {
+            inner: Box::pin(async move { Ok(receive.await.into_response()) }),
+        }
+    }
 }
 
 impl Future for ResponseFuture {
@@ -248,16 +162,9 @@ where
         return unauthorized(VerifyError::InvalidTimestamp);
     };
 
-    let body = match Limited::new(body, config.body_limit()).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            tracing::warn!(limit = config.body_limit(), "webhook body too large");
-            return WebhookOutcome::TooLarge;
-        }
-        Err(error) => {
-            tracing::warn!(%error, "webhook body could not be read");
-            return WebhookOutcome::Malformed;
-        }
+    let body = match read_body(body, config.body_limit()).await {
+        Ok(body) => body,
+        Err(outcome) => return outcome,
     };
 
     if let Err(error) = config.verify(timestamp, &body, signature) {
@@ -287,13 +194,7 @@ where
     };
 
     let result = match event.event_id.as_deref() {
-        Some(id) => shared
-            .applied
-            .entry(id.to_owned())
-            .or_try_insert_with(apply(shared, &event, user))
-            .await
-            .map(|entry| entry.is_fresh())
-            .map_err(|error| error.to_string()),
+        Some(id) => shared.applied.once(id, apply(shared, &event, user)).await,
         None => apply(shared, &event, user).await.map(|()| true),
     };
     match result {
@@ -329,22 +230,51 @@ where
     }
 }
 
-/// Runs the hook (a panic counts as a failure), then invalidates the user (a failure of either
-/// is the event's failure).
+/// Applies the event with the hook, then invalidates the user.
 async fn apply<H: EntitlementHook>(
     shared: &Shared<H>,
     event: &EntitlementEvent,
     user: &str,
 ) -> Result<(), String> {
-    match AssertUnwindSafe(shared.hook.apply(event))
-        .catch_unwind()
-        .await
-    {
+    hook_then_invalidate(shared.hook.apply(event), shared.config.invalidator(), user).await
+}
+
+/// Reads the raw body, up to `limit` bytes: [`WebhookOutcome::TooLarge`] beyond, or
+/// [`WebhookOutcome::Malformed`] when it cannot be read.
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, WebhookOutcome>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            tracing::warn!(limit, "webhook body too large");
+            Err(WebhookOutcome::TooLarge)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "webhook body could not be read");
+            Err(WebhookOutcome::Malformed)
+        }
+    }
+}
+
+/// Runs the hook's future (a panic counts as a failure), then invalidates the user through
+/// `invalidator`, if any; a failure of either is the event's failure.
+pub(crate) async fn hook_then_invalidate<F>(
+    hook: F,
+    invalidator: Option<&dyn Invalidate>,
+    user: &str,
+) -> Result<(), String>
+where
+    F: Future<Output = Result<(), BoxError>>,
+{
+    match AssertUnwindSafe(hook).catch_unwind().await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => return Err(error.to_string()),
         Err(_) => return Err("the hook panicked".to_owned()),
     }
-    if let Some(invalidator) = shared.config.invalidator() {
+    if let Some(invalidator) = invalidator {
         if let Err(error) = invalidator.invalidate_user(user).await {
             return Err(format!(
                 "the hook applied the event, but invalidating the user failed: {error}"
@@ -357,22 +287,4 @@ async fn apply<H: EntitlementHook>(
 fn unauthorized(error: VerifyError) -> WebhookOutcome {
     tracing::warn!(%error, "webhook request rejected");
     WebhookOutcome::Unauthorized(error)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unauthorized_bodies_carry_the_error_code() {
-        assert_eq!(
-            WebhookOutcome::Unauthorized(VerifyError::InvalidTimestamp).body(),
-            r#"{"error":"invalid_timestamp"}"#
-        );
-        assert_eq!(
-            WebhookOutcome::Unauthorized(VerifyError::BadSignature).body(),
-            r#"{"error":"bad_signature"}"#
-        );
-        assert_eq!(WebhookOutcome::Applied.body(), r#"{"status":"applied"}"#);
-    }
 }

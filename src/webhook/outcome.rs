@@ -1,0 +1,124 @@
+//! [`WebhookOutcome`]: what a receiver did with a request, and the response that says it.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_TYPE};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+use super::VerifyError;
+
+/// What the receiver did with a request, put in the response extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WebhookOutcome {
+    /// `200`: the hook applied the event and the user was invalidated.
+    Applied,
+    /// `200`: an event with this id was applied already (or concurrently); not applied again.
+    Duplicate,
+    /// `200`: an event about an anonymous user; acknowledged, not applied.
+    Anonymous,
+    /// `200`: an event other than `ACTIVATE`, `DEACTIVATE`, `ADDON_ACTIVATE` and
+    /// `ADDON_DEACTIVATE`; acknowledged, not applied.
+    Unhandled,
+    /// `401`: the request failed authentication.
+    Unauthorized(VerifyError),
+    /// `400`: the body could not be read or is not an event.
+    Malformed,
+    /// `413`: the body is larger than the configured limit.
+    TooLarge,
+    /// `405`: not a `POST`.
+    MethodNotAllowed,
+    /// `500`: the hook, or the invalidation after it, failed; the sender retries.
+    HookFailed,
+}
+
+impl WebhookOutcome {
+    /// The `outcome` label of `tower_plans_webhook_events_total`.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            WebhookOutcome::Applied => "applied",
+            WebhookOutcome::Duplicate => "duplicate",
+            WebhookOutcome::Anonymous => "anonymous",
+            WebhookOutcome::Unhandled => "unhandled",
+            WebhookOutcome::Unauthorized(_) => "unauthorized",
+            WebhookOutcome::Malformed => "malformed",
+            WebhookOutcome::TooLarge => "too_large",
+            WebhookOutcome::MethodNotAllowed => "method_not_allowed",
+            WebhookOutcome::HookFailed => "hook_failed",
+        }
+    }
+
+    /// The status code the outcome is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            WebhookOutcome::Applied
+            | WebhookOutcome::Duplicate
+            | WebhookOutcome::Anonymous
+            | WebhookOutcome::Unhandled => StatusCode::OK,
+            WebhookOutcome::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            WebhookOutcome::Malformed => StatusCode::BAD_REQUEST,
+            WebhookOutcome::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookOutcome::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            WebhookOutcome::HookFailed => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON body the outcome is answered with; a `401` names the [`VerifyError::code`], as
+    /// in `{"error":"bad_signature"}`.
+    pub fn body(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
+            WebhookOutcome::Applied => r#"{"status":"applied"}"#,
+            WebhookOutcome::Duplicate => r#"{"status":"duplicate"}"#,
+            WebhookOutcome::Anonymous => r#"{"status":"ignored","reason":"anonymous_user"}"#,
+            WebhookOutcome::Unhandled => r#"{"status":"ignored","reason":"unhandled_event"}"#,
+            WebhookOutcome::Unauthorized(error) => {
+                return Cow::Owned(format!(r#"{{"error":"{}"}}"#, error.code()))
+            }
+            WebhookOutcome::Malformed => r#"{"error":"malformed_event"}"#,
+            WebhookOutcome::TooLarge => r#"{"error":"body_too_large"}"#,
+            WebhookOutcome::MethodNotAllowed => r#"{"error":"method_not_allowed"}"#,
+            WebhookOutcome::HookFailed => r#"{"error":"hook_failed"}"#,
+        })
+    }
+
+    /// The response: the status, the JSON body, and the outcome in the extensions.
+    pub(crate) fn into_response(self) -> Response<Full<Bytes>> {
+        let body = match self.body() {
+            Cow::Borrowed(body) => Bytes::from_static(body.as_bytes()),
+            Cow::Owned(body) => Bytes::from(body),
+        };
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = self.status();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if self == WebhookOutcome::MethodNotAllowed {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unauthorized_bodies_carry_the_error_code() {
+        assert_eq!(
+            WebhookOutcome::Unauthorized(VerifyError::InvalidTimestamp).body(),
+            r#"{"error":"invalid_timestamp"}"#
+        );
+        assert_eq!(
+            WebhookOutcome::Unauthorized(VerifyError::BadSignature).body(),
+            r#"{"error":"bad_signature"}"#
+        );
+        assert_eq!(WebhookOutcome::Applied.body(), r#"{"status":"applied"}"#);
+    }
+}
