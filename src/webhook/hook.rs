@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::EntitlementEvent;
+use super::{EntitlementEvent, Replacement};
 use crate::store::BoxError;
 
 /// Applies an entitlement event to the application's records.
@@ -21,11 +21,32 @@ use crate::store::BoxError;
 /// remembered, but `apply` should still be idempotent: remembered ids are bounded and local to
 /// the process.
 ///
+/// Receivers that learn a user's whole rights from a billing provider (the `stripe` feature's)
+/// call [`replace`](Self::replace) instead, with the same acknowledgement rules.
+///
 /// The error's text is logged, never sent.
 #[async_trait]
 pub trait EntitlementHook: Send + Sync + 'static {
     /// Applies one event.
     async fn apply(&self, event: &EntitlementEvent) -> Result<(), BoxError>;
+
+    /// Replaces the rights the [`Replacement`]'s source granted its user: the plan assignment,
+    /// that source's add-on grants and the billing cycle's anchor, as
+    /// [`Replacement::apply_to`] does on a record. It should be idempotent (a redelivery may
+    /// call it again with the same rights), and it is called for one subscription at a time,
+    /// oldest event first, within one receiver.
+    ///
+    /// The default returns an error, so that a hook written before this method existed makes
+    /// the provider retry rather than lose the event; [`MemoryStoreHook`](super::MemoryStoreHook)
+    /// implements it.
+    async fn replace(&self, rights: &Replacement) -> Result<(), BoxError> {
+        Err(format!(
+            "this hook does not replace rights from `{}` (EntitlementHook::replace is not \
+             implemented)",
+            rights.source
+        )
+        .into())
+    }
 }
 
 #[async_trait]
@@ -33,11 +54,19 @@ impl<T: EntitlementHook + ?Sized> EntitlementHook for Arc<T> {
     async fn apply(&self, event: &EntitlementEvent) -> Result<(), BoxError> {
         (**self).apply(event).await
     }
+
+    async fn replace(&self, rights: &Replacement) -> Result<(), BoxError> {
+        (**self).replace(rights).await
+    }
 }
 
 #[async_trait]
 impl<T: EntitlementHook + ?Sized> EntitlementHook for Box<T> {
     async fn apply(&self, event: &EntitlementEvent) -> Result<(), BoxError> {
         (**self).apply(event).await
+    }
+
+    async fn replace(&self, rights: &Replacement) -> Result<(), BoxError> {
+        (**self).replace(rights).await
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Effect, EntitlementEvent, EntitlementHook};
+use super::{Effect, EntitlementEvent, EntitlementHook, Replacement};
 use crate::store::{BoxError, MemoryStore};
 use crate::subscriber::{AddonGrant, Assignment};
 
@@ -38,6 +38,14 @@ use crate::subscriber::{AddonGrant, Assignment};
 /// the same way ([`map_addon`](Self::map_addon)). A grant of a plan or an add-on the store's
 /// catalog does not know, or an event that names none, is an error: the event is answered `500`
 /// and retried, rather than acknowledged and lost.
+///
+/// A [`Replacement`] (from the `stripe` feature's receiver) is applied with
+/// [`Replacement::apply_to`] on the user's record, under the store's lock: the plan, the
+/// source's add-on grants and the cycle anchor are replaced, the usage and other grants kept.
+/// Its names are catalog names already (the receiver maps them), so `map_plan` and `map_addon`
+/// do not apply; a plan or an add-on the catalog does not know is an error, and nothing
+/// changes. A user is created when the rights grant something; rights that grant nothing leave
+/// an unknown user unknown.
 #[derive(Clone)]
 pub struct MemoryStoreHook {
     store: MemoryStore,
@@ -185,6 +193,35 @@ impl EntitlementHook for MemoryStoreHook {
                 self.store.revoke_addon(user, &addon);
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    async fn replace(&self, rights: &Replacement) -> Result<(), BoxError> {
+        let catalog = self.store.catalog();
+        if let Some(assignment) = &rights.plan {
+            if catalog.plan(&assignment.plan).is_none() {
+                return Err(format!(
+                    "the catalog has no plan `{}` (rights of `{}` from {})",
+                    assignment.plan, rights.user, rights.source
+                )
+                .into());
+            }
+        }
+        if let Some(grant) = rights
+            .addons
+            .iter()
+            .find(|grant| catalog.addon(&grant.name).is_none())
+        {
+            return Err(format!(
+                "the catalog has no add-on `{}` (rights of `{}` from {})",
+                grant.name, rights.user, rights.source
+            )
+            .into());
+        }
+        if rights.grants_anything() || self.store.subscriber(&rights.user).is_some() {
+            self.store
+                .update_user(&rights.user, |subscriber| rights.apply_to(subscriber));
         }
         Ok(())
     }

@@ -109,6 +109,7 @@ mod hook;
 mod invalidate;
 mod memory;
 mod outcome;
+mod replacement;
 mod service;
 mod verify;
 
@@ -121,5 +122,6 @@ pub use hook::EntitlementHook;
 pub use invalidate::Invalidate;
 pub use memory::MemoryStoreHook;
 pub use outcome::WebhookOutcome;
+pub use replacement::Replacement;
 pub use service::{ResponseFuture, WebhookReceiver};
 pub use verify::VerifyError;
