@@ -119,6 +119,9 @@
 //!
 //! - `webhook` (off by default): a receiver for signed entitlement webhooks that updates plans and
 //!   invalidates the layer's caches.
+//! - `stripe` (off by default, turns on `webhook`): a receiver for Stripe's subscription
+//!   webhooks (`Stripe-Signature`) that replaces each user's Stripe plan and add-ons
+//!   (`tower_plans::stripe`).
 //! - `redis` (off by default): several instances over one Redis (`tower_plans::redis`): counters and
 //!   reservations in Lua scripts, a plan store over Redis keys, and invalidation broadcast over
 //!   pub/sub.
@@ -162,6 +165,9 @@ mod response;
 pub mod routes;
 mod service;
 pub mod store;
+#[cfg(feature = "stripe")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stripe")))]
+pub mod stripe;
 pub mod subscriber;
 mod time;
 mod user;

@@ -29,6 +29,10 @@ pub(crate) const RESERVATIONS: &str = "tower_plans_reservations_total";
 #[cfg(all(feature = "metrics", feature = "webhook"))]
 pub(crate) const WEBHOOK_EVENTS: &str = "tower_plans_webhook_events_total";
 
+/// Stripe webhook deliveries, by `outcome`.
+#[cfg(all(feature = "metrics", feature = "stripe"))]
+pub(crate) const STRIPE_EVENTS: &str = "tower_plans_stripe_events_total";
+
 /// The label of a route that no catalog resolved (the catalog could not be loaded).
 const UNKNOWN: &str = "unknown";
 
@@ -265,6 +269,15 @@ pub(crate) fn reservation(commit: bool, ok: bool) {
 pub(crate) fn webhook(outcome: &'static str) {
     #[cfg(feature = "metrics")]
     ::metrics::counter!(WEBHOOK_EVENTS, "outcome" => outcome).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = outcome;
+}
+
+/// Records a Stripe webhook delivery's outcome.
+#[cfg(feature = "stripe")]
+pub(crate) fn stripe(outcome: &'static str) {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(STRIPE_EVENTS, "outcome" => outcome).increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = outcome;
 }

@@ -103,15 +103,15 @@
 //! ```
 
 mod config;
-mod dedup;
+pub(crate) mod dedup;
 mod event;
 mod hook;
 mod invalidate;
 mod memory;
 mod outcome;
 mod replacement;
-mod service;
-mod verify;
+pub(crate) mod service;
+pub(crate) mod verify;
 
 pub use config::{
     WebhookConfig, WebhookConfigBuilder, DEFAULT_ACTIVE_STATUSES, DEFAULT_BODY_LIMIT,

@@ -20,8 +20,18 @@ pub enum WebhookOutcome {
     /// `200`: an event about an anonymous user; acknowledged, not applied.
     Anonymous,
     /// `200`: an event other than `ACTIVATE`, `DEACTIVATE`, `ADDON_ACTIVATE` and
-    /// `ADDON_DEACTIVATE`; acknowledged, not applied.
+    /// `ADDON_DEACTIVATE` (for the Stripe receiver, other than a subscription's `created`,
+    /// `updated`, `deleted`, `paused` and `resumed`); acknowledged, not applied.
     Unhandled,
+    /// `200`: an event older than the last one applied for its subscription (the Stripe
+    /// receiver); acknowledged, not applied.
+    Outdated,
+    /// `200`: an event whose user is not known: no `metadata.user_id`, and the customer lookup
+    /// knows no user (the Stripe receiver); acknowledged, not applied.
+    UnknownUser,
+    /// `200`: an event about a subscription none of whose items the mapping names (the Stripe
+    /// receiver); acknowledged, not applied.
+    Unmapped,
     /// `401`: the request failed authentication.
     Unauthorized(VerifyError),
     /// `400`: the body could not be read or is not an event.
@@ -43,6 +53,9 @@ impl WebhookOutcome {
             WebhookOutcome::Duplicate => "duplicate",
             WebhookOutcome::Anonymous => "anonymous",
             WebhookOutcome::Unhandled => "unhandled",
+            WebhookOutcome::Outdated => "outdated",
+            WebhookOutcome::UnknownUser => "unknown_user",
+            WebhookOutcome::Unmapped => "unmapped",
             WebhookOutcome::Unauthorized(_) => "unauthorized",
             WebhookOutcome::Malformed => "malformed",
             WebhookOutcome::TooLarge => "too_large",
@@ -57,7 +70,10 @@ impl WebhookOutcome {
             WebhookOutcome::Applied
             | WebhookOutcome::Duplicate
             | WebhookOutcome::Anonymous
-            | WebhookOutcome::Unhandled => StatusCode::OK,
+            | WebhookOutcome::Unhandled
+            | WebhookOutcome::Outdated
+            | WebhookOutcome::UnknownUser
+            | WebhookOutcome::Unmapped => StatusCode::OK,
             WebhookOutcome::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebhookOutcome::Malformed => StatusCode::BAD_REQUEST,
             WebhookOutcome::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -74,6 +90,9 @@ impl WebhookOutcome {
             WebhookOutcome::Duplicate => r#"{"status":"duplicate"}"#,
             WebhookOutcome::Anonymous => r#"{"status":"ignored","reason":"anonymous_user"}"#,
             WebhookOutcome::Unhandled => r#"{"status":"ignored","reason":"unhandled_event"}"#,
+            WebhookOutcome::Outdated => r#"{"status":"ignored","reason":"outdated_event"}"#,
+            WebhookOutcome::UnknownUser => r#"{"status":"ignored","reason":"unknown_user"}"#,
+            WebhookOutcome::Unmapped => r#"{"status":"ignored","reason":"unmapped_subscription"}"#,
             WebhookOutcome::Unauthorized(error) => {
                 return Cow::Owned(format!(r#"{{"error":"{}"}}"#, error.code()))
             }
@@ -120,5 +139,25 @@ mod tests {
             r#"{"error":"bad_signature"}"#
         );
         assert_eq!(WebhookOutcome::Applied.body(), r#"{"status":"applied"}"#);
+        assert_eq!(
+            WebhookOutcome::Unauthorized(VerifyError::MalformedHeader).body(),
+            r#"{"error":"malformed_signature_header"}"#
+        );
+    }
+
+    #[test]
+    fn every_ignored_outcome_is_a_200_with_a_reason() {
+        for outcome in [
+            WebhookOutcome::Anonymous,
+            WebhookOutcome::Unhandled,
+            WebhookOutcome::Outdated,
+            WebhookOutcome::UnknownUser,
+            WebhookOutcome::Unmapped,
+        ] {
+            assert_eq!(outcome.status(), StatusCode::OK);
+            let body: serde_json::Value = serde_json::from_str(&outcome.body()).unwrap();
+            assert_eq!(body["status"], "ignored", "{outcome:?}");
+            assert!(body["reason"].is_string(), "{outcome:?}");
+        }
     }
 }

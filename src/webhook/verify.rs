@@ -105,6 +105,10 @@ pub enum VerifyError {
     BadSignature,
     /// The signature matches, but the timestamp is further from the clock than the tolerance.
     StaleTimestamp,
+    /// A header that carries both (Stripe's `Stripe-Signature`) is not of the form
+    /// `t=<seconds>,v1=<hex>`: not text, no `t`, a repeated `t`, a `t` that is not a number of
+    /// seconds, or no `v1`.
+    MalformedHeader,
 }
 
 impl VerifyError {
@@ -116,6 +120,7 @@ impl VerifyError {
             VerifyError::InvalidTimestamp => "invalid_timestamp",
             VerifyError::BadSignature => "bad_signature",
             VerifyError::StaleTimestamp => "stale_timestamp",
+            VerifyError::MalformedHeader => "malformed_signature_header",
         }
     }
 }
@@ -128,6 +133,7 @@ impl fmt::Display for VerifyError {
             VerifyError::InvalidTimestamp => "the timestamp is not a number of seconds",
             VerifyError::BadSignature => "the signature does not match",
             VerifyError::StaleTimestamp => "the timestamp is outside the tolerance",
+            VerifyError::MalformedHeader => "the signature header is malformed",
         })
     }
 }
