@@ -2,14 +2,18 @@
 # Runs the quickstart binary for real: serves on loopback, answers its tour (the layer counts
 # usage: a create that passes, the 403 at the limit, a delete that gives one back, a create that
 # passes again, an add-on that raises a limit), replays the curl commands it prints on a fresh
-# server, serves a fixture of add-on grants (active, expired, not started, two units), and
-# refuses malformed fixtures with a non-zero exit. Used by .ci/run; needs curl (installed if
-# absent).
+# server, serves a fixture of add-on grants (active, expired, not started, two units), refuses
+# malformed fixtures with a non-zero exit, and, built with --features stripe, receives signed
+# Stripe subscription events that move a user onto a plan and off it. Used by .ci/run; needs
+# curl and openssl (installed if absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v curl >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq curl >/dev/null
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq openssl >/dev/null
 fi
 
 cargo build --quiet --example quickstart
@@ -154,4 +158,52 @@ if [ "$code" -eq 0 ] || ! grep -q 'addons\[0\].name' "$log"; then
   echo "FAIL: a fixture granting an unknown add-on should exit non-zero naming it (exit $code):"; cat "$log"; exit 1
 fi
 echo "ok: unknown add-on refused (exit $code): $(head -n1 "$log")"
+# Stripe: the binary built with --features stripe receives signed subscription events at
+# POST /webhooks/stripe when STRIPE_WEBHOOK_SECRET is set (signed here with openssl, as Stripe
+# signs: the hex HMAC-SHA256 of "<t>.<body>"), mapping `pro_monthly` to pro by the fixture.
+cargo build --quiet --example quickstart --features stripe
+now=$(date +%s)
+event() { # id type status: a subscription event for carol, in Stripe's shape
+  printf '{"id":"%s","object":"event","type":"customer.subscription.%s","created":%s,"data":{"object":{"id":"sub_smoke","object":"subscription","status":"%s","customer":"cus_smoke","metadata":{"user_id":"carol"},"items":{"object":"list","data":[{"price":{"id":"price_smoke","lookup_key":"pro_monthly"},"quantity":1,"current_period_start":%s,"current_period_end":%s}]}}}}' \
+    "$1" "$2" "$now" "$3" "$now" "$((now + 30 * 86400))"
+}
+deliver() { # expected-status body secret; leaves the answer in $body
+  local got out sig
+  sig=$(printf '%s.%s' "$now" "$2" | openssl dgst -sha256 -hmac "$3" | awk '{print $NF}')
+  out=$(mktemp)
+  got=$(curl -s -o "$out" -w '%{http_code}' -X POST -H "stripe-signature: t=$now,v1=$sig" \
+    -H 'content-type: application/json' -d "$2" "http://$addr/webhooks/stripe") || true
+  body=$(cat "$out")
+  rm -f "$out"
+  if [ "$got" != "$1" ]; then echo "FAIL: Stripe event: expected $1, got $got: $body"; exit 1; fi
+  echo "ok: Stripe event -> $got $body"
+}
+secret=whsec_smoke_test
+addr="127.0.0.1:$((port + 3))"
+STRIPE_WEBHOOK_SECRET="$secret" start "$addr"
+grep -q "Stripe webhooks: POST http://$addr/webhooks/stripe" "$log" \
+  || { echo "FAIL: the Stripe route is not announced:"; cat "$log"; exit 1; }
+check 403 POST /api/clients carol          # her regular plan expired
+deliver 200 "$(event evt_smoke_1 created active)" "$secret"
+expect_body '{"status":"applied"}'
+check 201 POST /api/clients carol          # on pro: 30 clients
+expect_decision "30 0"
+check 200 GET /entitlements carol
+grep -q '"plan":"pro"' <<<"$body" || { echo "FAIL: entitlements without pro: $body"; exit 1; }
+echo "ok: entitlements show pro"
+deliver 401 "$(event evt_smoke_2 deleted canceled)" whsec_forged
+expect_body '{"error":"bad_signature"}'
+deliver 200 "$(event evt_smoke_1 created active)" "$secret"
+expect_body '{"status":"duplicate"}'
+deliver 200 "$(event evt_smoke_3 deleted canceled)" "$secret"
+expect_body '{"status":"applied"}'
+check 403 POST /api/clients carol          # no plan any more
+expect_body '{"reason":"subscription","plan":null,"item":"clients","action":"create"}'
+
+# Without the secret, the same binary mounts no Stripe route: the event changes nothing.
+addr="127.0.0.1:$((port + 4))"
+start "$addr"
+deliver 200 "$(event evt_smoke_4 created active)" "$secret"
+expect_body '{"ok":true}'
+check 403 POST /api/clients carol
 echo "quickstart smoke test passed"

@@ -90,6 +90,9 @@ pub struct Fixture {
     pub paths: Vec<(String, String)>,
     pub timeout: Duration,
     pub store: MemoryStore,
+    /// `"stripe": {"prices": {...}}`: a Stripe price id or lookup key, and the catalog plan or
+    /// add-on it grants (read whatever the features; used with `--features stripe`).
+    pub stripe_prices: Vec<(String, String)>,
 }
 
 impl Fixture {
@@ -156,11 +159,13 @@ impl Fixture {
         let users = root.get("users").cloned().unwrap_or_else(|| json!({}));
         let store =
             MemoryStore::from_values(plans, &users).map_err(|e| FixtureError(e.to_string()))?;
+        let stripe_prices = stripe_prices(root.get("stripe"), &store)?;
         Ok(Fixture {
             base,
             paths,
             timeout,
             store,
+            stripe_prices,
         })
     }
 
@@ -186,6 +191,54 @@ impl Fixture {
         }
         builder
     }
+}
+
+/// Reads `"stripe": {"prices": {"<price id or lookup_key>": "<plan or add-on>"}}`; each name
+/// must be a plan or an add-on of the catalog.
+fn stripe_prices(
+    stripe: Option<&Value>,
+    store: &MemoryStore,
+) -> Result<Vec<(String, String)>, FixtureError> {
+    let stripe = match stripe {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(stripe)) => stripe,
+        Some(_) => return Err(FixtureError("stripe: expected an object".into())),
+    };
+    if let Some(key) = stripe.keys().find(|key| key.as_str() != "prices") {
+        return Err(FixtureError(format!(
+            "stripe.{key}: unknown key; expected `prices`"
+        )));
+    }
+    let prices = match stripe.get("prices") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(prices)) => prices,
+        Some(_) => {
+            return Err(FixtureError(
+                "stripe.prices: expected an object of price ids or lookup keys to plan or \
+                 add-on names"
+                    .into(),
+            ))
+        }
+    };
+    let catalog = store.catalog();
+    let mut mapped = Vec::with_capacity(prices.len());
+    for (price, name) in prices {
+        let name = name
+            .as_str()
+            .filter(|name| !name.is_empty())
+            .ok_or_else(|| {
+                FixtureError(format!(
+                    "stripe.prices.{price}: expected the name of a plan or an add-on"
+                ))
+            })?;
+        if catalog.plan(name).is_none() && catalog.addon(name).is_none() {
+            return Err(FixtureError(format!(
+                "stripe.prices.{price}: the catalog has no plan or add-on `{name}`"
+            )));
+        }
+        mapped.push((price.clone(), name.to_owned()));
+    }
+    Ok(mapped)
 }
 
 /// The items users created, per user and resource.
@@ -219,6 +272,34 @@ pub fn app(plans: PlanLimitLayer) -> Router {
         .route_service("/entitlements", entitlements)
         // DEMO ONLY: trusts the `x-user` header. A real application puts its authentication here.
         .layer(middleware::from_fn(demo_auth))
+}
+
+/// The application with Stripe's webhooks at `POST /webhooks/stripe` (outside the plan layer and
+/// the demo authentication): events signed with `secret` replace a user's plan and add-ons,
+/// mapped with the fixture's `stripe.prices` (a name the catalog has as a plan is a plan, else
+/// an add-on), in the fixture's store; the layer's cached record of the user is dropped.
+#[cfg(feature = "stripe")]
+pub fn router_with_stripe(fixture: &Fixture, secret: &str) -> Result<Router, FixtureError> {
+    use tower_plans::stripe::{StripeConfig, StripeReceiver};
+    use tower_plans::webhook::MemoryStoreHook;
+
+    let layer = fixture.layer()?;
+    let catalog = fixture.store.catalog();
+    let mut config = StripeConfig::builder()
+        .secret(secret)
+        .invalidator(layer.invalidator());
+    for (price, name) in &fixture.stripe_prices {
+        config = if catalog.plan(name).is_some() {
+            config.plan(price.as_str(), name.as_str())
+        } else {
+            config.addon(price.as_str(), name.as_str())
+        };
+    }
+    let config = config
+        .build()
+        .map_err(|e| FixtureError(format!("stripe: {e}")))?;
+    let receiver = StripeReceiver::new(config, MemoryStoreHook::new(fixture.store.clone()));
+    Ok(app(layer).route_service("/webhooks/stripe", receiver))
 }
 
 /// Adds `GET /metrics`, the layer's metrics as Prometheus text, outside the plan layer (and

@@ -4,6 +4,7 @@
 //! cargo run --example quickstart
 //! cargo run --example quickstart -- --addr 127.0.0.1:8080 --fixture my-fixture.json
 //! cargo run --example quickstart --features metrics   # and `curl localhost:3000/metrics`
+//! STRIPE_WEBHOOK_SECRET=whsec_... cargo run --example quickstart --features stripe
 //! ```
 //!
 //! It loads a fixture (`examples/quickstart.json` by default) into a `MemoryStore`, serves every
@@ -11,6 +12,12 @@
 //! counts usage in that store (a successful create counts one, a successful delete gives one
 //! back), and prints a tour of curl commands. The user is taken from the `x-user` header by a
 //! demo-only authentication layer.
+//!
+//! Built with `--features stripe` and run with `STRIPE_WEBHOOK_SECRET` set, it also receives
+//! Stripe's subscription events at `POST /webhooks/stripe` (for example from
+//! `stripe listen --forward-to localhost:3000/webhooks/stripe`, which prints the secret), and
+//! maps prices to plans and add-ons with the fixture's `"stripe": {"prices": {...}}`. Set
+//! `metadata.user_id` on the subscription to the quickstart's user (`x-user`).
 
 mod app;
 
@@ -25,7 +32,27 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let router = match app::Fixture::load(&args.fixture).and_then(|f| app::router(&f)) {
+    let fixture = match app::Fixture::load(&args.fixture) {
+        Ok(fixture) => fixture,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // With the `stripe` feature and `STRIPE_WEBHOOK_SECRET` set, Stripe's events are received
+    // at `POST /webhooks/stripe`.
+    #[cfg(feature = "stripe")]
+    let stripe_secret = std::env::var("STRIPE_WEBHOOK_SECRET")
+        .ok()
+        .filter(|secret| !secret.is_empty());
+    #[cfg(not(feature = "stripe"))]
+    let stripe_secret: Option<String> = None;
+    let router = match &stripe_secret {
+        #[cfg(feature = "stripe")]
+        Some(secret) => app::router_with_stripe(&fixture, secret),
+        _ => app::router(&fixture),
+    };
+    let router = match router {
         Ok(router) => router,
         Err(error) => {
             eprintln!("error: {error}");
@@ -50,6 +77,13 @@ async fn main() -> ExitCode {
     };
     let addr = listener.local_addr().unwrap_or(args.addr);
     println!("{}", app::banner(addr));
+    if stripe_secret.is_some() {
+        println!(
+            "Stripe webhooks: POST http://{addr}/webhooks/stripe (signed with \
+             STRIPE_WEBHOOK_SECRET; {} mapped prices or lookup keys)\n",
+            fixture.stripe_prices.len()
+        );
+    }
     if let Err(error) = axum::serve(listener, router).await {
         eprintln!("error: server failed: {error}");
         return ExitCode::FAILURE;
