@@ -20,6 +20,11 @@ pub enum Error {
     Load(LoadError),
     /// The invalidation task needs a Tokio runtime, and there is none.
     NoRuntime,
+    /// A record kept changing while it was being rewritten, for this many attempts.
+    Contended {
+        /// How many times the write was tried.
+        attempts: u32,
+    },
 }
 
 impl fmt::Display for Error {
@@ -29,6 +34,10 @@ impl fmt::Display for Error {
             Error::TimedOut(after) => write!(f, "redis: no answer within {after:?}"),
             Error::Load(error) => fmt::Display::fmt(error, f),
             Error::NoRuntime => f.write_str("no Tokio runtime to run the invalidation task on"),
+            Error::Contended { attempts } => write!(
+                f,
+                "redis: the record kept changing while it was rewritten ({attempts} attempts)"
+            ),
         }
     }
 }
@@ -38,7 +47,7 @@ impl std::error::Error for Error {
         match self {
             Error::Redis(error) => Some(error),
             Error::Load(error) => Some(error),
-            Error::TimedOut(_) | Error::NoRuntime => None,
+            Error::TimedOut(_) | Error::NoRuntime | Error::Contended { .. } => None,
         }
     }
 }

@@ -16,6 +16,24 @@ use crate::catalog::Catalog;
 use crate::store::{json_kind, BoxError, LoadError, PlanStore};
 use crate::subscriber::Subscriber;
 
+/// Sets `KEYS[1]` to `ARGV[3]` only if it still holds `ARGV[2]` (`ARGV[1]` = `1`), or still holds
+/// nothing (`ARGV[1]` = `0`); 1 when it did.
+#[cfg(feature = "webhook")]
+static COMPARE_AND_SET: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current ~= ARGV[2] then return 0 end
+elseif current then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+return 1
+",
+    )
+});
+
 /// How long the writers wait for Redis, unless configured.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -178,6 +196,63 @@ impl RedisPlanStore {
         let mut set = redis::cmd("SET");
         set.arg(key).arg(json);
         within(self.timeout, set.query_async::<()>(&mut conn)).await
+    }
+
+    /// Replaces a user's rights from one billing source in their record, as
+    /// [`Replacement::apply_to_json`](crate::webhook::Replacement::apply_to_json) does: the plan,
+    /// that source's add-on grants and the cycle anchor; the usage (in either form) and other
+    /// grants are kept as written. The record is read, changed and written back only if it did
+    /// not change in between (a compare-and-set script), retried when it did. A user without a
+    /// record gets one when the rights grant something; otherwise nothing is written.
+    ///
+    /// This is what an [`EntitlementHook::replace`](crate::webhook::EntitlementHook::replace)
+    /// over Redis records does (the `stripe` feature's receiver calls it); the plan and add-on
+    /// names are not checked against the catalog (the layer ignores unknown ones, with a
+    /// warning).
+    ///
+    /// # Errors
+    /// [`Error::Load`] when the stored record is not a valid record (nothing is written),
+    /// [`Error::Contended`] when it kept changing, an [`Error::Redis`] or [`Error::TimedOut`]
+    /// when Redis fails.
+    #[cfg(feature = "webhook")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
+    pub async fn replace_rights(&self, rights: &crate::webhook::Replacement) -> Result<(), Error> {
+        const ATTEMPTS: u32 = 16;
+        let key = self.keys.user(&rights.user);
+        for _ in 0..ATTEMPTS {
+            let mut get = redis::cmd("GET");
+            get.arg(&key);
+            let stored: Option<String> =
+                within(self.timeout, get.query_async(&mut self.conn.clone())).await?;
+            let mut record = match &stored {
+                Some(text) => serde_json::from_str::<Value>(text)
+                    .map_err(|error| LoadError::UsersJson(Arc::new(error)))?,
+                None => Value::Null,
+            };
+            if record.is_null() {
+                if !rights.grants_anything() {
+                    return Ok(());
+                }
+            } else {
+                Subscriber::from_value(&record).map_err(|error| LoadError::User {
+                    id: Arc::from(rights.user.as_str()),
+                    error,
+                })?;
+            }
+            rights.apply_to_json(&mut record);
+            let mut swap = COMPARE_AND_SET.key(&key);
+            match &stored {
+                Some(text) => swap.arg("1").arg(text.as_str()),
+                None => swap.arg("0").arg(""),
+            };
+            swap.arg(record.to_string());
+            let swapped: i64 =
+                within(self.timeout, swap.invoke_async(&mut self.conn.clone())).await?;
+            if swapped == 1 {
+                return Ok(());
+            }
+        }
+        Err(Error::Contended { attempts: ATTEMPTS })
     }
 
     /// The text at `key`, `None` when there is none.

@@ -84,6 +84,13 @@
 //! [`Replacement`](crate::webhook::Replacement) names its subscription, customer, status and
 //! event time.
 //!
+//! Where the rights go: [`MemoryStoreHook`](crate::webhook::MemoryStoreHook) replaces them in a
+//! [`MemoryStore`](crate::MemoryStore); over records in Redis (feature `redis`), a hook's
+//! `replace` calls `RedisPlanStore::replace_rights`, which rewrites the JSON record with a
+//! compare-and-set, so that no concurrent write is lost; the application's own store
+//! implements `replace` with [`Replacement::apply_to`](crate::webhook::Replacement::apply_to)
+//! or [`apply_to_json`](crate::webhook::Replacement::apply_to_json) in a transaction.
+//!
 //! The remembered event ids and the last event of each subscription are kept in this
 //! receiver's memory (bounded; [`dedup_capacity`](StripeConfigBuilder::dedup_capacity),
 //! [`order_capacity`](StripeConfigBuilder::order_capacity)). Across restarts, or across

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use serde_json::{Map, Value};
+
 use crate::subscriber::{AddonGrant, Assignment, Subscriber};
 
 /// A user's complete rights as one billing source (such as Stripe) sees them, to replace
@@ -129,6 +131,85 @@ impl Replacement {
         }));
         subscriber.cycle_anchor = self.cycle_anchor;
     }
+
+    /// [`apply_to`](Self::apply_to) on a record in its JSON form (see [`Subscriber`]), for
+    /// stores that keep records as JSON: sets or removes `plan` and `cycle_anchor`, and in
+    /// `addons` replaces the grants whose `source` is this source. Every other key is kept as it
+    /// is written (the usage in either form, the other grants). A value that is not an object
+    /// (`null`: an unknown user) becomes a record with these rights only. Read back with
+    /// [`Subscriber::from_value`], a valid record gives what `apply_to` gives.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use tower_plans::subscriber::{AddonGrant, Assignment};
+    /// use tower_plans::webhook::Replacement;
+    ///
+    /// let mut record = json!({"plan": "free", "clients": 3,
+    ///                         "addons": [{"name": "promo"}, {"name": "seats", "source": "stripe"}]});
+    /// Replacement::new("john", "stripe")
+    ///     .plan(Assignment::new("pro").expires_at(1_704_067_200_000))
+    ///     .addon(AddonGrant::new("seats").quantity(5))
+    ///     .apply_to_json(&mut record);
+    /// assert_eq!(record, json!({
+    ///     "plan": {"name": "pro", "trial": false, "expire": 1_704_067_200_000_u64},
+    ///     "clients": 3,
+    ///     "addons": [{"name": "promo"}, {"name": "seats", "quantity": 5, "source": "stripe"}]
+    /// }));
+    /// ```
+    pub fn apply_to_json(&self, record: &mut Value) {
+        if !record.is_object() {
+            *record = Value::Object(Map::new());
+        }
+        let Value::Object(map) = record else {
+            return;
+        };
+        match &self.plan {
+            Some(assignment) => {
+                let mut plan = Map::new();
+                plan.insert("name".into(), Value::from(&*assignment.plan));
+                plan.insert("trial".into(), Value::Bool(assignment.trial));
+                if let Some(joined) = assignment.joined {
+                    plan.insert("join".into(), Value::from(joined));
+                }
+                if let Some(expires) = assignment.expires {
+                    plan.insert("expire".into(), Value::from(expires));
+                }
+                map.insert("plan".into(), Value::Object(plan));
+            }
+            None => {
+                map.remove("plan");
+            }
+        }
+        let mut addons = match map.remove("addons") {
+            Some(Value::Array(addons)) => addons,
+            _ => Vec::new(),
+        };
+        addons.retain(|grant| grant.get("source").and_then(Value::as_str) != Some(&*self.source));
+        addons.extend(self.addons.iter().map(|grant| {
+            let mut written = Map::new();
+            written.insert("name".into(), Value::from(&*grant.name));
+            if let Some(starts) = grant.starts {
+                written.insert("starts".into(), Value::from(starts));
+            }
+            if let Some(expires) = grant.expires {
+                written.insert("expires".into(), Value::from(expires));
+            }
+            written.insert("quantity".into(), Value::from(grant.quantity));
+            written.insert("source".into(), Value::from(&*self.source));
+            Value::Object(written)
+        }));
+        if !addons.is_empty() {
+            map.insert("addons".into(), Value::Array(addons));
+        }
+        match self.cycle_anchor {
+            Some(anchor) => {
+                map.insert("cycle_anchor".into(), Value::from(anchor));
+            }
+            None => {
+                map.remove("cycle_anchor");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -175,5 +256,50 @@ mod tests {
         let once = record.clone();
         rights.apply_to(&mut record);
         assert_eq!(record, once);
+    }
+
+    #[test]
+    fn the_json_form_reads_back_as_the_record_form_gives() {
+        let records = [
+            r#"{"name": "john", "plan": "free", "clients": 3, "cycle_anchor": 9}"#,
+            r#"{"plan": {"name": "pro", "trial": true, "join": 5}, "usage": {"tasks": {"show": 2}},
+                "addons": [{"name": "seats", "quantity": 2, "source": "stripe"},
+                           {"name": "pack", "expires": 50, "source": "admin"}, {"name": "x"}]}"#,
+            r#"{}"#,
+            r#"{"addons": null, "plan": null}"#,
+        ];
+        let rights = [
+            Replacement::new("john", "stripe"),
+            Replacement::new("john", "stripe")
+                .plan(Assignment::new("pro").as_trial().joined_at(1).expires_at(2))
+                .addon(
+                    AddonGrant::new("seats")
+                        .quantity(4)
+                        .starts_at(1)
+                        .expires_at(3),
+                )
+                .addon(AddonGrant::new("pack"))
+                .cycle_anchor(7),
+        ];
+        for record in records {
+            for rights in &rights {
+                let value: Value = serde_json::from_str(record).unwrap();
+                let mut expected = Subscriber::from_value(&value).unwrap();
+                rights.apply_to(&mut expected);
+                let mut written = value.clone();
+                rights.apply_to_json(&mut written);
+                assert_eq!(
+                    Subscriber::from_value(&written).unwrap(),
+                    expected,
+                    "{record} with {rights:?}: {written}"
+                );
+            }
+        }
+        // An unknown user (null) gets a record of the rights alone.
+        let mut unknown = Value::Null;
+        rights[1].apply_to_json(&mut unknown);
+        let record = Subscriber::from_value(&unknown).unwrap();
+        assert_eq!(record.plan_name(), Some("pro"));
+        assert_eq!(record.addons.len(), 2);
     }
 }

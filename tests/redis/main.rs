@@ -29,5 +29,7 @@ mod keys;
 mod outage;
 mod plans;
 mod scripts;
+#[cfg(feature = "stripe")]
+mod stripe;
 #[cfg(feature = "webhook")]
 mod webhook;
