@@ -154,8 +154,12 @@ impl StripeConfig {
             }
         }
 
-        let anchor_item = plan_item.map_or(mapped[0].0, |(item, _)| item);
-        let anchor = match (subscription.billing_cycle_anchor, period_start(anchor_item)) {
+        // The plan's item, else the first mapped one (there is one: `mapped` is not empty).
+        let anchor_item = plan_item
+            .map(|(item, _)| item)
+            .or_else(|| mapped.first().map(|(item, _)| *item));
+        let start = anchor_item.and_then(period_start);
+        let anchor = match (subscription.billing_cycle_anchor, start) {
             (Some(anchor), Some(start)) if anchor <= start => Some(anchor),
             (_, Some(start)) => Some(start),
             (anchor, None) => anchor,

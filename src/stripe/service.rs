@@ -13,7 +13,7 @@ use tower_service::Service;
 
 use super::order::{Mark, Order};
 use super::signature::SIGNATURE_HEADER;
-use super::{StripeConfig, StripeEvent};
+use super::{SignatureHeader, StripeConfig, StripeEvent};
 use crate::store::BoxError;
 use crate::webhook::dedup::Dedup;
 use crate::webhook::service::{hook_then_invalidate, read_body};
@@ -126,14 +126,15 @@ where
     let Ok(header) = header.to_str() else {
         return unauthorized(VerifyError::MalformedHeader);
     };
-    if let Err(error) = super::SignatureHeader::parse(header) {
-        return unauthorized(error);
-    }
+    let header = match SignatureHeader::parse(header) {
+        Ok(header) => header,
+        Err(error) => return unauthorized(error),
+    };
     let body = match read_body(body, config.body_limit()).await {
         Ok(body) => body,
         Err(outcome) => return outcome,
     };
-    if let Err(error) = config.verify(header, &body) {
+    if let Err(error) = config.verify_parsed(&header, &body) {
         return unauthorized(error);
     }
 

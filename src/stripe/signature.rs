@@ -98,7 +98,15 @@ impl StripeConfig {
     /// [`VerifyError::BadSignature`] when no `v1` matches, [`VerifyError::StaleTimestamp`] when
     /// one does but `t` is too far from the clock.
     pub fn verify(&self, header: &str, body: &[u8]) -> Result<(), VerifyError> {
-        let header = SignatureHeader::parse(header)?;
+        self.verify_parsed(&SignatureHeader::parse(header)?, body)
+    }
+
+    /// [`verify`](Self::verify) with the header already parsed.
+    pub(crate) fn verify_parsed(
+        &self,
+        header: &SignatureHeader,
+        body: &[u8],
+    ) -> Result<(), VerifyError> {
         let t = header.timestamp.to_string();
         let tags: Vec<&[u8]> = header.signatures.iter().map(Vec::as_slice).collect();
         if !self
