@@ -427,7 +427,7 @@ async fn check(addr: SocketAddr, config: &StripeConfig, steps: &[Step]) -> ExitC
                 let body_ok = step
                     .body
                     .as_ref()
-                    .map_or(true, |want| json.as_ref() == Some(want));
+                    .is_none_or(|want| json.as_ref() == Some(want));
                 if status == step.status && body_ok {
                     println!("ok   {number}. {} -> {status}", step.what);
                 } else {

@@ -19,9 +19,10 @@ use crate::subscriber::Subscriber;
 /// Sets `KEYS[1]` to `ARGV[3]` only if it still holds `ARGV[2]` (`ARGV[1]` = `1`), or still holds
 /// nothing (`ARGV[1]` = `0`); 1 when it did.
 #[cfg(feature = "webhook")]
-static COMPARE_AND_SET: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new(
-        r"
+static COMPARE_AND_SET: std::sync::LazyLock<super::link::LuaScript> =
+    std::sync::LazyLock::new(|| {
+        super::link::LuaScript::new(
+            r"
 local current = redis.call('GET', KEYS[1])
 if ARGV[1] == '1' then
   if current ~= ARGV[2] then return 0 end
@@ -30,9 +31,10 @@ elseif current then
 end
 redis.call('SET', KEYS[1], ARGV[3])
 return 1
-",
-    )
-});
+"
+            .to_owned(),
+        )
+    });
 
 /// How long the writers wait for Redis, unless configured.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -240,7 +242,8 @@ impl RedisPlanStore {
                 })?;
             }
             rights.apply_to_json(&mut record);
-            let mut swap = COMPARE_AND_SET.key(&key);
+            let mut swap = COMPARE_AND_SET.prepare_invoke();
+            swap.key(&key);
             match &stored {
                 Some(text) => swap.arg("1").arg(text.as_str()),
                 None => swap.arg("0").arg(""),

@@ -105,7 +105,7 @@ async fn redis_replace_rights_refuses_a_malformed_record_and_writes_nothing() {
     let server = RedisServer::start();
     let conn = connect(&server).await;
     let plans = conn.plan_store();
-    let mut raw = conn.manager().clone();
+    let mut raw = conn.manager().expect("one redis-server").clone();
     let key = "test:{ann}:user";
     for bad in [r#"{"plan": 7}"#, "not json"] {
         let _: () = redis::cmd("SET")
@@ -216,4 +216,47 @@ async fn redis_a_stripe_event_that_reaches_one_instance_updates_the_others() {
     })
     .await;
     assert!(seen.is_some(), "instance B kept the old plan");
+}
+
+/// On a Redis Cluster, each user's record is rewritten on its own master, concurrently.
+#[cfg(feature = "redis-cluster")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_replace_rights_on_every_master() {
+    use crate::cluster::{connect_cluster, users_on_each_master, RedisCluster};
+
+    let cluster = RedisCluster::start();
+    let users: Vec<String> = users_on_each_master(&cluster, "payer", 2)
+        .into_values()
+        .flatten()
+        .collect();
+    let conn = connect_cluster(&cluster).await;
+    let plans = conn.plan_store();
+    for user in &users {
+        plans
+            .set_user_json(
+                user,
+                r#"{"usage": {"clients": 2}, "addons": [{"name": "promo"}]}"#,
+            )
+            .await
+            .unwrap();
+    }
+    let writes = users.iter().flat_map(|user| {
+        (0..3).map(|i| {
+            let plans = plans.clone();
+            let rights = Replacement::new(user.clone(), format!("source-{i}"))
+                .plan(Assignment::new("pro"))
+                .addon(AddonGrant::new("seats").quantity(i + 1));
+            tokio::spawn(async move { plans.replace_rights(&rights).await })
+        })
+    });
+    for write in futures::future::join_all(writes).await {
+        write.expect("the task ran").expect("the write succeeded");
+    }
+    for user in &users {
+        let record = plans.user(user).await.unwrap().expect("a record");
+        assert_eq!(record.plan_name(), Some("pro"), "{user}");
+        assert_eq!(record.usage.count("clients"), Some(2), "{user}");
+        // The promotion's grant and one grant per source.
+        assert_eq!(record.addons.len(), 4, "{user}: {:?}", record.addons);
+    }
 }
