@@ -22,8 +22,9 @@ port="${QUICKSTART_PORT:-39117}"
 log=$(mktemp)
 bad=$(mktemp --suffix=.json)
 addons=$(mktemp --suffix=.json)
+plain=$(mktemp --suffix=.json)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f "$log" "$bad" "$addons"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f "$log" "$bad" "$addons" "$plain"' EXIT
 
 start() { # addr [args...]: serves the default fixture (or what args say) on addr, logging to $log
   "$bin" --addr "$1" "${@:2}" >"$log" 2>&1 &
@@ -42,7 +43,10 @@ body=
 check() { # expected-status method path [user]; leaves the response body in $body
   local got out
   out=$(mktemp)
-  if [ -n "${4:-}" ]; then
+  if [ "$2" = HEAD ]; then
+    # A HEAD answer has headers only: curl waits for no body.
+    got=$(curl -s -o "$out" -w '%{http_code}' --head -H "x-user: ${4:-}" "http://$addr$3") || true
+  elif [ -n "${4:-}" ]; then
     got=$(curl -s -o "$out" -w '%{http_code}' -X "$2" -H "x-user: $4" -H 'content-type: application/json' -d '{}' "http://$addr$3") || true
   else
     got=$(curl -s -o "$out" -w '%{http_code}' -X "$2" "http://$addr$3") || true
@@ -138,6 +142,44 @@ check 201 POST /api/clients hank           # two units: at 22 of 23
 expect_decision "23 22"
 check 403 POST /api/clients hank           # at 23 of 23
 expect_body "$(limit_body 23)"
+
+# A plain count is the usage of every action: each of six users with 5 projects on a plan that
+# allows 1 of each item action tries them in a different order (the list first, then each item
+# action, rotated); every one answers 403 with usage 5, whichever counters exist already.
+cat >"$plain" <<'JSON'
+{
+  "config": { "base": "/api" },
+  "plans": {
+    "plans": [{ "name": "basic", "limits": {
+      "projects": { "index": 1, "show": 1, "create": 10, "update": 1, "patch": 1, "delete": 1 } } }]
+  },
+  "users": {
+    "u0": { "plan": "basic", "usage": { "projects": 5 } },
+    "u1": { "plan": "basic", "usage": { "projects": 5 } },
+    "u2": { "plan": "basic", "usage": { "projects": 5 } },
+    "u3": { "plan": "basic", "usage": { "projects": 5 } },
+    "u4": { "plan": "basic", "usage": { "projects": 5 } },
+    "u5": { "plan": "basic", "usage": { "projects": 5 } }
+  }
+}
+JSON
+addr="127.0.0.1:$((port + 3))"
+start "$addr" --fixture "$plain"
+item_actions=("GET show" "HEAD show" "PUT update" "PATCH patch" "DELETE delete")
+for user in 0 1 2 3 4 5; do
+  check 403 GET /api/projects "u$user"
+  expect_body '{"reason":"subscription","plan":"basic","item":"projects","action":"index","maximum":1,"usage":5}'
+  for i in 0 1 2 3 4; do
+    step=${item_actions[$(((i + user) % 5))]}
+    method=${step% *}
+    action=${step#* }
+    check 403 "$method" /api/projects/1 "u$user"
+    # A HEAD answer has no body to read; its status is the check.
+    if [ "$method" != HEAD ]; then
+      expect_body "{\"reason\":\"subscription\",\"plan\":\"basic\",\"item\":\"projects\",\"action\":\"$action\",\"maximum\":1,\"usage\":5}"
+    fi
+  done
+done
 
 echo '{"plans":[{"name":"free","clients":-1}]}' >"$bad"
 set +e

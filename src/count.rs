@@ -159,8 +159,9 @@ impl Tally {
     /// A create reserves on the resource's item count, whatever its limit, so that the count is
     /// right when the user changes plans; a delete gives one item back on success and, under a
     /// finite `delete` limit, also reserves on the delete count; any other action with a finite
-    /// limit reserves on its own count (a `PATCH` limited by the `update` limit on the update
-    /// count). Seeds come from the record's usage, read as the decision reads it.
+    /// limit reserves on its own count (a `PATCH` limited by the `update` limit on the count it
+    /// is compared with: the patch count when the record has one, else the update count).
+    /// Seeds come from the record's usage, read as the decision reads it.
     ///
     /// Under a quota the reservation is on the period's counter of the action instead, seeded
     /// with 0: a create counts creates in the period (and still adds one to the item count on
@@ -204,7 +205,14 @@ impl Tally {
             },
             (_, finite, _) => {
                 let max = finite?;
-                let counted = if *action == Action::Patch && terms.patch_counts_updates {
+                // A PATCH limited through the update limit reads the patch count when the
+                // record has one, else the update count (rule 6 of the decision): it counts on
+                // the counter it reads.
+                let counted = if *action == Action::Patch
+                    && terms.patch_counts_updates
+                    && usage.map_or(true, |usage| {
+                        usage.action_count(resource, &Action::Patch).is_none()
+                    }) {
                     Action::Update
                 } else {
                     action.clone()

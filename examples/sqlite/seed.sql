@@ -46,9 +46,9 @@ INSERT INTO subscribers (id, name, plan, trial, joined_ms, expires_ms) VALUES
 INSERT INTO subscriber_addons (user_id, addon, starts_ms, expires_ms, quantity) VALUES
     ('erin', 'more-clients', 1704067200000, 4102444800000, 1);
 
--- What they have: alice 2 clients, bob 1, dave 12, erin 5.
+-- What they have: alice 2 clients, bob 1, dave 12, erin 5 (plain counts: '*').
 INSERT INTO usage_counters (user_id, resource, counted, used) VALUES
-    ('alice', 'clients', 'items', 2),
-    ('bob', 'clients', 'items', 1),
-    ('dave', 'clients', 'items', 12),
-    ('erin', 'clients', 'items', 5);
+    ('alice', 'clients', '*', 2),
+    ('bob', 'clients', '*', 1),
+    ('dave', 'clients', '*', 12),
+    ('erin', 'clients', '*', 5);

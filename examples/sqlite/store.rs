@@ -42,7 +42,7 @@ use sqlx::sqlite::{
 use sqlx::Row;
 use tower_plans::catalog::{Addon, Limit, Period, Plan, Trial};
 use tower_plans::store::{Count, Counted, Counter, ReservationId, Reserve};
-use tower_plans::subscriber::{AddonGrant, Assignment, ResourceUsage};
+use tower_plans::subscriber::{AddonGrant, Assignment};
 use tower_plans::{Action, BoxError, Catalog, PlanStore, Subscriber, UsageStore};
 
 /// One schema migration: applied once, in order, recorded in `schema_migrations`.
@@ -73,6 +73,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "quotas that reset: a period on plan and add-on limits",
         sql: include_str!("migrations/0003_quotas.sql"),
     },
+    Migration {
+        version: 4,
+        description: "a resource's plain count in a row of its own",
+        sql: include_str!("migrations/0004_plain_counts.sql"),
+    },
 ];
 
 /// How long a writer waits for another process's write lock before failing with `SQLITE_BUSY`.
@@ -83,6 +88,10 @@ const READERS: u32 = 4;
 
 /// The item count's `counted` value. A custom action with this name cannot be counted here.
 const ITEMS: &str = "items";
+
+/// The `counted` value of a record's plain count: the usage of every action of the resource that
+/// has no count of its own. Counting never changes it.
+const PLAIN: &str = "*";
 
 /// The atomic reservation: holds one unit for `?1` on the counter (`?2`, `?3`, `?4`) until `?5`
 /// when the limit `?6` is `NULL` (unlimited), when `?1` already holds a live unit there (a retry:
@@ -345,16 +354,15 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         for (resource, usage) in subscriber.usage.iter() {
-            let counts: Vec<(String, u64)> = match usage {
-                ResourceUsage::Count(items) => vec![(ITEMS.to_owned(), *items)],
-                ResourceUsage::PerAction(counts) => counts
-                    .iter()
-                    .map(|(action, count)| {
-                        counted_key(&Counted::Action(Action::custom(&**action)))
-                            .map(|key| (key, *count))
-                    })
-                    .collect::<Result<_, _>>()?,
-            };
+            let mut counts: Vec<(String, u64)> = usage
+                .actions()
+                .map(|(action, count)| {
+                    counted_key(&Counted::Action(Action::custom(&**action))).map(|key| (key, count))
+                })
+                .collect::<Result<_, _>>()?;
+            if let Some(plain) = usage.count() {
+                counts.push((PLAIN.to_owned(), plain));
+            }
             for (counted, used) in counts {
                 sqlx::query(SET_USED)
                     .bind(id)
@@ -487,8 +495,8 @@ fn counted_key(counted: &Counted) -> Result<String, BoxError> {
     };
     match action {
         Action::Create => Ok(ITEMS.to_owned()),
-        Action::Custom(name) if &*name == ITEMS => {
-            Err("a custom action named `items` cannot be counted in this store".into())
+        Action::Custom(name) if &*name == ITEMS || &*name == PLAIN => {
+            Err(format!("a custom action named `{name}` cannot be counted in this store").into())
         }
         Action::Custom(name) if name.contains('@') => {
             Err("a custom action whose name holds `@` cannot be counted in this store".into())
@@ -683,8 +691,8 @@ impl PlanStore for SqliteStore {
             }
             subscriber = subscriber.with_addon(grant);
         }
-        // Per resource: the item count and the per-action counts. A resource with only an item
-        // count is a plain count; one with per-action counts keeps its items as `create`.
+        // Per resource: the plain count, then the counts of each action (the item count is the
+        // `create` count). The plain count stays the usage of the other actions.
         let mut resources: BTreeMap<String, (Option<u64>, Vec<(Action, u64)>)> = BTreeMap::new();
         for row in &rows {
             let (Some(resource), Some(counted), Some(used)) = (
@@ -699,28 +707,20 @@ impl PlanStore for SqliteStore {
                 continue;
             }
             let entry = resources.entry(resource).or_default();
-            if counted == ITEMS {
-                entry.0 = Some(count(used)?);
-            } else {
-                entry.1.push((Action::custom(counted), count(used)?));
+            match counted.as_str() {
+                PLAIN => entry.0 = Some(count(used)?),
+                ITEMS => entry.1.push((Action::Create, count(used)?)),
+                _ => entry.1.push((Action::custom(counted), count(used)?)),
             }
         }
-        for (resource, (items, actions)) in resources {
-            if actions.is_empty() {
-                if let Some(items) = items {
-                    subscriber.usage.set(resource, items);
-                }
-                continue;
+        for (resource, (plain, actions)) in resources {
+            if let Some(plain) = plain {
+                subscriber.usage.set(resource.as_str(), plain);
             }
             for (action, used) in &actions {
                 subscriber
                     .usage
                     .set_action(resource.as_str(), action, *used);
-            }
-            if let Some(items) = items {
-                subscriber
-                    .usage
-                    .set_action(resource.as_str(), &Action::Create, items);
             }
         }
         Ok(Some(Arc::new(subscriber)))

@@ -231,8 +231,11 @@ fn read_usage<'v>(
         }
         let entry = match value {
             Value::Null => continue,
-            Value::Object(map) => ResourceUsage::PerAction(per_action(map, &resource_path)?),
-            _ => ResourceUsage::Count(non_negative_integer(value).ok_or_else(|| {
+            Value::Object(map) => ResourceUsage {
+                count: None,
+                actions: per_action(map, &resource_path)?,
+            },
+            _ => ResourceUsage::plain(non_negative_integer(value).ok_or_else(|| {
                 resource_path.error(format!(
                     "expected a count (a non-negative integer) or an object of counts per \
                      action, found {}",

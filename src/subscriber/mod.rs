@@ -164,27 +164,108 @@ pub struct Assignment {
 
 /// A user's usage per resource.
 ///
-/// A resource is counted either as a whole ([`ResourceUsage::Count`], the items the user has) or
-/// per action ([`ResourceUsage::PerAction`]). Per-action counts are keyed by the catalog's action
-/// names: an [`Action::Custom`] carrying a REST name (`"destroy"`) reads and writes that REST
-/// action's count (`delete`).
+/// A resource has a plain count (`"clients": 3`, the items the user has), counts per action
+/// (`{"create": 2, "show": 40}`), or both (see [`ResourceUsage`]). Per-action counts are keyed by
+/// the catalog's action names: an [`Action::Custom`] carrying a REST name (`"destroy"`) reads and
+/// writes that REST action's count (`delete`).
 ///
-/// What counts against a limit is [`Usage::get`]: the per-action count, else the resource count,
+/// What counts against a limit is [`Usage::get`]: the action's own count, else the plain count,
 /// else 0. One exception: a `PATCH` that the plan limits through its `update` limit (it sets no
 /// `patch` limit) counts the `patch` count if there is one, else the `update` count, else the
-/// resource count, else 0: a store that counts only updates limits PATCH as it limits PUT.
+/// plain count, else 0: a store that counts only updates limits PATCH as it limits PUT.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     resources: NameMap<ResourceUsage>,
 }
 
-/// The usage of one resource: a count of items, or counts per action.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ResourceUsage {
-    /// How many items the user has.
-    Count(u64),
-    /// Counts per action, keyed by the action's name ([`Action::as_str`]).
-    PerAction(HashMap<Arc<str>, u64>),
+/// The usage of one resource: a plain count, counts per action, or both.
+///
+/// The plain count (`"clients": 3`) is the items the user has, and the usage of every action
+/// that has no count of its own; counts per action (`"tasks": {"create": 2, "show": 40}`) are
+/// the usage of their action, and an action they do not list reads 0. A record's JSON gives one
+/// form or the other. Counted usage mixes them: an action of a plainly counted resource gains a
+/// count of its own, and the plain count stays the usage of the others.
+///
+/// ```
+/// use tower_plans::{Action, Subscriber};
+///
+/// let mut john = Subscriber::from_json(r#"{"plan": "free", "usage": {"projects": 5}}"#)?;
+/// john.usage.set_action("projects", &Action::Show, 6);
+/// let projects = john.usage.resource("projects").expect("recorded");
+/// assert_eq!(projects.count(), Some(5));
+/// assert_eq!(projects.get(&Action::Show), 6);
+/// assert_eq!(projects.get(&Action::Update), 5);
+/// # Ok::<(), tower_plans::format::FormatError>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResourceUsage {
+    /// The plain count.
+    count: Option<u64>,
+    /// Counts per action, keyed by the action's catalog name ([`Action::as_str`]).
+    actions: HashMap<Arc<str>, u64>,
+}
+
+impl ResourceUsage {
+    /// A plain count: the items the user has, and the usage of every action.
+    pub fn plain(count: u64) -> Self {
+        Self {
+            count: Some(count),
+            actions: HashMap::new(),
+        }
+    }
+
+    /// The plain count, `None` when the resource has none (it is counted per action only).
+    pub fn count(&self) -> Option<u64> {
+        self.count
+    }
+
+    /// The count of `action` itself, `None` when it has none. An [`Action::Custom`] carrying a
+    /// REST name reads that action's count.
+    pub fn action_count(&self, action: &Action) -> Option<u64> {
+        count_of(&self.actions, action)
+    }
+
+    /// The usage of `action`: its own count, else the plain count, else 0.
+    pub fn get(&self, action: &Action) -> u64 {
+        self.action_count(action).or(self.count).unwrap_or(0)
+    }
+
+    /// The counts per action, by catalog name, in no particular order.
+    pub fn actions(&self) -> impl Iterator<Item = (&Arc<str>, u64)> + '_ {
+        self.actions.iter().map(|(action, count)| (action, *count))
+    }
+
+    /// Whether the resource is counted per action only: it has no plain count, and an action
+    /// without a count of its own reads 0.
+    pub fn is_per_action(&self) -> bool {
+        self.count.is_none()
+    }
+
+    /// The count of `action` itself, to change in place.
+    pub(crate) fn action_count_mut(&mut self, action: &Action) -> Option<&mut u64> {
+        self.actions.get_mut(action.normalised().as_str())
+    }
+
+    /// The item count, to change in place: the `create` count when there is one, else the plain
+    /// count; `None` when there is neither.
+    pub(crate) fn items_mut(&mut self) -> Option<&mut u64> {
+        match self.actions.get_mut(Action::Create.as_str()) {
+            Some(create) => Some(create),
+            None => self.count.as_mut(),
+        }
+    }
+
+    /// Sets the item count: the `create` count when there is one or the resource is counted per
+    /// action only, else the plain count, which the actions without a count of their own read.
+    pub(crate) fn set_items(&mut self, items: u64) {
+        match self.items_mut() {
+            Some(current) => *current = items,
+            None => {
+                self.actions
+                    .insert(Arc::from(Action::Create.as_str()), items);
+            }
+        }
+    }
 }
 
 impl Usage {
@@ -193,28 +274,26 @@ impl Usage {
         Self::default()
     }
 
-    /// The usage that counts against a limit on `action` of `resource`: the per-action count if
-    /// there is one, else the resource count, else 0. Does not allocate.
+    /// The usage that counts against a limit on `action` of `resource`: the action's own count
+    /// if there is one, else the resource's plain count, else 0. Does not allocate.
     ///
-    /// A resource counted per action has no resource count, so an action it does not list
+    /// A resource counted per action only has no plain count, so an action it does not list
     /// counts 0. An [`Action::Custom`] carrying a REST name reads that action's count
     /// (`Custom("destroy")` reads the `delete` count).
     ///
     /// [`decide`](crate::decision::decide) uses this for every action but one case: a `PATCH` limited by
     /// the `update` limit, because the plan sets no `patch` limit, counts the `patch` count if
-    /// there is one, else the `update` count, else the resource count, else 0 (see
+    /// there is one, else the `update` count, else the plain count, else 0 (see
     /// [`Usage::action_count`]).
     pub fn get(&self, resource: &str, action: &Action) -> u64 {
-        match self.resources.get(resource) {
-            Some(ResourceUsage::Count(n)) => *n,
-            Some(ResourceUsage::PerAction(map)) => count_of(map, action).unwrap_or(0),
-            None => 0,
-        }
+        self.resources
+            .get(resource)
+            .map_or(0, |usage| usage.get(action))
     }
 
-    /// The per-action count of `action` on `resource`: `None` when the resource is not
-    /// recorded, has a plain count, or does not list the action. An [`Action::Custom`]
-    /// carrying a REST name reads that action's count. Does not allocate.
+    /// The count of `action` itself on `resource`: `None` when the resource is not recorded or
+    /// has no count of its own for the action. An [`Action::Custom`] carrying a REST name reads
+    /// that action's count. Does not allocate.
     ///
     /// ```
     /// use tower_plans::{Action, Subscriber};
@@ -229,18 +308,12 @@ impl Usage {
     /// # Ok::<(), tower_plans::format::FormatError>(())
     /// ```
     pub fn action_count(&self, resource: &str, action: &Action) -> Option<u64> {
-        match self.resources.get(resource) {
-            Some(ResourceUsage::PerAction(map)) => count_of(map, action),
-            _ => None,
-        }
+        self.resources.get(resource)?.action_count(action)
     }
 
-    /// The resource count of `resource`, `None` when it is not recorded or counted per action.
+    /// The plain count of `resource`, `None` when it is not recorded or has no plain count.
     pub fn count(&self, resource: &str) -> Option<u64> {
-        match self.resources.get(resource) {
-            Some(ResourceUsage::Count(n)) => Some(*n),
-            _ => None,
-        }
+        self.resources.get(resource)?.count
     }
 
     /// The usage recorded for `resource`.
@@ -253,51 +326,44 @@ impl Usage {
         self.resources.get_mut(resource)
     }
 
-    /// Sets the count of `resource` (replacing per-action counts, if any).
+    /// Sets the plain count of `resource`, replacing its per-action counts, if any: the user
+    /// has `count` items, and that is the usage of every action.
     pub fn set(&mut self, resource: impl Into<Arc<str>>, count: u64) {
         self.resources
-            .insert(resource.into(), ResourceUsage::Count(count));
+            .insert(resource.into(), ResourceUsage::plain(count));
     }
 
-    /// Sets the count of `action` on `resource`. A resource that had a plain count becomes
-    /// counted per action, and its plain count is dropped.
+    /// Sets the count of `action` on `resource`. A plain count stays: it is still the usage of
+    /// every other action without a count of its own.
     pub fn set_action(&mut self, resource: impl Into<Arc<str>>, action: &Action, count: u64) {
         let key = action_key(action);
-        let entry = self
-            .resources
-            .get_or_insert_with(resource.into(), || ResourceUsage::PerAction(HashMap::new()));
-        match entry {
-            ResourceUsage::PerAction(map) => {
-                map.insert(key, count);
-            }
-            ResourceUsage::Count(_) => {
-                *entry = ResourceUsage::PerAction(HashMap::from([(key, count)]));
-            }
-        }
+        self.resources
+            .get_or_insert_with(resource.into(), ResourceUsage::default)
+            .actions
+            .insert(key, count);
     }
 
-    /// Adds `delta` (which may be negative) to the count of `resource` and returns the new
-    /// count, saturating at 0 and at `u64::MAX`. An unrecorded resource starts at 0; a resource
-    /// counted per action becomes a plain count starting at 0.
+    /// Adds `delta` (which may be negative) to the plain count of `resource` and returns the new
+    /// count, saturating at 0 and at `u64::MAX`. A resource without a plain count (unrecorded,
+    /// or counted per action only) starts at 0; the counts that actions have of their own stay.
     pub fn add(&mut self, resource: &str, delta: i64) -> u64 {
         let current = self.count(resource).unwrap_or(0);
         let next = apply_delta(current, delta);
         match self.resources.get_mut(resource) {
-            Some(entry) => *entry = ResourceUsage::Count(next),
+            Some(entry) => entry.count = Some(next),
             None => {
                 self.resources
-                    .insert(Arc::from(resource), ResourceUsage::Count(next));
+                    .insert(Arc::from(resource), ResourceUsage::plain(next));
             }
         }
         next
     }
 
-    /// Adds `delta` to the count of `action` on `resource` and returns the new count, saturating
-    /// at 0 and at `u64::MAX`. A resource with a plain count becomes counted per action (see
+    /// Adds `delta` to the usage of `action` on `resource` ([`get`](Self::get)) and returns the
+    /// new count, the action's own from then on, saturating at 0 and at `u64::MAX` (see
     /// [`Usage::set_action`]).
     pub fn add_action(&mut self, resource: &str, action: &Action, delta: i64) -> u64 {
-        let current = self.action_count(resource, action).unwrap_or(0);
-        let next = apply_delta(current, delta);
+        let next = apply_delta(self.get(resource, action), delta);
         self.set_action(resource, action, next);
         next
     }
@@ -588,23 +654,40 @@ mod tests {
     }
 
     #[test]
-    fn per_action_and_plain_counts_replace_each_other() {
+    fn a_plain_count_stays_the_usage_of_actions_without_a_count_of_their_own() {
         let mut usage = Usage::new();
         usage.set("tasks", 5);
         usage.set_action("tasks", &Action::Show, 40);
-        // The plain count is gone: unlisted actions count 0.
+        // The plain count stays: every other action still reads it.
         assert_eq!(usage.get("tasks", &Action::Show), 40);
-        assert_eq!(usage.get("tasks", &Action::Create), 0);
-        assert_eq!(usage.count("tasks"), None);
+        assert_eq!(usage.get("tasks", &Action::Create), 5);
+        assert_eq!(usage.get("tasks", &Action::Update), 5);
+        assert_eq!(usage.count("tasks"), Some(5));
+        assert_eq!(usage.action_count("tasks", &Action::Update), None);
 
+        // An action's own count starts from its usage.
         assert_eq!(usage.add_action("tasks", &Action::Show, 2), 42);
-        assert_eq!(usage.add_action("tasks", &Action::Create, -1), 0);
-        assert_eq!(usage.get("tasks", &Action::Create), 0);
+        assert_eq!(usage.add_action("tasks", &Action::Create, -1), 4);
+        assert_eq!(usage.get("tasks", &Action::Create), 4);
+        assert_eq!(usage.get("tasks", &Action::Delete), 5);
 
-        // `add` makes it a plain count again, starting at 0.
-        assert_eq!(usage.add("tasks", 3), 3);
-        assert_eq!(usage.get("tasks", &Action::Show), 3);
-        assert_eq!(usage.resource("tasks"), Some(&ResourceUsage::Count(3)));
+        // `add` changes the plain count; the actions' own counts stay.
+        assert_eq!(usage.add("tasks", 3), 8);
+        assert_eq!(usage.get("tasks", &Action::Show), 42);
+        assert_eq!(usage.get("tasks", &Action::Update), 8);
+        // `set` replaces it all with a plain count.
+        usage.set("tasks", 1);
+        assert_eq!(usage.resource("tasks"), Some(&ResourceUsage::plain(1)));
+
+        // A resource counted per action only: unlisted actions read 0, until it gains a plain
+        // count.
+        usage.remove("tasks");
+        usage.set_action("tasks", &Action::Show, 1);
+        assert_eq!(usage.get("tasks", &Action::Update), 0);
+        assert_eq!(usage.count("tasks"), None);
+        assert_eq!(usage.add("tasks", 2), 2);
+        assert_eq!(usage.get("tasks", &Action::Show), 1);
+        assert_eq!(usage.get("tasks", &Action::Update), 2);
     }
 
     #[test]
@@ -614,10 +697,8 @@ mod tests {
         usage.set_action("tasks", &Action::custom("archive"), 1);
         assert_eq!(usage.get("tasks", &Action::Delete), 4);
         assert_eq!(usage.get("tasks", &Action::custom("archive")), 1);
-        let Some(ResourceUsage::PerAction(map)) = usage.resource("tasks") else {
-            panic!("per action")
-        };
-        let mut keys: Vec<&str> = map.keys().map(|k| &**k).collect();
+        let tasks = usage.resource("tasks").expect("recorded");
+        let mut keys: Vec<&str> = tasks.actions().map(|(k, _)| &**k).collect();
         keys.sort_unstable();
         assert_eq!(keys, ["archive", "delete"]);
     }
@@ -631,14 +712,11 @@ mod tests {
         assert_eq!(usage.len(), 2);
         let mut seen: Vec<(&str, u64)> = usage
             .iter()
-            .filter_map(|(r, u)| match u {
-                ResourceUsage::Count(n) => Some((&**r, *n)),
-                ResourceUsage::PerAction(_) => None,
-            })
+            .filter_map(|(r, u)| Some((&**r, u.count()?)))
             .collect();
         seen.sort_unstable();
         assert_eq!(seen, [("clients", 1), ("groups", 2)]);
-        assert_eq!(usage.remove("clients"), Some(ResourceUsage::Count(1)));
+        assert_eq!(usage.remove("clients"), Some(ResourceUsage::plain(1)));
         assert_eq!(usage.get("clients", &Action::Create), 0);
     }
 

@@ -5,11 +5,15 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[path = "../support/counting_differential.rs"]
+mod counting_model;
+
 mod addons;
 mod axum;
 mod caching;
 mod cancellation;
 mod counting;
+mod differential;
 mod failure_policy;
 mod governable_scope;
 mod hyper;

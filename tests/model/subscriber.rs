@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tower_plans::format::FormatError;
 use tower_plans::{
-    subscriber::{Assignment, ResourceUsage},
+    subscriber::Assignment,
     Action, Subscriber,
 };
 
@@ -134,10 +134,10 @@ fn per_action_usage() {
     assert_eq!(usage.get("tasks", &Action::Index), 0);
     assert_eq!(usage.get("tasks", &Action::Update), 0);
     assert_eq!(usage.count("tasks"), None);
-    let Some(ResourceUsage::PerAction(map)) = usage.resource("tasks") else {
-        panic!("tasks are counted per action")
-    };
-    assert_eq!(map.len(), 4);
+    let tasks = usage.resource("tasks").expect("tasks are recorded");
+    assert!(tasks.is_per_action());
+    assert_eq!(tasks.count(), None);
+    assert_eq!(tasks.actions().count(), 4);
 }
 
 #[test]
