@@ -210,9 +210,9 @@ impl Tally {
                 // the counter it reads.
                 let counted = if *action == Action::Patch
                     && terms.patch_counts_updates
-                    && usage.map_or(true, |usage| {
-                        usage.action_count(resource, &Action::Patch).is_none()
-                    }) {
+                    && usage
+                        .is_none_or(|usage| usage.action_count(resource, &Action::Patch).is_none())
+                {
                     Action::Update
                 } else {
                     action.clone()

@@ -370,11 +370,9 @@ impl Cell<'_> {
     /// every counter that has no period its count.
     fn used(&self) -> Option<u64> {
         match (&self.record, self.key.window) {
-            (Some(record), None) => Some(record_count(
-                &record.usage,
-                self.resource,
-                &self.key.slot,
-            )),
+            (Some(record), None) => {
+                Some(record_count(&record.usage, self.resource, &self.key.slot))
+            }
             _ => self.entry.used,
         }
     }
@@ -830,11 +828,7 @@ impl MemoryStore {
         };
         let entry = kept.and_then(|kept| find(kept, &counter.resource, &key).map(|at| &kept[at].2));
         let used = match (record, key.window) {
-            (Some(record), None) => Some(record_count(
-                &record.usage,
-                &counter.resource,
-                &key.slot,
-            )),
+            (Some(record), None) => Some(record_count(&record.usage, &counter.resource, &key.slot)),
             _ => entry.and_then(|entry| entry.used),
         };
         let held = entry.map_or(0, |entry| entry.live_holds(now));
@@ -1431,7 +1425,10 @@ mod tests {
             let id = ReservationId::new();
             let reserved = store.reserve(&groups, Some(5), 4, id, LEASE).await.unwrap();
             assert_eq!(reserved, Reserve::Reserved { used: 0, held: 0 });
-            assert_eq!(store.subscriber("john").unwrap().usage.count("groups"), None);
+            assert_eq!(
+                store.subscriber("john").unwrap().usage.count("groups"),
+                None
+            );
             assert_eq!(store.commit(&groups, id).await.unwrap(), 1);
             assert_eq!(
                 store.subscriber("john").unwrap().usage.count("groups"),

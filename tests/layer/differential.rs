@@ -29,7 +29,11 @@ fn counting_in_memory_differs_from_the_read_only_decision_only_by_counted_units(
 }
 
 /// Runs one case through both layers, as the property does.
-async fn regression(catalog: serde_json::Value, record: serde_json::Value, requests: &[(usize, Op)]) {
+async fn regression(
+    catalog: serde_json::Value,
+    record: serde_json::Value,
+    requests: &[(usize, Op)],
+) {
     let case = Case {
         catalog,
         record,
@@ -37,7 +41,10 @@ async fn regression(catalog: serde_json::Value, record: serde_json::Value, reque
     };
     let off = builder(case.store()).build().expect("valid layer");
     let store = case.store();
-    let on = builder(store.clone()).count_usage(store).build().expect("valid layer");
+    let on = builder(store.clone())
+        .count_usage(store)
+        .build()
+        .expect("valid layer");
     if let Err(difference) = run(&case, &off, &on).await {
         panic!("{difference}");
     }
@@ -142,10 +149,17 @@ async fn every_item_action_reads_the_plain_count_in_any_order() {
     };
     for order in orders {
         let store = case.store();
-        let on = builder(store.clone()).count_usage(store).build().expect("valid layer");
+        let on = builder(store.clone())
+            .count_usage(store)
+            .build()
+            .expect("valid layer");
         for op in std::iter::once(Op::List).chain(order.iter().copied()) {
             let answer = send(&on, "tasks", op).await;
-            assert_eq!(answer.status, http::StatusCode::FORBIDDEN, "{op:?} in {order:?}");
+            assert_eq!(
+                answer.status,
+                http::StatusCode::FORBIDDEN,
+                "{op:?} in {order:?}"
+            );
             assert_eq!(answer.body["usage"], json!(5), "{op:?} in {order:?}");
         }
     }

@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use tower_plans::{
-    store::LoadError,
-    subscriber::Assignment,
-    Action, Catalog, MemoryStore, PlanStore, Subscriber,
+    store::LoadError, subscriber::Assignment, Action, Catalog, MemoryStore, PlanStore, Subscriber,
 };
 
 const PLANS: &str = r#"{

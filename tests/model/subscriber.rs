@@ -4,10 +4,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tower_plans::format::FormatError;
-use tower_plans::{
-    subscriber::Assignment,
-    Action, Subscriber,
-};
+use tower_plans::{subscriber::Assignment, Action, Subscriber};
 
 fn load(json: &str) -> Subscriber {
     match Subscriber::from_json(json) {
