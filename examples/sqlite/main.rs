@@ -36,7 +36,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tower_plans::store::{Count, Counter};
 use tower_plans::subscriber::Assignment;
-use tower_plans::{BoxError, Invalidator, PlanLimitLayer, UsageStore, UserCache};
+use tower_plans::{BoxError, Invalidator, PlanLimitLayer, PlanStore, UsageStore, UserCache};
 
 use store::SqliteStore;
 
@@ -354,6 +354,17 @@ async fn check(addr: SocketAddr, store: &SqliteStore, fresh: bool) -> ExitCode {
         other => {
             failures += 1;
             println!("FAIL usage_counters: alice's clients are {other:?}, expected {expected:?}");
+        }
+    }
+    // alice's clients are a plain count (a `*` row): the usage of every action on clients.
+    match store.user("alice").await {
+        Ok(Some(alice)) if alice.usage.count("clients") == Some(4) => {
+            println!("ok   alice's record: a plain count of 4 clients");
+        }
+        other => {
+            failures += 1;
+            let usage = other.map(|alice| alice.map(|alice| alice.usage.clone()));
+            println!("FAIL alice's record: {usage:?}, expected a plain count of 4 clients");
         }
     }
     match store.stored_reservations().await {

@@ -7,16 +7,56 @@
 //! |---|---|
 //! | `plans()` | one read transaction: `plans` ⟕ `plan_resources` ⟕ `plan_limits`, `addons` ⟕ `addon_resources` ⟕ `addon_limits`, `trial`, and the declared custom `actions` |
 //! | `user(id)` | one read transaction: `subscribers` ⟕ `usage_counters` for the id, then its `subscriber_addons` |
-//! | `reserve` | `BEGIN IMMEDIATE`; purge the counter's expired holds; create the counter at the seed; the guarded `INSERT ... SELECT ... WHERE used + held < limit ... RETURNING` ([`RESERVE`]); read the counts before |
-//! | `commit` | `BEGIN IMMEDIATE`; delete the hold (and expired ones) `RETURNING` whether it was live; if it was, `used + 1` |
+//! | `reserve` | `BEGIN IMMEDIATE`; purge the counter's expired holds; read which rows exist ([`SHAPE`]); for a counter of its own, create it at the seed; the guarded `INSERT ... SELECT ... WHERE used + held < limit ... RETURNING` ([`RESERVE`]); read the counts before |
+//! | `commit` | `BEGIN IMMEDIATE`; delete the hold (and expired ones) `RETURNING` whether it was live; if it was, write `used + 1` |
 //! | `release` | one `DELETE` of the hold (and the counter's expired ones) |
-//! | `adjust` | `BEGIN IMMEDIATE`; read `used`; write `used + delta`, saturating |
-//! | `set` | one upsert |
-//! | `get` | one `SELECT` of `used` and the live holds |
+//! | `adjust` | `BEGIN IMMEDIATE`; read which rows exist and `used` (or take the seed); write `used + delta`, saturating |
+//! | `set` | `BEGIN IMMEDIATE`; read which rows exist; one upsert |
+//! | `get` | one read transaction: which rows exist, then `used` and the live holds |
 //!
-//! The atomic part is [`RESERVE`]: one statement checks `used + held + 1 <= limit` and records the
-//! hold, so two requests can never both take the last unit, whatever else runs. The transaction
-//! around it only makes the counts it reports (the `usage` of a 403) exact.
+//! # The counters are the records' usage
+//!
+//! `usage_counters` holds one row per count, and [`PlanStore::user`] builds a record's usage
+//! from them, so that the layer decides on what it counted. Per user and resource, `counted` is:
+//!
+//! * `*`: the plain count of a resource counted plainly (`"clients": 3`). It is the resource's
+//!   item count, which a create raises and a delete lowers, and the usage of every action
+//!   without a row of its own, before and after other rows of the resource exist;
+//! * `items`: the `create` count of a resource counted per action
+//!   (`"tasks": {"create": 2, "show": 40}`), its item count;
+//! * an action's name (`show`, `export`): that action's own count;
+//! * `action@period` (`items@2026-11`): a quota's count in one period, not part of the record.
+//!
+//! A counter reads what the decision reads in the record (`Usage::get`): the item count
+//! ([`Counted::Items`], and [`Counted::Action`] of [`Action::Create`], one counter) is the
+//! `items` row, else the `*` row, else 0; an action's count is its own row, else the `*` row,
+//! else 0 (a resource counted per action has no `*` row: its other actions read 0; a resource
+//! the record does not name reads 0 too, as a plain count of 0 does).
+//!
+//! Writes follow the record: the item count goes to `items` or `*`, whichever exists (`items`
+//! first, which a create reads first), else to `items` when the resource has action rows, else
+//! to `*`; an action's count goes to its own row, and an action's first row on a resource
+//! without rows also writes `*` = 0, so that the other actions go on reading a plain count.
+//! A reservation writes no count: an action gains a row of its own only when a counted success
+//! commits (or `adjust`/`set` writes it), so a refused or released request leaves the record as
+//! it was. This is the counting of [`MemoryStore`](tower_plans::MemoryStore), row for row.
+//!
+//! A user with a record (a `subscribers` row) has it as the truth: the `seed` the layer gives
+//! is not used, since the layer took it from the same rows. A user without one (the store used
+//! as a [`UsageStore`] beside another [`PlanStore`]), and every quota, has counters of their
+//! own, one row each: created at the seed when first used (reserved included, as the trait
+//! says), then kept; an action's count there never reads `*`, since only the seed tells what
+//! the other store's record holds. The counts of such a user are not a record:
+//! [`PlanStore::user`] answers `None` until a `subscribers` row exists.
+//!
+//! # What is atomic
+//!
+//! The atomic part is [`RESERVE`]: one statement reads the counter's rows, checks
+//! `used + held + 1 <= limit` and records the hold, so two requests can never both take the
+//! last unit. Which rows it reads (its own, `*`, the default) is chosen from [`SHAPE`], read
+//! in the same `BEGIN IMMEDIATE` transaction, which holds the write lock from its start: no
+//! writer comes in between. The transaction also makes the counts it reports (the `usage` of a
+//! 403) exact.
 //!
 //! Connections: one writer (SQLite admits one writer at a time; queueing for the connection in
 //! the process is cheaper and fairer than busy-waiting on the file lock) and a few readers, all
@@ -39,7 +79,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 use tower_plans::catalog::{Addon, Limit, Period, Plan, Trial};
 use tower_plans::store::{Count, Counted, Counter, ReservationId, Reserve};
 use tower_plans::subscriber::{AddonGrant, Assignment};
@@ -86,76 +126,116 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many connections serve reads (`plans`, `user`, `get`).
 const READERS: u32 = 4;
 
-/// The item count's `counted` value. A custom action with this name cannot be counted here.
+/// The `counted` value of a resource's item count when the resource is counted per action: its
+/// `create` count (`"tasks": {"create": 2, "show": 40}`). A custom action with this name cannot
+/// be counted here.
 const ITEMS: &str = "items";
 
-/// The `counted` value of a record's plain count: the usage of every action of the resource that
-/// has no count of its own. Counting never changes it.
+/// The `counted` value of a resource's plain count (`"clients": 3`): its item count, which
+/// creates and deletes change, and the usage of every action without a row of its own. A custom
+/// action with this name cannot be counted here.
 const PLAIN: &str = "*";
 
-/// The atomic reservation: holds one unit for `?1` on the counter (`?2`, `?3`, `?4`) until `?5`
-/// when the limit `?6` is `NULL` (unlimited), when `?1` already holds a live unit there (a retry:
-/// its lease is renewed), or when `used + live holds < limit` at `?7` (now). Returns the id when
-/// the unit is held, no row when it is refused. One statement: SQLite runs it atomically, and
-/// the guard and the insert cannot be split by another writer.
-pub const RESERVE: &str = "
+/// The used count of a counter, as its record reads it: its own row `?3`, else the row `?4` (the
+/// plain count, or `NULL` for none), else `?5` (0 for a user with a record, the seed for a
+/// counter of its own, `NULL` for none). `?1` is the user, `?2` the resource.
+macro_rules! used {
+    () => {
+        "COALESCE(
+    (SELECT used FROM usage_counters WHERE user_id = ?1 AND resource = ?2 AND counted = ?3),
+    (SELECT used FROM usage_counters WHERE user_id = ?1 AND resource = ?2 AND counted = ?4),
+    ?5)"
+    };
+}
+
+/// The atomic reservation: holds one unit for `?6` on the counter whose holds are keyed `?7`
+/// until `?8` when the limit `?9` is `NULL` (unlimited), when `?6` already holds a live unit
+/// there (a retry: its lease is renewed), or when `used + live holds < limit` at `?10` (now),
+/// `used` read from the rows as `used!` says (`?1` to `?5`). Returns the id when the unit is
+/// held, no row when it is refused. One statement: SQLite runs it atomically, so the guard and
+/// the insert cannot be split by another writer. It writes no count: a refused request leaves
+/// the record as it was.
+pub const RESERVE: &str = concat!(
+    "
 INSERT INTO reservations (id, user_id, resource, counted, expires_ms)
-SELECT ?1, ?2, ?3, ?4, ?5
- WHERE ?6 IS NULL
+SELECT ?6, ?1, ?2, ?7, ?8
+ WHERE ?9 IS NULL
     OR EXISTS (SELECT 1 FROM reservations
-                WHERE id = ?1 AND user_id = ?2 AND resource = ?3 AND counted = ?4
-                  AND expires_ms > ?7)
-    OR (SELECT used FROM usage_counters
-         WHERE user_id = ?2 AND resource = ?3 AND counted = ?4)
+                WHERE id = ?6 AND user_id = ?1 AND resource = ?2 AND counted = ?7
+                  AND expires_ms > ?10)
+    OR ",
+    used!(),
+    "
      + (SELECT count(*) FROM reservations
-         WHERE user_id = ?2 AND resource = ?3 AND counted = ?4 AND expires_ms > ?7)
-     < ?6
+         WHERE user_id = ?1 AND resource = ?2 AND counted = ?7 AND expires_ms > ?10)
+     < ?9
 ON CONFLICT (id) DO UPDATE SET expires_ms = excluded.expires_ms
  WHERE reservations.user_id = excluded.user_id
    AND reservations.resource = excluded.resource
    AND reservations.counted = excluded.counted
-RETURNING id";
+RETURNING id"
+);
 
-/// Creates a counter at its seed (`?4`) unless it exists.
-const CREATE_COUNTER: &str = "
+/// Which rows of user `?1`'s resource `?2` exist: whether the user has a record (a subscriber
+/// row), an item row (`?3`, [`ITEMS`]), a plain count (`?4`, [`PLAIN`]), and any row that is not
+/// a quota's.
+const SHAPE: &str = "
+SELECT EXISTS (SELECT 1 FROM subscribers WHERE id = ?1),
+       EXISTS (SELECT 1 FROM usage_counters
+                WHERE user_id = ?1 AND resource = ?2 AND counted = ?3),
+       EXISTS (SELECT 1 FROM usage_counters
+                WHERE user_id = ?1 AND resource = ?2 AND counted = ?4),
+       EXISTS (SELECT 1 FROM usage_counters
+                WHERE user_id = ?1 AND resource = ?2 AND instr(counted, '@') = 0)";
+
+/// Creates a row at `?4` unless it exists.
+const CREATE_ROW: &str = "
 INSERT INTO usage_counters (user_id, resource, counted, used) VALUES (?1, ?2, ?3, ?4)
 ON CONFLICT (user_id, resource, counted) DO NOTHING";
 
-/// Forgets a counter's holds that expired at `?4` (now).
+/// Forgets the holds keyed `?3` that expired at `?4` (now).
 const PURGE_COUNTER: &str = "
 DELETE FROM reservations
  WHERE user_id = ?1 AND resource = ?2 AND counted = ?3 AND expires_ms <= ?4";
 
-/// A counter's used count and its live holds at `?5` other than `?4`'s.
-const COUNTS_BESIDE: &str = "
-SELECT (SELECT used FROM usage_counters
-         WHERE user_id = ?1 AND resource = ?2 AND counted = ?3),
+/// A counter's used count (`used!`, `?1` to `?5`) and its live holds (keyed `?7`) at `?8`
+/// other than `?6`'s.
+const COUNTS_BESIDE: &str = concat!(
+    "
+SELECT ",
+    used!(),
+    ",
        (SELECT count(*) FROM reservations
-         WHERE user_id = ?1 AND resource = ?2 AND counted = ?3 AND expires_ms > ?5
-           AND id <> ?4)";
+         WHERE user_id = ?1 AND resource = ?2 AND counted = ?7 AND expires_ms > ?8
+           AND id <> ?6)"
+);
 
-/// Deletes the hold `?4` and the counter's expired holds (at `?5`), returning for each whether
+/// A counter's used count (`used!`).
+const USED: &str = concat!("SELECT ", used!());
+
+/// Deletes the hold `?4` and the expired holds keyed `?3` (at `?5`), returning for each whether
 /// it was `?4`'s live hold.
 const TAKE_HOLD: &str = "
 DELETE FROM reservations
  WHERE user_id = ?1 AND resource = ?2 AND counted = ?3 AND (id = ?4 OR expires_ms <= ?5)
 RETURNING id = ?4 AND expires_ms > ?5";
 
-/// A committed unit: the counter goes up by one (saturating), created at 1 if it is missing.
-const COUNT_ONE: &str = "
-INSERT INTO usage_counters (user_id, resource, counted, used) VALUES (?1, ?2, ?3, 1)
-ON CONFLICT (user_id, resource, counted)
-DO UPDATE SET used = min(used, 9223372036854775806) + 1
-RETURNING used";
+/// A committed unit: the row `?6` becomes the used count (`used!`, `?1` to `?5`) plus one
+/// (saturating), created if it is missing.
+const COUNT_ONE: &str = concat!(
+    "
+INSERT INTO usage_counters (user_id, resource, counted, used)
+VALUES (?1, ?2, ?6, min(",
+    used!(),
+    ", 9223372036854775806) + 1)
+ON CONFLICT (user_id, resource, counted) DO UPDATE SET used = excluded.used
+RETURNING used"
+);
 
-/// Sets a counter's used count, creating it if need be.
+/// Sets a row's used count, creating it if need be.
 const SET_USED: &str = "
 INSERT INTO usage_counters (user_id, resource, counted, used) VALUES (?1, ?2, ?3, ?4)
 ON CONFLICT (user_id, resource, counted) DO UPDATE SET used = excluded.used";
-
-/// A counter's used count.
-const USED: &str = "
-SELECT used FROM usage_counters WHERE user_id = ?1 AND resource = ?2 AND counted = ?3";
 
 /// A [`PlanStore`] and a [`UsageStore`] over one SQLite database file.
 ///
@@ -260,14 +340,21 @@ impl SqliteStore {
         Ok(plans == 0)
     }
 
-    /// Replaces the catalog: every plan, limit, declared custom action and the trial policy.
+    /// Replaces the catalog: every plan, add-on, limit, declared custom action and the trial
+    /// policy.
     ///
     /// # Errors
-    /// When a write fails or a limit does not fit an SQLite integer; nothing is changed then.
+    /// When a write fails, a limit does not fit an SQLite integer, or the catalog drops an
+    /// add-on that a subscriber holds a grant of (its foreign key); nothing is changed then.
     pub async fn import_catalog(&self, catalog: &Catalog) -> Result<(), BoxError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM trial").execute(&mut *tx).await?;
         sqlx::query("DELETE FROM plans").execute(&mut *tx).await?;
+        // The add-ons' limits go (they may name custom actions); the add-ons themselves stay
+        // while grants name them, and are replaced below.
+        sqlx::query("DELETE FROM addon_resources")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM actions WHERE custom = 1")
             .execute(&mut *tx)
             .await?;
@@ -305,6 +392,48 @@ impl SqliteStore {
                 }
             }
         }
+        let stored: Vec<String> = sqlx::query_scalar("SELECT name FROM addons")
+            .fetch_all(&mut *tx)
+            .await?;
+        for name in stored {
+            if catalog.addon(&name).is_none() {
+                sqlx::query("DELETE FROM addons WHERE name = ?1")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for (position, addon) in catalog.addons().enumerate() {
+            sqlx::query(
+                "INSERT INTO addons (name, position) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            )
+            .bind(addon.name())
+            .bind(i64::try_from(position)?)
+            .execute(&mut *tx)
+            .await?;
+            for (resource, limits) in addon.resources() {
+                sqlx::query("INSERT INTO addon_resources (addon, resource) VALUES (?1, ?2)")
+                    .bind(addon.name())
+                    .bind(&**resource)
+                    .execute(&mut *tx)
+                    .await?;
+                for (action, limit) in limits.iter() {
+                    let max = limit.maximum().map(i64::try_from).transpose()?;
+                    sqlx::query(
+                        "INSERT INTO addon_limits (addon, resource, action, max, per)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .bind(addon.name())
+                    .bind(&**resource)
+                    .bind(action.as_str())
+                    .bind(max)
+                    .bind(limit.period().map(Period::as_str))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
         if let Some(trial) = catalog.trial() {
             let duration_ms = i64::try_from(trial.duration().as_millis())?;
             sqlx::query("INSERT INTO trial (id, duration_ms, fallback) VALUES (1, ?1, ?2)")
@@ -317,12 +446,17 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Adds or replaces the record of user `id`: its name and plan assignment, and its usage,
-    /// which becomes its counters (the counters it had are dropped).
+    /// Adds or replaces the record of user `id`: its name, plan assignment and add-on grants,
+    /// and its usage, which becomes its counters (the counters it had are dropped): a plain
+    /// count is a `*` row, a per-action `create` count an `items` row, another action's count a
+    /// row named after the action. A resource counted per action that lists no action
+    /// (`"tasks": {}`) is an `items` row of 0, and reads back as `{"create": 0}`: the same usage
+    /// for every action, and for what a create counts.
     ///
     /// # Errors
-    /// When a write fails, a count does not fit an SQLite integer, or a per-action count is kept
-    /// for a custom action named `items`; nothing is changed then.
+    /// When a write fails, a count or an instant does not fit an SQLite integer, a grant names
+    /// an add-on the catalog does not have (its foreign key), or a per-action count is kept for
+    /// a custom action named `items` or `*` or holding `@`; nothing is changed then.
     pub async fn put_subscriber(&self, id: &str, subscriber: &Subscriber) -> Result<(), BoxError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let plan = subscriber.assignment.as_ref();
@@ -360,8 +494,14 @@ impl SqliteStore {
                     counted_key(&Counted::Action(Action::custom(&**action))).map(|key| (key, count))
                 })
                 .collect::<Result<_, _>>()?;
-            if let Some(plain) = usage.count() {
-                counts.push((PLAIN.to_owned(), plain));
+            match usage.count() {
+                Some(plain) => counts.push((PLAIN.to_owned(), plain)),
+                // Counted per action, with no action listed (`"tasks": {}`): every action reads
+                // 0, and a create counts on a `create` count, not on a plain count that the
+                // other actions would read. No rows would read as a plain count of 0: a `create`
+                // count of 0 keeps it counted per action.
+                None if counts.is_empty() => counts.push((ITEMS.to_owned(), 0)),
+                None => {}
             }
             for (counted, used) in counts {
                 sqlx::query(SET_USED)
@@ -372,6 +512,23 @@ impl SqliteStore {
                     .execute(&mut *tx)
                     .await?;
             }
+        }
+        sqlx::query("DELETE FROM subscriber_addons WHERE user_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for grant in &subscriber.addons {
+            sqlx::query(
+                "INSERT INTO subscriber_addons (user_id, addon, starts_ms, expires_ms, quantity)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .bind(id)
+            .bind(&*grant.name)
+            .bind(grant.starts.map(i64::try_from).transpose()?)
+            .bind(grant.expires.map(i64::try_from).transpose()?)
+            .bind(i64::try_from(grant.quantity)?)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -443,6 +600,16 @@ impl SqliteStore {
 /// # Errors
 /// When a migration fails; it is rolled back, and the ones before it stay applied.
 pub async fn migrate(pool: &SqlitePool) -> Result<(), BoxError> {
+    migrate_up_to(pool, i64::MAX).await
+}
+
+/// Applies the [`MIGRATIONS`] up to version `last` that `schema_migrations` does not list, as
+/// [`migrate`] does: a database as an earlier release left it, to test what a migration does
+/// to its data.
+///
+/// # Errors
+/// When a migration fails; it is rolled back, and the ones before it stay applied.
+pub async fn migrate_up_to(pool: &SqlitePool, last: i64) -> Result<(), BoxError> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version     INTEGER NOT NULL PRIMARY KEY,
@@ -452,7 +619,10 @@ pub async fn migrate(pool: &SqlitePool) -> Result<(), BoxError> {
     )
     .execute(pool)
     .await?;
-    for migration in MIGRATIONS {
+    for migration in MIGRATIONS
+        .iter()
+        .take_while(|migration| migration.version <= last)
+    {
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?1")
@@ -486,8 +656,9 @@ fn count(value: i64) -> Result<u64, BoxError> {
     u64::try_from(value).map_err(|_| format!("a negative count ({value}) in the database").into())
 }
 
-/// How a [`Counted`] is stored: `items`, or the action's name. A create is the item count, as
-/// in [`MemoryStore`](tower_plans::MemoryStore), so that a resource's item count is one counter.
+/// How a [`Counted`] keys its holds: `items`, or the action's name. A create is the item count,
+/// as in [`MemoryStore`](tower_plans::MemoryStore), so that a resource's item count is one
+/// counter.
 fn counted_key(counted: &Counted) -> Result<String, BoxError> {
     let action = match counted {
         Counted::Items => return Ok(ITEMS.to_owned()),
@@ -517,24 +688,192 @@ fn limit_of(max: Option<i64>, per: Option<String>) -> Result<Limit, BoxError> {
     })
 }
 
-/// A counter's key columns: a period counter's `counted` names its period after an `@`
-/// (`create@2026-11`).
+/// What a counter is, among the rows of its resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// The item count: the [`ITEMS`] row, else the [`PLAIN`] row.
+    Items,
+    /// An action's own count: the row named after the action, else the [`PLAIN`] row.
+    Action,
+    /// A quota's count in one period: its row alone.
+    Period,
+}
+
+/// A counter's key: whose, which resource, how its holds are keyed (a period counter's names
+/// its period after an `@`: `show@2026-11`), and what kind of count it is.
 struct Key {
     user: String,
     resource: String,
-    counted: String,
+    hold: String,
+    kind: Kind,
 }
 
 impl Key {
     fn of(counter: &Counter) -> Result<Self, BoxError> {
+        let counted = counted_key(&counter.counted)?;
+        let (hold, kind) = match &counter.period {
+            Some(window) => (format!("{counted}@{window}"), Kind::Period),
+            None if counted == ITEMS => (counted, Kind::Items),
+            None => (counted, Kind::Action),
+        };
         Ok(Self {
             user: counter.user.to_string(),
             resource: counter.resource.to_string(),
-            counted: match &counter.period {
-                Some(window) => format!("{}@{window}", counted_key(&counter.counted)?),
-                None => counted_key(&counter.counted)?,
-            },
+            hold,
+            kind,
         })
+    }
+
+    /// Which rows of the resource exist, read in the transaction `tx` (or on the connection)
+    /// that then uses them.
+    async fn shape(&self, tx: &mut SqliteConnection) -> Result<Shape, BoxError> {
+        let (recorded, items, plain, any): (bool, bool, bool, bool) = sqlx::query_as(SHAPE)
+            .bind(&self.user)
+            .bind(&self.resource)
+            .bind(ITEMS)
+            .bind(PLAIN)
+            .fetch_one(tx)
+            .await?;
+        Ok(Shape {
+            recorded,
+            items,
+            plain,
+            any,
+        })
+    }
+
+    /// How the counter reads and writes its rows, given which exist (see the
+    /// [module docs](self)).
+    fn rows(&self, shape: Shape) -> Rows<'_> {
+        match self.kind {
+            Kind::Period => Rows {
+                own: &self.hold,
+                fallback: None,
+                recorded: false,
+                target: &self.hold,
+                plain_first: false,
+            },
+            Kind::Items => Rows {
+                own: ITEMS,
+                fallback: Some(PLAIN),
+                recorded: shape.recorded,
+                // The `create` count when there is one (a create reads it first), else the
+                // plain count; a resource without either is counted per action when it has
+                // other rows, else plainly.
+                target: if shape.items || (!shape.plain && shape.any) {
+                    ITEMS
+                } else {
+                    PLAIN
+                },
+                plain_first: false,
+            },
+            Kind::Action => Rows {
+                own: &self.hold,
+                fallback: shape.recorded.then_some(PLAIN),
+                recorded: shape.recorded,
+                target: &self.hold,
+                plain_first: shape.recorded && !shape.any,
+            },
+        }
+    }
+
+    /// The counter's used count: its row, as [`Rows`] reads it, else `default`.
+    async fn used(
+        &self,
+        rows: &Rows<'_>,
+        default: Option<i64>,
+        tx: &mut SqliteConnection,
+    ) -> Result<Option<i64>, BoxError> {
+        Ok(sqlx::query_scalar(USED)
+            .bind(&self.user)
+            .bind(&self.resource)
+            .bind(rows.own)
+            .bind(rows.fallback)
+            .bind(default)
+            .fetch_one(tx)
+            .await?)
+    }
+
+    /// Writes `used` as the counter's count, in the transaction `tx`.
+    async fn write(
+        &self,
+        rows: &Rows<'_>,
+        used: i64,
+        tx: &mut SqliteConnection,
+    ) -> Result<(), BoxError> {
+        self.plain_first(rows, tx).await?;
+        sqlx::query(SET_USED)
+            .bind(&self.user)
+            .bind(&self.resource)
+            .bind(rows.target)
+            .bind(used)
+            .execute(tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes the plain count of 0 that an action's first count of its own on a resource the
+    /// record does not name goes with ([`Rows::plain_first`]).
+    async fn plain_first(
+        &self,
+        rows: &Rows<'_>,
+        tx: &mut SqliteConnection,
+    ) -> Result<(), BoxError> {
+        if rows.plain_first {
+            sqlx::query(CREATE_ROW)
+                .bind(&self.user)
+                .bind(&self.resource)
+                .bind(PLAIN)
+                .bind(0_i64)
+                .execute(tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Which rows of a user's resource exist.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    /// The user has a record: a subscriber row.
+    recorded: bool,
+    /// The resource has an [`ITEMS`] row.
+    items: bool,
+    /// The resource has a [`PLAIN`] row.
+    plain: bool,
+    /// The resource has a row that is not a quota's.
+    any: bool,
+}
+
+/// How a counter reads and writes the rows of its resource (see the [module docs](self)).
+#[derive(Debug)]
+struct Rows<'k> {
+    /// The row read first, the counter's own: [`ITEMS`], the action's name, or the quota's
+    /// `action@period`.
+    own: &'k str,
+    /// The row read when `own` is missing: the plain count, or none.
+    fallback: Option<&'static str>,
+    /// Whether the user's record is the truth for this counter: a count that neither row holds
+    /// reads 0, whatever the seed, and a reservation writes no row. Otherwise (a user without a
+    /// record, a quota) the counter is a row of its own, created at its seed when first used.
+    recorded: bool,
+    /// The row a new count is written to.
+    target: &'k str,
+    /// Whether writing the count first writes a plain count of 0: an action's first count of
+    /// its own on a resource that the record does not name, which read as a plain count of 0
+    /// and must go on reading so for the other actions.
+    plain_first: bool,
+}
+
+impl Rows<'_> {
+    /// What a count that neither row holds reads: 0 when the record is the truth, else the
+    /// `seed` given.
+    fn default(&self, seed: Option<u64>) -> Option<i64> {
+        if self.recorded {
+            Some(0)
+        } else {
+            seed.map(clamp)
+        }
     }
 }
 
@@ -691,8 +1030,9 @@ impl PlanStore for SqliteStore {
             }
             subscriber = subscriber.with_addon(grant);
         }
-        // Per resource: the plain count, then the counts of each action (the item count is the
-        // `create` count). The plain count stays the usage of the other actions.
+        // Per resource: the plain count (`*`), then the counts of each action (`items` is the
+        // `create` count). The plain count stays the usage of the actions without a count of
+        // their own.
         let mut resources: BTreeMap<String, (Option<u64>, Vec<(Action, u64)>)> = BTreeMap::new();
         for row in &rows {
             let (Some(resource), Some(counted), Some(used)) = (
@@ -740,26 +1080,36 @@ impl UsageStore for SqliteStore {
         let key = Key::of(counter)?;
         let id = id.to_string();
         let now = self.now();
+        // BEGIN IMMEDIATE: no other writer changes the rows between reading which exist and
+        // the guarded insert that reads their counts.
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(PURGE_COUNTER)
             .bind(&key.user)
             .bind(&key.resource)
-            .bind(&key.counted)
+            .bind(&key.hold)
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(CREATE_COUNTER)
-            .bind(&key.user)
-            .bind(&key.resource)
-            .bind(&key.counted)
-            .bind(clamp(seed))
-            .execute(&mut *tx)
-            .await?;
+        let rows = key.rows(key.shape(&mut tx).await?);
+        let default = rows.default(Some(seed));
+        if !rows.recorded {
+            // A counter of its own starts at the seed it is first given, and keeps its count.
+            sqlx::query(CREATE_ROW)
+                .bind(&key.user)
+                .bind(&key.resource)
+                .bind(rows.target)
+                .bind(default)
+                .execute(&mut *tx)
+                .await?;
+        }
         let held = sqlx::query(RESERVE)
-            .bind(&id)
             .bind(&key.user)
             .bind(&key.resource)
-            .bind(&key.counted)
+            .bind(rows.own)
+            .bind(rows.fallback)
+            .bind(default)
+            .bind(&id)
+            .bind(&key.hold)
             .bind(expiry(now, lease))
             .bind(limit.map(clamp))
             .bind(now)
@@ -769,25 +1119,22 @@ impl UsageStore for SqliteStore {
         let (used, others): (Option<i64>, i64) = sqlx::query_as(COUNTS_BESIDE)
             .bind(&key.user)
             .bind(&key.resource)
-            .bind(&key.counted)
+            .bind(rows.own)
+            .bind(rows.fallback)
+            .bind(default)
             .bind(&id)
+            .bind(&key.hold)
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        let used = count(used.ok_or("the counter vanished while reserving")?)?;
-        let held = if held {
-            Reserve::Reserved {
-                used,
-                held: count(others)?,
-            }
+        let used = count(used.ok_or("a counter without a count while reserving")?)?;
+        let others = count(others)?;
+        Ok(if held {
+            Reserve::Reserved { used, held: others }
         } else {
-            Reserve::Refused {
-                used,
-                held: count(others)?,
-            }
-        };
-        Ok(held)
+            Reserve::Refused { used, held: others }
+        })
     }
 
     async fn commit(&self, counter: &Counter, id: ReservationId) -> Result<u64, BoxError> {
@@ -797,30 +1144,32 @@ impl UsageStore for SqliteStore {
         let taken: Vec<bool> = sqlx::query_scalar(TAKE_HOLD)
             .bind(&key.user)
             .bind(&key.resource)
-            .bind(&key.counted)
+            .bind(&key.hold)
             .bind(id.to_string())
             .bind(now)
             .fetch_all(&mut *tx)
             .await?;
-        let used: Option<i64> = if taken.contains(&true) {
-            Some(
-                sqlx::query_scalar(COUNT_ONE)
-                    .bind(&key.user)
-                    .bind(&key.resource)
-                    .bind(&key.counted)
-                    .fetch_one(&mut *tx)
-                    .await?,
-            )
-        } else {
-            sqlx::query_scalar(USED)
+        let rows = key.rows(key.shape(&mut tx).await?);
+        // A counter that has no count (any more) counts from 0, as in memory.
+        let default = Some(0);
+        let used: i64 = if taken.contains(&true) {
+            key.plain_first(&rows, &mut tx).await?;
+            sqlx::query_scalar(COUNT_ONE)
                 .bind(&key.user)
                 .bind(&key.resource)
-                .bind(&key.counted)
-                .fetch_optional(&mut *tx)
+                .bind(rows.own)
+                .bind(rows.fallback)
+                .bind(default)
+                .bind(rows.target)
+                .fetch_one(&mut *tx)
                 .await?
+        } else {
+            key.used(&rows, default, &mut tx)
+                .await?
+                .ok_or("a counter without a count while committing")?
         };
         tx.commit().await?;
-        used.map_or(Ok(0), count)
+        count(used)
     }
 
     async fn release(&self, counter: &Counter, id: ReservationId) -> Result<(), BoxError> {
@@ -828,7 +1177,7 @@ impl UsageStore for SqliteStore {
         sqlx::query(TAKE_HOLD)
             .bind(&key.user)
             .bind(&key.resource)
-            .bind(&key.counted)
+            .bind(&key.hold)
             .bind(id.to_string())
             .bind(self.now())
             .execute(&self.writer)
@@ -841,50 +1190,43 @@ impl UsageStore for SqliteStore {
         // Read, then write: BEGIN IMMEDIATE holds the write lock from the start, so no other
         // writer comes in between.
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let used: Option<i64> = sqlx::query_scalar(USED)
-            .bind(&key.user)
-            .bind(&key.resource)
-            .bind(&key.counted)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let before = match used {
-            Some(used) => count(used)?,
-            None => seed,
-        };
-        let after = clamp(before.saturating_add_signed(delta));
-        sqlx::query(SET_USED)
-            .bind(&key.user)
-            .bind(&key.resource)
-            .bind(&key.counted)
-            .bind(after)
-            .execute(&mut *tx)
-            .await?;
+        let rows = key.rows(key.shape(&mut tx).await?);
+        let before = key
+            .used(&rows, rows.default(Some(seed)), &mut tx)
+            .await?
+            .ok_or("a counter without a count while adjusting")?;
+        let after = clamp(count(before)?.saturating_add_signed(delta));
+        key.write(&rows, after, &mut tx).await?;
         tx.commit().await?;
         count(after)
     }
 
     async fn set(&self, counter: &Counter, used: u64) -> Result<(), BoxError> {
         let key = Key::of(counter)?;
-        sqlx::query(SET_USED)
-            .bind(&key.user)
-            .bind(&key.resource)
-            .bind(&key.counted)
-            .bind(clamp(used))
-            .execute(&self.writer)
-            .await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = key.rows(key.shape(&mut tx).await?);
+        key.write(&rows, clamp(used), &mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError> {
         let key = Key::of(counter)?;
+        // One read transaction: which rows exist and their counts come from one snapshot.
+        let mut tx = self.reader.begin().await?;
+        let rows = key.rows(key.shape(&mut tx).await?);
         let (used, held): (Option<i64>, i64) = sqlx::query_as(COUNTS_BESIDE)
             .bind(&key.user)
             .bind(&key.resource)
-            .bind(&key.counted)
+            .bind(rows.own)
+            .bind(rows.fallback)
+            .bind(rows.default(None))
             .bind("")
+            .bind(&key.hold)
             .bind(self.now())
-            .fetch_one(&self.reader)
+            .fetch_one(&mut *tx)
             .await?;
+        tx.commit().await?;
         let held = count(held)?;
         if used.is_none() && held == 0 {
             return Ok(None);
