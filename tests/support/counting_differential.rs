@@ -20,8 +20,8 @@
 //! * a quota (`{"max", "per"}`) counts per period from 0, whatever the record says; the record's
 //!   count is the period's usage only without counting (the one deliberate difference).
 //!
-//! Included by the layer tests (the in-memory store) and the Redis tests (plans in memory, counts
-//! in Redis) with `#[path = "../support/counting_differential.rs"]`.
+//! Included by the layer tests (the in-memory store, and the SQLite example's store) and the Redis
+//! tests (plans in memory, counts in Redis) with `#[path = "../support/counting_differential.rs"]`.
 
 #![allow(dead_code)]
 
@@ -35,7 +35,9 @@ use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use tower::{service_fn, ServiceExt};
-use tower_plans::{Action, Allowed, MemoryStore, PlanLimitLayer, PlanLimitLayerBuilder, UserId};
+use tower_plans::{
+    Action, Allowed, MemoryStore, PlanLimitLayer, PlanLimitLayerBuilder, PlanStore, UserId,
+};
 
 /// The decision clock of every case.
 pub const NOW: u64 = 1_800_000_000_000;
@@ -282,7 +284,10 @@ pub fn case() -> impl Strategy<Value = Case> {
     (
         catalog(),
         record(),
-        proptest::collection::vec((0..RESOURCES.len(), proptest::sample::select(&Op::ALL[..])), 1..30),
+        proptest::collection::vec(
+            (0..RESOURCES.len(), proptest::sample::select(&Op::ALL[..])),
+            1..30,
+        ),
     )
         .prop_map(|(catalog, record, requests)| Case {
             catalog,
@@ -292,7 +297,7 @@ pub fn case() -> impl Strategy<Value = Case> {
 }
 
 /// The layer of one side, configured alike: the fixed clock, an `archive` route per resource.
-pub fn builder(store: MemoryStore) -> PlanLimitLayerBuilder {
+pub fn builder(store: impl PlanStore) -> PlanLimitLayerBuilder {
     let mut builder = PlanLimitLayer::builder(store).clock(|| NOW);
     for resource in RESOURCES {
         builder = builder.route(
