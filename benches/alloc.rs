@@ -25,12 +25,11 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
 use http::{Request, Response};
 use tokio::runtime::{Builder, Runtime};
 use tower::{Layer, Service};
-use tower_plans::{BoxError, Catalog, MemoryStore, PlanLimitLayer, PlanStore, Subscriber};
+use tower_plans::store::StoreFuture;
+use tower_plans::{Catalog, MemoryStore, PlanLimitLayer, PlanStore, Subscriber};
 
 use common::{bare, size_name, sizes, workers, Case, Fixture, Requests, Setup, SEQUENCE};
 use counting::snapshot;
@@ -184,15 +183,16 @@ struct CountingStore {
     users: Arc<AtomicU64>,
 }
 
-#[async_trait]
 impl PlanStore for CountingStore {
-    async fn plans(&self) -> Result<Arc<Catalog>, BoxError> {
-        self.inner.plans().await
+    fn plans<'a>(&'a self) -> StoreFuture<'a, Arc<Catalog>> {
+        StoreFuture::new(async move { self.inner.plans().await })
     }
 
-    async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
-        self.users.fetch_add(1, Relaxed);
-        self.inner.user(id).await
+    fn user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Arc<Subscriber>>> {
+        StoreFuture::new(async move {
+            self.users.fetch_add(1, Relaxed);
+            self.inner.user(id).await
+        })
     }
 }
 

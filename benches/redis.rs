@@ -30,7 +30,7 @@ use http_body_util::Empty;
 use tokio::runtime::{Builder, Runtime};
 use tower::{service_fn, Layer, Service, ServiceExt};
 use tower_plans::redis::{driver as redis, RedisConnection};
-use tower_plans::store::{Counter, ReservationId};
+use tower_plans::store::{Counter, ReservationId, Seed};
 use tower_plans::{PlanLimitLayer, UsageStore, UserCache, UserId};
 
 use redis_server::RedisServer;
@@ -176,7 +176,9 @@ fn bench(c: &mut Criterion) {
                 for _ in 0..iters {
                     let id = ReservationId::new();
                     let lease = Duration::from_secs(300);
-                    let reserved = usage.reserve(&counter, None, 0, id, lease).await;
+                    let reserved = usage
+                        .reserve(&counter, None, Seed::Count(0), id, lease)
+                        .await;
                     black_box(reserved.expect("reserve"));
                     black_box(usage.commit(&counter, id).await.expect("commit"));
                 }

@@ -15,11 +15,11 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use http::{header, Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
+use tower_plans::store::StoreFuture;
 use tower_plans::{
     catalog::{Limit, Plan, Trial},
     subscriber::Assignment,
@@ -78,37 +78,38 @@ impl AccountStore {
     }
 }
 
-#[async_trait]
 impl PlanStore for AccountStore {
-    async fn plans(&self) -> Result<Arc<Catalog>, BoxError> {
-        Ok(Arc::clone(&self.catalog))
+    fn plans<'a>(&'a self) -> StoreFuture<'a, Arc<Catalog>> {
+        StoreFuture::new(async move { Ok(Arc::clone(&self.catalog)) })
     }
 
-    async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
-        let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(account) = accounts.by_id.get(id) else {
-            return Ok(None);
-        };
-        let mut subscriber = Subscriber::new()
-            .with_name(id)
-            .with_usage("seats", account.seats)
-            .with_action_usage(
-                "reports",
-                &Action::custom("export"),
-                account.exports_this_month,
-            );
-        if let Some(tier) = account.tier {
-            let plan = match tier {
-                Tier::Starter => "starter",
-                Tier::Team => "team",
+    fn user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Arc<Subscriber>>> {
+        StoreFuture::new(async move {
+            let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(account) = accounts.by_id.get(id) else {
+                return Ok(None);
             };
-            let mut assignment = Assignment::new(plan);
-            if let Some(started) = account.trial_started_ms {
-                assignment = assignment.as_trial().joined_at(started);
+            let mut subscriber = Subscriber::new()
+                .with_name(id)
+                .with_usage("seats", account.seats)
+                .with_action_usage(
+                    "reports",
+                    &Action::custom("export"),
+                    account.exports_this_month,
+                );
+            if let Some(tier) = account.tier {
+                let plan = match tier {
+                    Tier::Starter => "starter",
+                    Tier::Team => "team",
+                };
+                let mut assignment = Assignment::new(plan);
+                if let Some(started) = account.trial_started_ms {
+                    assignment = assignment.as_trial().joined_at(started);
+                }
+                subscriber = subscriber.with_plan(assignment);
             }
-            subscriber = subscriber.with_plan(assignment);
-        }
-        Ok(Some(Arc::new(subscriber)))
+            Ok(Some(Arc::new(subscriber)))
+        })
     }
 }
 

@@ -36,11 +36,9 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use tower_service::Service;
 
 use crate::catalog::{Action, Catalog, Limit, Period};
+use crate::check::Shared;
 use crate::count::Tally;
-use crate::decision::{
-    addon_sources, applies_until, plan_at, terms, usage_of, State as Applied, Verdict,
-};
-use crate::inner::Inner;
+use crate::decision::{addon_sources, applies_until, plan_at, terms, Refusal, State as Applied};
 use crate::response::Rejection;
 use crate::user::{extract_user, UserId};
 
@@ -245,13 +243,13 @@ impl fmt::Display for Unavailable {
 impl std::error::Error for Unavailable {}
 
 /// Reads `user`'s entitlements through the layer's state.
-pub(crate) async fn read(inner: &Arc<Inner>, user: UserId) -> Result<Entitlements, Unavailable> {
-    let loaded = inner.catalog().await.ok_or(Unavailable)?;
-    let record = inner.record(&user).await.ok_or(Unavailable)?;
+pub(crate) async fn read(shared: &Arc<Shared>, user: UserId) -> Result<Entitlements, Unavailable> {
+    let loaded = shared.catalog().await.ok_or(Unavailable)?;
+    let record = shared.record(&user).await.ok_or(Unavailable)?;
     let catalog = &*loaded.catalog;
-    let subscriber = record.subscriber();
-    let now_ms = inner.now_ms();
-    let policy = &inner.policy;
+    let subscriber = record.as_deref();
+    let now_ms = shared.now_ms();
+    let policy = &shared.policy;
     let (plan, standing, expires) = match plan_at(catalog, subscriber, now_ms, policy) {
         Ok((plan, state)) => {
             let standing = match state {
@@ -267,7 +265,7 @@ pub(crate) async fn read(inner: &Arc<Inner>, user: UserId) -> Result<Entitlement
             let expires = applies_until(catalog, subscriber, state, policy);
             (Some(plan), standing, expires)
         }
-        Err(Verdict::Expired { plan, date }) => {
+        Err(Refusal::Expired { plan, date }) => {
             let expired = Entitlements {
                 user,
                 plan: Some(Arc::clone(plan)),
@@ -275,7 +273,7 @@ pub(crate) async fn read(inner: &Arc<Inner>, user: UserId) -> Result<Entitlement
                 expires: Some(date),
                 limits: Vec::new(),
             };
-            return limits(inner, expired, catalog, subscriber, None, now_ms).await;
+            return limits(shared, expired, catalog, subscriber, None, now_ms).await;
         }
         Err(_) => (None, Standing::None, None),
     };
@@ -286,7 +284,7 @@ pub(crate) async fn read(inner: &Arc<Inner>, user: UserId) -> Result<Entitlement
         expires,
         limits: Vec::new(),
     };
-    limits(inner, entitlements, catalog, subscriber, plan, now_ms).await
+    limits(shared, entitlements, catalog, subscriber, plan, now_ms).await
 }
 
 /// Fills in the limits of `entitlements`: for every governed resource and action some plan or
@@ -294,7 +292,7 @@ pub(crate) async fn read(inner: &Arc<Inner>, user: UserId) -> Result<Entitlement
 /// or the add-ons' alone without a plan), the usage and the sources. An action that nothing
 /// applies to (no plan, no add-on naming it) is left out.
 async fn limits(
-    inner: &Inner,
+    shared: &Shared,
     mut entitlements: Entitlements,
     catalog: &Catalog,
     subscriber: Option<&crate::subscriber::Subscriber>,
@@ -308,13 +306,13 @@ async fn limits(
             catalog,
             subscriber,
             || now_ms,
-            &inner.policy,
+            &shared.policy,
             resource,
             &action,
         ) else {
             continue;
         };
-        let tally = inner.counting.as_ref().and_then(|counting| {
+        let tally = shared.counting.as_ref().and_then(|counting| {
             Tally::of(&terms, usage, user.as_arc(), resource, &action)
                 .map(|tally| (counting, tally))
         });
@@ -326,7 +324,7 @@ async fn limits(
                     return Err(Unavailable);
                 }
             },
-            None => usage.map_or(0, |usage| usage_of(&terms, usage, resource, &action)),
+            None => terms.usage(usage, resource, &action),
         };
         let mut sources = Vec::new();
         let plan_limit = plan.map(|plan| plan.limit(resource, &action));
@@ -341,7 +339,7 @@ async fn limits(
                 catalog,
                 subscriber,
                 now_ms,
-                &inner.policy,
+                &shared.policy,
                 resource,
                 &action,
             );
@@ -407,12 +405,12 @@ fn limited(catalog: &Catalog) -> Vec<(&Arc<str>, Action)> {
 /// `GET /entitlements`) with the router.
 #[derive(Clone)]
 pub struct EntitlementsService {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
 }
 
 impl EntitlementsService {
-    pub(crate) fn new(inner: Arc<Inner>) -> Self {
-        Self { inner }
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 }
 
@@ -437,15 +435,15 @@ impl<B> Service<Request<B>> for EntitlementsService {
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let user = extract_user(self.inner.extractor.as_deref(), &mut request);
-        let inner = Arc::clone(&self.inner);
+        let user = extract_user(self.shared.extractor.as_deref(), &mut request);
+        let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let Some(user) = user else {
-                return Ok(inner.rendered(Rejection::Unauthenticated));
+                return Ok(shared.rendered(Rejection::Unauthenticated));
             };
-            match read(&inner, user).await {
+            match read(&shared, user).await {
                 Ok(entitlements) => Ok(json(&entitlements)),
-                Err(Unavailable) => Ok(inner.rendered(Rejection::StoreUnavailable)),
+                Err(Unavailable) => Ok(shared.rendered(Rejection::StoreUnavailable)),
             }
         })
     }

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
@@ -12,32 +11,34 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
+use crate::check::{Checked, Waiting};
 use crate::count::{Reservation, Settle};
 use crate::headers::RateLimitFields;
-use crate::inner::{CheckFuture, Inner, Judgement, Outcome};
 
 pin_project! {
     /// The response future of [`PlanLimit`](crate::PlanLimit).
     ///
-    /// An ungoverned request, and a governed one decided from the caches, go straight to the
-    /// inner service's future. A governed request that needs the store first runs a boxed check
-    /// (the store calls), then calls the inner service, whose future is polled in place, unboxed.
-    /// A rejection is answered without calling the inner service. A counted request's response
-    /// then settles its reservation (commit or release) before it is returned.
+    /// An ungoverned request, and a governed one decided without waiting, go straight to the
+    /// inner service's future. A governed request that waits for a store first runs its check
+    /// (one boxed future that owns the request), then calls the inner service, whose future is
+    /// polled in place, unboxed. A rejection is answered without calling the inner service. A
+    /// counted request's response then settles its reservation (commit or release) before it
+    /// is returned.
     pub struct ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,
     {
         #[pin]
-        kind: Kind<S::Future, S, ReqBody, Result<S::Response, S::Error>>,
+        state: State<S::Future, S, ReqBody, Result<S::Response, S::Error>>,
     }
 }
 
 pin_project! {
-    #[project = KindProj]
-    #[project_replace = KindOwned]
-    enum Kind<F, S, ReqBody, O> {
-        Inner {
+    #[project = StateProj]
+    #[project_replace = StateOwned]
+    enum State<F, S, ReqBody, O> {
+        // The inner service was called.
+        Called {
             #[pin]
             future: F,
             // Settled by the response; dropped with the future, it settles itself.
@@ -45,13 +46,11 @@ pin_project! {
             // Added to the response.
             headers: Option<Box<RateLimitFields>>,
         },
-        // Boxed: a request waits here only for a store, and the future that every other
-        // request moves stays small.
+        // Boxed, as the two below: only `Called` is as large as the inner service's future, so
+        // that the response future, which every request moves, is hardly larger.
         Checking {
             checking: Box<Checking<S, ReqBody>>,
         },
-        // Boxed, as the two below: only `Inner` is as large as the inner service's future,
-        // so that the response future, which every request moves, is hardly larger.
         Settling {
             settling: Box<Settling<O>>,
         },
@@ -62,25 +61,24 @@ pin_project! {
     }
 }
 
+/// A request waiting for its check, with the service (already ready) that it will call.
+struct Checking<S, ReqBody> {
+    check: Waiting<ReqBody>,
+    service: Option<S>,
+}
+
 /// A response waiting for its reservation to be settled (by a store that has to be awaited).
 struct Settling<O> {
     settle: Settle,
     output: Option<O>,
 }
 
-/// A request waiting for its check, with the service (already ready) that it will call.
-struct Checking<S, ReqBody> {
-    check: CheckFuture,
-    request: Request<ReqBody>,
-    service: S,
-    state: Arc<Inner>,
-}
-
 impl<S, ReqBody> ResponseFuture<S, ReqBody>
 where
     S: Service<Request<ReqBody>>,
 {
-    pub(crate) fn inner(future: S::Future) -> Self {
+    /// The inner service's future, as it is.
+    pub(crate) fn called(future: S::Future) -> Self {
         Self::allowed(future, None, None)
     }
 
@@ -91,7 +89,7 @@ where
         headers: Option<Box<RateLimitFields>>,
     ) -> Self {
         Self {
-            kind: Kind::Inner {
+            state: State::Called {
                 future,
                 reservation,
                 headers,
@@ -99,20 +97,13 @@ where
         }
     }
 
-    /// Runs `check`, then calls `service` (already ready) with `request`.
-    pub(crate) fn checking(
-        check: CheckFuture,
-        request: Request<ReqBody>,
-        service: S,
-        state: Arc<Inner>,
-    ) -> Self {
+    /// Runs `check`, then calls `service` (already ready) with the request it gives back.
+    pub(crate) fn checking(check: Waiting<ReqBody>, service: S) -> Self {
         Self {
-            kind: Kind::Checking {
+            state: State::Checking {
                 checking: Box::new(Checking {
                     check,
-                    request,
-                    service,
-                    state,
+                    service: Some(service),
                 }),
             },
         }
@@ -120,7 +111,7 @@ where
 
     pub(crate) fn rejected(response: Box<Response<Full<Bytes>>>) -> Self {
         Self {
-            kind: Kind::Rejected { response },
+            state: State::Rejected { response },
         }
     }
 }
@@ -132,10 +123,10 @@ where
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut kind = self.project().kind;
+        let mut state = self.project().state;
         loop {
-            match kind.as_mut().project() {
-                KindProj::Inner {
+            match state.as_mut().project() {
+                StateProj::Called {
                     future,
                     reservation,
                     headers,
@@ -145,83 +136,57 @@ where
                         fields.append_to(response.headers_mut());
                     }
                     let Some(reservation) = reservation.take() else {
-                        kind.set(Kind::Done);
+                        state.set(State::Done);
                         return Poll::Ready(wrap(output));
                     };
                     let status = output.as_ref().ok().map(Response::status);
                     let settle = reservation.settle(status);
                     if settle.is_done() {
-                        kind.set(Kind::Done);
+                        state.set(State::Done);
                         return Poll::Ready(wrap(output));
                     }
-                    kind.set(Kind::Settling {
+                    state.set(State::Settling {
                         settling: Box::new(Settling {
                             settle,
                             output: Some(output),
                         }),
                     });
                 }
-                KindProj::Checking { checking } => {
-                    let outcome = ready!(checking.check.as_mut().poll(cx));
-                    let (judgement, allowed) = match outcome {
-                        Outcome::Judged(judgement, allowed) => (judgement, allowed),
-                        Outcome::Identify(governed) => {
-                            let checking = &mut **checking;
-                            checking.check =
-                                checking.state.identify(governed, &mut checking.request);
-                            continue;
-                        }
-                    };
-                    let (reservation, headers) = match judgement {
-                        Judgement::Pass => (None, None),
-                        // The grant, if any, is `allowed` already (see `Outcome::judged`).
-                        Judgement::Allow(_, reservation, headers) => {
-                            if let Some(allowed) = allowed {
-                                checking.request.extensions_mut().insert(allowed);
-                            }
-                            (reservation, headers)
-                        }
-                        Judgement::Reject(response) => {
-                            kind.set(Kind::Done);
+                StateProj::Checking { checking } => {
+                    let (request, checked) = ready!(checking.check.as_mut().poll(cx));
+                    let (reservation, headers) = match checked {
+                        Checked::Pass => (None, None),
+                        Checked::Allow(reservation, headers) => (reservation, headers),
+                        Checked::Reject(response) => {
+                            state.set(State::Done);
                             let response =
                                 response.map(|body| ResponseBody::rejection(Box::new(body)));
                             return Poll::Ready(Ok(response));
                         }
-                        Judgement::Count(pending) => {
-                            checking.check = checking.state.reserving(pending);
-                            continue;
-                        }
                     };
-                    let KindOwned::Checking { checking } =
-                        kind.as_mut().project_replace(Kind::Done)
-                    else {
-                        // Only reachable from the arm just matched.
+                    let Some(mut service) = checking.service.take() else {
+                        // Only `checking` makes this state, with the service.
                         return Poll::Pending;
                     };
-                    let Checking {
-                        request,
-                        mut service,
-                        ..
-                    } = *checking;
                     let future = service.call(request);
-                    kind.set(Kind::Inner {
+                    state.set(State::Called {
                         future,
                         reservation,
                         headers,
                     });
                 }
-                KindProj::Settling { settling } => {
+                StateProj::Settling { settling } => {
                     ready!(Pin::new(&mut settling.settle).poll(cx));
                     let Some(output) = settling.output.take() else {
-                        // Only `Inner` makes a `Settling`, with the output.
+                        // Only `Called` makes a `Settling`, with the output.
                         return Poll::Pending;
                     };
-                    kind.set(Kind::Done);
+                    state.set(State::Done);
                     return Poll::Ready(wrap(output));
                 }
-                KindProj::Rejected { .. } => {
-                    let KindOwned::Rejected { response } =
-                        kind.as_mut().project_replace(Kind::Done)
+                StateProj::Rejected { .. } => {
+                    let StateOwned::Rejected { response } =
+                        state.as_mut().project_replace(State::Done)
                     else {
                         return Poll::Pending;
                     };
@@ -229,7 +194,7 @@ where
                     return Poll::Ready(Ok(response));
                 }
                 // Polled after completion: it never completes again.
-                KindProj::Done => return Poll::Pending,
+                StateProj::Done => return Poll::Pending,
             }
         }
     }
@@ -255,8 +220,8 @@ mod tests {
 
     #[test]
     fn the_response_future_is_the_inner_future_and_two_words() {
-        // The variants that are not the inner service's future are boxed: what every allowed
-        // request moves grows by its reservation and headers only.
+        // The variants that are not the inner service's future are boxed or a box and the
+        // service: what every allowed request moves grows by its reservation and headers only.
         let inner = size_of::<<Inner as Service<Request<()>>>::Future>();
         let ours = size_of::<ResponseFuture<Inner, ()>>();
         assert!(

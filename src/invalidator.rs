@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::inner::Inner;
+use crate::check::Shared;
 
 /// Drops cached entries of a [`PlanLimitLayer`](crate::PlanLimitLayer), for a webhook or a
 /// message bus to call when rights change.
@@ -13,25 +13,25 @@ use crate::inner::Inner;
 /// sees the change.
 #[derive(Clone)]
 pub struct Invalidator {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
 }
 
 impl Invalidator {
-    pub(crate) fn new(inner: Arc<Inner>) -> Self {
-        Self { inner }
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
     }
 
     /// Drops the cached record of user `id`: the next governed request by that user asks the
     /// store. Does nothing when the user cache is off.
     pub fn user(&self, id: &str) {
-        if let Some(users) = &self.inner.users {
+        if let Some(users) = &self.shared.users {
             users.invalidate(id);
         }
     }
 
     /// Drops every cached user record. Does nothing when the user cache is off.
     pub fn all_users(&self) {
-        if let Some(users) = &self.inner.users {
+        if let Some(users) = &self.shared.users {
             users.invalidate_all();
         }
     }
@@ -42,7 +42,7 @@ impl Invalidator {
     /// the old catalog is no longer used; it serves as the fallback if the fetch fails, within
     /// `max_stale`). Concurrent requests share one fetch.
     pub fn catalog(&self) {
-        self.inner.catalog.invalidate();
+        self.shared.catalog.invalidate();
     }
 }
 

@@ -10,12 +10,11 @@ use tower_layer::Layer;
 
 use crate::cache::{CatalogCache, UserCache, Users};
 use crate::catalog::Action;
+use crate::check::{ClockFn, Shared};
 use crate::count::{CommitWhen, Counting};
 use crate::decision::Policy;
 use crate::entitlements::{Entitlements, EntitlementsService, Unavailable};
 use crate::error::ConfigError;
-use crate::handle::Handle;
-use crate::inner::{ClockFn, Inner};
 use crate::invalidator::Invalidator;
 use crate::response::{JsonRejection, RenderRejection};
 use crate::routes::{RouteConfig, Scope};
@@ -37,13 +36,6 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
 /// Built with [`PlanLimitLayer::builder`]. Cloning the layer (and the [`PlanLimit`] services it
 /// makes) copies a pointer: every service made by one layer shares its configuration, its catalog
 /// cache and its user cache, and one [`Invalidator`] reaches them all.
-///
-/// A router may clone a service for every request (axum's does). So that the threads serving
-/// requests do not all write one reference count, a clone made on another thread than the one
-/// that built the layer points at that thread's copy of the pointer, made at its first clone.
-/// Once the layer and the services made on the thread that built it are gone, a thread's copy
-/// still keeps the layer's state (and its store) alive until the thread makes a copy for
-/// another layer, or ends.
 ///
 /// # What could be governed
 ///
@@ -84,10 +76,10 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
 /// use tower_plans::{Action, Catalog, PlanLimitLayer, PlanStore, Subscriber, UserCache};
 /// # use std::sync::Arc;
 /// # struct Store;
-/// # #[async_trait::async_trait]
+/// # use tower_plans::store::StoreFuture;
 /// # impl PlanStore for Store {
-/// #     async fn plans(&self) -> Result<Arc<Catalog>, tower_plans::BoxError> { Err("none".into()) }
-/// #     async fn user(&self, _: &str) -> Result<Option<Arc<Subscriber>>, tower_plans::BoxError> { Ok(None) }
+/// #     fn plans(&self) -> StoreFuture<'_, Arc<Catalog>> { StoreFuture::ready(Err("none".into())) }
+/// #     fn user<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<Arc<Subscriber>>> { StoreFuture::ready(Ok(None)) }
 /// # }
 /// # let store = Store;
 ///
@@ -105,10 +97,7 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(5 * 60);
 /// ```
 #[derive(Clone)]
 pub struct PlanLimitLayer {
-    /// Cloned into this thread's handle (see `crate::handle`), as is each service's: a router
-    /// that applies the layer for every request (axum's, used as a service without
-    /// `with_state`) writes no reference count that other threads write.
-    pub(crate) state: Handle,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// Builds a [`PlanLimitLayer`]; see [`PlanLimitLayer::builder`].
@@ -182,7 +171,7 @@ impl PlanLimitLayer {
         &self,
         user: impl Into<UserId>,
     ) -> impl Future<Output = Result<Entitlements, Unavailable>> + Send + 'static {
-        let inner = Arc::clone(self.state.shared());
+        let inner = Arc::clone(&self.shared);
         let user = user.into();
         async move { crate::entitlements::read(&inner, user).await }
     }
@@ -200,13 +189,13 @@ impl PlanLimitLayer {
     /// # Ok::<(), tower_plans::ConfigError>(())
     /// ```
     pub fn entitlements_service(&self) -> EntitlementsService {
-        EntitlementsService::new(Arc::clone(self.state.shared()))
+        EntitlementsService::new(Arc::clone(&self.shared))
     }
 
     /// A handle that drops cached users or the cached catalog of this layer (and of every service
     /// it made), for a webhook or a message bus to call when rights change.
     pub fn invalidator(&self) -> Invalidator {
-        Invalidator::new(Arc::clone(self.state.shared()))
+        Invalidator::new(Arc::clone(&self.shared))
     }
 }
 
@@ -214,14 +203,14 @@ impl<S> Layer<S> for PlanLimitLayer {
     type Service = PlanLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        PlanLimit::new(inner, self.state.clone())
+        PlanLimit::new(inner, Arc::clone(&self.shared))
     }
 }
 
 impl fmt::Debug for PlanLimitLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PlanLimitLayer")
-            .field("config", &*self.state)
+            .field("config", &*self.shared)
             .finish()
     }
 }
@@ -406,10 +395,10 @@ impl PlanLimitLayerBuilder {
     /// use tower_plans::{PlanLimitLayer, RequestHead, UserId};
     /// # use std::sync::Arc;
     /// # struct Store;
-    /// # #[async_trait::async_trait]
+    /// # use tower_plans::store::StoreFuture;
     /// # impl tower_plans::PlanStore for Store {
-    /// #     async fn plans(&self) -> Result<Arc<tower_plans::Catalog>, tower_plans::BoxError> { Err("none".into()) }
-    /// #     async fn user(&self, _: &str) -> Result<Option<Arc<tower_plans::Subscriber>>, tower_plans::BoxError> { Ok(None) }
+    /// #     fn plans(&self) -> StoreFuture<'_, Arc<tower_plans::Catalog>> { StoreFuture::ready(Err("none".into())) }
+    /// #     fn user<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<Arc<tower_plans::Subscriber>>> { StoreFuture::ready(Ok(None)) }
     /// # }
     ///
     /// #[derive(Clone)]
@@ -544,7 +533,7 @@ impl PlanLimitLayerBuilder {
             policy = policy.with_default_plan(plan);
         }
         Ok(PlanLimitLayer {
-            state: Handle::new(Arc::new(Inner {
+            shared: Arc::new(Shared {
                 store: self.store,
                 routes: self.routes,
                 scope,
@@ -560,14 +549,14 @@ impl PlanLimitLayerBuilder {
                 users,
                 counting: self.usage_store.map(|store| {
                     Arc::new(Counting {
-                        store: Arc::from(store),
+                        store,
                         lease: self.lease,
                         timeout: self.store_timeout,
-                        commit_when: self.commit_when.map(Arc::from),
+                        commit_when: self.commit_when,
                         commit_dropped: self.commit_dropped,
                     })
                 }),
-            })),
+            }),
         })
     }
 }

@@ -143,19 +143,17 @@
 mod body;
 mod cache;
 pub mod catalog;
+mod check;
 mod count;
 pub mod decision;
 pub mod entitlements;
 mod error;
 pub mod format;
 mod future;
-mod handle;
 mod hash;
 mod headers;
-mod inner;
 mod invalidator;
 mod layer;
-mod local;
 mod metrics;
 mod names;
 #[cfg(feature = "redis")]
@@ -170,6 +168,7 @@ pub mod store;
 pub mod stripe;
 pub mod subscriber;
 mod time;
+mod timeout;
 mod user;
 #[cfg(feature = "webhook")]
 #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]

@@ -75,13 +75,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, SqliteConnection};
 use tower_plans::catalog::{Addon, Limit, Period, Plan, Trial};
-use tower_plans::store::{Count, Counted, Counter, ReservationId, Reserve};
+use tower_plans::store::{Count, Counted, Counter, ReservationId, Reserve, Seed, StoreFuture};
 use tower_plans::subscriber::{AddonGrant, Assignment};
 use tower_plans::{Action, BoxError, Catalog, PlanStore, Subscriber, UsageStore};
 
@@ -865,15 +864,36 @@ struct Rows<'k> {
     plain_first: bool,
 }
 
-impl Rows<'_> {
-    /// What a count that neither row holds reads: 0 when the record is the truth, else the
-    /// `seed` given.
-    fn default(&self, seed: Option<u64>) -> Option<i64> {
-        if self.recorded {
-            Some(0)
-        } else {
-            seed.map(clamp)
+impl Key {
+    /// What a count that neither of its rows holds reads: 0 when the record is the truth, else
+    /// where the `seed` says it starts (the user's item count, for a seed that follows it and a
+    /// counter without a period, when that count exists).
+    async fn start(
+        &self,
+        rows: &Rows<'_>,
+        seed: Seed,
+        tx: &mut SqliteConnection,
+    ) -> Result<i64, BoxError> {
+        if rows.recorded {
+            return Ok(0);
         }
+        if let (Seed::Items(_), Kind::Action) = (seed, &self.kind) {
+            let items: Option<i64> = sqlx::query_scalar(
+                "SELECT used FROM usage_counters
+                  WHERE user_id = ?1 AND resource = ?2 AND counted IN (?3, ?4)
+                  ORDER BY counted = ?3 DESC LIMIT 1",
+            )
+            .bind(&self.user)
+            .bind(&self.resource)
+            .bind(ITEMS)
+            .bind(PLAIN)
+            .fetch_optional(tx)
+            .await?;
+            if let Some(items) = items {
+                return Ok(items);
+            }
+        }
+        Ok(clamp(seed.count()))
     }
 }
 
@@ -883,201 +903,208 @@ fn expiry(now: i64, lease: Duration) -> i64 {
     now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX))
 }
 
-#[async_trait]
+/// Per resource of a record being read: its plain count, then the counts of each action.
+type ResourceCounts = BTreeMap<String, (Option<u64>, Vec<(Action, u64)>)>;
+
 impl PlanStore for SqliteStore {
-    async fn plans(&self) -> Result<Arc<Catalog>, BoxError> {
-        // One read transaction, so that the plans and the trial come from one snapshot.
-        let mut tx = self.reader.begin().await?;
-        let rows = sqlx::query(
-            "SELECT p.name, r.resource, l.action, l.max, l.per
+    fn plans<'a>(&'a self) -> StoreFuture<'a, Arc<Catalog>> {
+        StoreFuture::new(async move {
+            // One read transaction, so that the plans and the trial come from one snapshot.
+            let mut tx = self.reader.begin().await?;
+            let rows = sqlx::query(
+                "SELECT p.name, r.resource, l.action, l.max, l.per
                FROM plans p
                LEFT JOIN plan_resources r ON r.plan = p.name
                LEFT JOIN plan_limits l ON l.plan = r.plan AND l.resource = r.resource
               ORDER BY p.position, p.name, r.resource, l.action",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let addon_rows = sqlx::query(
-            "SELECT a.name, r.resource, l.action, l.max, l.per
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            let addon_rows = sqlx::query(
+                "SELECT a.name, r.resource, l.action, l.max, l.per
                FROM addons a
                LEFT JOIN addon_resources r ON r.addon = a.name
                LEFT JOIN addon_limits l ON l.addon = r.addon AND l.resource = r.resource
               ORDER BY a.position, a.name, r.resource, l.action",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let trial = sqlx::query("SELECT duration_ms, fallback FROM trial WHERE id = 1")
-            .fetch_optional(&mut *tx)
+            )
+            .fetch_all(&mut *tx)
             .await?;
-        let declared: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM actions WHERE custom = 1 ORDER BY name")
-                .fetch_all(&mut *tx)
+            let trial = sqlx::query("SELECT duration_ms, fallback FROM trial WHERE id = 1")
+                .fetch_optional(&mut *tx)
                 .await?;
-        tx.commit().await?;
+            let declared: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM actions WHERE custom = 1 ORDER BY name")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            tx.commit().await?;
 
-        let mut plans: Vec<Plan> = Vec::new();
-        for row in rows {
-            let name: String = row.try_get(0)?;
-            let resource: Option<String> = row.try_get(1)?;
-            let action: Option<String> = row.try_get(2)?;
-            let max: Option<i64> = row.try_get(3)?;
-            let per: Option<String> = row.try_get(4)?;
-            let plan = match plans.pop() {
-                Some(last) if last.name() == name => last,
-                last => {
-                    plans.extend(last);
-                    Plan::new(name)
-                }
-            };
-            let plan = match (resource, action) {
-                (None, _) => plan,
-                (Some(resource), None) => plan.unlimited(resource),
-                (Some(resource), Some(action)) => {
-                    plan.with_limit(resource, Action::custom(action), limit_of(max, per)?)
-                }
-            };
-            plans.push(plan);
-        }
-        let mut addons: Vec<Addon> = Vec::new();
-        for row in addon_rows {
-            let name: String = row.try_get(0)?;
-            let resource: Option<String> = row.try_get(1)?;
-            let action: Option<String> = row.try_get(2)?;
-            let max: Option<i64> = row.try_get(3)?;
-            let per: Option<String> = row.try_get(4)?;
-            let addon = match addons.pop() {
-                Some(last) if last.name() == name => last,
-                last => {
-                    addons.extend(last);
-                    Addon::new(name)
-                }
-            };
-            let addon = match (resource, action) {
-                (None, _) => addon,
-                (Some(resource), None) => addon.unlimited(resource),
-                (Some(resource), Some(action)) => {
-                    addon.with_limit(resource, Action::custom(action), limit_of(max, per)?)
-                }
-            };
-            addons.push(addon);
-        }
-        let mut catalog = Catalog::builder().plans(plans).addons(addons);
-        for action in declared {
-            catalog = catalog.action(action);
-        }
-        if let Some(row) = trial {
-            let duration_ms: i64 = row.try_get(0)?;
-            let fallback: Option<String> = row.try_get(1)?;
-            let mut trial = Trial::new(Duration::from_millis(count(duration_ms)?));
-            if let Some(fallback) = fallback {
-                trial = trial.with_fallback(fallback);
+            let mut plans: Vec<Plan> = Vec::new();
+            for row in rows {
+                let name: String = row.try_get(0)?;
+                let resource: Option<String> = row.try_get(1)?;
+                let action: Option<String> = row.try_get(2)?;
+                let max: Option<i64> = row.try_get(3)?;
+                let per: Option<String> = row.try_get(4)?;
+                let plan = match plans.pop() {
+                    Some(last) if last.name() == name => last,
+                    last => {
+                        plans.extend(last);
+                        Plan::new(name)
+                    }
+                };
+                let plan = match (resource, action) {
+                    (None, _) => plan,
+                    (Some(resource), None) => plan.unlimited(resource),
+                    (Some(resource), Some(action)) => {
+                        plan.with_limit(resource, Action::custom(action), limit_of(max, per)?)
+                    }
+                };
+                plans.push(plan);
             }
-            catalog = catalog.trial(trial);
-        }
-        Ok(Arc::new(catalog.build()?))
+            let mut addons: Vec<Addon> = Vec::new();
+            for row in addon_rows {
+                let name: String = row.try_get(0)?;
+                let resource: Option<String> = row.try_get(1)?;
+                let action: Option<String> = row.try_get(2)?;
+                let max: Option<i64> = row.try_get(3)?;
+                let per: Option<String> = row.try_get(4)?;
+                let addon = match addons.pop() {
+                    Some(last) if last.name() == name => last,
+                    last => {
+                        addons.extend(last);
+                        Addon::new(name)
+                    }
+                };
+                let addon = match (resource, action) {
+                    (None, _) => addon,
+                    (Some(resource), None) => addon.unlimited(resource),
+                    (Some(resource), Some(action)) => {
+                        addon.with_limit(resource, Action::custom(action), limit_of(max, per)?)
+                    }
+                };
+                addons.push(addon);
+            }
+            let mut catalog = Catalog::builder().plans(plans).addons(addons);
+            for action in declared {
+                catalog = catalog.action(action);
+            }
+            if let Some(row) = trial {
+                let duration_ms: i64 = row.try_get(0)?;
+                let fallback: Option<String> = row.try_get(1)?;
+                let mut trial = Trial::new(Duration::from_millis(count(duration_ms)?));
+                if let Some(fallback) = fallback {
+                    trial = trial.with_fallback(fallback);
+                }
+                catalog = catalog.trial(trial);
+            }
+            Ok(Arc::new(catalog.build()?))
+        })
     }
 
-    async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
-        // One read transaction, so that the assignment, the usage and the add-ons come from one
-        // snapshot.
-        let mut tx = self.reader.begin().await?;
-        let rows = sqlx::query(
-            "SELECT s.name, s.plan, s.trial, s.joined_ms, s.expires_ms,
+    fn user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Arc<Subscriber>>> {
+        StoreFuture::new(async move {
+            // One read transaction, so that the assignment, the usage and the add-ons come from one
+            // snapshot.
+            let mut tx = self.reader.begin().await?;
+            let rows = sqlx::query(
+                "SELECT s.name, s.plan, s.trial, s.joined_ms, s.expires_ms,
                     u.resource, u.counted, u.used
                FROM subscribers s
                LEFT JOIN usage_counters u ON u.user_id = s.id
               WHERE s.id = ?1",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let grants = sqlx::query(
-            "SELECT addon, starts_ms, expires_ms, quantity
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let grants = sqlx::query(
+                "SELECT addon, starts_ms, expires_ms, quantity
                FROM subscriber_addons WHERE user_id = ?1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let mut subscriber = Subscriber::new();
-        if let Some(name) = first.try_get::<Option<String>, _>(0)? {
-            subscriber = subscriber.with_name(name);
-        }
-        if let Some(plan) = first.try_get::<Option<String>, _>(1)? {
-            let mut assignment = Assignment::new(plan);
-            if first.try_get::<bool, _>(2)? {
-                assignment = assignment.as_trial();
-            }
-            if let Some(joined) = first.try_get::<Option<i64>, _>(3)? {
-                assignment = assignment.joined_at(count(joined)?);
-            }
-            if let Some(expires) = first.try_get::<Option<i64>, _>(4)? {
-                assignment = assignment.expires_at(count(expires)?);
-            }
-            subscriber = subscriber.with_plan(assignment);
-        }
-        for row in &grants {
-            let mut grant =
-                AddonGrant::new(row.try_get::<String, _>(0)?).quantity(count(row.try_get(3)?)?);
-            if let Some(starts) = row.try_get::<Option<i64>, _>(1)? {
-                grant = grant.starts_at(count(starts)?);
-            }
-            if let Some(expires) = row.try_get::<Option<i64>, _>(2)? {
-                grant = grant.expires_at(count(expires)?);
-            }
-            subscriber = subscriber.with_addon(grant);
-        }
-        // Per resource: the plain count (`*`), then the counts of each action (`items` is the
-        // `create` count). The plain count stays the usage of the actions without a count of
-        // their own.
-        let mut resources: BTreeMap<String, (Option<u64>, Vec<(Action, u64)>)> = BTreeMap::new();
-        for row in &rows {
-            let (Some(resource), Some(counted), Some(used)) = (
-                row.try_get::<Option<String>, _>(5)?,
-                row.try_get::<Option<String>, _>(6)?,
-                row.try_get::<Option<i64>, _>(7)?,
-            ) else {
-                continue;
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let Some(first) = rows.first() else {
+                return Ok(None);
             };
-            // A quota's counters are not the record's usage.
-            if counted.contains('@') {
-                continue;
+            let mut subscriber = Subscriber::new();
+            if let Some(name) = first.try_get::<Option<String>, _>(0)? {
+                subscriber = subscriber.with_name(name);
             }
-            let entry = resources.entry(resource).or_default();
-            match counted.as_str() {
-                PLAIN => entry.0 = Some(count(used)?),
-                ITEMS => entry.1.push((Action::Create, count(used)?)),
-                _ => entry.1.push((Action::custom(counted), count(used)?)),
+            if let Some(plan) = first.try_get::<Option<String>, _>(1)? {
+                let mut assignment = Assignment::new(plan);
+                if first.try_get::<bool, _>(2)? {
+                    assignment = assignment.as_trial();
+                }
+                if let Some(joined) = first.try_get::<Option<i64>, _>(3)? {
+                    assignment = assignment.joined_at(count(joined)?);
+                }
+                if let Some(expires) = first.try_get::<Option<i64>, _>(4)? {
+                    assignment = assignment.expires_at(count(expires)?);
+                }
+                subscriber = subscriber.with_plan(assignment);
             }
-        }
-        for (resource, (plain, actions)) in resources {
-            if let Some(plain) = plain {
-                subscriber.usage.set(resource.as_str(), plain);
+            for row in &grants {
+                let mut grant =
+                    AddonGrant::new(row.try_get::<String, _>(0)?).quantity(count(row.try_get(3)?)?);
+                if let Some(starts) = row.try_get::<Option<i64>, _>(1)? {
+                    grant = grant.starts_at(count(starts)?);
+                }
+                if let Some(expires) = row.try_get::<Option<i64>, _>(2)? {
+                    grant = grant.expires_at(count(expires)?);
+                }
+                subscriber = subscriber.with_addon(grant);
             }
-            for (action, used) in &actions {
-                subscriber
-                    .usage
-                    .set_action(resource.as_str(), action, *used);
+            // Per resource: the plain count (`*`), then the counts of each action (`items` is the
+            // `create` count). The plain count stays the usage of the actions without a count of
+            // their own.
+            let mut resources: ResourceCounts = BTreeMap::new();
+            for row in &rows {
+                let (Some(resource), Some(counted), Some(used)) = (
+                    row.try_get::<Option<String>, _>(5)?,
+                    row.try_get::<Option<String>, _>(6)?,
+                    row.try_get::<Option<i64>, _>(7)?,
+                ) else {
+                    continue;
+                };
+                // A quota's counters are not the record's usage.
+                if counted.contains('@') {
+                    continue;
+                }
+                let entry = resources.entry(resource).or_default();
+                match counted.as_str() {
+                    PLAIN => entry.0 = Some(count(used)?),
+                    ITEMS => entry.1.push((Action::Create, count(used)?)),
+                    _ => entry.1.push((Action::custom(counted), count(used)?)),
+                }
             }
-        }
-        Ok(Some(Arc::new(subscriber)))
+            for (resource, (plain, actions)) in resources {
+                if let Some(plain) = plain {
+                    subscriber.usage.set(resource.as_str(), plain);
+                }
+                for (action, used) in &actions {
+                    subscriber
+                        .usage
+                        .set_action(resource.as_str(), action, *used);
+                }
+            }
+            Ok(Some(Arc::new(subscriber)))
+        })
     }
 }
 
-#[async_trait]
-impl UsageStore for SqliteStore {
-    async fn reserve(
+impl SqliteStore {
+    /// [`UsageStore::reserve`].
+    async fn reserve_unit(
         &self,
         counter: &Counter,
         limit: Option<u64>,
-        seed: u64,
+        seed: Seed,
         id: ReservationId,
         lease: Duration,
     ) -> Result<Reserve, BoxError> {
         let key = Key::of(counter)?;
+
         let id = id.to_string();
         let now = self.now();
         // BEGIN IMMEDIATE: no other writer changes the rows between reading which exist and
@@ -1091,17 +1118,7 @@ impl UsageStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         let rows = key.rows(key.shape(&mut tx).await?);
-        let default = rows.default(Some(seed));
-        if !rows.recorded {
-            // A counter of its own starts at the seed it is first given, and keeps its count.
-            sqlx::query(CREATE_ROW)
-                .bind(&key.user)
-                .bind(&key.resource)
-                .bind(rows.target)
-                .bind(default)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let default = Some(key.start(&rows, seed, &mut tx).await?);
         let held = sqlx::query(RESERVE)
             .bind(&key.user)
             .bind(&key.resource)
@@ -1116,6 +1133,17 @@ impl UsageStore for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?
             .is_some();
+        if held && !rows.recorded {
+            // A counter of its own starts where its seed says at its first reservation (a
+            // refusal creates nothing), and keeps its count.
+            sqlx::query(CREATE_ROW)
+                .bind(&key.user)
+                .bind(&key.resource)
+                .bind(rows.target)
+                .bind(default)
+                .execute(&mut *tx)
+                .await?;
+        }
         let (used, others): (Option<i64>, i64) = sqlx::query_as(COUNTS_BESIDE)
             .bind(&key.user)
             .bind(&key.resource)
@@ -1136,104 +1164,128 @@ impl UsageStore for SqliteStore {
             Reserve::Refused { used, held: others }
         })
     }
+}
 
-    async fn commit(&self, counter: &Counter, id: ReservationId) -> Result<u64, BoxError> {
-        let key = Key::of(counter)?;
-        let now = self.now();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let taken: Vec<bool> = sqlx::query_scalar(TAKE_HOLD)
-            .bind(&key.user)
-            .bind(&key.resource)
-            .bind(&key.hold)
-            .bind(id.to_string())
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
-        let rows = key.rows(key.shape(&mut tx).await?);
-        // A counter that has no count (any more) counts from 0, as in memory.
-        let default = Some(0);
-        let used: i64 = if taken.contains(&true) {
-            key.plain_first(&rows, &mut tx).await?;
-            sqlx::query_scalar(COUNT_ONE)
+impl UsageStore for SqliteStore {
+    fn reserve<'a>(
+        &'a self,
+        counter: &'a Counter,
+        limit: Option<u64>,
+        seed: Seed,
+        id: ReservationId,
+        lease: Duration,
+    ) -> StoreFuture<'a, Reserve> {
+        StoreFuture::new(self.reserve_unit(counter, limit, seed, id, lease))
+    }
+
+    fn commit<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, u64> {
+        StoreFuture::new(async move {
+            let key = Key::of(counter)?;
+            let now = self.now();
+            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let taken: Vec<bool> = sqlx::query_scalar(TAKE_HOLD)
+                .bind(&key.user)
+                .bind(&key.resource)
+                .bind(&key.hold)
+                .bind(id.to_string())
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+            let rows = key.rows(key.shape(&mut tx).await?);
+            // A counter that has no count (any more) counts from 0, as in memory.
+            let default = Some(0);
+            let used: i64 = if taken.contains(&true) {
+                key.plain_first(&rows, &mut tx).await?;
+                sqlx::query_scalar(COUNT_ONE)
+                    .bind(&key.user)
+                    .bind(&key.resource)
+                    .bind(rows.own)
+                    .bind(rows.fallback)
+                    .bind(default)
+                    .bind(rows.target)
+                    .fetch_one(&mut *tx)
+                    .await?
+            } else {
+                key.used(&rows, default, &mut tx)
+                    .await?
+                    .ok_or("a counter without a count while committing")?
+            };
+            tx.commit().await?;
+            count(used)
+        })
+    }
+
+    fn release<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, ()> {
+        StoreFuture::new(async move {
+            let key = Key::of(counter)?;
+            sqlx::query(TAKE_HOLD)
+                .bind(&key.user)
+                .bind(&key.resource)
+                .bind(&key.hold)
+                .bind(id.to_string())
+                .bind(self.now())
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn adjust<'a>(&'a self, counter: &'a Counter, delta: i64, seed: Seed) -> StoreFuture<'a, u64> {
+        StoreFuture::new(async move {
+            let key = Key::of(counter)?;
+            // Read, then write: BEGIN IMMEDIATE holds the write lock from the start, so no other
+            // writer comes in between.
+            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let rows = key.rows(key.shape(&mut tx).await?);
+            let start = key.start(&rows, seed, &mut tx).await?;
+            let before = key
+                .used(&rows, Some(start), &mut tx)
+                .await?
+                .ok_or("a counter without a count while adjusting")?;
+            let after = clamp(count(before)?.saturating_add_signed(delta));
+            key.write(&rows, after, &mut tx).await?;
+            tx.commit().await?;
+            count(after)
+        })
+    }
+
+    fn set<'a>(&'a self, counter: &'a Counter, used: u64) -> StoreFuture<'a, ()> {
+        StoreFuture::new(async move {
+            let key = Key::of(counter)?;
+            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let rows = key.rows(key.shape(&mut tx).await?);
+            key.write(&rows, clamp(used), &mut tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>> {
+        StoreFuture::new(async move {
+            let key = Key::of(counter)?;
+            // One read transaction: which rows exist and their counts come from one snapshot.
+            let mut tx = self.reader.begin().await?;
+            let rows = key.rows(key.shape(&mut tx).await?);
+            let (used, held): (Option<i64>, i64) = sqlx::query_as(COUNTS_BESIDE)
                 .bind(&key.user)
                 .bind(&key.resource)
                 .bind(rows.own)
                 .bind(rows.fallback)
-                .bind(default)
-                .bind(rows.target)
+                .bind(rows.recorded.then_some(0_i64))
+                .bind("")
+                .bind(&key.hold)
+                .bind(self.now())
                 .fetch_one(&mut *tx)
-                .await?
-        } else {
-            key.used(&rows, default, &mut tx)
-                .await?
-                .ok_or("a counter without a count while committing")?
-        };
-        tx.commit().await?;
-        count(used)
-    }
-
-    async fn release(&self, counter: &Counter, id: ReservationId) -> Result<(), BoxError> {
-        let key = Key::of(counter)?;
-        sqlx::query(TAKE_HOLD)
-            .bind(&key.user)
-            .bind(&key.resource)
-            .bind(&key.hold)
-            .bind(id.to_string())
-            .bind(self.now())
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn adjust(&self, counter: &Counter, delta: i64, seed: u64) -> Result<u64, BoxError> {
-        let key = Key::of(counter)?;
-        // Read, then write: BEGIN IMMEDIATE holds the write lock from the start, so no other
-        // writer comes in between.
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = key.rows(key.shape(&mut tx).await?);
-        let before = key
-            .used(&rows, rows.default(Some(seed)), &mut tx)
-            .await?
-            .ok_or("a counter without a count while adjusting")?;
-        let after = clamp(count(before)?.saturating_add_signed(delta));
-        key.write(&rows, after, &mut tx).await?;
-        tx.commit().await?;
-        count(after)
-    }
-
-    async fn set(&self, counter: &Counter, used: u64) -> Result<(), BoxError> {
-        let key = Key::of(counter)?;
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = key.rows(key.shape(&mut tx).await?);
-        key.write(&rows, clamp(used), &mut tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError> {
-        let key = Key::of(counter)?;
-        // One read transaction: which rows exist and their counts come from one snapshot.
-        let mut tx = self.reader.begin().await?;
-        let rows = key.rows(key.shape(&mut tx).await?);
-        let (used, held): (Option<i64>, i64) = sqlx::query_as(COUNTS_BESIDE)
-            .bind(&key.user)
-            .bind(&key.resource)
-            .bind(rows.own)
-            .bind(rows.fallback)
-            .bind(rows.default(None))
-            .bind("")
-            .bind(&key.hold)
-            .bind(self.now())
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let held = count(held)?;
-        if used.is_none() && held == 0 {
-            return Ok(None);
-        }
-        Ok(Some(Count {
-            used: used.map_or(Ok(0), count)?,
-            held,
-        }))
+                .await?;
+            tx.commit().await?;
+            let held = count(held)?;
+            if used.is_none() && held == 0 {
+                return Ok(None);
+            }
+            Ok(Some(Count {
+                used: used.map_or(Ok(0), count)?,
+                held,
+            }))
+        })
     }
 }

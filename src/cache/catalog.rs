@@ -22,8 +22,9 @@ use tokio::time::Instant;
 use crate::catalog::Catalog;
 use crate::metrics::Call;
 use crate::routes::{RouteConfig, RouteTable};
-use crate::store::{timed, PlanStore};
+use crate::store::PlanStore;
 use crate::time::nanos;
+use crate::timeout::timed;
 
 /// The longest wait between two refreshes of a stale catalog when the last one failed; shorter
 /// when the time-to-live is.
@@ -360,10 +361,8 @@ impl<O: AsRef<CatalogCache>> Drop for Refresh<O> {
 mod tests {
     use std::sync::atomic::AtomicUsize;
 
-    use async_trait::async_trait;
-
     use super::*;
-    use crate::store::{BoxError, MemoryStore};
+    use crate::store::{MemoryStore, StoreFuture};
     use crate::subscriber::Subscriber;
 
     const TTL: Duration = Duration::from_secs(60);
@@ -379,17 +378,18 @@ mod tests {
         calls: AtomicUsize,
     }
 
-    #[async_trait]
     impl PlanStore for FailsAfterFirst {
-        async fn plans(&self) -> Result<Arc<Catalog>, BoxError> {
-            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                self.inner.plans().await
-            } else {
-                Err("down".into())
-            }
+        fn plans<'a>(&'a self) -> StoreFuture<'a, Arc<Catalog>> {
+            StoreFuture::new(async move {
+                if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    self.inner.plans().await
+                } else {
+                    Err("down".into())
+                }
+            })
         }
-        async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
-            self.inner.user(id).await
+        fn user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Arc<Subscriber>>> {
+            StoreFuture::new(async move { self.inner.user(id).await })
         }
     }
 

@@ -6,4 +6,4 @@ mod users;
 
 pub(crate) use catalog::{CatalogCache, Fetch, Loaded, Refresh, View};
 pub use users::UserCache;
-pub(crate) use users::{Record, Users};
+pub(crate) use users::Users;

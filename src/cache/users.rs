@@ -1,94 +1,29 @@
-//! The optional user cache: subscriber records by user id, with one store call for concurrent
-//! misses and invalidation that no earlier call can outrun.
-//!
-//! The records live in a `moka` cache. A hit is read through a small table that each thread
-//! keeps in front of it (see [`Users::with_cached`]): a `moka` read writes shared state (its
-//! read log, the entry's reference count and access time), which costs more than the rest of
-//! the check and passes cache lines between cores on every request.
+//! The optional user cache: subscriber records by user id, in a `moka` cache, with one store call
+//! for concurrent misses and invalidation that no earlier call can outrun.
 
-use std::cell::RefCell;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::hash::Map;
 use crate::metrics::{self, Cache, Call};
-use crate::store::{timed, PlanStore, StoreError};
+use crate::store::PlanStore;
 use crate::subscriber::Subscriber;
+use crate::timeout::{timed, StoreError};
 use crate::user::UserId;
 
 /// The longest lifetime of a user cache entry: 1000 years of 365 days, the most `moka` accepts.
 const MAX_USER_LIFETIME: Duration = Duration::from_secs(1_000 * 365 * 24 * 60 * 60);
 
-/// A user's record as the store returned it, cached: `None` inside for an unknown user.
-#[derive(Clone, Debug)]
-pub(crate) struct Record {
-    subscriber: Option<Arc<Subscriber>>,
-    /// When the store returned it: a cached record lives until this plus the time-to-live.
-    fetched: Instant,
-}
-
-impl From<Option<Arc<Subscriber>>> for Record {
-    fn from(subscriber: Option<Arc<Subscriber>>) -> Self {
-        Record {
-            subscriber,
-            fetched: Instant::now(),
-        }
-    }
-}
-
-impl Record {
-    /// The subscriber, or `None` for an unknown user.
-    pub(crate) fn subscriber(&self) -> Option<&Subscriber> {
-        self.subscriber.as_deref()
-    }
-}
-
-/// How many records each thread keeps in front of the `moka` cache (a power of two), over all
-/// the layers whose user caches it reads: about 360 KiB per thread that serves governed
-/// requests, allocated on its first cached read.
-const FRONT_SLOTS: usize = 4096;
-
-/// A record that a thread read from one user cache, and until when it may answer for it.
-struct Slot {
-    /// The user cache ([`Users::id`]) it was read from.
-    cache: u64,
-    /// That cache's [`Users::epoch`] before the read: an invalidation since voids it.
-    epoch: u64,
-    user: UserId,
-    record: Record,
-    /// When it stops answering: the record's expiry by time-to-live, or by time-to-idle from
-    /// `touched`.
-    until: Instant,
-    /// When `moka` last saw a read of the entry (time-to-idle).
-    touched: Instant,
-}
-
-thread_local! {
-    /// This thread's records, by a hash of the cache and the user: a slot holds the last one
-    /// read among those that fall on it.
-    static FRONT: RefCell<Vec<Option<Slot>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// `from + lifetime`; `from` when that overflows (the front table then leaves the record to
-/// `moka`).
-fn deadline(from: Instant, lifetime: Duration) -> Instant {
-    from.checked_add(lifetime).unwrap_or(from)
-}
-
-/// The source of [`Users::id`].
-static NEXT_CACHE: AtomicU64 = AtomicU64::new(0);
+/// A user's record as the store returned it, cached: `None` for an unknown user.
+pub(crate) type Record = Option<Arc<Subscriber>>;
 
 /// Settings of the optional user cache: a lifetime (time-to-live or sliding time-to-idle) and a
 /// capacity (the number of users kept).
 ///
 /// Lifetimes are measured on the system's monotonic clock (the cache is a `moka` cache), not on
-/// Tokio's. Each thread that reads the cache also keeps the records it read last in a table of
-/// its own (up to 4096 over all layers, about 360 KiB), which answers hits without writing
-/// state that other threads share; an invalidation voids them at once, and none outlives its
-/// lifetime. See [`PlanLimitLayerBuilder::user_cache`](crate::PlanLimitLayerBuilder::user_cache).
+/// Tokio's. See [`PlanLimitLayerBuilder::user_cache`](crate::PlanLimitLayerBuilder::user_cache).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UserCache {
     expiry: Expiry,
@@ -137,12 +72,6 @@ pub(crate) struct Users {
     config: UserCache,
     cache: moka::sync::Cache<UserId, Record, foldhash::fast::RandomState>,
     flights: Mutex<Map<UserId, Arc<Flight>>>,
-    /// Tells this cache's records apart from other caches' in the threads' front tables.
-    id: u64,
-    /// Raised by every invalidation: records that threads read before it no longer answer.
-    epoch: AtomicU64,
-    /// Places users in the front tables.
-    front_hasher: foldhash::fast::RandomState,
 }
 
 /// One store call for one user, shared by the requests that need it.
@@ -183,9 +112,6 @@ impl Users {
             config,
             cache: builder.build_with_hasher(foldhash::fast::RandomState::default()),
             flights: Mutex::new(Map::default()),
-            id: NEXT_CACHE.fetch_add(1, Ordering::Relaxed),
-            epoch: AtomicU64::new(0),
-            front_hasher: foldhash::fast::RandomState::default(),
         })
     }
 
@@ -197,99 +123,12 @@ impl Users {
         self.flights.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The cached record, or `None` on a miss (counted as a hit or by the `get` that follows).
-    #[cfg(test)]
-    pub(crate) fn peek(&self, id: &UserId) -> Option<Record> {
-        self.with_cached(id, Record::clone)
-    }
-
-    /// `f` of the cached record, or `None` on a miss (a hit is counted here, a miss by the
-    /// `get` that follows it).
-    ///
-    /// The record is read from this thread's front table when it holds it, else from `moka`
-    /// (and then kept in the table). A record in the table answers while it is valid: the
-    /// epoch it was read in is still this cache's (no invalidation since), and it has not
-    /// expired: by time-to-live, from when the store returned it; by time-to-idle, from
-    /// `moka`'s last read of the entry, which the table renews once a quarter of the
-    /// time-to-idle has passed (so a record in use stays in `moka` too). The table never keeps
-    /// a record longer than `moka` would; `moka` still bounds the users kept, and a thread's
-    /// table holds at most [`FRONT_SLOTS`] records.
-    pub(crate) fn with_cached<R>(&self, id: &UserId, f: impl FnOnce(&Record) -> R) -> Option<R> {
-        self.with_cached_at(id, Instant::now(), f)
-    }
-
-    /// [`with_cached`](Self::with_cached) at the instant `now`.
-    fn with_cached_at<R>(
-        &self,
-        id: &UserId,
-        now: Instant,
-        f: impl FnOnce(&Record) -> R,
-    ) -> Option<R> {
-        // Read before `moka` is: an invalidation after this voids what the read finds.
-        let epoch = self.epoch.load(Ordering::Acquire);
-        let at = (self.front_hasher.hash_one((self.id, id.as_str())) as usize) % FRONT_SLOTS;
-        // The answer is written in place: `R` may be large, and each `Option` it went through
-        // on its way out would move it.
-        let mut f = Some(f);
-        let mut result = None;
-        let answered = FRONT.try_with(|front| {
-            let mut front = front.try_borrow_mut().ok()?;
-            if front.is_empty() {
-                front.resize_with(FRONT_SLOTS, || None);
-            }
-            // Always in bounds: the table has `FRONT_SLOTS` slots.
-            let slot = front.get_mut(at)?;
-            let valid = slot.as_ref().is_some_and(|held| {
-                held.cache == self.id && held.epoch == epoch && now < held.until && held.user == *id
-            });
-            if valid {
-                if let (Some(held), Expiry::Idle(tti)) = (slot.as_mut(), self.config.expiry) {
-                    if now.saturating_duration_since(held.touched) >= tti / 4 {
-                        // Renew the entry in `moka`; gone from it, it goes from here too.
-                        if self.cache.get(id).is_none() {
-                            *slot = None;
-                            return Some(());
-                        }
-                        held.touched = now;
-                        held.until = deadline(now, tti);
-                    }
-                }
-                if let (Some(held), Some(f)) = (slot.as_ref(), f.take()) {
-                    result = Some(f(&held.record));
-                }
-                return Some(());
-            }
-            let Some(record) = self.cache.get(id) else {
-                return Some(());
-            };
-            if let Some(f) = f.take() {
-                result = Some(f(&record));
-            }
-            let until = match self.config.expiry {
-                Expiry::Live(ttl) => deadline(record.fetched, ttl),
-                Expiry::Idle(tti) => deadline(now, tti),
-            };
-            *slot = Some(Slot {
-                cache: self.id,
-                epoch,
-                user: id.clone(),
-                record,
-                until,
-                touched: now,
-            });
-            Some(())
-        });
-        if !matches!(answered, Ok(Some(()))) {
-            // No table (the thread is ending, or it is in use): `moka` alone.
-            if let (Some(record), Some(f)) = (self.cache.get(id), f.take()) {
-                result = Some(f(&record));
-            }
-        }
-        // A miss is counted by the `get` that follows it.
-        if result.is_some() {
-            metrics::cache(Cache::User, true);
-        }
-        result
+    /// The cached record, or `None` on a miss (a hit is counted here, a miss by the `get` that
+    /// follows it).
+    pub(crate) fn cached(&self, id: &UserId) -> Option<Record> {
+        let record = self.cache.get(id)?;
+        metrics::cache(Cache::User, true);
+        Some(record)
     }
 
     /// The record from the cache, or from the store (one call per user for concurrent misses).
@@ -316,7 +155,6 @@ impl Users {
         let outcome = flight.outcome.get_or_init(|| async {
             let result = timed(Call::USER, timeout, store.user(id.as_str()))
                 .await
-                .map(Record::from)
                 .map_err(Arc::new);
             if let Err(error) = &result {
                 tracing::debug!(user = %id, "plan store failed to return the user");
@@ -341,7 +179,6 @@ impl Users {
 
     pub(crate) fn invalidate(&self, id: &str) {
         let mut flights = self.flights();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(flight) = flights.remove(id) {
             flight.detached.store(true, Ordering::Relaxed);
         }
@@ -350,7 +187,6 @@ impl Users {
 
     pub(crate) fn invalidate_all(&self) {
         let mut flights = self.flights();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         for (_, flight) in flights.drain() {
             flight.detached.store(true, Ordering::Relaxed);
         }
@@ -362,11 +198,9 @@ impl Users {
 mod tests {
     use std::sync::atomic::AtomicUsize;
 
-    use async_trait::async_trait;
-
     use super::*;
     use crate::catalog::Catalog;
-    use crate::store::BoxError;
+    use crate::store::StoreFuture;
 
     /// A store that counts `user()` calls and answers after a yield, so concurrent callers meet.
     #[derive(Default)]
@@ -374,15 +208,16 @@ mod tests {
         calls: AtomicUsize,
     }
 
-    #[async_trait]
     impl PlanStore for Counting {
-        async fn plans(&self) -> Result<Arc<Catalog>, BoxError> {
-            Err("unused".into())
+        fn plans<'a>(&'a self) -> StoreFuture<'a, Arc<Catalog>> {
+            StoreFuture::new(async move { Err("unused".into()) })
         }
-        async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            tokio::task::yield_now().await;
-            Ok((id != "nobody").then(|| Arc::new(Subscriber::new().with_name(id))))
+        fn user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Arc<Subscriber>>> {
+            StoreFuture::new(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                Ok((id != "nobody").then(|| Arc::new(Subscriber::new().with_name(id))))
+            })
         }
     }
 
@@ -404,12 +239,12 @@ mod tests {
         assert_eq!(store.calls.load(Ordering::SeqCst), 1);
         for record in [a.unwrap(), b.unwrap()] {
             assert_eq!(
-                record.subscriber().and_then(|s| s.name.as_deref()),
+                record.as_deref().and_then(|s| s.name.as_deref()),
                 Some("john")
             );
         }
-        let peeked = users.peek(&john).expect("cached");
-        assert!(peeked.subscriber().is_some());
+        let peeked = users.cached(&john).expect("cached");
+        assert!(peeked.is_some());
         users.get(&store, TIMEOUT, &john).await.unwrap();
         assert_eq!(store.calls.load(Ordering::SeqCst), 1);
     }
@@ -420,9 +255,9 @@ mod tests {
         let users = users();
         let nobody = UserId::from("nobody");
         let record = users.get(&store, TIMEOUT, &nobody).await.unwrap();
-        assert!(record.subscriber().is_none());
-        let peeked = users.peek(&nobody).expect("an unknown user is a hit");
-        assert!(peeked.subscriber().is_none());
+        assert!(record.is_none());
+        let peeked = users.cached(&nobody).expect("an unknown user is a hit");
+        assert!(peeked.is_none());
     }
 
     #[tokio::test]
@@ -433,10 +268,10 @@ mod tests {
         users.get(&store, TIMEOUT, &john).await.unwrap();
         users.get(&store, TIMEOUT, &jane).await.unwrap();
         users.invalidate("john");
-        assert!(users.peek(&john).is_none());
-        assert!(users.peek(&jane).is_some());
+        assert!(users.cached(&john).is_none());
+        assert!(users.cached(&jane).is_some());
         users.invalidate_all();
-        assert!(users.peek(&jane).is_none());
+        assert!(users.cached(&jane).is_none());
     }
 
     #[tokio::test]
@@ -451,61 +286,9 @@ mod tests {
         users.invalidate("john");
         call.await.unwrap();
         assert!(
-            users.peek(&john).is_none(),
+            users.cached(&john).is_none(),
             "a record fetched before the change is not cached"
         );
-    }
-
-    #[tokio::test]
-    async fn the_front_table_answers_until_the_time_to_live_ends() {
-        let store = Counting::default();
-        let users = users();
-        let john = UserId::from("john");
-        users.get(&store, TIMEOUT, &john).await.unwrap();
-        let read = Instant::now();
-        assert!(users.with_cached_at(&john, read, |_| ()).is_some());
-        // Gone from `moka` without an invalidation: only the front table can answer.
-        users.cache.invalidate(&john);
-        assert!(users.with_cached_at(&john, read, |_| ()).is_some());
-        let expired = read + Duration::from_secs(60);
-        assert!(users.with_cached_at(&john, expired, |_| ()).is_none());
-    }
-
-    #[tokio::test]
-    async fn the_front_table_renews_an_idle_entry_and_drops_it_when_moka_has() {
-        let store = Counting::default();
-        let users = Users::new(UserCache::time_to_idle(Duration::from_secs(60), 100)).unwrap();
-        let john = UserId::from("john");
-        users.get(&store, TIMEOUT, &john).await.unwrap();
-        let read = Instant::now();
-        assert!(users.with_cached_at(&john, read, |_| ()).is_some());
-        users.cache.invalidate(&john);
-        // Within a quarter of the time-to-idle: from the table alone.
-        let soon = read + Duration::from_secs(10);
-        assert!(users.with_cached_at(&john, soon, |_| ()).is_some());
-        // Later, the table asks `moka` to renew the entry, and finds it gone.
-        let later = read + Duration::from_secs(20);
-        assert!(users.with_cached_at(&john, later, |_| ()).is_none());
-        assert!(users.with_cached_at(&john, soon, |_| ()).is_none());
-    }
-
-    #[tokio::test]
-    async fn an_invalidation_voids_what_other_threads_read() {
-        let store = Counting::default();
-        let users = Arc::new(users());
-        let john = UserId::from("john");
-        users.get(&store, TIMEOUT, &john).await.unwrap();
-        let read_elsewhere = |users: &Arc<Users>| {
-            let (users, john) = (Arc::clone(users), john.clone());
-            std::thread::spawn(move || users.with_cached(&john, |_| ()).is_some())
-                .join()
-                .unwrap()
-        };
-        assert!(read_elsewhere(&users));
-        assert!(users.peek(&john).is_some());
-        users.invalidate("john");
-        assert!(users.peek(&john).is_none());
-        assert!(!read_elsewhere(&users));
     }
 
     #[test]

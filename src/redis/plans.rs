@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use serde_json::Value;
 
@@ -13,7 +12,7 @@ use super::keys::Keys;
 use super::link::Link;
 use super::Error;
 use crate::catalog::Catalog;
-use crate::store::{json_kind, BoxError, LoadError, PlanStore};
+use crate::store::{json_kind, BoxError, LoadError, PlanStore, StoreFuture};
 use crate::subscriber::Subscriber;
 
 /// Sets `KEYS[1]` to `ARGV[3]` only if it still holds `ARGV[2]` (`ARGV[1]` = `1`), or still holds
@@ -277,9 +276,19 @@ impl fmt::Debug for RedisPlanStore {
     }
 }
 
-#[async_trait]
 impl PlanStore for RedisPlanStore {
-    async fn plans(&self) -> Result<Arc<Catalog>, BoxError> {
+    fn plans(&self) -> StoreFuture<'_, Arc<Catalog>> {
+        StoreFuture::new(self.catalog())
+    }
+
+    fn user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Arc<Subscriber>>> {
+        StoreFuture::new(self.record(id))
+    }
+}
+
+impl RedisPlanStore {
+    /// The catalog at its key.
+    async fn catalog(&self) -> Result<Arc<Catalog>, BoxError> {
         let key = self.keys.catalog();
         let Some(json) = self.read(key.clone()).await? else {
             return Err(format!("redis has no catalog at key `{key}`").into());
@@ -289,7 +298,8 @@ impl PlanStore for RedisPlanStore {
         Ok(Arc::new(catalog))
     }
 
-    async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
+    /// The record of user `id` at its key.
+    async fn record(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
         let key = self.keys.user(id);
         let Some(json) = self.read(key.clone()).await? else {
             return Ok(None);

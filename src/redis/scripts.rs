@@ -94,6 +94,16 @@ local function expire_used()
   if at ~= '' then redis.call('PEXPIREAT', KEYS[1], at) end
 end
 
+-- Where a counter that does not exist starts: the item counter's count in the same hash when
+-- the seed follows one (`follows` is its field) and it exists, else the seed.
+local function seeded(seed, follows)
+  if follows ~= '' then
+    local items = count(redis.call('HGET', KEYS[1], follows), 'the item count')
+    if items then return items end
+  end
+  return count(seed, 'the seed')
+end
+
 -- Lets the set of reservations expire with its last reservation.
 local function keep_alive(holds)
   local last = redis.call('ZRANGE', holds, -1, -1, 'WITHSCORES')
@@ -108,16 +118,17 @@ end
 "#;
 
 /// `ARGV[2]` the limit (`''`: unlimited), `ARGV[3]` the seed, `ARGV[4]` the reservation id,
-/// `ARGV[5]` the lease in milliseconds (`''`: endless). Answers `{reserved (1 or 0), used, held}`,
-/// the counts as they were before, excluding the reservation itself.
+/// `ARGV[5]` the lease in milliseconds (`''`: endless), `ARGV[6]` the field of the item counter
+/// the seed follows (`''`: none). Answers `{reserved (1 or 0), used, held}`, the counts as they
+/// were before, excluding the reservation itself. A counter that does not exist is created at
+/// its seed when the unit is reserved, never when it is refused.
 const RESERVE: &str = r#"
 local now = now_ms()
 purge(KEYS[2], now)
 local used = count(redis.call('HGET', KEYS[1], ARGV[1]), 'the used count')
-if not used then
-  used = count(ARGV[3], 'the seed')
-  redis.call('HSET', KEYS[1], ARGV[1], used)
-  expire_used()
+local existed = used ~= nil
+if not existed then
+  used = seeded(ARGV[3], ARGV[6])
 end
 local held = redis.call('ZCARD', KEYS[2])
 local expires = '+inf'
@@ -132,6 +143,10 @@ if ARGV[2] ~= '' and compare(add(used, tostring(held)), count(ARGV[2], 'the limi
 end
 redis.call('ZADD', KEYS[2], expires, ARGV[4])
 keep_alive(KEYS[2])
+if not existed then
+  redis.call('HSET', KEYS[1], ARGV[1], used)
+  expire_used()
+end
 return {1, used, held}
 "#;
 
@@ -153,11 +168,11 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 return 1
 "#;
 
-/// `ARGV[2]` the sign (`+` or `-`), `ARGV[3]` the magnitude, `ARGV[4]` the seed. Answers the used
-/// count after.
+/// `ARGV[2]` the sign (`+` or `-`), `ARGV[3]` the magnitude, `ARGV[4]` the seed, `ARGV[5]` the
+/// field of the item counter the seed follows (`''`: none). Answers the used count after.
 const ADJUST: &str = r#"
 local used = count(redis.call('HGET', KEYS[1], ARGV[1]), 'the used count')
-if not used then used = count(ARGV[4], 'the seed') end
+if not used then used = seeded(ARGV[4], ARGV[5]) end
 local delta = count(ARGV[3], 'the delta')
 if ARGV[2] == '-' then used = sub(used, delta) else used = add(used, delta) end
 redis.call('HSET', KEYS[1], ARGV[1], used)

@@ -1,9 +1,9 @@
 //! [`RedisUsageStore`]: counters and reservations in Redis, changed by Lua scripts.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
 use super::keys::{field, Keys};
@@ -13,7 +13,9 @@ use super::scripts::{
     SET_SCRIPT,
 };
 use super::Error;
-use crate::store::{BoxError, Count, Counter, ReservationId, Reserve, UsageStore};
+use crate::store::{
+    BoxError, Count, Counter, ReservationId, Reserve, Seed, StoreFuture, UsageStore,
+};
 
 /// Leases at least this long (about 35 000 years) never end.
 const ENDLESS_LEASE_MS: u128 = 1 << 50;
@@ -30,7 +32,9 @@ const PERIOD_KEPT_MS: u64 = 3_600_000;
 /// within one process:
 ///
 /// * a counter is one field of its user's hash of used counts; one that does not exist yet is
-///   created at the `seed` the layer gives (the subscriber record's usage);
+///   created, at its first successful reservation, at the [`Seed`] the layer gives (the
+///   subscriber record's usage, or the item count it follows); a refused reservation creates
+///   nothing;
 /// * the reservations of a counter are a sorted set of reservation ids scored by the time their
 ///   lease ends, on Redis's clock; every script first forgets the reservations whose lease has
 ///   passed, and the set expires with its last reservation, so a crashed instance's holds vanish
@@ -144,84 +148,113 @@ fn lease_arg(lease: Duration) -> String {
     }
 }
 
-#[async_trait]
+/// The arguments that say where a counter starts: the seed's count, and the field of the item
+/// counter it follows (`''` when it follows none).
+fn seed_args(counter: &Counter, seed: Seed) -> [String; 2] {
+    let follows = match seed {
+        // Only a counter without a period follows the item count, kept in the same hash.
+        Seed::Items(_) if counter.period.is_none() => field(&Counter::items(
+            Arc::clone(&counter.user),
+            Arc::clone(&counter.resource),
+        )),
+        _ => String::new(),
+    };
+    [seed.count().to_string(), follows]
+}
+
 impl UsageStore for RedisUsageStore {
-    async fn reserve(
-        &self,
-        counter: &Counter,
+    fn reserve<'a>(
+        &'a self,
+        counter: &'a Counter,
         limit: Option<u64>,
-        seed: u64,
+        seed: Seed,
         id: ReservationId,
         lease: Duration,
-    ) -> Result<Reserve, BoxError> {
-        let invocation = self.invoke(
-            &RESERVE_SCRIPT,
-            counter,
-            [
-                limit.map_or_else(String::new, |limit| limit.to_string()),
-                seed.to_string(),
-                id.to_string(),
-                lease_arg(lease),
-            ],
-        );
-        let (reserved, used, held): (i64, String, i64) =
-            invocation.invoke_async(&mut self.conn.clone()).await?;
-        let used = parse_count(&used)?;
-        let held = u64::try_from(held).map_err(|_| "redis answered a negative hold count")?;
-        Ok(if reserved == 1 {
-            Reserve::Reserved { used, held }
-        } else {
-            Reserve::Refused { used, held }
+    ) -> StoreFuture<'a, Reserve> {
+        StoreFuture::new(async move {
+            let [seed, follows] = seed_args(counter, seed);
+            let invocation = self.invoke(
+                &RESERVE_SCRIPT,
+                counter,
+                [
+                    limit.map_or_else(String::new, |limit| limit.to_string()),
+                    seed,
+                    id.to_string(),
+                    lease_arg(lease),
+                    follows,
+                ],
+            );
+            let (reserved, used, held): (i64, String, i64) =
+                invocation.invoke_async(&mut self.conn.clone()).await?;
+            let used = parse_count(&used)?;
+            let held = u64::try_from(held).map_err(|_| "redis answered a negative hold count")?;
+            Ok(if reserved == 1 {
+                Reserve::Reserved { used, held }
+            } else {
+                Reserve::Refused { used, held }
+            })
         })
     }
 
-    async fn commit(&self, counter: &Counter, id: ReservationId) -> Result<u64, BoxError> {
-        let invocation = self.invoke(&COMMIT_SCRIPT, counter, [id.to_string()]);
-        let used: String = invocation.invoke_async(&mut self.conn.clone()).await?;
-        parse_count(&used)
+    fn commit<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, u64> {
+        StoreFuture::new(async move {
+            let invocation = self.invoke(&COMMIT_SCRIPT, counter, [id.to_string()]);
+            let used: String = invocation.invoke_async(&mut self.conn.clone()).await?;
+            parse_count(&used)
+        })
     }
 
-    async fn release(&self, counter: &Counter, id: ReservationId) -> Result<(), BoxError> {
-        let invocation = self.invoke(&RELEASE_SCRIPT, counter, [id.to_string()]);
-        let _: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
-        Ok(())
+    fn release<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, ()> {
+        StoreFuture::new(async move {
+            let invocation = self.invoke(&RELEASE_SCRIPT, counter, [id.to_string()]);
+            let _: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+            Ok(())
+        })
     }
 
-    async fn adjust(&self, counter: &Counter, delta: i64, seed: u64) -> Result<u64, BoxError> {
-        let sign = if delta < 0 { "-" } else { "+" };
-        let invocation = self.invoke(
-            &ADJUST_SCRIPT,
-            counter,
-            [
-                sign.to_owned(),
-                delta.unsigned_abs().to_string(),
-                seed.to_string(),
-            ],
-        );
-        let used: String = invocation.invoke_async(&mut self.conn.clone()).await?;
-        parse_count(&used)
+    fn adjust<'a>(&'a self, counter: &'a Counter, delta: i64, seed: Seed) -> StoreFuture<'a, u64> {
+        StoreFuture::new(async move {
+            let sign = if delta < 0 { "-" } else { "+" };
+            let [seed, follows] = seed_args(counter, seed);
+            let invocation = self.invoke(
+                &ADJUST_SCRIPT,
+                counter,
+                [
+                    sign.to_owned(),
+                    delta.unsigned_abs().to_string(),
+                    seed,
+                    follows,
+                ],
+            );
+            let used: String = invocation.invoke_async(&mut self.conn.clone()).await?;
+            parse_count(&used)
+        })
     }
 
-    async fn set(&self, counter: &Counter, used: u64) -> Result<(), BoxError> {
-        let _: i64 = self
-            .invoke(&SET_SCRIPT, counter, [used.to_string()])
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(())
+    fn set<'a>(&'a self, counter: &'a Counter, used: u64) -> StoreFuture<'a, ()> {
+        StoreFuture::new(async move {
+            let _: i64 = self
+                .invoke(&SET_SCRIPT, counter, [used.to_string()])
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            Ok(())
+        })
     }
 
-    async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError> {
-        let answer: Option<(String, i64)> = self
-            .invoke(&GET_SCRIPT, counter, [])
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        let Some((used, held)) = answer else {
-            return Ok(None);
-        };
-        Ok(Some(Count {
-            used: parse_count(&used)?,
-            held: u64::try_from(held).map_err(|_| "redis answered a negative hold count")?,
-        }))
+    fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>> {
+        StoreFuture::new(async move {
+            let answer: Option<(String, i64)> = self
+                .invoke(&GET_SCRIPT, counter, [])
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            let Some((used, held)) = answer else {
+                return Ok(None);
+            };
+            Ok(Some(Count {
+                used: parse_count(&used)?,
+                held: u64::try_from(held).map_err(|_| "redis answered a negative hold count")?,
+            }))
+        })
     }
 }
 

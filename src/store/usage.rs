@@ -4,15 +4,15 @@
 //! A request under a finite limit first *reserves* one unit of its counter, which succeeds only if
 //! `used + held + 1 <= limit`, atomically; after the response it *commits* the unit (it becomes
 //! used) or *releases* it (nothing happened). Concurrent requests at `limit - 1` therefore let
-//! exactly one through, and a failed request costs nothing. Section 10 of `DESIGN.md` describes
-//! how the layer uses it.
+//! exactly one through, and a failed request costs nothing.
+//! [`count_usage`](crate::PlanLimitLayerBuilder::count_usage) describes how the layer uses it.
 //!
 //! # Example
 //!
 //! ```
 //! use std::time::Duration;
 //!
-//! use tower_plans::{Catalog, MemoryStore, PlanStore, UsageStore, store::{Counter, Reserve, ReservationId}};
+//! use tower_plans::{Catalog, MemoryStore, PlanStore, UsageStore, store::{Counter, Reserve, ReservationId, Seed}};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tower_plans::BoxError> {
@@ -23,12 +23,12 @@
 //! let clients = Counter::items("john", "clients");
 //! let lease = Duration::from_secs(300);
 //! let first = ReservationId::new();
-//! let reserved = store.reserve(&clients, Some(3), 0, first, lease).await?;
+//! let reserved = store.reserve(&clients, Some(3), Seed::Count(0), first, lease).await?;
 //! assert_eq!(reserved, Reserve::Reserved { used: 2, held: 0 });
 //!
 //! // A concurrent create finds nothing left.
 //! let second = ReservationId::new();
-//! let refused = store.reserve(&clients, Some(3), 0, second, lease).await?;
+//! let refused = store.reserve(&clients, Some(3), Seed::Count(0), second, lease).await?;
 //! assert_eq!(refused, Reserve::Refused { used: 2, held: 1 });
 //! assert_eq!(refused.usage(), 3);
 //!
@@ -40,16 +40,13 @@
 //! # }
 //! ```
 
-use std::cell::Cell;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
-
-use super::BoxError;
+use super::StoreFuture;
 use crate::catalog::{Action, Window};
 
 /// Which count a [`Counter`] keeps: a resource's items, or one action's successful calls.
@@ -148,8 +145,7 @@ impl fmt::Display for Counter {
 /// instances can tell their reservations apart, and a retried call can be recognised.
 ///
 /// [`ReservationId::new`] joins a random 64-bit prefix, drawn once per process, to a 64-bit
-/// sequence number, unique in the process (each thread draws from a block of its own). It
-/// displays as 32 hexadecimal digits.
+/// sequence number, unique in the process. It displays as 32 hexadecimal digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReservationId(u128);
 
@@ -173,29 +169,10 @@ impl ReservationId {
     }
 }
 
-/// How many sequence numbers a thread takes from the process's counter at a time.
-const SEQUENCE_BLOCK: u64 = 1 << 16;
-
-/// The low half of a new reservation id: unique in the process. Each thread takes a block of
-/// [`SEQUENCE_BLOCK`] numbers from a process-wide counter and hands them out alone, so that
-/// threads making reservations do not all write one counter (one cache line) per id.
+/// The low half of a new reservation id: unique in the process.
 fn next_sequence() -> u64 {
-    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
-    thread_local! {
-        /// The next number of this thread's block, and the end of the block.
-        static BLOCK: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-    }
-    let from_block = BLOCK.try_with(|block| {
-        let (mut next, mut end) = block.get();
-        if next == end {
-            next = NEXT_BLOCK.fetch_add(SEQUENCE_BLOCK, Ordering::Relaxed);
-            end = next.wrapping_add(SEQUENCE_BLOCK);
-        }
-        block.set((next.wrapping_add(1), end));
-        next
-    });
-    // As the thread ends: a block of one number.
-    from_block.unwrap_or_else(|_| NEXT_BLOCK.fetch_add(1, Ordering::Relaxed))
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The random high half of this process's reservation ids.
@@ -241,6 +218,43 @@ impl Count {
     }
 }
 
+/// Where a counter that does not exist yet starts: what the subscriber record gives it, as the
+/// decision reads the record.
+///
+/// A resource's plain count (`"projects": 5`) is its item count and the usage of every action
+/// without a count of its own. So the counter of such an action, until it exists, reads the
+/// item count as the usage store has it: [`Seed::Items`]. Every other counter starts at a
+/// number: [`Seed::Count`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Seed {
+    /// This count.
+    Count(u64),
+    /// The used count of the same user's [`Counted::Items`] counter of the same resource (without
+    /// a period) when that counter exists, else this count.
+    Items(u64),
+}
+
+impl Seed {
+    /// The count to start at when the item counter does not exist (or is not asked).
+    pub fn count(self) -> u64 {
+        match self {
+            Seed::Count(count) | Seed::Items(count) => count,
+        }
+    }
+
+    /// Whether the counter starts at the item count.
+    pub fn follows_items(self) -> bool {
+        matches!(self, Seed::Items(_))
+    }
+}
+
+impl From<u64> for Seed {
+    /// [`Seed::Count`].
+    fn from(count: u64) -> Self {
+        Seed::Count(count)
+    }
+}
+
 /// The outcome of [`UsageStore::reserve`], with the counter's state as seen *before* this
 /// reservation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -282,19 +296,22 @@ impl Reserve {
     }
 }
 
-/// The pluggable, asynchronous store of counted usage: counters and their reservations.
+/// The pluggable store of counted usage: counters and their reservations.
 ///
 /// A counter ([`Counter`]) holds a *used* count and units *held* by reservations. Every method
 /// acts on one counter atomically: two concurrent [`reserve`](Self::reserve) calls never both
 /// take the last unit. [`MemoryStore`](crate::MemoryStore) implements it in memory, beside its
-/// subscriber records; a store shared by several instances (Redis) implements it remotely.
+/// subscriber records; a store shared by several instances (Redis) implements it remotely. Each
+/// method returns a [`StoreFuture`], ready at once or to be awaited (see
+/// [implementing a store](super#implementing-a-store)).
 ///
 /// # Seeds
 ///
-/// A counter that does not exist yet starts at the `seed` that [`reserve`](Self::reserve) and
+/// A counter that does not exist yet starts at the [`Seed`] that [`reserve`](Self::reserve) and
 /// [`adjust`](Self::adjust) are given: the count the subscriber record shows, so that an
-/// application that kept its own counts moves to counted usage without a data move. Once a
-/// counter exists, its count is the truth and later seeds are ignored.
+/// application that kept its own counts moves to counted usage without a data move. A
+/// reservation that is refused creates nothing. Once a counter exists, its count is the truth
+/// and later seeds are ignored.
 ///
 /// # Reservations
 ///
@@ -313,7 +330,7 @@ impl Reserve {
 /// ```
 /// use std::time::Duration;
 ///
-/// use tower_plans::{Action, Catalog, MemoryStore, UsageStore, store::{Count, Counter, ReservationId}};
+/// use tower_plans::{Action, Catalog, MemoryStore, UsageStore, store::{Count, Counter, ReservationId, Seed}};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_plans::BoxError> {
@@ -325,29 +342,29 @@ impl Reserve {
 ///
 /// // The first export: reserved, the handler succeeds, committed.
 /// let id = ReservationId::new();
-/// assert!(store.reserve(&exports, Some(2), 0, id, lease).await?.is_reserved());
+/// assert!(store.reserve(&exports, Some(2), Seed::Count(0), id, lease).await?.is_reserved());
 /// assert_eq!(store.commit(&exports, id).await?, 1);
 /// // A retried commit counts nothing more.
 /// assert_eq!(store.commit(&exports, id).await?, 1);
 ///
 /// // The second: reserved, the handler fails, released: it costs nothing.
 /// let id = ReservationId::new();
-/// assert!(store.reserve(&exports, Some(2), 0, id, lease).await?.is_reserved());
+/// assert!(store.reserve(&exports, Some(2), Seed::Count(0), id, lease).await?.is_reserved());
 /// assert_eq!(store.get(&exports).await?, Some(Count { used: 1, held: 1 }));
 /// store.release(&exports, id).await?;
 /// assert_eq!(store.get(&exports).await?, Some(Count { used: 1, held: 0 }));
 /// # Ok(())
 /// # }
 /// ```
-#[async_trait]
 pub trait UsageStore: Send + Sync + 'static {
     /// Reserves one unit of `counter` for the reservation `id`: it succeeds only if
     /// `used + held + 1 <= limit`; `limit` `None` is unlimited, where it always succeeds and
     /// still holds the unit. `Some(0)` always refuses.
     ///
-    /// A counter that does not exist yet is created at `seed` (see the
-    /// [trait docs](UsageStore#seeds)). The unit is held until [`commit`](Self::commit),
-    /// [`release`](Self::release) or the end of `lease`, whichever comes first.
+    /// A counter that does not exist yet counts from `seed` (see the
+    /// [trait docs](UsageStore#seeds)); a refusal leaves it as it was. The unit is held until
+    /// [`commit`](Self::commit), [`release`](Self::release) or the end of `lease`, whichever
+    /// comes first.
     ///
     /// Reserving an id that is already held holds nothing more, renews its lease and answers
     /// [`Reserve::Reserved`] with the counts of the other reservations. An id is remembered only
@@ -356,14 +373,14 @@ pub trait UsageStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// When the store cannot be reached or answers badly.
-    async fn reserve(
-        &self,
-        counter: &Counter,
+    fn reserve<'a>(
+        &'a self,
+        counter: &'a Counter,
         limit: Option<u64>,
-        seed: u64,
+        seed: Seed,
         id: ReservationId,
         lease: Duration,
-    ) -> Result<Reserve, BoxError>;
+    ) -> StoreFuture<'a, Reserve>;
 
     /// Turns the unit held by `id` into a used one, and returns the used count after.
     ///
@@ -375,17 +392,17 @@ pub trait UsageStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// When the store cannot be reached or answers badly.
-    async fn commit(&self, counter: &Counter, id: ReservationId) -> Result<u64, BoxError>;
+    fn commit<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, u64>;
 
     /// Gives back the unit held by `id`. Idempotent: releasing an id that is not held does
     /// nothing.
     ///
     /// # Errors
     /// When the store cannot be reached or answers badly.
-    async fn release(&self, counter: &Counter, id: ReservationId) -> Result<(), BoxError>;
+    fn release<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, ()>;
 
     /// Adds `delta` (negative to subtract) to the used count, saturating at 0 and at
-    /// `u64::MAX`, creating a counter that does not exist yet at `seed` first. Returns the used
+    /// `u64::MAX`, starting a counter that does not exist yet at `seed`. Returns the used
     /// count after. Holds are not touched.
     ///
     /// The layer subtracts one from a resource's [`Counted::Items`] on a successful delete;
@@ -393,126 +410,55 @@ pub trait UsageStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// When the store cannot be reached or answers badly.
-    async fn adjust(&self, counter: &Counter, delta: i64, seed: u64) -> Result<u64, BoxError>;
+    fn adjust<'a>(&'a self, counter: &'a Counter, delta: i64, seed: Seed) -> StoreFuture<'a, u64>;
 
     /// Sets the used count, creating the counter if need be. Holds are not touched.
     ///
     /// # Errors
     /// When the store cannot be reached or answers badly.
-    async fn set(&self, counter: &Counter, used: u64) -> Result<(), BoxError>;
+    fn set<'a>(&'a self, counter: &'a Counter, used: u64) -> StoreFuture<'a, ()>;
 
     /// The used count and the units held by live reservations, or `None` when the counter does
-    /// not exist yet (its count is then the seed the caller would give).
+    /// not exist yet (its count is then what its seed says).
     ///
     /// # Errors
     /// When the store cannot be reached or answers badly.
-    async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError>;
-
-    /// [`reserve`](Self::reserve) answered without waiting, for a store that keeps its counters
-    /// in this process; `None` (the default) when the store has to be awaited.
-    ///
-    /// The layer tries the `_now` methods first, so that a counted request on an in-memory store
-    /// makes no boxed future. A store that implements one answers exactly as its async
-    /// counterpart would.
-    fn reserve_now(
-        &self,
-        counter: &Counter,
-        limit: Option<u64>,
-        seed: u64,
-        id: ReservationId,
-        lease: Duration,
-    ) -> Option<Result<Reserve, BoxError>> {
-        let _ = (counter, limit, seed, id, lease);
-        None
-    }
-
-    /// [`commit`](Self::commit) answered without waiting; see [`reserve_now`](Self::reserve_now).
-    fn commit_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<u64, BoxError>> {
-        let _ = (counter, id);
-        None
-    }
-
-    /// [`release`](Self::release) answered without waiting; see
-    /// [`reserve_now`](Self::reserve_now).
-    fn release_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<(), BoxError>> {
-        let _ = (counter, id);
-        None
-    }
-
-    /// [`adjust`](Self::adjust) answered without waiting; see [`reserve_now`](Self::reserve_now).
-    fn adjust_now(
-        &self,
-        counter: &Counter,
-        delta: i64,
-        seed: u64,
-    ) -> Option<Result<u64, BoxError>> {
-        let _ = (counter, delta, seed);
-        None
-    }
+    fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>>;
 }
 
-/// Forwards every method of [`UsageStore`] through a smart pointer, `_now` methods included.
+/// Forwards every method of [`UsageStore`] through a smart pointer.
 macro_rules! forward_usage_store {
     ($($pointer:ident),+) => {$(
-        #[async_trait]
         impl<T: UsageStore + ?Sized> UsageStore for $pointer<T> {
-            async fn reserve(
-                &self,
-                counter: &Counter,
+            fn reserve<'a>(
+                &'a self,
+                counter: &'a Counter,
                 limit: Option<u64>,
-                seed: u64,
+                seed: Seed,
                 id: ReservationId,
                 lease: Duration,
-            ) -> Result<Reserve, BoxError> {
-                (**self).reserve(counter, limit, seed, id, lease).await
+            ) -> StoreFuture<'a, Reserve> {
+                (**self).reserve(counter, limit, seed, id, lease)
             }
 
-            async fn commit(&self, counter: &Counter, id: ReservationId) -> Result<u64, BoxError> {
-                (**self).commit(counter, id).await
+            fn commit<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, u64> {
+                (**self).commit(counter, id)
             }
 
-            async fn release(&self, counter: &Counter, id: ReservationId) -> Result<(), BoxError> {
-                (**self).release(counter, id).await
+            fn release<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, ()> {
+                (**self).release(counter, id)
             }
 
-            async fn adjust(&self, counter: &Counter, delta: i64, seed: u64) -> Result<u64, BoxError> {
-                (**self).adjust(counter, delta, seed).await
+            fn adjust<'a>(&'a self, counter: &'a Counter, delta: i64, seed: Seed) -> StoreFuture<'a, u64> {
+                (**self).adjust(counter, delta, seed)
             }
 
-            async fn set(&self, counter: &Counter, used: u64) -> Result<(), BoxError> {
-                (**self).set(counter, used).await
+            fn set<'a>(&'a self, counter: &'a Counter, used: u64) -> StoreFuture<'a, ()> {
+                (**self).set(counter, used)
             }
 
-            async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError> {
-                (**self).get(counter).await
-            }
-
-            fn reserve_now(
-                &self,
-                counter: &Counter,
-                limit: Option<u64>,
-                seed: u64,
-                id: ReservationId,
-                lease: Duration,
-            ) -> Option<Result<Reserve, BoxError>> {
-                (**self).reserve_now(counter, limit, seed, id, lease)
-            }
-
-            fn commit_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<u64, BoxError>> {
-                (**self).commit_now(counter, id)
-            }
-
-            fn release_now(&self, counter: &Counter, id: ReservationId) -> Option<Result<(), BoxError>> {
-                (**self).release_now(counter, id)
-            }
-
-            fn adjust_now(
-                &self,
-                counter: &Counter,
-                delta: i64,
-                seed: u64,
-            ) -> Option<Result<u64, BoxError>> {
-                (**self).adjust_now(counter, delta, seed)
+            fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>> {
+                (**self).get(counter)
             }
         }
     )+};
@@ -523,27 +469,6 @@ forward_usage_store!(Arc, Box);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reservation_ids_made_on_several_threads_are_distinct() {
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                std::thread::spawn(|| {
-                    (0..2 * SEQUENCE_BLOCK + 10)
-                        .map(|_| ReservationId::new())
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut ids: Vec<ReservationId> = threads
-            .into_iter()
-            .flat_map(|thread| thread.join().unwrap())
-            .collect();
-        let made = ids.len();
-        ids.sort_unstable();
-        ids.dedup();
-        assert_eq!(ids.len(), made);
-    }
 
     #[test]
     fn reservation_ids_are_distinct_and_share_the_process_prefix() {
@@ -622,6 +547,15 @@ mod tests {
         };
         assert!(!refused.is_reserved());
         assert_eq!(refused.usage(), u64::MAX);
+    }
+
+    #[test]
+    fn seeds_give_their_count_and_say_whether_they_follow_the_items() {
+        assert_eq!(Seed::from(3), Seed::Count(3));
+        assert_eq!(Seed::Count(3).count(), 3);
+        assert_eq!(Seed::Items(4).count(), 4);
+        assert!(Seed::Items(4).follows_items());
+        assert!(!Seed::Count(4).follows_items());
     }
 
     #[test]

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::*;
-use async_trait::async_trait;
 use axum::middleware;
 use axum::routing::post;
 use axum::Router;
@@ -30,6 +29,7 @@ use tokio::time::timeout;
 use tower::timeout::TimeoutLayer;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_plans::store::{Count, Counter, ReservationId, Reserve};
+use tower_plans::store::{Seed, StoreFuture};
 use tower_plans::{
     Action, BoxError, Catalog, MemoryStore, PlanLimitLayer, PlanLimitLayerBuilder, Rejection,
     ResponseBody, UsageStore, UserCache,
@@ -499,7 +499,9 @@ async fn counts_changed_through_the_store_are_seen_by_the_next_request() {
         UsageStore::set(&store, &clients(), LIMIT).await.unwrap();
         assert_clients_denied(answered(&layer, StatusCode::CREATED, create()).await, LIMIT).await;
 
-        let after = UsageStore::adjust(&store, &clients(), -3, 0).await.unwrap();
+        let after = UsageStore::adjust(&store, &clients(), -3, Seed::Count(0))
+            .await
+            .unwrap();
         assert_eq!(after, LIMIT - 3);
         let response = answered(&layer, StatusCode::CREATED, create()).await;
         assert_eq!(
@@ -557,44 +559,49 @@ impl FlakyUsage {
     }
 }
 
-#[async_trait]
 impl UsageStore for FlakyUsage {
-    async fn reserve(
-        &self,
-        counter: &Counter,
+    fn reserve<'a>(
+        &'a self,
+        counter: &'a Counter,
         limit: Option<u64>,
-        seed: u64,
+        seed: Seed,
         id: ReservationId,
         lease: Duration,
-    ) -> Result<Reserve, BoxError> {
-        self.reserves.fetch_add(1, Ordering::SeqCst);
-        self.check(&self.fail_reserve)?;
-        self.counts.reserve(counter, limit, seed, id, lease).await
+    ) -> StoreFuture<'a, Reserve> {
+        StoreFuture::new(async move {
+            self.reserves.fetch_add(1, Ordering::SeqCst);
+            self.check(&self.fail_reserve)?;
+            self.counts.reserve(counter, limit, seed, id, lease).await
+        })
     }
 
-    async fn commit(&self, counter: &Counter, id: ReservationId) -> Result<u64, BoxError> {
-        self.commits.fetch_add(1, Ordering::SeqCst);
-        self.wait().await;
-        self.check(&self.fail_commit)?;
-        self.counts.commit(counter, id).await
+    fn commit<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, u64> {
+        StoreFuture::new(async move {
+            self.commits.fetch_add(1, Ordering::SeqCst);
+            self.wait().await;
+            self.check(&self.fail_commit)?;
+            self.counts.commit(counter, id).await
+        })
     }
 
-    async fn release(&self, counter: &Counter, id: ReservationId) -> Result<(), BoxError> {
-        self.wait().await;
-        self.check(&self.fail_release)?;
-        self.counts.release(counter, id).await
+    fn release<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, ()> {
+        StoreFuture::new(async move {
+            self.wait().await;
+            self.check(&self.fail_release)?;
+            self.counts.release(counter, id).await
+        })
     }
 
-    async fn adjust(&self, counter: &Counter, delta: i64, seed: u64) -> Result<u64, BoxError> {
-        self.counts.adjust(counter, delta, seed).await
+    fn adjust<'a>(&'a self, counter: &'a Counter, delta: i64, seed: Seed) -> StoreFuture<'a, u64> {
+        StoreFuture::new(async move { self.counts.adjust(counter, delta, seed).await })
     }
 
-    async fn set(&self, counter: &Counter, used: u64) -> Result<(), BoxError> {
-        UsageStore::set(&self.counts, counter, used).await
+    fn set<'a>(&'a self, counter: &'a Counter, used: u64) -> StoreFuture<'a, ()> {
+        StoreFuture::new(async move { UsageStore::set(&self.counts, counter, used).await })
     }
 
-    async fn get(&self, counter: &Counter) -> Result<Option<Count>, BoxError> {
-        UsageStore::get(&self.counts, counter).await
+    fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>> {
+        StoreFuture::new(async move { UsageStore::get(&self.counts, counter).await })
     }
 }
 

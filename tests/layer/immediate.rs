@@ -1,76 +1,60 @@
-//! A plan store that answers without waiting (`PlanStore::with_user_now` and `user_now`): the
-//! record it lends or returns decides the request; one that answers without lending a record is
-//! waited for; one that fails fails closed without leaking its error.
+//! Stores that answer at once and stores that wait ([`StoreFuture`]): a ready answer decides
+//! the request without waiting; a store that waits is queried once per request, whatever the
+//! layer does with the futures it does not poll; a store that fails at once fails closed
+//! without leaking its error.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use http::{Method, StatusCode};
+use tower_plans::store::StoreFuture;
 use tower_plans::{
-    subscriber::Assignment, BoxError, Catalog, MemoryStore, PlanLimitLayer, PlanStore, Subscriber,
+    subscriber::Assignment, Catalog, MemoryStore, PlanLimitLayer, PlanStore, Subscriber,
 };
 
 use crate::support::{request, send, text, CATALOG, SECRET};
 
-/// How [`Immediate`] answers at once.
+/// How [`Answering`] answers `user`.
 #[derive(Clone, Copy, Debug)]
 enum Answer {
-    /// Only `user_now`: the default `with_user_now` lends what it returns.
-    Returns,
-    /// `with_user_now` lends the record.
-    Lends,
-    /// `with_user_now` answers `Ok` without lending anything.
-    Forgets,
-    /// `with_user_now` fails.
+    /// At once.
+    Ready,
+    /// With a future, which finds the record when polled.
+    Waits,
+    /// At once, with an error.
     Fails,
 }
 
-/// A `MemoryStore` answering at once as `answer` says, counting its calls.
-struct Immediate {
+/// A `MemoryStore`'s records, answered as `answer` says, counting the calls and the queries
+/// (the futures that were polled).
+struct Answering {
     records: MemoryStore,
     answer: Answer,
-    user_calls: AtomicUsize,
-    now_calls: AtomicUsize,
-    lend_calls: AtomicUsize,
+    calls: AtomicUsize,
+    queries: AtomicUsize,
 }
 
-#[async_trait]
-impl PlanStore for Immediate {
-    async fn plans(&self) -> Result<Arc<Catalog>, BoxError> {
-        Ok(self.records.catalog())
+impl PlanStore for Answering {
+    fn plans(&self) -> StoreFuture<'_, Arc<Catalog>> {
+        StoreFuture::ready(Ok(self.records.catalog()))
     }
 
-    async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
-        self.user_calls.fetch_add(1, Ordering::SeqCst);
-        Ok(self.records.subscriber(id))
-    }
-
-    fn user_now(&self, id: &str) -> Option<Result<Option<Arc<Subscriber>>, BoxError>> {
-        self.now_calls.fetch_add(1, Ordering::SeqCst);
-        Some(Ok(self.records.subscriber(id)))
-    }
-
-    fn with_user_now(
-        &self,
-        id: &str,
-        lend: &mut dyn FnMut(Option<&Subscriber>),
-    ) -> Option<Result<(), BoxError>> {
-        self.lend_calls.fetch_add(1, Ordering::SeqCst);
+    fn user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Arc<Subscriber>>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         match self.answer {
-            Answer::Returns => {
-                let answer = self.user_now(id)?;
-                Some(answer.map(|record| lend(record.as_deref())))
-            }
-            Answer::Lends => self.records.with_user_now(id, lend),
-            Answer::Forgets => Some(Ok(())),
-            Answer::Fails => Some(Err(SECRET.into())),
+            Answer::Ready => StoreFuture::ready(Ok(self.records.subscriber(id))),
+            Answer::Waits => StoreFuture::new(async move {
+                self.queries.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                Ok(self.records.subscriber(id))
+            }),
+            Answer::Fails => StoreFuture::ready(Err(SECRET.into())),
         }
     }
 }
 
 /// `ann` with 1 client and `bob` with 3 (the limit), both on free.
-fn immediate(answer: Answer) -> Arc<Immediate> {
+fn answering(answer: Answer) -> Arc<Answering> {
     let records = MemoryStore::new(Catalog::from_json(CATALOG).unwrap());
     for (id, clients) in [("ann", 1), ("bob", 3)] {
         records.insert_user(
@@ -80,98 +64,71 @@ fn immediate(answer: Answer) -> Arc<Immediate> {
                 .with_usage("clients", clients),
         );
     }
-    Arc::new(Immediate {
+    Arc::new(Answering {
         records,
         answer,
-        user_calls: AtomicUsize::new(0),
-        now_calls: AtomicUsize::new(0),
-        lend_calls: AtomicUsize::new(0),
+        calls: AtomicUsize::new(0),
+        queries: AtomicUsize::new(0),
     })
 }
 
-/// A layer over `store` whose catalog is loaded: the request that loads it waits for the store,
-/// user included. The store's counts start again from 0.
-async fn loaded(store: &Arc<Immediate>, count: bool) -> PlanLimitLayer {
-    let builder = PlanLimitLayer::builder(Arc::clone(store));
-    let builder = if count {
-        builder.count_usage(store.records.clone())
-    } else {
-        builder
-    };
-    let layer = builder.build().unwrap();
-    let response = send(&layer, request(Method::GET, "/clients", Some("ann"))).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(store.user_calls.swap(0, Ordering::SeqCst), 1);
-    store.now_calls.store(0, Ordering::SeqCst);
-    store.lend_calls.store(0, Ordering::SeqCst);
+/// A layer over `store` whose catalog is loaded (by a governed request without a user, which
+/// asks the store for no record).
+async fn loaded(store: &Arc<Answering>) -> PlanLimitLayer {
+    let layer = PlanLimitLayer::builder(Arc::clone(store)).build().unwrap();
+    let response = send(&layer, request(Method::POST, "/clients", None)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(store.calls.load(Ordering::SeqCst), 0);
     layer
 }
 
-#[tokio::test]
-async fn the_record_a_store_lends_at_once_decides_without_waiting() {
-    for answer in [Answer::Returns, Answer::Lends] {
-        let store = immediate(answer);
-        let layer = loaded(&store, false).await;
-
-        let allowed = send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
-        assert_eq!(allowed.status(), StatusCode::OK, "{answer:?}");
-        assert_eq!(
-            text(allowed).await,
-            "free clients create usage=1 remaining=Some(2)",
-            "{answer:?}"
-        );
-        let denied = send(&layer, request(Method::POST, "/clients", Some("bob"))).await;
-        assert_eq!(denied.status(), StatusCode::FORBIDDEN, "{answer:?}");
-        assert_eq!(
-            text(denied).await,
-            r#"{"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3}"#,
-            "{answer:?}"
-        );
-        // An unknown user is lent as none: no plan.
-        let unknown = send(&layer, request(Method::POST, "/clients", Some("cy"))).await;
-        assert_eq!(unknown.status(), StatusCode::FORBIDDEN, "{answer:?}");
-        assert_eq!(
-            text(unknown).await,
-            r#"{"reason":"subscription","plan":null,"item":"clients","action":"create"}"#,
-            "{answer:?}"
-        );
-
-        assert_eq!(store.lend_calls.load(Ordering::SeqCst), 3, "{answer:?}");
-        let returned = if matches!(answer, Answer::Returns) {
-            3
-        } else {
-            0
-        };
-        assert_eq!(
-            store.now_calls.load(Ordering::SeqCst),
-            returned,
-            "{answer:?}"
-        );
-        assert_eq!(store.user_calls.load(Ordering::SeqCst), 0, "{answer:?}");
-    }
+/// ann is allowed, bob denied at the limit, cy (unknown) has no plan.
+async fn decide_three(layer: &PlanLimitLayer, answer: Answer) {
+    let allowed = send(layer, request(Method::POST, "/clients", Some("ann"))).await;
+    assert_eq!(allowed.status(), StatusCode::OK, "{answer:?}");
+    assert_eq!(
+        text(allowed).await,
+        "free clients create usage=1 remaining=Some(2)",
+        "{answer:?}"
+    );
+    let denied = send(layer, request(Method::POST, "/clients", Some("bob"))).await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN, "{answer:?}");
+    assert_eq!(
+        text(denied).await,
+        r#"{"reason":"subscription","plan":"free","item":"clients","action":"create","maximum":3,"usage":3}"#,
+        "{answer:?}"
+    );
+    let unknown = send(layer, request(Method::POST, "/clients", Some("cy"))).await;
+    assert_eq!(unknown.status(), StatusCode::FORBIDDEN, "{answer:?}");
+    assert_eq!(
+        text(unknown).await,
+        r#"{"reason":"subscription","plan":null,"item":"clients","action":"create"}"#,
+        "{answer:?}"
+    );
 }
 
 #[tokio::test]
-async fn a_store_that_answers_at_once_without_lending_is_waited_for() {
-    let store = immediate(Answer::Forgets);
-    let layer = loaded(&store, false).await;
+async fn a_ready_answer_decides_with_one_call() {
+    let store = answering(Answer::Ready);
+    let layer = loaded(&store).await;
+    decide_three(&layer, Answer::Ready).await;
+    assert_eq!(store.calls.load(Ordering::SeqCst), 3);
+}
 
-    let allowed = send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
-    assert_eq!(
-        text(allowed).await,
-        "free clients create usage=1 remaining=Some(2)"
-    );
-    let denied = send(&layer, request(Method::POST, "/clients", Some("bob"))).await;
-    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
-
-    assert_eq!(store.lend_calls.load(Ordering::SeqCst), 2);
-    assert_eq!(store.user_calls.load(Ordering::SeqCst), 2);
+#[tokio::test]
+async fn a_store_that_waits_is_queried_once_per_request() {
+    let store = answering(Answer::Waits);
+    let layer = loaded(&store).await;
+    decide_three(&layer, Answer::Waits).await;
+    // The layer may ask, see a future, and ask again from its own task: the futures it did
+    // not poll never queried anything.
+    assert_eq!(store.queries.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
 async fn a_store_that_fails_at_once_fails_closed_without_its_error() {
-    let store = immediate(Answer::Fails);
-    let layer = loaded(&store, false).await;
+    let store = answering(Answer::Fails);
+    let layer = loaded(&store).await;
 
     let response = send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -179,29 +136,5 @@ async fn a_store_that_fails_at_once_fails_closed_without_its_error() {
         text(response).await,
         r#"{"reason":"plan_store_unavailable"}"#
     );
-    assert_eq!(store.lend_calls.load(Ordering::SeqCst), 1);
-    assert_eq!(store.user_calls.load(Ordering::SeqCst), 0);
-}
-
-#[tokio::test]
-async fn a_counted_layer_takes_the_record_rather_than_borrowing_it() {
-    // The usage store is the plan store: a reservation made while the record were lent under
-    // the store's lock would wait for that lock.
-    let store = immediate(Answer::Lends);
-    let layer = loaded(&store, true).await;
-
-    let allowed = send(&layer, request(Method::POST, "/clients", Some("ann"))).await;
-    assert_eq!(allowed.status(), StatusCode::OK);
-    assert_eq!(
-        store
-            .records
-            .subscriber("ann")
-            .unwrap()
-            .usage
-            .count("clients"),
-        Some(2)
-    );
-    // Asked through `user_now`, not lent.
-    assert_eq!(store.now_calls.load(Ordering::SeqCst), 1);
-    assert_eq!(store.lend_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(store.calls.load(Ordering::SeqCst), 1);
 }

@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::*;
-use async_trait::async_trait;
 use http::{Method, StatusCode};
 use tokio::sync::{oneshot, Notify};
-use tower_plans::{BoxError, Catalog, PlanLimitLayer, PlanStore, Subscriber, UserCache};
+use tower_plans::store::StoreFuture;
+use tower_plans::{Catalog, PlanLimitLayer, PlanStore, Subscriber, UserCache};
 
 async fn create_client(layer: &PlanLimitLayer, user: &str) -> (StatusCode, String) {
     let response = send(layer, request(Method::POST, "/clients", Some(user))).await;
@@ -170,21 +170,22 @@ struct HeldStore {
     entered: Notify,
 }
 
-#[async_trait]
 impl PlanStore for HeldStore {
-    async fn plans(&self) -> Result<Arc<Catalog>, BoxError> {
-        self.inner.plans().await
+    fn plans<'a>(&'a self) -> StoreFuture<'a, Arc<Catalog>> {
+        StoreFuture::new(async move { self.inner.plans().await })
     }
 
-    async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
-        // Read the record before waiting: the held call returns what the store held then.
-        let record = self.inner.user(id).await;
-        let gate = self.gate.lock().unwrap().take();
-        if let Some(gate) = gate {
-            self.entered.notify_one();
-            let _ = gate.await;
-        }
-        record
+    fn user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Arc<Subscriber>>> {
+        StoreFuture::new(async move {
+            // Read the record before waiting: the held call returns what the store held then.
+            let record = self.inner.user(id).await;
+            let gate = self.gate.lock().unwrap().take();
+            if let Some(gate) = gate {
+                self.entered.notify_one();
+                let _ = gate.await;
+            }
+            record
+        })
     }
 }
 

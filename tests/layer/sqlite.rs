@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Barrier;
 use tokio::time::timeout;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_plans::store::{Count, Counter, ReservationId, Reserve};
+use tower_plans::store::{Count, Counter, ReservationId, Reserve, Seed};
 use tower_plans::subscriber::Assignment;
 use tower_plans::{
     Action, Catalog, MemoryStore, PlanLimitLayer, PlanLimitLayerBuilder, PlanStore, Subscriber,
@@ -347,7 +347,13 @@ async fn sqlite_three_stores_on_one_file_hold_exactly_one_unit() {
                 let id = ReservationId::new();
                 start.wait().await;
                 let reserved = store
-                    .reserve(&clients(), Some(LIMIT), 0, id, Duration::from_secs(60))
+                    .reserve(
+                        &clients(),
+                        Some(LIMIT),
+                        Seed::Count(0),
+                        id,
+                        Duration::from_secs(60),
+                    )
                     .await
                     .expect("no SQLITE_BUSY");
                 if reserved.is_reserved() {
@@ -662,8 +668,12 @@ fn sqlite_usage_store_answers_as_the_memory_store() {
                 let failed = |e: tower_plans::BoxError| TestCaseError::fail(e.to_string());
                 match op {
                     Op::Reserve { id, limit } => {
-                        let got = sqlite.reserve(&counter, limit, seed, ids[id], LEASE).await;
-                        let want = memory.reserve(&counter, limit, seed, ids[id], LEASE).await;
+                        let got = sqlite
+                            .reserve(&counter, limit, Seed::Count(seed), ids[id], LEASE)
+                            .await;
+                        let want = memory
+                            .reserve(&counter, limit, Seed::Count(seed), ids[id], LEASE)
+                            .await;
                         prop_assert_eq!(got.map_err(failed)?, want.map_err(failed)?, "{:?}", op);
                     }
                     Op::Commit(id) => {
@@ -676,8 +686,8 @@ fn sqlite_usage_store_answers_as_the_memory_store() {
                         memory.release(&counter, ids[id]).await.map_err(failed)?;
                     }
                     Op::Adjust(delta) => {
-                        let got = sqlite.adjust(&counter, delta, seed).await;
-                        let want = memory.adjust(&counter, delta, seed).await;
+                        let got = sqlite.adjust(&counter, delta, Seed::Count(seed)).await;
+                        let want = memory.adjust(&counter, delta, Seed::Count(seed)).await;
                         prop_assert_eq!(got.map_err(failed)?, want.map_err(failed)?, "{:?}", op);
                     }
                     Op::Set(used) => {
@@ -725,7 +735,7 @@ async fn sqlite_commit_release_and_reserve_are_idempotent_by_id() {
     let lease = Duration::from_secs(60);
     let (first, second) = (ReservationId::new(), ReservationId::new());
     let john = clients();
-    let reserve = |id| store.reserve(&john, Some(LIMIT), 0, id, lease);
+    let reserve = |id| store.reserve(&john, Some(LIMIT), Seed::Count(0), id, lease);
     assert_eq!(
         reserve(first).await.unwrap(),
         Reserve::Reserved { used: 2, held: 0 }
@@ -764,11 +774,19 @@ async fn sqlite_expired_reservations_are_ignored_then_purged() {
     );
     // john has 2 of 5: three units left, and three holds take them.
     for id in [first, second, third] {
-        let reserved = store.reserve(&clients(), Some(LIMIT), 0, id, lease).await;
+        let reserved = store
+            .reserve(&clients(), Some(LIMIT), Seed::Count(0), id, lease)
+            .await;
         assert!(reserved.unwrap().is_reserved());
     }
     let refused = store
-        .reserve(&clients(), Some(LIMIT), 0, ReservationId::new(), lease)
+        .reserve(
+            &clients(),
+            Some(LIMIT),
+            Seed::Count(0),
+            ReservationId::new(),
+            lease,
+        )
         .await;
     assert_eq!(refused.unwrap(), Reserve::Refused { used: 2, held: 3 });
 
@@ -786,12 +804,12 @@ async fn sqlite_expired_reservations_are_ignored_then_purged() {
     // A new hold, then another that expires: purge_expired deletes only the expired one.
     let live = ReservationId::new();
     let reserved = store
-        .reserve(&clients(), Some(LIMIT), 0, live, lease * 10)
+        .reserve(&clients(), Some(LIMIT), Seed::Count(0), live, lease * 10)
         .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
     let short = ReservationId::new();
     let reserved = store
-        .reserve(&clients(), Some(LIMIT), 0, short, lease)
+        .reserve(&clients(), Some(LIMIT), Seed::Count(0), short, lease)
         .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 1 });
     clock.fetch_add(lease.as_millis() as u64, Ordering::SeqCst);
@@ -802,7 +820,13 @@ async fn sqlite_expired_reservations_are_ignored_then_purged() {
     // An endless lease never expires.
     let endless = ReservationId::new();
     let reserved = store
-        .reserve(&clients(), Some(LIMIT), 0, endless, Duration::MAX)
+        .reserve(
+            &clients(),
+            Some(LIMIT),
+            Seed::Count(0),
+            endless,
+            Duration::MAX,
+        )
         .await;
     assert!(reserved.unwrap().is_reserved());
     clock.fetch_add(100 * 365 * 24 * 3_600_000, Ordering::SeqCst);
@@ -947,7 +971,9 @@ async fn sqlite_quotas_load_and_count_per_period() {
         .in_period(Period::Month.window(Period::Month.window(now).end()));
     let id = ReservationId::new();
     let lease = Duration::from_secs(60);
-    let reserved = store.reserve(&november, Some(2), 0, id, lease).await;
+    let reserved = store
+        .reserve(&november, Some(2), Seed::Count(0), id, lease)
+        .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 0, held: 0 });
     assert_eq!(store.commit(&november, id).await.unwrap(), 1);
     assert_eq!(count_of(&store, &november).await, count(1, 0));
@@ -1147,11 +1173,19 @@ async fn sqlite_a_refused_or_released_request_writes_nothing() {
     let update = Counter::action("john", "tasks", Action::Update);
     let lease = Duration::from_secs(60);
     let refused = store
-        .reserve(&update, Some(5), 0, ReservationId::new(), lease)
+        .reserve(
+            &update,
+            Some(5),
+            Seed::Count(0),
+            ReservationId::new(),
+            lease,
+        )
         .await;
     assert_eq!(refused.unwrap(), Reserve::Refused { used: 5, held: 0 });
     let id = ReservationId::new();
-    let reserved = store.reserve(&update, Some(6), 0, id, lease).await;
+    let reserved = store
+        .reserve(&update, Some(6), Seed::Count(0), id, lease)
+        .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 5, held: 0 });
     store.release(&update, id).await.unwrap();
     assert_eq!(counter_rows(&dir, "john").await, before);
@@ -1247,11 +1281,11 @@ async fn sqlite_a_user_without_a_record_counts_from_the_seeds() {
     ];
     for (counter, limit, seed, id) in steps {
         let got = sqlite
-            .reserve(counter, limit, seed, id, lease)
+            .reserve(counter, limit, Seed::Count(seed), id, lease)
             .await
             .unwrap();
         let want = memory
-            .reserve(counter, limit, seed, id, lease)
+            .reserve(counter, limit, Seed::Count(seed), id, lease)
             .await
             .unwrap();
         assert_eq!(got, want, "{counter} limit {limit:?} seed {seed}");
@@ -1264,11 +1298,12 @@ async fn sqlite_a_user_without_a_record_counts_from_the_seeds() {
             memory.get(counter).await.unwrap()
         );
     }
-    // The show: created at 3 by a refusal, one unit held, a later seed of 9 unused.
-    assert_eq!(count_of(&sqlite, &show).await, count(3, 1));
+    // The show: not created by the refusal, created at 0 by its first reservation, two units
+    // held, a later seed of 9 unused.
+    assert_eq!(count_of(&sqlite, &show).await, count(0, 2));
     assert_eq!(
         counter_rows(&dir, "zed").await,
-        [row("tasks", "items", 3), row("tasks", "show", 3)]
+        [row("tasks", "items", 3), row("tasks", "show", 0)]
     );
     assert_eq!(sqlite.user("zed").await.unwrap(), None);
 }
@@ -1417,10 +1452,12 @@ async fn sqlite_a_create_count_beside_a_plain_count_is_the_item_count() {
     assert_eq!(count_of(&store, &items).await, count(2, 0));
     let id = ReservationId::new();
     let lease = Duration::from_secs(60);
-    let reserved = store.reserve(&items, Some(3), 0, id, lease).await;
+    let reserved = store
+        .reserve(&items, Some(3), Seed::Count(0), id, lease)
+        .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
     assert_eq!(store.commit(&items, id).await.unwrap(), 3);
-    assert_eq!(store.adjust(&items, -1, 0).await.unwrap(), 2);
+    assert_eq!(store.adjust(&items, -1, Seed::Count(0)).await.unwrap(), 2);
     assert_eq!(
         counter_rows(&dir, "john").await,
         [row("tasks", "*", 5), row("tasks", "items", 2)]

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use tower_plans::store::{Counter, ReservationId};
+use tower_plans::store::{Counter, ReservationId, Seed};
 use tower_plans::{Catalog, MemoryStore, UsageStore};
 
 use crate::common::*;
@@ -49,14 +49,14 @@ async fn run(server: &RedisServer, prefix: &str, items: bool, ops: &[Op]) -> Res
                 format!(
                     "{:?}",
                     memory
-                        .reserve(&counter, limit, seed, ids[id], lease)
+                        .reserve(&counter, limit, Seed::Count(seed), ids[id], lease)
                         .await
                         .unwrap()
                 ),
                 format!(
                     "{:?}",
                     redis
-                        .reserve(&counter, limit, seed, ids[id], lease)
+                        .reserve(&counter, limit, Seed::Count(seed), ids[id], lease)
                         .await
                         .unwrap()
                 ),
@@ -70,8 +70,20 @@ async fn run(server: &RedisServer, prefix: &str, items: bool, ops: &[Op]) -> Res
                 format!("{:?}", redis.release(&counter, ids[id]).await.unwrap()),
             ),
             Op::Adjust(delta, seed) => (
-                format!("{:?}", memory.adjust(&counter, delta, seed).await.unwrap()),
-                format!("{:?}", redis.adjust(&counter, delta, seed).await.unwrap()),
+                format!(
+                    "{:?}",
+                    memory
+                        .adjust(&counter, delta, Seed::Count(seed))
+                        .await
+                        .unwrap()
+                ),
+                format!(
+                    "{:?}",
+                    redis
+                        .adjust(&counter, delta, Seed::Count(seed))
+                        .await
+                        .unwrap()
+                ),
             ),
             Op::Set(used) => (
                 format!("{:?}", memory.set(&counter, used).await.unwrap()),

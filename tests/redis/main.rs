@@ -12,6 +12,9 @@ mod redis_server;
 
 mod common;
 
+#[path = "../support/counting_differential.rs"]
+mod counting_model;
+
 mod addons;
 #[cfg(feature = "redis-cluster")]
 mod cluster;
@@ -23,6 +26,7 @@ mod cluster_instances;
 mod cluster_invalidation;
 #[cfg(feature = "redis-cluster")]
 mod cluster_keys;
+mod counting;
 mod differential;
 mod instances;
 mod keys;

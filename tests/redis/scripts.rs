@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tower_plans::redis::driver::{self as redis, aio::ConnectionManager};
 use tower_plans::redis::RedisUsageStore;
-use tower_plans::store::{Count, Counter, ReservationId, Reserve};
+use tower_plans::store::{Count, Counter, ReservationId, Reserve, Seed};
 use tower_plans::{Action, UsageStore};
 
 use crate::common::*;
@@ -39,22 +39,30 @@ async fn redis_reserve_succeeds_up_to_the_limit_then_refuses() {
     let counter = clients("jane");
     let ids = ids(4);
     for (held, id) in ids.iter().take(3).enumerate() {
-        let reserved = store.reserve(&counter, Some(3), 0, *id, LEASE).await;
+        let reserved = store
+            .reserve(&counter, Some(3), Seed::Count(0), *id, LEASE)
+            .await;
         let held = held as u64;
         assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 0, held });
     }
-    let refused = store.reserve(&counter, Some(3), 0, ids[3], LEASE).await;
+    let refused = store
+        .reserve(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
+        .await;
     assert_eq!(refused.unwrap(), Reserve::Refused { used: 0, held: 3 });
 
     // Used and held both count: a commit does not free room.
     assert_eq!(store.commit(&counter, ids[0]).await.unwrap(), 1);
     assert_eq!(store.get(&counter).await.unwrap(), count(1, 2));
-    let refused = store.reserve(&counter, Some(3), 0, ids[3], LEASE).await;
+    let refused = store
+        .reserve(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
+        .await;
     assert_eq!(refused.unwrap(), Reserve::Refused { used: 1, held: 2 });
 
     // A release does.
     store.release(&counter, ids[1]).await.unwrap();
-    let reserved = store.reserve(&counter, Some(3), 0, ids[3], LEASE).await;
+    let reserved = store
+        .reserve(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
+        .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 1, held: 1 });
 }
 
@@ -63,13 +71,19 @@ async fn redis_limit_zero_refuses_and_no_limit_always_holds() {
     let server = RedisServer::start();
     let (store, _) = store(&server).await;
     let counter = clients("jane");
-    let refused = store.reserve(&counter, Some(0), 0, ReservationId::new(), LEASE);
+    let refused = store.reserve(
+        &counter,
+        Some(0),
+        Seed::Count(0),
+        ReservationId::new(),
+        LEASE,
+    );
     assert_eq!(
         refused.await.unwrap(),
         Reserve::Refused { used: 0, held: 0 }
     );
     for held in 0..5 {
-        let reserved = store.reserve(&counter, None, 0, ReservationId::new(), LEASE);
+        let reserved = store.reserve(&counter, None, Seed::Count(0), ReservationId::new(), LEASE);
         assert_eq!(reserved.await.unwrap(), Reserve::Reserved { used: 0, held });
     }
     assert_eq!(store.get(&counter).await.unwrap(), count(0, 5));
@@ -82,27 +96,71 @@ async fn redis_seed_starts_a_missing_counter_and_is_ignored_afterwards() {
     let ghost = clients("ghost");
     assert_eq!(store.get(&ghost).await.unwrap(), None);
     let id = ReservationId::new();
-    let reserved = store.reserve(&ghost, Some(3), 2, id, LEASE).await.unwrap();
+    let reserved = store
+        .reserve(&ghost, Some(3), Seed::Count(2), id, LEASE)
+        .await
+        .unwrap();
     assert_eq!(reserved, Reserve::Reserved { used: 2, held: 0 });
     assert_eq!(store.get(&ghost).await.unwrap(), count(2, 1));
     assert_eq!(store.commit(&ghost, id).await.unwrap(), 3);
 
     // The counter exists now: later seeds are ignored.
-    let refused = store.reserve(&ghost, Some(3), 0, ReservationId::new(), LEASE);
+    let refused = store.reserve(&ghost, Some(3), Seed::Count(0), ReservationId::new(), LEASE);
     assert_eq!(
         refused.await.unwrap(),
         Reserve::Refused { used: 3, held: 0 }
     );
-    assert_eq!(store.adjust(&ghost, -1, 100).await.unwrap(), 2);
+    assert_eq!(store.adjust(&ghost, -1, Seed::Count(100)).await.unwrap(), 2);
 
-    // A seed at or over the limit refuses at once, and creates the counter.
+    // A seed at or over the limit refuses at once, and creates nothing.
     let other = clients("other");
-    let refused = store.reserve(&other, Some(3), 7, ReservationId::new(), LEASE);
+    let refused = store.reserve(&other, Some(3), Seed::Count(7), ReservationId::new(), LEASE);
     assert_eq!(
         refused.await.unwrap(),
         Reserve::Refused { used: 7, held: 0 }
     );
-    assert_eq!(store.get(&other).await.unwrap(), count(7, 0));
+    assert_eq!(store.get(&other).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn redis_a_seed_that_follows_the_items_starts_at_the_item_count() {
+    let server = RedisServer::start();
+    let (store, _) = store(&server).await;
+    let show = Counter::action("kim", "clients", tower_plans::Action::Show);
+    // No item counter yet: the seed's own count.
+    let refused = store.reserve(&show, Some(2), Seed::Items(2), ReservationId::new(), LEASE);
+    assert_eq!(
+        refused.await.unwrap(),
+        Reserve::Refused { used: 2, held: 0 }
+    );
+    assert_eq!(store.get(&show).await.unwrap(), None);
+    // The item count moves first (a create, say): the show starts there.
+    assert_eq!(
+        store
+            .adjust(&clients("kim"), 1, Seed::Count(0))
+            .await
+            .unwrap(),
+        1
+    );
+    let id = ReservationId::new();
+    let reserved = store.reserve(&show, Some(2), Seed::Items(2), id, LEASE);
+    assert_eq!(
+        reserved.await.unwrap(),
+        Reserve::Reserved { used: 1, held: 0 }
+    );
+    assert_eq!(store.commit(&show, id).await.unwrap(), 2);
+    // Its own from then on: the item count no longer moves it.
+    assert_eq!(
+        store
+            .adjust(&clients("kim"), 5, Seed::Count(0))
+            .await
+            .unwrap(),
+        6
+    );
+    assert_eq!(store.get(&show).await.unwrap(), count(2, 0));
+    // An adjustment starts where a reservation would.
+    let update = Counter::action("kim", "clients", tower_plans::Action::Update);
+    assert_eq!(store.adjust(&update, 1, Seed::Items(0)).await.unwrap(), 7);
 }
 
 #[tokio::test]
@@ -111,14 +169,18 @@ async fn redis_reserve_is_idempotent_by_id() {
     let (store, _) = store(&server).await;
     let id = ReservationId::new();
     for _ in 0..3 {
-        let reserved = store.reserve(&clients("john"), Some(1), 0, id, LEASE).await;
+        let reserved = store
+            .reserve(&clients("john"), Some(1), Seed::Count(0), id, LEASE)
+            .await;
         // The counts exclude the reservation itself, even at the limit.
         assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 0, held: 0 });
     }
     assert_eq!(store.get(&clients("john")).await.unwrap(), count(0, 1));
     // The same id on another counter is another reservation.
     let other = Counter::items("john", "groups");
-    let reserved = store.reserve(&other, Some(1), 0, id, LEASE).await;
+    let reserved = store
+        .reserve(&other, Some(1), Seed::Count(0), id, LEASE)
+        .await;
     assert!(reserved.unwrap().is_reserved());
     assert_eq!(store.get(&clients("john")).await.unwrap(), count(0, 1));
     assert_eq!(store.get(&other).await.unwrap(), count(0, 1));
@@ -130,7 +192,7 @@ async fn redis_commit_and_release_are_idempotent_by_id() {
     let (store, _) = store(&server).await;
     let id = ReservationId::new();
     store
-        .reserve(&clients("john"), Some(3), 2, id, LEASE)
+        .reserve(&clients("john"), Some(3), Seed::Count(2), id, LEASE)
         .await
         .unwrap();
     assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 3);
@@ -153,11 +215,11 @@ async fn redis_release_gives_the_unit_back() {
     let (store, _) = store(&server).await;
     let [first, second] = [ReservationId::new(), ReservationId::new()];
     let john = clients("john");
-    let reserved = store.reserve(&john, Some(3), 2, first, LEASE);
+    let reserved = store.reserve(&john, Some(3), Seed::Count(2), first, LEASE);
     assert!(reserved.await.unwrap().is_reserved());
     store.release(&john, first).await.unwrap();
     assert_eq!(store.get(&john).await.unwrap(), count(2, 0));
-    let reserved = store.reserve(&john, Some(3), 2, second, LEASE);
+    let reserved = store.reserve(&john, Some(3), Seed::Count(2), second, LEASE);
     assert_eq!(
         reserved.await.unwrap(),
         Reserve::Reserved { used: 2, held: 0 }
@@ -173,16 +235,40 @@ async fn redis_adjust_saturates_at_zero_and_at_u64_max() {
     let server = RedisServer::start();
     let (store, _) = store(&server).await;
     let john = clients("john");
-    assert_eq!(store.adjust(&john, -5, 0).await.unwrap(), 0);
-    assert_eq!(store.adjust(&john, 3, 0).await.unwrap(), 3);
-    assert_eq!(store.adjust(&john, i64::MIN, 0).await.unwrap(), 0);
+    assert_eq!(store.adjust(&john, -5, Seed::Count(0)).await.unwrap(), 0);
+    assert_eq!(store.adjust(&john, 3, Seed::Count(0)).await.unwrap(), 3);
+    assert_eq!(
+        store.adjust(&john, i64::MIN, Seed::Count(0)).await.unwrap(),
+        0
+    );
     store.set(&john, u64::MAX - 1).await.unwrap();
-    assert_eq!(store.adjust(&john, i64::MAX, 0).await.unwrap(), u64::MAX);
-    assert_eq!(store.adjust(&john, 1, 0).await.unwrap(), u64::MAX);
-    assert_eq!(store.adjust(&john, -1, 0).await.unwrap(), u64::MAX - 1);
+    assert_eq!(
+        store.adjust(&john, i64::MAX, Seed::Count(0)).await.unwrap(),
+        u64::MAX
+    );
+    assert_eq!(
+        store.adjust(&john, 1, Seed::Count(0)).await.unwrap(),
+        u64::MAX
+    );
+    assert_eq!(
+        store.adjust(&john, -1, Seed::Count(0)).await.unwrap(),
+        u64::MAX - 1
+    );
     // A missing counter starts at the seed.
-    assert_eq!(store.adjust(&clients("ghost"), -1, 4).await.unwrap(), 3);
-    assert_eq!(store.adjust(&clients("ghost"), -1, 40).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .adjust(&clients("ghost"), -1, Seed::Count(4))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .adjust(&clients("ghost"), -1, Seed::Count(40))
+            .await
+            .unwrap(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -194,18 +280,33 @@ async fn redis_counts_beyond_2_pow_53_stay_exact() {
     store.set(&john, big).await.unwrap();
     let id = ReservationId::new();
     let reserved = store
-        .reserve(&john, Some(big + 2), 0, id, LEASE)
+        .reserve(&john, Some(big + 2), Seed::Count(0), id, LEASE)
         .await
         .unwrap();
     assert_eq!(reserved, Reserve::Reserved { used: big, held: 0 });
-    let refused = store.reserve(&john, Some(big + 1), 0, ReservationId::new(), LEASE);
+    let refused = store.reserve(
+        &john,
+        Some(big + 1),
+        Seed::Count(0),
+        ReservationId::new(),
+        LEASE,
+    );
     assert_eq!(
         refused.await.unwrap(),
         Reserve::Refused { used: big, held: 1 }
     );
     assert_eq!(store.commit(&john, id).await.unwrap(), big + 1);
-    assert_eq!(store.adjust(&john, 2, 0).await.unwrap(), big + 3);
-    let reserved = store.reserve(&john, Some(u64::MAX), u64::MAX, ReservationId::new(), LEASE);
+    assert_eq!(
+        store.adjust(&john, 2, Seed::Count(0)).await.unwrap(),
+        big + 3
+    );
+    let reserved = store.reserve(
+        &john,
+        Some(u64::MAX),
+        Seed::Count(u64::MAX),
+        ReservationId::new(),
+        LEASE,
+    );
     assert!(reserved.await.unwrap().is_reserved());
 }
 
@@ -215,10 +316,16 @@ async fn redis_adjust_and_set_leave_holds_alone() {
     let (store, _) = store(&server).await;
     let id = ReservationId::new();
     store
-        .reserve(&clients("john"), Some(3), 2, id, LEASE)
+        .reserve(&clients("john"), Some(3), Seed::Count(2), id, LEASE)
         .await
         .unwrap();
-    assert_eq!(store.adjust(&clients("john"), -1, 0).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .adjust(&clients("john"), -1, Seed::Count(0))
+            .await
+            .unwrap(),
+        1
+    );
     store.set(&clients("john"), 0).await.unwrap();
     assert_eq!(store.get(&clients("john")).await.unwrap(), count(0, 1));
     assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 1);
@@ -234,7 +341,7 @@ async fn redis_items_and_the_create_action_are_one_counter_and_actions_are_apart
     store.set(&items, 4).await.unwrap();
     assert_eq!(store.get(&creates).await.unwrap(), count(4, 0));
     assert_eq!(store.get(&shows).await.unwrap(), None);
-    assert_eq!(store.adjust(&shows, 1, 0).await.unwrap(), 1);
+    assert_eq!(store.adjust(&shows, 1, Seed::Count(0)).await.unwrap(), 1);
     assert_eq!(store.get(&items).await.unwrap(), count(4, 0));
 }
 
@@ -245,15 +352,21 @@ async fn redis_a_lease_ends_and_its_late_commit_counts_nothing() {
     let john = clients("john");
     let lease = Duration::from_millis(200);
     let [first, second] = [ReservationId::new(), ReservationId::new()];
-    let reserved = store.reserve(&john, Some(3), 2, first, lease).await;
+    let reserved = store
+        .reserve(&john, Some(3), Seed::Count(2), first, lease)
+        .await;
     assert!(reserved.unwrap().is_reserved());
     assert_eq!(store.get(&john).await.unwrap(), count(2, 1));
-    let refused = store.reserve(&john, Some(3), 2, second, lease).await;
+    let refused = store
+        .reserve(&john, Some(3), Seed::Count(2), second, lease)
+        .await;
     assert_eq!(refused.unwrap(), Reserve::Refused { used: 2, held: 1 });
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(store.get(&john).await.unwrap(), count(2, 0));
-    let reserved = store.reserve(&john, Some(3), 2, second, LEASE).await;
+    let reserved = store
+        .reserve(&john, Some(3), Seed::Count(2), second, LEASE)
+        .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
     // Committing the expired reservation counts nothing; the live one counts.
     assert_eq!(store.commit(&john, first).await.unwrap(), 2);
@@ -267,9 +380,15 @@ async fn redis_reserving_again_renews_the_lease() {
     let john = clients("john");
     let lease = Duration::from_millis(300);
     let id = ReservationId::new();
-    store.reserve(&john, Some(3), 2, id, lease).await.unwrap();
+    store
+        .reserve(&john, Some(3), Seed::Count(2), id, lease)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    store.reserve(&john, Some(3), 2, id, lease).await.unwrap();
+    store
+        .reserve(&john, Some(3), Seed::Count(2), id, lease)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // 400 ms after the first reservation, 200 ms after the renewal: still held.
     assert_eq!(store.get(&john).await.unwrap(), count(2, 1));
@@ -286,7 +405,7 @@ async fn redis_the_reservations_key_expires_with_its_last_lease_and_an_endless_o
         .reserve(
             &john,
             None,
-            0,
+            Seed::Count(0),
             ReservationId::new(),
             Duration::from_secs(10),
         )
@@ -302,7 +421,7 @@ async fn redis_the_reservations_key_expires_with_its_last_lease_and_an_endless_o
         .reserve(
             &john,
             None,
-            0,
+            Seed::Count(0),
             ReservationId::new(),
             Duration::from_secs(60),
         )
@@ -316,7 +435,13 @@ async fn redis_the_reservations_key_expires_with_its_last_lease_and_an_endless_o
     assert!((59_000..=60_001).contains(&ttl), "{ttl}");
     // A shorter lease does not shorten the key's life.
     store
-        .reserve(&john, None, 0, ReservationId::new(), Duration::from_secs(1))
+        .reserve(
+            &john,
+            None,
+            Seed::Count(0),
+            ReservationId::new(),
+            Duration::from_secs(1),
+        )
         .await
         .unwrap();
     let ttl: i64 = redis::cmd("PTTL")
@@ -328,7 +453,7 @@ async fn redis_the_reservations_key_expires_with_its_last_lease_and_an_endless_o
 
     let endless = ReservationId::new();
     store
-        .reserve(&john, None, 0, endless, Duration::MAX)
+        .reserve(&john, None, Seed::Count(0), endless, Duration::MAX)
         .await
         .unwrap();
     let ttl: i64 = redis::cmd("PTTL")
@@ -355,7 +480,7 @@ async fn redis_a_malformed_count_in_redis_is_an_error_not_a_guess() {
             .await
             .unwrap();
         let error = store
-            .reserve(&john, Some(3), 0, ReservationId::new(), LEASE)
+            .reserve(&john, Some(3), Seed::Count(0), ReservationId::new(), LEASE)
             .await
             .expect_err(garbage);
         assert!(
@@ -363,7 +488,7 @@ async fn redis_a_malformed_count_in_redis_is_an_error_not_a_guess() {
             "{error}"
         );
         assert!(store.get(&john).await.is_err());
-        assert!(store.adjust(&john, 1, 0).await.is_err());
+        assert!(store.adjust(&john, 1, Seed::Count(0)).await.is_err());
     }
     // Leading zeros are a count.
     let _: () = redis::cmd("HSET")
@@ -382,7 +507,7 @@ async fn redis_reset_removes_a_counter_and_its_reservations() {
     let (store, _) = store(&server).await;
     let john = clients("john");
     store
-        .reserve(&john, Some(3), 2, ReservationId::new(), LEASE)
+        .reserve(&john, Some(3), Seed::Count(2), ReservationId::new(), LEASE)
         .await
         .unwrap();
     store.reset(&john).await.unwrap();
@@ -403,7 +528,7 @@ async fn redis_two_hundred_concurrent_reservations_at_limit_minus_one_hold_one()
                 let id = ReservationId::new();
                 start.wait().await;
                 let reserve = store
-                    .reserve(&counter, Some(3), 2, id, LEASE)
+                    .reserve(&counter, Some(3), Seed::Count(2), id, LEASE)
                     .await
                     .unwrap();
                 if reserve.is_reserved() {
@@ -438,12 +563,12 @@ async fn redis_period_counters_are_keyed_by_their_period_and_expire_after_it() {
 
     let id = ReservationId::new();
     let reserved = store
-        .reserve(&monthly, Some(2), 0, id, LEASE)
+        .reserve(&monthly, Some(2), Seed::Count(0), id, LEASE)
         .await
         .unwrap();
     assert_eq!(reserved, Reserve::Reserved { used: 0, held: 0 });
     assert_eq!(store.commit(&monthly, id).await.unwrap(), 1);
-    assert_eq!(store.adjust(&reports, 1, 5).await.unwrap(), 6);
+    assert_eq!(store.adjust(&reports, 1, Seed::Count(5)).await.unwrap(), 6);
 
     // The month's count lives in a hash of its own, apart from the lifetime counts.
     let label = month.to_string();
@@ -480,7 +605,7 @@ async fn redis_period_counters_are_keyed_by_their_period_and_expire_after_it() {
     let next_monthly = Counter::action("jane", "reports", Action::Create).in_period(next);
     assert_eq!(store.get(&next_monthly).await.unwrap(), None);
     let second = ReservationId::new();
-    let reserved = store.reserve(&next_monthly, Some(2), 0, second, LEASE);
+    let reserved = store.reserve(&next_monthly, Some(2), Seed::Count(0), second, LEASE);
     assert_eq!(
         reserved.await.unwrap(),
         Reserve::Reserved { used: 0, held: 0 }
@@ -496,7 +621,13 @@ async fn redis_period_counters_are_keyed_by_their_period_and_expire_after_it() {
 
     // `set` on a period counter keeps the expiry.
     store.set(&monthly, 2).await.unwrap();
-    let refused = store.reserve(&monthly, Some(2), 0, ReservationId::new(), LEASE);
+    let refused = store.reserve(
+        &monthly,
+        Some(2),
+        Seed::Count(0),
+        ReservationId::new(),
+        LEASE,
+    );
     assert_eq!(
         refused.await.unwrap(),
         Reserve::Refused { used: 2, held: 0 }

@@ -14,14 +14,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use futures::FutureExt;
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
+use tower_plans::store::StoreFuture;
 use tower_plans::{
-    Allowed, BoxError, Catalog, PlanLimitLayer, PlanLimitLayerBuilder, PlanStore, Subscriber,
-    UserId,
+    Allowed, Catalog, PlanLimitLayer, PlanLimitLayerBuilder, PlanStore, Subscriber, UserId,
 };
 
 /// The decision clock of every test: 2023-11-14T22:13:20Z.
@@ -151,24 +150,27 @@ impl CountingStore {
     }
 }
 
-#[async_trait]
 impl PlanStore for CountingStore {
-    async fn plans(&self) -> Result<Arc<Catalog>, BoxError> {
-        self.plans_calls.fetch_add(1, Ordering::SeqCst);
-        self.wait().await;
-        if self.fail_plans.load(Ordering::SeqCst) {
-            return Err(SECRET.into());
-        }
-        Ok(Arc::clone(&self.catalog.lock().unwrap()))
+    fn plans<'a>(&'a self) -> StoreFuture<'a, Arc<Catalog>> {
+        StoreFuture::new(async move {
+            self.plans_calls.fetch_add(1, Ordering::SeqCst);
+            self.wait().await;
+            if self.fail_plans.load(Ordering::SeqCst) {
+                return Err(SECRET.into());
+            }
+            Ok(Arc::clone(&self.catalog.lock().unwrap()))
+        })
     }
 
-    async fn user(&self, id: &str) -> Result<Option<Arc<Subscriber>>, BoxError> {
-        self.user_calls.fetch_add(1, Ordering::SeqCst);
-        self.wait().await;
-        if self.fail_users.load(Ordering::SeqCst) {
-            return Err(SECRET.into());
-        }
-        Ok(self.users.lock().unwrap().get(id).cloned())
+    fn user<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Arc<Subscriber>>> {
+        StoreFuture::new(async move {
+            self.user_calls.fetch_add(1, Ordering::SeqCst);
+            self.wait().await;
+            if self.fail_users.load(Ordering::SeqCst) {
+                return Err(SECRET.into());
+            }
+            Ok(self.users.lock().unwrap().get(id).cloned())
+        })
     }
 }
 

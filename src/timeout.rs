@@ -1,4 +1,5 @@
-//! The time limit on one store call (`store_timeout`).
+//! The time limit on one store call (`store_timeout`), for the check, the caches and counted
+//! usage.
 
 use std::fmt;
 use std::future::Future;
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 
-use super::BoxError;
 use crate::metrics::{Call, Stopwatch};
+use crate::store::BoxError;
 
 /// A store call that failed or took longer than `store_timeout`.
 #[derive(Debug)]

@@ -1,0 +1,368 @@
+//! Which counters one request reserves on and changes: its [`Tally`].
+
+use std::sync::Arc;
+
+use crate::catalog::Action;
+use crate::decision::Terms;
+use crate::store::{Counter, Seed};
+use crate::subscriber::Usage;
+
+/// What one counted request does to the counters.
+#[derive(Debug)]
+pub(crate) struct Tally {
+    /// The counter a unit is reserved on before the call, its limit (`None`: unlimited) and
+    /// where it starts when it does not exist yet.
+    pub(crate) reserve: Option<(Counter, Option<u64>, Seed)>,
+    /// The item counter that a success changes without a reservation (a delete gives one
+    /// back; a create under a quota adds one), by how much, and where it starts.
+    pub(crate) items: Option<(Counter, i64, Seed)>,
+    /// The usage an allowed request reports when it reserves nothing (a delete without a finite
+    /// limit): the record's, as without counting.
+    pub(crate) unreserved_usage: u64,
+}
+
+impl Tally {
+    /// What `action` (already normalised) on `resource` counts under `terms` (the limit the
+    /// decision compares with: the plan's raised by the active add-ons), or `None` when the
+    /// request is not counted: an action other than create and delete without a finite limit.
+    ///
+    /// A create reserves on the resource's item count, whatever its limit, so that the count is
+    /// right when the user changes plans; a delete gives one item back on success and, under a
+    /// finite `delete` limit, also reserves on the delete count; any other action with a finite
+    /// limit reserves on its own count (a `PATCH` limited by the `update` limit on the count it
+    /// is compared with: the patch count when the record has one, else the update count).
+    ///
+    /// Under a quota the reservation is on the period's counter of the action instead, which
+    /// starts at 0: a create counts creates in the period (and still adds one to the item count
+    /// on success), and a delete gives nothing back to it.
+    ///
+    /// Seeds come from the record, read as the decision reads it: a counter starts at what the
+    /// record gives its action. An action of a resource the record counts plainly (or not at
+    /// all) that has no count of its own reads the plain count, which is the item count: its
+    /// counter follows the item counter until it exists ([`Seed::Items`]).
+    pub(crate) fn of(
+        terms: &Terms<'_>,
+        usage: Option<&Usage>,
+        user: &Arc<str>,
+        resource: &Arc<str>,
+        action: &Action,
+    ) -> Option<Self> {
+        let finite = terms.limit.maximum();
+        let window = terms.window;
+        let seed = |counted: &Action| seed(usage, resource, counted);
+        let items = || Counter::items(Arc::clone(user), Arc::clone(resource));
+        let per_action = |counted: Action, max: u64| {
+            // A period's counter starts from nothing.
+            let start = match window {
+                Some(_) => Seed::Count(0),
+                None => seed(&counted),
+            };
+            let mut counter = Counter::action(Arc::clone(user), Arc::clone(resource), counted);
+            counter.period = window;
+            (counter, Some(max), start)
+        };
+        let tally = match (action, finite, window) {
+            (Action::Create, Some(max), Some(_)) => Tally {
+                reserve: Some(per_action(Action::Create, max)),
+                items: Some((items(), 1, seed(&Action::Create))),
+                unreserved_usage: 0,
+            },
+            (Action::Create, _, _) => Tally {
+                reserve: Some((items(), finite, seed(&Action::Create))),
+                items: None,
+                unreserved_usage: 0,
+            },
+            (Action::Delete, _, _) => Tally {
+                reserve: finite.map(|max| per_action(Action::Delete, max)),
+                items: Some((items(), -1, seed(&Action::Create))),
+                // Only read when nothing is reserved: no finite delete limit, so no quota.
+                unreserved_usage: usage.map_or(0, |usage| usage.get(resource, &Action::Delete)),
+            },
+            (_, finite, _) => {
+                let max = finite?;
+                // A PATCH limited through the update limit reads the patch count when the
+                // record has one, else the update count (rule 6 of the decision): it counts on
+                // the counter it reads.
+                let counted = if *action == Action::Patch
+                    && terms.patch_counts_updates
+                    && usage
+                        .is_none_or(|usage| usage.action_count(resource, &Action::Patch).is_none())
+                {
+                    Action::Update
+                } else {
+                    action.clone()
+                };
+                Tally {
+                    reserve: Some(per_action(counted, max)),
+                    items: None,
+                    unreserved_usage: 0,
+                }
+            }
+        };
+        Some(tally)
+    }
+
+    /// The counter a request would reserve on and where it starts, `None` when it reserves
+    /// nothing.
+    pub(crate) fn counter(&self) -> Option<(&Counter, Seed)> {
+        self.reserve
+            .as_ref()
+            .map(|(counter, _, seed)| (counter, *seed))
+    }
+}
+
+/// Where the lifetime counter of `action` (already normalised) on `resource` starts: what the
+/// record gives the action. The item count (a create) and an action with a count of its own
+/// start at that count; any other action of a resource counted per action at 0; of a resource
+/// counted plainly, or not at all, at the item count ([`Seed::Items`], from the plain count).
+fn seed(usage: Option<&Usage>, resource: &str, action: &Action) -> Seed {
+    let usage = usage.and_then(|usage| usage.resource(resource));
+    if *action == Action::Create {
+        return Seed::Count(usage.map_or(0, |usage| usage.get(action)));
+    }
+    let Some(usage) = usage else {
+        // Not named: a plain count of 0.
+        return Seed::Items(0);
+    };
+    match (usage.action_count(action), usage.count()) {
+        (Some(own), _) => Seed::Count(own),
+        (None, Some(plain)) => Seed::Items(plain),
+        (None, None) => Seed::Count(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Catalog, Period};
+    use crate::decision::{terms, Policy};
+    use crate::store::Counted;
+    use crate::subscriber::{AddonGrant, Assignment, Subscriber};
+
+    fn catalog() -> Catalog {
+        Catalog::from_json(
+            r#"{"plans": [{"name": "free", "limits": {
+                "clients": 3,
+                "tasks": {"index": null, "show": 10, "update": 5, "delete": 2},
+                "notes": {"create": null}
+            }}], "addons": [
+                {"name": "more-clients", "limits": {"clients": 10}},
+                {"name": "edits", "limits": {"tasks": {"patch": 4}}}
+            ]}"#,
+        )
+        .unwrap()
+    }
+
+    /// The tally of `action` on `resource` for a user on free with these add-ons.
+    fn tally_with(
+        action: Action,
+        resource: &str,
+        usage: Option<&Usage>,
+        addons: &[&str],
+    ) -> Option<Tally> {
+        let mut user = Subscriber::new().with_plan(Assignment::new("free"));
+        for addon in addons {
+            user = user.with_addon(AddonGrant::new(*addon));
+        }
+        tally_in(&catalog(), &user, 0, action, resource, usage)
+    }
+
+    /// The tally of `action` on `resource` for `user` in `catalog` at `now`.
+    pub(crate) fn tally_in(
+        catalog: &Catalog,
+        user: &Subscriber,
+        now: u64,
+        action: Action,
+        resource: &str,
+        usage: Option<&Usage>,
+    ) -> Option<Tally> {
+        let terms = terms(
+            catalog,
+            Some(user),
+            || now,
+            &Policy::new(),
+            resource,
+            &action,
+        )
+        .expect("free applies");
+        Tally::of(
+            &terms,
+            usage,
+            &Arc::from("john"),
+            &Arc::from(resource),
+            &action,
+        )
+    }
+
+    fn tally(action: Action, resource: &str, usage: Option<&Usage>) -> Option<Tally> {
+        tally_with(action, resource, usage, &[])
+    }
+
+    fn reserved(tally: &Tally) -> Option<(Counted, Option<u64>, Seed)> {
+        let (counter, limit, seed) = tally.reserve.as_ref()?;
+        Some((counter.counted.clone(), *limit, *seed))
+    }
+
+    #[test]
+    fn what_each_action_counts() {
+        let mut usage = Usage::new();
+        usage.set("clients", 2);
+        usage.set_action("tasks", &Action::Update, 4);
+        usage.set_action("tasks", &Action::Delete, 1);
+
+        let create = tally(Action::Create, "clients", Some(&usage)).unwrap();
+        assert_eq!(
+            reserved(&create),
+            Some((Counted::Items, Some(3), Seed::Count(2)))
+        );
+        assert!(create.items.is_none());
+
+        // An unlimited create still counts items, so a later plan change finds the right count.
+        let unlimited = tally(Action::Create, "notes", None).unwrap();
+        assert_eq!(
+            reserved(&unlimited),
+            Some((Counted::Items, None, Seed::Count(0)))
+        );
+
+        // A delete gives an item back; under a finite delete limit it also reserves a delete.
+        let delete = tally(Action::Delete, "tasks", Some(&usage)).unwrap();
+        assert_eq!(
+            reserved(&delete),
+            Some((Counted::Action(Action::Delete), Some(2), Seed::Count(1)))
+        );
+        let (counter, delta, seed) = delete.items.as_ref().unwrap();
+        assert_eq!(
+            (&counter.counted, *delta, *seed),
+            (&Counted::Items, -1, Seed::Count(0))
+        );
+        let free_delete = tally(Action::Delete, "clients", Some(&usage)).unwrap();
+        assert!(free_delete.reserve.is_none());
+        let (_, delta, seed) = free_delete.items.as_ref().unwrap();
+        assert_eq!((*delta, *seed), (-1, Seed::Count(2)));
+        assert_eq!(free_delete.unreserved_usage, 2);
+
+        // Other actions count only under a finite limit.
+        let show = tally(Action::Show, "tasks", None).unwrap();
+        assert_eq!(
+            reserved(&show),
+            Some((Counted::Action(Action::Show), Some(10), Seed::Items(0)))
+        );
+        assert!(tally(Action::Index, "tasks", None).is_none());
+        assert!(tally(Action::Show, "clients", None).is_none());
+
+        // A PATCH under the update limit counts updates.
+        let patch = tally(Action::Patch, "tasks", Some(&usage)).unwrap();
+        assert_eq!(
+            reserved(&patch),
+            Some((Counted::Action(Action::Update), Some(5), Seed::Count(4)))
+        );
+    }
+
+    #[test]
+    fn seeds_read_the_record_as_the_decision_does() {
+        let mut usage = Usage::new();
+        usage.set("tasks", 5);
+        // A plain count: the actions without a count of their own read the item count.
+        let show = tally(Action::Show, "tasks", Some(&usage)).unwrap();
+        assert_eq!(reserved(&show).unwrap().2, Seed::Items(5));
+        // One with a count of its own starts there.
+        usage.set_action("tasks", &Action::Show, 7);
+        let show = tally(Action::Show, "tasks", Some(&usage)).unwrap();
+        assert_eq!(reserved(&show).unwrap().2, Seed::Count(7));
+        // Counted per action only: the others read 0.
+        usage.remove("tasks");
+        usage.set_action("tasks", &Action::Update, 1);
+        let show = tally(Action::Show, "tasks", Some(&usage)).unwrap();
+        assert_eq!(reserved(&show).unwrap().2, Seed::Count(0));
+        // A PATCH under the update limit, with a patch count of its own, counts patches.
+        usage.set_action("tasks", &Action::Patch, 3);
+        let patch = tally(Action::Patch, "tasks", Some(&usage)).unwrap();
+        assert_eq!(
+            reserved(&patch),
+            Some((Counted::Action(Action::Patch), Some(5), Seed::Count(3)))
+        );
+    }
+
+    #[test]
+    fn add_ons_raise_the_limit_reserved_against_but_not_the_counter() {
+        let mut usage = Usage::new();
+        usage.set("clients", 5);
+        usage.set_action("tasks", &Action::Update, 4);
+
+        let create = tally_with(Action::Create, "clients", Some(&usage), &["more-clients"]);
+        assert_eq!(
+            reserved(&create.unwrap()),
+            Some((Counted::Items, Some(13), Seed::Count(5)))
+        );
+        let twice = tally_with(
+            Action::Create,
+            "clients",
+            Some(&usage),
+            &["more-clients", "more-clients"],
+        );
+        assert_eq!(
+            reserved(&twice.unwrap()),
+            Some((Counted::Items, Some(23), Seed::Count(5)))
+        );
+
+        // An add-on's patch limit raises the PATCH limit; the plan shares PATCH with the
+        // updates, so the PATCH is still counted with the updates.
+        let patch = tally_with(Action::Patch, "tasks", Some(&usage), &["edits"]);
+        assert_eq!(
+            reserved(&patch.unwrap()),
+            Some((Counted::Action(Action::Update), Some(9), Seed::Count(4)))
+        );
+        let put = tally_with(Action::Update, "tasks", Some(&usage), &["edits"]);
+        assert_eq!(
+            reserved(&put.unwrap()),
+            Some((Counted::Action(Action::Update), Some(5), Seed::Count(4)))
+        );
+    }
+
+    #[test]
+    fn quotas_count_per_period_from_nothing() {
+        let catalog = Catalog::from_json(
+            r#"[{"name": "free", "limits": {
+                "reports": {"create": {"max": 2, "per": "month"}, "delete": {"max": 1, "per": "day"}},
+                "calls": {"index": {"max": 1000, "per": "month"}}
+            }}]"#,
+        )
+        .unwrap();
+        let user = Subscriber::new().with_plan(Assignment::new("free"));
+        let mut usage = Usage::new();
+        usage.set("reports", 7);
+        usage.set_action("calls", &Action::Index, 400);
+        let now = 1_795_953_600_000;
+        let tally = |resource: &str, action: Action| {
+            tally_in(&catalog, &user, now, action, resource, Some(&usage)).unwrap()
+        };
+
+        // A create reserves on the month's create counter, from 0, and adds an item on success.
+        let create = tally("reports", Action::Create);
+        let (counter, limit, seed) = create.reserve.as_ref().unwrap();
+        assert_eq!(counter.counted, Counted::Action(Action::Create));
+        assert_eq!(counter.period, Some(Period::Month.window(now)));
+        assert_eq!((*limit, *seed), (Some(2), Seed::Count(0)));
+        let (items, delta, seed) = create.items.as_ref().unwrap();
+        assert_eq!(
+            (&items.counted, items.period, *delta, *seed),
+            (&Counted::Items, None, 1, Seed::Count(7))
+        );
+
+        // A delete gives an item back, never a create of the period, and reserves on the day's
+        // delete counter.
+        let delete = tally("reports", Action::Delete);
+        let (counter, limit, seed) = delete.reserve.as_ref().unwrap();
+        assert_eq!(counter.counted, Counted::Action(Action::Delete));
+        assert_eq!(counter.period, Some(Period::Day.window(now)));
+        assert_eq!((*limit, *seed), (Some(1), Seed::Count(0)));
+        let (items, delta, _) = delete.items.as_ref().unwrap();
+        assert_eq!((items.period, *delta), (None, -1));
+
+        // The record's lifetime count does not seed a period.
+        let index = tally("calls", Action::Index);
+        let (counter, limit, seed) = index.reserve.as_ref().unwrap();
+        assert_eq!(counter.period, Some(Period::Month.window(now)));
+        assert_eq!((*limit, *seed), (Some(1000), Seed::Count(0)));
+    }
+}

@@ -1,0 +1,469 @@
+//! What applies to one request: the effective plan and limit ([`Terms`]), or why no plan
+//! applies ([`Refusal`]). Rules 1 to 10 of [`decide`](super::decide)(super::decide), in one place for the
+//! decision, the layer, counted usage and entitlements.
+
+use std::sync::Arc;
+
+use super::{Allowed, Denial, PlanState, Policy};
+use crate::catalog::{Action, Addon, Catalog, Limit, Plan, ResourceLimits, Window};
+use crate::subscriber::{AddonGrant, Assignment, Subscriber, Usage};
+
+/// [`PlanState`], borrowed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum State<'a> {
+    Active,
+    Trial,
+    Fallback(&'a Arc<str>),
+    Default,
+    Addons,
+}
+
+impl State<'_> {
+    pub(crate) fn to_plan_state(self) -> PlanState {
+        match self {
+            State::Active => PlanState::Active,
+            State::Trial => PlanState::Trial,
+            State::Fallback(trial) => PlanState::Fallback {
+                trial: Arc::clone(trial),
+            },
+            State::Default => PlanState::Default,
+            State::Addons => PlanState::Addons,
+        }
+    }
+}
+
+/// The clock of one decision: read once, and only when asked.
+struct Now<F> {
+    read: Option<F>,
+    at: u64,
+}
+
+impl<F: FnOnce() -> u64> Now<F> {
+    fn new(read: F) -> Self {
+        Self {
+            read: Some(read),
+            at: 0,
+        }
+    }
+
+    /// The time, read on the first call.
+    fn get(&mut self) -> u64 {
+        if let Some(read) = self.read.take() {
+            self.at = read();
+        }
+        self.at
+    }
+}
+
+/// What applies to one user, resource and action (already normalised): the effective limit,
+/// the name and state the decision reports, and which count a `PATCH` is compared with.
+///
+/// [`terms`] computes it in one place for the decision, for the layer and for counted usage
+/// (`Tally::of`), so that they never disagree.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Terms<'a> {
+    /// The plan the decision names (an add-on's name in the [`State::Addons`] state).
+    pub(crate) plan: &'a Arc<str>,
+    pub(crate) state: State<'a>,
+    /// The plan's limit raised by the active add-ons (rules 5, 8 and 10 of [`decide`](super::decide)).
+    pub(crate) limit: Limit,
+    /// Whether the action is a `PATCH` limited through the `update` limit, and so compared with
+    /// (and counted on) the update count (rules 6, 9 and 10 of [`decide`](super::decide)).
+    pub(crate) patch_counts_updates: bool,
+    /// The current period of a quota.
+    pub(crate) window: Option<Window>,
+}
+
+/// The [`Terms`] for `action` (already normalised) on `resource`, or the [`Refusal`] when
+/// neither a plan nor an add-on applies. Rules 1 to 4 and 7 to 10 of [`decide`](super::decide); the clock is
+/// read at most once, for a plan that ends or an add-on grant with bounds that could change the
+/// limit.
+pub(crate) fn terms<'a>(
+    catalog: &'a Catalog,
+    subscriber: Option<&'a Subscriber>,
+    now_ms: impl FnOnce() -> u64,
+    policy: &Policy,
+    resource: &str,
+    action: &Action,
+) -> Result<Terms<'a>, Refusal<'a>> {
+    let mut now = Now::new(now_ms);
+    let grants: &'a [AddonGrant] = subscriber.map_or(&[], |s| &s.addons);
+    let mut addons = ActiveAddons {
+        catalog,
+        grants: grants.iter(),
+        grace_ms: crate::time::millis(policy.grace_period),
+        user: subscriber.and_then(|s| s.name.as_deref()).unwrap_or(""),
+    };
+    let mut terms = match applicable(catalog, subscriber, &mut now, policy) {
+        Ok((plan, state)) => {
+            // One lookup of the resource for both its limit and how it reads `patch`.
+            let limits = plan.resource(resource);
+            let mut limit = limits.map_or(Limit::Unlimited, |limits| limits.limit(action));
+            // Unlimited stays unlimited: no add-on can change it, and none needs the clock.
+            if limit != Limit::Unlimited {
+                while let Some((extra, quantity)) =
+                    addons.next(&mut now, |addon| addon.limit(resource, action))
+                {
+                    limit = limit.plus(extra, quantity);
+                    if limit == Limit::Unlimited {
+                        break;
+                    }
+                }
+            }
+            Terms {
+                plan: plan.name_arc(),
+                state,
+                limit,
+                patch_counts_updates: *action == Action::Patch
+                    && limits.is_some_and(patch_uses_update_limit),
+                window: None,
+            }
+        }
+        Err(refusal) => {
+            let mut first: Option<&'a Arc<str>> = None;
+            let mut limit: Option<Limit> = None;
+            let (mut sets_patch, mut sets_update) = (false, false);
+            while let Some(((name, limits), quantity)) = addons.next(&mut now, |addon| {
+                Some((addon.name_arc(), addon.resource(resource)?))
+            }) {
+                first.get_or_insert(name);
+                if let Some(extra) = limits.declared(action) {
+                    limit = Some(limit.unwrap_or(Limit::Limited(0)).plus(extra, quantity));
+                }
+                sets_patch |= limits.get(&Action::Patch).is_some();
+                sets_update |= limits.get(&Action::Update).is_some();
+            }
+            match first {
+                Some(name) => Terms {
+                    plan: name,
+                    state: State::Addons,
+                    limit: limit.unwrap_or(Limit::Unlimited),
+                    patch_counts_updates: *action == Action::Patch && !sets_patch && sets_update,
+                    window: None,
+                },
+                None => return Err(refusal),
+            }
+        }
+    };
+    // A quota's period: the clock is read for it (once, as for everything else).
+    terms.window = terms.limit.period().map(|per| per.window(now.get()));
+    Ok(terms)
+}
+
+/// The plan that applies to `subscriber` at `now_ms` (rules 1 to 4 of [`decide`](super::decide)), or the
+/// denial when none does: what [`entitlements`](crate::entitlements) report as the standing.
+pub(crate) fn plan_at<'a>(
+    catalog: &'a Catalog,
+    subscriber: Option<&'a Subscriber>,
+    now_ms: u64,
+    policy: &Policy,
+) -> Result<(&'a Plan, State<'a>), Refusal<'a>> {
+    applicable(catalog, subscriber, &mut Now::new(|| now_ms), policy)
+}
+
+/// When the plan that [`plan_at`] found in `state` stops applying, grace included: `None`
+/// when it never does (a regular plan without `expires`, a fallback or a default plan).
+pub(crate) fn applies_until(
+    catalog: &Catalog,
+    subscriber: Option<&Subscriber>,
+    state: State<'_>,
+    policy: &Policy,
+) -> Option<u64> {
+    if !matches!(state, State::Active | State::Trial) {
+        return None;
+    }
+    let assignment = subscriber.and_then(|s| s.assignment.as_ref())?;
+    match end_of(assignment, catalog) {
+        End::At(end) => Some(end.saturating_add(crate::time::millis(policy.grace_period))),
+        End::Never | End::Unknown => None,
+    }
+}
+
+/// The active add-ons of `subscriber` at `now_ms` that add to `action` (already normalised) on
+/// `resource`: each add-on's name, what one unit adds, and the quantity granted, in record
+/// order. What [`terms`] adds up, listed for [`entitlements`](crate::entitlements).
+pub(crate) fn addon_sources<'a>(
+    catalog: &'a Catalog,
+    subscriber: Option<&'a Subscriber>,
+    now_ms: u64,
+    policy: &Policy,
+    resource: &str,
+    action: &Action,
+) -> Vec<(&'a Arc<str>, Limit, u64)> {
+    let mut addons = ActiveAddons {
+        catalog,
+        grants: subscriber.map_or(&[][..], |s| &s.addons).iter(),
+        grace_ms: crate::time::millis(policy.grace_period),
+        user: subscriber.and_then(|s| s.name.as_deref()).unwrap_or(""),
+    };
+    let mut now = Now::new(|| now_ms);
+    let mut sources = Vec::new();
+    while let Some(((name, limit), quantity)) = addons.next(&mut now, |addon| {
+        Some((addon.name_arc(), addon.limit(resource, action)?))
+    }) {
+        sources.push((name, limit, quantity));
+    }
+    sources
+}
+
+/// The active add-on grants of a record, with their add-ons.
+struct ActiveAddons<'a, 'r> {
+    catalog: &'a Catalog,
+    grants: std::slice::Iter<'a, AddonGrant>,
+    grace_ms: u64,
+    user: &'r str,
+}
+
+impl<'a> ActiveAddons<'a, '_> {
+    /// What `select` takes from the add-on of the next grant that it selects from, has a
+    /// quantity above 0 and is active, with the grant's quantity. The clock is read only for a
+    /// grant that passed the other tests and has bounds.
+    fn next<T, F: FnOnce() -> u64>(
+        &mut self,
+        now: &mut Now<F>,
+        select: impl Fn(&'a Addon) -> Option<T>,
+    ) -> Option<(T, u64)> {
+        for grant in self.grants.by_ref() {
+            let Some(addon) = self.catalog.addon(&grant.name) else {
+                tracing::warn!(
+                    user = self.user,
+                    addon = &*grant.name,
+                    "the user's add-on is not in the catalog; ignored"
+                );
+                continue;
+            };
+            if grant.quantity == 0 {
+                continue;
+            }
+            let Some(selected) = select(addon) else {
+                continue;
+            };
+            if grant.is_timed() && !grant.is_active_at(now.get(), self.grace_ms) {
+                continue;
+            }
+            return Some((selected, grant.quantity));
+        }
+        None
+    }
+}
+
+/// The plan that applies to `subscriber` (rules 1 to 4 of [`decide`](super::decide)), or why none does.
+fn applicable<'a, F: FnOnce() -> u64>(
+    catalog: &'a Catalog,
+    subscriber: Option<&'a Subscriber>,
+    now: &mut Now<F>,
+    policy: &Policy,
+) -> Result<(&'a Plan, State<'a>), Refusal<'a>> {
+    let assignment = subscriber.and_then(|s| s.assignment.as_ref());
+    let inactive = match effective_plan(catalog, subscriber, assignment, now, policy) {
+        Effective::Plan(plan, state) => return Ok((plan, state)),
+        Effective::Inactive(inactive) => inactive,
+    };
+    if let Some(default) = policy.default_plan.as_deref() {
+        match catalog.plan(default) {
+            Some(plan) => return Ok((plan, State::Default)),
+            None => tracing::warn!(
+                plan = default,
+                "the default plan is not in the catalog; users without an active plan are denied"
+            ),
+        }
+    }
+    Err(inactive)
+}
+
+/// The plan that applies before the default plan is considered.
+enum Effective<'a> {
+    Plan(&'a Plan, State<'a>),
+    Inactive(Refusal<'a>),
+}
+
+/// Why no plan applies to a user: the denial of rule 4 of [`decide`](super::decide).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Refusal<'a> {
+    /// The plan (and no fallback) expired at `date`, grace included.
+    Expired { plan: &'a Arc<str>, date: u64 },
+    /// No plan at all.
+    NoPlan,
+}
+
+impl Refusal<'_> {
+    /// The denial of `action` (already normalised) on `resource`.
+    pub(crate) fn denial(self, resource: &Arc<str>, action: &Action) -> Denial {
+        match self {
+            Refusal::Expired { plan, date } => Denial::Expired {
+                plan: Arc::clone(plan),
+                date,
+            },
+            Refusal::NoPlan => Denial::NoPlan {
+                resource: Arc::clone(resource),
+                action: action.clone(),
+            },
+        }
+    }
+}
+
+/// When an assignment ends, before grace.
+enum End {
+    Never,
+    At(u64),
+    /// A trial with neither `joined` nor `expires`.
+    Unknown,
+}
+
+fn effective_plan<'a, F: FnOnce() -> u64>(
+    catalog: &'a Catalog,
+    subscriber: Option<&Subscriber>,
+    assignment: Option<&'a Assignment>,
+    now: &mut Now<F>,
+    policy: &Policy,
+) -> Effective<'a> {
+    let Some(assignment) = assignment else {
+        return Effective::Inactive(Refusal::NoPlan);
+    };
+    let user = subscriber.and_then(|s| s.name.as_deref()).unwrap_or("");
+    let Some(plan) = catalog.plan(&assignment.plan) else {
+        tracing::warn!(
+            user,
+            plan = &*assignment.plan,
+            "the user's plan is not in the catalog; treated as no plan"
+        );
+        return Effective::Inactive(Refusal::NoPlan);
+    };
+    let state = if assignment.trial {
+        State::Trial
+    } else {
+        State::Active
+    };
+    let end = match end_of(assignment, catalog) {
+        End::Never => return Effective::Plan(plan, state),
+        End::At(end) => end.saturating_add(crate::time::millis(policy.grace_period)),
+        End::Unknown => {
+            tracing::warn!(
+                user,
+                plan = &*assignment.plan,
+                "a trial without `joined` or `expires`; treated as no plan"
+            );
+            return Effective::Inactive(Refusal::NoPlan);
+        }
+    };
+    if now.get() < end {
+        return Effective::Plan(plan, state);
+    }
+    if assignment.trial {
+        let fallback = catalog
+            .trial()
+            .and_then(|t| t.fallback())
+            .and_then(|name| catalog.plan(name));
+        if let Some(fallback) = fallback {
+            return Effective::Plan(fallback, State::Fallback(&assignment.plan));
+        }
+    }
+    Effective::Inactive(Refusal::Expired {
+        plan: &assignment.plan,
+        date: end,
+    })
+}
+
+/// When `assignment` ends, without grace.
+fn end_of(assignment: &Assignment, catalog: &Catalog) -> End {
+    if let Some(expires) = assignment.expires {
+        return End::At(expires);
+    }
+    if !assignment.trial {
+        return End::Never;
+    }
+    match (assignment.joined, catalog.trial()) {
+        (Some(joined), Some(trial)) => End::At(joined.saturating_add(trial.duration_ms())),
+        // A catalog without trials gives a trial without `expires` no time at all.
+        (Some(joined), None) => End::At(joined),
+        (None, _) => End::Unknown,
+    }
+}
+
+impl Terms<'_> {
+    /// The usage of `usage` counted against the limit on `action` (already normalised) of
+    /// `resource`, 0 without a record (rules 5 and 6 of [`decide`](super::decide)).
+    pub(crate) fn usage(&self, usage: Option<&Usage>, resource: &str, action: &Action) -> u64 {
+        let Some(usage) = usage else {
+            return 0;
+        };
+        if *action == Action::Patch && self.patch_counts_updates {
+            return usage
+                .action_count(resource, &Action::Patch)
+                .or_else(|| usage.action_count(resource, &Action::Update))
+                .or_else(|| usage.count(resource))
+                .unwrap_or(0);
+        }
+        usage.get(resource, action)
+    }
+
+    /// The [`Allowed`] decision on `action` (already normalised) of `resource` at this usage.
+    pub(crate) fn allowed(&self, resource: Arc<str>, action: Action, usage: u64) -> Allowed {
+        Allowed {
+            plan: Arc::clone(self.plan),
+            state: self.state.to_plan_state(),
+            resource,
+            action,
+            limit: self.limit,
+            usage,
+            window: self.window,
+        }
+    }
+
+    /// The denial of `action` (already normalised) of `resource` at this usage, which reached
+    /// the limit.
+    pub(crate) fn limit_reached(&self, resource: &Arc<str>, action: &Action, usage: u64) -> Denial {
+        Denial::LimitReached {
+            plan: Arc::clone(self.plan),
+            resource: Arc::clone(resource),
+            action: action.clone(),
+            // Only a finite limit is reached.
+            maximum: self.limit.maximum().unwrap_or(u64::MAX),
+            usage,
+            window: self.window,
+        }
+    }
+}
+
+/// Whether a `PATCH` of a resource with these limits is limited by its `update` limit: they set
+/// no `patch` limit but an `update` limit.
+fn patch_uses_update_limit(limits: &ResourceLimits) -> bool {
+    limits.get(&Action::Patch).is_none() && limits.get(&Action::Update).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Trial;
+
+    const DAY: u64 = 86_400_000;
+
+    fn catalog(trial: Option<Trial>) -> Catalog {
+        let mut builder = Catalog::builder()
+            .plan(Plan::new("free").create_limit("clients", 3))
+            .plan(Plan::new("pro").create_limit("clients", 30));
+        if let Some(trial) = trial {
+            builder = builder.trial(trial);
+        }
+        builder.build().unwrap()
+    }
+
+    #[test]
+    fn ends() {
+        let with_trial = catalog(Some(Trial::days(14)));
+        let without = catalog(None);
+        let regular = Assignment::new("pro").joined_at(5);
+        assert!(matches!(end_of(&regular, &with_trial), End::Never));
+        let expiring = regular.clone().expires_at(9);
+        assert!(matches!(end_of(&expiring, &with_trial), End::At(9)));
+        let trial = Assignment::new("pro").as_trial().joined_at(5);
+        assert!(matches!(end_of(&trial, &with_trial), End::At(t) if t == 5 + 14 * DAY));
+        assert!(matches!(end_of(&trial, &without), End::At(5)));
+        let extended = trial.clone().expires_at(20 * DAY);
+        assert!(matches!(end_of(&extended, &with_trial), End::At(t) if t == 20 * DAY));
+        let invalid = Assignment::new("pro").as_trial();
+        assert!(matches!(end_of(&invalid, &with_trial), End::Unknown));
+        let late = Assignment::new("pro").as_trial().joined_at(u64::MAX - 1);
+        assert!(matches!(end_of(&late, &with_trial), End::At(u64::MAX)));
+    }
+}
