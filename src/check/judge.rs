@@ -10,7 +10,7 @@ use http_body_util::Full;
 use super::{Checked, Shared};
 use crate::cache::Loaded;
 use crate::catalog::Action;
-use crate::count::{Answer, Counting, Held, Reservation, Tally};
+use crate::count::{Answer, Counting, Outcome, Reservation, Tally};
 use crate::decision::{terms, Denial, Terms};
 use crate::headers::{retry_after, RateLimitFields};
 use crate::metrics::{self, Decided};
@@ -151,11 +151,11 @@ impl Shared {
                 return self.store_unavailable(Some(route));
             }
         };
-        match counting.hold(tally, answer) {
-            Held::Reserved { reservation, usage } => {
+        match counting.conclude(tally, answer) {
+            Outcome::Reserved { reservation, usage } => {
                 self.allow(terms, route, usage, Some(reservation), user, request)
             }
-            Held::Refused { usage } => {
+            Outcome::Refused { usage, .. } => {
                 let action = route.action.normalised();
                 self.deny(
                     terms.limit_reached(route.resource, &action, usage),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 use crate::metrics::{Call, Stopwatch};
-use crate::store::{Counter, ReservationId, Reserve, Seed, UsageStore};
+use crate::store::{Counter, Held, Hold, ReservationId, Seed, UsageStore};
 use crate::timeout::{timed, StoreError};
 
 mod settle;
@@ -50,40 +50,35 @@ impl fmt::Debug for Counting {
     }
 }
 
-/// A usage store's answer to a reservation: its id and what the store said, or `None` when the
-/// tally reserves nothing.
-pub(crate) type Answer = Option<(ReservationId, Reserve)>;
+/// A usage store's answer to a reservation: what was reserved and what the store said, or
+/// `None` when the tally reserves nothing.
+pub(crate) type Answer = Option<(Hold, Held)>;
 
 /// What a reservation attempt found.
-pub(crate) enum Held {
-    /// The unit is held; `usage` is what the counter had before (used + held).
+pub(crate) enum Outcome {
+    /// Everything is held; `usage` is what the first line's counter had before (used + held).
     Reserved {
         reservation: Reservation,
         usage: u64,
     },
-    /// The limit is reached; `usage` is used + held.
-    Refused { usage: u64 },
+    /// Line `line` does not fit; `usage` is its counter's used + held.
+    Refused { line: usize, usage: u64 },
 }
 
 impl Counting {
     /// Reserves what `tally` needs when the store answers at once (an in-memory store); `None`
     /// when it has to be awaited with [`reserve`](Self::reserve).
     pub(crate) fn reserve_now(&self, tally: &Tally) -> Option<Result<Answer, StoreError>> {
-        let Some((counter, limit, seed)) = &tally.reserve else {
+        let Some(hold) = tally.hold(ReservationId::new()) else {
             return Some(Ok(None));
         };
-        let id = ReservationId::new();
         let stopwatch = Stopwatch::start();
         // Not ready: dropped unpolled, and asked again by `reserve`.
-        let answer = self
-            .store
-            .reserve(counter, *limit, *seed, id, self.lease)
-            .into_ready()
-            .ok()?;
+        let answer = self.store.reserve(&hold, self.lease).into_ready().ok()?;
         stopwatch.stop_now(Call::RESERVE, &answer);
         Some(
             answer
-                .map(|reserve| Some((id, reserve)))
+                .map(|held| Some((hold, held)))
                 .map_err(StoreError::Failed),
         )
     }
@@ -93,18 +88,17 @@ impl Counting {
     /// # Errors
     /// When the usage store fails or times out; nothing is held then.
     pub(crate) async fn reserve(self: &Arc<Self>, tally: &Tally) -> Result<Answer, StoreError> {
-        let Some((counter, limit, seed)) = &tally.reserve else {
+        let Some(hold) = tally.hold(ReservationId::new()) else {
             return Ok(None);
         };
-        let id = ReservationId::new();
-        let call = self.store.reserve(counter, *limit, *seed, id, self.lease);
+        let call = self.store.reserve(&hold, self.lease);
         match timed(Call::RESERVE, self.timeout, call).await {
-            Ok(reserve) => Ok(Some((id, reserve))),
+            Ok(held) => Ok(Some((hold, held))),
             Err(error) => {
                 // A remote store may have applied a reservation whose answer was lost or came
-                // too late: release the id (idempotent) rather than leave the unit held until
+                // too late: release the id (idempotent) rather than leave the units held until
                 // its lease ends.
-                settle::release_detached(Arc::clone(self), counter.clone(), id);
+                settle::release_detached(Arc::clone(self), hold);
                 Err(error)
             }
         }
@@ -132,25 +126,22 @@ impl Counting {
     }
 
     /// What the store's `answer` to `tally` means for the request.
-    pub(crate) fn hold(self: &Arc<Self>, tally: Tally, answer: Answer) -> Held {
-        let Tally {
-            reserve,
-            items,
-            unreserved_usage,
-        } = tally;
-        let (hold, usage) = match (reserve, answer) {
-            (Some((counter, ..)), Some((id, Reserve::Reserved { used, held }))) => {
-                (Some((counter, id)), used.saturating_add(held))
+    pub(crate) fn conclude(self: &Arc<Self>, tally: Tally, answer: Answer) -> Outcome {
+        let (hold, usage) = match answer {
+            Some((hold, Held::Reserved(counts))) => {
+                let usage = counts.first().map_or(0, |count| count.total());
+                (Some(hold), usage)
             }
-            (_, Some((_, refused))) => {
-                return Held::Refused {
-                    usage: refused.usage(),
+            Some((_, Held::Refused { line, count })) => {
+                return Outcome::Refused {
+                    line,
+                    usage: count.total(),
                 }
             }
-            (_, None) => (None, unreserved_usage),
+            None => (None, tally.unreserved_usage),
         };
-        Held::Reserved {
-            reservation: Reservation::new(Arc::clone(self), hold, items),
+        Outcome::Reserved {
+            reservation: Reservation::new(Arc::clone(self), hold, tally.items),
             usage,
         }
     }

@@ -10,7 +10,7 @@ use http::StatusCode;
 
 use super::Counting;
 use crate::metrics::{Call, Stopwatch};
-use crate::store::{Counter, ReservationId, Seed};
+use crate::store::{Counter, Hold, Seed};
 use crate::timeout::timed;
 
 /// A settlement of reservations, boxed, run after the response or detached on a drop.
@@ -59,7 +59,7 @@ pub(crate) struct Reservation(Box<Holding>);
 /// What a [`Reservation`] holds until it is settled.
 struct Holding {
     counting: Arc<Counting>,
-    hold: Option<(Counter, ReservationId)>,
+    hold: Option<Hold>,
     /// The item count's change on success: its counter, the change and where it starts.
     items: Option<(Counter, i64, Seed)>,
     settled: bool,
@@ -78,7 +78,7 @@ impl fmt::Debug for Holding {
 impl Reservation {
     pub(super) fn new(
         counting: Arc<Counting>,
-        hold: Option<(Counter, ReservationId)>,
+        hold: Option<Hold>,
         items: Option<(Counter, i64, Seed)>,
     ) -> Self {
         Reservation(Box::new(Holding {
@@ -104,19 +104,20 @@ impl Holding {
     fn take(&mut self, commit: bool) -> Option<SettleFuture> {
         self.settled = true;
         let counting = &self.counting;
-        if let Some((counter, id)) = &self.hold {
+        if let Some(hold) = &self.hold {
             let stopwatch = Stopwatch::start();
             let (answer, call) = if commit {
-                let answer = counting.store.commit(counter, *id).into_ready();
-                (answer.map(|result| result.map(drop)).ok(), Call::COMMIT)
+                // What each line held is spent.
+                let answer = counting.store.commit(hold, &[]).into_ready();
+                (answer.ok(), Call::COMMIT)
             } else {
-                let answer = counting.store.release(counter, *id).into_ready();
+                let answer = counting.store.release(hold).into_ready();
                 (answer.ok(), Call::RELEASE)
             };
             match answer {
                 Some(result) => {
                     stopwatch.stop_now(call, &result);
-                    log_settled(result, commit, counter, *id);
+                    log_settled(result, commit, hold);
                     self.hold = None;
                 }
                 // The rest waits for the store, in order.
@@ -152,15 +153,13 @@ impl Holding {
         Box::pin(async move {
             let timeout = counting.timeout;
             let store = &*counting.store;
-            if let Some((counter, id)) = hold {
+            if let Some(hold) = hold {
                 let result = if commit {
-                    timed(Call::COMMIT, timeout, store.commit(&counter, id))
-                        .await
-                        .map(drop)
+                    timed(Call::COMMIT, timeout, store.commit(&hold, &[])).await
                 } else {
-                    timed(Call::RELEASE, timeout, store.release(&counter, id)).await
+                    timed(Call::RELEASE, timeout, store.release(&hold)).await
                 };
-                log_settled(result, commit, &counter, id);
+                log_settled(result, commit, &hold);
             }
             if let (true, Some((counter, delta, seed))) = (commit, items) {
                 let result =
@@ -183,14 +182,13 @@ impl Drop for Holding {
     }
 }
 
-/// Releases `id` on `counter` in the background (see [`detach`]), logging a failure.
-pub(super) fn release_detached(counting: Arc<Counting>, counter: Counter, id: ReservationId) {
+/// Releases `hold` in the background (see [`detach`]), logging a failure.
+pub(super) fn release_detached(counting: Arc<Counting>, hold: Hold) {
     detach(Box::pin(async move {
-        let call = counting.store.release(&counter, id);
+        let call = counting.store.release(&hold);
         if let Err(error) = timed(Call::RELEASE, counting.timeout, call).await {
             tracing::debug!(
-                counter = %counter,
-                reservation = %id,
+                reservation = %hold.id(),
                 %error,
                 "usage store failed to release a reservation that failed; its lease frees it"
             );
@@ -198,21 +196,17 @@ pub(super) fn release_detached(counting: Arc<Counting>, counter: Counter, id: Re
     }));
 }
 
-/// Logs a commit or release that failed; its lease frees the unit.
-fn log_settled<E: fmt::Display>(
-    result: Result<(), E>,
-    commit: bool,
-    counter: &Counter,
-    id: ReservationId,
-) {
+/// Logs a commit or release that failed; its lease frees the units.
+fn log_settled<E: fmt::Display>(result: Result<(), E>, commit: bool, hold: &Hold) {
     crate::metrics::reservation(commit, result.is_ok());
     if let Err(error) = result {
         let step = if commit { "commit" } else { "release" };
-        // The counter names the user: only at debug level.
-        tracing::debug!(counter = %counter, reservation = %id, "failed to {step}");
+        let resource = hold.lines().first().map(|line| &line.counter().resource);
+        // The counters name the user: only at debug level.
+        tracing::debug!(reservation = %hold.id(), ?hold, "failed to {step}");
         tracing::warn!(
-            resource = %counter.resource,
-            reservation = %id,
+            resource = ?resource,
+            reservation = %hold.id(),
             %error,
             "usage store failed to {step} a reservation; its lease frees it"
         );
@@ -256,8 +250,8 @@ mod tests {
 
     use super::*;
     use crate::catalog::Catalog;
-    use crate::count::{Held, Tally};
-    use crate::store::{Count, Counted, MemoryStore, Reserve, StoreFuture, UsageStore};
+    use crate::count::{Outcome, Tally};
+    use crate::store::{Count, Counted, Held, MemoryStore, StoreFuture, UsageStore};
     use crate::timeout::StoreError;
 
     /// A usage store over a `MemoryStore` that answers only as a test lets it: every call has
@@ -271,34 +265,27 @@ mod tests {
     }
 
     impl UsageStore for Gated {
-        fn reserve<'a>(
-            &'a self,
-            counter: &'a Counter,
-            limit: Option<u64>,
-            seed: Seed,
-            id: ReservationId,
-            lease: Duration,
-        ) -> StoreFuture<'a, Reserve> {
+        fn reserve<'a>(&'a self, hold: &'a Hold, lease: Duration) -> StoreFuture<'a, Held> {
             StoreFuture::new(async move {
-                let reserve = self.inner.reserve(counter, limit, seed, id, lease).await?;
+                let held = self.inner.reserve(hold, lease).await?;
                 if self.lost_reserves {
                     std::future::pending::<()>().await;
                 }
-                Ok(reserve)
+                Ok(held)
             })
         }
 
-        fn commit<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, u64> {
+        fn commit<'a>(&'a self, hold: &'a Hold, spent: &'a [u64]) -> StoreFuture<'a, ()> {
             StoreFuture::new(async move {
                 if self.gated_commits {
                     self.open.notified().await;
                 }
-                self.inner.commit(counter, id).await
+                self.inner.commit(hold, spent).await
             })
         }
 
-        fn release<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, ()> {
-            StoreFuture::new(self.inner.release(counter, id))
+        fn release<'a>(&'a self, hold: &'a Hold) -> StoreFuture<'a, ()> {
+            StoreFuture::new(self.inner.release(hold))
         }
 
         fn adjust<'a>(
@@ -345,9 +332,9 @@ mod tests {
     /// Reserves what `tally` needs, waiting for the store.
     async fn hold(counting: &Arc<Counting>, tally: Tally) -> Reservation {
         let answer = counting.reserve(&tally).await.expect("the store answers");
-        match counting.hold(tally, answer) {
-            Held::Reserved { reservation, .. } => reservation,
-            Held::Refused { .. } => panic!("an unlimited counter reserves"),
+        match counting.conclude(tally, answer) {
+            Outcome::Reserved { reservation, .. } => reservation,
+            Outcome::Refused { .. } => panic!("an unlimited counter reserves"),
         }
     }
 

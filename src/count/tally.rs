@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::catalog::Action;
 use crate::decision::Terms;
-use crate::store::{Counter, Seed};
+use crate::store::{Counter, Hold, Line, ReservationId, Seed};
 use crate::subscriber::Usage;
 
 /// What one counted request does to the counters.
@@ -108,6 +108,12 @@ impl Tally {
         self.reserve
             .as_ref()
             .map(|(counter, _, seed)| (counter, *seed))
+    }
+
+    /// The reservation `id` of what the tally reserves, `None` when it reserves nothing.
+    pub(crate) fn hold(&self, id: ReservationId) -> Option<Hold> {
+        let (counter, limit, seed) = self.reserve.as_ref()?;
+        Some(Hold::new(id).with(Line::new(counter.clone(), 1).limit(*limit).seed(*seed)))
     }
 }
 

@@ -50,9 +50,11 @@ use std::task::{Context, Poll};
 use crate::catalog::Catalog;
 use crate::subscriber::Subscriber;
 
+mod hold;
 mod memory;
 mod usage;
 
+pub use hold::{Held, Hold, Line, Spill, UsageStoreExt};
 #[cfg(feature = "redis")]
 pub(crate) use memory::json_kind;
 pub use memory::{LoadError, MemoryStore, UnknownAddon};

@@ -12,7 +12,7 @@
 //! ```
 //! use std::time::Duration;
 //!
-//! use tower_plans::{Catalog, MemoryStore, PlanStore, UsageStore, store::{Counter, Reserve, ReservationId, Seed}};
+//! use tower_plans::{Catalog, MemoryStore, PlanStore, store::{Counter, Reserve, ReservationId, Seed, UsageStoreExt}};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tower_plans::BoxError> {
@@ -23,17 +23,17 @@
 //! let clients = Counter::items("john", "clients");
 //! let lease = Duration::from_secs(300);
 //! let first = ReservationId::new();
-//! let reserved = store.reserve(&clients, Some(3), Seed::Count(0), first, lease).await?;
+//! let reserved = store.reserve_unit(&clients, Some(3), Seed::Count(0), first, lease).await?;
 //! assert_eq!(reserved, Reserve::Reserved { used: 2, held: 0 });
 //!
 //! // A concurrent create finds nothing left.
 //! let second = ReservationId::new();
-//! let refused = store.reserve(&clients, Some(3), Seed::Count(0), second, lease).await?;
+//! let refused = store.reserve_unit(&clients, Some(3), Seed::Count(0), second, lease).await?;
 //! assert_eq!(refused, Reserve::Refused { used: 2, held: 1 });
 //! assert_eq!(refused.usage(), 3);
 //!
 //! // The first create succeeded: its unit becomes used, and the record shows it.
-//! assert_eq!(store.commit(&clients, first).await?, 3);
+//! assert_eq!(store.commit_unit(&clients, first).await?, 3);
 //! let john = store.user("john").await?.expect("john has a record");
 //! assert_eq!(john.usage.count("clients"), Some(3));
 //! # Ok(())
@@ -46,6 +46,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use super::hold::{Held, Hold};
+#[cfg(doc)]
+use super::hold::{Line, Spill, UsageStoreExt};
 use super::StoreFuture;
 use crate::catalog::{Action, Window};
 
@@ -59,6 +62,11 @@ pub enum Counted {
     Items,
     /// How many successful calls of this action the user made.
     Action(Action),
+    /// The credits the user drew from a pool: the counter's `resource` is the pool's name.
+    Credits,
+    /// The credits the user spent from one-off grant `id` of a pool (the counter's
+    /// `resource`), which never resets.
+    Grant(Arc<str>),
 }
 
 impl fmt::Display for Counted {
@@ -66,6 +74,8 @@ impl fmt::Display for Counted {
         match self {
             Counted::Items => f.write_str("items"),
             Counted::Action(action) => f.write_str(action.as_str()),
+            Counted::Credits => f.write_str("credits"),
+            Counted::Grant(id) => write!(f, "grant:{id}"),
         }
     }
 }
@@ -118,6 +128,30 @@ impl Counter {
             user: user.into(),
             resource: resource.into(),
             counted: Counted::Action(action.normalised().into_owned()),
+            period: None,
+        }
+    }
+
+    /// The credits `user` drew from `pool`.
+    pub fn credits(user: impl Into<Arc<str>>, pool: impl Into<Arc<str>>) -> Self {
+        Self {
+            user: user.into(),
+            resource: pool.into(),
+            counted: Counted::Credits,
+            period: None,
+        }
+    }
+
+    /// The credits `user` spent from the one-off grant `id` of `pool`.
+    pub fn grant(
+        user: impl Into<Arc<str>>,
+        pool: impl Into<Arc<str>>,
+        id: impl Into<Arc<str>>,
+    ) -> Self {
+        Self {
+            user: user.into(),
+            resource: pool.into(),
+            counted: Counted::Grant(id.into()),
             period: None,
         }
     }
@@ -298,28 +332,43 @@ impl Reserve {
 
 /// The pluggable store of counted usage: counters and their reservations.
 ///
-/// A counter ([`Counter`]) holds a *used* count and units *held* by reservations. Every method
-/// acts on one counter atomically: two concurrent [`reserve`](Self::reserve) calls never both
-/// take the last unit. [`MemoryStore`](crate::MemoryStore) implements it in memory, beside its
-/// subscriber records; a store shared by several instances (Redis) implements it remotely. Each
-/// method returns a [`StoreFuture`], ready at once or to be awaited (see
-/// [implementing a store](super#implementing-a-store)).
+/// A counter ([`Counter`]) holds a *used* count and units *held* by reservations. A reservation
+/// ([`Hold`]) takes units on one or more counters at once ([`Line`]s), all or none, atomically:
+/// two concurrent reservations never both take the last units. [`MemoryStore`](crate::MemoryStore)
+/// implements it in memory, beside its subscriber records; a store shared by several instances
+/// (Redis) implements it remotely. Each method returns a [`StoreFuture`], ready at once or to be
+/// awaited (see [implementing a store](super#implementing-a-store)). [`UsageStoreExt`] adds
+/// one-counter shorthands.
 ///
 /// # Seeds
 ///
 /// A counter that does not exist yet starts at the [`Seed`] that [`reserve`](Self::reserve) and
 /// [`adjust`](Self::adjust) are given: the count the subscriber record shows, so that an
 /// application that kept its own counts moves to counted usage without a data move. A
-/// reservation that is refused creates nothing. Once a counter exists, its count is the truth
-/// and later seeds are ignored.
+/// reservation creates the counters it holds units on; a refused one creates nothing. Once a
+/// counter exists, its count is the truth and later seeds are ignored.
 ///
 /// # Reservations
 ///
-/// A reservation is named by a [`ReservationId`] and scoped to its counter. Reserving, committing
-/// and releasing are idempotent by id: a retried call does nothing more than the first one did.
-/// A reservation that is neither committed nor released expires after its lease, so that a
-/// crashed instance does not hold units for ever; an expired reservation is forgotten, and
-/// committing it afterwards counts nothing (see [`commit`](Self::commit)).
+/// A reservation is named by its [`ReservationId`]. Reserving, committing and releasing are
+/// idempotent by id: a retried call does nothing more than the first one did. A reservation that
+/// is neither committed nor released expires after its lease, so that a crashed instance does
+/// not hold units for ever; an expired reservation is forgotten, and committing it afterwards
+/// counts nothing (see [`commit`](Self::commit)).
+///
+/// ## Lines and grants
+///
+/// A line takes its `units` on its counter: it fits when its limit is unlimited or
+/// `used + held + units <= limit`, `held` being the units of the counter's live reservations.
+///
+/// A line with grants (a credit pool and the one-off grants that top it up, [`Spill`]) takes
+/// what fits under its limit on its counter, `min(units, limit - used - held)`, and the rest
+/// from its grants in their order, from each what its room allows (`amount - used - held` of
+/// the grant's counter): it fits when its grants cover the rest. An unlimited line takes
+/// everything on its counter.
+///
+/// The reservation holds the parts each line took, under its id, on each counter (a part of 0
+/// holds nothing), or nothing at all when a line does not fit.
 ///
 /// Errors are boxed; the layer logs their text and never sends it to a client.
 ///
@@ -330,7 +379,8 @@ impl Reserve {
 /// ```
 /// use std::time::Duration;
 ///
-/// use tower_plans::{Action, Catalog, MemoryStore, UsageStore, store::{Count, Counter, ReservationId, Seed}};
+/// use tower_plans::{Action, Catalog, MemoryStore, UsageStore};
+/// use tower_plans::store::{Count, Counter, Hold, ReservationId, Seed};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower_plans::BoxError> {
@@ -341,65 +391,66 @@ impl Reserve {
 /// let lease = Duration::from_secs(300);
 ///
 /// // The first export: reserved, the handler succeeds, committed.
-/// let id = ReservationId::new();
-/// assert!(store.reserve(&exports, Some(2), Seed::Count(0), id, lease).await?.is_reserved());
-/// assert_eq!(store.commit(&exports, id).await?, 1);
+/// let first = Hold::unit(exports.clone(), Some(2), Seed::Count(0), ReservationId::new());
+/// assert!(store.reserve(&first, lease).await?.is_reserved());
+/// store.commit(&first, &[1]).await?;
 /// // A retried commit counts nothing more.
-/// assert_eq!(store.commit(&exports, id).await?, 1);
+/// store.commit(&first, &[1]).await?;
+/// assert_eq!(store.get(&exports).await?, Some(Count { used: 1, held: 0 }));
 ///
 /// // The second: reserved, the handler fails, released: it costs nothing.
-/// let id = ReservationId::new();
-/// assert!(store.reserve(&exports, Some(2), Seed::Count(0), id, lease).await?.is_reserved());
+/// let second = Hold::unit(exports.clone(), Some(2), Seed::Count(0), ReservationId::new());
+/// assert!(store.reserve(&second, lease).await?.is_reserved());
 /// assert_eq!(store.get(&exports).await?, Some(Count { used: 1, held: 1 }));
-/// store.release(&exports, id).await?;
+/// store.release(&second).await?;
 /// assert_eq!(store.get(&exports).await?, Some(Count { used: 1, held: 0 }));
 /// # Ok(())
 /// # }
 /// ```
 pub trait UsageStore: Send + Sync + 'static {
-    /// Reserves one unit of `counter` for the reservation `id`: it succeeds only if
-    /// `used + held + 1 <= limit`; `limit` `None` is unlimited, where it always succeeds and
-    /// still holds the unit. `Some(0)` always refuses.
+    /// Reserves every line of `hold` (see [Lines and grants](UsageStore#lines-and-grants)) for
+    /// its id, all or none, atomically, until [`commit`](Self::commit),
+    /// [`release`](Self::release) or the end of `lease`, whichever comes first.
     ///
-    /// A counter that does not exist yet counts from `seed` (see the
-    /// [trait docs](UsageStore#seeds)); a refusal leaves it as it was. The unit is held until
-    /// [`commit`](Self::commit), [`release`](Self::release) or the end of `lease`, whichever
-    /// comes first.
+    /// Answers [`Held::Reserved`] with each line's count before (used, and held by other
+    /// reservations), or [`Held::Refused`] with the first line that does not fit and its
+    /// count, holding nothing.
+    ///
+    /// A counter that does not exist yet counts from its line's seed (see the
+    /// [trait docs](UsageStore#seeds)); a refusal leaves it as it was.
     ///
     /// Reserving an id that is already held holds nothing more, renews its lease and answers
-    /// [`Reserve::Reserved`] with the counts of the other reservations. An id is remembered only
+    /// [`Held::Reserved`] with the counts of the other reservations. An id is remembered only
     /// while it is held: once committed, released or expired, reserving it again is a new
     /// reservation.
     ///
     /// # Errors
     /// When the store cannot be reached or answers badly.
-    fn reserve<'a>(
-        &'a self,
-        counter: &'a Counter,
-        limit: Option<u64>,
-        seed: Seed,
-        id: ReservationId,
-        lease: Duration,
-    ) -> StoreFuture<'a, Reserve>;
+    fn reserve<'a>(&'a self, hold: &'a Hold, lease: Duration) -> StoreFuture<'a, Held>;
 
-    /// Turns the unit held by `id` into a used one, and returns the used count after.
+    /// Commits what `hold` held: each line `i` spent `spent[i]` units (its held units when
+    /// `spent` is shorter), which become used, and the rest of its hold is released.
+    ///
+    /// A line's spent units are counted on the parts it held first, in order: its counter,
+    /// then its grants. Units spent beyond what it held go to its counter while its limit
+    /// allows, then to its grants while their amounts allow, and the rest to its counter past
+    /// its limit: the work is done, and the next reservation finds less.
     ///
     /// Idempotent: committing an id that is not held (unknown, already committed or released,
-    /// or expired) changes nothing and returns the used count (0 for a counter that does not
-    /// exist). A reservation whose lease has passed is not counted: its unit may already have
-    /// gone to another request, and counting it would need the store to remember every settled
-    /// id.
+    /// or expired) changes nothing. A reservation whose lease has passed is not counted: its
+    /// units may already have gone to another request, and counting them would need the store
+    /// to remember every settled id.
     ///
     /// # Errors
     /// When the store cannot be reached or answers badly.
-    fn commit<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, u64>;
+    fn commit<'a>(&'a self, hold: &'a Hold, spent: &'a [u64]) -> StoreFuture<'a, ()>;
 
-    /// Gives back the unit held by `id`. Idempotent: releasing an id that is not held does
+    /// Gives back everything `hold` held. Idempotent: releasing an id that is not held does
     /// nothing.
     ///
     /// # Errors
     /// When the store cannot be reached or answers badly.
-    fn release<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, ()>;
+    fn release<'a>(&'a self, hold: &'a Hold) -> StoreFuture<'a, ()>;
 
     /// Adds `delta` (negative to subtract) to the used count, saturating at 0 and at
     /// `u64::MAX`, starting a counter that does not exist yet at `seed`. Returns the used
@@ -430,23 +481,16 @@ pub trait UsageStore: Send + Sync + 'static {
 macro_rules! forward_usage_store {
     ($($pointer:ident),+) => {$(
         impl<T: UsageStore + ?Sized> UsageStore for $pointer<T> {
-            fn reserve<'a>(
-                &'a self,
-                counter: &'a Counter,
-                limit: Option<u64>,
-                seed: Seed,
-                id: ReservationId,
-                lease: Duration,
-            ) -> StoreFuture<'a, Reserve> {
-                (**self).reserve(counter, limit, seed, id, lease)
+            fn reserve<'a>(&'a self, hold: &'a Hold, lease: Duration) -> StoreFuture<'a, Held> {
+                (**self).reserve(hold, lease)
             }
 
-            fn commit<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, u64> {
-                (**self).commit(counter, id)
+            fn commit<'a>(&'a self, hold: &'a Hold, spent: &'a [u64]) -> StoreFuture<'a, ()> {
+                (**self).commit(hold, spent)
             }
 
-            fn release<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, ()> {
-                (**self).release(counter, id)
+            fn release<'a>(&'a self, hold: &'a Hold) -> StoreFuture<'a, ()> {
+                (**self).release(hold)
             }
 
             fn adjust<'a>(&'a self, counter: &'a Counter, delta: i64, seed: Seed) -> StoreFuture<'a, u64> {

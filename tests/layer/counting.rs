@@ -28,8 +28,8 @@ use tokio::sync::Barrier;
 use tokio::time::timeout;
 use tower::timeout::TimeoutLayer;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
-use tower_plans::store::{Count, Counter, ReservationId, Reserve};
-use tower_plans::store::{Seed, StoreFuture};
+use tower_plans::store::{Count, Counter};
+use tower_plans::store::{Held, Hold, Seed, StoreFuture};
 use tower_plans::{
     Action, BoxError, Catalog, MemoryStore, PlanLimitLayer, PlanLimitLayerBuilder, Rejection,
     ResponseBody, UsageStore, UserCache,
@@ -560,48 +560,41 @@ impl FlakyUsage {
 }
 
 impl UsageStore for FlakyUsage {
-    fn reserve<'a>(
-        &'a self,
-        counter: &'a Counter,
-        limit: Option<u64>,
-        seed: Seed,
-        id: ReservationId,
-        lease: Duration,
-    ) -> StoreFuture<'a, Reserve> {
+    fn reserve<'a>(&'a self, hold: &'a Hold, lease: Duration) -> StoreFuture<'a, Held> {
         StoreFuture::new(async move {
             self.reserves.fetch_add(1, Ordering::SeqCst);
             self.check(&self.fail_reserve)?;
-            self.counts.reserve(counter, limit, seed, id, lease).await
+            self.counts.reserve(hold, lease).await
         })
     }
 
-    fn commit<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, u64> {
+    fn commit<'a>(&'a self, hold: &'a Hold, spent: &'a [u64]) -> StoreFuture<'a, ()> {
         StoreFuture::new(async move {
             self.commits.fetch_add(1, Ordering::SeqCst);
             self.wait().await;
             self.check(&self.fail_commit)?;
-            self.counts.commit(counter, id).await
+            self.counts.commit(hold, spent).await
         })
     }
 
-    fn release<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, ()> {
+    fn release<'a>(&'a self, hold: &'a Hold) -> StoreFuture<'a, ()> {
         StoreFuture::new(async move {
             self.wait().await;
             self.check(&self.fail_release)?;
-            self.counts.release(counter, id).await
+            self.counts.release(hold).await
         })
     }
 
     fn adjust<'a>(&'a self, counter: &'a Counter, delta: i64, seed: Seed) -> StoreFuture<'a, u64> {
-        StoreFuture::new(async move { self.counts.adjust(counter, delta, seed).await })
+        StoreFuture::new(self.counts.adjust(counter, delta, seed))
     }
 
     fn set<'a>(&'a self, counter: &'a Counter, used: u64) -> StoreFuture<'a, ()> {
-        StoreFuture::new(async move { UsageStore::set(&self.counts, counter, used).await })
+        StoreFuture::new(UsageStore::set(&self.counts, counter, used))
     }
 
     fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>> {
-        StoreFuture::new(async move { UsageStore::get(&self.counts, counter).await })
+        StoreFuture::new(UsageStore::get(&self.counts, counter))
     }
 }
 

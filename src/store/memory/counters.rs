@@ -4,13 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use smallvec::SmallVec;
 use tokio::time::Instant;
 
 use super::{read, write, MemoryStore, User, Users};
 use crate::catalog::{Action, Window};
 use crate::hash::Map;
 use crate::store::{
-    Count, Counted, Counter, ReservationId, Reserve, Seed, StoreFuture, UsageStore,
+    BoxError, Count, Counted, Counter, Held, Hold, Line, ReservationId, Seed, StoreFuture,
+    UsageStore,
 };
 use crate::subscriber::{Subscriber, Usage};
 
@@ -43,13 +45,18 @@ fn find(counters: &Counters, resource: &Arc<str>, key: &Key) -> Option<usize> {
     })
 }
 
+/// One reservation's hold on one counter: its id, its units, and when it expires (`None`:
+/// never).
+type Hold1 = (ReservationId, u64, Option<Instant>);
+
 /// One counter's state kept beside the records.
 #[derive(Debug, Default)]
 pub(super) struct Entry {
-    /// The used count of a user without a record (a record holds its own counts).
+    /// The used count when the record does not hold it (a user without a record, a period, a
+    /// credit pool or a grant).
     used: Option<u64>,
-    /// The reservations held, and when each expires (`None`: never). Few at a time.
-    holds: Vec<(ReservationId, Option<Instant>)>,
+    /// The reservations held. Few at a time.
+    holds: Vec<Hold1>,
 }
 
 impl Entry {
@@ -59,33 +66,26 @@ impl Entry {
 
     /// Forgets the reservations whose lease has passed.
     fn drop_expired(&mut self, now: Instant) {
-        self.holds.retain(|(_, expires)| live(*expires, now));
+        self.holds.retain(|(_, _, expires)| live(*expires, now));
     }
 
     /// Where the hold of `id` is.
     fn hold(&self, id: ReservationId) -> Option<usize> {
-        self.holds.iter().position(|(held, _)| *held == id)
+        self.holds.iter().position(|(held, ..)| *held == id)
     }
 
-    /// Forgets the hold of `id`; whether there was one.
-    fn remove_hold(&mut self, id: ReservationId) -> bool {
-        match self.hold(id) {
-            Some(at) => {
-                self.holds.swap_remove(at);
-                true
-            }
-            None => false,
-        }
+    /// Forgets the hold of `id`, and returns its units.
+    fn take_hold(&mut self, id: ReservationId) -> Option<u64> {
+        let at = self.hold(id)?;
+        Some(self.holds.swap_remove(at).1)
     }
 
-    /// The reservations held at `now`.
-    fn live_holds(&self, now: Instant) -> u64 {
-        let live = self
-            .holds
+    /// The units held at `now` by reservations other than `id`.
+    fn held_beside(&self, id: ReservationId, now: Instant) -> u64 {
+        self.holds
             .iter()
-            .filter(|(_, expires)| live(*expires, now))
-            .count();
-        u64::try_from(live).unwrap_or(u64::MAX)
+            .filter(|(held, _, expires)| *held != id && live(*expires, now))
+            .fold(0u64, |sum, (_, units, _)| sum.saturating_add(*units))
     }
 }
 
@@ -94,7 +94,7 @@ fn live(expires: Option<Instant>, now: Instant) -> bool {
     expires.is_none_or(|at| now < at)
 }
 
-/// A counter among a user's counts of one resource: where it lives, and its period.
+/// A counter among a user's counts of one resource (or pool): what it counts, and its period.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Key {
     slot: Slot,
@@ -106,7 +106,7 @@ impl Key {
     /// The key of a resource's item counter.
     fn items() -> Key {
         Key {
-            slot: Slot(Action::Create),
+            slot: Slot::Action(Action::Create),
             window: None,
         }
     }
@@ -116,6 +116,12 @@ impl Key {
             slot: Slot::of(&counter.counted),
             window: counter.period,
         }
+    }
+
+    /// Whether the record holds this counter's count: an action's count or the item count,
+    /// without a period.
+    fn in_record(&self) -> bool {
+        matches!(self.slot, Slot::Action(_)) && self.window.is_none()
     }
 
     /// Whether this is the counter of the same slot for a period before `key`'s.
@@ -129,38 +135,52 @@ impl Key {
     }
 }
 
-/// Where a counter lives among a user's counts: the count of its action, where the item count
-/// is the `create` count (see the [`MemoryStore`] docs on counted usage).
+/// What a counter counts: the count of an action (the item count is the `create` count, see
+/// the [`MemoryStore`] docs on counted usage), a pool's credits, or a grant's.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Slot(Action);
+enum Slot {
+    Action(Action),
+    Credits,
+    Grant(Arc<str>),
+}
 
 impl Slot {
     fn of(counted: &Counted) -> Slot {
         match counted {
-            Counted::Items => Slot(Action::Create),
-            Counted::Action(action) => Slot(action.normalised().into_owned()),
+            Counted::Items => Slot::Action(Action::Create),
+            Counted::Action(action) => Slot::Action(action.normalised().into_owned()),
+            Counted::Credits => Slot::Credits,
+            Counted::Grant(id) => Slot::Grant(Arc::clone(id)),
         }
     }
 
-    fn is_items(&self) -> bool {
-        self.0 == Action::Create
+    /// The action whose count the record holds, for an action's slot.
+    fn action(&self) -> Option<&Action> {
+        match self {
+            Slot::Action(action) => Some(action),
+            Slot::Credits | Slot::Grant(_) => None,
+        }
     }
 }
 
 /// A counter's count in a subscriber record: what the decision reads ([`Usage::get`]), 0 for a
 /// resource the record does not name.
-fn record_count(usage: &Usage, resource: &str, slot: &Slot) -> u64 {
-    usage.get(resource, &slot.0)
+fn record_count(usage: &Usage, resource: &str, action: &Action) -> u64 {
+    usage.get(resource, action)
 }
 
 /// Where a counter's own count is in a subscriber record, `None` when it has none yet: an
 /// action's own count, or the item count.
-fn record_count_mut<'a>(usage: &'a mut Usage, resource: &str, slot: &Slot) -> Option<&'a mut u64> {
+fn record_count_mut<'a>(
+    usage: &'a mut Usage,
+    resource: &str,
+    action: &Action,
+) -> Option<&'a mut u64> {
     let usage = usage.resource_mut(resource)?;
-    if slot.is_items() {
+    if *action == Action::Create {
         usage.items_mut()
     } else {
-        usage.action_count_mut(&slot.0)
+        usage.action_count_mut(action)
     }
 }
 
@@ -168,16 +188,16 @@ fn record_count_mut<'a>(usage: &'a mut Usage, resource: &str, slot: &Slot) -> Op
 /// (the `create` count of a resource counted per action only, else the plain count). A resource
 /// the record does not name reads 0 for every action, as a plain count of 0 does, and becomes
 /// one.
-fn set_record_count(usage: &mut Usage, resource: &Arc<str>, slot: &Slot, count: u64) {
+fn set_record_count(usage: &mut Usage, resource: &Arc<str>, action: &Action, count: u64) {
     if usage.resource(resource).is_none() {
         usage.set(Arc::clone(resource), 0);
     }
-    if slot.is_items() {
+    if *action == Action::Create {
         if let Some(usage) = usage.resource_mut(resource) {
             usage.set_items(count);
         }
     } else {
-        usage.set_action(Arc::clone(resource), &slot.0, count);
+        usage.set_action(Arc::clone(resource), action, count);
     }
 }
 
@@ -189,11 +209,14 @@ pub(super) fn adopt_counts(
     usage: &mut Usage,
 ) -> Option<Box<Counters>> {
     let mut user = counters.remove(id)?;
-    // Period counts stay in their entries.
-    for (resource, key, entry) in user.iter_mut().filter(|(_, key, _)| key.window.is_none()) {
+    // Period, credit and grant counts stay in their entries.
+    for (resource, key, entry) in user.iter_mut().filter(|(_, key, _)| key.in_record()) {
+        let Some(action) = key.slot.action() else {
+            continue;
+        };
         if let Some(used) = entry.used.take() {
-            if record_count_mut(usage, resource, &key.slot).is_none() {
-                set_record_count(usage, resource, &key.slot, used);
+            if record_count_mut(usage, resource, action).is_none() {
+                set_record_count(usage, resource, action, used);
             }
         }
     }
@@ -201,7 +224,7 @@ pub(super) fn adopt_counts(
 }
 
 /// One counter, under its shard's write lock: its count (in the record, if the user has one
-/// and the counter has no period) and its reservations.
+/// and the record holds it) and its reservations.
 struct Cell<'a> {
     record: Option<&'a mut Arc<Subscriber>>,
     resource: &'a Arc<str>,
@@ -214,39 +237,48 @@ struct Cell<'a> {
 
 impl Cell<'_> {
     /// The used count, `None` when the counter does not exist yet. A user's record gives
-    /// every counter that has no period its count.
+    /// every counter it holds its count.
     fn used(&self) -> Option<u64> {
-        match (&self.record, self.key.window) {
-            (Some(record), None) => {
-                Some(record_count(&record.usage, self.resource, &self.key.slot))
+        match (&self.record, self.key.in_record(), self.key.slot.action()) {
+            (Some(record), true, Some(action)) => {
+                Some(record_count(&record.usage, self.resource, action))
             }
             _ => self.entry.used,
         }
     }
 
+    /// The used count, or where `seed` starts it.
+    fn used_or(&self, seed: Seed) -> u64 {
+        self.used().unwrap_or_else(|| self.seeded(seed))
+    }
+
     fn set_used(&mut self, used: u64) {
-        match (&mut self.record, self.key.window) {
-            (Some(record), None) => set_record_count(
+        let in_record = self.key.in_record();
+        match (&mut self.record, in_record, self.key.slot.action()) {
+            (Some(record), true, Some(action)) => set_record_count(
                 &mut Arc::make_mut(record).usage,
                 self.resource,
-                &self.key.slot,
+                action,
                 used,
             ),
             _ => self.entry.used = Some(used),
         }
     }
 
-    /// Adds the unit of a commit to the used count, in place, and returns the count after; a
-    /// counter that does not exist (any more) starts from 0.
-    fn add_one(&mut self) -> u64 {
-        if let (Some(record), None) = (&mut self.record, self.key.window) {
+    /// Adds `units` to the used count, in place when it can, and returns the count after; a
+    /// counter that does not exist starts at `seed`.
+    fn add(&mut self, units: u64, seed: Seed) -> u64 {
+        let in_record = self.key.in_record();
+        if let (Some(record), true, Some(action)) =
+            (&mut self.record, in_record, self.key.slot.action())
+        {
             let usage = &mut Arc::make_mut(record).usage;
-            if let Some(used) = record_count_mut(usage, self.resource, &self.key.slot) {
-                *used = used.saturating_add(1);
+            if let Some(used) = record_count_mut(usage, self.resource, action) {
+                *used = used.saturating_add(units);
                 return *used;
             }
         }
-        let used = self.used().unwrap_or(0).saturating_add(1);
+        let used = self.used_or(seed).saturating_add(units);
         self.set_used(used);
         used
     }
@@ -260,114 +292,200 @@ impl Cell<'_> {
     }
 }
 
-impl MemoryStore {
-    /// Runs `f` on one counter under its shard's write lock. A user without a record loses the
-    /// entries left empty; a user with one keeps them, so that the next use allocates nothing.
-    ///
-    /// A period counter replaces the user's counters of the same slot for earlier periods.
-    fn with_counter<R>(&self, counter: &Counter, f: impl FnOnce(&mut Cell<'_>) -> R) -> R {
-        let key = Key::of(counter);
-        let resource = &counter.resource;
-        let mut users = write(self.state.shard(&counter.user));
-        let Users { records, counters } = &mut *users;
-        if let Some(User { record, counters }) = records.get_mut(&*counter.user) {
-            let counters = counters.get_or_insert_with(Box::default);
-            let at = find_or_add(counters, resource, key);
-            let (_, key, entry) = &mut counters[at];
-            return f(&mut Cell {
-                record: Some(record),
-                resource,
-                key,
-                entry,
-                items: None,
-            });
-        }
-        let user = counters.entry(Arc::clone(&counter.user)).or_default();
-        let items = find(user, resource, &Key::items())
-            .and_then(|at| user.get(at))
-            .and_then(|(_, _, entry)| entry.used);
-        let at = find_or_add(user, resource, key);
-        let (_, key, entry) = &mut user[at];
-        let result = f(&mut Cell {
-            record: None,
+/// Runs `f` on the counter `counter` among `users` (a shard under its write lock). A user without
+/// a record loses the entries left empty; a user with one keeps them, so that the next use
+/// allocates nothing. A period counter replaces the user's counters of the same slot for
+/// earlier periods.
+fn with_cell<R>(users: &mut Users, counter: &Counter, f: impl FnOnce(&mut Cell<'_>) -> R) -> R {
+    let key = Key::of(counter);
+    let resource = &counter.resource;
+    let Users { records, counters } = users;
+    if let Some(User { record, counters }) = records.get_mut(&*counter.user) {
+        let counters = counters.get_or_insert_with(Box::default);
+        let at = find_or_add(counters, resource, key);
+        let (_, key, entry) = &mut counters[at];
+        return f(&mut Cell {
+            record: Some(record),
             resource,
             key,
             entry,
-            items,
+            items: None,
         });
-        if user[at].2.is_empty() {
-            user.swap_remove(at);
-            if user.is_empty() {
-                counters.remove(&*counter.user);
-            }
+    }
+    let user = counters.entry(Arc::clone(&counter.user)).or_default();
+    let items = find(user, resource, &Key::items())
+        .and_then(|at| user.get(at))
+        .and_then(|(_, _, entry)| entry.used);
+    let at = find_or_add(user, resource, key);
+    let (_, key, entry) = &mut user[at];
+    let result = f(&mut Cell {
+        record: None,
+        resource,
+        key,
+        entry,
+        items,
+    });
+    if user[at].2.is_empty() {
+        user.swap_remove(at);
+        if user.is_empty() {
+            counters.remove(&*counter.user);
         }
-        result
+    }
+    result
+}
+
+/// The user whose counters `hold` touches: they all belong to one user.
+fn user_of(hold: &Hold) -> Result<Option<&Arc<str>>, BoxError> {
+    let mut counters = hold.lines().iter().flat_map(|line| {
+        std::iter::once(line.counter()).chain(line.grants().iter().map(|g| g.counter()))
+    });
+    let Some(first) = counters.next() else {
+        return Ok(None);
+    };
+    if counters.any(|counter| counter.user != first.user) {
+        return Err("the counters of one reservation belong to one user".into());
+    }
+    Ok(Some(&first.user))
+}
+
+/// The units one line of a reservation takes on each part: its counter, then its grants.
+type Parts = SmallVec<[u64; 4]>;
+
+impl MemoryStore {
+    /// Runs `f` on one counter under its shard's write lock.
+    fn with_counter<R>(&self, counter: &Counter, f: impl FnOnce(&mut Cell<'_>) -> R) -> R {
+        let mut users = write(self.state.shard(&counter.user));
+        with_cell(&mut users, counter, f)
     }
 
     /// [`UsageStore::reserve`] at the instant `now`.
-    fn reserve_at(
-        &self,
-        counter: &Counter,
-        limit: Option<u64>,
-        seed: Seed,
-        id: ReservationId,
-        lease: Duration,
-        now: Instant,
-    ) -> Reserve {
-        self.with_counter(counter, |cell| {
-            cell.entry.drop_expired(now);
-            let existing = cell.used();
-            let used = existing.unwrap_or_else(|| cell.seeded(seed));
-            let held = u64::try_from(cell.entry.holds.len()).unwrap_or(u64::MAX);
-            let expires = now.checked_add(lease);
-            let reserved = if let Some(at) = cell.entry.hold(id) {
-                cell.entry.holds[at].1 = expires;
-                Reserve::Reserved {
-                    used,
-                    held: held - 1,
-                }
-            } else if limit.is_some_and(|limit| used.saturating_add(held) >= limit) {
-                return Reserve::Refused { used, held };
-            } else {
-                cell.entry.holds.push((id, expires));
-                Reserve::Reserved { used, held }
-            };
-            if existing.is_none() {
-                // The counter of a user without a record starts at its first reservation.
-                cell.set_used(used);
+    fn reserve_at(&self, hold: &Hold, lease: Duration, now: Instant) -> Result<Held, BoxError> {
+        let Some(user) = user_of(hold)? else {
+            return Ok(Held::Reserved(SmallVec::new()));
+        };
+        let id = hold.id();
+        let expires = now.checked_add(lease);
+        let mut users = write(self.state.shard(user));
+        let users = &mut *users;
+        // Already held (a retry): renew the leases, and answer the counts beside it.
+        let mut renewed = false;
+        for line in hold.lines() {
+            for counter in parts_of(line) {
+                with_cell(users, counter, |cell| {
+                    cell.entry.drop_expired(now);
+                    if let Some(at) = cell.entry.hold(id) {
+                        cell.entry.holds[at].2 = expires;
+                        renewed = true;
+                    }
+                });
             }
-            reserved
-        })
+        }
+        let mut counts = SmallVec::new();
+        let mut taken: SmallVec<[Parts; 2]> = SmallVec::new();
+        for (index, line) in hold.lines().iter().enumerate() {
+            let count = with_cell(users, line.counter(), |cell| Count {
+                used: cell.used_or(line.start()),
+                held: cell.entry.held_beside(id, now),
+            });
+            counts.push(count);
+            if renewed {
+                continue;
+            }
+            match fit(users, line, count, id, now) {
+                Some(parts) => taken.push(parts),
+                None => return Ok(Held::Refused { line: index, count }),
+            }
+        }
+        if renewed {
+            // A counter the record does not hold (any more) starts at its seed.
+            for line in hold.lines() {
+                with_cell(users, line.counter(), |cell| {
+                    if cell.used().is_none() && cell.entry.hold(id).is_some() {
+                        let start = cell.seeded(line.start());
+                        cell.set_used(start);
+                    }
+                });
+            }
+            return Ok(Held::Reserved(counts));
+        }
+        for (line, parts) in hold.lines().iter().zip(&taken) {
+            for ((counter, seed), units) in parts_with_seeds(line).zip(parts) {
+                if *units == 0 {
+                    continue;
+                }
+                with_cell(users, counter, |cell| {
+                    if cell.used().is_none() {
+                        // A counter the record does not hold starts at its first reservation.
+                        let start = cell.seeded(seed);
+                        cell.set_used(start);
+                    }
+                    cell.entry.holds.push((id, *units, expires));
+                });
+            }
+        }
+        Ok(Held::Reserved(counts))
     }
 
     /// [`UsageStore::commit`] at the instant `now`.
-    fn commit_at(&self, counter: &Counter, id: ReservationId, now: Instant) -> u64 {
-        self.with_counter(counter, |cell| {
-            cell.entry.drop_expired(now);
-            if cell.entry.remove_hold(id) {
-                cell.add_one()
-            } else {
-                cell.used().unwrap_or(0)
+    fn commit_at(&self, hold: &Hold, spent: &[u64], now: Instant) -> Result<(), BoxError> {
+        let Some(user) = user_of(hold)? else {
+            return Ok(());
+        };
+        let id = hold.id();
+        let mut users = write(self.state.shard(user));
+        let users = &mut *users;
+        for (index, line) in hold.lines().iter().enumerate() {
+            // What each part held, given back.
+            let mut held: Parts = SmallVec::new();
+            let mut any = false;
+            for counter in parts_of(line) {
+                let units = with_cell(users, counter, |cell| {
+                    cell.entry.drop_expired(now);
+                    cell.entry.take_hold(id)
+                });
+                any |= units.is_some();
+                held.push(units.unwrap_or(0));
             }
-        })
+            if !any {
+                // Not held (settled, expired or unknown): nothing to count.
+                continue;
+            }
+            let spent = spent.get(index).copied().unwrap_or(line.units());
+            let taken = spend(users, line, &held, spent, id, now);
+            for ((counter, seed), units) in parts_with_seeds(line).zip(&taken) {
+                if *units > 0 {
+                    with_cell(users, counter, |cell| cell.add(*units, seed));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`UsageStore::release`] at the instant `now`.
+    fn release_at(&self, hold: &Hold, now: Instant) -> Result<(), BoxError> {
+        let Some(user) = user_of(hold)? else {
+            return Ok(());
+        };
+        let id = hold.id();
+        let mut users = write(self.state.shard(user));
+        for line in hold.lines() {
+            for counter in parts_of(line) {
+                with_cell(&mut users, counter, |cell| {
+                    cell.entry.drop_expired(now);
+                    cell.entry.take_hold(id);
+                });
+            }
+        }
+        Ok(())
     }
 
     /// [`UsageStore::adjust`].
     fn adjust_with(&self, counter: &Counter, delta: i64, seed: Seed) -> u64 {
         self.with_counter(counter, |cell| {
-            let start = cell.used().unwrap_or_else(|| cell.seeded(seed));
-            let used = start.saturating_add_signed(delta);
+            let used = cell.used_or(seed).saturating_add_signed(delta);
             cell.set_used(used);
             used
         })
-    }
-
-    /// [`UsageStore::release`] at the instant `now`.
-    fn release_at(&self, counter: &Counter, id: ReservationId, now: Instant) {
-        self.with_counter(counter, |cell| {
-            cell.entry.drop_expired(now);
-            cell.entry.remove_hold(id);
-        });
     }
 
     /// [`UsageStore::get`] at the instant `now`.
@@ -379,11 +497,15 @@ impl MemoryStore {
             None => (None, users.counters.get(&*counter.user)),
         };
         let entry = kept.and_then(|kept| find(kept, &counter.resource, &key).map(|at| &kept[at].2));
-        let used = match (record, key.window) {
-            (Some(record), None) => Some(record_count(&record.usage, &counter.resource, &key.slot)),
+        let used = match (record, key.in_record(), key.slot.action()) {
+            (Some(record), true, Some(action)) => {
+                Some(record_count(&record.usage, &counter.resource, action))
+            }
             _ => entry.and_then(|entry| entry.used),
         };
-        let held = entry.map_or(0, |entry| entry.live_holds(now));
+        let held = entry.map_or(0, |entry| {
+            entry.held_beside(ReservationId::from_u128(u128::MAX), now)
+        });
         if used.is_none() && held == 0 {
             return None;
         }
@@ -394,32 +516,126 @@ impl MemoryStore {
     }
 }
 
+/// The counters of `line`: its own, then its grants'.
+fn parts_of(line: &Line) -> impl Iterator<Item = &Counter> {
+    std::iter::once(line.counter()).chain(line.grants().iter().map(|grant| grant.counter()))
+}
+
+/// The counters of `line` with where each starts: its own at the line's seed, a grant's at 0.
+fn parts_with_seeds(line: &Line) -> impl Iterator<Item = (&Counter, Seed)> {
+    std::iter::once((line.counter(), line.start())).chain(
+        line.grants()
+            .iter()
+            .map(|grant| (grant.counter(), Seed::Count(0))),
+    )
+}
+
+/// The units `line` takes on each of its parts, when it fits (see
+/// [Lines and grants](UsageStore#lines-and-grants)); `count` is its counter's.
+fn fit(
+    users: &mut Users,
+    line: &Line,
+    count: Count,
+    id: ReservationId,
+    now: Instant,
+) -> Option<Parts> {
+    let units = line.units();
+    let room = line
+        .max()
+        .map_or(u64::MAX, |max| max.saturating_sub(count.total()));
+    let mut parts = Parts::new();
+    if line.grants().is_empty() {
+        if units > room {
+            return None;
+        }
+        parts.push(units);
+        return Some(parts);
+    }
+    let own = units.min(room);
+    parts.push(own);
+    let mut rest = units - own;
+    for grant in line.grants() {
+        let room = with_cell(users, grant.counter(), |cell| {
+            cell.entry.drop_expired(now);
+            let count = cell
+                .used_or(Seed::Count(0))
+                .saturating_add(cell.entry.held_beside(id, now));
+            grant.amount().saturating_sub(count)
+        });
+        let take = rest.min(room);
+        parts.push(take);
+        rest -= take;
+    }
+    (rest == 0).then_some(parts)
+}
+
+/// How `spent` units of `line` are counted, part by part, given what each part `held`: on the
+/// parts held first, in order; beyond, on its counter while its limit allows, then on its
+/// grants while their amounts allow, and the rest on its counter past its limit.
+fn spend(
+    users: &mut Users,
+    line: &Line,
+    held: &[u64],
+    spent: u64,
+    id: ReservationId,
+    now: Instant,
+) -> Parts {
+    let mut taken: Parts = held.iter().map(|_| 0).collect();
+    let mut rest = spent;
+    for (take, held) in taken.iter_mut().zip(held) {
+        *take = rest.min(*held);
+        rest -= *take;
+    }
+    if rest == 0 {
+        return taken;
+    }
+    let counters: SmallVec<[(&Counter, Option<u64>); 4]> =
+        std::iter::once((line.counter(), line.max()))
+            .chain(
+                line.grants()
+                    .iter()
+                    .map(|grant| (grant.counter(), Some(grant.amount()))),
+            )
+            .collect();
+    for (index, (counter, max)) in counters.iter().enumerate() {
+        let Some(max) = max else {
+            // Unlimited: the rest goes here.
+            taken[index] = taken[index].saturating_add(rest);
+            return taken;
+        };
+        let seed = if index == 0 {
+            line.start()
+        } else {
+            Seed::Count(0)
+        };
+        let count = with_cell(users, counter, |cell| {
+            cell.used_or(seed)
+                .saturating_add(cell.entry.held_beside(id, now))
+        });
+        let room = max.saturating_sub(count.saturating_add(taken[index]));
+        let take = rest.min(room);
+        taken[index] += take;
+        rest -= take;
+        if rest == 0 {
+            return taken;
+        }
+    }
+    // Past every limit: on the counter.
+    taken[0] = taken[0].saturating_add(rest);
+    taken
+}
+
 impl UsageStore for MemoryStore {
-    fn reserve<'a>(
-        &'a self,
-        counter: &'a Counter,
-        limit: Option<u64>,
-        seed: Seed,
-        id: ReservationId,
-        lease: Duration,
-    ) -> StoreFuture<'a, Reserve> {
-        StoreFuture::ready(Ok(self.reserve_at(
-            counter,
-            limit,
-            seed,
-            id,
-            lease,
-            Instant::now(),
-        )))
+    fn reserve<'a>(&'a self, hold: &'a Hold, lease: Duration) -> StoreFuture<'a, Held> {
+        StoreFuture::ready(self.reserve_at(hold, lease, Instant::now()))
     }
 
-    fn commit<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, u64> {
-        StoreFuture::ready(Ok(self.commit_at(counter, id, Instant::now())))
+    fn commit<'a>(&'a self, hold: &'a Hold, spent: &'a [u64]) -> StoreFuture<'a, ()> {
+        StoreFuture::ready(self.commit_at(hold, spent, Instant::now()))
     }
 
-    fn release<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, ()> {
-        self.release_at(counter, id, Instant::now());
-        StoreFuture::ready(Ok(()))
+    fn release<'a>(&'a self, hold: &'a Hold) -> StoreFuture<'a, ()> {
+        StoreFuture::ready(self.release_at(hold, Instant::now()))
     }
 
     fn adjust<'a>(&'a self, counter: &'a Counter, delta: i64, seed: Seed) -> StoreFuture<'a, u64> {
@@ -443,7 +659,43 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::store::PlanStore;
+    use crate::store::{PlanStore, Reserve, UsageStoreExt};
+
+    /// One-counter forms of the store's steps at an instant, for the tests.
+    impl MemoryStore {
+        fn reserve_unit_at(
+            &self,
+            counter: &Counter,
+            limit: Option<u64>,
+            seed: Seed,
+            id: ReservationId,
+            lease: Duration,
+            now: Instant,
+        ) -> Reserve {
+            let hold = Hold::unit(counter.clone(), limit, seed, id);
+            match self.reserve_at(&hold, lease, now).expect("one user") {
+                Held::Reserved(counts) => Reserve::Reserved {
+                    used: counts[0].used,
+                    held: counts[0].held,
+                },
+                Held::Refused { count, .. } => Reserve::Refused {
+                    used: count.used,
+                    held: count.held,
+                },
+            }
+        }
+
+        fn commit_unit_at(&self, counter: &Counter, id: ReservationId, now: Instant) -> u64 {
+            let hold = Hold::unit(counter.clone(), None, Seed::Count(0), id);
+            self.commit_at(&hold, &[1], now).expect("one user");
+            self.count_at(counter, now).map_or(0, |count| count.used)
+        }
+
+        fn release_unit_at(&self, counter: &Counter, id: ReservationId, now: Instant) {
+            let hold = Hold::unit(counter.clone(), None, Seed::Count(0), id);
+            self.release_at(&hold, now).expect("one user");
+        }
+    }
     use crate::subscriber::Assignment;
 
     const LEASE: Duration = Duration::from_secs(300);
@@ -490,27 +742,27 @@ mod tests {
         for (held, id) in ids.iter().take(3).enumerate() {
             let held = held as u64;
             let reserved = store
-                .reserve(&counter, Some(3), Seed::Count(0), *id, LEASE)
+                .reserve_unit(&counter, Some(3), Seed::Count(0), *id, LEASE)
                 .await;
             assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 0, held });
         }
         let refused = store
-            .reserve(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
+            .reserve_unit(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
             .await;
         assert_eq!(refused.unwrap(), Reserve::Refused { used: 0, held: 3 });
 
         // Used and held both count: a commit does not free room.
-        assert_eq!(store.commit(&counter, ids[0]).await.unwrap(), 1);
+        assert_eq!(store.commit_unit(&counter, ids[0]).await.unwrap(), 1);
         assert_eq!(store.get(&counter).await.unwrap(), count(1, 2));
         let refused = store
-            .reserve(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
+            .reserve_unit(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
             .await;
         assert_eq!(refused.unwrap(), Reserve::Refused { used: 1, held: 2 });
 
         // A release does.
-        store.release(&counter, ids[1]).await.unwrap();
+        store.release_unit(&counter, ids[1]).await.unwrap();
         let reserved = store
-            .reserve(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
+            .reserve_unit(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
             .await;
         assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 1, held: 1 });
     }
@@ -529,10 +781,10 @@ mod tests {
         // A period counter starts at its seed (the layer gives 0), whatever the record says.
         let id = ReservationId::new();
         let reserved = store
-            .reserve(&monthly(november), Some(2), Seed::Count(0), id, LEASE)
+            .reserve_unit(&monthly(november), Some(2), Seed::Count(0), id, LEASE)
             .await;
         assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 0, held: 0 });
-        assert_eq!(store.commit(&monthly(november), id).await.unwrap(), 1);
+        assert_eq!(store.commit_unit(&monthly(november), id).await.unwrap(), 1);
         assert_eq!(store.get(&monthly(november)).await.unwrap(), count(1, 0));
         // The record's lifetime count is untouched, and is still its own counter.
         let john = store.subscriber("john").unwrap();
@@ -592,14 +844,14 @@ mod tests {
         let store = store();
         let id = ReservationId::new();
         let reserved = store
-            .reserve(&clients("john"), Some(3), Seed::Count(0), id, LEASE)
+            .reserve_unit(&clients("john"), Some(3), Seed::Count(0), id, LEASE)
             .await;
         assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
         // Held is not used: the record is unchanged until the commit.
         let john = store.user("john").await.unwrap().expect("a record");
         assert_eq!(john.usage.count("clients"), Some(2));
 
-        assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 3);
+        assert_eq!(store.commit_unit(&clients("john"), id).await.unwrap(), 3);
         let john = store.user("john").await.unwrap().expect("a record");
         assert_eq!(john.usage.count("clients"), Some(3));
         assert_eq!(john.usage.get("clients", &Action::Create), 3);
@@ -624,18 +876,18 @@ mod tests {
         let first = ReservationId::new();
         let second = ReservationId::new();
         let reserved = store
-            .reserve(&clients("john"), Some(3), Seed::Count(0), first, LEASE)
+            .reserve_unit(&clients("john"), Some(3), Seed::Count(0), first, LEASE)
             .await;
         assert!(reserved.unwrap().is_reserved());
-        store.release(&clients("john"), first).await.unwrap();
+        store.release_unit(&clients("john"), first).await.unwrap();
         assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 0));
         let reserved = store
-            .reserve(&clients("john"), Some(3), Seed::Count(0), second, LEASE)
+            .reserve_unit(&clients("john"), Some(3), Seed::Count(0), second, LEASE)
             .await;
         assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
         // Releasing the first again, or committing it, changes nothing.
-        store.release(&clients("john"), first).await.unwrap();
-        assert_eq!(store.commit(&clients("john"), first).await.unwrap(), 2);
+        store.release_unit(&clients("john"), first).await.unwrap();
+        assert_eq!(store.commit_unit(&clients("john"), first).await.unwrap(), 2);
         assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 1));
     }
 
@@ -645,7 +897,7 @@ mod tests {
         let id = ReservationId::new();
         for _ in 0..3 {
             let reserved = store
-                .reserve(&clients("john"), Some(3), Seed::Count(0), id, LEASE)
+                .reserve_unit(&clients("john"), Some(3), Seed::Count(0), id, LEASE)
                 .await;
             // The counts exclude the reservation itself, even at the limit.
             assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
@@ -654,7 +906,7 @@ mod tests {
         // The same id on another counter is another reservation.
         let other = Counter::items("john", "groups");
         assert!(store
-            .reserve(&other, Some(1), Seed::Count(0), id, LEASE)
+            .reserve_unit(&other, Some(1), Seed::Count(0), id, LEASE)
             .await
             .unwrap()
             .is_reserved());
@@ -666,20 +918,32 @@ mod tests {
         let store = store();
         let id = ReservationId::new();
         store
-            .reserve(&clients("john"), Some(3), Seed::Count(0), id, LEASE)
+            .reserve_unit(&clients("john"), Some(3), Seed::Count(0), id, LEASE)
             .await
             .unwrap();
-        assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 3);
-        assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 3);
-        store.release(&clients("john"), id).await.unwrap();
+        assert_eq!(store.commit_unit(&clients("john"), id).await.unwrap(), 3);
+        assert_eq!(store.commit_unit(&clients("john"), id).await.unwrap(), 3);
+        store.release_unit(&clients("john"), id).await.unwrap();
         assert_eq!(store.get(&clients("john")).await.unwrap(), count(3, 0));
 
         // Unknown ids and counters.
         let unknown = ReservationId::new();
-        assert_eq!(store.commit(&clients("john"), unknown).await.unwrap(), 3);
-        store.release(&clients("john"), unknown).await.unwrap();
-        assert_eq!(store.commit(&clients("nobody"), unknown).await.unwrap(), 0);
-        store.release(&clients("nobody"), unknown).await.unwrap();
+        assert_eq!(
+            store.commit_unit(&clients("john"), unknown).await.unwrap(),
+            3
+        );
+        store.release_unit(&clients("john"), unknown).await.unwrap();
+        assert_eq!(
+            store
+                .commit_unit(&clients("nobody"), unknown)
+                .await
+                .unwrap(),
+            0
+        );
+        store
+            .release_unit(&clients("nobody"), unknown)
+            .await
+            .unwrap();
         assert_eq!(store.get(&clients("nobody")).await.unwrap(), None);
         assert!(!counters_kept(&store));
     }
@@ -738,7 +1002,7 @@ mod tests {
         let store = store();
         let id = ReservationId::new();
         store
-            .reserve(&clients("john"), Some(3), Seed::Count(0), id, LEASE)
+            .reserve_unit(&clients("john"), Some(3), Seed::Count(0), id, LEASE)
             .await
             .unwrap();
         assert_eq!(
@@ -750,7 +1014,7 @@ mod tests {
         );
         store.set(&clients("john"), 0).await.unwrap();
         assert_eq!(store.get(&clients("john")).await.unwrap(), count(0, 1));
-        assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 1);
+        assert_eq!(store.commit_unit(&clients("john"), id).await.unwrap(), 1);
     }
 
     #[tokio::test]
@@ -760,16 +1024,16 @@ mod tests {
         assert_eq!(store.get(&ghost).await.unwrap(), None);
         let id = ReservationId::new();
         let reserved = store
-            .reserve(&ghost, Some(3), Seed::Count(2), id, LEASE)
+            .reserve_unit(&ghost, Some(3), Seed::Count(2), id, LEASE)
             .await
             .unwrap();
         assert_eq!(reserved, Reserve::Reserved { used: 2, held: 0 });
         assert_eq!(store.get(&ghost).await.unwrap(), count(2, 1));
-        assert_eq!(store.commit(&ghost, id).await.unwrap(), 3);
+        assert_eq!(store.commit_unit(&ghost, id).await.unwrap(), 3);
 
         // The counter exists now: later seeds are ignored.
         let refused = store
-            .reserve(&ghost, Some(3), Seed::Count(0), ReservationId::new(), LEASE)
+            .reserve_unit(&ghost, Some(3), Seed::Count(0), ReservationId::new(), LEASE)
             .await
             .unwrap();
         assert_eq!(refused, Reserve::Refused { used: 3, held: 0 });
@@ -788,7 +1052,7 @@ mod tests {
     async fn a_record_holding_the_count_wins_over_the_seed() {
         let store = store();
         let reserved = store
-            .reserve(
+            .reserve_unit(
                 &clients("john"),
                 Some(3),
                 Seed::Count(9),
@@ -805,7 +1069,7 @@ mod tests {
         assert_eq!(store.get(&groups).await.unwrap(), Some(Count::default()));
         let id = ReservationId::new();
         let reserved = store
-            .reserve(&groups, Some(5), Seed::Count(4), id, LEASE)
+            .reserve_unit(&groups, Some(5), Seed::Count(4), id, LEASE)
             .await
             .unwrap();
         assert_eq!(reserved, Reserve::Reserved { used: 0, held: 0 });
@@ -813,7 +1077,7 @@ mod tests {
             store.subscriber("john").unwrap().usage.count("groups"),
             None
         );
-        assert_eq!(store.commit(&groups, id).await.unwrap(), 1);
+        assert_eq!(store.commit_unit(&groups, id).await.unwrap(), 1);
         assert_eq!(
             store.subscriber("john").unwrap().usage.count("groups"),
             Some(1)
@@ -828,7 +1092,7 @@ mod tests {
         store.set(&tasks, 8).await.unwrap();
         let id = ReservationId::new();
         store
-            .reserve(&clients("jane"), None, Seed::Count(0), id, LEASE)
+            .reserve_unit(&clients("jane"), None, Seed::Count(0), id, LEASE)
             .await
             .unwrap();
 
@@ -838,7 +1102,7 @@ mod tests {
         assert_eq!(jane.usage.action_count("tasks", &Action::Show), Some(8));
         // The reservation survives the move.
         assert_eq!(store.get(&clients("jane")).await.unwrap(), count(5, 1));
-        assert_eq!(store.commit(&clients("jane"), id).await.unwrap(), 6);
+        assert_eq!(store.commit_unit(&clients("jane"), id).await.unwrap(), 6);
         assert_eq!(
             store.subscriber("jane").unwrap().usage.count("clients"),
             Some(6)
@@ -870,7 +1134,7 @@ mod tests {
         assert_eq!(store.adjust(&weekly, 3, Seed::Count(0)).await.unwrap(), 3);
         let id = ReservationId::new();
         let reserved = store
-            .reserve(&clients("john"), Some(3), Seed::Count(0), id, LEASE)
+            .reserve_unit(&clients("john"), Some(3), Seed::Count(0), id, LEASE)
             .await;
         assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
 
@@ -880,14 +1144,14 @@ mod tests {
         assert_eq!(store.get(&clients("john")).await.unwrap(), count(0, 1));
         assert_eq!(store.get(&weekly).await.unwrap(), count(3, 0));
         let reserved = store
-            .reserve(&clients("john"), Some(3), Seed::Count(1), id, LEASE)
+            .reserve_unit(&clients("john"), Some(3), Seed::Count(1), id, LEASE)
             .await;
         assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 1, held: 0 });
 
         // A new record takes the counts over, and the reservation still commits.
         store.insert_user("john", Subscriber::new());
         assert_eq!(store.get(&clients("john")).await.unwrap(), count(1, 1));
-        assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 2);
+        assert_eq!(store.commit_unit(&clients("john"), id).await.unwrap(), 2);
         let john = store.subscriber("john").expect("a record");
         assert_eq!(john.usage.count("clients"), Some(2));
         assert_eq!(store.get(&weekly).await.unwrap(), count(3, 0));
@@ -907,10 +1171,10 @@ mod tests {
         for counter in [&items, &deletes, &shows] {
             let id = ReservationId::new();
             let reserved = store
-                .reserve(counter, None, Seed::Count(0), id, LEASE)
+                .reserve_unit(counter, None, Seed::Count(0), id, LEASE)
                 .await;
             assert!(reserved.unwrap().is_reserved());
-            store.commit(counter, id).await.unwrap();
+            store.commit_unit(counter, id).await.unwrap();
         }
         let usage = store.subscriber("jane").unwrap().usage.clone();
         assert_eq!(usage.action_count("tasks", &Action::Create), Some(5));
@@ -924,10 +1188,10 @@ mod tests {
         let shows = Counter::action("jane", "clients", Action::Show);
         let id = ReservationId::new();
         store
-            .reserve(&shows, None, Seed::Count(0), id, LEASE)
+            .reserve_unit(&shows, None, Seed::Count(0), id, LEASE)
             .await
             .unwrap();
-        assert_eq!(store.commit(&shows, id).await.unwrap(), 3);
+        assert_eq!(store.commit_unit(&shows, id).await.unwrap(), 3);
         let usage = store.subscriber("jane").unwrap().usage.clone();
         assert_eq!(usage.action_count("clients", &Action::Show), Some(3));
         assert_eq!(usage.count("clients"), Some(2));
@@ -979,11 +1243,11 @@ mod tests {
         let delete = Counter::action("john", "tasks", Action::Custom("destroy".into()));
         let id = ReservationId::new();
         let reserved = store
-            .reserve(&delete, Some(2), Seed::Count(0), id, LEASE)
+            .reserve_unit(&delete, Some(2), Seed::Count(0), id, LEASE)
             .await
             .unwrap();
         assert_eq!(reserved, Reserve::Reserved { used: 0, held: 0 });
-        assert_eq!(store.commit(&delete, id).await.unwrap(), 1);
+        assert_eq!(store.commit_unit(&delete, id).await.unwrap(), 1);
         let usage = store.subscriber("john").unwrap().usage.clone();
         assert_eq!(usage.action_count("tasks", &Action::Delete), Some(1));
         assert_eq!(usage.get("tasks", &Action::Delete), 1);
@@ -1001,7 +1265,7 @@ mod tests {
         let id = ReservationId::new();
         for seed in [0, 5] {
             let refused = store
-                .reserve(
+                .reserve_unit(
                     &clients(&format!("u{seed}")),
                     Some(0),
                     Seed::Count(seed),
@@ -1020,7 +1284,7 @@ mod tests {
         }
         for held in 0..3 {
             let reserved = store
-                .reserve(
+                .reserve_unit(
                     &clients("john"),
                     None,
                     Seed::Count(0),
@@ -1042,10 +1306,10 @@ mod tests {
         let at = |secs| t0 + Duration::from_secs(secs);
         let (first, second) = (ReservationId::new(), ReservationId::new());
         let reserved =
-            store.reserve_at(&clients("john"), Some(3), Seed::Count(0), first, lease, t0);
+            store.reserve_unit_at(&clients("john"), Some(3), Seed::Count(0), first, lease, t0);
         assert!(reserved.is_reserved());
         assert_eq!(store.count_at(&clients("john"), at(9)), count(2, 1));
-        let refused = store.reserve_at(
+        let refused = store.reserve_unit_at(
             &clients("john"),
             Some(3),
             Seed::Count(0),
@@ -1057,7 +1321,7 @@ mod tests {
 
         // At the end of the lease the hold no longer counts, even before it is dropped.
         assert_eq!(store.count_at(&clients("john"), at(10)), count(2, 0));
-        let reserved = store.reserve_at(
+        let reserved = store.reserve_unit_at(
             &clients("john"),
             Some(3),
             Seed::Count(0),
@@ -1068,8 +1332,8 @@ mod tests {
         assert_eq!(reserved, Reserve::Reserved { used: 2, held: 0 });
 
         // Committing the expired reservation counts nothing; the live one counts.
-        assert_eq!(store.commit_at(&clients("john"), first, at(11)), 2);
-        assert_eq!(store.commit_at(&clients("john"), second, at(11)), 3);
+        assert_eq!(store.commit_unit_at(&clients("john"), first, at(11)), 2);
+        assert_eq!(store.commit_unit_at(&clients("john"), second, at(11)), 3);
         assert!(!counters_kept(&store));
     }
 
@@ -1079,15 +1343,18 @@ mod tests {
         let t0 = Instant::now();
         let lease = Duration::from_secs(10);
         let id = ReservationId::new();
-        store.reserve_at(&clients("john"), Some(3), Seed::Count(0), id, lease, t0);
+        store.reserve_unit_at(&clients("john"), Some(3), Seed::Count(0), id, lease, t0);
         let later = t0 + Duration::from_secs(8);
-        store.reserve_at(&clients("john"), Some(3), Seed::Count(0), id, lease, later);
+        store.reserve_unit_at(&clients("john"), Some(3), Seed::Count(0), id, lease, later);
         let after_first_lease = t0 + Duration::from_secs(15);
         assert_eq!(
             store.count_at(&clients("john"), after_first_lease),
             count(2, 1)
         );
-        assert_eq!(store.commit_at(&clients("john"), id, after_first_lease), 3);
+        assert_eq!(
+            store.commit_unit_at(&clients("john"), id, after_first_lease),
+            3
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -1096,14 +1363,14 @@ mod tests {
         let id = ReservationId::new();
         let lease = Duration::from_secs(60);
         let reserve = store
-            .reserve(&clients("john"), Some(3), Seed::Count(0), id, lease)
+            .reserve_unit(&clients("john"), Some(3), Seed::Count(0), id, lease)
             .await;
         assert!(reserve.unwrap().is_reserved());
         tokio::time::advance(Duration::from_secs(59)).await;
         assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 1));
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 0));
-        assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 2);
+        assert_eq!(store.commit_unit(&clients("john"), id).await.unwrap(), 2);
     }
 
     #[test]
@@ -1111,7 +1378,7 @@ mod tests {
         let store = store();
         let t0 = Instant::now();
         let id = ReservationId::new();
-        store.reserve_at(
+        store.reserve_unit_at(
             &clients("john"),
             Some(3),
             Seed::Count(0),
@@ -1137,12 +1404,12 @@ mod tests {
                     let id = ReservationId::new();
                     start.wait().await;
                     let reserve = store
-                        .reserve(&counter, Some(3), Seed::Count(0), id, LEASE)
+                        .reserve_unit(&counter, Some(3), Seed::Count(0), id, LEASE)
                         .await;
                     let reserve = reserve.expect("the memory store does not fail");
                     tokio::task::yield_now().await;
                     if reserve.is_reserved() {
-                        store.commit(&counter, id).await.expect("no failure");
+                        store.commit_unit(&counter, id).await.expect("no failure");
                     }
                     reserve
                 })
@@ -1172,10 +1439,10 @@ mod tests {
                     let counter = clients(&format!("user{}", n % 8));
                     let id = ReservationId::new();
                     let reserve = store
-                        .reserve(&counter, Some(5), Seed::Count(0), id, LEASE)
+                        .reserve_unit(&counter, Some(5), Seed::Count(0), id, LEASE)
                         .await;
                     if reserve.unwrap().is_reserved() {
-                        store.commit(&counter, id).await.unwrap();
+                        store.commit_unit(&counter, id).await.unwrap();
                     }
                 })
             })
@@ -1310,7 +1577,7 @@ mod tests {
                 match op {
                     Op::Reserve(task) => {
                         let got =
-                            store.reserve_at(&counter, limit, Seed::Count(given_seed), ids[task], lease, now);
+                            store.reserve_unit_at(&counter, limit, Seed::Count(given_seed), ids[task], lease, now);
                         model.drop_expired();
                         let (used, held) = (model.used, model.holds.len() as u64);
                         let expected = if model.holds.contains_key(&task) {
@@ -1327,7 +1594,7 @@ mod tests {
                         prop_assert_eq!(got, expected);
                     }
                     Op::Commit(task) => {
-                        let got = store.commit_at(&counter, ids[task], now);
+                        let got = store.commit_unit_at(&counter, ids[task], now);
                         model.drop_expired();
                         if model.holds.remove(&task).is_some() {
                             model.used += 1;
@@ -1336,7 +1603,7 @@ mod tests {
                         prop_assert_eq!(got, if model.exists { model.used } else { 0 });
                     }
                     Op::Release(task) => {
-                        store.release_at(&counter, ids[task], now);
+                        store.release_unit_at(&counter, ids[task], now);
                         model.drop_expired();
                         model.holds.remove(&task);
                     }
@@ -1360,7 +1627,8 @@ mod tests {
             if !matches!(start, Start::NoRecord) {
                 let record = store.subscriber("jane").expect("a record");
                 let slot = Slot::of(&counter.counted);
-                prop_assert_eq!(record_count(&record.usage, "tasks", &slot), used);
+                let action = slot.action().expect("an action's counter");
+                prop_assert_eq!(record_count(&record.usage, "tasks", action), used);
             }
             // John, and Jane if she has a record.
             prop_assert_eq!(store.len(), 1 + usize::from(!matches!(start, Start::NoRecord)));
@@ -1392,16 +1660,16 @@ mod tests {
                             let mut committed = 0;
                             for &commit in plan {
                                 let id = ReservationId::new();
-                                let reserve = store.reserve_at(
+                                let reserve = store.reserve_unit_at(
                                     counter, Some(limit), Seed::Count(given_seed), id, LEASE, Instant::now(),
                                 );
                                 if let Reserve::Reserved { used, held } = reserve {
                                     assert!(used + held < limit, "{reserve:?}");
                                     if commit {
-                                        store.commit_at(counter, id, Instant::now());
+                                        store.commit_unit_at(counter, id, Instant::now());
                                         committed += 1;
                                     } else {
-                                        store.release_at(counter, id, Instant::now());
+                                        store.release_unit_at(counter, id, Instant::now());
                                     }
                                 }
                             }

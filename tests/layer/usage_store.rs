@@ -1,0 +1,20 @@
+//! The in-memory store passes the usage store suite (`support/usage_conformance.rs`), and 200
+//! concurrent reservations of 5 units against a pool with 15 left let exactly 3 through.
+
+use std::sync::Arc;
+
+use tower_plans::{Catalog, MemoryStore, UsageStore};
+
+use crate::usage_conformance as suite;
+
+#[tokio::test]
+async fn the_memory_store_passes_the_usage_store_suite() {
+    let store = MemoryStore::new(Catalog::default());
+    suite::all(&store, "mem").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_costs_against_a_pool_let_exactly_what_fits_through() {
+    let store: Arc<dyn UsageStore> = Arc::new(MemoryStore::new(Catalog::default()));
+    suite::concurrent_costs(store, "mem-concurrent", 1000, 15, 5, 200).await;
+}
