@@ -12,14 +12,21 @@
 //! ```json
 //! {"user": "john", "plan": "free", "state": "active", "expires": null, "limits": [
 //!   {"resource": "clients", "action": "create", "max": 3, "used": 2, "remaining": 1,
-//!    "per": null, "resets": null},
+//!    "per": null, "resets": null, "sources": [{"plan": "free", "limit": 3}]},
 //!   {"resource": "reports", "action": "create", "max": 2, "used": 2, "remaining": 0,
-//!    "per": "month", "resets": 1796083200000}
+//!    "per": "month", "resets": 1796083200000, "sources": [{"plan": "free", "limit":
+//!    {"max": 2, "per": "month"}}]}
+//! ], "credits": [
+//!   {"pool": "ai", "max": 1000, "used": 35, "remaining": 965, "per": "month",
+//!    "resets": 1796083200000, "grants": [{"id": "g1", "remaining": 500,
+//!    "expires": 1827619200000}]}
 //! ]}
 //! ```
 //!
 //! `max` and `remaining` are `null` when the action is unlimited on the plan; `per` and
-//! `resets` (milliseconds since the Unix epoch) are `null` unless the limit is a quota.
+//! `resets` (milliseconds since the Unix epoch) are `null` unless the limit is a quota. Each
+//! credit pool the user has some of is listed with its allowance (`remaining` leaves the grants
+//! aside) and the active grants in the order they are spent.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -38,8 +45,12 @@ use tower_service::Service;
 use crate::catalog::{Action, Catalog, Limit, Period};
 use crate::check::Shared;
 use crate::count::Tally;
-use crate::decision::{addon_sources, applies_until, plan_at, terms, Refusal, State as Applied};
+use crate::decision::{
+    active_grants, addon_sources, applies_until, plan_at, pool_at, terms, Pool, Refusal,
+    State as Applied,
+};
 use crate::response::Rejection;
+use crate::store::Counter;
 use crate::user::{extract_user, UserId};
 
 /// A user's standing with their plan, and every limit the catalog sets with their usage.
@@ -64,6 +75,83 @@ pub struct Entitlements {
     /// plan only the resources that active add-ons name are listed (empty without add-ons), since
     /// every other governed action is denied.
     pub limits: Vec<Entitlement>,
+    /// The credit pools the user has some of (from the plan, an active add-on or an active
+    /// grant), in the catalog's order of pools.
+    pub credits: Vec<CreditPool>,
+}
+
+/// One credit pool of the user: the allowance, what was used of it, and the active grants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CreditPool {
+    /// The pool's name.
+    pub pool: Arc<str>,
+    /// The allowance: the plan's (0 when the plan has no such pool), raised by the active
+    /// add-ons.
+    pub limit: Limit,
+    /// What was used of the allowance (in the current period, for a renewing pool): with
+    /// counted usage, the usage store's count, units held by requests in flight included;
+    /// otherwise 0, since nothing counts it.
+    pub used: u64,
+    /// When a renewing pool's allowance starts again, in milliseconds since the Unix epoch.
+    pub resets: Option<u64>,
+    /// The user's active grants of the pool, in the order they are spent (the soonest to
+    /// expire first).
+    pub grants: Vec<GrantBalance>,
+}
+
+/// What is left of one grant of credits: `{"id","remaining","expires"}` in the JSON form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GrantBalance {
+    /// The grant's id.
+    pub id: Arc<str>,
+    /// Its amount less what was spent of it (held units included).
+    pub remaining: u64,
+    /// When it expires, in milliseconds since the Unix epoch; `None` when it does not.
+    pub expires: Option<u64>,
+}
+
+impl CreditPool {
+    /// The allowance's maximum, `None` when unlimited.
+    pub fn max(&self) -> Option<u64> {
+        self.limit.maximum()
+    }
+
+    /// What is left of the allowance, grants aside: `max - used`, `None` when unlimited.
+    pub fn remaining(&self) -> Option<u64> {
+        self.max().map(|max| max.saturating_sub(self.used))
+    }
+
+    /// A renewing pool's period.
+    pub fn per(&self) -> Option<Period> {
+        self.limit.period()
+    }
+}
+
+impl Serialize for CreditPool {
+    /// `{"pool","max","used","remaining","per","resets","grants"}`.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(7))?;
+        map.serialize_entry("pool", &*self.pool)?;
+        map.serialize_entry("max", &self.max())?;
+        map.serialize_entry("used", &self.used)?;
+        map.serialize_entry("remaining", &self.remaining())?;
+        map.serialize_entry("per", &self.per())?;
+        map.serialize_entry("resets", &self.resets)?;
+        map.serialize_entry("grants", &self.grants)?;
+        map.end()
+    }
+}
+
+impl Serialize for GrantBalance {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("id", &*self.id)?;
+        map.serialize_entry("remaining", &self.remaining)?;
+        map.serialize_entry("expires", &self.expires)?;
+        map.end()
+    }
 }
 
 /// How a user stands with their plan: the `state` of the [JSON form](self#the-json-form).
@@ -202,12 +290,13 @@ impl Serialize for Standing {
 impl Serialize for Entitlements {
     /// The [JSON form](self#the-json-form).
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(5))?;
+        let mut map = serializer.serialize_map(Some(6))?;
         map.serialize_entry("user", self.user.as_str())?;
         map.serialize_entry("plan", &self.plan.as_deref())?;
         map.serialize_entry("state", &self.standing)?;
         map.serialize_entry("expires", &self.expires)?;
         map.serialize_entry("limits", &self.limits)?;
+        map.serialize_entry("credits", &self.credits)?;
         map.end()
     }
 }
@@ -272,6 +361,7 @@ pub(crate) async fn read(shared: &Arc<Shared>, user: UserId) -> Result<Entitleme
                 standing: Standing::Expired,
                 expires: Some(date),
                 limits: Vec::new(),
+                credits: Vec::new(),
             };
             return limits(shared, expired, catalog, subscriber, None, now_ms).await;
         }
@@ -283,6 +373,7 @@ pub(crate) async fn read(shared: &Arc<Shared>, user: UserId) -> Result<Entitleme
         standing,
         expires,
         limits: Vec::new(),
+        credits: Vec::new(),
     };
     limits(shared, entitlements, catalog, subscriber, plan, now_ms).await
 }
@@ -313,7 +404,7 @@ async fn limits(
             continue;
         };
         let tally = shared.counting.as_ref().and_then(|counting| {
-            Tally::of(&terms, usage, user.as_arc(), resource, &action)
+            Tally::of(&terms, subscriber, now_ms, user.as_arc(), resource, &action)
                 .map(|tally| (counting, tally))
         });
         let used = match tally {
@@ -362,7 +453,63 @@ async fn limits(
             sources,
         });
     }
+    for name in catalog.pools() {
+        let (pool, given) = pool_at(catalog, subscriber, now_ms, &shared.policy, name);
+        if !given {
+            continue;
+        }
+        let credits = credit_pool(shared, &user, subscriber, pool, now_ms).await?;
+        entitlements.credits.push(credits);
+    }
     Ok(entitlements)
+}
+
+/// The balance of `pool` for `user`: what its allowance's counter and each active grant's
+/// counter say (nothing is used without counted usage).
+async fn credit_pool(
+    shared: &Shared,
+    user: &UserId,
+    subscriber: Option<&crate::subscriber::Subscriber>,
+    pool: Pool<'_>,
+    now_ms: u64,
+) -> Result<CreditPool, Unavailable> {
+    let counting = shared.counting.as_deref();
+    let read = |counter: Counter| async move {
+        let Some(counting) = counting else {
+            return Ok(0);
+        };
+        match counting.count(&counter).await {
+            Ok(count) => Ok(count.map_or(0, |count| count.total())),
+            Err(error) => {
+                tracing::warn!(pool = %counter.resource, %error, "usage store failed to read a count");
+                Err(Unavailable)
+            }
+        }
+    };
+    let mut allowance = Counter::credits(Arc::clone(user.as_arc()), Arc::clone(pool.name));
+    allowance.period = pool.window;
+    let used = read(allowance).await?;
+    let mut grants = Vec::new();
+    for grant in active_grants(subscriber, pool.name, now_ms) {
+        let counter = Counter::grant(
+            Arc::clone(user.as_arc()),
+            Arc::clone(pool.name),
+            Arc::clone(&grant.id),
+        );
+        let spent = read(counter).await?;
+        grants.push(GrantBalance {
+            id: Arc::clone(&grant.id),
+            remaining: grant.amount.saturating_sub(spent),
+            expires: grant.expires,
+        });
+    }
+    Ok(CreditPool {
+        pool: Arc::clone(pool.name),
+        limit: pool.limit,
+        used,
+        resets: pool.window.map(|window| window.end()),
+        grants,
+    })
 }
 
 /// Every governed resource with each action that some plan or add-on of the catalog sets a
@@ -538,6 +685,17 @@ mod tests {
                     ],
                 },
             ],
+            credits: vec![CreditPool {
+                pool: Arc::from("ai"),
+                limit: Limit::per(1000, Period::Month),
+                used: 35,
+                resets: Some(1_796_083_200_000),
+                grants: vec![GrantBalance {
+                    id: Arc::from("g1"),
+                    remaining: 500,
+                    expires: Some(1_827_619_200_000),
+                }],
+            }],
         };
         assert_eq!(
             serde_json::to_string(&entitlements).unwrap(),
@@ -546,18 +704,21 @@ mod tests {
                 r#"{"resource":"clients","action":"create","max":null,"used":4,"remaining":null,"per":null,"resets":null,"#,
                 r#""sources":[{"plan":"free","limit":null}]},"#,
                 r#"{"resource":"reports","action":"create","max":12,"used":3,"remaining":9,"per":"month","resets":1796083200000,"#,
-                r#""sources":[{"plan":"free","limit":{"max":2,"per":"month"}},{"addon":"more-reports","limit":5,"quantity":2}]}]}"#
+                r#""sources":[{"plan":"free","limit":{"max":2,"per":"month"}},{"addon":"more-reports","limit":5,"quantity":2}]}],"#,
+                r#""credits":[{"pool":"ai","max":1000,"used":35,"remaining":965,"per":"month","resets":1796083200000,"#,
+                r#""grants":[{"id":"g1","remaining":500,"expires":1827619200000}]}]}"#
             )
         );
         let none = Entitlements {
             plan: None,
             standing: Standing::None,
             limits: Vec::new(),
+            credits: Vec::new(),
             ..entitlements
         };
         assert_eq!(
             serde_json::to_string(&none).unwrap(),
-            r#"{"user":"john","plan":null,"state":"none","expires":null,"limits":[]}"#
+            r#"{"user":"john","plan":null,"state":"none","expires":null,"limits":[],"credits":[]}"#
         );
         for (standing, name) in [
             (Standing::Active, "active"),

@@ -140,6 +140,14 @@ where
                         return Poll::Ready(wrap(output));
                     };
                     let status = output.as_ref().ok().map(Response::status);
+                    if let (true, Some(status)) = (reservation.is_reported(), status) {
+                        // The handler may report as its body streams: the body's end settles.
+                        state.set(State::Done);
+                        let response = output.map(|response| {
+                            response.map(|body| ResponseBody::metered(body, reservation, status))
+                        });
+                        return Poll::Ready(response);
+                    }
                     let settle = reservation.settle(status);
                     if settle.is_done() {
                         state.set(State::Done);
@@ -159,8 +167,7 @@ where
                         Checked::Allow(reservation, headers) => (reservation, headers),
                         Checked::Reject(response) => {
                             state.set(State::Done);
-                            let response =
-                                response.map(|body| ResponseBody::rejection(Box::new(body)));
+                            let response = response.map(|body| ResponseBody::rejection(body));
                             return Poll::Ready(Ok(response));
                         }
                     };
@@ -190,7 +197,7 @@ where
                     else {
                         return Poll::Pending;
                     };
-                    let response = (*response).map(|body| ResponseBody::rejection(Box::new(body)));
+                    let response = (*response).map(|body| ResponseBody::rejection(body));
                     return Poll::Ready(Ok(response));
                 }
                 // Polled after completion: it never completes again.

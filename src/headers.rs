@@ -6,68 +6,84 @@
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::catalog::{Action, Window};
+use smallvec::SmallVec;
+
+use crate::catalog::Window;
 
 /// `RateLimit-Policy`: the quota policy, `"clients.create";q=3` (with `;w=` for a quota).
 pub(crate) static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 /// `RateLimit`: what is left of it, `"clients.create";r=2` (with `;t=` for a quota).
 pub(crate) static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
-/// The two `RateLimit` fields of one limited action.
+/// The two `RateLimit` fields of the limits of one request: its action's, and the credit pool's
+/// it draws from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RateLimitFields {
-    policy: HeaderValue,
-    remaining: HeaderValue,
+    /// Each policy and what remains of it.
+    fields: SmallVec<[(HeaderValue, HeaderValue); 1]>,
 }
 
 impl RateLimitFields {
-    /// The fields for `action` on `resource` under a limit of `max` (per `window`, for a
-    /// quota), with `remaining` left after the request: `None` when the names cannot be written
-    /// as a structured-field string (only printable ASCII can).
+    /// The fields of the policy named `prefix.name` (`clients.create`, `credits.ai`) under a
+    /// limit of `max` (per `window`, for a quota), with `remaining` left after the request:
+    /// `None` when the name cannot be written as a structured-field string (only printable
+    /// ASCII can).
     ///
-    /// The policy is named `resource.action`. `q` is the limit; a quota adds `w`, the length of
-    /// its current period in seconds, to the policy and `t`, the seconds until it resets
-    /// (rounded up), to the remaining quota `r`.
+    /// `q` is the limit; a quota adds `w`, the length of its current period in seconds, to the
+    /// policy and `t`, the seconds until it resets (rounded up), to the remaining quota `r`.
     pub(crate) fn new(
-        resource: &str,
-        action: &Action,
+        prefix: &str,
+        name: &str,
         max: u64,
         remaining: u64,
         window: Option<Window>,
         now_ms: u64,
     ) -> Option<Self> {
-        let mut name = String::with_capacity(resource.len() + action.as_str().len() + 3);
-        name.push('"');
-        for part in [resource, ".", action.as_str()] {
+        let mut quoted = String::with_capacity(prefix.len() + name.len() + 3);
+        quoted.push('"');
+        for part in [prefix, ".", name] {
             for c in part.chars() {
                 match c {
                     '"' | '\\' => {
-                        name.push('\\');
-                        name.push(c);
+                        quoted.push('\\');
+                        quoted.push(c);
                     }
-                    ' '..='~' => name.push(c),
+                    ' '..='~' => quoted.push(c),
                     _ => return None,
                 }
             }
         }
-        name.push('"');
+        quoted.push('"');
         let (policy, remaining) = match window {
             Some(window) => (
-                format!("{name};q={max};w={}", window.seconds()),
-                format!("{name};r={remaining};t={}", window.seconds_left(now_ms)),
+                format!("{quoted};q={max};w={}", window.seconds()),
+                format!("{quoted};r={remaining};t={}", window.seconds_left(now_ms)),
             ),
-            None => (format!("{name};q={max}"), format!("{name};r={remaining}")),
+            None => (
+                format!("{quoted};q={max}"),
+                format!("{quoted};r={remaining}"),
+            ),
         };
+        let field = (
+            HeaderValue::try_from(policy).ok()?,
+            HeaderValue::try_from(remaining).ok()?,
+        );
         Some(Self {
-            policy: HeaderValue::try_from(policy).ok()?,
-            remaining: HeaderValue::try_from(remaining).ok()?,
+            fields: smallvec::smallvec![field],
         })
     }
 
-    /// Adds both fields to `headers` (after any already there: another policy's fields stay).
+    /// Adds the policies of `other` after these.
+    pub(crate) fn push(&mut self, other: Self) {
+        self.fields.extend(other.fields);
+    }
+
+    /// Adds the fields to `headers` (after any already there: another policy's fields stay).
     pub(crate) fn append_to(self, headers: &mut HeaderMap) {
-        headers.append(RATELIMIT_POLICY.clone(), self.policy);
-        headers.append(RATELIMIT.clone(), self.remaining);
+        for (policy, remaining) in self.fields {
+            headers.append(RATELIMIT_POLICY.clone(), policy);
+            headers.append(RATELIMIT.clone(), remaining);
+        }
     }
 }
 
@@ -87,12 +103,13 @@ mod tests {
 
     fn fields(fields: RateLimitFields) -> (String, String) {
         let text = |v: &HeaderValue| v.to_str().unwrap().to_owned();
-        (text(&fields.policy), text(&fields.remaining))
+        let (policy, remaining) = &fields.fields[0];
+        (text(policy), text(remaining))
     }
 
     #[test]
     fn a_lifetime_limit() {
-        let got = RateLimitFields::new("clients", &Action::Create, 3, 2, None, NOW);
+        let got = RateLimitFields::new("clients", "create", 3, 2, None, NOW);
         assert_eq!(
             fields(got.unwrap()),
             (
@@ -105,7 +122,7 @@ mod tests {
     #[test]
     fn a_quota_names_its_window_and_reset() {
         let window = Period::Month.window(NOW);
-        let got = RateLimitFields::new("reports", &Action::Create, 2, 1, Some(window), NOW);
+        let got = RateLimitFields::new("reports", "create", 2, 1, Some(window), NOW);
         // November has 30 days; 1.5 days are left of it at noon on the 29th.
         assert_eq!(
             fields(got.unwrap()),
@@ -115,14 +132,7 @@ mod tests {
             )
         );
         let daily = Period::Day.window(NOW);
-        let got = RateLimitFields::new(
-            "api",
-            &Action::custom("export"),
-            20,
-            0,
-            Some(daily),
-            NOW + 1,
-        );
+        let got = RateLimitFields::new("api", "export", 20, 0, Some(daily), NOW + 1);
         assert_eq!(
             fields(got.unwrap()),
             (
@@ -134,11 +144,11 @@ mod tests {
 
     #[test]
     fn names_are_escaped_or_refused() {
-        let got = RateLimitFields::new(r#"a"b\c"#, &Action::Index, 1, 0, None, NOW);
+        let got = RateLimitFields::new(r#"a"b\c"#, "index", 1, 0, None, NOW);
         assert_eq!(fields(got.unwrap()).0, r#""a\"b\\c.index";q=1"#);
-        let unicode = RateLimitFields::new("zoë", &Action::Index, 1, 0, None, NOW);
+        let unicode = RateLimitFields::new("zoë", "index", 1, 0, None, NOW);
         assert_eq!(unicode, None);
-        let tab = RateLimitFields::new("a\tb", &Action::Index, 1, 0, None, NOW);
+        let tab = RateLimitFields::new("a\tb", "index", 1, 0, None, NOW);
         assert_eq!(tab, None);
     }
 
@@ -146,7 +156,7 @@ mod tests {
     fn appended_after_other_policies_and_retry_after_rounds_up() {
         let mut headers = HeaderMap::new();
         headers.insert(&RATELIMIT, HeaderValue::from_static(r#""ip";r=9"#));
-        RateLimitFields::new("clients", &Action::Create, 3, 0, None, NOW)
+        RateLimitFields::new("clients", "create", 3, 0, None, NOW)
             .unwrap()
             .append_to(&mut headers);
         let all: Vec<_> = headers.get_all(&RATELIMIT).iter().collect();

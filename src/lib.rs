@@ -177,6 +177,7 @@ pub mod webhook;
 pub use body::ResponseBody;
 pub use cache::UserCache;
 pub use catalog::{Action, Catalog};
+pub use count::Meter;
 pub use decision::{Allowed, Denial};
 pub use error::ConfigError;
 pub use future::ResponseFuture;

@@ -64,6 +64,7 @@ impl Decided<'_> {
         match self {
             Decided::Allow => "none",
             Decided::Deny(Denial::LimitReached { .. }) => "limit",
+            Decided::Deny(Denial::Credits { .. }) => "credits",
             Decided::Deny(Denial::Expired { .. }) => "expired",
             Decided::Deny(Denial::NoPlan { .. }) => "no_plan",
             Decided::Unauthenticated => "no_user",

@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::format::{FormatError, JsonPath};
 use crate::names::NameMap;
 
-use super::{Action, Addon, Catalog, Plan, ResourceLimits, Trial};
+use super::cost::ResourceMeters;
+use super::{Action, Addon, Catalog, Cost, Plan, ResourceLimits, Trial};
 
 /// Builds a [`Catalog`] from Rust, without JSON; made by [`Catalog::builder`].
 ///
@@ -32,6 +33,7 @@ pub struct CatalogBuilder {
     plans: Vec<Plan>,
     addons: Vec<Addon>,
     actions: Vec<Arc<str>>,
+    meters: NameMap<ResourceMeters>,
 }
 
 impl CatalogBuilder {
@@ -77,6 +79,17 @@ impl CatalogBuilder {
         self
     }
 
+    /// Meters `action` of `resource` (the JSON `meters`; see [`Cost`]).
+    pub fn meter(mut self, resource: impl Into<Arc<str>>, action: Action, meter: Cost) -> Self {
+        let action = action.normalised().into_owned();
+        let meters = self
+            .meters
+            .get_or_insert_with(resource.into(), ResourceMeters::new);
+        meters.retain(|(metered, _)| *metered != action);
+        meters.push((action, meter));
+        self
+    }
+
     /// Checks and builds the catalog.
     ///
     /// # Errors
@@ -84,7 +97,13 @@ impl CatalogBuilder {
     /// (`addons[0].name`), resource (`plans[0].limits[""]`), action (`actions[0]`) or trial
     /// setting (`trial.duration`, `trial.fallback`).
     pub fn build(self) -> Result<Catalog, FormatError> {
-        assemble(self.trial, self.plans, self.addons, self.actions)
+        assemble(
+            self.trial,
+            self.plans,
+            self.addons,
+            self.actions,
+            self.meters,
+        )
     }
 }
 
@@ -95,6 +114,7 @@ pub(super) fn assemble(
     plans: Vec<Plan>,
     addons: Vec<Addon>,
     declared: Vec<Arc<str>>,
+    meters: NameMap<ResourceMeters>,
 ) -> Result<Catalog, FormatError> {
     let root = JsonPath::root();
     let actions_path = root.key("actions");
@@ -105,6 +125,7 @@ pub(super) fn assemble(
     let plans_path = root.key("plans");
     let mut index: NameMap<usize> = NameMap::default();
     let mut resources: Vec<Arc<str>> = Vec::new();
+    let mut pools: Vec<Arc<str>> = Vec::new();
     let mut actions = declared;
     for (i, plan) in plans.iter().enumerate() {
         let plan_path = plans_path.index(i);
@@ -125,6 +146,7 @@ pub(super) fn assemble(
         // every lookup compares.
         index.insert(Arc::from(&*plan.name), i);
         collect(&plan.limits, &plan_path, &mut resources, &mut actions)?;
+        collect_pools(&plan.credits, &plan_path, &mut pools)?;
     }
 
     let addons_path = root.key("addons");
@@ -149,6 +171,33 @@ pub(super) fn assemble(
         }
         addon_index.insert(Arc::from(&*addon.name), i);
         collect(&addon.limits, &addon_path, &mut resources, &mut actions)?;
+        collect_pools(&addon.credits, &addon_path, &mut pools)?;
+    }
+    pools.sort();
+    pools.dedup();
+
+    // A metered resource is governed; a meter's pool must be declared.
+    let meters_path = root.key("meters");
+    for (resource, resource_meters) in meters.iter() {
+        let resource_path = meters_path.key(resource);
+        if resource.is_empty() {
+            return Err(resource_path.error("expected a non-empty resource name"));
+        }
+        resources.push(Arc::from(&**resource));
+        for (action, meter) in resource_meters {
+            let path = resource_path.key(action.as_str());
+            if let Action::Custom(name) = action {
+                check_custom_action(name).map_err(|msg| path.error(msg))?;
+                actions.push(Arc::clone(name));
+            }
+            if let Some(pool) = meter.pool() {
+                if pools.binary_search_by(|p| (**p).cmp(pool)).is_err() {
+                    return Err(path.key("credits").error(format!(
+                        "unknown credit pool `{pool}`; no plan or add-on declares it"
+                    )));
+                }
+            }
+        }
     }
     resources.sort();
     resources.dedup();
@@ -179,7 +228,27 @@ pub(super) fn assemble(
         resources,
         addons,
         addon_index,
+        meters,
+        pools,
     })
+}
+
+/// Checks the credit pools of the plan or add-on at `path` and collects their names.
+fn collect_pools(
+    credits: &NameMap<crate::catalog::Limit>,
+    path: &JsonPath<'_>,
+    pools: &mut Vec<Arc<str>>,
+) -> Result<(), FormatError> {
+    for (pool, _) in credits.iter() {
+        if pool.is_empty() {
+            return Err(path
+                .key("credits")
+                .key(pool)
+                .error("expected a non-empty pool name"));
+        }
+        pools.push(Arc::from(&**pool));
+    }
+    Ok(())
 }
 
 /// Checks the limits of the plan or add-on at `path` and collects the resources they name and

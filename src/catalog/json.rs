@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::builder::{assemble, check_custom_action};
+use super::cost::meters;
 use super::{Action, Addon, Catalog, Limit, Period, Plan, ResourceLimits, Trial};
 use crate::format::{describe, non_negative_integer, FormatError, JsonPath};
 use crate::names::NameMap;
@@ -16,15 +17,18 @@ const DAY_SECS: f64 = 86_400.0;
 /// Reads a whole catalog.
 pub(super) fn catalog(value: &Value) -> Result<Catalog, FormatError> {
     let root = JsonPath::root();
-    let (trial_value, plans_value, actions_value, addons_value) = match value {
-        Value::Array(_) => (None, value, None, None),
+    let (trial_value, plans_value, actions_value, addons_value, meters_value) = match value {
+        Value::Array(_) => (None, value, None, None, None),
         Value::Object(map) => {
-            if let Some(key) = map
-                .keys()
-                .find(|k| !matches!(k.as_str(), "trial" | "plans" | "actions" | "addons"))
-            {
+            if let Some(key) = map.keys().find(|k| {
+                !matches!(
+                    k.as_str(),
+                    "trial" | "plans" | "actions" | "addons" | "meters"
+                )
+            }) {
                 return Err(root.key(key).error(
-                    "unknown catalog property; expected `plans`, `trial`, `actions` or `addons`",
+                    "unknown catalog property; expected `plans`, `trial`, `actions`, `addons` \
+                     or `meters`",
                 ));
             }
             let plans = map.get("plans").ok_or_else(|| {
@@ -36,6 +40,7 @@ pub(super) fn catalog(value: &Value) -> Result<Catalog, FormatError> {
                 plans,
                 map.get("actions"),
                 map.get("addons"),
+                map.get("meters"),
             )
         }
         other => {
@@ -58,7 +63,7 @@ pub(super) fn catalog(value: &Value) -> Result<Catalog, FormatError> {
     let mut plans: Vec<Plan> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let path = plans_path.index(i);
-        let (name, limits) = named_limits(item, &path, &actions, Kind::Plan)?;
+        let (name, limits, credits) = named_limits(item, &path, &actions, Kind::Plan)?;
         if let Some(first) = plans.iter().position(|p| *p.name == *name) {
             return Err(path.key("name").error(format!(
                 "duplicate plan name `{name}` (first at plans[{first}])"
@@ -66,16 +71,18 @@ pub(super) fn catalog(value: &Value) -> Result<Catalog, FormatError> {
         }
         let mut plan = Plan::new(name);
         plan.limits = limits;
+        plan.credits = credits;
         plans.push(plan);
     }
 
     let addons = addons(addons_value, &root.key("addons"), &actions, &plans)?;
+    let meters = meters(meters_value, &root.key("meters"), &actions)?;
 
     let trial = match trial_value {
         None | Some(Value::Null) => None,
         Some(value) => Some(trial(value, &root.key("trial"))?),
     };
-    assemble(trial, plans, addons, actions)
+    assemble(trial, plans, addons, actions, meters)
 }
 
 /// Reads the `addons` list: each add-on is read as a plan is.
@@ -98,7 +105,7 @@ fn addons(
     let mut addons: Vec<Addon> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let path = path.index(i);
-        let (name, limits) = named_limits(item, &path, actions, Kind::Addon)?;
+        let (name, limits, credits) = named_limits(item, &path, actions, Kind::Addon)?;
         if let Some(first) = addons.iter().position(|a| *a.name == *name) {
             return Err(path.key("name").error(format!(
                 "duplicate add-on name `{name}` (first at addons[{first}])"
@@ -111,6 +118,7 @@ fn addons(
         }
         let mut addon = Addon::new(name);
         addon.limits = limits;
+        addon.credits = credits;
         addons.push(addon);
     }
     Ok(addons)
@@ -222,15 +230,18 @@ impl Kind {
     }
 }
 
-/// Reads one plan or add-on, `{"name": .., "limits": {..}}` or the shorthand without `limits`:
-/// its name and its limits per resource. Plans and add-ons share this reader, so that both
-/// accept every limit form.
+/// One plan's or add-on's name, limits per resource and credit pools.
+type Named<'v> = (&'v str, NameMap<ResourceLimits>, NameMap<Limit>);
+
+/// Reads one plan or add-on, `{"name": .., "limits": {..}, "credits": {..}}` or the shorthand
+/// without `limits`: its name, its limits per resource and its credit pools. Plans and add-ons
+/// share this reader, so that both accept every limit form.
 fn named_limits<'v>(
     value: &'v Value,
     path: &JsonPath<'_>,
     actions: &[Arc<str>],
     kind: Kind,
-) -> Result<(&'v str, NameMap<ResourceLimits>), FormatError> {
+) -> Result<Named<'v>, FormatError> {
     let noun = kind.noun();
     let Value::Object(map) = value else {
         return Err(path.error(format!(
@@ -266,11 +277,39 @@ fn named_limits<'v>(
             )))
         }
         None => {
-            let entries = map.iter().filter(|(key, _)| key.as_str() != "name");
+            let entries = map
+                .iter()
+                .filter(|(key, _)| !matches!(key.as_str(), "name" | "credits"));
             resources(&mut limits, entries, path, actions)?;
         }
     }
-    Ok((name, limits))
+    let credits = credits(map.get("credits"), &path.key("credits"))?;
+    Ok((name, limits, credits))
+}
+
+/// Reads the credit pools of a plan or an add-on: pool name -> allowance, each read as a limit
+/// is.
+fn credits(value: Option<&Value>, path: &JsonPath<'_>) -> Result<NameMap<Limit>, FormatError> {
+    let mut pools = NameMap::default();
+    let entries = match value {
+        None | Some(Value::Null) => return Ok(pools),
+        Some(Value::Object(entries)) => entries,
+        Some(other) => {
+            return Err(path.error(format!(
+                "expected an object of credit pools such as {{\"ai\": {{\"max\": 1000, \
+                 \"per\": \"month\"}}}}, found {}",
+                describe(other)
+            )))
+        }
+    };
+    for (pool, value) in entries {
+        let pool_path = path.key(pool);
+        if pool.is_empty() {
+            return Err(pool_path.error("expected a non-empty pool name"));
+        }
+        pools.insert(Arc::from(pool.as_str()), limit(value, &pool_path)?);
+    }
+    Ok(pools)
 }
 
 /// Reads limits per resource into `limits`.

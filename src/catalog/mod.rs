@@ -4,6 +4,7 @@
 //! the JSON form and how limits are looked up.
 
 mod builder;
+mod cost;
 mod json;
 mod limits;
 mod period;
@@ -15,6 +16,7 @@ use crate::format::{self, FormatError};
 use crate::names::NameMap;
 
 pub use builder::CatalogBuilder;
+pub use cost::Cost;
 pub use limits::{Action, Limit, ResourceLimits};
 pub use period::{Period, Window};
 
@@ -25,6 +27,8 @@ pub use period::{Period, Window};
 pub struct Plan {
     name: Arc<str>,
     limits: NameMap<ResourceLimits>,
+    /// Its credit pools, by name.
+    credits: NameMap<Limit>,
 }
 
 /// An add-on: a name and the limits it adds, per unit, to a user's plan while a grant of it is
@@ -54,6 +58,8 @@ pub struct Plan {
 pub struct Addon {
     name: Arc<str>,
     limits: NameMap<ResourceLimits>,
+    /// What it adds to credit pools, per unit, by pool.
+    credits: NameMap<Limit>,
 }
 
 /// The free-trial policy of a catalog: how long a trial lasts and the plan it falls back to.
@@ -70,8 +76,8 @@ pub struct Trial {
 ///
 /// # The JSON form
 ///
-/// The catalog is an object `{"trial": T, "actions": [..], "plans": [..], "addons": [..]}` (only
-/// `plans` is required) or a bare array of plans.
+/// The catalog is an object `{"trial": T, "actions": [..], "plans": [..], "addons": [..],
+/// "meters": {..}}` (only `plans` is required) or a bare array of plans.
 ///
 /// * `trial` is a number of days (fractions allowed) or `{"duration": days, "fallback": "free"}`.
 ///   The duration must be a positive number; the fallback, if given, must name a plan of the
@@ -91,6 +97,13 @@ pub struct Trial {
 ///   action is an error that names it, so a misspelt `"craete": 3` is caught instead of silently
 ///   becoming a limit on an action no request performs. (The bare-array form declares none.)
 ///
+/// * A plan (or an add-on) may declare credit pools beside its limits: `"credits": {"ai":
+///   {"max": 1000, "per": "month"}}`, each read as a limit is (a number is a lifetime pool,
+///   `null` an unlimited one). `credits` is never a resource, also in the shorthand form. An
+///   add-on's pools add to the plan's, as its limits do.
+/// * `meters` (object form only) says what requests consume, by resource and action: see
+///   [`Cost`]. A meter's pool must be declared by some plan or add-on, and a metered resource
+///   is governed.
 /// * `addons` (object form only) lists the [add-ons](Addon) that subscriber records may grant:
 ///   `[{"name": "more-clients", "limits": {"clients": 10}}]`, each read exactly as a plan is
 ///   (the same limit forms, the same shorthand without `limits`). Add-on names are non-empty,
@@ -186,6 +199,10 @@ pub struct Catalog {
     addons: Vec<Addon>,
     /// Add-on name -> index into `addons`.
     addon_index: NameMap<usize>,
+    /// What requests consume, by resource and action.
+    meters: NameMap<cost::ResourceMeters>,
+    /// Every credit pool some plan or add-on declares, sorted.
+    pools: Vec<Arc<str>>,
 }
 
 impl Catalog {
@@ -252,6 +269,31 @@ impl Catalog {
     pub fn custom_actions(&self) -> &[Arc<str>] {
         &self.actions
     }
+
+    /// What a request to `action` of `resource` costs, if the catalog meters it. An
+    /// [`Action::Custom`] carrying a REST name is that REST action. Does not allocate.
+    pub fn cost(&self, resource: &str, action: &Action) -> Option<&Cost> {
+        let action = action.normalised();
+        self.meters
+            .get(resource)?
+            .iter()
+            .find(|(metered, _)| *metered == *action)
+            .map(|(_, meter)| meter)
+    }
+
+    /// Every metered resource and action, with its meter, in no particular order.
+    pub fn meters(&self) -> impl Iterator<Item = (&Arc<str>, &Action, &Cost)> + '_ {
+        self.meters.iter().flat_map(|(resource, meters)| {
+            meters
+                .iter()
+                .map(move |(action, meter)| (resource, action, meter))
+        })
+    }
+
+    /// Every credit pool some plan or add-on declares, sorted.
+    pub fn pools(&self) -> &[Arc<str>] {
+        &self.pools
+    }
 }
 
 impl<'de> serde::Deserialize<'de> for Catalog {
@@ -268,7 +310,27 @@ impl Plan {
         Self {
             name: name.into(),
             limits: NameMap::default(),
+            credits: NameMap::default(),
         }
+    }
+
+    /// Declares the credit pool `pool` with its allowance (a number for a lifetime pool,
+    /// [`Limit::Periodic`] for one that renews, [`Limit::Unlimited`]), builder style.
+    #[must_use]
+    pub fn with_credits(mut self, pool: impl Into<Arc<str>>, allowance: Limit) -> Self {
+        self.credits.insert(pool.into(), allowance);
+        self
+    }
+
+    /// The allowance of the credit pool `pool`, `None` when the plan does not declare it (its
+    /// requests that draw from it are refused).
+    pub fn credits(&self, pool: &str) -> Option<Limit> {
+        self.credits.get(pool).copied()
+    }
+
+    /// The credit pools the plan declares, with their allowances, in no particular order.
+    pub fn pools(&self) -> impl Iterator<Item = (&Arc<str>, Limit)> + '_ {
+        self.credits.iter().map(|(pool, limit)| (pool, *limit))
     }
 
     /// Sets the limit on `action` of `resource`, builder style.
@@ -346,7 +408,26 @@ impl Addon {
         Self {
             name: name.into(),
             limits: NameMap::default(),
+            credits: NameMap::default(),
         }
+    }
+
+    /// Adds `extra` to the credit pool `pool`, per unit ([`Limit::Unlimited`] makes it
+    /// unlimited), builder style.
+    #[must_use]
+    pub fn with_credits(mut self, pool: impl Into<Arc<str>>, extra: Limit) -> Self {
+        self.credits.insert(pool.into(), extra);
+        self
+    }
+
+    /// What one unit of the add-on adds to the credit pool `pool`, `None` when it adds nothing.
+    pub fn credits(&self, pool: &str) -> Option<Limit> {
+        self.credits.get(pool).copied()
+    }
+
+    /// The credit pools the add-on adds to, with what it adds, in no particular order.
+    pub fn pools(&self) -> impl Iterator<Item = (&Arc<str>, Limit)> + '_ {
+        self.credits.iter().map(|(pool, limit)| (pool, *limit))
     }
 
     /// Sets what the add-on adds to `action` of `resource`, per unit, builder style:

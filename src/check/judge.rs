@@ -10,7 +10,7 @@ use http_body_util::Full;
 use super::{Checked, Shared};
 use crate::cache::Loaded;
 use crate::catalog::Action;
-use crate::count::{Answer, Counting, Outcome, Reservation, Tally};
+use crate::count::{Answer, Counting, Meter, Outcome, Reservation, Tally};
 use crate::decision::{terms, Denial, Terms};
 use crate::headers::{retry_after, RateLimitFields};
 use crate::metrics::{self, Decided};
@@ -19,6 +19,16 @@ use crate::routes::{RouteIndex, RouteMatch};
 use crate::subscriber::Subscriber;
 use crate::timeout::StoreError;
 use crate::user::UserId;
+
+/// The prefix of a credit pool's `RateLimit` policy name: `credits.ai`.
+const CREDITS: &str = "credits";
+
+/// What an allowed request found used before it: of its action's count and of its pool.
+#[derive(Clone, Copy)]
+struct Usages {
+    action: u64,
+    pool: u64,
+}
 
 /// What the record decides, before any reservation. Lives for one call: its size is no
 /// concern.
@@ -112,8 +122,15 @@ impl Shared {
             }
         };
         metrics::plan(terms.plan);
+        // The clock, for the grants of a pool.
+        let now = if terms.pool.is_some() {
+            self.now_ms()
+        } else {
+            0
+        };
         if let Some(counting) = &self.counting {
-            if let Some(tally) = Tally::of(&terms, usage, user.as_arc(), resource, action) {
+            if let Some(tally) = Tally::of(&terms, subscriber, now, user.as_arc(), resource, action)
+            {
                 return Step::Count {
                     terms,
                     tally,
@@ -122,13 +139,18 @@ impl Shared {
             }
         }
         let used = terms.usage(usage, resource, action);
-        let checked = match terms.limit.maximum() {
-            Some(maximum) if used >= maximum => {
-                self.deny(terms.limit_reached(resource, action, used), route, user)
-            }
-            _ => self.allow(&terms, route, used, None, user, request),
+        if terms.limit_is_reached(used) {
+            let denial = terms.limit_reached(resource, action, used);
+            return Step::Decided(self.deny(denial, route, user));
+        }
+        if let Some(denial) = terms.uncounted_credits_denial(subscriber, now) {
+            return Step::Decided(self.deny(denial, route, user));
+        }
+        let allowed = Usages {
+            action: used,
+            pool: 0,
         };
-        Step::Decided(checked)
+        Step::Decided(self.allow(&terms, route, allowed, None, None, user, request))
     }
 
     /// The answer to a counted request from the usage store's `answer` to its `tally`.
@@ -152,29 +174,48 @@ impl Shared {
             }
         };
         match counting.conclude(tally, answer) {
-            Outcome::Reserved { reservation, usage } => {
-                self.allow(terms, route, usage, Some(reservation), user, request)
-            }
-            Outcome::Refused { usage, .. } => {
-                let action = route.action.normalised();
-                self.deny(
-                    terms.limit_reached(route.resource, &action, usage),
+            Outcome::Reserved {
+                reservation,
+                usage,
+                pool_usage,
+                meter,
+            } => {
+                let usages = Usages {
+                    action: usage,
+                    pool: pool_usage,
+                };
+                self.allow(
+                    terms,
                     route,
+                    usages,
+                    Some(reservation),
+                    meter,
                     user,
+                    request,
                 )
+            }
+            Outcome::Refused { pool, usage } => {
+                let action = route.action.normalised();
+                let denial = match terms.credits_exhausted(usage) {
+                    Some(denial) if pool => denial,
+                    _ => terms.limit_reached(route.resource, &action, usage),
+                };
+                self.deny(denial, route, user)
             }
         }
     }
 
     /// An allowed request: the one place that builds the [`Allowed`](crate::Allowed) extension
-    /// (when it is on) and the `RateLimit` fields of its response. `usage` is the count before
-    /// the request.
+    /// (when it is on), puts the [`Meter`] of a reported request in the extensions, and makes
+    /// the `RateLimit` fields of its response.
+    #[allow(clippy::too_many_arguments)]
     fn allow<B>(
         &self,
         terms: &Terms<'_>,
         route: RouteMatch<'_>,
-        usage: u64,
+        usages: Usages,
         reservation: Option<Reservation>,
+        meter: Option<Meter>,
         user: &UserId,
         request: &mut Request<B>,
     ) -> Checked {
@@ -184,14 +225,22 @@ impl Shared {
             plan = %terms.plan,
             resource = %route.resource,
             action = %action,
-            usage,
+            usage = usages.action,
             counted = reservation.is_some(),
             "plan allows the request"
         );
         metrics::decision(Decided::Allow, Some((route.resource, &action)));
-        let headers = self.rate_limit_fields(route.resource, &action, terms, usage);
+        let headers = self.rate_limit_fields(route.resource, &action, terms, usages);
+        if let Some(meter) = meter {
+            request.extensions_mut().insert(meter);
+        }
         if self.allowed_extension {
-            let allowed = terms.allowed(Arc::clone(route.resource), action.into_owned(), usage);
+            let allowed = terms.allowed(
+                Arc::clone(route.resource),
+                action.into_owned(),
+                usages.action,
+                usages.pool,
+            );
             request.extensions_mut().insert(allowed);
         }
         Checked::Allow(reservation, headers)
@@ -223,29 +272,38 @@ impl Shared {
         }
     }
 
-    /// The `RateLimit` fields of an allowed request, when they are on and the limit is
-    /// finite: `usage` is the count before the request, which takes one more.
+    /// The `RateLimit` fields of an allowed request, when they are on: one policy for a finite
+    /// limit of the action, one for the credit pool it draws from (named `credits.<pool>`),
+    /// each with what remains after the request.
     fn rate_limit_fields(
         &self,
         resource: &str,
         action: &Action,
         terms: &Terms<'_>,
-        usage: u64,
+        usages: Usages,
     ) -> Option<Box<RateLimitFields>> {
         if !self.rate_limit_headers {
             return None;
         }
-        let max = terms.limit.maximum()?;
-        let remaining = max.saturating_sub(usage).saturating_sub(1);
-        let fields = RateLimitFields::new(
-            resource,
-            action,
-            max,
-            remaining,
-            terms.window,
-            self.now_ms(),
-        );
-        fields.map(Box::new)
+        let now = self.now_ms();
+        let own = terms.limit.maximum().and_then(|max| {
+            let remaining = max
+                .saturating_sub(usages.action)
+                .saturating_sub(terms.action_units());
+            RateLimitFields::new(resource, action.as_str(), max, remaining, terms.window, now)
+        });
+        let pool = terms.pool.and_then(|pool| {
+            let max = pool.limit.maximum()?;
+            let remaining = max.saturating_sub(usages.pool).saturating_sub(terms.units);
+            RateLimitFields::new(CREDITS, pool.name, max, remaining, pool.window, now)
+        });
+        match (own, pool) {
+            (Some(mut own), Some(pool)) => {
+                own.push(pool);
+                Some(Box::new(own))
+            }
+            (own, pool) => own.or(pool).map(Box::new),
+        }
     }
 
     /// [`rendered`](Self::rendered), boxed, as the response future carries it.
@@ -259,26 +317,35 @@ impl Shared {
     pub(crate) fn rendered(&self, rejection: Rejection) -> Response<Full<Bytes>> {
         let mut response = self.renderer.render(&rejection);
         if let Rejection::Denied(denial) = &rejection {
-            if let Denial::LimitReached {
-                resource,
-                action,
-                maximum,
-                usage,
-                window,
-                ..
-            } = denial
-            {
+            let named = match denial {
+                Denial::LimitReached {
+                    resource,
+                    action,
+                    maximum,
+                    usage,
+                    window,
+                    ..
+                } => Some(((&**resource, action.as_str()), *maximum, *usage, *window)),
+                Denial::Credits {
+                    pool,
+                    maximum,
+                    usage,
+                    window,
+                    ..
+                } => Some(((CREDITS, &**pool), *maximum, *usage, *window)),
+                Denial::Expired { .. } | Denial::NoPlan { .. } => None,
+            };
+            if let Some(((prefix, name), maximum, usage, window)) = named {
                 let headers = response.headers_mut();
                 if window.is_some() || self.rate_limit_headers {
                     let now = self.now_ms();
                     if let Some(window) = window {
-                        retry_after(headers, *window, now);
+                        retry_after(headers, window, now);
                     }
                     if self.rate_limit_headers {
-                        let remaining = maximum.saturating_sub(*usage);
-                        let fields = RateLimitFields::new(
-                            resource, action, *maximum, remaining, *window, now,
-                        );
+                        let remaining = maximum.saturating_sub(usage);
+                        let fields =
+                            RateLimitFields::new(prefix, name, maximum, remaining, window, now);
                         if let Some(fields) = fields {
                             fields.append_to(headers);
                         }

@@ -14,12 +14,14 @@ use std::time::Duration;
 use http::StatusCode;
 
 use crate::metrics::{Call, Stopwatch};
-use crate::store::{Counter, Held, Hold, ReservationId, Seed, UsageStore};
+use crate::store::{Count, Counter, Held, Hold, ReservationId, Seed, UsageStore};
 use crate::timeout::{timed, StoreError};
 
+mod meter;
 mod settle;
 mod tally;
 
+pub use meter::Meter;
 pub(crate) use settle::{Reservation, Settle};
 pub(crate) use tally::Tally;
 
@@ -56,13 +58,18 @@ pub(crate) type Answer = Option<(Hold, Held)>;
 
 /// What a reservation attempt found.
 pub(crate) enum Outcome {
-    /// Everything is held; `usage` is what the first line's counter had before (used + held).
+    /// Everything is held: `usage` is what the action's counter had before (used + held; the
+    /// record's usage when the request reserves nothing on its action), `pool_usage` the pool's
+    /// (0 without one), and `meter` the handle a handler reports on, for a reported meter.
     Reserved {
         reservation: Reservation,
         usage: u64,
+        pool_usage: u64,
+        meter: Option<Meter>,
     },
-    /// Line `line` does not fit; `usage` is its counter's used + held.
-    Refused { line: usize, usage: u64 },
+    /// The pool (`pool`) or the action's limit does not fit; `usage` is its counter's used +
+    /// held.
+    Refused { pool: bool, usage: u64 },
 }
 
 impl Counting {
@@ -125,24 +132,41 @@ impl Counting {
         Ok(count.map_or(start, |count| count.used))
     }
 
+    /// What `counter` holds (used and held), `None` when it does not exist.
+    ///
+    /// # Errors
+    /// When the usage store fails or times out.
+    pub(crate) async fn count(&self, counter: &Counter) -> Result<Option<Count>, StoreError> {
+        timed(Call::GET, self.timeout, self.store.get(counter)).await
+    }
+
     /// What the store's `answer` to `tally` means for the request.
     pub(crate) fn conclude(self: &Arc<Self>, tally: Tally, answer: Answer) -> Outcome {
-        let (hold, usage) = match answer {
+        let total = |counts: &[Count], line: Option<usize>| {
+            line.and_then(|line| counts.get(line))
+                .map(|count| count.total())
+        };
+        let (hold, usage, pool_usage) = match answer {
             Some((hold, Held::Reserved(counts))) => {
-                let usage = counts.first().map_or(0, |count| count.total());
-                (Some(hold), usage)
+                let usage = total(&counts, tally.action_line).unwrap_or(tally.unreserved_usage);
+                let pool_usage = total(&counts, tally.pool_line).unwrap_or(0);
+                (Some(hold), usage, pool_usage)
             }
             Some((_, Held::Refused { line, count })) => {
                 return Outcome::Refused {
-                    line,
+                    pool: tally.pool_line == Some(line),
                     usage: count.total(),
                 }
             }
-            None => (None, tally.unreserved_usage),
+            None => (None, tally.unreserved_usage, 0),
         };
+        let meter = tally.reported_line.map(|_| Meter::new());
+        let reported = tally.reported_line.zip(meter.clone());
         Outcome::Reserved {
-            reservation: Reservation::new(Arc::clone(self), hold, tally.items),
+            reservation: Reservation::new(Arc::clone(self), hold, tally.items, reported),
             usage,
+            pool_usage,
+            meter,
         }
     }
 

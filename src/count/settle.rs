@@ -8,7 +8,9 @@ use std::task::{Context, Poll};
 
 use http::StatusCode;
 
-use super::Counting;
+use smallvec::SmallVec;
+
+use super::{Counting, Meter};
 use crate::metrics::{Call, Stopwatch};
 use crate::store::{Counter, Hold, Seed};
 use crate::timeout::timed;
@@ -62,6 +64,8 @@ struct Holding {
     hold: Option<Hold>,
     /// The item count's change on success: its counter, the change and where it starts.
     items: Option<(Counter, i64, Seed)>,
+    /// The line whose units the handler reports, and where it reports them.
+    reported: Option<(usize, Meter)>,
     settled: bool,
 }
 
@@ -70,6 +74,7 @@ impl fmt::Debug for Holding {
         f.debug_struct("Reservation")
             .field("hold", &self.hold)
             .field("items", &self.items)
+            .field("reported", &self.reported)
             .field("settled", &self.settled)
             .finish_non_exhaustive()
     }
@@ -80,13 +85,21 @@ impl Reservation {
         counting: Arc<Counting>,
         hold: Option<Hold>,
         items: Option<(Counter, i64, Seed)>,
+        reported: Option<(usize, Meter)>,
     ) -> Self {
         Reservation(Box::new(Holding {
             counting,
             hold,
             items,
+            reported,
             settled: false,
         }))
+    }
+
+    /// Whether the handler reports what the request consumed: its response settles when its
+    /// body ends, so that it can report while it streams.
+    pub(crate) fn is_reported(&self) -> bool {
+        self.0.reported.is_some()
     }
 
     /// The settlement for a response with `status` (`None`: the inner service failed): a
@@ -107,8 +120,8 @@ impl Holding {
         if let Some(hold) = &self.hold {
             let stopwatch = Stopwatch::start();
             let (answer, call) = if commit {
-                // What each line held is spent.
-                let answer = counting.store.commit(hold, &[]).into_ready();
+                let spent = spent(hold, self.reported.as_ref());
+                let answer = counting.store.commit(hold, &spent).into_ready();
                 (answer.ok(), Call::COMMIT)
             } else {
                 let answer = counting.store.release(hold).into_ready();
@@ -150,12 +163,16 @@ impl Holding {
         let counting = Arc::clone(&self.counting);
         let hold = self.hold.take();
         let items = self.items.take();
+        let spent = hold
+            .as_ref()
+            .map(|hold| spent(hold, self.reported.as_ref()))
+            .unwrap_or_default();
         Box::pin(async move {
             let timeout = counting.timeout;
             let store = &*counting.store;
             if let Some(hold) = hold {
                 let result = if commit {
-                    timed(Call::COMMIT, timeout, store.commit(&hold, &[])).await
+                    timed(Call::COMMIT, timeout, store.commit(&hold, &spent)).await
                 } else {
                     timed(Call::RELEASE, timeout, store.release(&hold)).await
                 };
@@ -180,6 +197,19 @@ impl Drop for Holding {
             detach(rest);
         }
     }
+}
+
+/// What each line of `hold` spent: what it held, but the reported line, which spent what its
+/// handler reported (its estimate when nothing was reported).
+fn spent(hold: &Hold, reported: Option<&(usize, Meter)>) -> SmallVec<[u64; 2]> {
+    hold.lines()
+        .iter()
+        .enumerate()
+        .map(|(index, line)| match reported {
+            Some((at, meter)) if *at == index => meter.reported().unwrap_or(line.units()),
+            _ => line.units(),
+        })
+        .collect()
 }
 
 /// Releases `hold` in the background (see [`detach`]), logging a failure.
@@ -251,7 +281,7 @@ mod tests {
     use super::*;
     use crate::catalog::Catalog;
     use crate::count::{Outcome, Tally};
-    use crate::store::{Count, Counted, Held, MemoryStore, StoreFuture, UsageStore};
+    use crate::store::{Count, Counted, Held, Line, MemoryStore, StoreFuture, UsageStore};
     use crate::timeout::StoreError;
 
     /// A usage store over a `MemoryStore` that answers only as a test lets it: every call has
@@ -323,7 +353,10 @@ mod tests {
     /// A create of john's clients, unlimited.
     fn create() -> Tally {
         Tally {
-            reserve: Some((Counter::items("john", "clients"), None, Seed::Count(0))),
+            lines: smallvec::smallvec![Line::new(Counter::items("john", "clients"), 1)],
+            action_line: Some(0),
+            pool_line: None,
+            reported_line: None,
             items: None,
             unreserved_usage: 0,
         }

@@ -2,35 +2,47 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::catalog::Action;
-use crate::decision::Terms;
-use crate::store::{Counter, Hold, Line, ReservationId, Seed};
-use crate::subscriber::Usage;
+use crate::decision::{active_grants, Terms};
+use crate::store::{Counter, Hold, Line, ReservationId, Seed, Spill};
+use crate::subscriber::{Subscriber, Usage};
 
 /// What one counted request does to the counters.
 #[derive(Debug)]
 pub(crate) struct Tally {
-    /// The counter a unit is reserved on before the call, its limit (`None`: unlimited) and
-    /// where it starts when it does not exist yet.
-    pub(crate) reserve: Option<(Counter, Option<u64>, Seed)>,
+    /// What the request reserves before the call, line by line: its action's counter (or its
+    /// resource's items), then the credit pool it draws from.
+    pub(crate) lines: SmallVec<[Line; 2]>,
+    /// Which line is the action's, and which the pool's.
+    pub(crate) action_line: Option<usize>,
+    pub(crate) pool_line: Option<usize>,
+    /// The line whose units the handler reports after the call, if it does.
+    pub(crate) reported_line: Option<usize>,
     /// The item counter that a success changes without a reservation (a delete gives one
     /// back; a create under a quota adds one), by how much, and where it starts.
     pub(crate) items: Option<(Counter, i64, Seed)>,
-    /// The usage an allowed request reports when it reserves nothing (a delete without a finite
-    /// limit): the record's, as without counting.
+    /// The usage an allowed request reports when it reserves nothing on its action (a delete
+    /// without a finite limit, an unlimited action drawing credits): the record's, as without
+    /// counting.
     pub(crate) unreserved_usage: u64,
 }
 
 impl Tally {
     /// What `action` (already normalised) on `resource` counts under `terms` (the limit the
     /// decision compares with: the plan's raised by the active add-ons), or `None` when the
-    /// request is not counted: an action other than create and delete without a finite limit.
+    /// request is not counted: an action other than create and delete without a finite limit,
+    /// that draws no credits.
     ///
     /// A create reserves on the resource's item count, whatever its limit, so that the count is
     /// right when the user changes plans; a delete gives one item back on success and, under a
     /// finite `delete` limit, also reserves on the delete count; any other action with a finite
     /// limit reserves on its own count (a `PATCH` limited by the `update` limit on the count it
-    /// is compared with: the patch count when the record has one, else the update count).
+    /// is compared with: the patch count when the record has one, else the update count). A
+    /// metered request takes its cost there, unless it draws from a credit pool: then it takes
+    /// one unit there and its cost on the pool's counter (of the pool's period), topped up by
+    /// the user's active grants ([`active_grants`]).
     ///
     /// Under a quota the reservation is on the period's counter of the action instead, which
     /// starts at 0: a create counts creates in the period (and still adds one to the item count
@@ -42,11 +54,13 @@ impl Tally {
     /// counter follows the item counter until it exists ([`Seed::Items`]).
     pub(crate) fn of(
         terms: &Terms<'_>,
-        usage: Option<&Usage>,
+        subscriber: Option<&Subscriber>,
+        now_ms: u64,
         user: &Arc<str>,
         resource: &Arc<str>,
         action: &Action,
     ) -> Option<Self> {
+        let usage = subscriber.map(|subscriber| &subscriber.usage);
         let finite = terms.limit.maximum();
         let window = terms.window;
         let seed = |counted: &Action| seed(usage, resource, counted);
@@ -61,25 +75,20 @@ impl Tally {
             counter.period = window;
             (counter, Some(max), start)
         };
-        let tally = match (action, finite, window) {
-            (Action::Create, Some(max), Some(_)) => Tally {
-                reserve: Some(per_action(Action::Create, max)),
-                items: Some((items(), 1, seed(&Action::Create))),
-                unreserved_usage: 0,
-            },
-            (Action::Create, _, _) => Tally {
-                reserve: Some((items(), finite, seed(&Action::Create))),
-                items: None,
-                unreserved_usage: 0,
-            },
-            (Action::Delete, _, _) => Tally {
-                reserve: finite.map(|max| per_action(Action::Delete, max)),
-                items: Some((items(), -1, seed(&Action::Create))),
-                // Only read when nothing is reserved: no finite delete limit, so no quota.
-                unreserved_usage: usage.map_or(0, |usage| usage.get(resource, &Action::Delete)),
-            },
-            (_, finite, _) => {
-                let max = finite?;
+        let (reserve, items, unreserved_usage) = match (action, finite, window) {
+            (Action::Create, Some(max), Some(_)) => (
+                Some(per_action(Action::Create, max)),
+                Some((items(), 1, seed(&Action::Create))),
+                0,
+            ),
+            (Action::Create, _, _) => (Some((items(), finite, seed(&Action::Create))), None, 0),
+            (Action::Delete, _, _) => (
+                finite.map(|max| per_action(Action::Delete, max)),
+                Some((items(), -1, seed(&Action::Create))),
+                // Read when nothing is reserved on the action: no finite delete limit.
+                usage.map_or(0, |usage| usage.get(resource, &Action::Delete)),
+            ),
+            (_, Some(max), _) => {
                 // A PATCH limited through the update limit reads the patch count when the
                 // record has one, else the update count (rule 6 of the decision): it counts on
                 // the counter it reads.
@@ -92,28 +101,68 @@ impl Tally {
                 } else {
                     action.clone()
                 };
-                Tally {
-                    reserve: Some(per_action(counted, max)),
-                    items: None,
-                    unreserved_usage: 0,
-                }
+                (Some(per_action(counted, max)), None, 0)
             }
+            (_, None, _) => (None, None, terms.usage(usage, resource, action)),
         };
-        Some(tally)
+        if reserve.is_none() && items.is_none() && terms.pool.is_none() {
+            return None;
+        }
+        let mut lines = SmallVec::new();
+        let action_line = reserve.map(|(counter, limit, start)| {
+            lines.push(
+                Line::new(counter, terms.action_units())
+                    .limit(limit)
+                    .seed(start),
+            );
+            lines.len() - 1
+        });
+        let pool_line = terms.pool.map(|pool| {
+            let mut counter = Counter::credits(Arc::clone(user), Arc::clone(pool.name));
+            counter.period = pool.window;
+            let mut line = Line::new(counter, terms.units).limit(pool.limit.maximum());
+            for grant in active_grants(subscriber, pool.name, now_ms) {
+                let counter = Counter::grant(
+                    Arc::clone(user),
+                    Arc::clone(pool.name),
+                    Arc::clone(&grant.id),
+                );
+                line = line.grant(Spill::new(counter, grant.amount));
+            }
+            lines.push(line);
+            lines.len() - 1
+        });
+        let reported_line = match terms.cost {
+            Some(cost) if cost.is_reported() => pool_line.or(action_line),
+            _ => None,
+        };
+        Some(Tally {
+            lines,
+            action_line,
+            pool_line,
+            reported_line,
+            items,
+            unreserved_usage,
+        })
     }
 
-    /// The counter a request would reserve on and where it starts, `None` when it reserves
-    /// nothing.
+    /// The counter a request would reserve on for its action and where it starts, `None` when
+    /// it reserves nothing there.
     pub(crate) fn counter(&self) -> Option<(&Counter, Seed)> {
-        self.reserve
-            .as_ref()
-            .map(|(counter, _, seed)| (counter, *seed))
+        let line = self.lines.get(self.action_line?)?;
+        Some((line.counter(), line.start()))
     }
 
     /// The reservation `id` of what the tally reserves, `None` when it reserves nothing.
     pub(crate) fn hold(&self, id: ReservationId) -> Option<Hold> {
-        let (counter, limit, seed) = self.reserve.as_ref()?;
-        Some(Hold::new(id).with(Line::new(counter.clone(), 1).limit(*limit).seed(*seed)))
+        if self.lines.is_empty() {
+            return None;
+        }
+        let mut hold = Hold::new(id);
+        for line in &self.lines {
+            hold.push(line.clone());
+        }
+        Some(hold)
     }
 }
 
@@ -191,9 +240,14 @@ mod tests {
             &action,
         )
         .expect("free applies");
+        let mut user = user.clone();
+        if let Some(usage) = usage {
+            user.usage = usage.clone();
+        }
         Tally::of(
             &terms,
-            usage,
+            Some(&user),
+            now,
             &Arc::from("john"),
             &Arc::from(resource),
             &action,
@@ -205,8 +259,8 @@ mod tests {
     }
 
     fn reserved(tally: &Tally) -> Option<(Counted, Option<u64>, Seed)> {
-        let (counter, limit, seed) = tally.reserve.as_ref()?;
-        Some((counter.counted.clone(), *limit, *seed))
+        let line = tally.lines.get(tally.action_line?)?;
+        Some((line.counter().counted.clone(), line.max(), line.start()))
     }
 
     #[test]
@@ -242,7 +296,7 @@ mod tests {
             (&Counted::Items, -1, Seed::Count(0))
         );
         let free_delete = tally(Action::Delete, "clients", Some(&usage)).unwrap();
-        assert!(free_delete.reserve.is_none());
+        assert!(free_delete.action_line.is_none());
         let (_, delta, seed) = free_delete.items.as_ref().unwrap();
         assert_eq!((*delta, *seed), (-1, Seed::Count(2)));
         assert_eq!(free_delete.unreserved_usage, 2);
@@ -345,7 +399,8 @@ mod tests {
 
         // A create reserves on the month's create counter, from 0, and adds an item on success.
         let create = tally("reports", Action::Create);
-        let (counter, limit, seed) = create.reserve.as_ref().unwrap();
+        let line = &create.lines[create.action_line.unwrap()];
+        let (counter, limit, seed) = (line.counter(), &line.max(), &line.start());
         assert_eq!(counter.counted, Counted::Action(Action::Create));
         assert_eq!(counter.period, Some(Period::Month.window(now)));
         assert_eq!((*limit, *seed), (Some(2), Seed::Count(0)));
@@ -358,7 +413,8 @@ mod tests {
         // A delete gives an item back, never a create of the period, and reserves on the day's
         // delete counter.
         let delete = tally("reports", Action::Delete);
-        let (counter, limit, seed) = delete.reserve.as_ref().unwrap();
+        let line = &delete.lines[delete.action_line.unwrap()];
+        let (counter, limit, seed) = (line.counter(), &line.max(), &line.start());
         assert_eq!(counter.counted, Counted::Action(Action::Delete));
         assert_eq!(counter.period, Some(Period::Day.window(now)));
         assert_eq!((*limit, *seed), (Some(1), Seed::Count(0)));
@@ -367,7 +423,8 @@ mod tests {
 
         // The record's lifetime count does not seed a period.
         let index = tally("calls", Action::Index);
-        let (counter, limit, seed) = index.reserve.as_ref().unwrap();
+        let line = &index.lines[index.action_line.unwrap()];
+        let (counter, limit, seed) = (line.counter(), &line.max(), &line.start());
         assert_eq!(counter.period, Some(Period::Month.window(now)));
         assert_eq!((*limit, *seed), (Some(1000), Seed::Count(0)));
     }

@@ -16,8 +16,11 @@ use crate::{
 mod outcome;
 mod terms;
 
-pub use outcome::{Allowed, Denial, PlanState};
-pub(crate) use terms::{addon_sources, applies_until, plan_at, terms, Refusal, State, Terms};
+pub use outcome::{Allowed, Credits, Denial, PlanState};
+pub(crate) use terms::{
+    active_grants, addon_sources, applies_until, plan_at, pool_at, terms, Pool, Refusal, State,
+    Terms,
+};
 
 /// Settings of the decision that do not come from the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -171,12 +174,15 @@ pub fn decide(
         Err(refusal) => return Decision::Deny(refusal.denial(resource, action)),
     };
     let usage = terms.usage(subscriber.map(|s| &s.usage), resource, action);
-    match terms.limit.maximum() {
-        Some(maximum) if usage >= maximum => {
-            Decision::Deny(terms.limit_reached(resource, action, usage))
-        }
-        _ => Decision::Allow(terms.allowed(Arc::clone(resource), action.clone(), usage)),
+    if terms.limit_is_reached(usage) {
+        return Decision::Deny(terms.limit_reached(resource, action, usage));
     }
+    // Nothing counts what a pool spent: only its allowance and the user's active grants say
+    // whether a request's cost fits.
+    if let Some(denial) = terms.uncounted_credits_denial(subscriber, now_ms) {
+        return Decision::Deny(denial);
+    }
+    Decision::Allow(terms.allowed(Arc::clone(resource), action.clone(), usage, 0))
 }
 
 #[cfg(test)]

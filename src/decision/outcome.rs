@@ -48,6 +48,36 @@ pub struct Allowed {
     pub usage: u64,
     /// The current period of a [`Limit::Periodic`] quota: its `end` is when the count resets.
     pub window: Option<Window>,
+    /// The units the request takes ([`Cost`](crate::catalog::Cost)): 1 unless the catalog
+    /// meters it; the estimate of a reported meter.
+    pub cost: u64,
+    /// The credit pool the request draws from, if its meter names one.
+    pub credits: Option<Credits>,
+}
+
+/// The credit pool an allowed request draws from: its allowance and what was used of it before
+/// the request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Credits {
+    /// The pool's name.
+    pub pool: Arc<str>,
+    /// The pool's allowance: the plan's, raised by the user's active add-ons.
+    pub limit: Limit,
+    /// What was used of the allowance (in the current period, for a quota), before this
+    /// request.
+    pub usage: u64,
+    /// The current period of a renewing pool.
+    pub window: Option<Window>,
+}
+
+impl Credits {
+    /// How much of the allowance is left after this usage (`None` when unlimited).
+    pub fn remaining(&self) -> Option<u64> {
+        self.limit
+            .maximum()
+            .map(|max| max.saturating_sub(self.usage))
+    }
 }
 
 impl Allowed {
@@ -100,6 +130,25 @@ pub enum Denial {
         /// The current period of a [`Limit::Periodic`] quota; its `end` is when the count
         /// resets, which the JSON body gives as `resets`.
         window: Option<Window>,
+        /// The units the request takes: 1 unless the catalog meters the action.
+        cost: u64,
+    },
+    /// The credit pool the request draws from cannot cover its cost: its allowance (and the
+    /// user's grants) is used up, or the plan has no such pool.
+    Credits {
+        /// The plan that applied.
+        plan: Arc<str>,
+        /// The pool.
+        pool: Arc<str>,
+        /// The pool's allowance: the plan's, raised by the active add-ons (0 when the plan has
+        /// no such pool).
+        maximum: u64,
+        /// What was used of the allowance (in the current period, for a renewing pool).
+        usage: u64,
+        /// The units the request would take.
+        cost: u64,
+        /// The current period of a renewing pool; its `end` is `resets`.
+        window: Option<Window>,
     },
 }
 
@@ -127,7 +176,9 @@ impl Serialize for Allowed {
     /// `{"plan":"pro","state":"fallback","trial":"gold","item":"clients","action":"create",
     /// "limit":3,"usage":1,"remaining":2}`; `trial` only in the fallback state, `limit` and
     /// `remaining` `null` when unlimited. A quota's `limit` is `{"max":20,"per":"day"}`, and
-    /// `resets` follows `remaining`.
+    /// `resets` follows `remaining`. A metered request adds its `cost` when it is more than 1,
+    /// and the pool it draws from: `"credits":{"pool":"ai","limit":1000,"usage":35,
+    /// "remaining":965}` (with `resets` for a renewing pool).
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("plan", &*self.plan)?;
@@ -143,19 +194,56 @@ impl Serialize for Allowed {
         if let Some(resets) = self.resets() {
             map.serialize_entry("resets", &resets)?;
         }
+        if self.cost > 1 {
+            map.serialize_entry("cost", &self.cost)?;
+        }
+        if let Some(credits) = &self.credits {
+            map.serialize_entry("credits", credits)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Credits {
+    /// `{"pool":"ai","limit":1000,"usage":35,"remaining":965}`, and `resets` for a renewing
+    /// pool.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("pool", &*self.pool)?;
+        map.serialize_entry("limit", &self.limit)?;
+        map.serialize_entry("usage", &self.usage)?;
+        map.serialize_entry("remaining", &self.remaining())?;
+        if let Some(window) = self.window {
+            map.serialize_entry("resets", &window.end())?;
+        }
         map.end()
     }
 }
 
 impl Denial {
-    /// The `reason` of every denial's JSON body: `"subscription"`.
+    /// The `reason` of the JSON body of every denial but [`Denial::Credits`]: `"subscription"`.
     pub const REASON: &'static str = "subscription";
 
-    /// When the count of the quota that was reached resets, in milliseconds since the Unix
-    /// epoch; `None` unless the limit is a [`Limit::Periodic`] quota.
+    /// The `reason` of the JSON body of [`Denial::Credits`]: `"credits"`.
+    pub const CREDITS_REASON: &'static str = "credits";
+
+    /// The `reason` of the denial's JSON body.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Denial::Credits { .. } => Denial::CREDITS_REASON,
+            _ => Denial::REASON,
+        }
+    }
+
+    /// When the count of the quota (or renewing pool) that was reached resets, in
+    /// milliseconds since the Unix epoch; `None` for a lifetime limit.
     pub fn resets(&self) -> Option<u64> {
         match self {
             Denial::LimitReached {
+                window: Some(window),
+                ..
+            }
+            | Denial::Credits {
                 window: Some(window),
                 ..
             } => Some(window.end()),
@@ -167,7 +255,9 @@ impl Denial {
     /// for [`Denial::NoPlan`].
     pub fn plan(&self) -> Option<&str> {
         match self {
-            Denial::Expired { plan, .. } | Denial::LimitReached { plan, .. } => Some(plan),
+            Denial::Expired { plan, .. }
+            | Denial::LimitReached { plan, .. }
+            | Denial::Credits { plan, .. } => Some(plan),
             Denial::NoPlan { .. } => None,
         }
     }
@@ -192,11 +282,15 @@ impl Serialize for Denial {
     /// * expired: `{"reason":"subscription","plan":"basic","expired":true,"date":1700000000000}`
     /// * no plan: `{"reason":"subscription","plan":null,"item":"clients","action":"create"}`
     /// * limit reached: `{"reason":"subscription","plan":"free","item":"clients",
-    ///   "action":"create","maximum":3,"usage":3}`, and for a quota `"resets"` last, when its
-    ///   count starts again (milliseconds since the Unix epoch)
+    ///   "action":"create","maximum":3,"usage":3}`, then `"cost"` for a request that takes more
+    ///   than one unit, and for a quota `"resets"` last, when its count starts again
+    ///   (milliseconds since the Unix epoch)
+    /// * credits: `{"reason":"credits","plan":"pro","credits":"ai","maximum":1000,
+    ///   "usage":998,"cost":5}`, `"cost"` when more than one unit, and `"resets"` last for a
+    ///   renewing pool
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("reason", Denial::REASON)?;
+        map.serialize_entry("reason", self.reason())?;
         match self {
             Denial::Expired { plan, date } => {
                 map.serialize_entry("plan", &**plan)?;
@@ -215,12 +309,35 @@ impl Serialize for Denial {
                 maximum,
                 usage,
                 window,
+                cost,
             } => {
                 map.serialize_entry("plan", &**plan)?;
                 map.serialize_entry("item", &**resource)?;
                 map.serialize_entry("action", action)?;
                 map.serialize_entry("maximum", maximum)?;
                 map.serialize_entry("usage", usage)?;
+                if *cost > 1 {
+                    map.serialize_entry("cost", cost)?;
+                }
+                if let Some(window) = window {
+                    map.serialize_entry("resets", &window.end())?;
+                }
+            }
+            Denial::Credits {
+                plan,
+                pool,
+                maximum,
+                usage,
+                cost,
+                window,
+            } => {
+                map.serialize_entry("plan", &**plan)?;
+                map.serialize_entry("credits", &**pool)?;
+                map.serialize_entry("maximum", maximum)?;
+                map.serialize_entry("usage", usage)?;
+                if *cost > 1 {
+                    map.serialize_entry("cost", cost)?;
+                }
                 if let Some(window) = window {
                     map.serialize_entry("resets", &window.end())?;
                 }
@@ -246,6 +363,8 @@ mod tests {
             limit: Limit::Limited(3),
             usage: 1,
             window: None,
+            cost: 1,
+            credits: None,
         };
         assert_eq!(
             serde_json::to_string(&allowed).unwrap(),
@@ -259,6 +378,23 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&unlimited).unwrap(),
             r#"{"plan":"free","state":"active","item":"clients","action":"create","limit":null,"usage":1,"remaining":null}"#
+        );
+        let metered = Allowed {
+            cost: 5,
+            credits: Some(Credits {
+                pool: Arc::from("ai"),
+                limit: Limit::Limited(1000),
+                usage: 35,
+                window: None,
+            }),
+            ..unlimited.clone()
+        };
+        assert_eq!(
+            serde_json::to_string(&metered).unwrap(),
+            concat!(
+                r#"{"plan":"free","state":"active","item":"clients","action":"create","limit":null,"usage":1,"remaining":null,"#,
+                r#""cost":5,"credits":{"pool":"ai","limit":1000,"usage":35,"remaining":965}}"#
+            )
         );
         assert_eq!(PlanState::Trial.as_str(), "trial");
         assert_eq!(PlanState::Default.as_str(), "default");
@@ -280,5 +416,41 @@ mod tests {
             date: 1,
         };
         assert_eq!(expired.plan(), Some("basic"));
+        assert_eq!(expired.reason(), "subscription");
+    }
+
+    #[test]
+    fn a_credits_denial_names_its_pool_cost_and_reset() {
+        let window = crate::catalog::Period::Month.window(1_795_953_600_000);
+        let denial = Denial::Credits {
+            plan: Arc::from("pro"),
+            pool: Arc::from("ai"),
+            maximum: 1000,
+            usage: 998,
+            cost: 5,
+            window: Some(window),
+        };
+        assert_eq!(denial.reason(), "credits");
+        assert_eq!(denial.plan(), Some("pro"));
+        assert_eq!(denial.resets(), Some(window.end()));
+        assert_eq!(
+            String::from_utf8(denial.to_json_bytes()).unwrap(),
+            format!(
+                r#"{{"reason":"credits","plan":"pro","credits":"ai","maximum":1000,"usage":998,"cost":5,"resets":{}}}"#,
+                window.end()
+            )
+        );
+        let one = Denial::Credits {
+            plan: Arc::from("pro"),
+            pool: Arc::from("ai"),
+            maximum: 1000,
+            usage: 998,
+            cost: 1,
+            window: None,
+        };
+        assert_eq!(
+            one.to_json_bytes(),
+            br#"{"reason":"credits","plan":"pro","credits":"ai","maximum":1000,"usage":998}"#
+        );
     }
 }

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
-use super::{Allowed, Denial, PlanState, Policy};
-use crate::catalog::{Action, Addon, Catalog, Limit, Plan, ResourceLimits, Window};
-use crate::subscriber::{AddonGrant, Assignment, Subscriber, Usage};
+use super::{Allowed, Credits, Denial, PlanState, Policy};
+use crate::catalog::{Action, Addon, Catalog, Cost, Limit, Plan, ResourceLimits, Window};
+use smallvec::SmallVec;
+
+use crate::subscriber::{AddonGrant, Assignment, CreditGrant, Subscriber, Usage};
 
 /// [`PlanState`], borrowed.
 #[derive(Clone, Copy, Debug)]
@@ -72,6 +74,21 @@ pub(crate) struct Terms<'a> {
     pub(crate) patch_counts_updates: bool,
     /// The current period of a quota.
     pub(crate) window: Option<Window>,
+    /// What the request costs, when the catalog meters it.
+    pub(crate) cost: Option<&'a Cost>,
+    /// The units the request takes: the meter's, else 1.
+    pub(crate) units: u64,
+    /// The credit pool the request draws from, when its meter names one.
+    pub(crate) pool: Option<Pool<'a>>,
+}
+
+/// A credit pool that applies to a request: its name, the allowance (the plan's, raised by the
+/// active add-ons; 0 when the plan has no such pool) and its current period.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pool<'a> {
+    pub(crate) name: &'a Arc<str>,
+    pub(crate) limit: Limit,
+    pub(crate) window: Option<Window>,
 }
 
 /// The [`Terms`] for `action` (already normalised) on `resource`, or the [`Refusal`] when
@@ -94,8 +111,15 @@ pub(crate) fn terms<'a>(
         grace_ms: crate::time::millis(policy.grace_period),
         user: subscriber.and_then(|s| s.name.as_deref()).unwrap_or(""),
     };
+    // The plan's allowance of the pool a metered request draws from.
+    let cost = catalog.cost(resource, action);
+    let pool = cost.and_then(Cost::pool_arc);
+    let mut allowance = Limit::Limited(0);
     let mut terms = match applicable(catalog, subscriber, &mut now, policy) {
         Ok((plan, state)) => {
+            if let Some(pool) = pool {
+                allowance = plan.credits(pool).unwrap_or(Limit::Limited(0));
+            }
             // One lookup of the resource for both its limit and how it reads `patch`.
             let limits = plan.resource(resource);
             let mut limit = limits.map_or(Limit::Unlimited, |limits| limits.limit(action));
@@ -117,6 +141,9 @@ pub(crate) fn terms<'a>(
                 patch_counts_updates: *action == Action::Patch
                     && limits.is_some_and(patch_uses_update_limit),
                 window: None,
+                cost,
+                units: 1,
+                pool: None,
             }
         }
         Err(refusal) => {
@@ -140,6 +167,9 @@ pub(crate) fn terms<'a>(
                     limit: limit.unwrap_or(Limit::Unlimited),
                     patch_counts_updates: *action == Action::Patch && !sets_patch && sets_update,
                     window: None,
+                    cost,
+                    units: 1,
+                    pool: None,
                 },
                 None => return Err(refusal),
             }
@@ -147,7 +177,72 @@ pub(crate) fn terms<'a>(
     };
     // A quota's period: the clock is read for it (once, as for everything else).
     terms.window = terms.limit.period().map(|per| per.window(now.get()));
+    if let Some(cost) = cost {
+        terms.units = cost.units();
+    }
+    if let Some(name) = pool {
+        terms.pool = Some(pool_terms(
+            catalog, subscriber, &mut now, policy, allowance, name,
+        ));
+    }
     Ok(terms)
+}
+
+/// The credit pool `name` for `subscriber`: the `allowance` of the plan that applies (0 without
+/// one), raised by the active add-ons, and its current period.
+fn pool_terms<'a, F: FnOnce() -> u64>(
+    catalog: &'a Catalog,
+    subscriber: Option<&'a Subscriber>,
+    now: &mut Now<F>,
+    policy: &Policy,
+    mut allowance: Limit,
+    name: &'a Arc<str>,
+) -> Pool<'a> {
+    let mut addons = ActiveAddons {
+        catalog,
+        grants: subscriber.map_or(&[][..], |s| &s.addons).iter(),
+        grace_ms: crate::time::millis(policy.grace_period),
+        user: subscriber.and_then(|s| s.name.as_deref()).unwrap_or(""),
+    };
+    // The add-ons raise the allowance as they raise limits.
+    while allowance != Limit::Unlimited {
+        let Some((extra, quantity)) = addons.next(now, |addon| addon.credits(name)) else {
+            break;
+        };
+        allowance = allowance.plus(extra, quantity);
+    }
+    Pool {
+        name,
+        limit: allowance,
+        window: allowance.period().map(|per| per.window(now.get())),
+    }
+}
+
+/// The credit pool `name` for `subscriber` at `now_ms`, as a request drawing from it finds it,
+/// with whether anything gives the user some of it (the plan that applies, an active add-on or
+/// an active grant): what [`entitlements`](crate::entitlements) list.
+pub(crate) fn pool_at<'a>(
+    catalog: &'a Catalog,
+    subscriber: Option<&'a Subscriber>,
+    now_ms: u64,
+    policy: &Policy,
+    name: &'a Arc<str>,
+) -> (Pool<'a>, bool) {
+    let mut now = Now::new(|| now_ms);
+    let plan = applicable(catalog, subscriber, &mut now, policy).ok();
+    let declared = plan.and_then(|(plan, _)| plan.credits(name));
+    let pool = pool_terms(
+        catalog,
+        subscriber,
+        &mut now,
+        policy,
+        declared.unwrap_or(Limit::Limited(0)),
+        name,
+    );
+    let given = declared.is_some()
+        || pool.limit != Limit::Limited(0)
+        || !active_grants(subscriber, name, now_ms).is_empty();
+    (pool, given)
 }
 
 /// The plan that applies to `subscriber` at `now_ms` (rules 1 to 4 of [`decide`](super::decide)), or the
@@ -397,8 +492,15 @@ impl Terms<'_> {
         usage.get(resource, action)
     }
 
-    /// The [`Allowed`] decision on `action` (already normalised) of `resource` at this usage.
-    pub(crate) fn allowed(&self, resource: Arc<str>, action: Action, usage: u64) -> Allowed {
+    /// The [`Allowed`] decision on `action` (already normalised) of `resource` at this usage
+    /// (and, for a request that draws credits, this usage of the pool).
+    pub(crate) fn allowed(
+        &self,
+        resource: Arc<str>,
+        action: Action,
+        usage: u64,
+        pool_usage: u64,
+    ) -> Allowed {
         Allowed {
             plan: Arc::clone(self.plan),
             state: self.state.to_plan_state(),
@@ -407,7 +509,64 @@ impl Terms<'_> {
             limit: self.limit,
             usage,
             window: self.window,
+            cost: self.units,
+            credits: self.pool.map(|pool| Credits {
+                pool: Arc::clone(pool.name),
+                limit: pool.limit,
+                usage: pool_usage,
+                window: pool.window,
+            }),
         }
+    }
+
+    /// Whether `usage` leaves no room under the action's limit for the units the request takes
+    /// on it (rules 5 and 6 of [`decide`](super::decide): a limit of 0 always denies).
+    pub(crate) fn limit_is_reached(&self, usage: u64) -> bool {
+        self.limit.maximum().is_some_and(|max| {
+            max.checked_sub(usage)
+                .is_none_or(|left| left < self.action_units())
+        })
+    }
+
+    /// The units the request takes on its action's own limit: its cost when it draws from no
+    /// pool, else one.
+    pub(crate) fn action_units(&self) -> u64 {
+        if self.pool.is_some() {
+            1
+        } else {
+            self.units
+        }
+    }
+
+    /// The denial of a request whose pool cannot cover its cost when nothing counts what pools
+    /// spent: only the allowance and `subscriber`'s grants active at `now_ms` decide.
+    pub(crate) fn uncounted_credits_denial(
+        &self,
+        subscriber: Option<&Subscriber>,
+        now_ms: u64,
+    ) -> Option<Denial> {
+        let pool = self.pool?;
+        let max = pool.limit.maximum()?;
+        let granted = active_grants(subscriber, pool.name, now_ms)
+            .iter()
+            .fold(0u64, |sum, grant| sum.saturating_add(grant.amount));
+        if self.units <= max.saturating_add(granted) {
+            return None;
+        }
+        self.credits_exhausted(0)
+    }
+
+    /// The denial of a request whose pool cannot cover its cost, at this usage of the pool.
+    pub(crate) fn credits_exhausted(&self, usage: u64) -> Option<Denial> {
+        let pool = self.pool?;
+        Some(Denial::Credits {
+            plan: Arc::clone(self.plan),
+            pool: Arc::clone(pool.name),
+            maximum: pool.limit.maximum().unwrap_or(u64::MAX),
+            usage,
+            cost: self.units,
+            window: pool.window,
+        })
     }
 
     /// The denial of `action` (already normalised) of `resource` at this usage, which reached
@@ -421,6 +580,7 @@ impl Terms<'_> {
             maximum: self.limit.maximum().unwrap_or(u64::MAX),
             usage,
             window: self.window,
+            cost: self.action_units(),
         }
     }
 }
@@ -429,6 +589,24 @@ impl Terms<'_> {
 /// no `patch` limit but an `update` limit.
 fn patch_uses_update_limit(limits: &ResourceLimits) -> bool {
     limits.get(&Action::Patch).is_none() && limits.get(&Action::Update).is_some()
+}
+
+/// The grants of credits of `pool` in `subscriber`'s record that are active at `now_ms`, in the
+/// order they are spent: the one that expires soonest first (one without an end last), then in
+/// the record's order.
+pub(crate) fn active_grants<'a>(
+    subscriber: Option<&'a Subscriber>,
+    pool: &str,
+    now_ms: u64,
+) -> SmallVec<[&'a CreditGrant; 4]> {
+    let mut grants: SmallVec<[&'a CreditGrant; 4]> = subscriber
+        .map_or(&[][..], |subscriber| &subscriber.grants)
+        .iter()
+        .filter(|grant| *grant.pool == *pool && grant.amount > 0 && grant.is_active_at(now_ms))
+        .collect();
+    // A stable sort: equal ends keep the record's order.
+    grants.sort_by_key(|grant| grant.expires.unwrap_or(u64::MAX));
+    grants
 }
 
 #[cfg(test)]

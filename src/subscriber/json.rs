@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{AddonGrant, Assignment, ResourceUsage, Subscriber, Usage};
+use super::{AddonGrant, Assignment, CreditGrant, ResourceUsage, Subscriber, Usage};
 use crate::catalog::Action;
 use crate::format::{describe, non_negative_integer, FormatError, JsonPath};
 
@@ -40,7 +40,7 @@ pub(super) fn subscriber(value: &Value) -> Result<Subscriber, FormatError> {
             let entries = map.iter().filter(|(key, _)| {
                 !matches!(
                     key.as_str(),
-                    "name" | "id" | "plan" | "addons" | "cycle_anchor"
+                    "name" | "id" | "plan" | "addons" | "cycle_anchor" | "grants"
                 )
             });
             read_usage(entries, &root)?
@@ -48,13 +48,103 @@ pub(super) fn subscriber(value: &Value) -> Result<Subscriber, FormatError> {
     };
     let addons = addons(map.get("addons"), &root.key("addons"))?;
     let cycle_anchor = instant(map.get("cycle_anchor"), &root.key("cycle_anchor"))?;
+    let grants = credit_grants(map.get("grants"), &root.key("grants"))?;
     Ok(Subscriber {
         name,
         assignment,
         usage,
         addons,
         cycle_anchor,
+        grants,
     })
+}
+
+/// Reads the `grants` of credits.
+fn credit_grants(
+    value: Option<&Value>,
+    path: &JsonPath<'_>,
+) -> Result<Vec<CreditGrant>, FormatError> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(path.error(format!(
+                "expected an array of credit grants, found {}",
+                describe(other)
+            )))
+        }
+    };
+    let mut grants: Vec<CreditGrant> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = path.index(i);
+        let grant = credit_grant(item, &path)?;
+        if let Some(first) = grants.iter().position(|g| g.id == grant.id) {
+            return Err(path.key("id").error(format!(
+                "duplicate grant id `{}` (first at grants[{first}])",
+                grant.id
+            )));
+        }
+        grants.push(grant);
+    }
+    Ok(grants)
+}
+
+/// Reads one credit grant.
+fn credit_grant(value: &Value, path: &JsonPath<'_>) -> Result<CreditGrant, FormatError> {
+    let Value::Object(map) = value else {
+        return Err(path.error(format!(
+            "expected a credit grant, an object with `id`, `credits`, `amount`, `starts` and \
+             `expires`, found {}",
+            describe(value)
+        )));
+    };
+    if let Some(key) = map.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "id" | "credits" | "amount" | "starts" | "expires"
+        )
+    }) {
+        return Err(path.key(key).error(
+            "unknown credit grant property; expected `id`, `credits`, `amount`, `starts` or \
+             `expires`",
+        ));
+    }
+    let text = |key: &str, what: &str| -> Result<Arc<str>, FormatError> {
+        match map.get(key) {
+            Some(Value::String(text)) if !text.is_empty() => Ok(Arc::from(text.as_str())),
+            Some(other) => Err(path.key(key).error(format!(
+                "expected a non-empty {what}, found {}",
+                describe(other)
+            ))),
+            None => Err(path.key(key).error(format!("missing; expected the {what}"))),
+        }
+    };
+    let id = text("id", "grant id")?;
+    let pool = text("credits", "credit pool name")?;
+    let amount = match map.get("amount") {
+        Some(value) => non_negative_integer(value).ok_or_else(|| {
+            path.key("amount").error(format!(
+                "expected a number of units (a non-negative integer), found {}",
+                describe(value)
+            ))
+        })?,
+        None => {
+            return Err(path
+                .key("amount")
+                .error("missing; expected a number of units"))
+        }
+    };
+    let mut grant = CreditGrant::new(id, pool, amount);
+    grant.starts = instant(map.get("starts"), &path.key("starts"))?;
+    grant.expires = instant(map.get("expires"), &path.key("expires"))?;
+    if let (Some(starts), Some(expires)) = (grant.starts, grant.expires) {
+        if expires < starts {
+            return Err(path.key("expires").error(format!(
+                "the grant expires ({expires}) before it starts ({starts})"
+            )));
+        }
+    }
+    Ok(grant)
 }
 
 /// Reads the `addons` grants.

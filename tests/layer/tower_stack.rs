@@ -79,6 +79,7 @@ async fn limit_reached_is_403_with_the_exact_json_body() {
             maximum: 3,
             usage: 3,
             window: None,
+            cost: 1,
         }))
     );
     assert_eq!(
@@ -97,6 +98,7 @@ async fn the_denial_itself_is_in_the_response_extensions() {
         maximum: 3,
         usage: 3,
         window: None,
+        cost: 1,
     };
     let response = send(
         &layer(&store),

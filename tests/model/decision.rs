@@ -331,6 +331,7 @@ fn usage_boundary() {
             maximum: 3,
             usage: 4,
             window: None,
+            cost: 1,
         }
     );
     assert_eq!(
