@@ -22,6 +22,7 @@ mod governable_scope;
 mod hyper;
 mod immediate;
 mod invalidation;
+mod metering;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod poll_ready;
