@@ -150,6 +150,7 @@ pub mod entitlements;
 mod error;
 pub mod format;
 mod future;
+pub mod guide;
 mod hash;
 mod headers;
 mod invalidator;
