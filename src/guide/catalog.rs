@@ -69,8 +69,11 @@
 //! - An ended trial falls back to the catalog's `fallback` plan, with that plan's limits only.
 //!   Any other ended plan, no plan, or a plan the catalog does not know leaves the user without
 //!   a plan: the [`default_plan`](crate::PlanLimitLayerBuilder::default_plan) applies if you set
-//!   one, otherwise every governed request is refused.
-//! - Unlimited allows. Otherwise `usage >= limit` is refused, so a limit of 0 always refuses.
+//!   one, otherwise every governed request is refused (unless the user holds
+//!   [add-ons](super::addons#without-a-plan) for the resource).
+//! - The plan's limit on the resource and action, raised by the user's active add-ons, is then
+//!   compared with the usage: unlimited allows; otherwise `usage >= limit` is refused, so a
+//!   limit of 0 always refuses.
 //!
 //! A refusal is a `403` with `content-type: application/json` and one of these bodies:
 //!
@@ -84,8 +87,8 @@
 //! that fails answers `503 {"reason":"plan_store_unavailable"}` (see
 //! [Configuration](super::configuration#when-a-store-fails)). The response carries the
 //! [`Rejection`](crate::Rejection), and the [`Denial`](crate::Denial) of a 403, in its
-//! extensions; [`render_rejection`](crate::PlanLimitLayerBuilder::render_rejection) replaces
-//! the bodies. An allowed request reaches your service with the [`Allowed`](crate::Allowed)
+//! extensions; [`render_rejection`](crate::PlanLimitLayerBuilder::render_rejection) changes how
+//! these answers look. An allowed request reaches your service with the [`Allowed`](crate::Allowed)
 //! decision in its extensions: the plan, its state, the limit and the usage, for a handler that
 //! shows "3 of 10 clients used".
 //!
