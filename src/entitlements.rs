@@ -12,14 +12,17 @@
 //! ```json
 //! {"user": "john", "plan": "free", "state": "active", "expires": null, "limits": [
 //!   {"resource": "clients", "action": "create", "max": 3, "used": 2, "remaining": 1,
-//!    "per": null, "resets": null},
+//!    "per": null, "resets": null, "sources": [{"plan": "free", "limit": 3}]},
 //!   {"resource": "reports", "action": "create", "max": 2, "used": 2, "remaining": 0,
-//!    "per": "month", "resets": 1796083200000}
+//!    "per": "month", "resets": 1796083200000,
+//!    "sources": [{"plan": "free", "limit": {"max": 2, "per": "month"}}]}
 //! ]}
 //! ```
 //!
 //! `max` and `remaining` are `null` when the action is unlimited on the plan; `per` and
 //! `resets` (milliseconds since the Unix epoch) are `null` unless the limit is a quota.
+//! `sources` lists where the limit comes from ([`Source`]): the plan, and each active add-on
+//! that raises it, with its quantity.
 
 use std::convert::Infallible;
 use std::fmt;
