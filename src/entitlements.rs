@@ -14,8 +14,8 @@
 //!   {"resource": "clients", "action": "create", "max": 3, "used": 2, "remaining": 1,
 //!    "per": null, "resets": null, "sources": [{"plan": "free", "limit": 3}]},
 //!   {"resource": "reports", "action": "create", "max": 2, "used": 2, "remaining": 0,
-//!    "per": "month", "resets": 1796083200000, "sources": [{"plan": "free", "limit":
-//!    {"max": 2, "per": "month"}}]}
+//!    "per": "month", "resets": 1796083200000,
+//!    "sources": [{"plan": "free", "limit": {"max": 2, "per": "month"}}]}
 //! ], "credits": [
 //!   {"pool": "ai", "max": 1000, "used": 35, "remaining": 965, "per": "month",
 //!    "resets": 1796083200000, "grants": [{"id": "g1", "remaining": 500,
@@ -24,9 +24,11 @@
 //! ```
 //!
 //! `max` and `remaining` are `null` when the action is unlimited on the plan; `per` and
-//! `resets` (milliseconds since the Unix epoch) are `null` unless the limit is a quota. Each
-//! credit pool the user has some of is listed with its allowance (`remaining` leaves the grants
-//! aside) and the active grants in the order they are spent.
+//! `resets` (milliseconds since the Unix epoch) are `null` unless the limit is a quota.
+//! `sources` lists where the limit comes from ([`Source`]): the plan, and each active add-on
+//! that raises it, with its quantity. Each credit pool the user has some of is listed with its
+//! allowance (`remaining` leaves the grants aside) and the active grants in the order they are
+//! spent.
 
 use std::convert::Infallible;
 use std::fmt;

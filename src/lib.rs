@@ -32,6 +32,7 @@
 //!
 //! It works wrapping axum routers, hyper services and any tower stack. [`MemoryStore`] is an
 //! in-memory store that loads the JSON formats, can be changed while serving, and counts usage.
+//! The [`guide`] explains each part, with examples that run.
 //!
 //! # Example
 //!
@@ -115,26 +116,40 @@
 //! # app().unwrap();
 //! ```
 //!
+//! # The guide
+//!
+//! The [`guide`] has a chapter for each part, with examples that run:
+//! [plans and subscribers](guide::catalog), [add-ons](guide::addons),
+//! [paths and actions](guide::routes), [configuration](guide::configuration),
+//! [counting usage](guide::counting), [quotas](guide::quotas),
+//! [RateLimit headers](guide::rate_limit_headers), [entitlements](guide::entitlements),
+//! [your own database](guide::own_database), [several instances with Redis](guide::redis),
+//! [billing webhooks](guide::webhooks), [metrics and tracing](guide::metrics), the
+//! [examples](guide::examples) and [fuzzing](guide::fuzzing).
+//!
 //! # Feature flags
 //!
-//! - `webhook` (off by default): a receiver for signed entitlement webhooks that updates plans and
-//!   invalidates the layer's caches.
-//! - `stripe` (off by default, turns on `webhook`): a receiver for Stripe's subscription
-//!   webhooks (`Stripe-Signature`) that replaces each user's Stripe plan and add-ons
+//! All are off by default; each brings in only its own dependencies.
+//!
+//! - `webhook`: a receiver for signed entitlement webhooks that updates plans and add-ons and
+//!   invalidates the layer's caches (`tower_plans::webhook`).
+//! - `stripe` (turns on `webhook`): a receiver for Stripe's subscription webhooks
+//!   (`Stripe-Signature`) that replaces each user's Stripe plan and add-ons
 //!   (`tower_plans::stripe`).
-//! - `redis` (off by default): several instances over one Redis (`tower_plans::redis`): counters and
-//!   reservations in Lua scripts, a plan store over Redis keys, and invalidation broadcast over
-//!   pub/sub.
-//! - `metrics` (off by default): counters of decisions, store calls, cache hits and misses,
-//!   reservations and webhook events, and a histogram of store latency, through the `metrics`
-//!   facade, all named `tower_plans_*` (the README lists them). The application installs the
-//!   exporter. Without the feature nothing is recorded and nothing is compiled in.
+//! - `redis`: several instances over one Redis (`tower_plans::redis`): counters and reservations
+//!   in Lua scripts, a plan store over Redis keys, and invalidation broadcast over pub/sub.
+//! - `redis-cluster` (turns on `redis`): the same on a Redis Cluster
+//!   (`RedisConnection::open_cluster`).
+//! - `metrics`: counters of decisions, store calls, cache hits and misses, reservations and
+//!   webhook events, and a histogram of store latency, through the `metrics` facade, all named
+//!   `tower_plans_*` ([the list](guide::metrics)). The application installs the exporter.
 //!
 //! # Tracing
 //!
 //! Each governed request runs in an info-level `plan_limit` span with its `resource` and
 //! `action`, then the `plan` and the `outcome` once known; each store call in a debug-level
-//! `store_call` child span. The user id is logged at debug level only.
+//! `store_call` child span. The user id is logged at debug level only. See
+//! [Metrics and tracing](guide::metrics).
 
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![forbid(unsafe_code)]
@@ -150,6 +165,7 @@ pub mod entitlements;
 mod error;
 pub mod format;
 mod future;
+pub mod guide;
 mod hash;
 mod headers;
 mod invalidator;

@@ -1,7 +1,8 @@
 //! The layer's metrics, through the `metrics` facade (the `metrics` feature): what each function
 //! here records, and nothing without the feature, so that call sites carry no `cfg`.
 //!
-//! Every name starts with `tower_plans_`; the README lists them in a table. Labels are bounded:
+//! Every name starts with `tower_plans_`; the guide's metrics chapter
+//! ([`crate::guide::metrics`]) lists them in a table. Labels are bounded:
 //! `&'static str` values, and the resource and action of a route, which come from the catalog.
 //! No label ever carries a user id or a plan name.
 

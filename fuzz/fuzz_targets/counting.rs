@@ -2,32 +2,46 @@
 //!
 //! A sequence of reserve, commit, release, adjust, set and get calls, and of clock steps, on a
 //! handful of counters (two users, one with a subscriber record and one without; two resources;
-//! the item count and some action counts), through the async methods, the `_now` methods, an
-//! `Arc` and a `Box<dyn UsageStore>`. After every call the store answers as the model does and
-//! every counter reads as the model's: a fresh reservation succeeds exactly when
-//! `used + held + 1 <= limit` and then `used + held <= limit` holds; commit and release are
-//! idempotent by reservation id; adjustments saturate at 0 and at `u64::MAX`; a reservation
-//! whose lease has passed stops counting and commits nothing. The user with a record sees the
-//! counts in the record, as the `MemoryStore` docs describe; the other stays unknown to the
-//! plan store. Each counter also has period counters (`Counter::in_period`: two months and a
-//! day), which never show in the record, and a change to a month's counter forgets the same
-//! count's counter of an earlier month.
+//! the item count and some action counts), on the store itself, through an `Arc` and through a
+//! `Box<dyn UsageStore>`, taking each answer at once (`StoreFuture::into_ready`) or awaiting it.
+//! The memory store always answers at once. After every call the store answers as the model
+//! does and every counter reads as the model's:
+//!
+//! * a fresh reservation succeeds exactly when `used + held + 1 <= limit`, and then
+//!   `used + held <= limit` holds; commit and release are idempotent by reservation id;
+//!   adjustments saturate at 0 and at `u64::MAX`; a reservation whose lease has passed stops
+//!   counting and commits nothing.
+//! * The user with a record: every counter without a period exists and reads what the decision
+//!   reads in the record (the action's own count, else the plain count, else 0; the item count
+//!   is the `create` count, which for a plainly counted resource is its plain count); the seed
+//!   is not used. A reservation writes nothing in the record; a commit, an adjustment or a set
+//!   writes the action's own count, or the item count (the `create` count when the resource has
+//!   one or is counted per action only, else the plain count). A resource the record does not
+//!   name becomes a plain count of 0 first, so that the other actions go on reading 0. The
+//!   record, resource by resource, is the model's.
+//! * The user without a record stays unknown to the plan store. A counter of theirs starts at
+//!   its seed at its first successful reservation (a refused one creates nothing), adjustment
+//!   or set: `Seed::Count(n)` at n, `Seed::Items(n)` at the used count of the user's item
+//!   counter of the resource when that exists, else n.
+//! * Each counter also has period counters (`Counter::in_period`: two months and a day), kept
+//!   beside the record and never in it, which start at their seed's count; a change to a
+//!   month's counter forgets the same count's counter of an earlier month.
 //!
 //! Leases run on tokio's clock, paused here and stepped by the input, so expiry is covered.
 //!
-//! The input is bytes: four of setup (the record's usage of each resource), then four per call
-//! `[op, counter, a, b]`, as [`call`] reads them.
+//! The input is bytes: four of setup (the record's usage of each resource, as [`record_usage`]
+//! reads them), then four per call `[op, counter, a, b]`, as [`run`] reads them.
 
 #![no_main]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use tokio::runtime::Runtime;
 use tower_plans::catalog::{Period, Window};
-use tower_plans::store::{Count, Counter, ReservationId, Reserve};
+use tower_plans::store::{Count, Counter, ReservationId, Reserve, Seed, StoreFuture};
 use tower_plans::{Action, Catalog, MemoryStore, PlanStore, Subscriber, UsageStore};
 
 const USERS: [&str; 2] = ["rec", "bare"];
@@ -45,7 +59,7 @@ fn counted(index: u8) -> (Option<Action>, Slot) {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Slot {
     Items,
     Show,
@@ -61,6 +75,16 @@ impl Slot {
             Slot::Show => "show",
             Slot::Delete => "delete",
             Slot::Export => "export",
+        }
+    }
+
+    /// The action whose usage the decision reads for the slot.
+    fn action(self) -> Action {
+        match self {
+            Slot::Items => Action::Create,
+            Slot::Show => Action::Show,
+            Slot::Delete => Action::Delete,
+            Slot::Export => Action::custom("export"),
         }
     }
 }
@@ -82,22 +106,42 @@ fn window(period: u8) -> Option<Window> {
     }
 }
 
-/// What a change to `key`'s counter forgets: December's counter replaces November's.
-fn forget_earlier(model: &mut HashMap<Key, Model>, key: Key) {
-    if key.3 == 2 {
-        model.remove(&(key.0, key.1, key.2, 1));
+/// The model of one resource in the record: its plain count and the counts actions have of
+/// their own (the item count's own is the `create` count).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Recorded {
+    plain: Option<u64>,
+    own: BTreeMap<Slot, u64>,
+}
+
+impl Recorded {
+    /// What the decision reads for the slot's action: its own count, else the plain count,
+    /// else 0.
+    fn read(&self, slot: Slot) -> u64 {
+        self.own.get(&slot).copied().or(self.plain).unwrap_or(0)
+    }
+
+    /// Writes the slot's count: the action's own count; for the item count, the `create`
+    /// count when there is one or there is no plain count, else the plain count.
+    fn write(&mut self, slot: Slot, count: u64) {
+        if slot == Slot::Items && !self.own.contains_key(&Slot::Items) && self.plain.is_some() {
+            self.plain = Some(count);
+        } else {
+            self.own.insert(slot, count);
+        }
     }
 }
 
-/// One counter of the model: the used count (`None` until the counter exists) and the
-/// reservations held, with the instant (ns since the start) their lease ends (`None`: never).
+/// One counter kept beside the records: its used count (`None` until the counter exists; only
+/// for counters the record does not hold) and the reservations held, with the instant (ns
+/// since the start) their lease ends (`None`: never).
 #[derive(Clone, Debug, Default)]
-struct Model {
+struct Entry {
     used: Option<u64>,
     holds: Vec<(u128, Option<u128>)>,
 }
 
-impl Model {
+impl Entry {
     fn live(&self, now: u128) -> u64 {
         self.holds
             .iter()
@@ -109,16 +153,87 @@ impl Model {
         self.holds
             .retain(|(_, end)| end.is_none_or(|end| now < end));
     }
+}
 
-    fn count(&self, now: u128) -> Option<Count> {
-        let held = self.live(now);
-        if self.used.is_none() && held == 0 {
-            return None;
+/// The model: the record's usage of each resource (`None`: not named), the other counters and
+/// the reservations of all, and the time.
+#[derive(Debug, Default)]
+struct Model {
+    record: [Option<Recorded>; 2],
+    entries: HashMap<Key, Entry>,
+    now: u128,
+}
+
+impl Model {
+    /// Whether the record holds the counter's count: a counter without a period of the user
+    /// with a record.
+    fn in_record(key: Key) -> bool {
+        key.0 == 0 && key.3 == 0
+    }
+
+    /// The used count, `None` while the counter does not exist.
+    fn used(&self, key: Key) -> Option<u64> {
+        if Self::in_record(key) {
+            Some(
+                self.record[key.1]
+                    .as_ref()
+                    .map_or(0, |usage| usage.read(key.2)),
+            )
+        } else {
+            self.entries.get(&key).and_then(|entry| entry.used)
         }
-        Some(Count {
-            used: self.used.unwrap_or(0),
-            held,
-        })
+    }
+
+    fn set_used(&mut self, key: Key, used: u64) {
+        if Self::in_record(key) {
+            self.record[key.1]
+                .get_or_insert_with(|| Recorded {
+                    plain: Some(0),
+                    own: BTreeMap::new(),
+                })
+                .write(key.2, used);
+        } else {
+            self.entries.entry(key).or_default().used = Some(used);
+        }
+    }
+
+    /// Where a counter that does not exist yet starts.
+    fn seeded(&self, key: Key, seed: Seed) -> u64 {
+        match seed {
+            Seed::Count(n) => n,
+            // Only a counter without a period follows the item counter.
+            Seed::Items(n) if key.3 == 0 => self.used((key.0, key.1, Slot::Items, 0)).unwrap_or(n),
+            Seed::Items(n) => n,
+        }
+    }
+
+    /// The counter's entry, its expired reservations forgotten.
+    fn entry(&mut self, key: Key) -> &mut Entry {
+        let now = self.now;
+        let entry = self.entries.entry(key).or_default();
+        entry.drop_expired(now);
+        entry
+    }
+
+    fn count(&self, key: Key) -> Option<Count> {
+        let held = self
+            .entries
+            .get(&key)
+            .map_or(0, |entry| entry.live(self.now));
+        match self.used(key) {
+            None if held == 0 => None,
+            used => Some(Count {
+                used: used.unwrap_or(0),
+                held,
+            }),
+        }
+    }
+
+    /// What a change to `key`'s counter forgets: December's counter replaces November's.
+    fn forget_earlier(&mut self, key: Key) {
+        if key.3 == 2 {
+            self.entries.remove(&(key.0, key.1, key.2, 1));
+        }
     }
 }
 
@@ -145,42 +260,51 @@ const LEASES_MS: [Option<u64>; 8] = [
 ];
 const SEEDS: [u64; 8] = [0, 1, 2, 3, 5, u64::MAX - 1, u64::MAX, 7];
 
-/// The record's usage of one resource, from two setup bytes: none, a count, or counts per
-/// action.
-fn record_usage(
-    form: u8,
-    value: u8,
-    resource: &str,
-    record: &mut Subscriber,
-    model: &mut HashMap<Key, Model>,
-    r: usize,
-) {
-    match form % 3 {
-        0 => {}
-        1 => {
-            let n = u64::from(value);
-            record.usage.set(resource, n);
-            model.entry((0, r, Slot::Items, 0)).or_default().used = Some(n);
-        }
-        _ => {
-            let show = u64::from(value & 7);
-            record.usage.set_action(resource, &Action::Show, show);
-            model.entry((0, r, Slot::Show, 0)).or_default().used = Some(show);
+/// The record's usage of one resource, from two setup bytes: none, a plain count, counts per
+/// action, or a plain count with a count of its own for `show` or for `create` (as counted
+/// usage and `Usage::set_action` leave a record).
+fn record_usage(form: u8, value: u8, resource: &str, record: &mut Subscriber) -> Option<Recorded> {
+    let (plain, own) = match form % 5 {
+        0 => return None,
+        1 => (Some(u64::from(value)), vec![]),
+        2 => {
+            let mut own = vec![(Slot::Show, u64::from(value & 7))];
             if value & 8 != 0 {
-                let create = u64::from(value >> 4);
-                record.usage.set_action(resource, &Action::Create, create);
-                model.entry((0, r, Slot::Items, 0)).or_default().used = Some(create);
+                own.push((Slot::Items, u64::from(value >> 4)));
             }
+            (None, own)
         }
+        3 => (
+            Some(u64::from(value & 15)),
+            vec![(Slot::Show, u64::from(value >> 4))],
+        ),
+        _ => (
+            Some(u64::from(value & 15)),
+            vec![(Slot::Items, u64::from(value >> 4))],
+        ),
+    };
+    if let Some(plain) = plain {
+        record.usage.set(resource, plain);
     }
+    for &(slot, count) in &own {
+        record.usage.set_action(resource, &slot.action(), count);
+    }
+    Some(Recorded {
+        plain,
+        own: own.into_iter().collect(),
+    })
 }
 
-/// Which way a call reaches the store.
+/// Which way a call reaches the store, and how its answer is taken.
 #[derive(Clone, Copy, Debug)]
 enum Via {
-    Now,
+    /// The store itself, its answer taken at once.
+    Ready,
+    /// The store itself, awaited.
     Direct,
+    /// Through an `Arc`, awaited.
     Arc,
+    /// Through a `Box<dyn UsageStore>`, awaited.
     Dyn,
 }
 
@@ -190,82 +314,27 @@ struct Stores {
     dyn_store: Box<dyn UsageStore>,
 }
 
-impl Stores {
-    async fn reserve(
-        &self,
-        via: Via,
-        counter: &Counter,
-        limit: Option<u64>,
-        seed: u64,
-        id: ReservationId,
-        lease: Duration,
-    ) -> Reserve {
-        let answer = match via {
-            Via::Now => self
-                .direct
-                .reserve_now(counter, limit, seed, id, lease)
-                .expect("answered now"),
-            Via::Direct => self.direct.reserve(counter, limit, seed, id, lease).await,
-            Via::Arc => self.arc.reserve(counter, limit, seed, id, lease).await,
-            Via::Dyn => {
-                self.dyn_store
-                    .reserve(counter, limit, seed, id, lease)
-                    .await
-            }
-        };
-        answer.expect("the memory store does not fail")
-    }
+/// The answer of one store call, which the memory store knows at once.
+async fn answer<T>(via: Via, future: StoreFuture<'_, T>) -> T {
+    assert!(future.is_ready(), "the memory store answers at once");
+    let result = match via {
+        Via::Ready => future.into_ready().expect("a ready answer"),
+        Via::Direct | Via::Arc | Via::Dyn => future.await,
+    };
+    result.expect("the memory store does not fail")
+}
 
-    async fn commit(&self, via: Via, counter: &Counter, id: ReservationId) -> u64 {
-        let answer = match via {
-            Via::Now => self.direct.commit_now(counter, id).expect("answered now"),
-            Via::Direct => self.direct.commit(counter, id).await,
-            Via::Arc => self.arc.commit(counter, id).await,
-            Via::Dyn => self.dyn_store.commit(counter, id).await,
+/// Calls one `UsageStore` method the way `via` says.
+macro_rules! call {
+    ($stores:expr, $via:expr, $method:ident($($arg:expr),*)) => {{
+        let via = $via;
+        let future = match via {
+            Via::Ready | Via::Direct => UsageStore::$method(&$stores.direct, $($arg),*),
+            Via::Arc => UsageStore::$method(&$stores.arc, $($arg),*),
+            Via::Dyn => UsageStore::$method(&$stores.dyn_store, $($arg),*),
         };
-        answer.expect("the memory store does not fail")
-    }
-
-    async fn release(&self, via: Via, counter: &Counter, id: ReservationId) {
-        let answer = match via {
-            Via::Now => self.direct.release_now(counter, id).expect("answered now"),
-            Via::Direct => self.direct.release(counter, id).await,
-            Via::Arc => self.arc.release(counter, id).await,
-            Via::Dyn => self.dyn_store.release(counter, id).await,
-        };
-        answer.expect("the memory store does not fail");
-    }
-
-    async fn adjust(&self, via: Via, counter: &Counter, delta: i64, seed: u64) -> u64 {
-        let answer = match via {
-            Via::Now => self
-                .direct
-                .adjust_now(counter, delta, seed)
-                .expect("answered now"),
-            Via::Direct => self.direct.adjust(counter, delta, seed).await,
-            Via::Arc => self.arc.adjust(counter, delta, seed).await,
-            Via::Dyn => self.dyn_store.adjust(counter, delta, seed).await,
-        };
-        answer.expect("the memory store does not fail")
-    }
-
-    async fn set(&self, via: Via, counter: &Counter, used: u64) {
-        let answer = match via {
-            Via::Now | Via::Direct => self.direct.set(counter, used).await,
-            Via::Arc => self.arc.set(counter, used).await,
-            Via::Dyn => self.dyn_store.set(counter, used).await,
-        };
-        answer.expect("the memory store does not fail");
-    }
-
-    async fn get(&self, via: Via, counter: &Counter) -> Option<Count> {
-        let answer = match via {
-            Via::Now | Via::Direct => self.direct.get(counter).await,
-            Via::Arc => self.arc.get(counter).await,
-            Via::Dyn => self.dyn_store.get(counter).await,
-        };
-        answer.expect("the memory store does not fail")
-    }
+        answer(via, future).await
+    }};
 }
 
 /// The counter a byte names: bit 0 the user, bit 1 the resource, bits 2 to 4 what it counts,
@@ -291,23 +360,20 @@ fn every_counter() -> impl Iterator<Item = (Counter, Key)> {
         .map(counter_of)
 }
 
+/// Runs the calls: `op` bits 0 to 2 say which (0 and 7 reserve, 1 commit, 2 release, 3
+/// adjust, 4 set, 5 get, 6 a clock step), bits 3 and 4 the way ([`Via`]), bit 5 a retry of a
+/// commit or release, bit 6 the seed's kind (`Seed::Items` when set); `counter` names the
+/// counter ([`counter_of`]); `a` and `b` are the arguments.
 async fn run(data: &[u8]) {
     let Some((setup, calls)) = data.split_first_chunk::<4>() else {
         return;
     };
     let catalog = Catalog::from_json(r#"[{"name": "free", "clients": 3}]"#).expect("a catalog");
     let store = MemoryStore::new(catalog);
-    let mut model: HashMap<Key, Model> = HashMap::new();
+    let mut model = Model::default();
     let mut record = Subscriber::new().with_name("rec");
     for (r, resource) in RESOURCES.iter().enumerate() {
-        record_usage(
-            setup[2 * r],
-            setup[2 * r + 1],
-            resource,
-            &mut record,
-            &mut model,
-            r,
-        );
+        model.record[r] = record_usage(setup[2 * r], setup[2 * r + 1], resource, &mut record);
     }
     store.insert_user("rec", record);
     let stores = Stores {
@@ -315,21 +381,28 @@ async fn run(data: &[u8]) {
         arc: Arc::new(store.clone()),
         dyn_store: Box::new(store.clone()),
     };
-    let mut now: u128 = 0;
 
     for call in calls.chunks_exact(4).take(64) {
         let [op, which, a, b] = [call[0], call[1], call[2], call[3]];
         let via = match (op >> 3) & 3 {
-            0 => Via::Now,
+            0 => Via::Ready,
             1 => Via::Direct,
             2 => Via::Arc,
             _ => Via::Dyn,
         };
         let retry = op & 0x20 != 0;
+        let seed_of = |byte: u8| {
+            let n = SEEDS[usize::from(byte >> 5)];
+            if op & 0x40 != 0 {
+                Seed::Items(n)
+            } else {
+                Seed::Count(n)
+            }
+        };
         let (counter, key) = counter_of(which);
         // Every call but `get` changes the counter, which forgets an earlier period's.
         if op % 8 != 5 && op % 8 != 6 {
-            forget_earlier(&mut model, key);
+            model.forget_earlier(key);
         }
         let id_of = |byte: u8| ReservationId::from_u128(u128::from(byte & 3) + 1);
         match op % 8 {
@@ -343,41 +416,47 @@ async fn run(data: &[u8]) {
                 let id = id_of(b);
                 let lease_ms = LEASES_MS[usize::from((b >> 2) & 7)];
                 let lease = lease_ms.map_or(Duration::MAX, Duration::from_millis);
-                let seed = SEEDS[usize::from(b >> 5)];
-                let got = stores.reserve(via, &counter, limit, seed, id, lease).await;
+                let seed = seed_of(b);
+                let got = call!(stores, via, reserve(&counter, limit, seed, id, lease));
 
-                let m = model.entry(key).or_default();
-                m.drop_expired(now);
-                let used = *m.used.get_or_insert(seed);
-                let held = m.holds.len() as u64;
+                let now = model.now;
+                model.entry(key);
+                let existing = model.used(key);
+                let used = existing.unwrap_or_else(|| model.seeded(key, seed));
+                let entry = model.entry(key);
+                let held = entry.holds.len() as u64;
                 let end = lease_ms.map(|ms| now + u128::from(ms) * 1_000_000);
-                let mut fresh = false;
-                let want = if let Some(hold) = m.holds.iter_mut().find(|(h, _)| *h == id.as_u128())
-                {
-                    // Renewed: nothing more is held.
-                    hold.1 = end;
-                    Reserve::Reserved {
-                        used,
-                        held: held - 1,
-                    }
-                } else if limit.is_some_and(|limit| {
-                    u128::from(used) + u128::from(held) + 1 > u128::from(limit)
-                }) {
-                    Reserve::Refused { used, held }
-                } else {
-                    m.holds.push((id.as_u128(), end));
-                    fresh = true;
-                    Reserve::Reserved { used, held }
-                };
+                let renewed = entry.holds.iter().any(|(h, _)| *h == id.as_u128());
+                let want =
+                    if let Some(hold) = entry.holds.iter_mut().find(|(h, _)| *h == id.as_u128()) {
+                        // Renewed: nothing more is held.
+                        hold.1 = end;
+                        Reserve::Reserved {
+                            used,
+                            held: held - 1,
+                        }
+                    } else if limit.is_some_and(|limit| {
+                        u128::from(used) + u128::from(held) + 1 > u128::from(limit)
+                    }) {
+                        Reserve::Refused { used, held }
+                    } else {
+                        entry.holds.push((id.as_u128(), end));
+                        Reserve::Reserved { used, held }
+                    };
+                // The counter starts at its first successful reservation; a refusal creates
+                // nothing, and the record is not written.
+                if want.is_reserved() && existing.is_none() {
+                    model.set_used(key, used);
+                }
                 assert_eq!(
                     got, want,
-                    "reserve {counter} limit {limit:?} seed {seed} {id:?}"
+                    "reserve {counter} limit {limit:?} {seed:?} {id:?}"
                 );
-                if let (true, Some(limit)) = (fresh, limit) {
-                    let after = stores
-                        .get(via, &counter)
-                        .await
-                        .expect("a held counter exists");
+                // A fresh reservation stays under its limit (a renewed one was taken under
+                // another call's).
+                if let (true, false, Some(limit)) = (want.is_reserved(), renewed, limit) {
+                    let after = call!(stores, via, get(&counter))
+                        .expect("a counter that was reserved exists");
                     assert!(
                         u128::from(after.used) + u128::from(after.held) <= u128::from(limit),
                         "{counter}: {after:?} over the limit {limit}"
@@ -386,22 +465,25 @@ async fn run(data: &[u8]) {
             }
             1 => {
                 let id = id_of(b);
-                let got = stores.commit(via, &counter, id).await;
-                let m = model.entry(key).or_default();
-                m.drop_expired(now);
-                let mut used = m.used.unwrap_or(0);
-                if let Some(at) = m.holds.iter().position(|(h, _)| *h == id.as_u128()) {
-                    m.holds.remove(at);
-                    used = used.saturating_add(1);
-                    m.used = Some(used);
-                }
-                assert_eq!(got, used, "commit {counter} {id:?}");
+                let got = call!(stores, via, commit(&counter, id));
+                let entry = model.entry(key);
+                let held = entry.holds.iter().position(|(h, _)| *h == id.as_u128());
+                let want = match held {
+                    Some(at) => {
+                        entry.holds.remove(at);
+                        let used = model.used(key).unwrap_or(0).saturating_add(1);
+                        model.set_used(key, used);
+                        used
+                    }
+                    None => model.used(key).unwrap_or(0),
+                };
+                assert_eq!(got, want, "commit {counter} {id:?}");
                 if retry {
-                    let before = stores.get(via, &counter).await;
-                    let again = stores.commit(via, &counter, id).await;
-                    assert_eq!(again, used, "a second commit of {id:?} on {counter}");
+                    let before = call!(stores, via, get(&counter));
+                    let again = call!(stores, via, commit(&counter, id));
+                    assert_eq!(again, want, "a second commit of {id:?} on {counter}");
                     assert_eq!(
-                        stores.get(via, &counter).await,
+                        call!(stores, via, get(&counter)),
                         before,
                         "a second commit changed {counter}"
                     );
@@ -409,15 +491,13 @@ async fn run(data: &[u8]) {
             }
             2 => {
                 let id = id_of(b);
-                stores.release(via, &counter, id).await;
-                let m = model.entry(key).or_default();
-                m.drop_expired(now);
-                m.holds.retain(|(h, _)| *h != id.as_u128());
+                call!(stores, via, release(&counter, id));
+                model.entry(key).holds.retain(|(h, _)| *h != id.as_u128());
                 if retry {
-                    let before = stores.get(via, &counter).await;
-                    stores.release(via, &counter, id).await;
+                    let before = call!(stores, via, get(&counter));
+                    call!(stores, via, release(&counter, id));
                     assert_eq!(
-                        stores.get(via, &counter).await,
+                        call!(stores, via, get(&counter)),
                         before,
                         "a second release changed {counter}"
                     );
@@ -429,12 +509,12 @@ async fn run(data: &[u8]) {
                     0x7F => i64::MAX,
                     other => i64::from(other as i8),
                 };
-                let seed = SEEDS[usize::from(b >> 5)];
-                let got = stores.adjust(via, &counter, delta, seed).await;
-                let m = model.entry(key).or_default();
-                let used = m.used.unwrap_or(seed).saturating_add_signed(delta);
-                m.used = Some(used);
-                assert_eq!(got, used, "adjust {counter} by {delta} seed {seed}");
+                let seed = seed_of(b);
+                let got = call!(stores, via, adjust(&counter, delta, seed));
+                let start = model.used(key).unwrap_or_else(|| model.seeded(key, seed));
+                let used = start.saturating_add_signed(delta);
+                model.set_used(key, used);
+                assert_eq!(got, used, "adjust {counter} by {delta} {seed:?}");
             }
             4 => {
                 let used = match a {
@@ -442,48 +522,55 @@ async fn run(data: &[u8]) {
                     0xFE => u64::MAX - 1,
                     other => u64::from(other),
                 };
-                stores.set(via, &counter, used).await;
-                model.entry(key).or_default().used = Some(used);
+                call!(stores, via, set(&counter, used));
+                model.set_used(key, used);
             }
             5 => {
-                let got = stores.get(via, &counter).await;
-                let want = model.get(&key).and_then(|m| m.count(now));
-                assert_eq!(got, want, "get {counter}");
+                let got = call!(stores, via, get(&counter));
+                assert_eq!(got, model.count(key), "get {counter}");
             }
             _ => {
                 let ms = u64::from(u16::from_le_bytes([a, b]) % 10_000);
                 tokio::time::advance(Duration::from_millis(ms)).await;
-                now += u128::from(ms) * 1_000_000;
+                model.now += u128::from(ms) * 1_000_000;
             }
         }
 
-        // Every counter reads as the model's, and the record shows the counts.
+        // Every counter reads as the model's; the record's counters read what the decision
+        // reads in the record.
         let rec = store.subscriber("rec").expect("the record stays");
         for (counter, key) in every_counter() {
-            let want = model.get(&key).and_then(|m| m.count(now));
-            assert_eq!(
-                store.get(&counter).await.expect("no failure"),
-                want,
-                "{counter} after {call:?}"
-            );
-            if key.0 == 0 && key.3 == 0 {
-                let used = model.get(&key).and_then(|m| m.used);
-                let resource = RESOURCES[key.1];
-                match key.2 {
-                    Slot::Items => assert_eq!(
-                        rec.usage.get(resource, &Action::Create),
-                        used.unwrap_or(0),
-                        "the record's items of {resource}"
-                    ),
-                    slot => assert_eq!(
-                        rec.usage
-                            .action_count(resource, &Action::custom(slot.key())),
-                        used,
-                        "the record's {} count of {resource}",
-                        slot.key()
-                    ),
-                }
+            let got = call!(stores, Via::Ready, get(&counter));
+            assert_eq!(got, model.count(key), "{counter} after {call:?}");
+            if Model::in_record(key) {
+                let got = got.expect("a counter of a user with a record exists");
+                assert_eq!(
+                    got.used,
+                    rec.usage.get(RESOURCES[key.1], &key.2.action()),
+                    "{counter} reads what the decision reads in the record"
+                );
             }
+        }
+        // The record holds the model's counts, and nothing else.
+        let named = model.record.iter().flatten().count();
+        assert_eq!(rec.usage.len(), named, "the record's usage {:?}", rec.usage);
+        for (r, resource) in RESOURCES.iter().enumerate() {
+            let got = rec.usage.resource(resource).map(|usage| {
+                let own: BTreeMap<String, u64> = usage
+                    .actions()
+                    .map(|(action, n)| (action.to_string(), n))
+                    .collect();
+                (usage.count(), own)
+            });
+            let want = model.record[r].as_ref().map(|usage| {
+                let own: BTreeMap<String, u64> = usage
+                    .own
+                    .iter()
+                    .map(|(slot, n)| (slot.key().to_owned(), *n))
+                    .collect();
+                (usage.plain, own)
+            });
+            assert_eq!(got, want, "the record's {resource} after {call:?}");
         }
     }
     assert!(

@@ -17,7 +17,7 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 use tower_plans::decision::{decide, Decision, Denial, PlanState, Policy};
-use tower_plans::subscriber::{AddonGrant, Assignment, ResourceUsage};
+use tower_plans::subscriber::{AddonGrant, Assignment};
 use tower_plans::{Action, Catalog, MemoryStore, Subscriber};
 
 fuzz_target!(|data: &[u8]| {
@@ -201,7 +201,7 @@ fn check(record: &Subscriber, value: &Value) {
             );
             let own = usage
                 .actions()
-                .find(|(key, _)| &**key == action_key(&action))
+                .find(|&(key, _)| &**key == action_key(&action))
                 .map(|(_, n)| n);
             assert_eq!(record.usage.action_count(resource, &action), own);
             assert_eq!(record.usage.count(resource), usage.count());

@@ -2,7 +2,8 @@
 //! in Redis, and invalidation broadcast to every instance.
 //!
 //! Every instance runs its own [`PlanLimitLayer`](crate::PlanLimitLayer), with its own caches;
-//! they share state through Redis (section 11 of `DESIGN.md`):
+//! they share state through Redis ([the guide's chapter](crate::guide::redis) says how the pieces
+//! fit):
 //!
 //! - [`RedisUsageStore`] keeps the counters and reservations of counted usage
 //!   ([`count_usage`](crate::PlanLimitLayerBuilder::count_usage)). Reserve, commit and release

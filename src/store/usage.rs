@@ -263,8 +263,9 @@ impl Count {
 pub enum Seed {
     /// This count.
     Count(u64),
-    /// The used count of the same user's [`Counted::Items`] counter of the same resource (without
-    /// a period) when that counter exists, else this count.
+    /// For a counter without a period: the used count of the same user's [`Counted::Items`]
+    /// counter of the same resource (without a period) when that counter exists, else this
+    /// count. A period counter starts at this count.
     Items(u64),
 }
 

@@ -313,9 +313,13 @@ fn with_cell<R>(users: &mut Users, counter: &Counter, f: impl FnOnce(&mut Cell<'
         });
     }
     let user = counters.entry(Arc::clone(&counter.user)).or_default();
-    let items = find(user, resource, &Key::items())
-        .and_then(|at| user.get(at))
-        .and_then(|(_, _, entry)| entry.used);
+    // Only a counter without a period follows the item counter (see `Seed::Items`).
+    let items = match key.window {
+        Some(_) => None,
+        None => find(user, resource, &Key::items())
+            .and_then(|at| user.get(at))
+            .and_then(|(_, _, entry)| entry.used),
+    };
     let at = find_or_add(user, resource, key);
     let (_, key, entry) = &mut user[at];
     let result = f(&mut Cell {
@@ -1684,5 +1688,41 @@ mod tests {
             prop_assert_eq!(count, Count { used: start_at + committed, held: 0 });
             prop_assert!(committed <= limit.saturating_sub(start_at));
         }
+    }
+
+    #[tokio::test]
+    async fn a_seed_follows_the_item_counter_only_for_a_counter_without_a_period() {
+        use crate::catalog::Period;
+
+        let store = store();
+        let today = Period::Day.window(1_795_953_600_000);
+        let show = Counter::action("jane", "clients", Action::Show);
+        let update = Counter::action("jane", "clients", Action::Update);
+        let daily = show.clone().in_period(today);
+        let johns_daily = Counter::action("john", "clients", Action::Show).in_period(today);
+        let id = ReservationId::new();
+        let reserved = |used| Reserve::Reserved { used, held: 0 };
+
+        // Jane has no record. Before her item counter exists, a counter starts at the seed's
+        // count; after, a counter without a period starts at the item count.
+        let answer = store
+            .reserve_unit(&show, None, Seed::Items(4), id, LEASE)
+            .await;
+        assert_eq!(answer.unwrap(), reserved(4));
+        store.release_unit(&show, id).await.unwrap();
+        let items = store.adjust(&clients("jane"), 1, Seed::Count(0)).await;
+        assert_eq!(items.unwrap(), 1);
+        let answer = store.adjust(&update, 1, Seed::Items(4)).await;
+        assert_eq!(answer.unwrap(), 2, "the item count and one");
+
+        // A period counter starts at the seed's count, as it does for a user with a record.
+        let answer = store
+            .reserve_unit(&daily, None, Seed::Items(4), id, LEASE)
+            .await;
+        assert_eq!(answer.unwrap(), reserved(4));
+        let answer = store
+            .reserve_unit(&johns_daily, None, Seed::Items(4), id, LEASE)
+            .await;
+        assert_eq!(answer.unwrap(), reserved(4));
     }
 }
