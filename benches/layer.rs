@@ -42,8 +42,10 @@
 //! `bare`, `allowed` is their `POST /api/clients` through a layer without counting (usage read
 //! from the record), and `allowed_counted` the same through a layer that counts in the same
 //! `MemoryStore`: one reservation before the inner service and its commit after the `200`,
-//! each `uncached` and `cached`. The counts grow through the run; the limit check is the one
-//! a subscriber below a real limit gets.
+//! each `uncached` and `cached`. `metered_counted` is a metered request through the counting
+//! layer: `POST /api/images` costs 5 credits of a pool and one image of the action's own
+//! limit, both reserved in one hold and committed after the `200`. The counts grow through the
+//! run; the limit checks are the ones a subscriber below real limits gets.
 //!
 //! Group `parts/1k` measures two parts of a cached request alone: a read of a `moka` cache set up
 //! as the layer's user cache, and the monotonic clock.
@@ -300,53 +302,75 @@ fn counted(c: &mut Criterion) {
     let n = 1_000;
     let rt = current_thread();
     let store = common::metered_store(n);
-    let requests = Requests::new(Case::Allowed, n);
-    let mut services: Vec<(String, Governed)> = Vec::new();
+    let creates = Requests::new(Case::Allowed, n);
+    let images = Requests::new(Case::Metered, n);
+    let mut services: Vec<(String, Governed, &Requests, Case)> = Vec::new();
     for setup in Setup::BOTH {
         let counting = [
-            ("allowed", common::layer(&store, n, setup)),
-            ("allowed_counted", common::counted_layer(&store, n, setup)),
+            ("allowed", common::layer(&store, n, setup), &creates, Case::Allowed),
+            (
+                "allowed_counted",
+                common::counted_layer(&store, n, setup),
+                &creates,
+                Case::Allowed,
+            ),
+            (
+                "metered_counted",
+                common::counted_layer(&store, n, setup),
+                &images,
+                Case::Metered,
+            ),
         ];
-        for (name, layer) in counting {
+        for (name, layer, requests, case) in counting {
             let mut service = layer.layer(bare());
             if setup.cached {
                 rt.block_on(common::fill_cache(&mut service, n));
             }
-            services.push((format!("{name}/{}", setup.name()), service));
+            services.push((format!("{name}/{}", setup.name()), service, requests, case));
         }
     }
-    // Every service allows every request, and a counted request is counted once.
-    let clients = |rt: &Runtime| -> u64 {
+    // Every service allows every request; a counted create is counted once, a metered image
+    // takes 5 credits and one image.
+    let counts = |rt: &Runtime| -> (u64, u64, u64) {
         rt.block_on(async {
-            let mut total = 0;
+            let mut total = (0, 0, 0);
             for i in (0..n).step_by(2) {
-                let counter = Counter::items(format!("u{i}"), "clients");
-                let count = store.get(&counter).await.expect("the store answers");
-                total += count.expect("the counter exists").used;
+                let user = format!("u{i}");
+                let store = &store;
+                let used = |counter: Counter| async move {
+                    let count = store.get(&counter).await.expect("the store answers");
+                    count.map_or(0, |count| count.used)
+                };
+                total.0 += used(Counter::items(user.as_str(), "clients")).await;
+                total.1 += used(Counter::items(user.as_str(), "images")).await;
+                total.2 += used(Counter::credits(user.as_str(), "ai")).await;
             }
             total
         })
     };
-    for (name, service) in &services {
-        let before = clients(&rt);
+    for (name, service, requests, case) in &services {
+        let before = counts(&rt);
         let mut service = service.clone();
-        rt.block_on(common::warm(&mut service, &requests, Case::Allowed));
-        let counted = if name.starts_with("allowed_counted") {
-            SEQUENCE as u64
+        rt.block_on(common::warm(&mut service, requests, *case));
+        let sequence = SEQUENCE as u64;
+        let expected = if name.starts_with("allowed_counted") {
+            (before.0 + sequence, before.1, before.2)
+        } else if name.starts_with("metered_counted") {
+            (before.0, before.1 + sequence, before.2 + 5 * sequence)
         } else {
-            0
+            before
         };
-        assert_eq!(clients(&rt), before + counted, "{name}");
+        assert_eq!(counts(&rt), expected, "{name}");
     }
 
     let mut group = c.benchmark_group(format!("counted/{}", size_name(n)));
     let bare = bare();
     group.bench_function("bare", |b| {
-        b.iter_custom(|iters| time_serial(&rt, &bare, &requests, iters))
+        b.iter_custom(|iters| time_serial(&rt, &bare, &creates, iters))
     });
-    for (name, service) in &services {
+    for (name, service, requests, _) in &services {
         group.bench_function(name.as_str(), |b| {
-            b.iter_custom(|iters| time_serial(&rt, service, &requests, iters))
+            b.iter_custom(|iters| time_serial(&rt, service, requests, iters))
         });
     }
     group.finish();

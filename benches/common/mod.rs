@@ -46,15 +46,19 @@ pub type Governed = PlanLimit<Bare>;
 /// limit, and far more than any benchmark run creates.
 pub const METERED_CLIENTS: u64 = 1 << 40;
 
-/// The catalog: `free` keeps 3 clients, `pro` 30, `metered` [`METERED_CLIENTS`].
+/// The catalog: `free` keeps 3 clients, `pro` 30, `metered` [`METERED_CLIENTS`]; an image
+/// costs 5 credits of the `ai` pool, which only `metered` has ([`METERED_CLIENTS`] of them,
+/// beside as many images of its own limit).
 pub fn catalog() -> Catalog {
     Catalog::from_json(&format!(
         r#"{{
             "trial": {{"duration": 14, "fallback": "free"}},
+            "meters": {{"images": {{"create": {{"cost": 5, "credits": "ai"}}}}}},
             "plans": [
                 {{"name": "free", "limits": {{"clients": 3, "groups": {{"index": null, "create": 2}}}}}},
                 {{"name": "pro", "limits": {{"clients": 30, "groups": null}}}},
-                {{"name": "metered", "limits": {{"clients": {METERED_CLIENTS}}}}}
+                {{"name": "metered", "limits": {{"clients": {METERED_CLIENTS}, "images": {METERED_CLIENTS}}},
+                  "credits": {{"ai": {METERED_CLIENTS}}}}}
             ]
         }}"#
     ))
@@ -174,7 +178,7 @@ impl Setup {
     pub fn of(case: Case) -> &'static [Setup] {
         match case {
             Case::Allowed => &Setup::ALL,
-            Case::Denied | Case::Ungoverned => &Setup::BOTH,
+            Case::Denied | Case::Ungoverned | Case::Metered => &Setup::BOTH,
         }
     }
 
@@ -227,6 +231,10 @@ pub enum Case {
     Denied,
     /// `GET /api/health`: not governed.
     Ungoverned,
+    /// `POST /api/images` by a subscriber of [`metered_store`] on the `metered` plan: 5 credits
+    /// of the `ai` pool and one image of the action's own limit, both reserved and committed
+    /// when the layer counts usage.
+    Metered,
 }
 
 impl Case {
@@ -237,13 +245,14 @@ impl Case {
             Case::Allowed => "allowed",
             Case::Denied => "denied",
             Case::Ungoverned => "ungoverned",
+            Case::Metered => "metered",
         }
     }
 
     pub fn expected_status(self) -> StatusCode {
         match self {
             Case::Denied => StatusCode::FORBIDDEN,
-            Case::Allowed | Case::Ungoverned => StatusCode::OK,
+            Case::Allowed | Case::Ungoverned | Case::Metered => StatusCode::OK,
         }
     }
 }
@@ -296,6 +305,7 @@ impl Requests {
             Case::Allowed => (Method::POST, "/api/clients", 0),
             Case::Denied => (Method::POST, "/api/clients", 1),
             Case::Ungoverned => (Method::GET, "/api/health", 0),
+            Case::Metered => (Method::POST, "/api/images", 0),
         };
         let mut random = Sequence::new();
         let half = (n / 2).max(1);
