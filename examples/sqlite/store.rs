@@ -7,9 +7,9 @@
 //! |---|---|
 //! | `plans()` | one read transaction: `plans` ⟕ `plan_resources` ⟕ `plan_limits`, `addons` ⟕ `addon_resources` ⟕ `addon_limits`, `trial`, and the declared custom `actions` |
 //! | `user(id)` | one read transaction: `subscribers` ⟕ `usage_counters` for the id, then its `subscriber_addons` |
-//! | `reserve` | `BEGIN IMMEDIATE`; purge the counter's expired holds; read which rows exist ([`SHAPE`]); for a counter of its own, create it at the seed; the guarded `INSERT ... SELECT ... WHERE used + held < limit ... RETURNING` ([`RESERVE`]); read the counts before |
-//! | `commit` | `BEGIN IMMEDIATE`; delete the hold (and expired ones) `RETURNING` whether it was live; if it was, write `used + 1` |
-//! | `release` | one `DELETE` of the hold (and the counter's expired ones) |
+//! | `reserve` | `BEGIN IMMEDIATE`; purge the expired holds of every counter of the hold; renew the hold's leases if it is held already (a retry); per line, read which rows exist ([`SHAPE`]) and the counts before, then what it takes from its counter and its grants; per part, the guarded `INSERT ... SELECT ... WHERE limit - used - held >= units ... RETURNING` ([`RESERVE`]), and for a counter of its own, its row at the seed; all or nothing |
+//! | `commit` | `BEGIN IMMEDIATE`; per line, delete its holds (and expired ones) `RETURNING` their units; if any was live, add what it spent to its counter and grants (`used + units`, saturating) |
+//! | `release` | `BEGIN IMMEDIATE`; delete the hold on each counter (and the expired ones) |
 //! | `adjust` | `BEGIN IMMEDIATE`; read which rows exist and `used` (or take the seed); write `used + delta`, saturating |
 //! | `set` | `BEGIN IMMEDIATE`; read which rows exist; one upsert |
 //! | `get` | one read transaction: which rows exist, then `used` and the live holds |
@@ -25,7 +25,13 @@
 //! * `items`: the `create` count of a resource counted per action
 //!   (`"tasks": {"create": 2, "show": 40}`), its item count;
 //! * an action's name (`show`, `export`): that action's own count;
-//! * `action@period` (`items@2026-11`): a quota's count in one period, not part of the record.
+//! * `action@period` (`items@2026-11`): a quota's count in one period, not part of the record;
+//! * `$credits` ([`Counted::Credits`]): the credits drawn from the pool that `resource` names,
+//!   and `$grant:<id>` ([`Counted::Grant`]): those spent from one of its one-off grants; with a
+//!   period after an `@` for a pool that resets (`$credits@2026-11`). Not part of the record.
+//!
+//! These names are the store's own: a custom action named `items` or `*`, starting with `$` or
+//! holding `@` cannot be counted here (an error names it), and the schema refuses to declare one.
 //!
 //! A counter reads what the decision reads in the record (`Usage::get`): the item count
 //! ([`Counted::Items`], and [`Counted::Action`] of [`Action::Create`], one counter) is the
@@ -43,20 +49,31 @@
 //!
 //! A user with a record (a `subscribers` row) has it as the truth: the `seed` the layer gives
 //! is not used, since the layer took it from the same rows. A user without one (the store used
-//! as a [`UsageStore`] beside another [`PlanStore`]), and every quota, has counters of their
-//! own, one row each: created at the seed when first used (reserved included, as the trait
-//! says), then kept; an action's count there never reads `*`, since only the seed tells what
+//! as a [`UsageStore`] beside another [`PlanStore`]), and every quota, pool and grant, has
+//! counters of their own, one row each: created at the seed when a reservation first holds units
+//! on them (a refused one creates nothing), then kept; an action's count there never reads `*`, since only the seed tells what
 //! the other store's record holds. The counts of such a user are not a record:
 //! [`PlanStore::user`] answers `None` until a `subscribers` row exists.
 //!
+//! # Reservations
+//!
+//! A reservation ([`Hold`]) holds units on one or more counters: one row of `reservations` per
+//! counter, `units` of them, under the reservation's id (the primary key is the id and the
+//! counter). A counter's held units are the `SUM(units)` of its live rows (`expires_ms > now`).
+//! A line of a credit pool takes what its limit leaves on the pool's counter and the rest from
+//! its grants in order, a row on each grant it takes from; [`UsageStore::commit`] counts what
+//! each line spent on the parts it held first, and beyond them as the trait says.
+//!
 //! # What is atomic
 //!
-//! The atomic part is [`RESERVE`]: one statement reads the counter's rows, checks
-//! `used + held + 1 <= limit` and records the hold, so two requests can never both take the
-//! last unit. Which rows it reads (its own, `*`, the default) is chosen from [`SHAPE`], read
-//! in the same `BEGIN IMMEDIATE` transaction, which holds the write lock from its start: no
-//! writer comes in between. The transaction also makes the counts it reports (the `usage` of a
-//! 403) exact.
+//! A whole reservation is one `BEGIN IMMEDIATE` transaction, which holds the write lock from its
+//! start: no other writer, in this process or another, comes in between. In it the store reads
+//! each line's counts, decides what each line takes (the counts a 403 reports are exact), then
+//! holds each part with [`RESERVE`]: one statement that reads the counter's rows, checks
+//! `used + held + units <= limit` and records the hold, so two reservations can never both take
+//! the last units. Should a guard refuse what the counts allowed, the transaction rolls back:
+//! every line or none. Which rows a counter reads (its own, `*`, the default) is chosen from
+//! [`SHAPE`], read in the same transaction.
 //!
 //! Connections: one writer (SQLite admits one writer at a time; queueing for the connection in
 //! the process is cheaper and fairer than busy-waiting on the file lock) and a few readers, all
@@ -64,7 +81,11 @@
 //! processes. Write transactions start with `BEGIN IMMEDIATE`, which takes the write lock first:
 //! a transaction that reads and then writes cannot fail half-way with `SQLITE_BUSY`.
 //!
-//! Counts are SQLite integers: they saturate at `i64::MAX` rather than `u64::MAX`. Leases run on
+//! Counts are exact up to `u64::MAX`, as in memory: a used count and a number of held units
+//! keep the 64 bits of their `u64` in the SQLite integer ([`to_db`]), which reads the same
+//! number up to `i64::MAX` (every count in practice) and a negative one beyond; the store sums
+//! and adds them in Rust, saturating. The guard of [`RESERVE`] computes on SQLite integers and
+//! refuses what it cannot compute (a count, units or a limit past `i64::MAX`). Leases run on
 //! the wall clock (milliseconds since the Unix epoch), which every process sharing the file
 //! agrees on; [`SqliteStore::with_clock`] replaces it in tests.
 
@@ -80,7 +101,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqliteConnection};
 use tower_plans::catalog::{Addon, Limit, Period, Plan, Trial};
-use tower_plans::store::{Count, Counted, Counter, ReservationId, Reserve, Seed, StoreFuture};
+use tower_plans::store::{Count, Counted, Counter, Held, Hold, Line, Seed, Spill, StoreFuture};
 use tower_plans::subscriber::{AddonGrant, Assignment};
 use tower_plans::{Action, BoxError, Catalog, PlanStore, Subscriber, UsageStore};
 
@@ -117,6 +138,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "a resource's plain count in a row of its own",
         sql: include_str!("migrations/0004_plain_counts.sql"),
     },
+    Migration {
+        version: 5,
+        description: "reservations of several units on several counters; credit pools and grants",
+        sql: include_str!("migrations/0005_holds.sql"),
+    },
 ];
 
 /// How long a writer waits for another process's write lock before failing with `SQLITE_BUSY`.
@@ -147,37 +173,68 @@ macro_rules! used {
     };
 }
 
-/// The atomic reservation: holds one unit for `?6` on the counter whose holds are keyed `?7`
-/// until `?8` when the limit `?9` is `NULL` (unlimited), when `?6` already holds a live unit
-/// there (a retry: its lease is renewed), or when `used + live holds < limit` at `?10` (now),
-/// `used` read from the rows as `used!` says (`?1` to `?5`). Returns the id when the unit is
-/// held, no row when it is refused. One statement: SQLite runs it atomically, so the guard and
+/// The `counted` value of a credit pool's counter (the counter's resource is the pool's name):
+/// a row of its own, never part of the subscriber record.
+const CREDITS: &str = "$credits";
+
+/// The prefix of the `counted` value of a one-off grant's counter, `$grant:<id>`: a row of its
+/// own, never part of the subscriber record.
+const GRANT: &str = "$grant:";
+
+/// The units held on the counter whose holds are keyed `?7` (of user `?1`'s resource `?2`) by
+/// the reservations live at `?8` (now), as SQLite sums them (see [`RESERVE`]).
+macro_rules! held {
+    () => {
+        "(SELECT coalesce(sum(units), 0) FROM reservations
+     WHERE user_id = ?1 AND resource = ?2 AND counted = ?7 AND expires_ms > ?8)"
+    };
+}
+
+/// The guarded hold: `?10` units for reservation `?6` on the counter whose holds are keyed
+/// `?7`, until `?11`, when the limit `?9` is `NULL` (unlimited) or when
+/// `used + held + units <= limit` at `?8` (now): `used` read from the rows as `used!` says
+/// (`?1` to `?5`), `held` the units of every live hold there. Returns the id when the units are
+/// held, no row when they are not. One statement: SQLite runs it atomically, so the guard and
 /// the insert cannot be split by another writer. It writes no count: a refused request leaves
 /// the record as it was.
+///
+/// The guard computes on SQLite integers: a count, a number of units or a limit past
+/// `i64::MAX` (stored as a negative number, see [`to_db`]; bind the limit with [`clamp`]) makes
+/// it refuse rather than guess. A reservation holds a counter once: its id, user and counter
+/// are the primary key; the same counter named twice in one reservation holds the sum.
 pub const RESERVE: &str = concat!(
     "
-INSERT INTO reservations (id, user_id, resource, counted, expires_ms)
-SELECT ?6, ?1, ?2, ?7, ?8
+INSERT INTO reservations (id, user_id, resource, counted, units, expires_ms)
+SELECT ?6, ?1, ?2, ?7, ?10, ?11
  WHERE ?9 IS NULL
-    OR EXISTS (SELECT 1 FROM reservations
-                WHERE id = ?6 AND user_id = ?1 AND resource = ?2 AND counted = ?7
-                  AND expires_ms > ?10)
-    OR ",
+    OR (?10 >= 0
+        AND ",
     used!(),
-    "
-     + (SELECT count(*) FROM reservations
-         WHERE user_id = ?1 AND resource = ?2 AND counted = ?7 AND expires_ms > ?10)
-     < ?9
-ON CONFLICT (id) DO UPDATE SET expires_ms = excluded.expires_ms
- WHERE reservations.user_id = excluded.user_id
-   AND reservations.resource = excluded.resource
-   AND reservations.counted = excluded.counted
+    " >= 0
+        AND NOT EXISTS (SELECT 1 FROM reservations
+                         WHERE user_id = ?1 AND resource = ?2 AND counted = ?7
+                           AND expires_ms > ?8 AND units < 0)
+        AND ?9 - ",
+    used!(),
+    " - ",
+    held!(),
+    " >= ?10)
+ON CONFLICT (id, user_id, resource, counted) DO UPDATE
+   SET units = CASE WHEN reservations.units <= 9223372036854775807 - excluded.units
+                    THEN reservations.units + excluded.units ELSE -1 END,
+       expires_ms = excluded.expires_ms
 RETURNING id"
 );
 
+/// Renews the lease of reservation `?4`'s live hold (at `?5`) on user `?1`'s counter of
+/// resource `?2` keyed `?3`, to `?6`: a retried reservation.
+const RENEW: &str = "
+UPDATE reservations SET expires_ms = ?6
+ WHERE id = ?4 AND user_id = ?1 AND resource = ?2 AND counted = ?3 AND expires_ms > ?5";
+
 /// Which rows of user `?1`'s resource `?2` exist: whether the user has a record (a subscriber
-/// row), an item row (`?3`, [`ITEMS`]), a plain count (`?4`, [`PLAIN`]), and any row that is not
-/// a quota's.
+/// row), an item row (`?3`, [`ITEMS`]), a plain count (`?4`, [`PLAIN`]), and any row of the
+/// record's usage (not a quota's, a pool's or a grant's).
 const SHAPE: &str = "
 SELECT EXISTS (SELECT 1 FROM subscribers WHERE id = ?1),
        EXISTS (SELECT 1 FROM usage_counters
@@ -185,7 +242,8 @@ SELECT EXISTS (SELECT 1 FROM subscribers WHERE id = ?1),
        EXISTS (SELECT 1 FROM usage_counters
                 WHERE user_id = ?1 AND resource = ?2 AND counted = ?4),
        EXISTS (SELECT 1 FROM usage_counters
-                WHERE user_id = ?1 AND resource = ?2 AND instr(counted, '@') = 0)";
+                WHERE user_id = ?1 AND resource = ?2
+                  AND instr(counted, '@') = 0 AND substr(counted, 1, 1) <> '$')";
 
 /// Creates a row at `?4` unless it exists.
 const CREATE_ROW: &str = "
@@ -197,39 +255,28 @@ const PURGE_COUNTER: &str = "
 DELETE FROM reservations
  WHERE user_id = ?1 AND resource = ?2 AND counted = ?3 AND expires_ms <= ?4";
 
-/// A counter's used count (`used!`, `?1` to `?5`) and its live holds (keyed `?7`) at `?8`
-/// other than `?6`'s.
-const COUNTS_BESIDE: &str = concat!(
-    "
-SELECT ",
-    used!(),
-    ",
-       (SELECT count(*) FROM reservations
-         WHERE user_id = ?1 AND resource = ?2 AND counted = ?7 AND expires_ms > ?8
-           AND id <> ?6)"
-);
+/// The units of the live holds (at `?5`) of user `?1`'s counter of resource `?2` keyed `?3`,
+/// except those of reservation `?4`: one row each, summed in Rust (see [`to_db`]).
+const HELD_BESIDE: &str = "
+SELECT units FROM reservations
+ WHERE user_id = ?1 AND resource = ?2 AND counted = ?3 AND expires_ms > ?5 AND id <> ?4";
+
+/// Whether reservation `?4` holds units on user `?1`'s counter of resource `?2` keyed `?3`
+/// at `?5` (now).
+const HOLDS: &str = "
+SELECT EXISTS (SELECT 1 FROM reservations
+                WHERE id = ?4 AND user_id = ?1 AND resource = ?2 AND counted = ?3
+                  AND expires_ms > ?5)";
 
 /// A counter's used count (`used!`).
 const USED: &str = concat!("SELECT ", used!());
 
-/// Deletes the hold `?4` and the expired holds keyed `?3` (at `?5`), returning for each whether
-/// it was `?4`'s live hold.
+/// Deletes the hold of reservation `?4` and the expired holds keyed `?3` (at `?5`), returning
+/// the units of `?4`'s hold if it was live (`NULL` for the others).
 const TAKE_HOLD: &str = "
 DELETE FROM reservations
  WHERE user_id = ?1 AND resource = ?2 AND counted = ?3 AND (id = ?4 OR expires_ms <= ?5)
-RETURNING id = ?4 AND expires_ms > ?5";
-
-/// A committed unit: the row `?6` becomes the used count (`used!`, `?1` to `?5`) plus one
-/// (saturating), created if it is missing.
-const COUNT_ONE: &str = concat!(
-    "
-INSERT INTO usage_counters (user_id, resource, counted, used)
-VALUES (?1, ?2, ?6, min(",
-    used!(),
-    ", 9223372036854775806) + 1)
-ON CONFLICT (user_id, resource, counted) DO UPDATE SET used = excluded.used
-RETURNING used"
-);
+RETURNING CASE WHEN id = ?4 AND expires_ms > ?5 THEN units END";
 
 /// Sets a row's used count, creating it if need be.
 const SET_USED: &str = "
@@ -343,8 +390,10 @@ impl SqliteStore {
     /// policy.
     ///
     /// # Errors
-    /// When a write fails, a limit does not fit an SQLite integer, or the catalog drops an
-    /// add-on that a subscriber holds a grant of (its foreign key); nothing is changed then.
+    /// When a write fails, a limit does not fit an SQLite integer, the catalog drops an add-on
+    /// that a subscriber holds a grant of (its foreign key), or it declares a custom action
+    /// whose name the usage counters keep for themselves (`items`, `*`, a name starting with
+    /// `$` or holding `@`); nothing is changed then.
     pub async fn import_catalog(&self, catalog: &Catalog) -> Result<(), BoxError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM trial").execute(&mut *tx).await?;
@@ -358,6 +407,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         for action in catalog.custom_actions() {
+            countable(action)?;
             sqlx::query("INSERT INTO actions (name, custom) VALUES (?1, 1)")
                 .bind(&**action)
                 .execute(&mut *tx)
@@ -446,16 +496,18 @@ impl SqliteStore {
     }
 
     /// Adds or replaces the record of user `id`: its name, plan assignment and add-on grants,
-    /// and its usage, which becomes its counters (the counters it had are dropped): a plain
+    /// and its usage, which becomes its counters (the record's counters it had are dropped;
+    /// those of quotas, credit pools and grants, which are not part of a record, stay): a plain
     /// count is a `*` row, a per-action `create` count an `items` row, another action's count a
     /// row named after the action. A resource counted per action that lists no action
     /// (`"tasks": {}`) is an `items` row of 0, and reads back as `{"create": 0}`: the same usage
     /// for every action, and for what a create counts.
     ///
     /// # Errors
-    /// When a write fails, a count or an instant does not fit an SQLite integer, a grant names
+    /// When a write fails, an instant or a quantity does not fit an SQLite integer, a grant names
     /// an add-on the catalog does not have (its foreign key), or a per-action count is kept for
-    /// a custom action named `items` or `*` or holding `@`; nothing is changed then.
+    /// a custom action named `items` or `*`, starting with `$` or holding `@`; nothing is
+    /// changed then.
     pub async fn put_subscriber(&self, id: &str, subscriber: &Subscriber) -> Result<(), BoxError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let plan = subscriber.assignment.as_ref();
@@ -482,10 +534,16 @@ impl SqliteStore {
         )
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM usage_counters WHERE user_id = ?1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        // The record's usage is replaced; the counts that are not part of it (quotas, credit
+        // pools, grants) stay, as in `MemoryStore`: a new plan does not give back what was
+        // spent this period.
+        sqlx::query(
+            "DELETE FROM usage_counters
+              WHERE user_id = ?1 AND instr(counted, '@') = 0 AND substr(counted, 1, 1) <> '$'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         for (resource, usage) in subscriber.usage.iter() {
             let mut counts: Vec<(String, u64)> = usage
                 .actions()
@@ -507,7 +565,7 @@ impl SqliteStore {
                     .bind(id)
                     .bind(&**resource)
                     .bind(counted)
-                    .bind(i64::try_from(used)?)
+                    .bind(to_db(used))
                     .execute(&mut *tx)
                     .await?;
             }
@@ -581,12 +639,13 @@ impl SqliteStore {
         Ok(purged)
     }
 
-    /// How many reservations are stored, live or expired (for tests and the example's check).
+    /// How many reservations are stored, live or expired, each counted once however many
+    /// counters it holds units on (for tests and the example's check).
     ///
     /// # Errors
     /// When the database cannot be read.
     pub async fn stored_reservations(&self) -> Result<u64, BoxError> {
-        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations")
+        let stored: i64 = sqlx::query_scalar("SELECT count(DISTINCT id) FROM reservations")
             .fetch_one(&self.reader)
             .await?;
         Ok(u64::try_from(stored)?)
@@ -645,34 +704,60 @@ pub async fn migrate_up_to(pool: &SqlitePool, last: i64) -> Result<(), BoxError>
     Ok(())
 }
 
-/// A count or an instant as an SQLite integer, saturating at `i64::MAX`.
+/// A limit or an instant as an SQLite integer, saturating at `i64::MAX`.
 fn clamp(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// A count read back from the database.
+/// A limit, a quantity or an instant read back from the database.
 fn count(value: i64) -> Result<u64, BoxError> {
     u64::try_from(value).map_err(|_| format!("a negative count ({value}) in the database").into())
 }
 
-/// How a [`Counted`] keys its holds: `items`, or the action's name. A create is the item count,
-/// as in [`MemoryStore`](tower_plans::MemoryStore), so that a resource's item count is one
-/// counter.
+/// A used count or a number of held units as stored: the 64 bits of the `u64` in an SQLite
+/// integer, the same number up to `i64::MAX`, a negative one beyond (`-1` is `u64::MAX`).
+fn to_db(value: u64) -> i64 {
+    i64::from_ne_bytes(value.to_ne_bytes())
+}
+
+/// A used count or a number of held units read back (see [`to_db`]).
+fn from_db(value: i64) -> u64 {
+    u64::from_ne_bytes(value.to_ne_bytes())
+}
+
+/// How a [`Counted`] keys its row and its holds: `items`, the action's name, [`CREDITS`] or
+/// `$grant:<id>`. A create is the item count, as in [`MemoryStore`](tower_plans::MemoryStore),
+/// so that a resource's item count is one counter.
 fn counted_key(counted: &Counted) -> Result<String, BoxError> {
     let action = match counted {
         Counted::Items => return Ok(ITEMS.to_owned()),
+        Counted::Credits => return Ok(CREDITS.to_owned()),
+        Counted::Grant(id) => return Ok(format!("{GRANT}{id}")),
         Counted::Action(action) => Action::custom(action.as_str()),
     };
     match action {
         Action::Create => Ok(ITEMS.to_owned()),
-        Action::Custom(name) if &*name == ITEMS || &*name == PLAIN => {
-            Err(format!("a custom action named `{name}` cannot be counted in this store").into())
-        }
-        Action::Custom(name) if name.contains('@') => {
-            Err("a custom action whose name holds `@` cannot be counted in this store".into())
+        Action::Custom(name) => {
+            countable(&name)?;
+            Ok(name.to_string())
         }
         other => Ok(other.as_str().to_owned()),
     }
+}
+
+/// Whether a custom action's name can name a row of its own: not one of the names the store
+/// keeps for its counters ([`ITEMS`], [`PLAIN`], a name starting with `$` as [`CREDITS`] and
+/// grants do, or holding the `@` of a quota's period). The schema refuses such names in
+/// `actions` too.
+fn countable(name: &str) -> Result<(), BoxError> {
+    if name == ITEMS || name == PLAIN || name.starts_with('$') || name.contains('@') {
+        return Err(format!(
+            "a custom action named `{name}` cannot be counted in this store: `items`, `*`, \
+             names starting with `$` and names holding `@` name its own counters"
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// A limit from its `max` and `per` columns.
@@ -694,12 +779,13 @@ enum Kind {
     Items,
     /// An action's own count: the row named after the action, else the [`PLAIN`] row.
     Action,
-    /// A quota's count in one period: its row alone.
-    Period,
+    /// A count of its own, never part of the record: a quota's in one period, a credit pool's
+    /// or a grant's. Its row alone, created at its seed.
+    Own,
 }
 
-/// A counter's key: whose, which resource, how its holds are keyed (a period counter's names
-/// its period after an `@`: `show@2026-11`), and what kind of count it is.
+/// A counter's key: whose, which resource, how its row and its holds are keyed (a period
+/// counter's names its period after an `@`: `show@2026-11`), and what kind of count it is.
 struct Key {
     user: String,
     resource: String,
@@ -710,8 +796,10 @@ struct Key {
 impl Key {
     fn of(counter: &Counter) -> Result<Self, BoxError> {
         let counted = counted_key(&counter.counted)?;
+        let pooled = matches!(counter.counted, Counted::Credits | Counted::Grant(_));
         let (hold, kind) = match &counter.period {
-            Some(window) => (format!("{counted}@{window}"), Kind::Period),
+            Some(window) => (format!("{counted}@{window}"), Kind::Own),
+            None if pooled => (counted, Kind::Own),
             None if counted == ITEMS => (counted, Kind::Items),
             None => (counted, Kind::Action),
         };
@@ -745,7 +833,7 @@ impl Key {
     /// [module docs](self)).
     fn rows(&self, shape: Shape) -> Rows<'_> {
         match self.kind {
-            Kind::Period => Rows {
+            Kind::Own => Rows {
                 own: &self.hold,
                 fallback: None,
                 recorded: false,
@@ -776,28 +864,156 @@ impl Key {
         }
     }
 
+    /// The counter's used count (its row, as [`Rows`] reads it, else `default`) and the units
+    /// held at `now` by live reservations other than `beside` (saturating).
+    async fn count_beside(
+        &self,
+        rows: &Rows<'_>,
+        default: Option<u64>,
+        beside: &str,
+        now: i64,
+        tx: &mut SqliteConnection,
+    ) -> Result<(Option<u64>, u64), BoxError> {
+        let used = self.used(rows, default, &mut *tx).await?;
+        let held: Vec<i64> = sqlx::query_scalar(HELD_BESIDE)
+            .bind(&self.user)
+            .bind(&self.resource)
+            .bind(&self.hold)
+            .bind(beside)
+            .bind(now)
+            .fetch_all(tx)
+            .await?;
+        let held = held
+            .into_iter()
+            .fold(0u64, |sum, units| sum.saturating_add(from_db(units)));
+        Ok((used, held))
+    }
+
+    /// Forgets the counter's holds that expired at `now`.
+    async fn purge(&self, now: i64, tx: &mut SqliteConnection) -> Result<(), BoxError> {
+        sqlx::query(PURGE_COUNTER)
+            .bind(&self.user)
+            .bind(&self.resource)
+            .bind(&self.hold)
+            .bind(now)
+            .execute(tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Renews the lease of reservation `id`'s hold on the counter, if it is live at `now`, to
+    /// `expires`; whether it was.
+    async fn renew(
+        &self,
+        id: &str,
+        expires: i64,
+        now: i64,
+        tx: &mut SqliteConnection,
+    ) -> Result<bool, BoxError> {
+        let renewed = sqlx::query(RENEW)
+            .bind(&self.user)
+            .bind(&self.resource)
+            .bind(&self.hold)
+            .bind(id)
+            .bind(now)
+            .bind(expires)
+            .execute(tx)
+            .await?
+            .rows_affected();
+        Ok(renewed > 0)
+    }
+
+    /// Whether reservation `id` holds units on the counter at `now`.
+    async fn holds(&self, id: &str, now: i64, tx: &mut SqliteConnection) -> Result<bool, BoxError> {
+        Ok(sqlx::query_scalar(HOLDS)
+            .bind(&self.user)
+            .bind(&self.resource)
+            .bind(&self.hold)
+            .bind(id)
+            .bind(now)
+            .fetch_one(tx)
+            .await?)
+    }
+
+    /// Deletes the hold of reservation `id` on the counter, and the expired ones; the units of
+    /// `id`'s hold if it was live at `now`.
+    async fn take_hold(
+        &self,
+        id: &str,
+        now: i64,
+        tx: &mut SqliteConnection,
+    ) -> Result<Option<u64>, BoxError> {
+        let taken: Vec<Option<i64>> = sqlx::query_scalar(TAKE_HOLD)
+            .bind(&self.user)
+            .bind(&self.resource)
+            .bind(&self.hold)
+            .bind(id)
+            .bind(now)
+            .fetch_all(tx)
+            .await?;
+        Ok(taken.into_iter().flatten().next().map(from_db))
+    }
+
+    /// Creates the counter's row at `start` unless it exists: a counter of its own, at its
+    /// first reservation.
+    async fn create_at(
+        &self,
+        rows: &Rows<'_>,
+        start: u64,
+        tx: &mut SqliteConnection,
+    ) -> Result<(), BoxError> {
+        sqlx::query(CREATE_ROW)
+            .bind(&self.user)
+            .bind(&self.resource)
+            .bind(rows.target)
+            .bind(to_db(start))
+            .execute(tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Adds `units` to the counter's used count (saturating), starting at `seed` when it does
+    /// not exist yet (0 for a user with a record, as the record reads); the count after.
+    async fn add(
+        &self,
+        units: u64,
+        seed: Seed,
+        tx: &mut SqliteConnection,
+    ) -> Result<u64, BoxError> {
+        let rows = self.rows(self.shape(&mut *tx).await?);
+        let start = self.start(&rows, seed, &mut *tx).await?;
+        let used = self
+            .used(&rows, Some(start), &mut *tx)
+            .await?
+            .ok_or("a counter without a count while committing")?;
+        let after = used.saturating_add(units);
+        self.write(&rows, after, tx).await?;
+        Ok(after)
+    }
+
     /// The counter's used count: its row, as [`Rows`] reads it, else `default`.
     async fn used(
         &self,
         rows: &Rows<'_>,
-        default: Option<i64>,
+        default: Option<u64>,
         tx: &mut SqliteConnection,
-    ) -> Result<Option<i64>, BoxError> {
-        Ok(sqlx::query_scalar(USED)
+    ) -> Result<Option<u64>, BoxError> {
+        let used: Option<i64> = sqlx::query_scalar(USED)
             .bind(&self.user)
             .bind(&self.resource)
             .bind(rows.own)
             .bind(rows.fallback)
-            .bind(default)
+            .bind(default.map(to_db))
             .fetch_one(tx)
-            .await?)
+            .await?;
+        Ok(used.map(from_db))
     }
 
     /// Writes `used` as the counter's count, in the transaction `tx`.
     async fn write(
         &self,
         rows: &Rows<'_>,
-        used: i64,
+        used: u64,
         tx: &mut SqliteConnection,
     ) -> Result<(), BoxError> {
         self.plain_first(rows, tx).await?;
@@ -805,7 +1021,7 @@ impl Key {
             .bind(&self.user)
             .bind(&self.resource)
             .bind(rows.target)
-            .bind(used)
+            .bind(to_db(used))
             .execute(tx)
             .await?;
         Ok(())
@@ -873,7 +1089,7 @@ impl Key {
         rows: &Rows<'_>,
         seed: Seed,
         tx: &mut SqliteConnection,
-    ) -> Result<i64, BoxError> {
+    ) -> Result<u64, BoxError> {
         if rows.recorded {
             return Ok(0);
         }
@@ -890,10 +1106,10 @@ impl Key {
             .fetch_optional(tx)
             .await?;
             if let Some(items) = items {
-                return Ok(items);
+                return Ok(from_db(items));
             }
         }
-        Ok(clamp(seed.count()))
+        Ok(seed.count())
     }
 }
 
@@ -1067,15 +1283,15 @@ impl PlanStore for SqliteStore {
                 ) else {
                     continue;
                 };
-                // A quota's counters are not the record's usage.
-                if counted.contains('@') {
+                // A quota's, a credit pool's and a grant's counters are not the record's usage.
+                if counted.starts_with('$') || counted.contains('@') {
                     continue;
                 }
                 let entry = resources.entry(resource).or_default();
                 match counted.as_str() {
-                    PLAIN => entry.0 = Some(count(used)?),
-                    ITEMS => entry.1.push((Action::Create, count(used)?)),
-                    _ => entry.1.push((Action::custom(counted), count(used)?)),
+                    PLAIN => entry.0 = Some(from_db(used)),
+                    ITEMS => entry.1.push((Action::Create, from_db(used))),
+                    _ => entry.1.push((Action::custom(counted), from_db(used))),
                 }
             }
             for (resource, (plain, actions)) in resources {
@@ -1093,141 +1309,326 @@ impl PlanStore for SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// [`UsageStore::reserve`].
-    async fn reserve_unit(
-        &self,
-        counter: &Counter,
-        limit: Option<u64>,
-        seed: Seed,
-        id: ReservationId,
-        lease: Duration,
-    ) -> Result<Reserve, BoxError> {
-        let key = Key::of(counter)?;
+/// The user whose counters `hold` touches, `None` for a hold without lines: a reservation's
+/// counters belong to one user.
+fn user_of(hold: &Hold) -> Result<Option<&str>, BoxError> {
+    let mut counters = hold.lines().iter().flat_map(|line| {
+        std::iter::once(line.counter()).chain(line.grants().iter().map(Spill::counter))
+    });
+    let Some(first) = counters.next() else {
+        return Ok(None);
+    };
+    if counters.any(|counter| counter.user != first.user) {
+        return Err("the counters of one reservation belong to one user".into());
+    }
+    Ok(Some(&first.user))
+}
 
-        let id = id.to_string();
-        let now = self.now();
-        // BEGIN IMMEDIATE: no other writer changes the rows between reading which exist and
-        // the guarded insert that reads their counts.
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(PURGE_COUNTER)
-            .bind(&key.user)
-            .bind(&key.resource)
-            .bind(&key.hold)
-            .bind(now)
-            .execute(&mut *tx)
+/// One counter of a [`Line`]: the line's own, or one of its grants'.
+struct Part {
+    key: Key,
+    /// Where it starts when it does not exist yet: the line's seed, or 0 for a grant.
+    seed: Seed,
+    /// Its limit: the line's, or the grant's amount; `None`: unlimited.
+    max: Option<u64>,
+}
+
+/// The parts of `line`: its counter, then its grants in their order.
+fn parts_of(line: &Line) -> Result<Vec<Part>, BoxError> {
+    let mut parts = Vec::with_capacity(1 + line.grants().len());
+    parts.push(Part {
+        key: Key::of(line.counter())?,
+        seed: line.start(),
+        max: line.max(),
+    });
+    for grant in line.grants() {
+        parts.push(Part {
+            key: Key::of(grant.counter())?,
+            seed: Seed::Count(0),
+            max: Some(grant.amount()),
+        });
+    }
+    Ok(parts)
+}
+
+impl Part {
+    /// The counter's count at `now`: its used count (or where it starts) and the units held by
+    /// live reservations other than `beside`.
+    async fn count(
+        &self,
+        beside: &str,
+        now: i64,
+        tx: &mut SqliteConnection,
+    ) -> Result<Count, BoxError> {
+        let rows = self.key.rows(self.key.shape(tx).await?);
+        let start = self.key.start(&rows, self.seed, tx).await?;
+        let (used, held) = self
+            .key
+            .count_beside(&rows, Some(start), beside, now, tx)
             .await?;
-        let rows = key.rows(key.shape(&mut tx).await?);
-        let default = Some(key.start(&rows, seed, &mut tx).await?);
+        Ok(Count {
+            used: used.ok_or("a counter without a count while reserving")?,
+            held,
+        })
+    }
+
+    /// Holds `units` for reservation `id` until `expires` with the guarded [`RESERVE`]; a
+    /// counter of its own that does not exist yet starts at its seed. Whether they are held.
+    async fn hold(
+        &self,
+        id: &str,
+        units: u64,
+        expires: i64,
+        now: i64,
+        tx: &mut SqliteConnection,
+    ) -> Result<bool, BoxError> {
+        let key = &self.key;
+        let rows = key.rows(key.shape(tx).await?);
+        let start = key.start(&rows, self.seed, tx).await?;
         let held = sqlx::query(RESERVE)
             .bind(&key.user)
             .bind(&key.resource)
             .bind(rows.own)
             .bind(rows.fallback)
-            .bind(default)
-            .bind(&id)
+            .bind(to_db(start))
+            .bind(id)
             .bind(&key.hold)
-            .bind(expiry(now, lease))
-            .bind(limit.map(clamp))
             .bind(now)
+            .bind(self.max.map(clamp))
+            .bind(to_db(units))
+            .bind(expires)
             .fetch_optional(&mut *tx)
             .await?
             .is_some();
         if held && !rows.recorded {
-            // A counter of its own starts where its seed says at its first reservation (a
-            // refusal creates nothing), and keeps its count.
-            sqlx::query(CREATE_ROW)
-                .bind(&key.user)
-                .bind(&key.resource)
-                .bind(rows.target)
-                .bind(default)
-                .execute(&mut *tx)
-                .await?;
+            key.create_at(&rows, start, tx).await?;
         }
-        let (used, others): (Option<i64>, i64) = sqlx::query_as(COUNTS_BESIDE)
-            .bind(&key.user)
-            .bind(&key.resource)
-            .bind(rows.own)
-            .bind(rows.fallback)
-            .bind(default)
-            .bind(&id)
-            .bind(&key.hold)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let used = count(used.ok_or("a counter without a count while reserving")?)?;
-        let others = count(others)?;
-        Ok(if held {
-            Reserve::Reserved { used, held: others }
+        Ok(held)
+    }
+}
+
+/// The units `line` takes on each of its `parts` when it fits (see the trait's "Lines and
+/// grants"): what its limit leaves (`count` is its counter's), then from its grants in order;
+/// all of them when it has no grants.
+async fn fit(
+    line: &Line,
+    parts: &[Part],
+    count: Count,
+    id: &str,
+    now: i64,
+    tx: &mut SqliteConnection,
+) -> Result<Option<Vec<u64>>, BoxError> {
+    let units = line.units();
+    let room = line
+        .max()
+        .map_or(u64::MAX, |max| max.saturating_sub(count.total()));
+    if line.grants().is_empty() {
+        return Ok((units <= room).then(|| vec![units]));
+    }
+    let own = units.min(room);
+    let mut taken = vec![own];
+    let mut rest = units - own;
+    for grant in &parts[1..] {
+        let take = if rest == 0 {
+            0
         } else {
-            Reserve::Refused { used, held: others }
-        })
+            let count = grant.count(id, now, tx).await?;
+            let room = grant
+                .max
+                .map_or(u64::MAX, |max| max.saturating_sub(count.total()));
+            rest.min(room)
+        };
+        taken.push(take);
+        rest -= take;
+    }
+    Ok((rest == 0).then_some(taken))
+}
+
+/// How `spent` units of a line are counted on its `parts`, given what each `held` (its hold
+/// already given back): on the parts held first, in order; beyond, on its counter while its
+/// limit allows, then on its grants while their amounts allow, and the rest on its counter past
+/// its limit (see [`UsageStore::commit`]).
+async fn spend(
+    parts: &[Part],
+    held: &[u64],
+    spent: u64,
+    id: &str,
+    now: i64,
+    tx: &mut SqliteConnection,
+) -> Result<Vec<u64>, BoxError> {
+    let mut taken: Vec<u64> = Vec::with_capacity(held.len());
+    let mut rest = spent;
+    for held in held {
+        let take = rest.min(*held);
+        taken.push(take);
+        rest -= take;
+    }
+    for (index, part) in parts.iter().enumerate() {
+        if rest == 0 {
+            return Ok(taken);
+        }
+        let Some(max) = part.max else {
+            // Unlimited: the rest goes here.
+            taken[index] = taken[index].saturating_add(rest);
+            return Ok(taken);
+        };
+        let count = part.count(id, now, tx).await?;
+        let room = max.saturating_sub(count.total().saturating_add(taken[index]));
+        let take = rest.min(room);
+        taken[index] += take;
+        rest -= take;
+    }
+    // Past every limit: on the counter.
+    if let Some(first) = taken.first_mut() {
+        *first = first.saturating_add(rest);
+    }
+    Ok(taken)
+}
+
+impl SqliteStore {
+    /// [`UsageStore::reserve`]: every part of every line in one `BEGIN IMMEDIATE` transaction,
+    /// each with the guarded [`RESERVE`], or none.
+    async fn reserve_hold(&self, hold: &Hold, lease: Duration) -> Result<Held, BoxError> {
+        if user_of(hold)?.is_none() {
+            return Ok(Held::Reserved(Default::default()));
+        }
+        let lines: Vec<Vec<Part>> = hold
+            .lines()
+            .iter()
+            .map(parts_of)
+            .collect::<Result<_, _>>()?;
+        let id = hold.id().to_string();
+        let now = self.now();
+        let expires = expiry(now, lease);
+        // BEGIN IMMEDIATE: the write lock from the start, so that no other writer changes the
+        // rows between the counts read here and the guarded inserts.
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        // Already held on one of its counters (a retry): renew the leases, hold nothing more,
+        // and answer the counts beside it.
+        let mut renewed = false;
+        for part in lines.iter().flatten() {
+            part.key.purge(now, &mut tx).await?;
+            renewed |= part.key.renew(&id, expires, now, &mut tx).await?;
+        }
+        let mut counts = Vec::with_capacity(lines.len());
+        let mut taken = Vec::with_capacity(lines.len());
+        for (index, (line, parts)) in hold.lines().iter().zip(&lines).enumerate() {
+            let count = parts[0].count(&id, now, &mut tx).await?;
+            counts.push(count);
+            if renewed {
+                continue;
+            }
+            match fit(line, parts, count, &id, now, &mut tx).await? {
+                Some(units) => taken.push(units),
+                None => {
+                    // Nothing written but the purge of expired holds.
+                    tx.commit().await?;
+                    return Ok(Held::Refused { line: index, count });
+                }
+            }
+        }
+        if renewed {
+            // A counter of its own that lost its row (or never had one) starts at its seed.
+            for parts in &lines {
+                let own = &parts[0];
+                let rows = own.key.rows(own.key.shape(&mut tx).await?);
+                if !rows.recorded && own.key.holds(&id, now, &mut tx).await? {
+                    let start = own.key.start(&rows, own.seed, &mut tx).await?;
+                    own.key.create_at(&rows, start, &mut tx).await?;
+                }
+            }
+            tx.commit().await?;
+            return Ok(Held::Reserved(counts.into_iter().collect()));
+        }
+        for (index, (parts, units)) in lines.iter().zip(&taken).enumerate() {
+            for (part, units) in parts.iter().zip(units) {
+                // A part of 0 holds nothing, and creates nothing.
+                if *units > 0 && !part.hold(&id, *units, expires, now, &mut tx).await? {
+                    // The guard disagrees with the counts read in this same transaction: hold
+                    // nothing at all.
+                    tx.rollback().await?;
+                    return Ok(Held::Refused {
+                        line: index,
+                        count: counts[index],
+                    });
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(Held::Reserved(counts.into_iter().collect()))
+    }
+
+    /// [`UsageStore::commit`], in one `BEGIN IMMEDIATE` transaction.
+    async fn commit_hold(&self, hold: &Hold, spent: &[u64]) -> Result<(), BoxError> {
+        if user_of(hold)?.is_none() {
+            return Ok(());
+        }
+        let lines: Vec<Vec<Part>> = hold
+            .lines()
+            .iter()
+            .map(parts_of)
+            .collect::<Result<_, _>>()?;
+        let id = hold.id().to_string();
+        let now = self.now();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        for (index, (line, parts)) in hold.lines().iter().zip(&lines).enumerate() {
+            // What each part held, given back.
+            let mut held = Vec::with_capacity(parts.len());
+            let mut any = false;
+            for part in parts {
+                let units = part.key.take_hold(&id, now, &mut tx).await?;
+                any |= units.is_some();
+                held.push(units.unwrap_or(0));
+            }
+            if !any {
+                // Not held (settled, expired or unknown): nothing to count.
+                continue;
+            }
+            let spent = spent.get(index).copied().unwrap_or(line.units());
+            let taken = spend(parts, &held, spent, &id, now, &mut tx).await?;
+            for (part, units) in parts.iter().zip(taken) {
+                if units > 0 {
+                    part.key.add(units, part.seed, &mut tx).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`UsageStore::release`], in one `BEGIN IMMEDIATE` transaction (a commit of the same id
+    /// sees all of its hold or none of it).
+    async fn release_hold(&self, hold: &Hold) -> Result<(), BoxError> {
+        if user_of(hold)?.is_none() {
+            return Ok(());
+        }
+        let lines: Vec<Vec<Part>> = hold
+            .lines()
+            .iter()
+            .map(parts_of)
+            .collect::<Result<_, _>>()?;
+        let id = hold.id().to_string();
+        let now = self.now();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        for part in lines.iter().flatten() {
+            part.key.take_hold(&id, now, &mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }
 
 impl UsageStore for SqliteStore {
-    fn reserve<'a>(
-        &'a self,
-        counter: &'a Counter,
-        limit: Option<u64>,
-        seed: Seed,
-        id: ReservationId,
-        lease: Duration,
-    ) -> StoreFuture<'a, Reserve> {
-        StoreFuture::new(self.reserve_unit(counter, limit, seed, id, lease))
+    fn reserve<'a>(&'a self, hold: &'a Hold, lease: Duration) -> StoreFuture<'a, Held> {
+        StoreFuture::new(self.reserve_hold(hold, lease))
     }
 
-    fn commit<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, u64> {
-        StoreFuture::new(async move {
-            let key = Key::of(counter)?;
-            let now = self.now();
-            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-            let taken: Vec<bool> = sqlx::query_scalar(TAKE_HOLD)
-                .bind(&key.user)
-                .bind(&key.resource)
-                .bind(&key.hold)
-                .bind(id.to_string())
-                .bind(now)
-                .fetch_all(&mut *tx)
-                .await?;
-            let rows = key.rows(key.shape(&mut tx).await?);
-            // A counter that has no count (any more) counts from 0, as in memory.
-            let default = Some(0);
-            let used: i64 = if taken.contains(&true) {
-                key.plain_first(&rows, &mut tx).await?;
-                sqlx::query_scalar(COUNT_ONE)
-                    .bind(&key.user)
-                    .bind(&key.resource)
-                    .bind(rows.own)
-                    .bind(rows.fallback)
-                    .bind(default)
-                    .bind(rows.target)
-                    .fetch_one(&mut *tx)
-                    .await?
-            } else {
-                key.used(&rows, default, &mut tx)
-                    .await?
-                    .ok_or("a counter without a count while committing")?
-            };
-            tx.commit().await?;
-            count(used)
-        })
+    fn commit<'a>(&'a self, hold: &'a Hold, spent: &'a [u64]) -> StoreFuture<'a, ()> {
+        StoreFuture::new(self.commit_hold(hold, spent))
     }
 
-    fn release<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, ()> {
-        StoreFuture::new(async move {
-            let key = Key::of(counter)?;
-            sqlx::query(TAKE_HOLD)
-                .bind(&key.user)
-                .bind(&key.resource)
-                .bind(&key.hold)
-                .bind(id.to_string())
-                .bind(self.now())
-                .execute(&self.writer)
-                .await?;
-            Ok(())
-        })
+    fn release<'a>(&'a self, hold: &'a Hold) -> StoreFuture<'a, ()> {
+        StoreFuture::new(self.release_hold(hold))
     }
 
     fn adjust<'a>(&'a self, counter: &'a Counter, delta: i64, seed: Seed) -> StoreFuture<'a, u64> {
@@ -1242,10 +1643,10 @@ impl UsageStore for SqliteStore {
                 .used(&rows, Some(start), &mut tx)
                 .await?
                 .ok_or("a counter without a count while adjusting")?;
-            let after = clamp(count(before)?.saturating_add_signed(delta));
+            let after = before.saturating_add_signed(delta);
             key.write(&rows, after, &mut tx).await?;
             tx.commit().await?;
-            count(after)
+            Ok(after)
         })
     }
 
@@ -1254,7 +1655,7 @@ impl UsageStore for SqliteStore {
             let key = Key::of(counter)?;
             let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
             let rows = key.rows(key.shape(&mut tx).await?);
-            key.write(&rows, clamp(used), &mut tx).await?;
+            key.write(&rows, used, &mut tx).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -1266,24 +1667,16 @@ impl UsageStore for SqliteStore {
             // One read transaction: which rows exist and their counts come from one snapshot.
             let mut tx = self.reader.begin().await?;
             let rows = key.rows(key.shape(&mut tx).await?);
-            let (used, held): (Option<i64>, i64) = sqlx::query_as(COUNTS_BESIDE)
-                .bind(&key.user)
-                .bind(&key.resource)
-                .bind(rows.own)
-                .bind(rows.fallback)
-                .bind(rows.recorded.then_some(0_i64))
-                .bind("")
-                .bind(&key.hold)
-                .bind(self.now())
-                .fetch_one(&mut *tx)
+            let default = rows.recorded.then_some(0);
+            let (used, held) = key
+                .count_beside(&rows, default, "", self.now(), &mut tx)
                 .await?;
             tx.commit().await?;
-            let held = count(held)?;
             if used.is_none() && held == 0 {
                 return Ok(None);
             }
             Ok(Some(Count {
-                used: used.map_or(Ok(0), count)?,
+                used: used.unwrap_or(0),
                 held,
             }))
         })

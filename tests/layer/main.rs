@@ -28,6 +28,6 @@ mod metrics;
 mod poll_ready;
 mod quickstart;
 mod quotas;
-// TEMP mod sqlite;
+mod sqlite;
 mod tower_stack;
 mod usage_store;

@@ -3,7 +3,11 @@
 //! a delete gives one back), deciding as the in-memory store does on the same data, following
 //! the in-memory store's counting semantics call by call, leases, migrations, the example's seed,
 //! invalidation after an admin change, a failing database, a plain count beside the actions'
-//! own counts row by row, and the counting model of `support/counting_differential.rs`.
+//! own counts row by row, the counting model of `support/counting_differential.rs`, and
+//! reservations of several units on several counters: the usage store suite of
+//! `support/usage_conformance.rs` (200 concurrent reservations of 5 units against a pool with 15
+//! left, on one store and over three stores on one file, let exactly 3 through), credit pools
+//! and grants as rows of their own, and random holds answered as the in-memory store answers.
 //!
 //! Every wait is bounded, so that a regression fails instead of hanging.
 
@@ -33,7 +37,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Barrier;
 use tokio::time::timeout;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_plans::store::{Count, Counter, ReservationId, Reserve, Seed};
+use tower_plans::store::{
+    Count, Counter, Held, Hold, Line, ReservationId, Reserve, Seed, Spill, StoreFuture,
+    UsageStoreExt,
+};
 use tower_plans::subscriber::Assignment;
 use tower_plans::{
     Action, Catalog, MemoryStore, PlanLimitLayer, PlanLimitLayerBuilder, PlanStore, Subscriber,
@@ -41,6 +48,7 @@ use tower_plans::{
 };
 
 use crate::counting_model as model;
+use crate::usage_conformance as suite;
 use store::SqliteStore;
 
 /// Longer than anything below should take.
@@ -347,7 +355,7 @@ async fn sqlite_three_stores_on_one_file_hold_exactly_one_unit() {
                 let id = ReservationId::new();
                 start.wait().await;
                 let reserved = store
-                    .reserve(
+                    .reserve_unit(
                         &clients(),
                         Some(LIMIT),
                         Seed::Count(0),
@@ -357,7 +365,7 @@ async fn sqlite_three_stores_on_one_file_hold_exactly_one_unit() {
                     .await
                     .expect("no SQLITE_BUSY");
                 if reserved.is_reserved() {
-                    store.commit(&clients(), id).await.expect("committed");
+                    store.commit_unit(&clients(), id).await.expect("committed");
                 }
                 reserved
             })
@@ -669,21 +677,27 @@ fn sqlite_usage_store_answers_as_the_memory_store() {
                 match op {
                     Op::Reserve { id, limit } => {
                         let got = sqlite
-                            .reserve(&counter, limit, Seed::Count(seed), ids[id], LEASE)
+                            .reserve_unit(&counter, limit, Seed::Count(seed), ids[id], LEASE)
                             .await;
                         let want = memory
-                            .reserve(&counter, limit, Seed::Count(seed), ids[id], LEASE)
+                            .reserve_unit(&counter, limit, Seed::Count(seed), ids[id], LEASE)
                             .await;
                         prop_assert_eq!(got.map_err(failed)?, want.map_err(failed)?, "{:?}", op);
                     }
                     Op::Commit(id) => {
-                        let got = sqlite.commit(&counter, ids[id]).await;
-                        let want = memory.commit(&counter, ids[id]).await;
+                        let got = sqlite.commit_unit(&counter, ids[id]).await;
+                        let want = memory.commit_unit(&counter, ids[id]).await;
                         prop_assert_eq!(got.map_err(failed)?, want.map_err(failed)?, "{:?}", op);
                     }
                     Op::Release(id) => {
-                        sqlite.release(&counter, ids[id]).await.map_err(failed)?;
-                        memory.release(&counter, ids[id]).await.map_err(failed)?;
+                        sqlite
+                            .release_unit(&counter, ids[id])
+                            .await
+                            .map_err(failed)?;
+                        memory
+                            .release_unit(&counter, ids[id])
+                            .await
+                            .map_err(failed)?;
                     }
                     Op::Adjust(delta) => {
                         let got = sqlite.adjust(&counter, delta, Seed::Count(seed)).await;
@@ -735,7 +749,7 @@ async fn sqlite_commit_release_and_reserve_are_idempotent_by_id() {
     let lease = Duration::from_secs(60);
     let (first, second) = (ReservationId::new(), ReservationId::new());
     let john = clients();
-    let reserve = |id| store.reserve(&john, Some(LIMIT), Seed::Count(0), id, lease);
+    let reserve = |id| store.reserve_unit(&john, Some(LIMIT), Seed::Count(0), id, lease);
     assert_eq!(
         reserve(first).await.unwrap(),
         Reserve::Reserved { used: 2, held: 0 }
@@ -751,14 +765,14 @@ async fn sqlite_commit_release_and_reserve_are_idempotent_by_id() {
     );
     assert_eq!(count_of(&store, &clients()).await, count(2, 2));
 
-    assert_eq!(store.commit(&clients(), first).await.unwrap(), 3);
-    assert_eq!(store.commit(&clients(), first).await.unwrap(), 3);
-    store.release(&clients(), first).await.unwrap();
+    assert_eq!(store.commit_unit(&clients(), first).await.unwrap(), 3);
+    assert_eq!(store.commit_unit(&clients(), first).await.unwrap(), 3);
+    store.release_unit(&clients(), first).await.unwrap();
     assert_eq!(count_of(&store, &clients()).await, count(3, 1));
 
-    store.release(&clients(), second).await.unwrap();
-    store.release(&clients(), second).await.unwrap();
-    assert_eq!(store.commit(&clients(), second).await.unwrap(), 3);
+    store.release_unit(&clients(), second).await.unwrap();
+    store.release_unit(&clients(), second).await.unwrap();
+    assert_eq!(store.commit_unit(&clients(), second).await.unwrap(), 3);
     assert_eq!(count_of(&store, &clients()).await, count(3, 0));
     assert_eq!(store.stored_reservations().await.unwrap(), 0);
 }
@@ -775,12 +789,12 @@ async fn sqlite_expired_reservations_are_ignored_then_purged() {
     // john has 2 of 5: three units left, and three holds take them.
     for id in [first, second, third] {
         let reserved = store
-            .reserve(&clients(), Some(LIMIT), Seed::Count(0), id, lease)
+            .reserve_unit(&clients(), Some(LIMIT), Seed::Count(0), id, lease)
             .await;
         assert!(reserved.unwrap().is_reserved());
     }
     let refused = store
-        .reserve(
+        .reserve_unit(
             &clients(),
             Some(LIMIT),
             Seed::Count(0),
@@ -798,29 +812,29 @@ async fn sqlite_expired_reservations_are_ignored_then_purged() {
     assert_eq!(store.stored_reservations().await.unwrap(), 3);
 
     // Committing an expired hold counts nothing, and purges this counter's expired holds.
-    assert_eq!(store.commit(&clients(), first).await.unwrap(), 2);
+    assert_eq!(store.commit_unit(&clients(), first).await.unwrap(), 2);
     assert_eq!(store.stored_reservations().await.unwrap(), 0);
 
     // A new hold, then another that expires: purge_expired deletes only the expired one.
     let live = ReservationId::new();
     let reserved = store
-        .reserve(&clients(), Some(LIMIT), Seed::Count(0), live, lease * 10)
+        .reserve_unit(&clients(), Some(LIMIT), Seed::Count(0), live, lease * 10)
         .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
     let short = ReservationId::new();
     let reserved = store
-        .reserve(&clients(), Some(LIMIT), Seed::Count(0), short, lease)
+        .reserve_unit(&clients(), Some(LIMIT), Seed::Count(0), short, lease)
         .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 1 });
     clock.fetch_add(lease.as_millis() as u64, Ordering::SeqCst);
     assert_eq!(store.purge_expired().await.unwrap(), 1);
     assert_eq!(store.stored_reservations().await.unwrap(), 1);
-    assert_eq!(store.commit(&clients(), live).await.unwrap(), 3);
+    assert_eq!(store.commit_unit(&clients(), live).await.unwrap(), 3);
 
     // An endless lease never expires.
     let endless = ReservationId::new();
     let reserved = store
-        .reserve(
+        .reserve_unit(
             &clients(),
             Some(LIMIT),
             Seed::Count(0),
@@ -842,7 +856,7 @@ async fn sqlite_migrations_apply_once_and_keep_the_data() {
     store.close().await;
     let again = SqliteStore::open(dir.db()).await.expect("reopens");
     let versions: Vec<i64> = sqlx_versions(&dir).await;
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
     let john = again.user("john").await.unwrap().expect("john is kept");
     assert_eq!(john.usage.count("clients"), Some(3));
 }
@@ -882,7 +896,7 @@ async fn sqlite_migration_4_keeps_what_every_record_reads() {
     pool.close().await;
 
     let store = SqliteStore::open(dir.db()).await.expect("migrates");
-    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4]);
+    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5]);
     assert_eq!(
         counter_rows(&dir, "ann").await,
         [
@@ -920,7 +934,6 @@ async fn sqlite_schema_refuses_malformed_plans_and_assignments() {
         "INSERT INTO plan_limits (plan, resource, action, max) VALUES ('free', 'clients', 'index', -1)",
         "INSERT INTO subscribers (id, plan, trial) VALUES ('ivy', 'pro', 1)",
         "UPDATE trial SET fallback = 'gratis'",
-        "INSERT INTO usage_counters (user_id, resource, counted, used) VALUES ('ivy', 'clients', 'items', -1)",
         "INSERT INTO plan_limits (plan, resource, action, max, per) VALUES ('free', 'clients', 'index', 5, 'fortnight')",
         "INSERT INTO plan_limits (plan, resource, action, max, per) VALUES ('free', 'clients', 'index', NULL, 'day')",
         "INSERT INTO addons (name) VALUES ('pack'); INSERT INTO addon_resources (addon, resource) VALUES ('pack', 'clients'); INSERT INTO addon_limits (addon, resource, action, max, per) VALUES ('pack', 'clients', 'index', 5, 'hour')",
@@ -972,10 +985,10 @@ async fn sqlite_quotas_load_and_count_per_period() {
     let id = ReservationId::new();
     let lease = Duration::from_secs(60);
     let reserved = store
-        .reserve(&november, Some(2), Seed::Count(0), id, lease)
+        .reserve_unit(&november, Some(2), Seed::Count(0), id, lease)
         .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 0, held: 0 });
-    assert_eq!(store.commit(&november, id).await.unwrap(), 1);
+    assert_eq!(store.commit_unit(&november, id).await.unwrap(), 1);
     assert_eq!(count_of(&store, &november).await, count(1, 0));
     assert_eq!(count_of(&store, &december).await, None);
     // The record knows nothing of the period counts.
@@ -1173,7 +1186,7 @@ async fn sqlite_a_refused_or_released_request_writes_nothing() {
     let update = Counter::action("john", "tasks", Action::Update);
     let lease = Duration::from_secs(60);
     let refused = store
-        .reserve(
+        .reserve_unit(
             &update,
             Some(5),
             Seed::Count(0),
@@ -1184,10 +1197,10 @@ async fn sqlite_a_refused_or_released_request_writes_nothing() {
     assert_eq!(refused.unwrap(), Reserve::Refused { used: 5, held: 0 });
     let id = ReservationId::new();
     let reserved = store
-        .reserve(&update, Some(6), Seed::Count(0), id, lease)
+        .reserve_unit(&update, Some(6), Seed::Count(0), id, lease)
         .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 5, held: 0 });
-    store.release(&update, id).await.unwrap();
+    store.release_unit(&update, id).await.unwrap();
     assert_eq!(counter_rows(&dir, "john").await, before);
     assert_eq!(store.stored_reservations().await.unwrap(), 0);
 
@@ -1281,17 +1294,17 @@ async fn sqlite_a_user_without_a_record_counts_from_the_seeds() {
     ];
     for (counter, limit, seed, id) in steps {
         let got = sqlite
-            .reserve(counter, limit, Seed::Count(seed), id, lease)
+            .reserve_unit(counter, limit, Seed::Count(seed), id, lease)
             .await
             .unwrap();
         let want = memory
-            .reserve(counter, limit, Seed::Count(seed), id, lease)
+            .reserve_unit(counter, limit, Seed::Count(seed), id, lease)
             .await
             .unwrap();
         assert_eq!(got, want, "{counter} limit {limit:?} seed {seed}");
     }
-    assert_eq!(sqlite.commit(&items, id).await.unwrap(), 3);
-    assert_eq!(memory.commit(&items, id).await.unwrap(), 3);
+    assert_eq!(sqlite.commit_unit(&items, id).await.unwrap(), 3);
+    assert_eq!(memory.commit_unit(&items, id).await.unwrap(), 3);
     for counter in [&show, &items] {
         assert_eq!(
             sqlite.get(counter).await.unwrap(),
@@ -1453,10 +1466,10 @@ async fn sqlite_a_create_count_beside_a_plain_count_is_the_item_count() {
     let id = ReservationId::new();
     let lease = Duration::from_secs(60);
     let reserved = store
-        .reserve(&items, Some(3), Seed::Count(0), id, lease)
+        .reserve_unit(&items, Some(3), Seed::Count(0), id, lease)
         .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
-    assert_eq!(store.commit(&items, id).await.unwrap(), 3);
+    assert_eq!(store.commit_unit(&items, id).await.unwrap(), 3);
     assert_eq!(store.adjust(&items, -1, Seed::Count(0)).await.unwrap(), 2);
     assert_eq!(
         counter_rows(&dir, "john").await,
@@ -1464,4 +1477,454 @@ async fn sqlite_a_create_count_beside_a_plain_count_is_the_item_count() {
     );
     let update = Counter::action("john", "tasks", Action::Update);
     assert_eq!(count_of(&store, &update).await, count(5, 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Reservations of several units on several counters: the usage store suite, pools and
+//    grants, and the same answers as the in-memory store.
+
+/// The usage store suite (`support/usage_conformance.rs`) against a fresh database, its users
+/// without a record.
+#[tokio::test]
+async fn sqlite_passes_the_usage_store_suite() {
+    let (_dir, store) = fresh().await;
+    suite::all(&store, "sqlite").await;
+}
+
+/// 200 concurrent reservations of 5 units against a pool with 15 left: exactly 3 pass, and the
+/// pool ends at its maximum with nothing held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_concurrent_costs_against_a_pool_let_exactly_what_fits_through() {
+    let (_dir, store) = fresh().await;
+    suite::concurrent_costs(Arc::new(store.clone()), "sqlite-costs", 1000, 15, 5, 200).await;
+    assert_eq!(store.stored_reservations().await.unwrap(), 0);
+}
+
+/// Calls spread over several stores open on one file, in turn, as the instances of an
+/// application would make them: a reservation may be held through one and committed through
+/// another.
+struct Spread {
+    stores: Vec<SqliteStore>,
+    next: AtomicUsize,
+}
+
+impl Spread {
+    fn next(&self) -> &SqliteStore {
+        let at = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.stores[at % self.stores.len()]
+    }
+}
+
+impl UsageStore for Spread {
+    fn reserve<'a>(&'a self, hold: &'a Hold, lease: Duration) -> StoreFuture<'a, Held> {
+        self.next().reserve(hold, lease)
+    }
+
+    fn commit<'a>(&'a self, hold: &'a Hold, spent: &'a [u64]) -> StoreFuture<'a, ()> {
+        self.next().commit(hold, spent)
+    }
+
+    fn release<'a>(&'a self, hold: &'a Hold) -> StoreFuture<'a, ()> {
+        self.next().release(hold)
+    }
+
+    fn adjust<'a>(&'a self, counter: &'a Counter, delta: i64, seed: Seed) -> StoreFuture<'a, u64> {
+        self.next().adjust(counter, delta, seed)
+    }
+
+    fn set<'a>(&'a self, counter: &'a Counter, used: u64) -> StoreFuture<'a, ()> {
+        self.next().set(counter, used)
+    }
+
+    fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>> {
+        self.next().get(counter)
+    }
+}
+
+/// The same 200 reservations of 5 units spread over three stores open on one file, each with
+/// its own writer connection: exactly 3 pass, none fails with `SQLITE_BUSY`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_concurrent_costs_over_three_stores_on_one_file() {
+    let (dir, first) = fresh().await;
+    let mut stores = vec![first];
+    for _ in 0..2 {
+        stores.push(SqliteStore::open(dir.db()).await.expect("opens again"));
+    }
+    let spread = Arc::new(Spread {
+        stores: stores.clone(),
+        next: AtomicUsize::new(0),
+    });
+    let run = suite::concurrent_costs(spread, "sqlite-three", 1000, 15, 5, 200);
+    timeout(PATIENCE, run).await.expect("no hang");
+    assert_eq!(stores[1].stored_reservations().await.unwrap(), 0);
+}
+
+/// A credit pool and its grants are rows of their own: never part of the record, kept when the
+/// record is replaced, and a pool named as a resource is not read as that resource's usage.
+#[tokio::test]
+async fn sqlite_pools_and_grants_are_rows_of_their_own() {
+    let (dir, store) = tasks_with(r#""tasks": 5"#).await;
+    let lease = Duration::from_secs(60);
+    let pool = Counter::credits("john", "tasks");
+    let grant = Counter::grant("john", "tasks", "g1");
+    let show = Counter::action("john", "tasks", Action::Show);
+    let hold = Hold::new(ReservationId::new())
+        .with(
+            Line::new(pool.clone(), 12)
+                .limit(Some(10))
+                .grant(Spill::new(grant.clone(), 5)),
+        )
+        .with(Line::new(show.clone(), 1).limit(Some(7)));
+    // The pool starts at 0; the show reads the plain count.
+    let held = store.reserve(&hold, lease).await.unwrap();
+    assert_eq!(
+        held,
+        Held::Reserved([Count { used: 0, held: 0 }, Count { used: 5, held: 0 }].into())
+    );
+    assert_eq!(count_of(&store, &pool).await, count(0, 10));
+    assert_eq!(count_of(&store, &grant).await, count(0, 2));
+    store.commit(&hold, &[]).await.unwrap();
+    assert_eq!(
+        counter_rows(&dir, "john").await,
+        [
+            row("tasks", "$credits", 10),
+            row("tasks", "$grant:g1", 2),
+            row("tasks", "*", 5),
+            row("tasks", "show", 6),
+        ]
+    );
+    // The record knows nothing of the pool; the other actions still read the plain count.
+    let john = store.user("john").await.unwrap().expect("john");
+    let expected =
+        Subscriber::new()
+            .with_usage("tasks", 5)
+            .with_action_usage("tasks", &Action::Show, 6);
+    assert_eq!(john.usage, expected.usage);
+    let update = Counter::action("john", "tasks", Action::Update);
+    assert_eq!(count_of(&store, &update).await, count(5, 0));
+
+    // A pool on a resource the record does not name: an action's first row there still comes
+    // with the plain count of 0 that the other actions read.
+    let notes = Counter::credits("john", "notes");
+    let hold = Hold::new(ReservationId::new()).with(Line::new(notes.clone(), 3).limit(Some(10)));
+    assert!(store.reserve(&hold, lease).await.unwrap().is_reserved());
+    store.commit(&hold, &[]).await.unwrap();
+    let archive = Counter::action("john", "notes", Action::Show);
+    let id = ReservationId::new();
+    let reserved = store
+        .reserve_unit(&archive, Some(5), Seed::Count(0), id, lease)
+        .await;
+    assert!(reserved.unwrap().is_reserved());
+    store.commit_unit(&archive, id).await.unwrap();
+    let notes_rows: Vec<Row> = counter_rows(&dir, "john")
+        .await
+        .into_iter()
+        .filter(|(resource, ..)| resource == "notes")
+        .collect();
+    assert_eq!(
+        notes_rows,
+        [
+            row("notes", "$credits", 3),
+            row("notes", "*", 0),
+            row("notes", "show", 1)
+        ]
+    );
+
+    // Replacing the record replaces its usage; what was drawn from the pools stays.
+    let record = Subscriber::from_json(r#"{"plan": "free", "usage": {"tasks": 1}}"#).unwrap();
+    store.put_subscriber("john", &record).await.unwrap();
+    assert_eq!(
+        counter_rows(&dir, "john").await,
+        [
+            row("notes", "$credits", 3),
+            row("tasks", "$credits", 10),
+            row("tasks", "$grant:g1", 2),
+            row("tasks", "*", 1),
+        ]
+    );
+    assert_eq!(count_of(&store, &pool).await, count(10, 0));
+    assert_eq!(store.stored_reservations().await.unwrap(), 0);
+}
+
+/// `items`, `*`, names starting with `$` and names holding `@` are the counters' own: a
+/// catalog that declares such a custom action is refused with its name, the schema refuses it,
+/// and counting it is an error, not a row read as another counter.
+#[tokio::test]
+async fn sqlite_custom_actions_keep_clear_of_the_counters_names() {
+    let (_dir, store) = fresh().await;
+    let lease = Duration::from_secs(60);
+    for name in ["items", "*", "$credits", "$grant:g1", "$", "export@2026-11"] {
+        let mut catalog = json!({
+            "actions": [name],
+            "plans": [{"name": "free", "limits": {"reports": {}}}]
+        });
+        catalog["plans"][0]["limits"]["reports"][name] = json!(1);
+        let catalog =
+            Catalog::from_value(&catalog).expect("the catalog itself allows any custom name");
+        let refused = store.import_catalog(&catalog).await.unwrap_err();
+        assert!(
+            refused.to_string().contains(&format!("`{name}`")),
+            "{name}: {refused}"
+        );
+        let insert = format!("INSERT INTO actions (name) VALUES ('{name}')");
+        assert!(store.execute_script(&insert).await.is_err(), "{name}");
+        let counter = Counter::action("john", "reports", Action::custom(name));
+        let reserve = store
+            .reserve_unit(
+                &counter,
+                Some(1),
+                Seed::Count(0),
+                ReservationId::new(),
+                lease,
+            )
+            .await;
+        assert!(reserve.is_err(), "{name}");
+        let record = Subscriber::new().with_action_usage("reports", &Action::custom(name), 1);
+        assert!(
+            store.put_subscriber("john", &record).await.is_err(),
+            "{name}"
+        );
+    }
+    assert!(store.has_no_plans().await.unwrap(), "nothing imported");
+    assert_eq!(store.stored_reservations().await.unwrap(), 0);
+    // Names beside them are fine.
+    let catalog = Catalog::from_value(&json!({
+        "actions": ["credits", "grant:g1", "item"],
+        "plans": [{"name": "free", "limits": {"reports": {"credits": 1}}}]
+    }))
+    .unwrap();
+    store.import_catalog(&catalog).await.expect("imported");
+    assert_eq!(*store.plans().await.unwrap(), catalog);
+}
+
+/// Migration 5 on a database that the release before it left: each reservation held one unit
+/// of one counter, and still does; the store counts and commits it as before.
+#[tokio::test]
+async fn sqlite_migration_5_keeps_the_holds_as_single_units() {
+    let dir = TempDir::new();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.db())
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("a pool");
+    store::migrate_up_to(&pool, 4)
+        .await
+        .expect("migrations 1 to 4");
+    let (first, second) = (ReservationId::new(), ReservationId::new());
+    let holds = format!(
+        "INSERT INTO subscribers (id) VALUES ('john');
+         INSERT INTO usage_counters (user_id, resource, counted, used) VALUES
+             ('john', 'clients', '*', 2);
+         INSERT INTO reservations (id, user_id, resource, counted, expires_ms) VALUES
+             ('{first}', 'john', 'clients', 'items', {live}),
+             ('{second}', 'john', 'clients', 'items', {live}),
+             ('{expired}', 'john', 'clients', 'items', 1);",
+        live = NOW + 60_000,
+        expired = ReservationId::new(),
+    );
+    sqlx::raw_sql(&holds)
+        .execute(&pool)
+        .await
+        .expect("rows as release 4 wrote them");
+    pool.close().await;
+
+    let store = SqliteStore::open(dir.db())
+        .await
+        .expect("migrates")
+        .with_clock(|| NOW);
+    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5]);
+    assert_eq!(count_of(&store, &clients()).await, count(2, 2));
+    assert_eq!(store.stored_reservations().await.unwrap(), 3);
+    assert_eq!(store.commit_unit(&clients(), first).await.unwrap(), 3);
+    store.release_unit(&clients(), second).await.unwrap();
+    assert_eq!(count_of(&store, &clients()).await, count(3, 0));
+    assert_eq!(store.stored_reservations().await.unwrap(), 0);
+    // The schema now holds several units per row, never none.
+    let bad = format!(
+        "INSERT INTO reservations (id, user_id, resource, counted, units, expires_ms)
+         VALUES ('{}', 'john', 'clients', 'items', 0, {})",
+        ReservationId::new(),
+        NOW + 60_000
+    );
+    assert!(store.execute_script(&bad).await.is_err());
+}
+
+#[derive(Clone, Debug)]
+enum HoldOp {
+    /// Reserve for `id`: `units` of the pool (which spills over to its two grants) and, with
+    /// `action`, one create of images.
+    Reserve {
+        id: usize,
+        units: u64,
+        action: bool,
+    },
+    /// Commit `id`, each line having spent `spent` (`None`: what it held).
+    Commit {
+        id: usize,
+        spent: Option<u64>,
+    },
+    Release(usize),
+    /// Adjust the pool's used count.
+    Adjust(i64),
+}
+
+fn hold_op() -> impl Strategy<Value = HoldOp> {
+    prop_oneof![
+        5 => (0..4usize, 0u64..9, any::<bool>())
+            .prop_map(|(id, units, action)| HoldOp::Reserve { id, units, action }),
+        3 => (0..4usize, prop_oneof![Just(None), (0u64..14).prop_map(Some)])
+            .prop_map(|(id, spent)| HoldOp::Commit { id, spent }),
+        2 => (0..4usize).prop_map(HoldOp::Release),
+        1 => (-4i64..5).prop_map(HoldOp::Adjust),
+    ]
+}
+
+/// Random sequences of reservations of several units, on a pool with two grants and an
+/// action's count, applied to an SQLite store and to a memory store: every answer and every
+/// count is the same. The pool may be unlimited; the user has a record or not.
+/// `PROPTEST_CASES` runs more.
+#[test]
+fn sqlite_holds_answer_as_the_memory_store() {
+    const LEASE: Duration = Duration::from_secs(300);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (_dir, sqlite) = runtime.block_on(fresh());
+    let case = AtomicUsize::new(0);
+    let strategy = (
+        any::<bool>(),
+        prop_oneof![Just(None), (0u64..12).prop_map(Some)],
+        (0u64..6, 0u64..6),
+        (0u64..4, 0u64..4),
+        proptest::collection::vec(hold_op(), 1..30),
+    );
+    let mut runner = TestRunner::new(Config::with_cases(model::cases(96)));
+    let outcome = runner.run(
+        &strategy,
+        |(recorded, pool_limit, (first, second), (images_limit, seed), ops)| {
+            runtime.block_on(async {
+                let failed = |e: tower_plans::BoxError| TestCaseError::fail(e.to_string());
+                let user = format!("holder{}", case.fetch_add(1, Ordering::Relaxed));
+                let memory = MemoryStore::new(Catalog::from_json("[]").expect("catalog"));
+                if recorded {
+                    let record = Subscriber::new().with_usage("images", seed);
+                    memory.insert_user(user.as_str(), record.clone());
+                    sqlite
+                        .put_subscriber(&user, &record)
+                        .await
+                        .map_err(failed)?;
+                }
+                let pool = Counter::credits(user.as_str(), "ai");
+                let grants = [
+                    Spill::new(Counter::grant(user.as_str(), "ai", "soon"), first),
+                    Spill::new(Counter::grant(user.as_str(), "ai", "late"), second),
+                ];
+                let images = Counter::action(user.as_str(), "images", Action::Create);
+                let ids: Vec<ReservationId> = (0..4).map(|_| ReservationId::new()).collect();
+                // The hold each id reserved last, committed and released as it was.
+                let mut holds: Vec<Option<Hold>> = vec![None; ids.len()];
+                for op in ops {
+                    match &op {
+                        HoldOp::Reserve { id, units, action } => {
+                            let mut line = Line::new(pool.clone(), *units).limit(pool_limit);
+                            for grant in &grants {
+                                line = line.grant(grant.clone());
+                            }
+                            let mut hold = Hold::new(ids[*id]).with(line);
+                            if *action {
+                                hold.push(
+                                    Line::new(images.clone(), 1)
+                                        .limit(Some(images_limit))
+                                        .seed(Seed::Count(seed)),
+                                );
+                            }
+                            let got = sqlite.reserve(&hold, LEASE).await.map_err(failed)?;
+                            let want = memory.reserve(&hold, LEASE).await.map_err(failed)?;
+                            prop_assert_eq!(got, want, "{:?}", op);
+                            holds[*id] = Some(hold);
+                        }
+                        HoldOp::Commit { id, spent } => {
+                            let hold = holds[*id].clone().unwrap_or_else(|| Hold::new(ids[*id]));
+                            let spent: Vec<u64> = spent
+                                .map(|spent| vec![spent; hold.lines().len()])
+                                .unwrap_or_default();
+                            sqlite.commit(&hold, &spent).await.map_err(failed)?;
+                            memory.commit(&hold, &spent).await.map_err(failed)?;
+                        }
+                        HoldOp::Release(id) => {
+                            let hold = holds[*id].clone().unwrap_or_else(|| Hold::new(ids[*id]));
+                            sqlite.release(&hold).await.map_err(failed)?;
+                            memory.release(&hold).await.map_err(failed)?;
+                        }
+                        HoldOp::Adjust(delta) => {
+                            let got = sqlite.adjust(&pool, *delta, Seed::Count(0)).await;
+                            let want = memory.adjust(&pool, *delta, Seed::Count(0)).await;
+                            prop_assert_eq!(got.map_err(failed)?, want.map_err(failed)?);
+                        }
+                    }
+                    let counters = [&pool, grants[0].counter(), grants[1].counter(), &images];
+                    for counter in counters {
+                        let got = sqlite.get(counter).await.map_err(failed)?;
+                        let want = memory.get(counter).await.map_err(failed)?;
+                        prop_assert_eq!(got, want, "{} after {:?}", counter, op);
+                    }
+                }
+                let got = sqlite.user(&user).await.map_err(failed)?;
+                let want = memory.user(&user).await.map_err(failed)?;
+                prop_assert_eq!(got, want, "the record at the end");
+                Ok(())
+            })
+        },
+    );
+    if let Err(error) = outcome {
+        panic!("{error}");
+    }
+}
+
+/// Counts are exact up to `u64::MAX`, in the record too: the row keeps the 64 bits (it reads
+/// -1 for `u64::MAX`). Past `i64::MAX` the guard, which computes on SQLite integers, refuses a
+/// limited reservation rather than guess; an unlimited one still holds, and commits saturate.
+#[tokio::test]
+async fn sqlite_counts_are_exact_up_to_u64_max() {
+    let (dir, store) = john_with(0).await;
+    let lease = Duration::from_secs(60);
+    store.set(&clients(), u64::MAX - 1).await.unwrap();
+    assert_eq!(count_of(&store, &clients()).await, count(u64::MAX - 1, 0));
+    let john = store.user("john").await.unwrap().expect("john");
+    assert_eq!(john.usage.count("clients"), Some(u64::MAX - 1));
+    assert_eq!(counter_rows(&dir, "john").await, [row("clients", "*", -2)]);
+
+    let limited = store
+        .reserve_unit(
+            &clients(),
+            Some(u64::MAX),
+            Seed::Count(0),
+            ReservationId::new(),
+            lease,
+        )
+        .await;
+    assert_eq!(
+        limited.unwrap(),
+        Reserve::Refused {
+            used: u64::MAX - 1,
+            held: 0
+        }
+    );
+    assert_eq!(store.stored_reservations().await.unwrap(), 0);
+    let id = ReservationId::new();
+    let unlimited = store
+        .reserve_unit(&clients(), None, Seed::Count(0), id, lease)
+        .await;
+    assert!(unlimited.unwrap().is_reserved());
+    let hold = Hold::unit(clients(), None, Seed::Count(0), id);
+    store.commit(&hold, &[3]).await.unwrap();
+    assert_eq!(count_of(&store, &clients()).await, count(u64::MAX, 0));
+    assert_eq!(counter_rows(&dir, "john").await, [row("clients", "*", -1)]);
+    assert_eq!(
+        store.adjust(&clients(), -1, Seed::Count(0)).await.unwrap(),
+        u64::MAX - 1
+    );
 }
