@@ -89,11 +89,13 @@ impl Cost {
 /// The meters of one resource, by action.
 pub(super) type ResourceMeters = Vec<(Action, Cost)>;
 
-/// Reads the catalog's `meters`: by resource, by action (REST or declared custom), a meter.
+/// Reads the catalog's `meters`: by resource, by action (REST or declared custom), a meter
+/// whose pool, if it names one, is among `pools` (those the plans and add-ons declare).
 pub(super) fn meters(
     value: Option<&Value>,
     path: &JsonPath<'_>,
     actions: &[Arc<str>],
+    pools: &[&str],
 ) -> Result<NameMap<ResourceMeters>, FormatError> {
     let mut meters = NameMap::default();
     let entries = match value {
@@ -138,7 +140,16 @@ pub(super) fn meters(
                     }
                 },
             };
-            resource_meters.push((action, meter(value, &action_path)?));
+            let meter = meter(value, &action_path)?;
+            // Checked here, where the path has the action as the JSON spells it (`destroy`).
+            if let Some(pool) = meter.pool() {
+                if !pools.contains(&pool) {
+                    return Err(action_path.key("credits").error(format!(
+                        "unknown credit pool `{pool}`; no plan or add-on declares it"
+                    )));
+                }
+            }
+            resource_meters.push((action, meter));
         }
         meters.insert(Arc::from(resource.as_str()), resource_meters);
     }
@@ -221,6 +232,7 @@ mod tests {
             Some(&value),
             &JsonPath::root().key("meters"),
             &[Arc::from("export")],
+            &["ai"],
         )
     }
 
@@ -262,6 +274,14 @@ mod tests {
                 "meters.images.create.cost",
             ),
             (
+                json!({"images": {"create": {"credits": "a1"}}}),
+                "meters.images.create.credits",
+            ),
+            (
+                json!({"reports": {"destroy": {"credits": "a1"}}}),
+                "meters.reports.destroy.credits",
+            ),
+            (
                 json!({"images": {"create": {"report": "yes"}}}),
                 "meters.images.create.report",
             ),
@@ -292,7 +312,9 @@ mod tests {
 
     #[test]
     fn no_meters_is_empty() {
-        assert!(meters(None, &JsonPath::root(), &[]).unwrap().is_empty());
+        assert!(meters(None, &JsonPath::root(), &[], &[])
+            .unwrap()
+            .is_empty());
         assert!(read(Value::Null).unwrap().is_empty());
     }
 }
