@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::format::{FormatError, JsonPath};
 use crate::names::NameMap;
 
-use super::cost::ResourceMeters;
+use super::cost::{set_meter, ResourceMeters};
 use super::{Action, Addon, Catalog, Cost, Plan, ResourceLimits, Trial};
 
 /// Builds a [`Catalog`] from Rust, without JSON; made by [`Catalog::builder`].
@@ -79,14 +79,14 @@ impl CatalogBuilder {
         self
     }
 
-    /// Meters `action` of `resource` (the JSON `meters`; see [`Cost`]).
+    /// Meters `action` of `resource` (the JSON `meters`; see [`Cost`]), replacing a meter
+    /// already set on that action.
     pub fn meter(mut self, resource: impl Into<Arc<str>>, action: Action, meter: Cost) -> Self {
         let action = action.normalised().into_owned();
         let meters = self
             .meters
             .get_or_insert_with(resource.into(), ResourceMeters::new);
-        meters.retain(|(metered, _)| *metered != action);
-        meters.push((action, meter));
+        set_meter(meters, action, meter);
         self
     }
 
@@ -390,6 +390,30 @@ mod tests {
         assert_eq!(catalog.addons().len(), 1);
         assert!(catalog.addon("exports").is_some());
         assert!(catalog.addon("free").is_none());
+    }
+
+    #[test]
+    fn meters_compare_equal_in_any_order() {
+        let pro = || Plan::new("pro").with_credits("ai", Limit::Limited(10));
+        let built = Catalog::builder()
+            .plan(pro())
+            .meter("chat", Action::Index, Cost::cost(2))
+            .meter("chat", Action::Create, Cost::cost(9))
+            .meter("chat", Action::Create, Cost::reported(5).from_pool("ai"))
+            .build()
+            .unwrap();
+        let json = Catalog::from_json(
+            r#"{"plans": [{"name": "pro", "limits": {}, "credits": {"ai": 10}}],
+                "meters": {"chat": {"create": {"report": true, "estimate": 5, "credits": "ai"},
+                                    "index": {"cost": 2}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(built, json);
+        assert_eq!(
+            built.cost("chat", &Action::Create),
+            Some(&Cost::reported(5).from_pool("ai"))
+        );
+        assert_eq!(built.meters().count(), 2);
     }
 
     #[test]

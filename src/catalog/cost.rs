@@ -86,8 +86,18 @@ impl Cost {
     }
 }
 
-/// The meters of one resource, by action.
+/// The meters of one resource, by action, in the order of [`Action`]'s `Ord` (kept by
+/// [`set_meter`]), so that two catalogs with the same meters compare equal however they were
+/// built.
 pub(super) type ResourceMeters = Vec<(Action, Cost)>;
+
+/// Sets the meter of `action` (already normalised) in `meters`, replacing the one it had.
+pub(super) fn set_meter(meters: &mut ResourceMeters, action: Action, meter: Cost) {
+    match meters.binary_search_by(|(metered, _)| metered.cmp(&action)) {
+        Ok(at) => meters[at].1 = meter,
+        Err(at) => meters.insert(at, (action, meter)),
+    }
+}
 
 /// Reads the catalog's `meters`: by resource, by action (REST or declared custom), a meter
 /// whose pool, if it names one, is among `pools` (those the plans and add-ons declare).
@@ -149,7 +159,7 @@ pub(super) fn meters(
                     )));
                 }
             }
-            resource_meters.push((action, meter));
+            set_meter(&mut resource_meters, action, meter);
         }
         meters.insert(Arc::from(resource.as_str()), resource_meters);
     }
