@@ -19,6 +19,10 @@ use crate::names::NameMap;
 /// the handler reports what the request consumed, and `estimate` (default 1) is what is reserved
 /// before. A meter without `credits` consumes from the action's own limit.
 ///
+/// A request takes at least one unit: a `cost` or an `estimate` of 0 is a catalog error (from
+/// the JSON loaders and from [`CatalogBuilder::build`](super::CatalogBuilder::build) alike), so
+/// that a limit of 0, a used-up allowance and a plan without the pool refuse every request.
+///
 /// ```
 /// use tower_plans::{Action, Catalog};
 ///
@@ -40,7 +44,8 @@ pub struct Cost {
 }
 
 impl Cost {
-    /// A request costs `cost` units of the action's own limit.
+    /// A request costs `cost` units of the action's own limit (at least 1: a catalog with a
+    /// cost of 0 does not build).
     pub fn cost(cost: u64) -> Self {
         Self {
             units: cost,
@@ -49,7 +54,8 @@ impl Cost {
         }
     }
 
-    /// The handler reports what a request consumed; `estimate` units are reserved before.
+    /// The handler reports what a request consumed; `estimate` units are reserved before (at
+    /// least 1: a catalog with an estimate of 0 does not build).
     pub fn reported(estimate: u64) -> Self {
         Self {
             units: estimate,
@@ -194,12 +200,18 @@ fn meter(value: &Value, path: &JsonPath<'_>) -> Result<Cost, FormatError> {
     let count = |key: &str, map: &Map<String, Value>| -> Result<Option<u64>, FormatError> {
         match map.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(value) => non_negative_integer(value).map(Some).ok_or_else(|| {
-                path.key(key).error(format!(
-                    "expected a non-negative integer, found {}",
-                    describe(value)
-                ))
-            }),
+            // A request takes at least one unit: with none, a limit of 0 or a plan without
+            // the pool would let it through.
+            Some(value) => non_negative_integer(value)
+                .filter(|units| *units > 0)
+                .map(Some)
+                .ok_or_else(|| {
+                    path.key(key).error(format!(
+                        "expected a positive integer (a request takes at least one unit), \
+                         found {}",
+                        describe(value)
+                    ))
+                }),
         }
     };
     let cost = count("cost", map)?;
@@ -282,6 +294,14 @@ mod tests {
             (
                 json!({"images": {"create": {"cost": 1.5}}}),
                 "meters.images.create.cost",
+            ),
+            (
+                json!({"images": {"create": {"cost": 0}}}),
+                "meters.images.create.cost",
+            ),
+            (
+                json!({"chat": {"create": {"report": true, "estimate": 0}}}),
+                "meters.chat.create.estimate",
             ),
             (
                 json!({"images": {"create": {"credits": "a1"}}}),

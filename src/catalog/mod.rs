@@ -102,8 +102,8 @@ pub struct Trial {
 ///   `null` an unlimited one). `credits` is never a resource, also in the shorthand form. An
 ///   add-on's pools add to the plan's, as its limits do.
 /// * `meters` (object form only) says what requests consume, by resource and action: see
-///   [`Cost`]. A meter's pool must be declared by some plan or add-on, and a metered resource
-///   is governed.
+///   [`Cost`]. A meter's `cost` and `estimate` are at least 1, its pool must be declared by
+///   some plan or add-on, and a metered resource is governed.
 /// * `addons` (object form only) lists the [add-ons](Addon) that subscriber records may grant:
 ///   `[{"name": "more-clients", "limits": {"clients": 10}}]`, each read exactly as a plan is
 ///   (the same limit forms, the same shorthand without `limits`). Add-on names are non-empty,
