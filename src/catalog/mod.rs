@@ -110,9 +110,9 @@ pub struct Trial {
 ///   unique, and distinct from plan names; errors name their path (`addons[1].name`,
 ///   `addons[0].limits.clients.create`).
 ///
-/// A resource is *governed* when some plan or add-on names it; a plan that does not name it
-/// leaves it unlimited, and an action a plan does not set is unlimited too, except `patch`, which
-/// falls back to the `update` limit.
+/// A resource is *governed* when some plan, add-on or meter names it; a plan that does not name
+/// it leaves it unlimited, and an action a plan does not set is unlimited too, except `patch`,
+/// which falls back to the `update` limit.
 ///
 /// ```
 /// use tower_plans::{Action, Catalog, catalog::{Limit, Period}};
@@ -193,7 +193,7 @@ pub struct Catalog {
     trial: Option<Trial>,
     /// The declared custom actions (and those the plans use), sorted and deduplicated.
     actions: Vec<Arc<str>>,
-    /// Every resource some plan or add-on names, sorted and deduplicated.
+    /// Every resource some plan, add-on or meter names, sorted and deduplicated.
     resources: Vec<Arc<str>>,
     /// The add-ons, in catalog order.
     addons: Vec<Addon>,
@@ -253,12 +253,12 @@ impl Catalog {
         self.addons.iter()
     }
 
-    /// Every resource that some plan or add-on names (the governed resources), sorted.
+    /// Every resource that some plan, add-on or meter names (the governed resources), sorted.
     pub fn resources(&self) -> &[Arc<str>] {
         &self.resources
     }
 
-    /// Whether some plan or add-on names `resource`, so requests to it are governed.
+    /// Whether some plan, add-on or meter names `resource`, so requests to it are governed.
     pub fn is_governed(&self, resource: &str) -> bool {
         self.resources
             .binary_search_by(|r| (**r).cmp(resource))
