@@ -6,15 +6,16 @@ use std::time::Duration;
 use crate::format::{FormatError, JsonPath};
 use crate::names::NameMap;
 
-use super::cost::ResourceMeters;
+use super::cost::{set_meter, ResourceMeters};
 use super::{Action, Addon, Catalog, Cost, Plan, ResourceLimits, Trial};
 
 /// Builds a [`Catalog`] from Rust, without JSON; made by [`Catalog::builder`].
 ///
 /// [`build`](CatalogBuilder::build) checks what the JSON loaders check: unique, non-empty plan
-/// and add-on names (an add-on may not take a plan's name), non-empty resource names, a positive
-/// trial duration and a fallback that names a plan. Custom actions used by the plans and add-ons
-/// are declared automatically.
+/// and add-on names (an add-on may not take a plan's name), non-empty resource and pool names,
+/// meters of at least one unit that draw from declared pools, a positive trial duration and a
+/// fallback that names a plan. Custom actions used by the plans, add-ons and meters are
+/// declared automatically.
 ///
 /// ```
 /// use tower_plans::{Catalog, catalog::{Plan, Trial}};
@@ -79,14 +80,14 @@ impl CatalogBuilder {
         self
     }
 
-    /// Meters `action` of `resource` (the JSON `meters`; see [`Cost`]).
+    /// Meters `action` of `resource` (the JSON `meters`; see [`Cost`]), replacing a meter
+    /// already set on that action.
     pub fn meter(mut self, resource: impl Into<Arc<str>>, action: Action, meter: Cost) -> Self {
         let action = action.normalised().into_owned();
         let meters = self
             .meters
             .get_or_insert_with(resource.into(), ResourceMeters::new);
-        meters.retain(|(metered, _)| *metered != action);
-        meters.push((action, meter));
+        set_meter(meters, action, meter);
         self
     }
 
@@ -94,8 +95,10 @@ impl CatalogBuilder {
     ///
     /// # Errors
     /// A [`FormatError`] whose path names the offending plan (`plans[1].name`), add-on
-    /// (`addons[0].name`), resource (`plans[0].limits[""]`), action (`actions[0]`) or trial
-    /// setting (`trial.duration`, `trial.fallback`).
+    /// (`addons[0].name`), resource (`plans[0].limits[""]`), action (`actions[0]`), credit pool
+    /// (`plans[0].credits[""]`), meter (`meters.images.create.cost` for a cost of 0,
+    /// `meters.images.create.credits` for a pool no plan or add-on declares) or trial setting
+    /// (`trial.duration`, `trial.fallback`).
     pub fn build(self) -> Result<Catalog, FormatError> {
         assemble(
             self.trial,
@@ -189,6 +192,16 @@ pub(super) fn assemble(
             if let Action::Custom(name) = action {
                 check_custom_action(name).map_err(|msg| path.error(msg))?;
                 actions.push(Arc::clone(name));
+            }
+            if meter.units() == 0 {
+                let key = if meter.is_reported() {
+                    "estimate"
+                } else {
+                    "cost"
+                };
+                return Err(path.key(key).error(
+                    "expected a positive number of units (a request takes at least one unit)",
+                ));
             }
             if let Some(pool) = meter.pool() {
                 if pools.binary_search_by(|p| (**p).cmp(pool)).is_err() {
@@ -390,6 +403,45 @@ mod tests {
         assert_eq!(catalog.addons().len(), 1);
         assert!(catalog.addon("exports").is_some());
         assert!(catalog.addon("free").is_none());
+    }
+
+    #[test]
+    fn meters_compare_equal_in_any_order() {
+        let pro = || Plan::new("pro").with_credits("ai", Limit::Limited(10));
+        let built = Catalog::builder()
+            .plan(pro())
+            .meter("chat", Action::Index, Cost::cost(2))
+            .meter("chat", Action::Create, Cost::cost(9))
+            .meter("chat", Action::Create, Cost::reported(5).from_pool("ai"))
+            .build()
+            .unwrap();
+        let json = Catalog::from_json(
+            r#"{"plans": [{"name": "pro", "limits": {}, "credits": {"ai": 10}}],
+                "meters": {"chat": {"create": {"report": true, "estimate": 5, "credits": "ai"},
+                                    "index": {"cost": 2}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(built, json);
+        assert_eq!(
+            built.cost("chat", &Action::Create),
+            Some(&Cost::reported(5).from_pool("ai"))
+        );
+        assert_eq!(built.meters().count(), 2);
+    }
+
+    #[test]
+    fn a_meter_takes_at_least_one_unit() {
+        for (meter, path) in [
+            (Cost::cost(0), "meters.images.create.cost"),
+            (Cost::reported(0), "meters.images.create.estimate"),
+        ] {
+            let err = Catalog::builder()
+                .plan(Plan::new("free").create_limit("images", 0))
+                .meter("images", Action::Create, meter)
+                .build()
+                .unwrap_err();
+            assert_eq!(err.path(), path);
+        }
     }
 
     #[test]

@@ -19,6 +19,10 @@ use crate::names::NameMap;
 /// the handler reports what the request consumed, and `estimate` (default 1) is what is reserved
 /// before. A meter without `credits` consumes from the action's own limit.
 ///
+/// A request takes at least one unit: a `cost` or an `estimate` of 0 is a catalog error (from
+/// the JSON loaders and from [`CatalogBuilder::build`](super::CatalogBuilder::build) alike), so
+/// that a limit of 0, a used-up allowance and a plan without the pool refuse every request.
+///
 /// ```
 /// use tower_plans::{Action, Catalog};
 ///
@@ -40,7 +44,10 @@ pub struct Cost {
 }
 
 impl Cost {
-    /// A request costs `cost` units of the action's own limit.
+    /// A request costs `cost` units of the action's own limit (at least 1: a catalog with a
+    /// cost of 0 does not build).
+    // `Cost::cost(5)` reads as the JSON's `"cost": 5`, beside `Cost::reported(200)`.
+    #[allow(clippy::self_named_constructors)]
     pub fn cost(cost: u64) -> Self {
         Self {
             units: cost,
@@ -49,7 +56,8 @@ impl Cost {
         }
     }
 
-    /// The handler reports what a request consumed; `estimate` units are reserved before.
+    /// The handler reports what a request consumed; `estimate` units are reserved before (at
+    /// least 1: a catalog with an estimate of 0 does not build).
     pub fn reported(estimate: u64) -> Self {
         Self {
             units: estimate,
@@ -86,14 +94,26 @@ impl Cost {
     }
 }
 
-/// The meters of one resource, by action.
+/// The meters of one resource, by action, in the order of [`Action`]'s `Ord` (kept by
+/// [`set_meter`]), so that two catalogs with the same meters compare equal however they were
+/// built.
 pub(super) type ResourceMeters = Vec<(Action, Cost)>;
 
-/// Reads the catalog's `meters`: by resource, by action (REST or declared custom), a meter.
+/// Sets the meter of `action` (already normalised) in `meters`, replacing the one it had.
+pub(super) fn set_meter(meters: &mut ResourceMeters, action: Action, meter: Cost) {
+    match meters.binary_search_by(|(metered, _)| metered.cmp(&action)) {
+        Ok(at) => meters[at].1 = meter,
+        Err(at) => meters.insert(at, (action, meter)),
+    }
+}
+
+/// Reads the catalog's `meters`: by resource, by action (REST or declared custom), a meter
+/// whose pool, if it names one, is among `pools` (those the plans and add-ons declare).
 pub(super) fn meters(
     value: Option<&Value>,
     path: &JsonPath<'_>,
     actions: &[Arc<str>],
+    pools: &[&str],
 ) -> Result<NameMap<ResourceMeters>, FormatError> {
     let mut meters = NameMap::default();
     let entries = match value {
@@ -138,7 +158,16 @@ pub(super) fn meters(
                     }
                 },
             };
-            resource_meters.push((action, meter(value, &action_path)?));
+            let meter = meter(value, &action_path)?;
+            // Checked here, where the path has the action as the JSON spells it (`destroy`).
+            if let Some(pool) = meter.pool() {
+                if !pools.contains(&pool) {
+                    return Err(action_path.key("credits").error(format!(
+                        "unknown credit pool `{pool}`; no plan or add-on declares it"
+                    )));
+                }
+            }
+            set_meter(&mut resource_meters, action, meter);
         }
         meters.insert(Arc::from(resource.as_str()), resource_meters);
     }
@@ -173,12 +202,18 @@ fn meter(value: &Value, path: &JsonPath<'_>) -> Result<Cost, FormatError> {
     let count = |key: &str, map: &Map<String, Value>| -> Result<Option<u64>, FormatError> {
         match map.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(value) => non_negative_integer(value).map(Some).ok_or_else(|| {
-                path.key(key).error(format!(
-                    "expected a non-negative integer, found {}",
-                    describe(value)
-                ))
-            }),
+            // A request takes at least one unit: with none, a limit of 0 or a plan without
+            // the pool would let it through.
+            Some(value) => non_negative_integer(value)
+                .filter(|units| *units > 0)
+                .map(Some)
+                .ok_or_else(|| {
+                    path.key(key).error(format!(
+                        "expected a positive integer (a request takes at least one unit), \
+                         found {}",
+                        describe(value)
+                    ))
+                }),
         }
     };
     let cost = count("cost", map)?;
@@ -221,6 +256,7 @@ mod tests {
             Some(&value),
             &JsonPath::root().key("meters"),
             &[Arc::from("export")],
+            &["ai"],
         )
     }
 
@@ -262,6 +298,22 @@ mod tests {
                 "meters.images.create.cost",
             ),
             (
+                json!({"images": {"create": {"cost": 0}}}),
+                "meters.images.create.cost",
+            ),
+            (
+                json!({"chat": {"create": {"report": true, "estimate": 0}}}),
+                "meters.chat.create.estimate",
+            ),
+            (
+                json!({"images": {"create": {"credits": "a1"}}}),
+                "meters.images.create.credits",
+            ),
+            (
+                json!({"reports": {"destroy": {"credits": "a1"}}}),
+                "meters.reports.destroy.credits",
+            ),
+            (
                 json!({"images": {"create": {"report": "yes"}}}),
                 "meters.images.create.report",
             ),
@@ -292,7 +344,9 @@ mod tests {
 
     #[test]
     fn no_meters_is_empty() {
-        assert!(meters(None, &JsonPath::root(), &[]).unwrap().is_empty());
+        assert!(meters(None, &JsonPath::root(), &[], &[])
+            .unwrap()
+            .is_empty());
         assert!(read(Value::Null).unwrap().is_empty());
     }
 }

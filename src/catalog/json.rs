@@ -76,7 +76,13 @@ pub(super) fn catalog(value: &Value) -> Result<Catalog, FormatError> {
     }
 
     let addons = addons(addons_value, &root.key("addons"), &actions, &plans)?;
-    let meters = meters(meters_value, &root.key("meters"), &actions)?;
+    let pools: Vec<&str> = plans
+        .iter()
+        .flat_map(|plan| plan.credits.iter())
+        .chain(addons.iter().flat_map(|addon| addon.credits.iter()))
+        .map(|(pool, _)| &**pool)
+        .collect();
+    let meters = meters(meters_value, &root.key("meters"), &actions, &pools)?;
 
     let trial = match trial_value {
         None | Some(Value::Null) => None,

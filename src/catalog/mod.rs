@@ -102,17 +102,17 @@ pub struct Trial {
 ///   `null` an unlimited one). `credits` is never a resource, also in the shorthand form. An
 ///   add-on's pools add to the plan's, as its limits do.
 /// * `meters` (object form only) says what requests consume, by resource and action: see
-///   [`Cost`]. A meter's pool must be declared by some plan or add-on, and a metered resource
-///   is governed.
+///   [`Cost`]. A meter's `cost` and `estimate` are at least 1, its pool must be declared by
+///   some plan or add-on, and a metered resource is governed.
 /// * `addons` (object form only) lists the [add-ons](Addon) that subscriber records may grant:
 ///   `[{"name": "more-clients", "limits": {"clients": 10}}]`, each read exactly as a plan is
 ///   (the same limit forms, the same shorthand without `limits`). Add-on names are non-empty,
 ///   unique, and distinct from plan names; errors name their path (`addons[1].name`,
 ///   `addons[0].limits.clients.create`).
 ///
-/// A resource is *governed* when some plan or add-on names it; a plan that does not name it
-/// leaves it unlimited, and an action a plan does not set is unlimited too, except `patch`, which
-/// falls back to the `update` limit.
+/// A resource is *governed* when some plan, add-on or meter names it; a plan that does not name
+/// it leaves it unlimited, and an action a plan does not set is unlimited too, except `patch`,
+/// which falls back to the `update` limit.
 ///
 /// ```
 /// use tower_plans::{Action, Catalog, catalog::{Limit, Period}};
@@ -193,7 +193,7 @@ pub struct Catalog {
     trial: Option<Trial>,
     /// The declared custom actions (and those the plans use), sorted and deduplicated.
     actions: Vec<Arc<str>>,
-    /// Every resource some plan or add-on names, sorted and deduplicated.
+    /// Every resource some plan, add-on or meter names, sorted and deduplicated.
     resources: Vec<Arc<str>>,
     /// The add-ons, in catalog order.
     addons: Vec<Addon>,
@@ -253,12 +253,12 @@ impl Catalog {
         self.addons.iter()
     }
 
-    /// Every resource that some plan or add-on names (the governed resources), sorted.
+    /// Every resource that some plan, add-on or meter names (the governed resources), sorted.
     pub fn resources(&self) -> &[Arc<str>] {
         &self.resources
     }
 
-    /// Whether some plan or add-on names `resource`, so requests to it are governed.
+    /// Whether some plan, add-on or meter names `resource`, so requests to it are governed.
     pub fn is_governed(&self, resource: &str) -> bool {
         self.resources
             .binary_search_by(|r| (**r).cmp(resource))

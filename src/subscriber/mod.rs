@@ -45,12 +45,18 @@ pub use grants::{AddonGrant, CreditGrant};
 /// * `cycle_anchor`: when the user's billing cycle started, in milliseconds since the Unix epoch
 ///   (a non-negative integer, or `null`), as a billing provider reports it. Optional; the record
 ///   keeps it for quotas that follow the billing cycle.
-/// * Without a `usage` property, every property other than `name`, `id`, `plan`, `addons` and
-///   `cycle_anchor` is usage, and must be a count, an object of counts or `null`. With a `usage`
-///   property, the other properties are ignored.
+/// * `grants`: one-off grants of credits (top-ups), an array of `{"id": "g1", "credits": "ai",
+///   "amount": 500, "starts": ms, "expires": ms}` (see [`CreditGrant`]). `id` (unique among the
+///   record's grants), `credits` (the pool) and `amount` (a non-negative integer) are required;
+///   without `starts` the grant has always counted, without `expires` it never ends, and
+///   `expires` may not be before `starts`; any other property is an error. `null` is the same
+///   as no grants.
+/// * Without a `usage` property, every property other than `name`, `id`, `plan`, `addons`,
+///   `cycle_anchor` and `grants` is usage, and must be a count, an object of counts or `null`.
+///   With a `usage` property, the other properties are ignored.
 ///
 /// Errors are [`FormatError`]s naming the path to the bad value (`plan.expire`,
-/// `usage.clients`, `tasks.show`, `addons[0].quantity`, `cycle_anchor`).
+/// `usage.clients`, `tasks.show`, `addons[0].quantity`, `cycle_anchor`, `grants[1].id`).
 ///
 /// A record is read without the catalog, so an add-on name that the catalog does not know is
 /// not an error here: [`Subscriber::check_addons`] checks the names against a catalog (the

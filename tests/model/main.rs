@@ -9,6 +9,7 @@ mod builder;
 mod catalog;
 mod decision;
 mod memory_store;
+mod metering;
 mod resource_names;
 mod routes;
 mod structure;
