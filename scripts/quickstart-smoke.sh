@@ -221,7 +221,7 @@ deliver() { # expected-status body secret; leaves the answer in $body
   echo "ok: Stripe event -> $got $body"
 }
 secret=whsec_smoke_test
-addr="127.0.0.1:$((port + 3))"
+addr="127.0.0.1:$((port + 4))"
 STRIPE_WEBHOOK_SECRET="$secret" start "$addr"
 grep -q "Stripe webhooks: POST http://$addr/webhooks/stripe" "$log" \
   || { echo "FAIL: the Stripe route is not announced:"; cat "$log"; exit 1; }
@@ -243,7 +243,7 @@ check 403 POST /api/clients carol          # no plan any more
 expect_body '{"reason":"subscription","plan":null,"item":"clients","action":"create"}'
 
 # Without the secret, the same binary mounts no Stripe route: the event changes nothing.
-addr="127.0.0.1:$((port + 4))"
+addr="127.0.0.1:$((port + 5))"
 start "$addr"
 deliver 200 "$(event evt_smoke_4 created active)" "$secret"
 expect_body '{"ok":true}'
