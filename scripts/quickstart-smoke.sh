@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the quickstart binary for real: serves on loopback, answers its tour (the layer counts
 # usage: a create that passes, the 403 at the limit, a delete that gives one back, a create that
-# passes again, an add-on that raises a limit), replays the curl commands it prints on a fresh
+# passes again, an add-on that raises a limit; metered plans: an image that costs 5 credits, a
+# streamed chat that counts what it reports, a pool's 403, a top-up spent after the allowance,
+# the entitlements and RateLimit fields of the pool), replays the curl commands it prints on a fresh
 # server, serves a fixture of add-on grants (active, expired, not started, two units), refuses
 # malformed fixtures with a non-zero exit, and, built with --features stripe, receives signed
 # Stripe subscription events that move a user onto a plan and off it. Used by .ci/run; needs
@@ -86,6 +88,58 @@ expect_decision() { # the decision the handler reports, as "limit usage"
   echo "ok: limit and usage $1"
 }
 expect_decision "13 5"
+
+# Metered plans: each plan has a monthly pool of `ai` credits (free 8, pro 1000); an image costs
+# 5, a chat reserves 200 and counts the `units` its handler reports as the answer streams.
+headers=
+send() { # expected-status method path user [json-body]; leaves the body in $body, headers in $headers
+  local got out hdr data=()
+  out=$(mktemp)
+  hdr=$(mktemp)
+  if [ -n "${5:-}" ]; then data=(-H 'content-type: application/json' -d "$5"); fi
+  got=$(curl -s -o "$out" -D "$hdr" -w '%{http_code}' -X "$2" -H "x-user: $4" "${data[@]}" \
+    "http://$addr$3") || true
+  body=$(cat "$out")
+  headers=$(tr -d '\r' <"$hdr")
+  rm -f "$out" "$hdr"
+  if [ "$got" != "$1" ]; then echo "FAIL: $2 $3 as $4: expected $1, got $got: $body"; exit 1; fi
+  echo "ok: $2 $3 as $4 ${5:-} -> $got"
+}
+expect_header() { # exact "name: value" line among the last response's headers
+  grep -qixF "$1" <<<"$headers" || { echo "FAIL: no header \`$1\` in:"; echo "$headers"; exit 1; }
+  echo "ok: header $1"
+}
+expect_in_body() { # a fragment of the last body
+  grep -qF "$1" <<<"$body" || { echo "FAIL: the body has no $1: $body"; exit 1; }
+  echo "ok: body has $1"
+}
+month_s=$(date -u +%Y-%m-01)
+resets=$(( $(date -u -d "$month_s +1 month" +%s) * 1000 ))
+month=$(( resets / 1000 - $(date -u -d "$month_s" +%s) ))
+send 201 POST /api/images dave '{"prompt":"a red fox"}'
+expect_header "ratelimit-policy: \"credits.ai\";q=1000;w=$month"
+grep -qi '^ratelimit: "credits.ai";r=995;t=[0-9]*$' <<<"$headers" || { echo "FAIL: RateLimit r=995: $headers"; exit 1; }
+echo 'ok: header ratelimit: "credits.ai";r=995;t=...'
+send 201 POST /api/chat dave '{"prompt":"hi","units":120}'
+expect_header "transfer-encoding: chunked"
+expect_in_body '"reply":["Once upon","a time,","the end."],"reported":120}'
+send 200 GET /entitlements dave
+expect_in_body "\"credits\":[{\"pool\":\"ai\",\"max\":1000,\"used\":125,\"remaining\":875,\"per\":\"month\",\"resets\":$resets,\"grants\":[]}]"
+send 201 POST /api/chat dave '{"prompt":"no units"}'
+expect_in_body '"reported":null}'
+send 400 POST /api/chat dave '{"units":"many"}'
+expect_body '{"message":"`units` must be a non-negative integer, found \"many\"","reason":"bad_units"}'
+send 200 GET /entitlements dave            # the estimate of 200 counted, the 400 nothing
+expect_in_body '"used":325,"remaining":675'
+send 201 POST /api/images alice '{}'
+send 403 POST /api/images alice '{}'
+expect_body "{\"reason\":\"credits\",\"plan\":\"free\",\"credits\":\"ai\",\"maximum\":8,\"usage\":5,\"cost\":5,\"resets\":$resets}"
+send 201 POST /api/images grace '{}'       # 5 of her 8
+send 201 POST /api/images grace '{}'       # 3 of her 8, 2 of her top-up
+send 200 GET /entitlements grace
+expect_in_body "\"credits\":[{\"pool\":\"ai\",\"max\":8,\"used\":8,\"remaining\":0,\"per\":\"month\",\"resets\":$resets,\"grants\":[{\"id\":\"topup-1\",\"remaining\":98,\"expires\":4102444800000}]}]"
+send 201 POST /api/chat ivan '{"units":30}' # his add-on: 8 + 500
+expect_header "ratelimit-policy: \"credits.ai\";q=508;w=$month"
 
 # The printed tour, replayed as printed on a server that has just started.
 addr="127.0.0.1:$((port + 1))"
@@ -221,7 +275,7 @@ deliver() { # expected-status body secret; leaves the answer in $body
   echo "ok: Stripe event -> $got $body"
 }
 secret=whsec_smoke_test
-addr="127.0.0.1:$((port + 3))"
+addr="127.0.0.1:$((port + 4))"
 STRIPE_WEBHOOK_SECRET="$secret" start "$addr"
 grep -q "Stripe webhooks: POST http://$addr/webhooks/stripe" "$log" \
   || { echo "FAIL: the Stripe route is not announced:"; cat "$log"; exit 1; }
@@ -243,7 +297,7 @@ check 403 POST /api/clients carol          # no plan any more
 expect_body '{"reason":"subscription","plan":null,"item":"clients","action":"create"}'
 
 # Without the secret, the same binary mounts no Stripe route: the event changes nothing.
-addr="127.0.0.1:$((port + 4))"
+addr="127.0.0.1:$((port + 5))"
 start "$addr"
 deliver 200 "$(event evt_smoke_4 created active)" "$secret"
 expect_body '{"ok":true}'

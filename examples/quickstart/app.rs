@@ -4,6 +4,19 @@
 //! raises the user's item count, a delete that succeeds lowers it, and the handlers never touch
 //! usage themselves.
 //!
+//! Metered plans: the default fixture's catalog gives each plan a monthly pool of `ai` credits
+//! (free 8, regular 200, pro 1000; the `more-ai` add-on adds 500) and its `"meters"` say what a
+//! request draws from it. Creating an image (`POST /api/images`) costs 5 credits, reserved
+//! before the handler runs and counted when it answers 201; a pool that cannot cover the cost
+//! answers `403 {"reason":"credits",...}`. A chat (`POST /api/chat`) costs what its handler
+//! reports: the layer reserves the meter's estimate (200), puts a `tower_plans::Meter` in the
+//! request extensions, and the create handler reports the `units` field of the JSON body (a
+//! stand-in for a model's token count; a body without `units` reports nothing, so the estimate
+//! is counted). That handler streams its answer in chunks and reports half of the units before
+//! the first chunk and the rest with the last one: the layer settles when the body ends, so it
+//! counts both halves. A record's `"grants"` are one-off top-ups, spent only once the month's
+//! allowance is used up; `GET /entitlements` lists the pool and what is left of each grant.
+//!
 //! `main.rs` serves it; `tests/layer/quickstart.rs` drives the same router in-process through the
 //! tour.
 
@@ -22,8 +35,12 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
+use bytes::Bytes;
+use futures::StreamExt;
 use serde_json::{json, Value};
-use tower_plans::{Action, Allowed, MemoryStore, PlanLimitLayer, PlanLimitLayerBuilder, UserId};
+use tower_plans::{
+    Action, Allowed, MemoryStore, Meter, PlanLimitLayer, PlanLimitLayerBuilder, UserId,
+};
 
 /// The address served when `--addr` is not given.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
@@ -333,11 +350,15 @@ async fn demo_auth(mut req: Request, next: Next) -> Response {
 ///
 /// It keeps the items and never touches usage: the plan layer counts a create when it answers
 /// `201` and gives one back for a delete that answers `200` (a `404` changes nothing).
-/// `decision.usage` is the count the layer checked this request against.
+/// `decision.usage` is the count the layer checked this request against; a metered request's
+/// decision adds its `cost` (when more than 1) and the `credits` pool it draws from. A create
+/// whose meter reports (a `Meter` in the extensions) reports the body's `units` and streams its
+/// answer ([`metered_create`]).
 async fn rest(
     State(state): State<AppState>,
     allowed: Option<Extension<Allowed>>,
     user: Option<Extension<UserId>>,
+    meter: Option<Extension<Meter>>,
     req: Request<Body>,
 ) -> Response {
     let (Some(Extension(allowed)), Some(Extension(user))) = (allowed, user) else {
@@ -357,11 +378,26 @@ async fn rest(
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .unwrap_or_else(|| json!({}));
     let key = (user.clone(), allowed.resource.clone());
-    let decision = json!({
+    let mut decision = json!({
         "plan": &*allowed.plan,
         "limit": allowed.limit,
         "usage": allowed.usage,
     });
+    if allowed.cost > 1 {
+        decision["cost"] = json!(allowed.cost);
+    }
+    if let Some(credits) = &allowed.credits {
+        decision["credits"] = json!(credits);
+    }
+    // A create whose cost the handler reports: read `units` before anything is created, so
+    // that a bad value is a 400 that counts nothing.
+    let reported = match (&allowed.action, meter) {
+        (Action::Create, Some(Extension(meter))) => match units(&body) {
+            Ok(units) => Some((meter, units)),
+            Err(response) => return *response,
+        },
+        _ => None,
+    };
 
     match allowed.action {
         Action::Create => {
@@ -376,11 +412,11 @@ async fn rest(
                     .insert(id, body.clone());
                 id
             };
-            (
-                StatusCode::CREATED,
-                Json(json!({ "id": id, "item": body, "decision": decision })),
-            )
-                .into_response()
+            let created = json!({ "id": id, "item": body, "decision": decision });
+            match reported {
+                Some((meter, units)) => metered_create(created, meter, units),
+                None => (StatusCode::CREATED, Json(created)).into_response(),
+            }
         }
         Action::Index => {
             let items = state.items.lock().unwrap_or_else(PoisonError::into_inner);
@@ -430,6 +466,62 @@ async fn rest(
         }
         _ => Json(json!({ "ok": true, "decision": decision })).into_response(),
     }
+}
+
+/// The `units` field of a reported create's JSON body: `None` without one (nothing is reported,
+/// so the layer counts the meter's estimate), or a `400` naming the bad value.
+fn units(body: &Value) -> Result<Option<u64>, Box<Response>> {
+    match body.get("units") {
+        None | Some(Value::Null) => Ok(None),
+        Some(units) => units.as_u64().map(Some).ok_or_else(|| {
+            let message = format!("`units` must be a non-negative integer, found {units}");
+            let body = json!({ "reason": "bad_units", "message": message });
+            Box::new((StatusCode::BAD_REQUEST, Json(body)).into_response())
+        }),
+    }
+}
+
+/// The `201` of a create whose cost the handler reports, streamed as a model's answer would be:
+/// `created` with a `reply` of a few words, and `reported`, what the request reported in all.
+///
+/// Half of `units` is reported before the answer starts and the rest as its last chunk is made,
+/// after the layer returned the response: the layer settles when the body ends, so both halves
+/// count. Without `units` nothing is reported, and the layer counts the meter's estimate.
+fn metered_create(created: Value, meter: Meter, units: Option<u64>) -> Response {
+    let (now, later) = match units {
+        Some(units) => (Some(units / 2), Some(units - units / 2)),
+        None => (None, None),
+    };
+    if let Some(units) = now {
+        meter.report(units);
+    }
+    // `{"id":..,"item":..,"decision":..` and the reply, one JSON document over several chunks.
+    let mut head = created.to_string();
+    head.pop();
+    let chunks = [
+        format!(r#"{head},"reply":["#),
+        r#""Once upon""#.to_owned(),
+        r#","a time,""#.to_owned(),
+        r#","the end."]"#.to_owned(),
+    ];
+    let last = chunks.len() - 1;
+    let stream = futures::stream::iter(chunks.into_iter().enumerate()).map(move |(i, chunk)| {
+        let chunk = if i == last {
+            if let Some(units) = later {
+                meter.report(units);
+            }
+            format!(r#"{chunk},"reported":{}}}"#, json!(meter.reported()))
+        } else {
+            chunk
+        };
+        Ok::<_, std::convert::Infallible>(Bytes::from(chunk))
+    });
+    (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 fn not_found() -> Response {
@@ -609,6 +701,87 @@ pub fn tour() -> Vec<TourStep> {
             path: "/api/clients",
             user: Some("erin"),
             body: Some(r#"{"name":"Hooli"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "dave (pro: 1000 ai credits a month) creates an image, which costs 5 credits: \
+                   201 with `RateLimit-Policy: \"credits.ai\";q=1000;w=<seconds in the month>` \
+                   and `RateLimit: \"credits.ai\";r=995;t=<seconds to the 1st>`",
+            method: Method::POST,
+            path: "/api/images",
+            user: Some("dave"),
+            body: Some(r#"{"prompt":"a red fox"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "dave chats: the layer reserves the 200-credit estimate, the answer streams in \
+                   chunks and reports its 120 units as it goes (60 before, 60 with the last \
+                   chunk); the body's end counts 120",
+            method: Method::POST,
+            path: "/api/chat",
+            user: Some("dave"),
+            body: Some(r#"{"prompt":"Tell me a story","units":120}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "dave's entitlements list the ai pool: 125 of 1000 used, 875 remaining",
+            method: Method::GET,
+            path: "/entitlements",
+            user: Some("dave"),
+            body: None,
+            status: StatusCode::OK,
+        },
+        TourStep {
+            what: "alice (free: 8 ai credits a month) creates an image: allowed, 3 credits left",
+            method: Method::POST,
+            path: "/api/images",
+            user: Some("alice"),
+            body: Some(r#"{"prompt":"a lighthouse"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "alice's second image: 403 \
+                   {\"reason\":\"credits\",\"plan\":\"free\",\"credits\":\"ai\",\"maximum\":8,\
+                   \"usage\":5,\"cost\":5,\"resets\":<the 1st, UTC>}",
+            method: Method::POST,
+            path: "/api/images",
+            user: Some("alice"),
+            body: Some(r#"{"prompt":"a harbour"}"#),
+            status: StatusCode::FORBIDDEN,
+        },
+        TourStep {
+            what: "grace (free: 8 a month, and a 100-credit top-up) creates an image: 5 of her \
+                   allowance",
+            method: Method::POST,
+            path: "/api/images",
+            user: Some("grace"),
+            body: Some(r#"{"prompt":"a meadow"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "grace's second image: the last 3 of her allowance, then 2 from the top-up",
+            method: Method::POST,
+            path: "/api/images",
+            user: Some("grace"),
+            body: Some(r#"{"prompt":"a forest"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "grace's entitlements: the ai pool used 8 of 8, and the top-up `topup-1` with \
+                   98 remaining",
+            method: Method::GET,
+            path: "/entitlements",
+            user: Some("grace"),
+            body: None,
+            status: StatusCode::OK,
+        },
+        TourStep {
+            what: "ivan (free) holds the \"more-ai\" add-on: 8 + 500 credits a month cover the \
+                   200-credit estimate, so he may chat (free alone could not)",
+            method: Method::POST,
+            path: "/api/chat",
+            user: Some("ivan"),
+            body: Some(r#"{"prompt":"Hello","units":30}"#),
             status: StatusCode::CREATED,
         },
     ]

@@ -13,6 +13,14 @@
 //! back), and prints a tour of curl commands. The user is taken from the `x-user` header by a
 //! demo-only authentication layer.
 //!
+//! The default fixture also sells consumption: every plan has a monthly pool of `ai` credits
+//! (free 8, pro 1000), an image (`POST /api/images`) costs 5 of them, and a chat
+//! (`POST /api/chat`) costs what its handler reports, the `units` of its JSON body, while its
+//! answer streams. A pool that cannot cover a request answers `403 {"reason":"credits",...}`;
+//! a record's `"grants"` are top-ups spent once the month's allowance is used up; `GET
+//! /entitlements` lists the pool and the grants. The tour shows each of these; `app.rs` says
+//! how the handler reports.
+//!
 //! Built with `--features stripe` and run with `STRIPE_WEBHOOK_SECRET` set, it also receives
 //! Stripe's subscription events at `POST /webhooks/stripe` (for example from
 //! `stripe listen --forward-to localhost:3000/webhooks/stripe`, which prints the secret), and

@@ -8,6 +8,9 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
+use tower_plans::catalog::Period;
+use tower_plans::store::{Count, Counter};
+use tower_plans::UsageStore;
 
 const DEFAULT_FIXTURE: &str = include_str!("../../examples/quickstart.json");
 
@@ -29,6 +32,26 @@ async fn send(router: &axum::Router, step: &app::TourStep) -> (StatusCode, Value
     let bytes = res.into_body().collect().await.expect("body").to_bytes();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, body)
+}
+
+/// What `user` used and holds of the `ai` pool this month, in the store the layer counts in.
+async fn pool_count(fixture: &app::Fixture, user: &str) -> Count {
+    let counter = Counter::credits(user, "ai").in_period(Period::Month.window(now_ms()));
+    fixture
+        .store
+        .get(&counter)
+        .await
+        .expect("the memory store answers")
+        .unwrap_or_default()
+}
+
+/// What `user` spent of the top-up `topup-1`, in the store the layer counts in.
+async fn topup_spent(fixture: &app::Fixture, user: &str) -> u64 {
+    let counter = Counter::grant(user, "ai", "topup-1");
+    let count = fixture.store.get(&counter).await;
+    let count = count.expect("the memory store answers").unwrap_or_default();
+    assert_eq!(count.held, 0, "nothing of the top-up is held");
+    count.used
 }
 
 /// The count of `user`'s clients in the store the layer counts in.
@@ -58,6 +81,7 @@ fn step(
 async fn the_printed_tour_behaves_as_it_says() {
     let fixture = app::Fixture::parse(DEFAULT_FIXTURE).expect("default fixture loads");
     let router = app::router(&fixture).expect("router");
+    let resets = next_month_start(now_ms());
     assert_eq!(clients(&fixture, "alice"), Some(2));
     let mut bodies = Vec::new();
     // alice's client count in the store after each step
@@ -121,7 +145,74 @@ async fn the_printed_tour_behaves_as_it_says() {
         json!({"plan": "free", "limit": 13, "usage": 5})
     );
     assert_eq!(clients(&fixture, "erin"), Some(6));
-    assert_eq!(bodies.len(), 19);
+
+    // Metered plans. dave's image costs 5 of pro's 1000 monthly ai credits.
+    let ai = |max: u64, usage: u64| {
+        json!({"pool": "ai", "limit": {"max": max, "per": "month"}, "usage": usage,
+               "remaining": max - usage, "resets": resets})
+    };
+    assert_eq!(
+        bodies[19]["decision"],
+        json!({"plan": "pro", "limit": null, "usage": 0, "cost": 5, "credits": ai(1000, 0)})
+    );
+    // His chat reserved the estimate of 200 and reported 120 as it streamed ...
+    assert_eq!(
+        bodies[20]["decision"],
+        json!({"plan": "pro", "limit": null, "usage": 0, "cost": 200, "credits": ai(1000, 5)})
+    );
+    assert_eq!(bodies[20]["reported"], json!(120));
+    assert_eq!(
+        bodies[20]["reply"],
+        json!(["Once upon", "a time,", "the end."])
+    );
+    // ... which is what the pool counts: 5 + 120.
+    let pool = |max: u64, used: u64, grants: Value| {
+        json!([{"pool": "ai", "max": max, "used": used, "remaining": max.saturating_sub(used),
+                "per": "month", "resets": resets, "grants": grants}])
+    };
+    assert_eq!(bodies[21]["credits"], pool(1000, 125, json!([])));
+    // alice's image leaves 3 of free's 8; the next one does not fit.
+    assert_eq!(
+        bodies[22]["decision"],
+        json!({"plan": "free", "limit": null, "usage": 0, "cost": 5, "credits": ai(8, 0)})
+    );
+    assert_eq!(
+        bodies[23],
+        json!({"reason": "credits", "plan": "free", "credits": "ai", "maximum": 8, "usage": 5,
+               "cost": 5, "resets": resets})
+    );
+    // grace's second image takes the last 3 of her allowance and 2 of her top-up.
+    assert_eq!(bodies[24]["decision"]["credits"], ai(8, 0));
+    assert_eq!(bodies[25]["decision"]["credits"], ai(8, 5));
+    assert_eq!(
+        bodies[26]["credits"],
+        pool(
+            8,
+            8,
+            json!([{"id": "topup-1", "remaining": 98, "expires": 4102444800000_u64}])
+        )
+    );
+    // ivan's add-on raises free's 8 to 508: room for the chat's estimate.
+    assert_eq!(bodies[27]["decision"]["credits"], ai(508, 0));
+    assert_eq!(bodies[27]["reported"], json!(30));
+    assert_eq!(bodies.len(), 28);
+    assert_eq!(
+        pool_count(&fixture, "dave").await,
+        Count { used: 125, held: 0 }
+    );
+    assert_eq!(
+        pool_count(&fixture, "alice").await,
+        Count { used: 5, held: 0 }
+    );
+    assert_eq!(
+        pool_count(&fixture, "grace").await,
+        Count { used: 8, held: 0 }
+    );
+    assert_eq!(topup_spent(&fixture, "grace").await, 2);
+    assert_eq!(
+        pool_count(&fixture, "ivan").await,
+        Count { used: 30, held: 0 }
+    );
 
     // alice is at her limit again.
     let (status, body) = send(
@@ -133,9 +224,14 @@ async fn the_printed_tour_behaves_as_it_says() {
     assert_eq!(body["usage"], json!(3));
 }
 
-/// The first millisecond of the UTC month after `now_ms`, counted the plain way: month by month
-/// from 1970.
+/// The first millisecond of the UTC month after `now_ms`.
 fn next_month_start(now_ms: u64) -> u64 {
+    month_of(now_ms).1
+}
+
+/// The first millisecond of the UTC month of `now_ms` and of the next one, counted the plain
+/// way: month by month from 1970.
+fn month_of(now_ms: u64) -> (u64, u64) {
     let mut start = 0_u64;
     for year in 1970_u64.. {
         let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
@@ -153,10 +249,11 @@ fn next_month_start(now_ms: u64) -> u64 {
             30,
             31,
         ] {
-            start += days * 86_400_000;
-            if start > now_ms {
-                return start;
+            let end = start + days * 86_400_000;
+            if end > now_ms {
+                return (start, end);
             }
+            start = end;
         }
     }
     unreachable!("the years never run out")
@@ -443,6 +540,303 @@ async fn addons_through_the_quickstart_over_loopback() {
     assert_eq!(clients(&fixture, "hank"), Some(23));
 }
 
+/// Serves `router` on a free loopback port, as the quickstart's binary serves it.
+async fn serve(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+/// An answer over loopback: its status, headers and JSON body.
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    /// The header `name`, which must be there once.
+    fn header(&self, name: &str) -> &str {
+        let mut values = self.headers.get_all(name).iter();
+        let value = values.next().unwrap_or_else(|| panic!("no {name}"));
+        assert!(values.next().is_none(), "more than one {name}");
+        value.to_str().expect("ASCII")
+    }
+}
+
+/// `method path` as `user` (with a JSON `body`), over a real connection to `addr`.
+async fn call(
+    addr: std::net::SocketAddr,
+    method: axum::http::Method,
+    path: &str,
+    user: &str,
+    body: Option<&str>,
+) -> Answer {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let client =
+        Client::builder(TokioExecutor::new()).build_http::<http_body_util::Full<bytes::Bytes>>();
+    let mut request = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("x-user", user);
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let body = bytes::Bytes::from(body.unwrap_or_default().to_owned());
+    let request = request
+        .body(http_body_util::Full::new(body))
+        .expect("request");
+    let response = client.request(request).await.expect("a response");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `POST path` as `user` with `body`, over loopback.
+async fn post(addr: std::net::SocketAddr, path: &str, user: &str, body: &str) -> Answer {
+    call(addr, axum::http::Method::POST, path, user, Some(body)).await
+}
+
+/// `user`'s credit pools, as `GET /entitlements` lists them over loopback.
+async fn credits(addr: std::net::SocketAddr, user: &str) -> Value {
+    let answer = call(addr, axum::http::Method::GET, "/entitlements", user, None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    answer.body["credits"].clone()
+}
+
+/// The quickstart's metered plans over loopback, point by point: an image costs 5 credits of
+/// the `ai` pool, a pool that cannot cover a request refuses it with `"reason":"credits"`, a
+/// chat counts what its handler reports (its estimate when it reports nothing, all of it above
+/// the estimate, nothing when it fails), a top-up is spent once the month's allowance is used
+/// up, an add-on raises the pool, and the entitlements and the `RateLimit` fields say so.
+#[tokio::test]
+async fn metered_plans_over_loopback() {
+    let fixture = app::Fixture::parse(DEFAULT_FIXTURE).expect("the fixture loads");
+    let addr = serve(app::router(&fixture).expect("router")).await;
+    let now = now_ms();
+    let (start, resets) = month_of(now);
+    let month = (resets - start) / 1000;
+    let left = (resets - now).div_ceil(1000);
+    // `RateLimit: "credits.ai";r=<remaining>;t=<seconds to the 1st>`, with `t` within 5 s.
+    let remaining = |answer: &Answer, r: u64| {
+        let field = answer.header("ratelimit");
+        let prefix = format!(r#""credits.ai";r={r};t="#);
+        let t: u64 = field
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{field} is not {prefix}<t>"))
+            .parse()
+            .expect("t is a number");
+        assert!(t <= left && t + 5 >= left, "t={t}, {left} s to the 1st");
+    };
+    let policy = |max: u64| format!(r#""credits.ai";q={max};w={month}"#);
+    let pool = |max: u64, used: u64, grants: Value| {
+        json!([{"pool": "ai", "max": max, "used": used, "remaining": max.saturating_sub(used),
+                "per": "month", "resets": resets, "grants": grants}])
+    };
+    let refused = |maximum: u64, usage: u64, cost: u64| {
+        json!({"reason": "credits", "plan": "free", "credits": "ai", "maximum": maximum,
+               "usage": usage, "cost": cost, "resets": resets})
+    };
+
+    // dave (pro, 1000 a month): an image costs 5.
+    let image = post(addr, "/api/images", "dave", r#"{"prompt":"a red fox"}"#).await;
+    assert_eq!(image.status, StatusCode::CREATED, "{}", image.body);
+    assert_eq!(image.header("ratelimit-policy"), policy(1000));
+    remaining(&image, 995);
+    assert_eq!(image.body["decision"]["cost"], json!(5));
+    assert_eq!(
+        pool_count(&fixture, "dave").await,
+        Count { used: 5, held: 0 }
+    );
+
+    // A chat reserves its estimate of 200 (so `r` is 1000 - 5 - 200), streams its answer (no
+    // length: chunked) and counts the 120 it reported.
+    let chat = post(addr, "/api/chat", "dave", r#"{"prompt":"hi","units":120}"#).await;
+    assert_eq!(chat.status, StatusCode::CREATED, "{}", chat.body);
+    assert_eq!(chat.header("transfer-encoding"), "chunked");
+    assert!(chat.headers.get("content-length").is_none());
+    assert_eq!(chat.header("ratelimit-policy"), policy(1000));
+    remaining(&chat, 795);
+    assert_eq!(chat.body["reported"], json!(120));
+    assert_eq!(chat.body["decision"]["cost"], json!(200));
+    assert_eq!(
+        pool_count(&fixture, "dave").await,
+        Count { used: 125, held: 0 }
+    );
+    assert_eq!(credits(addr, "dave").await, pool(1000, 125, json!([])));
+
+    // Without `units` nothing is reported: the estimate counts.
+    let chat = post(addr, "/api/chat", "dave", r#"{"prompt":"hi"}"#).await;
+    assert_eq!(chat.status, StatusCode::CREATED, "{}", chat.body);
+    assert_eq!(chat.body["reported"], Value::Null);
+    assert_eq!(
+        pool_count(&fixture, "dave").await,
+        Count { used: 325, held: 0 }
+    );
+    // More than the estimate counts in full.
+    let chat = post(addr, "/api/chat", "dave", r#"{"units":300}"#).await;
+    assert_eq!(chat.status, StatusCode::CREATED, "{}", chat.body);
+    assert_eq!(chat.body["reported"], json!(300));
+    assert_eq!(
+        pool_count(&fixture, "dave").await,
+        Count { used: 625, held: 0 }
+    );
+    // `units` that are not a count: 400, and the reservation is released.
+    for (units, shown) in [(r#""many""#, r#""many""#), ("-1", "-1"), ("1.5", "1.5")] {
+        let chat = post(
+            addr,
+            "/api/chat",
+            "dave",
+            &format!(r#"{{"units":{units}}}"#),
+        )
+        .await;
+        assert_eq!(chat.status, StatusCode::BAD_REQUEST, "{units}");
+        assert_eq!(
+            chat.body,
+            json!({"reason": "bad_units",
+                   "message": format!("`units` must be a non-negative integer, found {shown}")})
+        );
+    }
+    assert_eq!(
+        pool_count(&fixture, "dave").await,
+        Count { used: 625, held: 0 }
+    );
+    assert_eq!(credits(addr, "dave").await, pool(1000, 625, json!([])));
+
+    // alice (free, 8 a month): one image leaves 3, the next one is refused and counts nothing;
+    // a chat's estimate of 200 does not fit either.
+    let image = post(addr, "/api/images", "alice", "{}").await;
+    assert_eq!(image.status, StatusCode::CREATED, "{}", image.body);
+    assert_eq!(image.header("ratelimit-policy"), policy(8));
+    remaining(&image, 3);
+    let denied = post(addr, "/api/images", "alice", "{}").await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(denied.body, refused(8, 5, 5));
+    assert_eq!(denied.header("ratelimit-policy"), policy(8));
+    remaining(&denied, 3);
+    let retry: u64 = denied.header("retry-after").parse().expect("seconds");
+    assert!(retry <= left && retry + 5 >= left, "Retry-After {retry}");
+    let denied = post(addr, "/api/chat", "alice", r#"{"units":1}"#).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(denied.body, refused(8, 5, 200));
+    assert_eq!(
+        pool_count(&fixture, "alice").await,
+        Count { used: 5, held: 0 }
+    );
+    assert_eq!(credits(addr, "alice").await, pool(8, 5, json!([])));
+
+    // grace (free, 8 a month, and a top-up of 100): 5 of her allowance, then 3 of it and 2 of
+    // the top-up, then 5 of the top-up.
+    let topup = |remaining: u64| json!([{"id": "topup-1", "remaining": remaining, "expires": 4102444800000_u64}]);
+    assert_eq!(credits(addr, "grace").await, pool(8, 0, topup(100)));
+    let image = post(addr, "/api/images", "grace", "{}").await;
+    assert_eq!(image.status, StatusCode::CREATED, "{}", image.body);
+    assert_eq!(topup_spent(&fixture, "grace").await, 0);
+    let image = post(addr, "/api/images", "grace", "{}").await;
+    assert_eq!(image.status, StatusCode::CREATED, "{}", image.body);
+    assert_eq!(
+        pool_count(&fixture, "grace").await,
+        Count { used: 8, held: 0 }
+    );
+    assert_eq!(topup_spent(&fixture, "grace").await, 2);
+    assert_eq!(credits(addr, "grace").await, pool(8, 8, topup(98)));
+    let image = post(addr, "/api/images", "grace", "{}").await;
+    assert_eq!(image.status, StatusCode::CREATED, "{}", image.body);
+    assert_eq!(image.body["decision"]["credits"]["usage"], json!(8));
+    remaining(&image, 0);
+    assert_eq!(credits(addr, "grace").await, pool(8, 8, topup(93)));
+    // The 93 left of the top-up do not cover a chat's estimate of 200.
+    let denied = post(addr, "/api/chat", "grace", r#"{"units":1}"#).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(denied.body, refused(8, 8, 200));
+    assert_eq!(topup_spent(&fixture, "grace").await, 7);
+
+    // ivan (free) holds the "more-ai" add-on: 8 + 500 a month.
+    let chat = post(addr, "/api/chat", "ivan", r#"{"units":30}"#).await;
+    assert_eq!(chat.status, StatusCode::CREATED, "{}", chat.body);
+    assert_eq!(chat.header("ratelimit-policy"), policy(508));
+    remaining(&chat, 308);
+    assert_eq!(credits(addr, "ivan").await, pool(508, 30, json!([])));
+}
+
+/// A chat's answer streams: the layer holds the estimate until the body ends, then counts what
+/// the handler reported while it streamed; a body dropped midway counts what was reported
+/// until then. Driven in-process, so that the test decides when the body is read.
+#[tokio::test]
+async fn a_streamed_chat_settles_when_its_body_ends() {
+    let fixture = app::Fixture::parse(DEFAULT_FIXTURE).expect("the fixture loads");
+    let router = app::router(&fixture).expect("router");
+    let chat = |units: u64| {
+        Request::post("/api/chat")
+            .header("x-user", "dave")
+            .header("content-type", "application/json")
+            .body(Body::from(format!(r#"{{"units":{units}}}"#)))
+            .expect("request")
+    };
+    let response = router.clone().oneshot(chat(120)).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // Half was reported before the answer started; the estimate is held until the end.
+    let mut body = response.into_body();
+    assert_eq!(
+        pool_count(&fixture, "dave").await,
+        Count { used: 0, held: 200 }
+    );
+    let mut chunks = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let data = frame.expect("a frame").into_data().expect("data");
+        chunks.push(String::from_utf8(data.to_vec()).expect("UTF-8"));
+        if chunks.len() < 4 {
+            assert_eq!(
+                pool_count(&fixture, "dave").await,
+                Count { used: 0, held: 200 },
+                "after chunk {}",
+                chunks.len()
+            );
+        }
+    }
+    assert_eq!(chunks.len(), 4, "{chunks:?}");
+    let answer: Value = serde_json::from_str(&chunks.concat()).expect("one JSON document");
+    assert_eq!(answer["reported"], json!(120));
+    assert_eq!(
+        pool_count(&fixture, "dave").await,
+        Count { used: 120, held: 0 }
+    );
+
+    // Dropped after its first chunk: the 20 reported before it count, not the estimate.
+    let response = router.clone().oneshot(chat(40)).await.expect("infallible");
+    let mut body = response.into_body();
+    assert!(body.frame().await.is_some());
+    assert_eq!(
+        pool_count(&fixture, "dave").await,
+        Count {
+            used: 120,
+            held: 200
+        }
+    );
+    drop(body);
+    assert_eq!(
+        pool_count(&fixture, "dave").await,
+        Count { used: 140, held: 0 }
+    );
+}
+
 #[test]
 fn a_fixture_granting_an_unknown_addon_is_an_error_that_names_it() {
     let mut fixture: Value = serde_json::from_str(DEFAULT_FIXTURE).expect("the default fixture");
@@ -529,8 +923,9 @@ fn arguments_default_and_override() {
 }
 
 /// With the `metrics` feature: after the tour, `GET /metrics` (outside the plan layer) shows
-/// what the tour printed: 11 requests allowed, 5 denied (four at a limit, one expired plan), one
-/// without a user, and nothing for the ungoverned `/health` and `/entitlements`.
+/// what the tour printed: 17 requests allowed, 6 denied (four at a limit, one expired plan, one
+/// out of credits), one without a user, and nothing for the ungoverned `/health` and
+/// `/entitlements`.
 #[cfg(feature = "metrics")]
 #[tokio::test]
 async fn after_the_tour_the_metrics_show_its_numbers() {
@@ -565,18 +960,21 @@ async fn after_the_tour_the_metrics_show_its_numbers() {
     };
     assert_eq!(
         (sum("allow"), sum("deny"), sum("unauthenticated")),
-        (11, 5, 1),
+        (17, 6, 1),
         "{text}"
     );
     assert_eq!(
         decisions,
         [
+            r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="chat",action="create"} 2"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="create"} 4"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="delete"} 1"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="index"} 1"#,
+            r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="images",action="create"} 4"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="projects",action="create"} 2"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="reports",action="create"} 2"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="reports",action="delete"} 1"#,
+            r#"tower_plans_decisions_total{outcome="deny",reason="credits",resource="images",action="create"} 1"#,
             r#"tower_plans_decisions_total{outcome="deny",reason="expired",resource="clients",action="create"} 1"#,
             r#"tower_plans_decisions_total{outcome="deny",reason="limit",resource="clients",action="create"} 1"#,
             r#"tower_plans_decisions_total{outcome="deny",reason="limit",resource="projects",action="create"} 1"#,
