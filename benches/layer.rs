@@ -307,7 +307,12 @@ fn counted(c: &mut Criterion) {
     let mut services: Vec<(String, Governed, &Requests, Case)> = Vec::new();
     for setup in Setup::BOTH {
         let counting = [
-            ("allowed", common::layer(&store, n, setup), &creates, Case::Allowed),
+            (
+                "allowed",
+                common::layer(&store, n, setup),
+                &creates,
+                Case::Allowed,
+            ),
             (
                 "allowed_counted",
                 common::counted_layer(&store, n, setup),

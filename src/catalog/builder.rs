@@ -410,8 +410,8 @@ mod tests {
         let pro = || Plan::new("pro").with_credits("ai", Limit::Limited(10));
         let built = Catalog::builder()
             .plan(pro())
-            .meter("chat", Action::Index, Cost::cost(2))
-            .meter("chat", Action::Create, Cost::cost(9))
+            .meter("chat", Action::Index, Cost::fixed(2))
+            .meter("chat", Action::Create, Cost::fixed(9))
             .meter("chat", Action::Create, Cost::reported(5).from_pool("ai"))
             .build()
             .unwrap();
@@ -432,7 +432,7 @@ mod tests {
     #[test]
     fn a_meter_takes_at_least_one_unit() {
         for (meter, path) in [
-            (Cost::cost(0), "meters.images.create.cost"),
+            (Cost::fixed(0), "meters.images.create.cost"),
             (Cost::reported(0), "meters.images.create.estimate"),
         ] {
             let err = Catalog::builder()

@@ -44,11 +44,9 @@ pub struct Cost {
 }
 
 impl Cost {
-    /// A request costs `cost` units of the action's own limit (at least 1: a catalog with a
-    /// cost of 0 does not build).
-    // `Cost::cost(5)` reads as the JSON's `"cost": 5`, beside `Cost::reported(200)`.
-    #[allow(clippy::self_named_constructors)]
-    pub fn cost(cost: u64) -> Self {
+    /// A request costs a fixed `cost` units of the action's own limit (at least 1: a catalog
+    /// with a cost of 0 does not build): the JSON's `"cost": 5`.
+    pub fn fixed(cost: u64) -> Self {
         Self {
             units: cost,
             pool: None,
@@ -230,7 +228,7 @@ fn meter(value: &Value, path: &JsonPath<'_>) -> Result<Cost, FormatError> {
                 .error("an estimate belongs to a reported meter (`\"report\": true`)"))
         }
         (true, None, estimate) => Cost::reported(estimate.unwrap_or(1)),
-        (false, cost, None) => Cost::cost(cost.unwrap_or(1)),
+        (false, cost, None) => Cost::fixed(cost.unwrap_or(1)),
     };
     match map.get("credits") {
         None | Some(Value::Null) => {}
@@ -270,13 +268,13 @@ mod tests {
         .unwrap();
         let images = &meters.get("images").unwrap()[0];
         assert_eq!(images.0, Action::Create);
-        assert_eq!(images.1, Cost::cost(5).from_pool("ai"));
+        assert_eq!(images.1, Cost::fixed(5).from_pool("ai"));
         let chat = &meters.get("chat").unwrap()[0].1;
         assert!(chat.is_reported());
         assert_eq!((chat.units(), chat.pool()), (200, Some("ai")));
         let reports = meters.get("reports").unwrap();
-        assert!(reports.contains(&(Action::custom("export"), Cost::cost(1))));
-        assert!(reports.contains(&(Action::Delete, Cost::cost(2))));
+        assert!(reports.contains(&(Action::custom("export"), Cost::fixed(1))));
+        assert!(reports.contains(&(Action::Delete, Cost::fixed(2))));
     }
 
     #[test]

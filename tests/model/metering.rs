@@ -56,28 +56,28 @@ fn meters_read_costs_pools_reports_and_their_defaults() {
 
     assert_eq!(
         cost("images", Action::Create),
-        Some(Cost::cost(5).from_pool("ai"))
+        Some(Cost::fixed(5).from_pool("ai"))
     );
     let chat = cost("chat", Action::Create).expect("metered");
     assert!(chat.is_reported());
     assert_eq!((chat.units(), chat.pool()), (200, Some("ai")));
     assert_eq!(chat, Cost::reported(200).from_pool("ai"));
     // An empty meter costs 1 of the action's own limit; a reported one reserves 1.
-    assert_eq!(cost("chat", Action::Index), Some(Cost::cost(1)));
+    assert_eq!(cost("chat", Action::Index), Some(Cost::fixed(1)));
     assert_eq!(
         cost("reports", Action::custom("export")),
         Some(Cost::reported(1))
     );
     // `destroy` is `delete`, however the action is spelt when it is looked up.
-    assert_eq!(cost("reports", Action::Delete), Some(Cost::cost(2)));
+    assert_eq!(cost("reports", Action::Delete), Some(Cost::fixed(2)));
     assert_eq!(
         cost("reports", Action::Custom(arc("destroy"))),
-        Some(Cost::cost(2))
+        Some(Cost::fixed(2))
     );
     // `"report": false` is a fixed cost.
     assert_eq!(
         cost("thaw", Action::Create),
-        Some(Cost::cost(3).from_pool("cold"))
+        Some(Cost::fixed(3).from_pool("cold"))
     );
     // What is not metered has no cost.
     assert_eq!(cost("images", Action::Index), None);
@@ -92,7 +92,7 @@ fn meters_read_costs_pools_reports_and_their_defaults() {
     assert_eq!(
         meters,
         [
-            ("chat".into(), Action::Index, Cost::cost(1)),
+            ("chat".into(), Action::Index, Cost::fixed(1)),
             (
                 "chat".into(),
                 Action::Create,
@@ -101,9 +101,9 @@ fn meters_read_costs_pools_reports_and_their_defaults() {
             (
                 "images".into(),
                 Action::Create,
-                Cost::cost(5).from_pool("ai")
+                Cost::fixed(5).from_pool("ai")
             ),
-            ("reports".into(), Action::Delete, Cost::cost(2)),
+            ("reports".into(), Action::Delete, Cost::fixed(2)),
             (
                 "reports".into(),
                 Action::custom("export"),
@@ -112,7 +112,7 @@ fn meters_read_costs_pools_reports_and_their_defaults() {
             (
                 "thaw".into(),
                 Action::Create,
-                Cost::cost(3).from_pool("cold")
+                Cost::fixed(3).from_pool("cold")
             ),
         ]
     );
@@ -412,7 +412,7 @@ fn good_edge_forms_of_meters_and_pools() {
     .expect("parses");
     assert_eq!(
         catalog.cost("reports", &Action::custom("export")),
-        Some(&Cost::cost(2).from_pool("turbo"))
+        Some(&Cost::fixed(2).from_pool("turbo"))
     );
     assert_eq!(
         catalog.plan("pro").and_then(|p| p.credits("ai")),
@@ -430,7 +430,7 @@ fn good_edge_forms_of_meters_and_pools() {
     .expect("parses");
     assert_eq!(
         defaults.cost("images", &Action::Create),
-        Some(&Cost::cost(1))
+        Some(&Cost::fixed(1))
     );
     assert_eq!(
         defaults.cost("chat", &Action::Create),
@@ -466,13 +466,13 @@ fn the_builder_makes_the_catalog_the_json_makes() {
                 .create_limit("files", 10)
                 .with_credits("cold", Limit::per(5, Period::Day)),
         )
-        .meter("thaw", Action::Create, Cost::cost(3).from_pool("cold"))
-        .meter("reports", Action::custom("export"), Cost::cost(7))
-        .meter("reports", Action::Custom(arc("destroy")), Cost::cost(2))
+        .meter("thaw", Action::Create, Cost::fixed(3).from_pool("cold"))
+        .meter("reports", Action::custom("export"), Cost::fixed(7))
+        .meter("reports", Action::Custom(arc("destroy")), Cost::fixed(2))
         .meter("reports", Action::custom("export"), Cost::reported(1))
-        .meter("chat", Action::Index, Cost::cost(1))
+        .meter("chat", Action::Index, Cost::fixed(1))
         .meter("chat", Action::Create, Cost::reported(200).from_pool("ai"))
-        .meter("images", Action::Create, Cost::cost(5).from_pool("ai"))
+        .meter("images", Action::Create, Cost::fixed(5).from_pool("ai"))
         .build()
         .expect("the catalog builds");
     assert_eq!(built, json);
@@ -490,7 +490,7 @@ fn the_builder_declares_a_meters_custom_action_and_governs_its_resource() {
         .meter(
             "reports",
             Action::custom("export"),
-            Cost::cost(2).from_pool("ai"),
+            Cost::fixed(2).from_pool("ai"),
         )
         .build()
         .expect("builds");
@@ -514,20 +514,20 @@ fn the_builder_checks_what_the_json_checks() {
             Catalog::builder().plan(pro()).meter(
                 "images",
                 Action::Create,
-                Cost::cost(1).from_pool("a1"),
+                Cost::fixed(1).from_pool("a1"),
             ),
             "meters.images.create.credits",
         ),
         (
             Catalog::builder()
                 .plan(pro())
-                .meter("", Action::Create, Cost::cost(1)),
+                .meter("", Action::Create, Cost::fixed(1)),
             r#"meters[""]"#,
         ),
         (
             Catalog::builder()
                 .plan(pro())
-                .meter("images", Action::Create, Cost::cost(0)),
+                .meter("images", Action::Create, Cost::fixed(0)),
             "meters.images.create.cost",
         ),
         (
@@ -539,9 +539,11 @@ fn the_builder_checks_what_the_json_checks() {
             "meters.chat.create.estimate",
         ),
         (
-            Catalog::builder()
-                .plan(pro())
-                .meter("reports", Action::Custom(arc("")), Cost::cost(1)),
+            Catalog::builder().plan(pro()).meter(
+                "reports",
+                Action::Custom(arc("")),
+                Cost::fixed(1),
+            ),
             r#"meters.reports[""]"#,
         ),
         (
@@ -565,7 +567,7 @@ fn the_builder_checks_what_the_json_checks() {
     let catalog = Catalog::builder()
         .plan(Plan::new("free"))
         .addon(Addon::new("boost").with_credits("ai", Limit::Limited(5)))
-        .meter("images", Action::Create, Cost::cost(1).from_pool("ai"))
+        .meter("images", Action::Create, Cost::fixed(1).from_pool("ai"))
         .build()
         .expect("builds");
     assert_eq!(catalog.pools(), [arc("ai")]);
@@ -1068,7 +1070,7 @@ fn a_cost_is_compared_as_usage_plus_cost_on_an_actions_own_limit() {
                 Action::custom("export"),
                 Limit::per(10, Period::Day),
             ))
-            .meter("reports", Action::custom("export"), Cost::cost(cost))
+            .meter("reports", Action::custom("export"), Cost::fixed(cost))
             .build()
             .expect("builds")
     };
@@ -1177,7 +1179,7 @@ fn the_allowed_decision_of_a_metered_request_names_its_cost_and_pool() {
     let export = Action::custom("export");
     let plain = Catalog::builder()
         .plan(Plan::new("pro").with_limit("reports", export.clone(), Limit::Limited(10)))
-        .meter("reports", export.clone(), Cost::cost(1))
+        .meter("reports", export.clone(), Cost::fixed(1))
         .build()
         .expect("builds");
     let allowed = expect_allowed(decide_at(
@@ -1434,7 +1436,7 @@ impl Case {
         let mut meter = if self.reported {
             Cost::reported(self.cost)
         } else {
-            Cost::cost(self.cost)
+            Cost::fixed(self.cost)
         };
         if self.pooled {
             meter = meter.from_pool("ai");
