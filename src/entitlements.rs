@@ -12,23 +12,25 @@
 //! ```json
 //! {"user": "john", "plan": "free", "state": "active", "expires": null, "limits": [
 //!   {"resource": "clients", "action": "create", "max": 3, "used": 2, "remaining": 1,
-//!    "per": null, "resets": null, "sources": [{"plan": "free", "limit": 3}]},
-//!   {"resource": "reports", "action": "create", "max": 2, "used": 2, "remaining": 0,
-//!    "per": "month", "resets": 1796083200000,
+//!    "per": null, "resets": null, "overage": 0, "sources": [{"plan": "free", "limit": 3}]},
+//!   {"resource": "reports", "action": "create", "max": 2, "used": 3, "remaining": 0,
+//!    "per": "month", "resets": 1796083200000, "overage": 5,
 //!    "sources": [{"plan": "free", "limit": {"max": 2, "per": "month"}}]}
 //! ], "credits": [
 //!   {"pool": "ai", "max": 1000, "used": 35, "remaining": 965, "per": "month",
-//!    "resets": 1796083200000, "grants": [{"id": "g1", "remaining": 500,
-//!    "expires": 1827619200000}]}
+//!    "resets": 1796083200000, "overage": 0, "overage_used": 0,
+//!    "grants": [{"id": "g1", "remaining": 500, "expires": 1827619200000}]}
 //! ]}
 //! ```
 //!
 //! `max` and `remaining` are `null` when the action is unlimited on the plan; `per` and
 //! `resets` (milliseconds since the Unix epoch) are `null` unless the limit is a quota.
+//! `overage` is how far past `max` a soft limit lets requests go (`0` for a hard limit, `null`
+//! without end); past `max`, `used` counts the overage (`"used": 3` of 2 above).
 //! `sources` lists where the limit comes from ([`Source`]): the plan, and each active add-on
 //! that raises it, with its quantity. Each credit pool the user has some of is listed with its
-//! allowance (`remaining` leaves the grants aside) and the active grants in the order they are
-//! spent.
+//! allowance (`remaining` leaves the grants aside), its overage and what was used of it past
+//! the allowance and the grants, and the active grants in the order they are spent.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -44,9 +46,9 @@ use http_body_util::Full;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use tower_service::Service;
 
-use crate::catalog::{Action, Catalog, Limit, Period};
+use crate::catalog::{Action, Catalog, Limit, Overage, Period};
 use crate::check::Shared;
-use crate::count::Tally;
+use crate::count::{overage_counter, Tally};
 use crate::decision::{
     active_grants, addon_sources, applies_until, plan_at, pool_at, terms, Pool, Refusal,
     State as Applied,
@@ -97,6 +99,11 @@ pub struct CreditPool {
     pub used: u64,
     /// When a renewing pool's allowance starts again, in milliseconds since the Unix epoch.
     pub resets: Option<u64>,
+    /// How far past the allowance and the grants the plan lets the pool go.
+    pub overage: Overage,
+    /// What was used of the overage (in the current period): units past the allowance and the
+    /// grants.
+    pub overage_used: u64,
     /// The user's active grants of the pool, in the order they are spent (the soonest to
     /// expire first).
     pub grants: Vec<GrantBalance>,
@@ -132,15 +139,17 @@ impl CreditPool {
 }
 
 impl Serialize for CreditPool {
-    /// `{"pool","max","used","remaining","per","resets","grants"}`.
+    /// `{"pool","max","used","remaining","per","resets","overage","overage_used","grants"}`.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(7))?;
+        let mut map = serializer.serialize_map(Some(9))?;
         map.serialize_entry("pool", &*self.pool)?;
         map.serialize_entry("max", &self.max())?;
         map.serialize_entry("used", &self.used)?;
         map.serialize_entry("remaining", &self.remaining())?;
         map.serialize_entry("per", &self.per())?;
         map.serialize_entry("resets", &self.resets)?;
+        map.serialize_entry("overage", &self.overage)?;
+        map.serialize_entry("overage_used", &self.overage_used)?;
         map.serialize_entry("grants", &self.grants)?;
         map.end()
     }
@@ -194,6 +203,9 @@ pub struct Entitlement {
     pub used: u64,
     /// When a quota's count resets, in milliseconds since the Unix epoch.
     pub resets: Option<u64>,
+    /// How far past the limit the plan lets requests go: past `max`, `used` counts the
+    /// overage.
+    pub overage: Overage,
     /// Where the limit comes from: the plan, then the active add-ons that raise it, in the
     /// order of the user's grants. A finite limit is the sum of its sources (see
     /// [`Source`]); an add-on on an unlimited plan limit is not listed, since it adds nothing.
@@ -304,9 +316,9 @@ impl Serialize for Entitlements {
 }
 
 impl Serialize for Entitlement {
-    /// `{"resource","action","max","used","remaining","per","resets","sources"}`.
+    /// `{"resource","action","max","used","remaining","per","resets","overage","sources"}`.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(8))?;
+        let mut map = serializer.serialize_map(Some(9))?;
         map.serialize_entry("resource", &*self.resource)?;
         map.serialize_entry("action", &self.action)?;
         map.serialize_entry("max", &self.max())?;
@@ -314,6 +326,7 @@ impl Serialize for Entitlement {
         map.serialize_entry("remaining", &self.remaining())?;
         map.serialize_entry("per", &self.per())?;
         map.serialize_entry("resets", &self.resets)?;
+        map.serialize_entry("overage", &self.overage)?;
         map.serialize_entry("sources", &self.sources)?;
         map.end()
     }
@@ -452,6 +465,7 @@ async fn limits(
             limit: terms.limit,
             used,
             resets: terms.window.map(|window| window.end()),
+            overage: terms.overage,
             sources,
         });
     }
@@ -491,6 +505,13 @@ async fn credit_pool(
     let mut allowance = Counter::credits(Arc::clone(user.as_arc()), Arc::clone(pool.name));
     allowance.period = pool.window;
     let used = read(allowance).await?;
+    let overage_used = if pool.overage.is_soft() {
+        let mut counter = overage_counter(user.as_arc(), pool.name);
+        counter.period = pool.window;
+        read(counter).await?
+    } else {
+        0
+    };
     let mut grants = Vec::new();
     for grant in active_grants(subscriber, pool.name, now_ms) {
         let counter = Counter::grant(
@@ -510,6 +531,8 @@ async fn credit_pool(
         limit: pool.limit,
         used,
         resets: pool.window.map(|window| window.end()),
+        overage: pool.overage,
+        overage_used,
         grants,
     })
 }

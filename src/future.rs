@@ -13,7 +13,7 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::check::{Checked, Waiting};
 use crate::count::{Reservation, Settle};
-use crate::headers::RateLimitFields;
+use crate::headers::ResponseFields;
 
 pin_project! {
     /// The response future of [`PlanLimit`](crate::PlanLimit).
@@ -44,7 +44,7 @@ pin_project! {
             // Settled by the response; dropped with the future, it settles itself.
             reservation: Option<Reservation>,
             // Added to the response.
-            headers: Option<Box<RateLimitFields>>,
+            headers: Option<Box<ResponseFields>>,
         },
         // Boxed, as the two below: only `Called` is as large as the inner service's future, so
         // that the response future, which every request moves, is hardly larger.
@@ -86,7 +86,7 @@ where
     pub(crate) fn allowed(
         future: S::Future,
         reservation: Option<Reservation>,
-        headers: Option<Box<RateLimitFields>>,
+        headers: Option<Box<ResponseFields>>,
     ) -> Self {
         Self {
             state: State::Called {

@@ -1,7 +1,7 @@
 //! The `RateLimit-Policy`, `RateLimit` and `Retry-After` header fields of limited actions.
 //!
 //! The `RateLimit` fields follow the IETF httpapi draft "RateLimit header fields for HTTP",
-//! which still changes: everything about their spelling is in [`RateLimitFields::new`].
+//! which still changes: everything about their spelling is in [`ResponseFields::new`].
 
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -14,16 +14,18 @@ use crate::catalog::Window;
 pub(crate) static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 /// `RateLimit`: what is left of it, `"clients.create";r=2` (with `;t=` for a quota).
 pub(crate) static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+/// `Plan-Overage`: how far past a soft limit the count is, `images.create=5`.
+pub(crate) static PLAN_OVERAGE: HeaderName = HeaderName::from_static("plan-overage");
 
-/// The two `RateLimit` fields of the limits of one request: its action's, and the credit pool's
-/// it draws from.
+/// The header fields the layer adds to a response: the two `RateLimit` fields of each limit of
+/// the request (its action's, the credit pool's it draws from, its rates), and `Plan-Overage`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct RateLimitFields {
-    /// Each policy and what remains of it.
-    fields: SmallVec<[(HeaderValue, HeaderValue); 1]>,
+pub(crate) struct ResponseFields {
+    /// Each field, in the order they are added.
+    fields: SmallVec<[(&'static HeaderName, HeaderValue); 2]>,
 }
 
-impl RateLimitFields {
+impl ResponseFields {
     /// The fields of the policy named `prefix.name` (`clients.create`, `credits.ai`) under a
     /// limit of `max` (per `window`, for a quota), with `remaining` left after the request:
     /// `None` when the name cannot be written as a structured-field string (only printable
@@ -39,21 +41,7 @@ impl RateLimitFields {
         window: Option<Window>,
         now_ms: u64,
     ) -> Option<Self> {
-        let mut quoted = String::with_capacity(prefix.len() + name.len() + 3);
-        quoted.push('"');
-        for part in [prefix, ".", name] {
-            for c in part.chars() {
-                match c {
-                    '"' | '\\' => {
-                        quoted.push('\\');
-                        quoted.push(c);
-                    }
-                    ' '..='~' => quoted.push(c),
-                    _ => return None,
-                }
-            }
-        }
-        quoted.push('"');
+        let quoted = quoted(&[prefix, name])?;
         let (policy, remaining) = match window {
             Some(window) => (
                 format!("{quoted};q={max};w={}", window.seconds()),
@@ -64,27 +52,96 @@ impl RateLimitFields {
                 format!("{quoted};r={remaining}"),
             ),
         };
-        let field = (
-            HeaderValue::try_from(policy).ok()?,
-            HeaderValue::try_from(remaining).ok()?,
-        );
         Some(Self {
-            fields: smallvec::smallvec![field],
+            fields: smallvec::smallvec![
+                (&RATELIMIT_POLICY, HeaderValue::try_from(policy).ok()?),
+                (&RATELIMIT, HeaderValue::try_from(remaining).ok()?),
+            ],
         })
     }
 
-    /// Adds the policies of `other` after these.
+    /// The fields of a rate named by `parts` joined with dots (`clients.create.rate`, or
+    /// `rate` for a plan-wide one): `q` requests per `w` seconds, `r` that could follow at
+    /// once, and `t` seconds until the rate is whole again (or, refused, until the next request
+    /// fits).
+    pub(crate) fn rate(
+        parts: &[&str],
+        max: u64,
+        per_seconds: u64,
+        remaining: u64,
+        reset_seconds: u64,
+    ) -> Option<Self> {
+        let quoted = quoted(parts)?;
+        let policy = format!("{quoted};q={max};w={per_seconds}");
+        let remaining = format!("{quoted};r={remaining};t={reset_seconds}");
+        Some(Self {
+            fields: smallvec::smallvec![
+                (&RATELIMIT_POLICY, HeaderValue::try_from(policy).ok()?),
+                (&RATELIMIT, HeaderValue::try_from(remaining).ok()?),
+            ],
+        })
+    }
+
+    /// `Plan-Overage: prefix.name=units`: how far past a soft limit the count is with the
+    /// request; `None` when the name cannot be written in a header.
+    pub(crate) fn overage(prefix: &str, name: &str, units: u64) -> Option<Self> {
+        let value = HeaderValue::try_from(format!("{prefix}.{name}={units}")).ok()?;
+        Some(Self {
+            fields: smallvec::smallvec![(&PLAN_OVERAGE, value)],
+        })
+    }
+
+    /// Adds the fields of `other` after these.
     pub(crate) fn push(&mut self, other: Self) {
         self.fields.extend(other.fields);
     }
 
-    /// Adds the fields to `headers` (after any already there: another policy's fields stay).
-    pub(crate) fn append_to(self, headers: &mut HeaderMap) {
-        for (policy, remaining) in self.fields {
-            headers.append(RATELIMIT_POLICY.clone(), policy);
-            headers.append(RATELIMIT.clone(), remaining);
+    /// `self` with the fields of `other` after, either may be missing.
+    pub(crate) fn join(this: Option<Self>, other: Option<Self>) -> Option<Self> {
+        match (this, other) {
+            (Some(mut this), Some(other)) => {
+                this.push(other);
+                Some(this)
+            }
+            (this, other) => this.or(other),
         }
     }
+
+    /// Adds the fields to `headers` (after any already there: another policy's fields stay).
+    pub(crate) fn append_to(self, headers: &mut HeaderMap) {
+        for (name, value) in self.fields {
+            headers.append(name.clone(), value);
+        }
+    }
+}
+
+/// `parts` joined with dots as a structured-field string, `None` when they are not printable
+/// ASCII.
+fn quoted(parts: &[&str]) -> Option<String> {
+    let mut quoted = String::with_capacity(parts.iter().map(|part| part.len() + 1).sum::<usize>() + 2);
+    quoted.push('"');
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            quoted.push('.');
+        }
+        for c in part.chars() {
+            match c {
+                '"' | '\\' => {
+                    quoted.push('\\');
+                    quoted.push(c);
+                }
+                ' '..='~' => quoted.push(c),
+                _ => return None,
+            }
+        }
+    }
+    quoted.push('"');
+    Some(quoted)
+}
+
+/// Sets `Retry-After` to `seconds` (at least 1).
+pub(crate) fn retry_after_seconds(headers: &mut HeaderMap, seconds: u64) {
+    headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
 }
 
 /// Sets `Retry-After` to the seconds from `now_ms` until `window` ends (at least 1).
@@ -101,15 +158,16 @@ mod tests {
     /// 2026-11-29T12:00:00Z.
     const NOW: u64 = 1_795_953_600_000;
 
-    fn fields(fields: RateLimitFields) -> (String, String) {
+    fn fields(fields: ResponseFields) -> (String, String) {
         let text = |v: &HeaderValue| v.to_str().unwrap().to_owned();
-        let (policy, remaining) = &fields.fields[0];
-        (text(policy), text(remaining))
+        assert_eq!(fields.fields[0].0, RATELIMIT_POLICY);
+        assert_eq!(fields.fields[1].0, RATELIMIT);
+        (text(&fields.fields[0].1), text(&fields.fields[1].1))
     }
 
     #[test]
     fn a_lifetime_limit() {
-        let got = RateLimitFields::new("clients", "create", 3, 2, None, NOW);
+        let got = ResponseFields::new("clients", "create", 3, 2, None, NOW);
         assert_eq!(
             fields(got.unwrap()),
             (
@@ -122,7 +180,7 @@ mod tests {
     #[test]
     fn a_quota_names_its_window_and_reset() {
         let window = Period::Month.window(NOW);
-        let got = RateLimitFields::new("reports", "create", 2, 1, Some(window), NOW);
+        let got = ResponseFields::new("reports", "create", 2, 1, Some(window), NOW);
         // November has 30 days; 1.5 days are left of it at noon on the 29th.
         assert_eq!(
             fields(got.unwrap()),
@@ -132,7 +190,7 @@ mod tests {
             )
         );
         let daily = Period::Day.window(NOW);
-        let got = RateLimitFields::new("api", "export", 20, 0, Some(daily), NOW + 1);
+        let got = ResponseFields::new("api", "export", 20, 0, Some(daily), NOW + 1);
         assert_eq!(
             fields(got.unwrap()),
             (
@@ -144,11 +202,11 @@ mod tests {
 
     #[test]
     fn names_are_escaped_or_refused() {
-        let got = RateLimitFields::new(r#"a"b\c"#, "index", 1, 0, None, NOW);
+        let got = ResponseFields::new(r#"a"b\c"#, "index", 1, 0, None, NOW);
         assert_eq!(fields(got.unwrap()).0, r#""a\"b\\c.index";q=1"#);
-        let unicode = RateLimitFields::new("zoë", "index", 1, 0, None, NOW);
+        let unicode = ResponseFields::new("zoë", "index", 1, 0, None, NOW);
         assert_eq!(unicode, None);
-        let tab = RateLimitFields::new("a\tb", "index", 1, 0, None, NOW);
+        let tab = ResponseFields::new("a\tb", "index", 1, 0, None, NOW);
         assert_eq!(tab, None);
     }
 
@@ -156,7 +214,7 @@ mod tests {
     fn appended_after_other_policies_and_retry_after_rounds_up() {
         let mut headers = HeaderMap::new();
         headers.insert(&RATELIMIT, HeaderValue::from_static(r#""ip";r=9"#));
-        RateLimitFields::new("clients", "create", 3, 0, None, NOW)
+        ResponseFields::new("clients", "create", 3, 0, None, NOW)
             .unwrap()
             .append_to(&mut headers);
         let all: Vec<_> = headers.get_all(&RATELIMIT).iter().collect();

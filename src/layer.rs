@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use tower_layer::Layer;
 
+use crate::alerts::{AlertHandler, Alerts, Threshold};
 use crate::cache::{CatalogCache, UserCache, Users};
 use crate::catalog::Action;
 use crate::check::{ClockFn, Shared};
@@ -19,6 +20,7 @@ use crate::invalidator::Invalidator;
 use crate::response::{JsonRejection, RenderRejection};
 use crate::routes::{RouteConfig, Scope};
 use crate::service::PlanLimit;
+use crate::rate::{MemoryRates, RateStore};
 use crate::store::{PlanStore, UsageStore};
 use crate::user::{ExtractFn, RequestHead, UserId};
 
@@ -123,6 +125,8 @@ pub struct PlanLimitLayerBuilder {
     lease: Duration,
     commit_when: Option<Box<CommitWhen>>,
     commit_dropped: bool,
+    alerts: Option<Alerts>,
+    rates: Option<Box<dyn RateStore>>,
 }
 
 impl PlanLimitLayer {
@@ -152,6 +156,8 @@ impl PlanLimitLayer {
             lease: DEFAULT_LEASE,
             commit_when: None,
             commit_dropped: false,
+            alerts: None,
+            rates: None,
         }
     }
 
@@ -495,12 +501,41 @@ impl PlanLimitLayerBuilder {
         self
     }
 
+    /// Raises usage alerts: when a committed request brings a user's count to one of
+    /// `thresholds` of a finite limit it counted on (its action's, or its credit pool's),
+    /// `handler` receives a [`UsageAlert`](crate::alerts::UsageAlert), once per counter,
+    /// period and threshold across every instance sharing the usage store. Thresholds are
+    /// percents of the limit (`[80, 100]`) or [`Threshold::Remaining`] units. Needs
+    /// [`count_usage`](Self::count_usage) (without it `build` fails), and a usage store that
+    /// keeps markers ([`UsageStore::mark`](crate::UsageStore::mark): the memory and Redis
+    /// stores do). See [`alerts`](crate::alerts).
+    ///
+    /// [`Threshold::Remaining`]: crate::alerts::Threshold::Remaining
+    pub fn alerts<T: Into<Threshold>>(
+        mut self,
+        thresholds: impl IntoIterator<Item = T>,
+        handler: impl AlertHandler,
+    ) -> Self {
+        let thresholds = thresholds.into_iter().map(Into::into);
+        self.alerts = Some(Alerts::new(thresholds, handler));
+        self
+    }
+
+    /// Where the plans' rates ([`Rate`](crate::catalog::Rate)) are kept: by default in this
+    /// layer's memory ([`MemoryRates`]), which is exact for one instance; give every instance
+    /// the same shared store (the Redis store) to enforce a rate across them.
+    pub fn rate_store(mut self, store: impl RateStore) -> Self {
+        self.rates = Some(Box::new(store));
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     ///
     /// # Errors
     /// A [`ConfigError`] when a path template is invalid or two routes conflict, when the store
     /// timeout or the lease is zero, when the user cache has a zero capacity or a lifetime that is zero or
-    /// longer than 1000 years, or when the default plan's name is empty.
+    /// longer than 1000 years, when the default plan's name is empty, or when alerts are set
+    /// without counted usage.
     pub fn build(self) -> Result<PlanLimitLayer, ConfigError> {
         self.routes.validate()?;
         let scope = Scope::new(&self.routes)?;
@@ -523,6 +558,12 @@ impl PlanLimitLayerBuilder {
                     reason: "the plan name is empty".to_owned(),
                 });
             }
+        }
+        if self.alerts.is_some() && self.usage_store.is_none() {
+            return Err(ConfigError::InvalidOption {
+                option: "alerts",
+                reason: "usage alerts need counted usage (`count_usage`)".to_owned(),
+            });
         }
         let users = match self.user_cache {
             Some(config) => Some(Users::new(config)?),
@@ -554,8 +595,12 @@ impl PlanLimitLayerBuilder {
                         timeout: self.store_timeout,
                         commit_when: self.commit_when,
                         commit_dropped: self.commit_dropped,
+                        alerts: self.alerts.map(Arc::new),
                     })
                 }),
+                rates: self
+                    .rates
+                    .unwrap_or_else(|| Box::new(MemoryRates::default())),
             }),
         })
     }

@@ -155,6 +155,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod alerts;
 mod body;
 mod cache;
 pub mod catalog;

@@ -34,6 +34,10 @@ pub(crate) const WEBHOOK_EVENTS: &str = "tower_plans_webhook_events_total";
 #[cfg(all(feature = "metrics", feature = "stripe"))]
 pub(crate) const STRIPE_EVENTS: &str = "tower_plans_stripe_events_total";
 
+/// Counter of usage alerts by `outcome`: `fired`, or `failed` (the marker or the handler
+/// failed).
+pub(crate) const ALERTS: &str = "tower_plans_alerts_total";
+
 /// The label of a route that no catalog resolved (the catalog could not be loaded).
 const UNKNOWN: &str = "unknown";
 
@@ -66,6 +70,7 @@ impl Decided<'_> {
             Decided::Allow => "none",
             Decided::Deny(Denial::LimitReached { .. }) => "limit",
             Decided::Deny(Denial::Credits { .. }) => "credits",
+            Decided::Deny(Denial::RateLimited { .. }) => "rate",
             Decided::Deny(Denial::Expired { .. }) => "expired",
             Decided::Deny(Denial::NoPlan { .. }) => "no_plan",
             Decided::Unauthenticated => "no_user",
@@ -163,6 +168,15 @@ impl Call {
     pub(crate) const RELEASE: Call = Call::usage("release");
     pub(crate) const ADJUST: Call = Call::usage("adjust");
     pub(crate) const GET: Call = Call::usage("get");
+    pub(crate) const MARK: Call = Call::usage("mark");
+    pub(crate) const RATE: Call = Call {
+        store: "rate",
+        call: "acquire",
+    };
+    pub(crate) const REFUND: Call = Call {
+        store: "rate",
+        call: "refund",
+    };
 
     const fn plan(call: &'static str) -> Call {
         Call {
@@ -264,6 +278,14 @@ pub(crate) fn reservation(commit: bool, ok: bool) {
     .increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = (commit, ok);
+}
+
+/// Records a usage alert's outcome (`fired`, `failed`).
+pub(crate) fn alert(outcome: &'static str) {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(ALERTS, "outcome" => outcome).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = outcome;
 }
 
 /// Records a webhook delivery's outcome.

@@ -24,18 +24,18 @@ use crate::decision::Denial;
 pub enum Rejection {
     /// The request touches a governed resource but carries no user (`401`).
     Unauthenticated,
-    /// The user's plan does not allow the action (`403`).
+    /// The user's plan does not allow the action (`403`), or not yet (`429`, a rate).
     Denied(Denial),
     /// The plan store failed or timed out and the layer fails closed (`503`).
     StoreUnavailable,
 }
 
 impl Rejection {
-    /// The status code of the default rendering: `401`, `403` or `503`.
+    /// The status code of the default rendering: `401`, `403` (`429` for a rate) or `503`.
     pub fn status(&self) -> StatusCode {
         match self {
             Rejection::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Rejection::Denied(_) => StatusCode::FORBIDDEN,
+            Rejection::Denied(denial) => denial.status(),
             Rejection::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -7,7 +7,7 @@ use crate::format::{FormatError, JsonPath};
 use crate::names::NameMap;
 
 use super::cost::{set_meter, ResourceMeters};
-use super::{Action, Addon, Catalog, Cost, Plan, ResourceLimits, Trial};
+use super::{Action, Addon, Catalog, Cost, Overage, Plan, Rate, ResourceLimits, Rule, Trial};
 
 /// Builds a [`Catalog`] from Rust, without JSON; made by [`Catalog::builder`].
 ///
@@ -148,8 +148,21 @@ pub(super) fn assemble(
         // request, and their reference counts must not share a cache line with the bytes that
         // every lookup compares.
         index.insert(Arc::from(&*plan.name), i);
-        collect(&plan.limits, &plan_path, &mut resources, &mut actions)?;
+        collect(&plan.limits, &plan_path, &mut resources, &mut actions, true)?;
         collect_pools(&plan.credits, &plan_path, &mut pools)?;
+        let credits_path = plan_path.key("credits");
+        for (pool, rule) in plan.credits.iter() {
+            let pool_path = credits_path.key(pool);
+            check_rule(rule, &pool_path, true)?;
+            if rule.rate.is_some() {
+                return Err(pool_path
+                    .key("rate")
+                    .error("a credit pool has no rate; set it on the actions that draw from it"));
+            }
+        }
+        if let Some(rate) = &plan.rate {
+            check_rate(rate, &plan_path.key("rate"))?;
+        }
     }
 
     let addons_path = root.key("addons");
@@ -173,7 +186,13 @@ pub(super) fn assemble(
             )));
         }
         addon_index.insert(Arc::from(&*addon.name), i);
-        collect(&addon.limits, &addon_path, &mut resources, &mut actions)?;
+        collect(
+            &addon.limits,
+            &addon_path,
+            &mut resources,
+            &mut actions,
+            false,
+        )?;
         collect_pools(&addon.credits, &addon_path, &mut pools)?;
     }
     pools.sort();
@@ -247,8 +266,8 @@ pub(super) fn assemble(
 }
 
 /// Checks the credit pools of the plan or add-on at `path` and collects their names.
-fn collect_pools(
-    credits: &NameMap<crate::catalog::Limit>,
+fn collect_pools<T>(
+    credits: &NameMap<T>,
     path: &JsonPath<'_>,
     pools: &mut Vec<Arc<str>>,
 ) -> Result<(), FormatError> {
@@ -271,6 +290,7 @@ fn collect(
     path: &JsonPath<'_>,
     resources: &mut Vec<Arc<str>>,
     actions: &mut Vec<Arc<str>>,
+    plan: bool,
 ) -> Result<(), FormatError> {
     for (resource, limits) in limits.iter() {
         if resource.is_empty() {
@@ -280,6 +300,11 @@ fn collect(
                 .error("expected a non-empty resource name"));
         }
         resources.push(Arc::from(&**resource));
+        let limits_path = path.key("limits");
+        let resource_path = limits_path.key(resource);
+        for (action, rule) in limits.rules() {
+            check_rule(&rule, &resource_path.key(action.as_str()), plan)?;
+        }
         for name in limits.custom_names() {
             if name.is_empty() {
                 return Err(path
@@ -290,6 +315,49 @@ fn collect(
             }
             actions.push(Arc::clone(name));
         }
+    }
+    Ok(())
+}
+
+/// Checks the terms around a limit at `path`: a plan's anchor needs a period and its rate must
+/// be valid; an add-on (`plan` false) only adds to limits and sets none of them.
+fn check_rule(rule: &Rule, path: &JsonPath<'_>, plan: bool) -> Result<(), FormatError> {
+    if !plan {
+        let set = [
+            ("overage", rule.overage != Overage::Off),
+            ("anchor", rule.anchor.is_some()),
+            ("rate", rule.rate.is_some()),
+        ];
+        if let Some((key, _)) = set.into_iter().find(|(_, set)| *set) {
+            return Err(path.key(key).error(format!(
+                "an add-on only adds to limits; `{key}` belongs to a plan's limit"
+            )));
+        }
+        return Ok(());
+    }
+    if rule.anchor.is_some() && rule.limit.period().is_none() {
+        return Err(path
+            .key("anchor")
+            .error("an anchor needs a quota's period (`per`)"));
+    }
+    match &rule.rate {
+        Some(rate) => check_rate(rate, &path.key("rate")),
+        None => Ok(()),
+    }
+}
+
+/// Checks a rate at `path`: at least one request per period, a burst from 1 to `max`.
+fn check_rate(rate: &Rate, path: &JsonPath<'_>) -> Result<(), FormatError> {
+    if rate.max == 0 {
+        return Err(path
+            .key("max")
+            .error("expected a positive integer, found 0"));
+    }
+    if rate.burst == 0 || rate.burst > rate.max {
+        return Err(path.key("burst").error(format!(
+            "a burst must be from 1 to the rate's `max` of {}, found {}",
+            rate.max, rate.burst
+        )));
     }
     Ok(())
 }

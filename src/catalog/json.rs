@@ -7,7 +7,10 @@ use serde_json::{Map, Value};
 
 use super::builder::{assemble, check_custom_action};
 use super::cost::meters;
-use super::{Action, Addon, Catalog, Limit, Period, Plan, ResourceLimits, Trial};
+use super::{
+    Action, Addon, Anchor, Catalog, Limit, Overage, Period, Plan, Rate, RatePer, ResourceLimits,
+    Rule, Trial,
+};
 use crate::format::{describe, non_negative_integer, FormatError, JsonPath};
 use crate::names::NameMap;
 
@@ -63,7 +66,13 @@ pub(super) fn catalog(value: &Value) -> Result<Catalog, FormatError> {
     let mut plans: Vec<Plan> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let path = plans_path.index(i);
-        let (name, limits, credits) = named_limits(item, &path, &actions, Kind::Plan)?;
+        let Named {
+            name,
+            limits,
+            credits,
+            anchor,
+            rate,
+        } = named_limits(item, &path, &actions, Kind::Plan)?;
         if let Some(first) = plans.iter().position(|p| *p.name == *name) {
             return Err(path.key("name").error(format!(
                 "duplicate plan name `{name}` (first at plans[{first}])"
@@ -72,15 +81,20 @@ pub(super) fn catalog(value: &Value) -> Result<Catalog, FormatError> {
         let mut plan = Plan::new(name);
         plan.limits = limits;
         plan.credits = credits;
+        plan.anchor = anchor;
+        plan.rate = rate;
         plans.push(plan);
     }
 
     let addons = addons(addons_value, &root.key("addons"), &actions, &plans)?;
     let pools: Vec<&str> = plans
         .iter()
-        .flat_map(|plan| plan.credits.iter())
-        .chain(addons.iter().flat_map(|addon| addon.credits.iter()))
-        .map(|(pool, _)| &**pool)
+        .flat_map(|plan| plan.credits.iter().map(|(pool, _)| &**pool))
+        .chain(
+            addons
+                .iter()
+                .flat_map(|addon| addon.credits.iter().map(|(pool, _)| &**pool)),
+        )
         .collect();
     let meters = meters(meters_value, &root.key("meters"), &actions, &pools)?;
 
@@ -111,7 +125,12 @@ fn addons(
     let mut addons: Vec<Addon> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let path = path.index(i);
-        let (name, limits, credits) = named_limits(item, &path, actions, Kind::Addon)?;
+        let Named {
+            name,
+            limits,
+            credits,
+            ..
+        } = named_limits(item, &path, actions, Kind::Addon)?;
         if let Some(first) = addons.iter().position(|a| *a.name == *name) {
             return Err(path.key("name").error(format!(
                 "duplicate add-on name `{name}` (first at addons[{first}])"
@@ -124,7 +143,9 @@ fn addons(
         }
         let mut addon = Addon::new(name);
         addon.limits = limits;
-        addon.credits = credits;
+        for (pool, rule) in credits.iter() {
+            addon.credits.insert(Arc::clone(pool), rule.limit);
+        }
         addons.push(addon);
     }
     Ok(addons)
@@ -236,12 +257,24 @@ impl Kind {
     }
 }
 
-/// One plan's or add-on's name, limits per resource and credit pools.
-type Named<'v> = (&'v str, NameMap<ResourceLimits>, NameMap<Limit>);
+/// One plan or add-on as the JSON gives it.
+struct Named<'v> {
+    name: &'v str,
+    limits: NameMap<ResourceLimits>,
+    credits: NameMap<Rule>,
+    /// A plan's `anchor` and `rate` (an add-on has neither).
+    anchor: Option<Anchor>,
+    rate: Option<Rate>,
+}
+
+/// The keys of a plan or an add-on that are never resources, also in the shorthand form.
+const RESERVED: [&str; 4] = ["name", "credits", "anchor", "rate"];
 
 /// Reads one plan or add-on, `{"name": .., "limits": {..}, "credits": {..}}` or the shorthand
-/// without `limits`: its name, its limits per resource and its credit pools. Plans and add-ons
-/// share this reader, so that both accept every limit form.
+/// without `limits`: its name, its limits per resource, its credit pools and (for a plan) its
+/// `anchor` and plan-wide `rate`. Plans and add-ons share this reader, so that both accept
+/// every limit form; an add-on only adds to limits, so the terms around them (`overage`,
+/// `anchor`, `rate`) are errors there.
 fn named_limits<'v>(
     value: &'v Value,
     path: &JsonPath<'_>,
@@ -274,7 +307,13 @@ fn named_limits<'v>(
     match map.get("limits") {
         Some(Value::Null) => {}
         Some(Value::Object(entries)) => {
-            resources(&mut limits, entries.iter(), &path.key("limits"), actions)?;
+            resources(
+                &mut limits,
+                entries.iter(),
+                &path.key("limits"),
+                actions,
+                kind,
+            )?;
         }
         Some(other) => {
             return Err(path.key("limits").error(format!(
@@ -285,17 +324,43 @@ fn named_limits<'v>(
         None => {
             let entries = map
                 .iter()
-                .filter(|(key, _)| !matches!(key.as_str(), "name" | "credits"));
-            resources(&mut limits, entries, path, actions)?;
+                .filter(|(key, _)| !RESERVED.contains(&key.as_str()));
+            resources(&mut limits, entries, path, actions, kind)?;
         }
     }
-    let credits = credits(map.get("credits"), &path.key("credits"))?;
-    Ok((name, limits, credits))
+    let credits = credits(map.get("credits"), &path.key("credits"), kind)?;
+    let (mut anchor, mut rate) = (None, None);
+    for key in ["anchor", "rate"] {
+        let Some(value) = map.get(key).filter(|value| !value.is_null()) else {
+            continue;
+        };
+        let key_path = path.key(key);
+        if let Kind::Addon = kind {
+            return Err(key_path.error(format!(
+                "an add-on only adds to limits; `{key}` belongs to a plan"
+            )));
+        }
+        match key {
+            "anchor" => anchor = Some(self::anchor(value, &key_path)?),
+            _ => rate = Some(self::rate(value, &key_path)?),
+        }
+    }
+    Ok(Named {
+        name,
+        limits,
+        credits,
+        anchor,
+        rate,
+    })
 }
 
 /// Reads the credit pools of a plan or an add-on: pool name -> allowance, each read as a limit
-/// is.
-fn credits(value: Option<&Value>, path: &JsonPath<'_>) -> Result<NameMap<Limit>, FormatError> {
+/// is (without a rate: a pool is not called).
+fn credits(
+    value: Option<&Value>,
+    path: &JsonPath<'_>,
+    kind: Kind,
+) -> Result<NameMap<Rule>, FormatError> {
     let mut pools = NameMap::default();
     let entries = match value {
         None | Some(Value::Null) => return Ok(pools),
@@ -313,7 +378,13 @@ fn credits(value: Option<&Value>, path: &JsonPath<'_>) -> Result<NameMap<Limit>,
         if pool.is_empty() {
             return Err(pool_path.error("expected a non-empty pool name"));
         }
-        pools.insert(Arc::from(pool.as_str()), limit(value, &pool_path)?);
+        let rule = rule(value, &pool_path, kind)?;
+        if rule.rate.is_some() {
+            return Err(pool_path
+                .key("rate")
+                .error("a credit pool has no rate; set it on the actions that draw from it"));
+        }
+        pools.insert(Arc::from(pool.as_str()), rule);
     }
     Ok(pools)
 }
@@ -324,13 +395,14 @@ fn resources<'v>(
     entries: impl Iterator<Item = (&'v String, &'v Value)>,
     path: &JsonPath<'_>,
     actions: &[Arc<str>],
+    kind: Kind,
 ) -> Result<(), FormatError> {
     for (resource, value) in entries {
         let resource_path = path.key(resource);
         if resource.is_empty() {
             return Err(resource_path.error("expected a non-empty resource name"));
         }
-        let resource_limits = resource_limits(value, &resource_path, actions)?;
+        let resource_limits = resource_limits(value, &resource_path, actions, kind)?;
         limits.insert(Arc::from(resource.as_str()), resource_limits);
     }
     Ok(())
@@ -341,10 +413,11 @@ fn resource_limits(
     value: &Value,
     path: &JsonPath<'_>,
     actions: &[Arc<str>],
+    kind: Kind,
 ) -> Result<ResourceLimits, FormatError> {
     match value {
         Value::Null => Ok(ResourceLimits::new()),
-        Value::Object(map) => per_action(map, path, actions),
+        Value::Object(map) => per_action(map, path, actions, kind),
         _ => match non_negative_integer(value) {
             Some(max) => Ok(ResourceLimits::new().with(Action::Create, Limit::Limited(max))),
             None => Err(path.error(format!(
@@ -361,6 +434,7 @@ fn per_action(
     map: &Map<String, Value>,
     path: &JsonPath<'_>,
     actions: &[Arc<str>],
+    kind: Kind,
 ) -> Result<ResourceLimits, FormatError> {
     if map.contains_key("delete") && map.contains_key("destroy") {
         return Err(path
@@ -376,7 +450,10 @@ fn per_action(
                 Some(name) => Action::Custom(Arc::clone(name)),
                 None => {
                     // `{"reports": {"max": 20, "per": "day"}}`: a quota belongs to an action.
-                    let hint = if matches!(key.as_str(), "max" | "per") {
+                    let hint = if matches!(
+                        key.as_str(),
+                        "max" | "per" | "overage" | "anchor" | "rate"
+                    ) {
                         "; a quota is set per action: {\"create\": {\"max\": 20, \"per\": \"day\"}}"
                     } else {
                         ""
@@ -389,54 +466,168 @@ fn per_action(
                 }
             },
         };
-        limits.set(action, limit(value, &action_path)?);
+        limits.set_rule(action, rule(value, &action_path, kind)?);
     }
     Ok(limits)
 }
 
-/// Reads one action's limit: a number, `null`, or a quota `{"max": 20, "per": "day"}`.
-fn limit(value: &Value, path: &JsonPath<'_>) -> Result<Limit, FormatError> {
-    match value {
-        Value::Null => Ok(Limit::Unlimited),
-        Value::Object(map) => {
-            if let Some(key) = map.keys().find(|k| !matches!(k.as_str(), "max" | "per")) {
-                return Err(path
-                    .key(key)
-                    .error("unknown quota property; expected `max` or `per`"));
-            }
-            let max_path = path.key("max");
-            let max = match map.get("max") {
-                Some(max) => non_negative_integer(max).ok_or_else(|| {
-                    max_path.error(format!(
-                        "expected a non-negative integer, found {}",
-                        describe(max)
+/// Reads one action's (or pool's) rule: a number, `null`, or an object `{"max": 20, "per":
+/// "day"}` with the optional `anchor`, `overage` and `rate` of a plan (see [`Rule`]).
+fn rule(value: &Value, path: &JsonPath<'_>, kind: Kind) -> Result<Rule, FormatError> {
+    let map = match value {
+        Value::Null => return Ok(Rule::new(Limit::Unlimited)),
+        Value::Object(map) => map,
+        _ => {
+            return non_negative_integer(value)
+                .map(|max| Rule::new(Limit::Limited(max)))
+                .ok_or_else(|| {
+                    path.error(format!(
+                        "expected a non-negative integer, null (unlimited) or a quota \
+                         {{\"max\": n, \"per\": \"day\"}}, found {}",
+                        describe(value)
                     ))
-                })?,
-                None => return Err(max_path.error("missing; expected how many each period allows")),
-            };
-            let per_path = path.key("per");
-            let expected = "expected \"day\", \"week\", \"month\" or \"year\"";
-            let per = match map.get("per") {
-                Some(Value::String(name)) => Period::from_name(name).ok_or_else(|| {
-                    per_path.error(format!("unknown period \"{name}\"; {expected}"))
-                })?,
-                Some(other) => {
-                    return Err(per_path.error(format!("{expected}, found {}", describe(other))))
-                }
-                None => return Err(per_path.error(format!("missing; {expected}"))),
-            };
-            Ok(Limit::Periodic { max, per })
+                })
         }
-        _ => non_negative_integer(value)
-            .map(Limit::Limited)
-            .ok_or_else(|| {
-                path.error(format!(
-                    "expected a non-negative integer, null (unlimited) or a quota \
-                 {{\"max\": n, \"per\": \"day\"}}, found {}",
+    };
+    if let Some(key) = map
+        .keys()
+        .find(|k| !matches!(k.as_str(), "max" | "per" | "anchor" | "overage" | "rate"))
+    {
+        return Err(path.key(key).error(
+            "unknown limit property; expected `max`, `per`, `anchor`, `overage` or `rate`",
+        ));
+    }
+    if let Kind::Addon = kind {
+        if let Some(key) = ["anchor", "overage", "rate"]
+            .into_iter()
+            .find(|key| map.contains_key(*key))
+        {
+            return Err(path.key(key).error(format!(
+                "an add-on only adds to limits; `{key}` belongs to a plan's limit"
+            )));
+        }
+    }
+    let max_path = path.key("max");
+    let max = match map.get("max") {
+        Some(max) => Some(non_negative_integer(max).ok_or_else(|| {
+            max_path.error(format!(
+                "expected a non-negative integer, found {}",
+                describe(max)
+            ))
+        })?),
+        None => None,
+    };
+    let per_path = path.key("per");
+    let expected = "expected \"hour\", \"day\", \"week\", \"month\" or \"year\"";
+    let per = match map.get("per") {
+        None => None,
+        Some(Value::String(name)) => Some(
+            Period::from_name(name)
+                .ok_or_else(|| per_path.error(format!("unknown period \"{name}\"; {expected}")))?,
+        ),
+        Some(other) => return Err(per_path.error(format!("{expected}, found {}", describe(other)))),
+    };
+    let limit = match (max, per) {
+        (Some(max), Some(per)) => Limit::Periodic { max, per },
+        (Some(max), None) => Limit::Limited(max),
+        (None, Some(_)) => {
+            return Err(max_path.error("missing; expected how many each period allows"))
+        }
+        (None, None) if map.contains_key("rate") && map.len() == 1 => Limit::Unlimited,
+        (None, None) => {
+            return Err(max_path.error(
+                "missing; expected how many the plan allows (a limit without `max` may only \
+                 carry a `rate`)",
+            ))
+        }
+    };
+    let mut rule = Rule::new(limit);
+    if let Some(value) = map.get("anchor") {
+        let anchor_path = path.key("anchor");
+        if per.is_none() {
+            return Err(anchor_path.error("an anchor needs a quota's period (`per`)"));
+        }
+        rule = rule.with_anchor(anchor(value, &anchor_path)?);
+    }
+    if let Some(value) = map.get("overage") {
+        let overage = match value {
+            Value::Null => Overage::Unbounded,
+            _ => Overage::Up(non_negative_integer(value).ok_or_else(|| {
+                path.key("overage").error(format!(
+                    "expected a non-negative integer (how far past `max`) or null (no end), \
+                     found {}",
                     describe(value)
                 ))
-            }),
+            })?),
+        };
+        rule = rule.with_overage(overage);
     }
+    if let Some(value) = map.get("rate") {
+        rule = rule.with_rate(rate(value, &path.key("rate"))?);
+    }
+    Ok(rule)
+}
+
+/// Reads an anchor: `"calendar"` or `"subscription"`.
+fn anchor(value: &Value, path: &JsonPath<'_>) -> Result<Anchor, FormatError> {
+    let expected = "expected \"calendar\" or \"subscription\"";
+    match value {
+        Value::String(name) => Anchor::from_name(name)
+            .ok_or_else(|| path.error(format!("unknown anchor \"{name}\"; {expected}"))),
+        other => Err(path.error(format!("{expected}, found {}", describe(other)))),
+    }
+}
+
+/// Reads a rate: `{"max": 60, "per": "minute"}`, with an optional `burst` from 1 to `max`.
+fn rate(value: &Value, path: &JsonPath<'_>) -> Result<Rate, FormatError> {
+    let Value::Object(map) = value else {
+        return Err(path.error(format!(
+            "expected a rate such as {{\"max\": 60, \"per\": \"minute\"}}, found {}",
+            describe(value)
+        )));
+    };
+    if let Some(key) = map
+        .keys()
+        .find(|k| !matches!(k.as_str(), "max" | "per" | "burst"))
+    {
+        return Err(path
+            .key(key)
+            .error("unknown rate property; expected `max`, `per` or `burst`"));
+    }
+    let positive = |key: &str| -> Result<Option<u64>, FormatError> {
+        let Some(value) = map.get(key) else {
+            return Ok(None);
+        };
+        match non_negative_integer(value) {
+            Some(n) if n > 0 => Ok(Some(n)),
+            _ => Err(path.key(key).error(format!(
+                "expected a positive integer, found {}",
+                describe(value)
+            ))),
+        }
+    };
+    let max = positive("max")?.ok_or_else(|| {
+        path.key("max")
+            .error("missing; expected how many requests per period")
+    })?;
+    let per_path = path.key("per");
+    let expected = "expected \"second\", \"minute\", \"hour\" or \"day\"";
+    let per = match map.get("per") {
+        Some(Value::String(name)) => RatePer::from_name(name)
+            .ok_or_else(|| per_path.error(format!("unknown rate period \"{name}\"; {expected}")))?,
+        Some(other) => return Err(per_path.error(format!("{expected}, found {}", describe(other)))),
+        None => return Err(per_path.error(format!("missing; {expected}"))),
+    };
+    let mut rate = Rate::new(max, per);
+    if let Some(burst) = positive("burst")? {
+        if burst > max {
+            return Err(path.key("burst").error(format!(
+                "a burst of {burst} is more than the rate's `max` of {max}"
+            )));
+        }
+        rate = rate.with_burst(burst);
+    }
+    Ok(rate)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use super::Period;
+use super::{Period, Rule};
 
 /// What a request does to a resource.
 ///
@@ -57,9 +57,9 @@ pub enum Limit {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResourceLimits {
     /// Index by `Action` discriminant for the six REST actions; `None` = not set.
-    standard: [Option<Limit>; 6],
+    standard: [Option<Rule>; 6],
     /// Custom actions, by name.
-    custom: Vec<(Arc<str>, Limit)>,
+    custom: Vec<(Arc<str>, Rule)>,
 }
 
 impl Action {
@@ -229,17 +229,22 @@ impl ResourceLimits {
         Self::default()
     }
 
-    /// Sets the limit on `action`. A [`Action::Custom`] carrying a REST name (`"create"`,
-    /// `"destroy"`) sets that REST action.
+    /// Sets the limit on `action` (a hard limit, without a rate). A [`Action::Custom`] carrying
+    /// a REST name (`"create"`, `"destroy"`) sets that REST action.
     pub fn set(&mut self, action: Action, limit: Limit) {
+        self.set_rule(action, Rule::new(limit));
+    }
+
+    /// Sets the limit on `action` with the terms around it (see [`Rule`]).
+    pub fn set_rule(&mut self, action: Action, rule: Rule) {
         if let Some(slot) = action.normalised_slot() {
-            self.standard[slot] = Some(limit);
+            self.standard[slot] = Some(rule);
             return;
         }
         if let Action::Custom(name) = action {
             match self.custom.iter_mut().find(|(n, _)| *n == name) {
-                Some(entry) => entry.1 = limit,
-                None => self.custom.push((name, limit)),
+                Some(entry) => entry.1 = rule,
+                None => self.custom.push((name, rule)),
             }
         }
     }
@@ -251,15 +256,27 @@ impl ResourceLimits {
         self
     }
 
+    /// Sets the limit on `action` with the terms around it, builder style.
+    #[must_use]
+    pub fn with_rule(mut self, action: Action, rule: Rule) -> Self {
+        self.set_rule(action, rule);
+        self
+    }
+
     /// The limit set on exactly this action, `None` when it is not set (no `patch` fallback).
     pub fn get(&self, action: &Action) -> Option<Limit> {
+        self.get_rule(action).map(|rule| rule.limit)
+    }
+
+    /// The rule set on exactly this action, `None` when it is not set (no `patch` fallback).
+    pub fn get_rule(&self, action: &Action) -> Option<Rule> {
         match (action.normalised_slot(), action) {
             (Some(slot), _) => self.standard[slot],
             (None, Action::Custom(name)) => self
                 .custom
                 .iter()
                 .find(|(n, _)| **n == **name)
-                .map(|(_, limit)| *limit),
+                .map(|(_, rule)| *rule),
             (None, _) => None,
         }
     }
@@ -271,16 +288,22 @@ impl ResourceLimits {
         self.declared(action).unwrap_or(Limit::Unlimited)
     }
 
+    /// The rule that applies to `action`, as [`limit`](Self::limit) finds the limit: `None`
+    /// when neither the action nor (for `patch`) `update` is set.
+    pub fn rule(&self, action: &Action) -> Option<Rule> {
+        if let Some(rule) = self.get_rule(action) {
+            return Some(rule);
+        }
+        if *action.normalised() == Action::Patch {
+            return self.get_rule(&Action::Update);
+        }
+        None
+    }
+
     /// The limit set on `action`, else for [`Action::Patch`] the [`Action::Update`] limit;
     /// `None` when neither is set. What an add-on adds to `action` (see [`Addon::limit`]).
     pub(crate) fn declared(&self, action: &Action) -> Option<Limit> {
-        if let Some(limit) = self.get(action) {
-            return Some(limit);
-        }
-        if *action.normalised() == Action::Patch {
-            return self.get(&Action::Update);
-        }
-        None
+        self.rule(action).map(|rule| rule.limit)
     }
 
     /// Whether no action has a limit set (the resource is named but unlimited).
@@ -291,14 +314,19 @@ impl ResourceLimits {
     /// The limits set, REST actions first (in [`Action::REST`] order), then custom actions in
     /// the order they were set.
     pub fn iter(&self) -> impl Iterator<Item = (Action, Limit)> + '_ {
+        self.rules().map(|(action, rule)| (action, rule.limit))
+    }
+
+    /// The rules set, in the order of [`iter`](Self::iter).
+    pub fn rules(&self) -> impl Iterator<Item = (Action, Rule)> + '_ {
         let standard = Action::REST
             .iter()
             .zip(self.standard.iter())
-            .filter_map(|(action, limit)| limit.map(|limit| (action.clone(), limit)));
+            .filter_map(|(action, rule)| rule.map(|rule| (action.clone(), rule)));
         let custom = self
             .custom
             .iter()
-            .map(|(name, limit)| (Action::Custom(Arc::clone(name)), *limit));
+            .map(|(name, rule)| (Action::Custom(Arc::clone(name)), *rule));
         standard.chain(custom)
     }
 

@@ -8,6 +8,7 @@ mod cost;
 mod json;
 mod limits;
 mod period;
+mod rule;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ pub use builder::CatalogBuilder;
 pub use cost::Cost;
 pub use limits::{Action, Limit, ResourceLimits};
 pub use period::{Period, Window};
+pub use rule::{Anchor, Overage, Rate, RatePer, Rule};
 
 /// One plan: a name and its limits per resource.
 ///
@@ -28,7 +30,11 @@ pub struct Plan {
     name: Arc<str>,
     limits: NameMap<ResourceLimits>,
     /// Its credit pools, by name.
-    credits: NameMap<Limit>,
+    credits: NameMap<Rule>,
+    /// What its quotas' and pools' periods follow, unless a limit says.
+    anchor: Option<Anchor>,
+    /// The rate of every governed request of its users.
+    rate: Option<Rate>,
 }
 
 /// An add-on: a name and the limits it adds, per unit, to a user's plan while a grant of it is
@@ -311,26 +317,82 @@ impl Plan {
             name: name.into(),
             limits: NameMap::default(),
             credits: NameMap::default(),
+            anchor: None,
+            rate: None,
         }
     }
 
     /// Declares the credit pool `pool` with its allowance (a number for a lifetime pool,
     /// [`Limit::Periodic`] for one that renews, [`Limit::Unlimited`]), builder style.
     #[must_use]
-    pub fn with_credits(mut self, pool: impl Into<Arc<str>>, allowance: Limit) -> Self {
-        self.credits.insert(pool.into(), allowance);
+    pub fn with_credits(self, pool: impl Into<Arc<str>>, allowance: Limit) -> Self {
+        self.with_credit_rule(pool, Rule::new(allowance))
+    }
+
+    /// Declares the credit pool `pool` with its allowance and the terms around it (an
+    /// [`Overage`], an [`Anchor`]; a pool has no rate), builder style.
+    #[must_use]
+    pub fn with_credit_rule(mut self, pool: impl Into<Arc<str>>, rule: Rule) -> Self {
+        self.credits.insert(pool.into(), rule);
         self
     }
 
     /// The allowance of the credit pool `pool`, `None` when the plan does not declare it (its
     /// requests that draw from it are refused).
     pub fn credits(&self, pool: &str) -> Option<Limit> {
+        self.credit_rule(pool).map(|rule| rule.limit)
+    }
+
+    /// The allowance of the credit pool `pool` with the terms around it, `None` when the plan
+    /// does not declare it.
+    pub fn credit_rule(&self, pool: &str) -> Option<Rule> {
         self.credits.get(pool).copied()
     }
 
     /// The credit pools the plan declares, with their allowances, in no particular order.
     pub fn pools(&self) -> impl Iterator<Item = (&Arc<str>, Limit)> + '_ {
-        self.credits.iter().map(|(pool, limit)| (pool, *limit))
+        self.credits.iter().map(|(pool, rule)| (pool, rule.limit))
+    }
+
+    /// Sets what the plan's quotas and pools follow (a limit may say otherwise), builder
+    /// style: the JSON `"anchor": "subscription"` beside `limits`.
+    #[must_use]
+    pub fn with_anchor(mut self, anchor: Anchor) -> Self {
+        self.anchor = Some(anchor);
+        self
+    }
+
+    /// What the plan's quotas and pools follow, `None` when it does not say (the calendar).
+    pub fn anchor(&self) -> Option<Anchor> {
+        self.anchor
+    }
+
+    /// Sets the rate of every governed request of the plan's users, builder style: the JSON
+    /// `"rate": {"max": 100, "per": "second"}` beside `limits`.
+    #[must_use]
+    pub fn with_rate(mut self, rate: Rate) -> Self {
+        self.rate = Some(rate);
+        self
+    }
+
+    /// The plan-wide rate, if any.
+    pub fn rate(&self) -> Option<Rate> {
+        self.rate
+    }
+
+    /// Sets the rule on `action` of `resource`, builder style.
+    #[must_use]
+    pub fn with_rule(mut self, resource: impl Into<Arc<str>>, action: Action, rule: Rule) -> Self {
+        self.limits
+            .get_or_insert_with(resource.into(), ResourceLimits::default)
+            .set_rule(action, rule);
+        self
+    }
+
+    /// The rule this plan sets on `action` of `resource` (with the `patch` fallback of
+    /// [`limit`](Self::limit)), `None` when it sets none.
+    pub fn rule(&self, resource: &str, action: &Action) -> Option<Rule> {
+        self.limits.get(resource)?.rule(action)
     }
 
     /// Sets the limit on `action` of `resource`, builder style.

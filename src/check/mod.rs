@@ -28,7 +28,8 @@ use tracing::Instrument;
 use crate::cache::{CatalogCache, Loaded, Users, View};
 use crate::count::{Counting, Reservation};
 use crate::decision::Policy;
-use crate::headers::RateLimitFields;
+use crate::rate::RateStore;
+use crate::headers::ResponseFields;
 use crate::metrics::{self, Cache, Decided};
 use crate::response::{Rejection, RenderRejection};
 use crate::routes::{RouteConfig, RouteIndex, Scope};
@@ -37,6 +38,7 @@ use crate::user::{extract_user, ExtractFn, UserId};
 
 mod judge;
 mod load;
+mod rates;
 
 pub(crate) use load::Source;
 
@@ -63,6 +65,8 @@ pub(crate) struct Shared {
     pub(crate) users: Option<Users>,
     /// Counted usage, when a usage store is configured.
     pub(crate) counting: Option<Arc<Counting>>,
+    /// Where the plans' rates are kept.
+    pub(crate) rates: Box<dyn RateStore>,
 }
 
 /// What a check decided: the final answer for one request.
@@ -72,7 +76,7 @@ pub(crate) enum Checked {
     /// Call the inner service (the request carries its [`Allowed`](crate::Allowed) extension
     /// when that is on); its response settles the reservation of a counted request and
     /// carries the `RateLimit` fields when they are on.
-    Allow(Option<Reservation>, Option<Box<RateLimitFields>>),
+    Allow(Option<Reservation>, Option<Box<ResponseFields>>),
     /// Answer with this response, without calling the inner service.
     Reject(Box<Response<Full<Bytes>>>),
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use crate::alerts::Alerts;
 use crate::metrics::{Call, Stopwatch};
 use crate::store::{Count, Counter, Held, Hold, ReservationId, Seed, UsageStore};
 use crate::timeout::{timed, StoreError};
@@ -23,7 +24,7 @@ mod tally;
 
 pub use meter::Meter;
 pub(crate) use settle::{Reservation, Settle};
-pub(crate) use tally::Tally;
+pub(crate) use tally::{overage_counter, Tally};
 
 /// Whether a response status commits a reservation.
 pub(crate) type CommitWhen = dyn Fn(StatusCode) -> bool + Send + Sync + 'static;
@@ -40,6 +41,8 @@ pub(crate) struct Counting {
     /// Whether a response future dropped after the inner service was called commits (the
     /// handler may have written) instead of releasing.
     pub(crate) commit_dropped: bool,
+    /// Usage alerts, when they are on.
+    pub(crate) alerts: Option<Arc<Alerts>>,
 }
 
 impl fmt::Debug for Counting {
@@ -130,6 +133,13 @@ impl Counting {
         let items = Counter::items(Arc::clone(&counter.user), Arc::clone(&counter.resource));
         let count = timed(Call::GET, self.timeout, self.store.get(&items)).await?;
         Ok(count.map_or(start, |count| count.used))
+    }
+
+    /// What `counter` holds when the store answers at once; `None` when it has to be awaited
+    /// with [`count`](Self::count).
+    pub(crate) fn count_now(&self, counter: &Counter) -> Option<Result<Option<Count>, StoreError>> {
+        let answer = self.store.get(counter).into_ready().ok()?;
+        Some(answer.map_err(StoreError::Failed))
     }
 
     /// What `counter` holds (used and held), `None` when it does not exist.

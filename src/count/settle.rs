@@ -11,6 +11,7 @@ use http::StatusCode;
 use smallvec::SmallVec;
 
 use super::{Counting, Meter};
+use crate::alerts::Watch;
 use crate::metrics::{Call, Stopwatch};
 use crate::store::{Counter, Hold, Seed};
 use crate::timeout::timed;
@@ -66,6 +67,8 @@ struct Holding {
     items: Option<(Counter, i64, Seed)>,
     /// The line whose units the handler reports, and where it reports them.
     reported: Option<(usize, Meter)>,
+    /// The limits that usage alerts watch, when alerts are on.
+    watch: Option<Box<Watch>>,
     settled: bool,
 }
 
@@ -92,8 +95,14 @@ impl Reservation {
             hold,
             items,
             reported,
+            watch: None,
             settled: false,
         }))
+    }
+
+    /// Watches the limits of `watch` for usage alerts when the reservation commits.
+    pub(crate) fn watch(&mut self, watch: Watch) {
+        self.0.watch = Some(Box::new(watch));
     }
 
     /// Whether the handler reports what the request consumed: its response settles when its
@@ -130,6 +139,10 @@ impl Holding {
             match answer {
                 Some(result) => {
                     stopwatch.stop_now(call, &result);
+                    if commit && result.is_ok() {
+                        let spent = spent(hold, self.reported.as_ref());
+                        watch_alerts(counting, hold, self.watch.take(), &spent);
+                    }
                     log_settled(result, commit, hold);
                     self.hold = None;
                 }
@@ -163,6 +176,7 @@ impl Holding {
         let counting = Arc::clone(&self.counting);
         let hold = self.hold.take();
         let items = self.items.take();
+        let watch = self.watch.take();
         let spent = hold
             .as_ref()
             .map(|hold| spent(hold, self.reported.as_ref()))
@@ -176,6 +190,9 @@ impl Holding {
                 } else {
                     timed(Call::RELEASE, timeout, store.release(&hold)).await
                 };
+                if commit && result.is_ok() {
+                    watch_alerts(&counting, &hold, watch, &spent);
+                }
                 log_settled(result, commit, &hold);
             }
             if let (true, Some((counter, delta, seed))) = (commit, items) {
@@ -210,6 +227,32 @@ fn spent(hold: &Hold, reported: Option<&(usize, Meter)>) -> SmallVec<[u64; 2]> {
             _ => line.units(),
         })
         .collect()
+}
+
+/// After the commit of `hold` with `spent`: when the counts may have reached an alert's
+/// threshold, checks them in a task of its own, off the request path.
+fn watch_alerts(counting: &Arc<Counting>, hold: &Hold, watch: Option<Box<Watch>>, spent: &[u64]) {
+    let (Some(alerts), Some(watch)) = (&counting.alerts, watch) else {
+        return;
+    };
+    if !alerts.worth_checking(&watch, spent) {
+        return;
+    }
+    let (counting, hold) = (Arc::clone(counting), hold.clone());
+    let check = async move {
+        if let Some(alerts) = &counting.alerts {
+            alerts
+                .check(&*counting.store, counting.timeout, &hold, &watch)
+                .await;
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(check);
+        }
+        // Without a runtime, here and now.
+        Err(_) => detach(Box::pin(check)),
+    }
 }
 
 /// Releases `hold` in the background (see [`detach`]), logging a failure.

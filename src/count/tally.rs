@@ -4,10 +4,20 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::catalog::Action;
+use crate::catalog::{Action, Overage};
 use crate::decision::{active_grants, Terms};
 use crate::store::{Counter, Hold, Line, ReservationId, Seed, Spill};
 use crate::subscriber::{Subscriber, Usage};
+
+/// The id of the grant counter on which a pool's overage is counted: `$` starts no grant id of
+/// a record.
+pub(crate) const OVERAGE_GRANT: &str = "$overage";
+
+/// The counter of `user`'s units past the allowance and the grants of `pool` (give it the
+/// pool's period).
+pub(crate) fn overage_counter(user: &Arc<str>, pool: &Arc<str>) -> Counter {
+    Counter::grant(Arc::clone(user), Arc::clone(pool), OVERAGE_GRANT)
+}
 
 /// What one counted request does to the counters.
 #[derive(Debug)]
@@ -61,11 +71,14 @@ impl Tally {
         action: &Action,
     ) -> Option<Self> {
         let usage = subscriber.map(|subscriber| &subscriber.usage);
+        // A finite limit is counted (also a soft one without end, to flag its overage); the
+        // reservation refuses only past the overage.
         let finite = terms.limit.maximum();
+        let hard = terms.hard_maximum();
         let window = terms.window;
         let seed = |counted: &Action| seed(usage, resource, counted);
         let items = || Counter::items(Arc::clone(user), Arc::clone(resource));
-        let per_action = |counted: Action, max: u64| {
+        let per_action = |counted: Action| {
             // A period's counter starts from nothing.
             let start = match window {
                 Some(_) => Seed::Count(0),
@@ -73,22 +86,22 @@ impl Tally {
             };
             let mut counter = Counter::action(Arc::clone(user), Arc::clone(resource), counted);
             counter.period = window;
-            (counter, Some(max), start)
+            (counter, hard, start)
         };
         let (reserve, items, unreserved_usage) = match (action, finite, window) {
-            (Action::Create, Some(max), Some(_)) => (
-                Some(per_action(Action::Create, max)),
+            (Action::Create, Some(_), Some(_)) => (
+                Some(per_action(Action::Create)),
                 Some((items(), 1, seed(&Action::Create))),
                 0,
             ),
-            (Action::Create, _, _) => (Some((items(), finite, seed(&Action::Create))), None, 0),
+            (Action::Create, _, _) => (Some((items(), hard, seed(&Action::Create))), None, 0),
             (Action::Delete, _, _) => (
-                finite.map(|max| per_action(Action::Delete, max)),
+                finite.map(|_| per_action(Action::Delete)),
                 Some((items(), -1, seed(&Action::Create))),
                 // Read when nothing is reserved on the action: no finite delete limit.
                 usage.map_or(0, |usage| usage.get(resource, &Action::Delete)),
             ),
-            (_, Some(max), _) => {
+            (_, Some(_), _) => {
                 // A PATCH limited through the update limit reads the patch count when the
                 // record has one, else the update count (rule 6 of the decision): it counts on
                 // the counter it reads.
@@ -101,7 +114,7 @@ impl Tally {
                 } else {
                     action.clone()
                 };
-                (Some(per_action(counted, max)), None, 0)
+                (Some(per_action(counted)), None, 0)
             }
             (_, None, _) => (None, None, terms.usage(usage, resource, action)),
         };
@@ -128,6 +141,20 @@ impl Tally {
                     Arc::clone(&grant.id),
                 );
                 line = line.grant(Spill::new(counter, grant.amount));
+            }
+            // A pool's overage is spent last, after the grants: on a counter of its own, per
+            // period.
+            if let Some(max) = pool.limit.maximum() {
+                let overage = match pool.overage {
+                    Overage::Off => 0,
+                    Overage::Up(units) => units,
+                    Overage::Unbounded => u64::MAX - max,
+                };
+                if overage > 0 {
+                    let mut counter = overage_counter(user, pool.name);
+                    counter.period = pool.window;
+                    line = line.grant(Spill::new(counter, overage));
+                }
             }
             lines.push(line);
             lines.len() - 1

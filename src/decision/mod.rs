@@ -18,8 +18,8 @@ mod terms;
 
 pub use outcome::{Allowed, Credits, Denial, PlanState};
 pub(crate) use terms::{
-    active_grants, addon_sources, applies_until, plan_at, pool_at, terms, Pool, Refusal, State,
-    Terms,
+    active_grants, addon_sources, applies_until, plan_at, pool_at, terms, Pool, PoolUsage, Refusal,
+    State, Terms,
 };
 
 /// Settings of the decision that do not come from the store.
@@ -182,7 +182,12 @@ pub fn decide(
     if let Some(denial) = terms.uncounted_credits_denial(subscriber, now_ms) {
         return Decision::Deny(denial);
     }
-    Decision::Allow(terms.allowed(Arc::clone(resource), action.clone(), usage, 0))
+    Decision::Allow(terms.allowed(
+        Arc::clone(resource),
+        action.clone(),
+        usage,
+        PoolUsage::default(),
+    ))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::catalog::{Action, Limit, Window};
+use crate::catalog::{Action, Limit, RatePer, Window};
 
 /// How the user came to be on the effective plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +51,9 @@ pub struct Allowed {
     /// The units the request takes ([`Cost`](crate::catalog::Cost)): 1 unless the catalog
     /// meters it; the estimate of a reported meter.
     pub cost: u64,
+    /// How far past a soft limit ([`Overage`](crate::catalog::Overage)) the count is with this
+    /// request: 0 within the limit. The response carries `Plan-Overage` when it is not 0.
+    pub overage: u64,
     /// The credit pool the request draws from, if its meter names one.
     pub credits: Option<Credits>,
 }
@@ -67,6 +70,9 @@ pub struct Credits {
     /// What was used of the allowance (in the current period, for a quota), before this
     /// request.
     pub usage: u64,
+    /// How far past the allowance and the user's grants the pool is with this request, drawing
+    /// on its [`Overage`](crate::catalog::Overage) (in the current period): 0 within them.
+    pub overage: u64,
     /// The current period of a renewing pool.
     pub window: Option<Window>,
 }
@@ -95,7 +101,8 @@ impl Allowed {
     }
 }
 
-/// A denied request, rendered by default as a 403 with a JSON body.
+/// A denied request, rendered by default as a 403 (a 429 for [`Denial::RateLimited`]) with a
+/// JSON body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Denial {
@@ -150,6 +157,24 @@ pub enum Denial {
         /// The current period of a renewing pool; its `end` is `resets`.
         window: Option<Window>,
     },
+    /// A rate of the plan lets no more requests through for now (`429`): the action's own
+    /// rate, or the plan-wide one.
+    RateLimited {
+        /// The plan that applied.
+        plan: Arc<str>,
+        /// The resource of the request.
+        resource: Arc<str>,
+        /// The action of the request.
+        action: Action,
+        /// Whether the plan-wide rate refused it (else the action's rate).
+        plan_wide: bool,
+        /// How many requests the rate allows per `per`.
+        maximum: u64,
+        /// The rate's period.
+        per: RatePer,
+        /// When the next request fits, in milliseconds from now.
+        retry_after_ms: u64,
+    },
 }
 
 impl PlanState {
@@ -177,8 +202,9 @@ impl Serialize for Allowed {
     /// "limit":3,"usage":1,"remaining":2}`; `trial` only in the fallback state, `limit` and
     /// `remaining` `null` when unlimited. A quota's `limit` is `{"max":20,"per":"day"}`, and
     /// `resets` follows `remaining`. A metered request adds its `cost` when it is more than 1,
-    /// and the pool it draws from: `"credits":{"pool":"ai","limit":1000,"usage":35,
-    /// "remaining":965}` (with `resets` for a renewing pool).
+    /// a request past a soft limit its `overage`, and a request that draws credits the pool:
+    /// `"credits":{"pool":"ai","limit":1000,"usage":35,"remaining":965}` (with `resets` for a
+    /// renewing pool, `overage` past the allowance and the grants).
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("plan", &*self.plan)?;
@@ -196,6 +222,9 @@ impl Serialize for Allowed {
         }
         if self.cost > 1 {
             map.serialize_entry("cost", &self.cost)?;
+        }
+        if self.overage > 0 {
+            map.serialize_entry("overage", &self.overage)?;
         }
         if let Some(credits) = &self.credits {
             map.serialize_entry("credits", credits)?;
@@ -216,6 +245,9 @@ impl Serialize for Credits {
         if let Some(window) = self.window {
             map.serialize_entry("resets", &window.end())?;
         }
+        if self.overage > 0 {
+            map.serialize_entry("overage", &self.overage)?;
+        }
         map.end()
     }
 }
@@ -227,11 +259,24 @@ impl Denial {
     /// The `reason` of the JSON body of [`Denial::Credits`]: `"credits"`.
     pub const CREDITS_REASON: &'static str = "credits";
 
+    /// The `reason` of the JSON body of [`Denial::RateLimited`]: `"rate_limited"`.
+    pub const RATE_LIMITED_REASON: &'static str = "rate_limited";
+
     /// The `reason` of the denial's JSON body.
     pub fn reason(&self) -> &'static str {
         match self {
             Denial::Credits { .. } => Denial::CREDITS_REASON,
+            Denial::RateLimited { .. } => Denial::RATE_LIMITED_REASON,
             _ => Denial::REASON,
+        }
+    }
+
+    /// The status code of the default rendering: `429` for [`Denial::RateLimited`], `403`
+    /// otherwise.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            Denial::RateLimited { .. } => http::StatusCode::TOO_MANY_REQUESTS,
+            _ => http::StatusCode::FORBIDDEN,
         }
     }
 
@@ -257,7 +302,8 @@ impl Denial {
         match self {
             Denial::Expired { plan, .. }
             | Denial::LimitReached { plan, .. }
-            | Denial::Credits { plan, .. } => Some(plan),
+            | Denial::Credits { plan, .. }
+            | Denial::RateLimited { plan, .. } => Some(plan),
             Denial::NoPlan { .. } => None,
         }
     }
@@ -285,6 +331,8 @@ impl Serialize for Denial {
     ///   "action":"create","maximum":3,"usage":3}`, then `"cost"` for a request that takes more
     ///   than one unit, and for a quota `"resets"` last, when its count starts again
     ///   (milliseconds since the Unix epoch)
+    /// * rate limited: `{"reason":"rate_limited","plan":"free","item":"api","action":"index",
+    ///   "maximum":60,"per":"minute","retry_after_ms":1000}`
     /// * credits: `{"reason":"credits","plan":"pro","credits":"ai","maximum":1000,
     ///   "usage":998,"cost":5}`, `"cost"` when more than one unit, and `"resets"` last for a
     ///   renewing pool
@@ -322,6 +370,22 @@ impl Serialize for Denial {
                 if let Some(window) = window {
                     map.serialize_entry("resets", &window.end())?;
                 }
+            }
+            Denial::RateLimited {
+                plan,
+                resource,
+                action,
+                maximum,
+                per,
+                retry_after_ms,
+                ..
+            } => {
+                map.serialize_entry("plan", &**plan)?;
+                map.serialize_entry("item", &**resource)?;
+                map.serialize_entry("action", action)?;
+                map.serialize_entry("maximum", maximum)?;
+                map.serialize_entry("per", per)?;
+                map.serialize_entry("retry_after_ms", retry_after_ms)?;
             }
             Denial::Credits {
                 plan,

@@ -5,7 +5,10 @@
 use std::sync::Arc;
 
 use super::{Allowed, Credits, Denial, PlanState, Policy};
-use crate::catalog::{Action, Addon, Catalog, Cost, Limit, Plan, ResourceLimits, Window};
+use crate::catalog::{
+    Action, Addon, Anchor, Catalog, Cost, Limit, Overage, Period, Plan, Rate, ResourceLimits, Rule,
+    Window,
+};
 use smallvec::SmallVec;
 
 use crate::subscriber::{AddonGrant, Assignment, CreditGrant, Subscriber, Usage};
@@ -80,15 +83,40 @@ pub(crate) struct Terms<'a> {
     pub(crate) units: u64,
     /// The credit pool the request draws from, when its meter names one.
     pub(crate) pool: Option<Pool<'a>>,
+    /// How far past the limit the plan lets requests go.
+    pub(crate) overage: Overage,
+    /// What the quota's periods follow (the limit's anchor, else the plan's).
+    pub(crate) anchor: Anchor,
+    /// The plan's rate on the action, and the plan-wide rate.
+    pub(crate) rate: Option<Rate>,
+    pub(crate) plan_rate: Option<Rate>,
 }
 
 /// A credit pool that applies to a request: its name, the allowance (the plan's, raised by the
-/// active add-ons; 0 when the plan has no such pool) and its current period.
+/// active add-ons; 0 when the plan has no such pool), how far past it requests may go, and its
+/// current period.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pool<'a> {
     pub(crate) name: &'a Arc<str>,
     pub(crate) limit: Limit,
+    pub(crate) overage: Overage,
     pub(crate) window: Option<Window>,
+}
+
+/// What a request that draws credits found of its pool: the allowance's count before it, and
+/// how far past the allowance and the grants the pool's count is with it (see
+/// [`Credits::overage`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PoolUsage {
+    pub(crate) usage: u64,
+    pub(crate) overage: u64,
+}
+
+impl Pool<'_> {
+    /// The most the pool's count may reach: the allowance plus the overage, `None` without end.
+    pub(crate) fn hard_maximum(&self) -> Option<u64> {
+        self.overage.past(self.limit.maximum()?)
+    }
 }
 
 /// The [`Terms`] for `action` (already normalised) on `resource`, or the [`Refusal`] when
@@ -114,15 +142,19 @@ pub(crate) fn terms<'a>(
     // The plan's allowance of the pool a metered request draws from.
     let cost = catalog.cost(resource, action);
     let pool = cost.and_then(Cost::pool_arc);
-    let mut allowance = Limit::Limited(0);
+    let mut allowance = Rule::new(Limit::Limited(0));
+    let mut plan_anchor = None;
     let mut terms = match applicable(catalog, subscriber, &mut now, policy) {
         Ok((plan, state)) => {
             if let Some(pool) = pool {
-                allowance = plan.credits(pool).unwrap_or(Limit::Limited(0));
+                allowance = plan.credit_rule(pool).unwrap_or(allowance);
             }
-            // One lookup of the resource for both its limit and how it reads `patch`.
+            plan_anchor = plan.anchor();
+            // One lookup of the resource for its limit, the terms around it and how it reads
+            // `patch`.
             let limits = plan.resource(resource);
-            let mut limit = limits.map_or(Limit::Unlimited, |limits| limits.limit(action));
+            let rule = limits.and_then(|limits| limits.rule(action));
+            let mut limit = rule.map_or(Limit::Unlimited, |rule| rule.limit);
             // Unlimited stays unlimited: no add-on can change it, and none needs the clock.
             if limit != Limit::Unlimited {
                 while let Some((extra, quantity)) =
@@ -144,6 +176,13 @@ pub(crate) fn terms<'a>(
                 cost,
                 units: 1,
                 pool: None,
+                overage: rule.map_or(Overage::Off, |rule| rule.overage),
+                anchor: rule
+                    .and_then(|rule| rule.anchor)
+                    .or(plan_anchor)
+                    .unwrap_or_default(),
+                rate: rule.and_then(|rule| rule.rate),
+                plan_rate: plan.rate(),
             }
         }
         Err(refusal) => {
@@ -170,22 +209,56 @@ pub(crate) fn terms<'a>(
                     cost,
                     units: 1,
                     pool: None,
+                    overage: Overage::Off,
+                    anchor: Anchor::Calendar,
+                    rate: None,
+                    plan_rate: None,
                 },
                 None => return Err(refusal),
             }
         }
     };
     // A quota's period: the clock is read for it (once, as for everything else).
-    terms.window = terms.limit.period().map(|per| per.window(now.get()));
+    terms.window = terms
+        .limit
+        .period()
+        .map(|per| window(per, terms.anchor, subscriber, now.get()));
     if let Some(cost) = cost {
         terms.units = cost.units();
     }
     if let Some(name) = pool {
+        let anchor = allowance.anchor.or(plan_anchor).unwrap_or_default();
         terms.pool = Some(pool_terms(
-            catalog, subscriber, &mut now, policy, allowance, name,
+            catalog, subscriber, &mut now, policy, allowance, anchor, name,
         ));
     }
     Ok(terms)
+}
+
+/// The period `per` that holds `now_ms` for `subscriber`: on the calendar, or from the
+/// subscription's anchor (the record's `cycle_anchor`, else the plan's `joined`) when `anchor`
+/// says so and the record has one.
+pub(crate) fn window(
+    per: Period,
+    anchor: Anchor,
+    subscriber: Option<&Subscriber>,
+    now_ms: u64,
+) -> Window {
+    let anchor_ms = match anchor {
+        Anchor::Calendar => None,
+        Anchor::Subscription => subscriber.and_then(|subscriber| {
+            subscriber.cycle_anchor.or_else(|| {
+                subscriber
+                    .assignment
+                    .as_ref()
+                    .and_then(|assignment| assignment.joined)
+            })
+        }),
+    };
+    match anchor_ms {
+        Some(anchor_ms) => per.anchored_window(anchor_ms, now_ms),
+        None => per.window(now_ms),
+    }
 }
 
 /// The credit pool `name` for `subscriber`: the `allowance` of the plan that applies (0 without
@@ -195,9 +268,11 @@ fn pool_terms<'a, F: FnOnce() -> u64>(
     subscriber: Option<&'a Subscriber>,
     now: &mut Now<F>,
     policy: &Policy,
-    mut allowance: Limit,
+    rule: Rule,
+    anchor: Anchor,
     name: &'a Arc<str>,
 ) -> Pool<'a> {
+    let mut allowance = rule.limit;
     let mut addons = ActiveAddons {
         catalog,
         grants: subscriber.map_or(&[][..], |s| &s.addons).iter(),
@@ -214,7 +289,10 @@ fn pool_terms<'a, F: FnOnce() -> u64>(
     Pool {
         name,
         limit: allowance,
-        window: allowance.period().map(|per| per.window(now.get())),
+        overage: rule.overage,
+        window: allowance
+            .period()
+            .map(|per| window(per, anchor, subscriber, now.get())),
     }
 }
 
@@ -230,13 +308,18 @@ pub(crate) fn pool_at<'a>(
 ) -> (Pool<'a>, bool) {
     let mut now = Now::new(|| now_ms);
     let plan = applicable(catalog, subscriber, &mut now, policy).ok();
-    let declared = plan.and_then(|(plan, _)| plan.credits(name));
+    let declared = plan.and_then(|(plan, _)| plan.credit_rule(name));
+    let anchor = declared
+        .and_then(|rule| rule.anchor)
+        .or(plan.and_then(|(plan, _)| plan.anchor()))
+        .unwrap_or_default();
     let pool = pool_terms(
         catalog,
         subscriber,
         &mut now,
         policy,
-        declared.unwrap_or(Limit::Limited(0)),
+        declared.unwrap_or(Rule::new(Limit::Limited(0))),
+        anchor,
         name,
     );
     let given = declared.is_some()
@@ -499,7 +582,7 @@ impl Terms<'_> {
         resource: Arc<str>,
         action: Action,
         usage: u64,
-        pool_usage: u64,
+        pool: PoolUsage,
     ) -> Allowed {
         Allowed {
             plan: Arc::clone(self.plan),
@@ -510,19 +593,37 @@ impl Terms<'_> {
             usage,
             window: self.window,
             cost: self.units,
-            credits: self.pool.map(|pool| Credits {
-                pool: Arc::clone(pool.name),
-                limit: pool.limit,
-                usage: pool_usage,
-                window: pool.window,
+            overage: self.overage_after(usage),
+            credits: self.pool.map(|terms| Credits {
+                pool: Arc::clone(terms.name),
+                limit: terms.limit,
+                usage: pool.usage,
+                overage: pool.overage,
+                window: terms.window,
             }),
         }
     }
 
-    /// Whether `usage` leaves no room under the action's limit for the units the request takes
-    /// on it (rules 5 and 6 of [`decide`](super::decide): a limit of 0 always denies).
+    /// The most the action's count may reach: the limit plus the overage, `None` without end.
+    pub(crate) fn hard_maximum(&self) -> Option<u64> {
+        self.overage.past(self.limit.maximum()?)
+    }
+
+    /// How far past the (soft) limit a request that found `usage` brings the count: 0 within
+    /// the limit.
+    pub(crate) fn overage_after(&self, usage: u64) -> u64 {
+        self.limit.maximum().map_or(0, |max| {
+            usage
+                .saturating_add(self.action_units())
+                .saturating_sub(max)
+        })
+    }
+
+    /// Whether `usage` leaves no room under the action's limit (and its overage) for the units
+    /// the request takes on it (rules 5 and 6 of [`decide`](super::decide): a limit of 0 always
+    /// denies).
     pub(crate) fn limit_is_reached(&self, usage: u64) -> bool {
-        self.limit.maximum().is_some_and(|max| {
+        self.hard_maximum().is_some_and(|max| {
             max.checked_sub(usage)
                 .is_none_or(|left| left < self.action_units())
         })
@@ -546,7 +647,7 @@ impl Terms<'_> {
         now_ms: u64,
     ) -> Option<Denial> {
         let pool = self.pool?;
-        let max = pool.limit.maximum()?;
+        let max = pool.hard_maximum()?;
         let granted = active_grants(subscriber, pool.name, now_ms)
             .iter()
             .fold(0u64, |sum, grant| sum.saturating_add(grant.amount));
@@ -602,7 +703,12 @@ pub(crate) fn active_grants<'a>(
     let mut grants: SmallVec<[&'a CreditGrant; 4]> = subscriber
         .map_or(&[][..], |subscriber| &subscriber.grants)
         .iter()
-        .filter(|grant| *grant.pool == *pool && grant.amount > 0 && grant.is_active_at(now_ms))
+        .filter(|grant| {
+            *grant.pool == *pool
+                && grant.amount > 0
+                && !grant.id.starts_with('$')
+                && grant.is_active_at(now_ms)
+        })
         .collect();
     // A stable sort: equal ends keep the record's order.
     grants.sort_by_key(|grant| grant.expires.unwrap_or(u64::MAX));

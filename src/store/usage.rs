@@ -476,6 +476,19 @@ pub trait UsageStore: Send + Sync + 'static {
     /// # Errors
     /// When the store cannot be reached or answers badly.
     fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>>;
+
+    /// Sets the marker `mark` on `counter` (of its period, for a period counter) and answers
+    /// whether it was not set before: `true` for exactly one call per counter, period and
+    /// marker, across every instance that shares the store. Usage alerts use it so that each
+    /// threshold fires once ([`alerts`](crate::PlanLimitLayerBuilder::alerts)); a marker of a
+    /// period counter may be forgotten once the period is over.
+    ///
+    /// The default keeps no markers and fails, so that a store written before alerts existed
+    /// still builds: its alerts are logged as failed, never fired twice.
+    fn mark<'a>(&'a self, counter: &'a Counter, mark: &'a str) -> StoreFuture<'a, bool> {
+        let _ = (counter, mark);
+        StoreFuture::ready(Err("this usage store keeps no alert markers".into()))
+    }
 }
 
 /// Forwards every method of [`UsageStore`] through a smart pointer.
@@ -504,6 +517,10 @@ macro_rules! forward_usage_store {
 
             fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>> {
                 (**self).get(counter)
+            }
+
+            fn mark<'a>(&'a self, counter: &'a Counter, mark: &'a str) -> StoreFuture<'a, bool> {
+                (**self).mark(counter, mark)
             }
         }
     )+};

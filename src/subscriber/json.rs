@@ -120,6 +120,11 @@ fn credit_grant(value: &Value, path: &JsonPath<'_>) -> Result<CreditGrant, Forma
         }
     };
     let id = text("id", "grant id")?;
+    if id.starts_with('$') {
+        return Err(path.key("id").error(format!(
+            "a grant id may not start with `$` (found `{id}`): the layer keeps such ids for itself"
+        )));
+    }
     let pool = text("credits", "credit pool name")?;
     let amount = match map.get("amount") {
         Some(value) => non_negative_integer(value).ok_or_else(|| {

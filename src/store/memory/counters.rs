@@ -299,7 +299,9 @@ impl Cell<'_> {
 fn with_cell<R>(users: &mut Users, counter: &Counter, f: impl FnOnce(&mut Cell<'_>) -> R) -> R {
     let key = Key::of(counter);
     let resource = &counter.resource;
-    let Users { records, counters } = users;
+    let Users {
+        records, counters, ..
+    } = users;
     if let Some(User { record, counters }) = records.get_mut(&*counter.user) {
         let counters = counters.get_or_insert_with(Box::default);
         let at = find_or_add(counters, resource, key);
@@ -654,7 +656,23 @@ impl UsageStore for MemoryStore {
     fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>> {
         StoreFuture::ready(Ok(self.count_at(counter, Instant::now())))
     }
+
+    fn mark<'a>(&'a self, counter: &'a Counter, mark: &'a str) -> StoreFuture<'a, bool> {
+        let mut users = write(self.state.shard(&counter.user));
+        let markers = &mut users.markers;
+        // Markers of periods that are over are forgotten as the map grows.
+        if markers.len() >= MARKERS_BEFORE_PRUNING && markers.len().is_power_of_two() {
+            let now = crate::time::now_ms();
+            markers
+                .retain(|(counter, _), _| counter.period.is_none_or(|window| window.end() > now));
+        }
+        let key = (counter.clone(), Box::from(mark));
+        StoreFuture::ready(Ok(markers.insert(key, ()).is_none()))
+    }
 }
+
+/// How many alert markers a shard keeps before it starts forgetting those of past periods.
+const MARKERS_BEFORE_PRUNING: usize = 1024;
 
 #[cfg(test)]
 mod tests {

@@ -163,6 +163,8 @@ struct Users {
     /// [`UsageStore`](crate::UsageStore) beside another [`PlanStore`]), which go when they
     /// empty.
     counters: Map<Arc<str>, Counters>,
+    /// The alert markers set on counters ([`UsageStore::mark`](crate::UsageStore::mark)).
+    markers: Map<(crate::store::Counter, Box<str>), ()>,
 }
 
 /// A user with a record.
@@ -246,7 +248,9 @@ impl MemoryStore {
     ) -> Option<Arc<Subscriber>> {
         let id = id.into();
         let mut users = write(self.state.shard(&id));
-        let Users { records, counters } = &mut *users;
+        let Users {
+            records, counters, ..
+        } = &mut *users;
         if let Some(user) = records.get_mut(&id) {
             return Some(std::mem::replace(&mut user.record, Arc::new(subscriber)));
         }
@@ -259,7 +263,9 @@ impl MemoryStore {
     /// held for the user stay.
     pub fn remove_user(&self, id: &str) -> Option<Arc<Subscriber>> {
         let mut users = write(self.state.shard(id));
-        let Users { records, counters } = &mut *users;
+        let Users {
+            records, counters, ..
+        } = &mut *users;
         let (id, user) = records.remove_entry(id)?;
         if let Some(mut kept) = user.counters {
             kept.retain(|(_, _, entry)| !entry.is_empty());
@@ -375,7 +381,9 @@ impl MemoryStore {
     pub fn update_user<R>(&self, id: impl AsRef<str>, f: impl FnOnce(&mut Subscriber) -> R) -> R {
         let id = id.as_ref();
         let mut users = write(self.state.shard(id));
-        let Users { records, counters } = &mut *users;
+        let Users {
+            records, counters, ..
+        } = &mut *users;
         if let Some(user) = records.get_mut(id) {
             return f(Arc::make_mut(&mut user.record));
         }
