@@ -16,6 +16,7 @@ mod axum;
 mod caching;
 mod cancellation;
 mod counting;
+mod cycles;
 mod differential;
 mod failure_policy;
 mod governable_scope;

@@ -12,5 +12,6 @@ mod memory_store;
 mod metering;
 mod resource_names;
 mod routes;
+mod rules;
 mod structure;
 mod subscriber;
