@@ -407,9 +407,7 @@ impl Listener {
                             return;
                         }
                         Err(_) => {
-                            tracing::warn!(
-                                "invalidation listener did not answer its health check"
-                            );
+                            tracing::warn!("invalidation listener did not answer its health check");
                             return;
                         }
                     }

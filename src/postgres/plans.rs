@@ -168,7 +168,8 @@ pub(super) fn subscriber(row: &Value) -> Result<Subscriber, BoxError> {
     for credit in rows(row, "grants")? {
         let id = text(credit, "id")?.ok_or("postgres answered a grant without an id")?;
         let pool = text(credit, "pool")?.ok_or("postgres answered a grant without a pool")?;
-        let amount = number(credit, "amount")?.ok_or("postgres answered a grant without an amount")?;
+        let amount =
+            number(credit, "amount")?.ok_or("postgres answered a grant without an amount")?;
         let mut grant = CreditGrant::new(id, pool, amount);
         if let Some(starts) = number(credit, "starts")? {
             grant = grant.starts_at(starts);

@@ -237,9 +237,9 @@ async fn write_catalog(tx: &mut Transaction<'_, Postgres>, value: &Value) -> Res
         "INSERT INTO tower_plans.actions (name, position)
          SELECT name, position - 1 FROM unnest($1::text[]) WITH ORDINALITY AS t(name, position)",
     )
-        .bind(&actions)
-        .execute(&mut **tx)
-        .await?;
+    .bind(&actions)
+    .execute(&mut **tx)
+    .await?;
     let trial = match root.get("trial") {
         Some(Value::Number(days)) => days.as_f64().map(|days| (days, None)),
         Some(Value::Object(trial)) => trial

@@ -143,7 +143,9 @@ impl Parts {
                 match user {
                     None => user = Some(&counter.user),
                     Some(first) if first == &*counter.user => {}
-                    Some(_) => return Err("the counters of one reservation belong to one user".into()),
+                    Some(_) => {
+                        return Err("the counters of one reservation belong to one user".into())
+                    }
                 }
             }
         }
@@ -459,6 +461,9 @@ mod tests {
             .with(Line::new(Counter::credits("b", "ai"), 1));
         assert!(Parts::of(&hold, |_, line| line.units()).is_err());
         let empty = Hold::new(ReservationId::new());
-        assert!(Parts::of(&empty, |_, line| line.units()).unwrap().0.is_none());
+        assert!(Parts::of(&empty, |_, line| line.units())
+            .unwrap()
+            .0
+            .is_none());
     }
 }

@@ -27,7 +27,10 @@ async fn load(store: &PostgresStore, case: &Case) -> Result<(), String> {
 }
 
 /// The layers of `case`: without counting (in memory), and counting over Postgres.
-async fn layers(store: &PostgresStore, case: &Case) -> Result<(PlanLimitLayer, PlanLimitLayer), String> {
+async fn layers(
+    store: &PostgresStore,
+    case: &Case,
+) -> Result<(PlanLimitLayer, PlanLimitLayer), String> {
     load(store, case).await?;
     let off = builder(case.store()).build().map_err(|e| e.to_string())?;
     let on = builder(store.clone())

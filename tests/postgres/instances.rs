@@ -88,7 +88,8 @@ async fn postgres_two_hundred_concurrent_creates_over_four_instances_let_exactly
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_two_hundred_concurrent_cost_five_requests_over_four_instances_take_what_the_pool_has() {
+async fn postgres_two_hundred_concurrent_cost_five_requests_over_four_instances_take_what_the_pool_has(
+) {
     let url = PostgresServer::shared().database();
     let instances = four(&url).await;
     instances[0].store.set_catalog_json(CATALOG).await.unwrap();
@@ -145,12 +146,17 @@ async fn postgres_a_plan_change_on_one_instance_is_seen_by_the_other_three_withi
             instance.send(Method::GET, "/tasks", user).await.1 == "pro usage=0"
         })
         .await;
-        assert!(seen.is_some(), "instance {n} did not see the change within a second");
+        assert!(
+            seen.is_some(),
+            "instance {n} did not see the change within a second"
+        );
     }
     // A new catalog, through instance 3.
     instances[3]
         .store
-        .set_catalog_json(r#"[{"name": "free", "tasks": {"index": 0}}, {"name": "pro", "tasks": {"index": 0}}]"#)
+        .set_catalog_json(
+            r#"[{"name": "free", "tasks": {"index": 0}}, {"name": "pro", "tasks": {"index": 0}}]"#,
+        )
         .await
         .unwrap();
     for (n, instance) in instances.iter().enumerate() {
@@ -178,7 +184,11 @@ async fn postgres_a_plan_change_on_one_instance_is_seen_by_the_other_three_withi
     .await
     .unwrap();
     for instance in &instances {
-        assert_eq!(instance.send(Method::GET, "/tasks", user).await.1, "pro usage=0", "cached");
+        assert_eq!(
+            instance.send(Method::GET, "/tasks", user).await.1,
+            "pro usage=0",
+            "cached"
+        );
     }
     instances[1].invalidator.all_users().await.unwrap();
     for (n, instance) in instances.iter().enumerate() {

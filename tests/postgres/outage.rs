@@ -89,11 +89,18 @@ async fn postgres_restarted_mid_run_answers_within_store_timeout_and_recovers() 
     let (status, body) = closed.send(Method::POST, "/clients", "ann").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(
-        closed.store.get(&Counter::items("ann", "clients")).await.unwrap(),
+        closed
+            .store
+            .get(&Counter::items("ann", "clients"))
+            .await
+            .unwrap(),
         Some(Count { used: 5, held: 0 })
     );
     // Invalidations flow again: a plan change on one instance reaches the other.
-    assert_eq!(open.send(Method::GET, "/tasks", "ann").await.1, "free usage=0");
+    assert_eq!(
+        open.send(Method::GET, "/tasks", "ann").await.1,
+        "free usage=0"
+    );
     closed
         .store
         .set_user_json("ann", r#"{"plan": "pro", "usage": {"clients": 1}}"#)
@@ -103,5 +110,8 @@ async fn postgres_restarted_mid_run_answers_within_store_timeout_and_recovers() 
         open.send(Method::GET, "/tasks", "ann").await.1 == "pro usage=0"
     })
     .await;
-    assert!(seen.is_some(), "the change did not travel after the restart");
+    assert!(
+        seen.is_some(),
+        "the change did not travel after the restart"
+    );
 }

@@ -68,7 +68,10 @@ async fn postgres_the_catalog_round_trips_with_every_part() {
         .await
         .unwrap();
     let read = store.plans().await.unwrap();
-    assert_eq!(*read, Catalog::from_json(r#"[{"name": "solo", "clients": 1}]"#).unwrap());
+    assert_eq!(
+        *read,
+        Catalog::from_json(r#"[{"name": "solo", "clients": 1}]"#).unwrap()
+    );
     assert!(read.trial().is_none());
 }
 
@@ -78,7 +81,11 @@ async fn postgres_a_record_round_trips_with_every_part() {
     store.set_catalog_json(FULL).await.unwrap();
     assert!(store.user("john").await.unwrap().is_none());
     store.set_user_json("john", RECORD).await.unwrap();
-    let read = store.user("john").await.unwrap().expect("john has a record");
+    let read = store
+        .user("john")
+        .await
+        .unwrap()
+        .expect("john has a record");
     assert_eq!(*read, Subscriber::from_json(RECORD).unwrap());
     assert_eq!(read.usage.count("big"), Some(u64::MAX));
     assert!(read.usage.resource("notes").expect("named").is_per_action());
@@ -102,7 +109,10 @@ async fn postgres_load_json_reads_as_the_memory_store_does() {
     .to_string();
     store.load_json(FULL, &users).await.unwrap();
     let memory = MemoryStore::from_json(FULL, &users).unwrap();
-    assert_eq!(*store.plans().await.unwrap(), *memory.plans().await.unwrap());
+    assert_eq!(
+        *store.plans().await.unwrap(),
+        *memory.plans().await.unwrap()
+    );
     for id in ["john", "ann", "nobody"] {
         assert_eq!(
             store.user(id).await.unwrap(),
@@ -116,38 +126,62 @@ async fn postgres_load_json_reads_as_the_memory_store_does() {
 async fn postgres_bad_json_names_what_is_wrong_and_writes_nothing() {
     let store = fresh().await;
     store.set_catalog_json(FULL).await.unwrap();
-    store.set_user_json("ann", r#"{"plan": "free"}"#).await.unwrap();
+    store
+        .set_user_json("ann", r#"{"plan": "free"}"#)
+        .await
+        .unwrap();
 
     let error = store
         .set_catalog_json(r#"[{"name": "free", "clients": -1}]"#)
         .await
         .unwrap_err();
-    assert!(matches!(error, Error::Load(LoadError::Catalog(_))), "{error:?}");
+    assert!(
+        matches!(error, Error::Load(LoadError::Catalog(_))),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("plans[0].clients"), "{error}");
     let error = store.set_catalog_json("{").await.unwrap_err();
-    assert!(matches!(error, Error::Load(LoadError::CatalogJson(_))), "{error:?}");
+    assert!(
+        matches!(error, Error::Load(LoadError::CatalogJson(_))),
+        "{error:?}"
+    );
 
     let error = store
         .set_user_json("ann", r#"{"plan": {"name": "pro", "trial": true}}"#)
         .await
         .unwrap_err();
-    assert!(matches!(error, Error::Load(LoadError::User { .. })), "{error:?}");
+    assert!(
+        matches!(error, Error::Load(LoadError::User { .. })),
+        "{error:?}"
+    );
     let error = store
-        .load_json(FULL, r#"{"bob": {"plan": "free", "addons": [{"name": "nope"}]}}"#)
+        .load_json(
+            FULL,
+            r#"{"bob": {"plan": "free", "addons": [{"name": "nope"}]}}"#,
+        )
         .await
         .unwrap_err();
     assert!(error.to_string().contains("nope"), "{error}");
     let error = store.load_json(FULL, "[]").await.unwrap_err();
-    assert!(matches!(error, Error::Load(LoadError::UsersNotObject { .. })), "{error:?}");
+    assert!(
+        matches!(error, Error::Load(LoadError::UsersNotObject { .. })),
+        "{error:?}"
+    );
     // An instant past i64::MAX milliseconds does not fit its column.
     let error = store
-        .set_user_json("ann", r#"{"plan": {"name": "free", "expire": 18446744073709551615}}"#)
+        .set_user_json(
+            "ann",
+            r#"{"plan": {"name": "free", "expire": 18446744073709551615}}"#,
+        )
         .await
         .unwrap_err();
     assert!(matches!(error, Error::OutOfRange { .. }), "{error:?}");
 
     // Nothing changed.
-    assert_eq!(*store.plans().await.unwrap(), Catalog::from_json(FULL).unwrap());
+    assert_eq!(
+        *store.plans().await.unwrap(),
+        Catalog::from_json(FULL).unwrap()
+    );
     assert_eq!(
         store.user("ann").await.unwrap().unwrap().plan_name(),
         Some("free")
@@ -179,12 +213,17 @@ async fn postgres_a_second_store_on_the_same_database_migrates_nothing_twice() {
             .unwrap();
     assert_eq!(versions, [1, 2]);
     // A database migrated further than this crate knows is refused.
-    sqlx::query("INSERT INTO tower_plans.schema_migrations (version, description) VALUES (99, 'later')")
-        .execute(a.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO tower_plans.schema_migrations (version, description) VALUES (99, 'later')",
+    )
+    .execute(a.pool())
+    .await
+    .unwrap();
     let error = PostgresStore::connect(&url).await.unwrap_err();
-    assert!(matches!(error, Error::NewerSchema { found: 99, .. }), "{error:?}");
+    assert!(
+        matches!(error, Error::NewerSchema { found: 99, .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -192,9 +231,15 @@ async fn postgres_writes_notify_every_listening_instance_whoever_makes_them() {
     let url = PostgresServer::shared().database();
     let a = Instance::cached(&url).await;
     let b = Instance::cached(&url).await;
-    a.store.load_json(CATALOG, r#"{"ann": {"plan": "free"}}"#).await.unwrap();
+    a.store
+        .load_json(CATALOG, r#"{"ann": {"plan": "free"}}"#)
+        .await
+        .unwrap();
     for instance in [&a, &b] {
-        assert_eq!(instance.send(http::Method::GET, "/tasks", "ann").await.1, "free usage=0");
+        assert_eq!(
+            instance.send(http::Method::GET, "/tasks", "ann").await.1,
+            "free usage=0"
+        );
     }
     // The application's own SQL, behind both instances' caches: the trigger notifies.
     sqlx::query("UPDATE tower_plans.subscribers SET plan = 'pro' WHERE id = 'ann'")

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower_plans::store::{Count, Counter, Hold, Line, ReservationId, Seed, UsageStoreExt};
 use tower_plans::postgres::driver as sqlx;
+use tower_plans::store::{Count, Counter, Hold, Line, ReservationId, Seed, UsageStoreExt};
 use tower_plans::{Action, UsageStore};
 
 use crate::common::*;
@@ -50,7 +50,12 @@ async fn postgres_reserve_commit_and_release_are_idempotent_by_id() {
         Some(Count { used: 2, held: 0 })
     );
     // Released once, and a late commit counts nothing.
-    let other = Hold::unit(clients.clone(), Some(3), Seed::Count(1), ReservationId::new());
+    let other = Hold::unit(
+        clients.clone(),
+        Some(3),
+        Seed::Count(1),
+        ReservationId::new(),
+    );
     assert!(store.reserve(&other, lease).await.unwrap().is_reserved());
     store.release(&other).await.unwrap();
     store.release(&other).await.unwrap();
@@ -60,10 +65,21 @@ async fn postgres_reserve_commit_and_release_are_idempotent_by_id() {
         Some(Count { used: 2, held: 0 })
     );
     // Unknown ids change nothing, and touch no counter.
-    let unknown = Hold::unit(Counter::items("nobody", "clients"), Some(1), Seed::Count(0), ReservationId::new());
+    let unknown = Hold::unit(
+        Counter::items("nobody", "clients"),
+        Some(1),
+        Seed::Count(0),
+        ReservationId::new(),
+    );
     store.commit(&unknown, &[]).await.unwrap();
     store.release(&unknown).await.unwrap();
-    assert_eq!(store.get(&Counter::items("nobody", "clients")).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get(&Counter::items("nobody", "clients"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -100,9 +116,17 @@ async fn postgres_a_lease_ends_on_the_server_clock_and_its_late_commit_counts_no
     let renewed = ReservationId::new();
     let credits = Counter::credits("ann", "ai");
     let hold = Hold::new(renewed).with(Line::new(credits.clone(), 5).limit(Some(10)));
-    assert!(store.reserve(&hold, Duration::from_millis(300)).await.unwrap().is_reserved());
+    assert!(store
+        .reserve(&hold, Duration::from_millis(300))
+        .await
+        .unwrap()
+        .is_reserved());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(store.reserve(&hold, Duration::from_millis(300)).await.unwrap().is_reserved());
+    assert!(store
+        .reserve(&hold, Duration::from_millis(300))
+        .await
+        .unwrap()
+        .is_reserved());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         store.get(&credits).await.unwrap(),
@@ -118,20 +142,35 @@ async fn postgres_sweep_deletes_expired_holds_and_ended_periods() {
     for user in ["a", "b", "c"] {
         let counter = Counter::action(user, "reports", Action::custom("export"));
         assert!(store
-            .reserve_unit(&counter, Some(5), Seed::Count(0), ReservationId::new(), short)
+            .reserve_unit(
+                &counter,
+                Some(5),
+                Seed::Count(0),
+                ReservationId::new(),
+                short
+            )
             .await
             .unwrap()
             .is_reserved());
     }
     let live = Counter::items("d", "clients");
     assert!(store
-        .reserve_unit(&live, None, Seed::Count(0), ReservationId::new(), Duration::MAX)
+        .reserve_unit(
+            &live,
+            None,
+            Seed::Count(0),
+            ReservationId::new(),
+            Duration::MAX
+        )
         .await
         .unwrap()
         .is_reserved());
     // A counter of a month that ended long ago.
     let old = tower_plans::catalog::Period::Month.window(1_000_000_000_000);
-    store.set(&Counter::items("a", "reports").in_period(old), 3).await.unwrap();
+    store
+        .set(&Counter::items("a", "reports").in_period(old), 3)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let swept = store.sweep().await.unwrap();
     assert_eq!((swept.holds, swept.counters), (3, 1));
@@ -153,7 +192,8 @@ async fn postgres_counts_past_i64_and_up_to_u64_max() {
     let store = fresh().await;
     let big = Counter::credits("ann", "ai");
     store.set(&big, u64::MAX - 3).await.unwrap();
-    let hold = Hold::new(ReservationId::new()).with(Line::new(big.clone(), 2).limit(Some(u64::MAX)));
+    let hold =
+        Hold::new(ReservationId::new()).with(Line::new(big.clone(), 2).limit(Some(u64::MAX)));
     let held = store.reserve(&hold, Duration::from_secs(60)).await.unwrap();
     assert!(held.is_reserved());
     store.commit(&hold, &[10]).await.unwrap();
@@ -164,5 +204,8 @@ async fn postgres_counts_past_i64_and_up_to_u64_max() {
             held: 0
         })
     );
-    assert_eq!(store.adjust(&big, i64::MIN, Seed::Count(0)).await.unwrap(), u64::MAX - i64::MIN.unsigned_abs());
+    assert_eq!(
+        store.adjust(&big, i64::MIN, Seed::Count(0)).await.unwrap(),
+        u64::MAX - i64::MIN.unsigned_abs()
+    );
 }

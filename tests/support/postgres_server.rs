@@ -130,7 +130,16 @@ impl PostgresServer {
         let output = as_server_user(&bin.join("initdb"))
             .arg("-D")
             .arg(dir.join("data"))
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "-N"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-N",
+            ])
             .stdin(Stdio::null())
             .output();
         let output = match output {
