@@ -182,10 +182,19 @@ impl RouteKeys {
 
 /// The [`RouteKeys`] of every route of a [`RouteTable`], by route index: made with the table,
 /// once per catalog whose resources changed. Cloning shares them.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct TableKeys {
     #[cfg(feature = "metrics")]
     routes: Arc<[RouteKeys]>,
+}
+
+impl std::fmt::Debug for TableKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut debug = f.debug_struct("TableKeys");
+        #[cfg(feature = "metrics")]
+        debug.field("routes", &self.routes.len());
+        debug.finish()
+    }
 }
 
 impl TableKeys {
