@@ -8,14 +8,14 @@ use http::{Request, Response};
 use http_body_util::Full;
 
 use super::{Checked, Shared};
-use crate::cache::Loaded;
+use crate::cache::{Loaded, Route};
 use crate::catalog::Action;
 use crate::count::{Answer, Counting, Meter, Outcome, Reservation, Tally};
 use crate::decision::{terms, Denial, Terms};
 use crate::headers::{retry_after, RateLimitFields};
-use crate::metrics::{self, Decided};
+use crate::metrics::{self, Decided, RouteKeys};
 use crate::response::Rejection;
-use crate::routes::{RouteIndex, RouteMatch};
+use crate::routes::RouteIndex;
 use crate::subscriber::Subscriber;
 use crate::timeout::StoreError;
 use crate::user::UserId;
@@ -56,7 +56,7 @@ impl Shared {
         user: &UserId,
         request: &mut Request<B>,
     ) -> Option<Checked> {
-        let route = loaded.table.route(index);
+        let route = loaded.route(index);
         match self.step(loaded, route, subscriber, user, request) {
             Step::Decided(checked) => Some(checked),
             Step::Count {
@@ -79,7 +79,7 @@ impl Shared {
         user: &UserId,
         request: &mut Request<B>,
     ) -> Checked {
-        let route = loaded.table.route(index);
+        let route = loaded.route(index);
         match self.step(loaded, route, subscriber, user, request) {
             Step::Decided(checked) => checked,
             Step::Count {
@@ -98,7 +98,7 @@ impl Shared {
     fn step<'a, B>(
         &'a self,
         loaded: &'a Loaded,
-        route: RouteMatch<'a>,
+        route: Route<'a>,
         subscriber: Option<&'a Subscriber>,
         user: &UserId,
         request: &mut Request<B>,
@@ -158,7 +158,7 @@ impl Shared {
     fn counted<B>(
         &self,
         terms: &Terms<'_>,
-        route: RouteMatch<'_>,
+        route: Route<'_>,
         tally: Tally,
         counting: &Arc<Counting>,
         answer: Result<Answer, StoreError>,
@@ -170,7 +170,7 @@ impl Shared {
             Err(error) => {
                 tracing::debug!(user = %user, "usage store failed to reserve for the user");
                 tracing::warn!(resource = %route.resource, %error, "usage store failed to reserve");
-                return self.store_unavailable(Some(route));
+                return self.store_unavailable(route.keys);
             }
         };
         match counting.conclude(tally, answer) {
@@ -212,7 +212,7 @@ impl Shared {
     fn allow<B>(
         &self,
         terms: &Terms<'_>,
-        route: RouteMatch<'_>,
+        route: Route<'_>,
         usages: Usages,
         reservation: Option<Reservation>,
         meter: Option<Meter>,
@@ -229,7 +229,7 @@ impl Shared {
             counted = reservation.is_some(),
             "plan allows the request"
         );
-        metrics::decision(Decided::Allow, Some((route.resource, &action)));
+        metrics::decision(Decided::Allow, route.keys);
         let headers = self.rate_limit_fields(route.resource, &action, terms, usages);
         if let Some(meter) = meter {
             request.extensions_mut().insert(meter);
@@ -247,20 +247,17 @@ impl Shared {
     }
 
     /// A denied request.
-    fn deny(&self, denial: Denial, route: RouteMatch<'_>, user: &UserId) -> Checked {
-        let action = route.action.normalised();
-        metrics::decision(Decided::Deny(&denial), Some((route.resource, &action)));
+    fn deny(&self, denial: Denial, route: Route<'_>, user: &UserId) -> Checked {
+        metrics::decision(Decided::Deny(&denial), route.keys);
         tracing::debug!(user = %user, "plan denies the user's request");
         tracing::info!(?denial, "plan denies the request");
         Checked::Reject(self.reject(Rejection::Denied(denial)))
     }
 
-    /// The answer when a store failed (the failure itself is logged where it happened).
-    pub(super) fn store_unavailable(&self, route: Option<RouteMatch<'_>>) -> Checked {
-        let action = route.map(|route| route.action.normalised());
-        let route = route
-            .zip(action.as_deref())
-            .map(|(route, action)| (route.resource, action));
+    /// The answer when a store failed (the failure itself is logged where it happened), on the
+    /// route whose decisions are counted under `route` ([`RouteKeys::unknown`] when the
+    /// catalog could not be loaded).
+    pub(super) fn store_unavailable(&self, route: &RouteKeys) -> Checked {
         if self.fail_open {
             metrics::decision(Decided::PassOpen, route);
             tracing::warn!("plan store unavailable; failing open, the request passes unchecked");

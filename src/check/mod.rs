@@ -29,7 +29,7 @@ use crate::cache::{CatalogCache, Loaded, Users, View};
 use crate::count::{Counting, Reservation};
 use crate::decision::Policy;
 use crate::headers::RateLimitFields;
-use crate::metrics::{self, Cache, Decided};
+use crate::metrics::{self, Cache, Decided, RouteKeys};
 use crate::response::{Rejection, RenderRejection};
 use crate::routes::{RouteConfig, RouteIndex, Scope};
 use crate::store::PlanStore;
@@ -130,7 +130,7 @@ impl Shared {
         let record = match self.record_now(&user) {
             Some(Ok(record)) => record,
             Some(Err(())) => {
-                let checked = self.store_unavailable(Some(loaded.table.route(index)));
+                let checked = self.store_unavailable(loaded.keys.route(index));
                 return Check::Ready(request, checked);
             }
             None => {
@@ -169,7 +169,7 @@ impl Shared {
         mut request: Request<B>,
     ) -> (Request<B>, Checked) {
         let Some(loaded) = self.catalog_from(source).await else {
-            let checked = self.store_unavailable(None);
+            let checked = self.store_unavailable(RouteKeys::unknown());
             return (request, checked);
         };
         let Some(index) = loaded
@@ -205,7 +205,7 @@ impl Shared {
             None => match self.record(&user).await {
                 Some(record) => record,
                 None => {
-                    let checked = self.store_unavailable(Some(loaded.table.route(index)));
+                    let checked = self.store_unavailable(loaded.keys.route(index));
                     return (request, checked);
                 }
             },
@@ -231,9 +231,7 @@ impl Shared {
 
     /// The `401` of a governed request without a user.
     fn unauthenticated(&self, loaded: &Loaded, index: RouteIndex) -> Checked {
-        let route = loaded.table.route(index);
-        let action = route.action.normalised();
-        metrics::decision(Decided::Unauthenticated, Some((route.resource, &action)));
+        metrics::decision(Decided::Unauthenticated, loaded.keys.route(index));
         Checked::Reject(self.reject(Rejection::Unauthenticated))
     }
 }
