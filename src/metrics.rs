@@ -551,6 +551,15 @@ mod tests {
                 maximum: 1,
                 usage: 1,
                 window: None,
+                cost: 1,
+            },
+            Denial::Credits {
+                plan: "free".into(),
+                pool: "ai".into(),
+                maximum: 10,
+                usage: 10,
+                cost: 5,
+                window: None,
             },
             Denial::Expired {
                 plan: "free".into(),
@@ -575,6 +584,7 @@ mod tests {
         });
         let expected: Vec<Recorded> = [
             "outcome=allow,reason=none",
+            "outcome=deny,reason=credits",
             "outcome=deny,reason=expired",
             "outcome=deny,reason=limit",
             "outcome=deny,reason=no_plan",
