@@ -856,7 +856,7 @@ async fn sqlite_migrations_apply_once_and_keep_the_data() {
     store.close().await;
     let again = SqliteStore::open(dir.db()).await.expect("reopens");
     let versions: Vec<i64> = sqlx_versions(&dir).await;
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     let john = again.user("john").await.unwrap().expect("john is kept");
     assert_eq!(john.usage.count("clients"), Some(3));
 }
@@ -896,7 +896,7 @@ async fn sqlite_migration_4_keeps_what_every_record_reads() {
     pool.close().await;
 
     let store = SqliteStore::open(dir.db()).await.expect("migrates");
-    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5]);
+    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5, 6]);
     assert_eq!(
         counter_rows(&dir, "ann").await,
         [
@@ -1052,7 +1052,7 @@ async fn sqlite_example_seed_holds_the_quickstart_fixture() {
         .expect("the seed runs");
     assert_eq!(sqlite.plans().await.unwrap(), memory.plans().await.unwrap());
     let users = fixture["users"].as_object().expect("users");
-    assert_eq!(users.len(), 5);
+    assert_eq!(users.len(), 7);
     for id in users.keys() {
         assert_eq!(
             sqlite.user(id).await.unwrap(),
@@ -1734,7 +1734,7 @@ async fn sqlite_migration_5_keeps_the_holds_as_single_units() {
         .await
         .expect("migrates")
         .with_clock(|| NOW);
-    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5]);
+    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5, 6]);
     assert_eq!(count_of(&store, &clients()).await, count(2, 2));
     assert_eq!(store.stored_reservations().await.unwrap(), 3);
     assert_eq!(store.commit_unit(&clients(), first).await.unwrap(), 3);
