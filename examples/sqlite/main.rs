@@ -1,4 +1,5 @@
-//! The quickstart's REST app, with plans, subscribers and usage counts in an SQLite database:
+//! The quickstart's REST app, with plans, subscribers and usage counts in an SQLite database,
+//! metered plans included (meters, credit pools, add-ons that raise them, top-up grants):
 //!
 //! ```sh
 //! cargo run --example sqlite                      # a free loopback port, a temporary database
@@ -8,7 +9,11 @@
 //!
 //! `store.rs` is the `PlanStore` and the `UsageStore` over SQLite (sqlx); `migrations/` is its
 //! schema, applied when the store opens; `seed.sql` fills a database without plans with the
-//! quickstart's data. The layer is configured as in the quickstart (same fixture, same routes),
+//! quickstart's data: its plans with their limits and `ai` credit pools, its add-ons, the
+//! meters of images (5 credits) and chats (reported, 200 reserved), and its users (grace with a
+//! top-up grant of 100 credits, ivan with the "more-ai" add-on). `--check` runs the tour, then
+//! checks what SQLite counted: the clients, the credits each metered step drew from this
+//! month's pools and from grace's top-up, and that nothing is left held. The layer is configured as in the quickstart (same fixture, same routes),
 //! counts usage in SQLite, and caches users for a minute: the admin route
 //! `PUT /admin/users/{id}/plan` changes a plan in the database and then tells the layer with its
 //! `Invalidator`. The database is a file in a temporary folder, removed on exit, unless `--db`

@@ -5,14 +5,40 @@
 //!
 //! | method | SQL |
 //! |---|---|
-//! | `plans()` | one read transaction: `plans` ⟕ `plan_resources` ⟕ `plan_limits`, `addons` ⟕ `addon_resources` ⟕ `addon_limits`, `trial`, and the declared custom `actions` |
-//! | `user(id)` | one read transaction: `subscribers` ⟕ `usage_counters` for the id, then its `subscriber_addons` |
+//! | `plans()` | one read transaction: `plans` ⟕ `plan_resources` ⟕ `plan_limits`, `addons` ⟕ `addon_resources` ⟕ `addon_limits`, `trial`, the declared custom `actions`, the pools of `plan_credits` and `addon_credits`, and the `meters` |
+//! | `user(id)` | one read transaction: `subscribers` ⟕ `usage_counters` for the id, then its `subscriber_addons` and its `subscriber_grants` |
 //! | `reserve` | `BEGIN IMMEDIATE`; purge the expired holds of every counter of the hold; renew the hold's leases if it is held already (a retry); per line, read which rows exist ([`SHAPE`]) and the counts before, then what it takes from its counter and its grants; per part, the guarded `INSERT ... SELECT ... WHERE limit - used - held >= units ... RETURNING` ([`RESERVE`]), and for a counter of its own, its row at the seed; all or nothing |
 //! | `commit` | `BEGIN IMMEDIATE`; per line, delete its holds (and expired ones) `RETURNING` their units; if any was live, add what it spent to its counter and grants (`used + units`, saturating) |
 //! | `release` | `BEGIN IMMEDIATE`; delete the hold on each counter (and the expired ones) |
 //! | `adjust` | `BEGIN IMMEDIATE`; read which rows exist and `used` (or take the seed); write `used + delta`, saturating |
 //! | `set` | `BEGIN IMMEDIATE`; read which rows exist; one upsert |
 //! | `get` | one read transaction: which rows exist, then `used` and the live holds |
+//!
+//! # Metered plans
+//!
+//! The catalog's metering (see [`Cost`]) has tables of its own, which
+//! [`SqliteStore::import_catalog`] writes and [`PlanStore::plans`] reads, so that a catalog
+//! round-trips exactly:
+//!
+//! * `meters`: what a request to an action of a resource consumes, one row per metered
+//!   `(resource, action)`: `cost` units, or for a meter whose handler reports what it consumed
+//!   (`report` = 1) `estimate` units reserved before (`NULL`: 1 either way), drawn from the
+//!   credit pool `pool`, or from the action's own limit when `pool` is `NULL`. The JSON
+//!   `"images": {"create": {"cost": 5, "credits": "ai"}}` is the row
+//!   `('images', 'create', 5, 0, NULL, 'ai')`.
+//! * `plan_credits` and `addon_credits`: the pools a plan declares and what an add-on adds to
+//!   them, a `max` and a `per` as for limits (`NULL` `max`: unlimited; no `per`: a lifetime
+//!   pool).
+//! * `subscriber_grants`: a record's one-off grants of credits (top-ups), in the record's order
+//!   (`position`), unique by id per user; [`SqliteStore::put_subscriber`] writes them and
+//!   [`PlanStore::user`] reads them. What a grant spent is a counter (below), not part of it.
+//!
+//! The schema refuses what the JSON readers refuse where SQL can say it: a cost or an estimate
+//! below 1, an estimate on a meter that is not reported and a cost on one that is, a meter
+//! drawing from a pool that no plan or add-on declares (triggers also refuse to drop or rename
+//! the last declaration of a pool a meter draws from), a period without a maximum, a grant that
+//! expires before it starts. A row that slipped past it (written with the checks off) is an
+//! error naming the meter, the pool or the grant when read, never a different catalog.
 //!
 //! # The counters are the records' usage
 //!
