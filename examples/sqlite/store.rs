@@ -583,12 +583,13 @@ impl SqliteStore {
     }
 
     /// Adds or replaces the record of user `id`: its name, plan assignment, add-on grants and
-    /// grants of credits (top-ups, in the record's order), and its usage, which becomes its counters (the record's counters it had are dropped;
-    /// those of quotas, credit pools and grants, which are not part of a record, stay): a plain
-    /// count is a `*` row, a per-action `create` count an `items` row, another action's count a
-    /// row named after the action. A resource counted per action that lists no action
-    /// (`"tasks": {}`) is an `items` row of 0, and reads back as `{"create": 0}`: the same usage
-    /// for every action, and for what a create counts.
+    /// grants of credits (top-ups, in the record's order), and its usage, which becomes its
+    /// counters (the record's counters it had are dropped; those of quotas, credit pools and
+    /// grants, which are not part of a record, stay, so that a grant given again goes on from
+    /// what it spent): a plain count is a `*` row, a per-action `create` count an `items` row,
+    /// another action's count a row named after the action. A resource counted per action that
+    /// lists no action (`"tasks": {}`) is an `items` row of 0, and reads back as
+    /// `{"create": 0}`: the same usage for every action, and for what a create counts.
     ///
     /// # Errors
     /// When a write fails, an instant, a quantity or a grant's amount does not fit an SQLite

@@ -1951,7 +1951,8 @@ const METERED: &str = r#"{
     ],
     "addons": [
         {"name": "ai-pack", "credits": {"ai": 50}},
-        {"name": "day-pack", "limits": {"clients": 1}, "credits": {"ai": {"max": 20, "per": "day"}}},
+        {"name": "day-pack", "limits": {"clients": 1},
+         "credits": {"ai": {"max": 20, "per": "day"}}},
         {"name": "all-images", "credits": {"img": null}}
     ],
     "meters": {
@@ -2397,7 +2398,8 @@ async fn sqlite_migration_6_keeps_the_data() {
          INSERT INTO addon_limits (addon, resource, action, max) VALUES
              ('more-clients', 'clients', 'create', 10);
          INSERT INTO subscribers (id, name, plan) VALUES ('john', 'john', 'pro');
-         INSERT INTO subscriber_addons (user_id, addon, quantity) VALUES ('john', 'more-clients', 2);
+         INSERT INTO subscriber_addons (user_id, addon, quantity)
+             VALUES ('john', 'more-clients', 2);
          INSERT INTO usage_counters (user_id, resource, counted, used) VALUES
              ('john', 'clients', '*', 2),
              ('john', 'ai', '$credits@2023-11', 7),
@@ -2452,10 +2454,10 @@ async fn sqlite_migration_6_keeps_the_data() {
     // Metering now: the pool and the grant that the counters were kept for.
     let metered = r#"{"plans": [
         {"name": "free", "limits": {"clients": 3}},
-        {"name": "pro", "limits": {"images": {"create": 30}}, "credits": {"ai": {"max": 10, "per": "month"}}}
+        {"name": "pro", "limits": {"images": {"create": 30}},
+         "credits": {"ai": {"max": 10, "per": "month"}}}
     ], "addons": [{"name": "more-clients", "limits": {"clients": 10}}],
        "meters": {"images": {"create": {"cost": 5, "credits": "ai"}}}}"#;
-    let (_dir, store) = (dir, store);
     store
         .import_catalog(&Catalog::from_json(metered).unwrap())
         .await
