@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tower_plans::catalog::Period;
 use tower_plans::redis::driver as redis;
-use tower_plans::store::{Counter, ReservationId, Seed};
+use tower_plans::store::{Counter, ReservationId, Seed, UsageStoreExt};
 use tower_plans::{Action, PlanStore, UsageStore};
 
 use crate::cluster::*;
@@ -87,12 +87,12 @@ async fn redis_cluster_every_script_names_keys_of_one_slot_and_runs_on_its_maste
         ] {
             let (kept, released) = (ReservationId::new(), ReservationId::new());
             let lease = Duration::from_secs(60);
-            let reserve = usage.reserve(&counter, Some(10), Seed::Count(1), kept, lease);
+            let reserve = usage.reserve_unit(&counter, Some(10), Seed::Count(1), kept, lease);
             assert!(reserve.await.unwrap().is_reserved(), "{id:?}");
-            assert_eq!(usage.commit(&counter, kept).await.unwrap(), 2, "{id:?}");
-            let reserve = usage.reserve(&counter, Some(10), Seed::Count(1), released, lease);
+            assert_eq!(usage.commit_unit(&counter, kept).await.unwrap(), 2, "{id:?}");
+            let reserve = usage.reserve_unit(&counter, Some(10), Seed::Count(1), released, lease);
             assert!(reserve.await.unwrap().is_reserved(), "{id:?}");
-            usage.release(&counter, released).await.unwrap();
+            usage.release_unit(&counter, released).await.unwrap();
             assert_eq!(
                 usage.adjust(&counter, 2, Seed::Count(0)).await.unwrap(),
                 4,

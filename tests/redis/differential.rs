@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use tower_plans::store::{Counter, ReservationId, Seed};
+use tower_plans::store::{Counter, ReservationId, Seed, UsageStoreExt};
 use tower_plans::{Catalog, MemoryStore, UsageStore};
 
 use crate::common::*;
@@ -49,25 +49,25 @@ async fn run(server: &RedisServer, prefix: &str, items: bool, ops: &[Op]) -> Res
                 format!(
                     "{:?}",
                     memory
-                        .reserve(&counter, limit, Seed::Count(seed), ids[id], lease)
+                        .reserve_unit(&counter, limit, Seed::Count(seed), ids[id], lease)
                         .await
                         .unwrap()
                 ),
                 format!(
                     "{:?}",
                     redis
-                        .reserve(&counter, limit, Seed::Count(seed), ids[id], lease)
+                        .reserve_unit(&counter, limit, Seed::Count(seed), ids[id], lease)
                         .await
                         .unwrap()
                 ),
             ),
             Op::Commit(id) => (
-                format!("{:?}", memory.commit(&counter, ids[id]).await.unwrap()),
-                format!("{:?}", redis.commit(&counter, ids[id]).await.unwrap()),
+                format!("{:?}", memory.commit_unit(&counter, ids[id]).await.unwrap()),
+                format!("{:?}", redis.commit_unit(&counter, ids[id]).await.unwrap()),
             ),
             Op::Release(id) => (
-                format!("{:?}", memory.release(&counter, ids[id]).await.unwrap()),
-                format!("{:?}", redis.release(&counter, ids[id]).await.unwrap()),
+                format!("{:?}", memory.release_unit(&counter, ids[id]).await.unwrap()),
+                format!("{:?}", redis.release_unit(&counter, ids[id]).await.unwrap()),
             ),
             Op::Adjust(delta, seed) => (
                 format!(

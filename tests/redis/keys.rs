@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tower_plans::redis::driver as redis;
-use tower_plans::store::{Count, Counter, ReservationId, Seed};
+use tower_plans::store::{Count, Counter, ReservationId, Seed, UsageStoreExt};
 use tower_plans::{PlanStore, UsageStore};
 
 use crate::common::*;
@@ -59,7 +59,7 @@ async fn redis_ids_with_colons_braces_spaces_and_unicode_do_not_collide() {
         usage.set(&Counter::items(*id, "clients"), n).await.unwrap();
         let items = Counter::items(*id, "clients");
         let hold = ReservationId::new();
-        let reserve = usage.reserve(&items, None, Seed::Count(0), hold, Duration::from_secs(60));
+        let reserve = usage.reserve_unit(&items, None, Seed::Count(0), hold, Duration::from_secs(60));
         reserve.await.unwrap();
         let shows = Counter::action(*id, "tasks", tower_plans::Action::Show);
         usage
