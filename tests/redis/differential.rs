@@ -66,7 +66,10 @@ async fn run(server: &RedisServer, prefix: &str, items: bool, ops: &[Op]) -> Res
                 format!("{:?}", redis.commit_unit(&counter, ids[id]).await.unwrap()),
             ),
             Op::Release(id) => (
-                format!("{:?}", memory.release_unit(&counter, ids[id]).await.unwrap()),
+                format!(
+                    "{:?}",
+                    memory.release_unit(&counter, ids[id]).await.unwrap()
+                ),
                 format!("{:?}", redis.release_unit(&counter, ids[id]).await.unwrap()),
             ),
             Op::Adjust(delta, seed) => (

@@ -31,6 +31,7 @@ mod cluster_invalidation;
 mod cluster_keys;
 mod counting;
 mod differential;
+mod holds;
 mod instances;
 mod keys;
 mod outage;

@@ -83,7 +83,8 @@ async fn redis_limit_zero_refuses_and_no_limit_always_holds() {
         Reserve::Refused { used: 0, held: 0 }
     );
     for held in 0..5 {
-        let reserved = store.reserve_unit(&counter, None, Seed::Count(0), ReservationId::new(), LEASE);
+        let reserved =
+            store.reserve_unit(&counter, None, Seed::Count(0), ReservationId::new(), LEASE);
         assert_eq!(reserved.await.unwrap(), Reserve::Reserved { used: 0, held });
     }
     assert_eq!(store.get(&counter).await.unwrap(), count(0, 5));
@@ -202,10 +203,22 @@ async fn redis_commit_and_release_are_idempotent_by_id() {
 
     // Unknown ids and counters change nothing and create nothing.
     let unknown = ReservationId::new();
-    assert_eq!(store.commit_unit(&clients("john"), unknown).await.unwrap(), 3);
+    assert_eq!(
+        store.commit_unit(&clients("john"), unknown).await.unwrap(),
+        3
+    );
     store.release_unit(&clients("john"), unknown).await.unwrap();
-    assert_eq!(store.commit_unit(&clients("nobody"), unknown).await.unwrap(), 0);
-    store.release_unit(&clients("nobody"), unknown).await.unwrap();
+    assert_eq!(
+        store
+            .commit_unit(&clients("nobody"), unknown)
+            .await
+            .unwrap(),
+        0
+    );
+    store
+        .release_unit(&clients("nobody"), unknown)
+        .await
+        .unwrap();
     assert_eq!(store.get(&clients("nobody")).await.unwrap(), None);
 }
 
@@ -395,75 +408,73 @@ async fn redis_reserving_again_renews_the_lease() {
     assert_eq!(store.commit_unit(&john, id).await.unwrap(), 3);
 }
 
+/// When `key` expires, in ms since the epoch: -1 never, -2 the key does not exist.
+async fn expire_time(conn: &mut ConnectionManager, key: &str) -> i64 {
+    redis::cmd("PEXPIRETIME")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+async fn pttl(conn: &mut ConnectionManager, key: &str) -> i64 {
+    redis::cmd("PTTL").arg(key).query_async(conn).await.unwrap()
+}
+
 #[tokio::test]
-async fn redis_the_reservations_key_expires_with_its_last_lease_and_an_endless_one_never() {
+async fn redis_the_reservations_keys_expire_with_their_last_lease_and_an_endless_one_never() {
     let server = RedisServer::start();
     let (store, mut conn) = store(&server).await;
     let john = clients("john");
-    let key = "test:{john}:held:clients:i";
-    store
-        .reserve_unit(
-            &john,
-            None,
-            Seed::Count(0),
-            ReservationId::new(),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let held = "test:{john}:held:clients:i";
+    let units = "test:{john}:units:clients:i";
+    let reserve = |lease| {
+        let (store, john) = (store.clone(), john.clone());
+        async move {
+            let id = ReservationId::new();
+            let reserved = store.reserve_unit(&john, None, Seed::Count(0), id, lease);
+            assert!(reserved.await.unwrap().is_reserved());
+            id
+        }
+    };
+    reserve(Duration::from_secs(10)).await;
+    let ttl = pttl(&mut conn, held).await;
     assert!((9_000..=10_001).contains(&ttl), "{ttl}");
-    store
-        .reserve_unit(
-            &john,
-            None,
-            Seed::Count(0),
-            ReservationId::new(),
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    // The units live exactly as long as the reservations.
+    assert_eq!(
+        expire_time(&mut conn, units).await,
+        expire_time(&mut conn, held).await
+    );
+    reserve(Duration::from_secs(60)).await;
+    let ttl = pttl(&mut conn, held).await;
     assert!((59_000..=60_001).contains(&ttl), "{ttl}");
-    // A shorter lease does not shorten the key's life.
-    store
-        .reserve_unit(
-            &john,
-            None,
-            Seed::Count(0),
-            ReservationId::new(),
-            Duration::from_secs(1),
-        )
-        .await
-        .unwrap();
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    // A shorter lease does not shorten the keys' life.
+    let short = reserve(Duration::from_secs(1)).await;
+    let ttl = pttl(&mut conn, held).await;
     assert!(ttl > 59_000, "{ttl}");
+    assert_eq!(
+        expire_time(&mut conn, units).await,
+        expire_time(&mut conn, held).await
+    );
 
-    let endless = ReservationId::new();
-    store
-        .reserve_unit(&john, None, Seed::Count(0), endless, Duration::MAX)
-        .await
-        .unwrap();
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(ttl, -1, "an endless lease keeps the key");
+    let endless = reserve(Duration::MAX).await;
+    assert_eq!(
+        pttl(&mut conn, held).await,
+        -1,
+        "an endless lease keeps the key"
+    );
+    assert_eq!(pttl(&mut conn, units).await, -1, "and its units");
     assert_eq!(store.get(&john).await.unwrap(), count(0, 4));
     assert_eq!(store.commit_unit(&john, endless).await.unwrap(), 1);
+    // Without the endless lease, the keys expire again with the last one.
+    let ttl = pttl(&mut conn, held).await;
+    assert!((58_000..=60_001).contains(&ttl), "{ttl}");
+    assert_eq!(
+        expire_time(&mut conn, units).await,
+        expire_time(&mut conn, held).await
+    );
+    store.release_unit(&john, short).await.unwrap();
+    assert_eq!(store.get(&john).await.unwrap(), count(1, 2));
 }
 
 #[tokio::test]
