@@ -5,9 +5,14 @@
 //! A counter is three keys, all in its user's hash slot: the hash of used counts that holds its
 //! field (the user's, or the user's for one period), the sorted set of the reservations held on
 //! it (ids scored by the end of their lease) and the hash of the units each of them holds (by
-//! id, with their exact sum in field `total`). Every script that reads a counter's holds first
-//! forgets those whose lease has passed, with their units; the set and the hash of units expire
-//! together with the last lease, so a crashed instance's holds vanish by themselves.
+//! id, with their exact sum in field `total`; a reservation holds units on a counter exactly when
+//! that hash has its field). The hold scripts first forget the reservations whose lease has
+//! passed, with their units, and `get` does not count them; the set and the hash of units
+//! expire together with the last lease, so a crashed instance's holds vanish by themselves.
+//!
+//! The hold scripts read and check every count they need before they write, so that a count in
+//! Redis that is not one fails the script with nothing changed (but expired reservations
+//! forgotten, or a retried reservation's lease renewed).
 //!
 //! Time is Redis's own (`TIME`), so instances whose clocks differ agree on when a lease ends.
 //! Counts are kept as decimal strings and added with decimal arithmetic in Lua, since Lua's
@@ -73,8 +78,11 @@ local function digits(reversed)
   return text
 end
 
--- a + b, exact.
+local function int(x) return string.format('%.0f', x) end
+
+-- a + b, exact. Numbers of at most 15 digits add exactly as doubles (below 2^53).
 local function plus(a, b)
+  if #a <= 15 and #b <= 15 then return int(tonumber(a) + tonumber(b)) end
   local reversed, carry, i, j = {}, 0, #a, #b
   while i > 0 or j > 0 or carry > 0 do
     local d = carry
@@ -100,6 +108,7 @@ end
 -- a - b, saturating at 0.
 local function sub(a, b)
   if compare(a, b) <= 0 then return '0' end
+  if #a <= 15 then return int(tonumber(a) - tonumber(b)) end
   local reversed, borrow, i, j = {}, 0, #a, #b
   while i > 0 do
     local d = string.byte(a, i) - 48 - borrow
@@ -115,8 +124,6 @@ local function min(a, b)
   if compare(a, b) <= 0 then return a end
   return b
 end
-
-local function int(x) return string.format('%.0f', x) end
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -175,16 +182,45 @@ local function lines(from)
   return hold
 end
 
+-- What this script read or wrote of each hash, by key then field (false: no such field), so
+-- that each is read from Redis once.
+local known = {}
+
+local function hget(key, field)
+  local fields = known[key]
+  if not fields then
+    fields = {}
+    known[key] = fields
+  end
+  local value = fields[field]
+  if value == nil then
+    value = redis.call('HGET', key, field)
+    fields[field] = value
+  end
+  return value
+end
+
+local function hset(key, field, value)
+  redis.call('HSET', key, field, value)
+  if not known[key] then known[key] = {} end
+  known[key][field] = value
+end
+
+local function del(key)
+  redis.call('DEL', key)
+  known[key] = nil
+end
+
 -- The used count, nil when the counter does not exist.
 local function used_of(c)
-  return count(redis.call('HGET', c.used, c.field), 'the used count')
+  return count(hget(c.used, c.field), 'the used count')
 end
 
 -- Where a counter that does not exist starts: the item counter's count in the same hash when
 -- the seed follows one and it exists, else the seed.
 local function seeded(c)
   if c.follows ~= '' then
-    local items = count(redis.call('HGET', c.used, c.follows), 'the item count')
+    local items = count(hget(c.used, c.follows), 'the item count')
     if items then return items end
   end
   return c.seed
@@ -195,28 +231,25 @@ local function used_or_seed(c)
   return used_of(c) or seeded(c)
 end
 
--- Creates the counter at its seed, if it does not exist.
-local function create(c)
-  if not used_of(c) then
-    redis.call('HSET', c.used, c.field, seeded(c))
-    if c.expire ~= '' then redis.call('PEXPIREAT', c.used, c.expire) end
-  end
+local function set_used(c, used)
+  hset(c.used, c.field, used)
+  if c.expire ~= '' then redis.call('PEXPIREAT', c.used, c.expire) end
 end
 
-local function add_used(c, units)
-  redis.call('HSET', c.used, c.field, add(used_or_seed(c), units))
-  if c.expire ~= '' then redis.call('PEXPIREAT', c.used, c.expire) end
+-- Creates the counter at its seed, if it does not exist.
+local function create(c)
+  if not used_of(c) then set_used(c, seeded(c)) end
 end
 
 -- The units held by live reservations (exact: it may pass MAX).
 local function total(c)
-  return decimal(redis.call('HGET', c.units, 'total'), 'the held units') or '0'
+  return decimal(hget(c.units, 'total'), 'the held units') or '0'
 end
 
--- The units `id` holds, nil when it holds none.
+-- The units `id` holds, nil when it holds none (it holds units on a counter exactly when the
+-- hash of units has a field for it).
 local function units_of(c, id)
-  if not redis.call('ZSCORE', c.held, id) then return nil end
-  return count(redis.call('HGET', c.units, id), 'the held units') or '0'
+  return count(hget(c.units, id), 'the held units')
 end
 
 -- The units held by reservations other than `id`.
@@ -225,11 +258,12 @@ local function beside(c, id)
 end
 
 -- The set and the hash of units live as long as the last lease; the hash goes with the set.
+-- Answers whether a reservation is left.
 local function keep_alive(c)
   local last = redis.call('ZRANGE', c.held, -1, -1, 'WITHSCORES')
   if last[2] == nil then
-    redis.call('DEL', c.units)
-    return
+    del(c.units)
+    return false
   end
   local score = tonumber(last[2])
   if score == nil or score == math.huge then
@@ -240,6 +274,7 @@ local function keep_alive(c)
     redis.call('PEXPIREAT', c.held, at)
     redis.call('PEXPIREAT', c.units, at)
   end
+  return true
 end
 
 -- Forgets the reservations whose lease has passed (at now >= the end), and their units.
@@ -248,22 +283,38 @@ local function purge(c, now)
   if #gone == 0 then return end
   local sum = total(c)
   for _, id in ipairs(gone) do
-    sum = sub(sum, count(redis.call('HGET', c.units, id), 'the held units') or '0')
-    redis.call('HDEL', c.units, id)
+    sum = sub(sum, count(hget(c.units, id), 'the held units') or '0')
   end
   redis.call('ZREMRANGEBYSCORE', c.held, '-inf', int(now))
   if redis.call('EXISTS', c.held) == 0 then
-    redis.call('DEL', c.units)
-  else
-    redis.call('HSET', c.units, 'total', sum)
+    del(c.units)
+    return
   end
+  for _, id in ipairs(gone) do
+    redis.call('HDEL', c.units, id)
+    known[c.units][id] = false
+  end
+  hset(c.units, 'total', sum)
+end
+
+-- Renews the lease of what `id` holds, if anything. Answers whether it held anything.
+local function renew(c, id, expires)
+  if not units_of(c, id) then return false end
+  redis.call('ZADD', c.held, expires, id)
+  keep_alive(c)
+  return true
 end
 
 -- Holds `units` more for `id` until `expires`.
 local function put(c, id, units, expires)
   local before = units_of(c, id) or '0'
+  local sum = plus(total(c), units)
   redis.call('ZADD', c.held, expires, id)
-  redis.call('HSET', c.units, id, add(before, units), 'total', plus(total(c), units))
+  local held = add(before, units)
+  redis.call('HSET', c.units, id, held, 'total', sum)
+  if not known[c.units] then known[c.units] = {} end
+  known[c.units][id] = held
+  known[c.units].total = sum
   keep_alive(c)
 end
 
@@ -273,15 +324,29 @@ local function take(c, id)
   if not units then return nil end
   local sum = sub(total(c), units)
   redis.call('ZREM', c.held, id)
-  redis.call('HDEL', c.units, id)
-  if redis.call('EXISTS', c.held) == 1 then redis.call('HSET', c.units, 'total', sum) end
-  keep_alive(c)
+  if keep_alive(c) then
+    redis.call('HDEL', c.units, id)
+    known[c.units][id] = false
+    hset(c.units, 'total', sum)
+  end
   return units
 end
 
 local function purge_all(hold, now)
   for _, line in ipairs(hold) do
     for _, c in ipairs(line) do purge(c, now) end
+  end
+end
+
+-- Reads (and checks) what settling `id` needs of every counter, before anything is written:
+-- a count in Redis that is not one fails the script with nothing changed but the purge.
+local function check_all(hold, id)
+  for _, line in ipairs(hold) do
+    for _, c in ipairs(line) do
+      units_of(c, id)
+      total(c)
+      used_or_seed(c)
+    end
   end
 end
 "#;
@@ -302,11 +367,7 @@ purge_all(hold, now)
 local renewed = false
 for _, line in ipairs(hold) do
   for _, c in ipairs(line) do
-    if redis.call('ZSCORE', c.held, id) then
-      redis.call('ZADD', c.held, expires, id)
-      keep_alive(c)
-      renewed = true
-    end
+    if renew(c, id, expires) then renewed = true end
   end
 end
 
@@ -349,7 +410,7 @@ end
 if renewed then
   for _, line in ipairs(hold) do
     for _, c in ipairs(line) do
-      if redis.call('ZSCORE', c.held, id) then create(c) end
+      if units_of(c, id) then create(c) end
     end
   end
   return answer
@@ -373,6 +434,7 @@ const COMMIT: &str = r#"
 local id, now = ARGV[1], now_ms()
 local hold = lines(2)
 purge_all(hold, now)
+check_all(hold, id)
 
 local function spend(line, held, spent)
   local taken, rest = {}, spent
@@ -406,7 +468,7 @@ for _, line in ipairs(hold) do
   if any then
     local taken = spend(line, held, line.units)
     for j, c in ipairs(line) do
-      if taken[j] ~= '0' then add_used(c, taken[j]) end
+      if taken[j] ~= '0' then set_used(c, add(used_or_seed(c), taken[j])) end
     end
   end
 end
@@ -418,6 +480,7 @@ const RELEASE: &str = r#"
 local id, now = ARGV[1], now_ms()
 local hold = lines(2)
 purge_all(hold, now)
+check_all(hold, id)
 for _, line in ipairs(hold) do
   for _, c in ipairs(line) do take(c, id) end
 end

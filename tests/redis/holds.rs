@@ -252,36 +252,45 @@ async fn redis_reset_removes_a_pool_or_a_grant_and_its_reservations() {
     assert_eq!(store.get(&pool).await.unwrap(), None);
 }
 
+async fn hset(conn: &mut ConnectionManager, key: &str, field: &str, value: &str) {
+    let _: () = redis::cmd("HSET")
+        .arg(key)
+        .arg(field)
+        .arg(value)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
-async fn redis_malformed_held_units_in_redis_are_an_error_not_a_guess() {
+async fn redis_malformed_counts_in_redis_are_an_error_and_change_nothing() {
     let server = RedisServer::start();
     let (store, mut conn) = store(&server).await;
     let pool = Counter::credits("john", "ai");
-    let hold = Hold::new(ReservationId::new()).with(Line::new(pool.clone(), 3).limit(Some(10)));
-    assert!(store.reserve(&hold, LEASE).await.unwrap().is_reserved());
-    let _: () = redis::cmd("HSET")
-        .arg("test:{john}:units:ai:c")
-        .arg("total")
-        .arg("three")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let hold = |units| {
+        Hold::new(ReservationId::new()).with(Line::new(pool.clone(), units).limit(Some(10)))
+    };
+    let (first, second) = (hold(3), hold(2));
+    assert!(store.reserve(&first, LEASE).await.unwrap().is_reserved());
+    assert!(store.reserve(&second, LEASE).await.unwrap().is_reserved());
+
+    // A sum of held units that is not a count.
+    hset(&mut conn, "test:{john}:units:ai:c", "total", "three").await;
     let error = store.get(&pool).await.expect_err("a malformed sum");
     assert!(error.to_string().contains("not a count"), "{error}");
-    let other = Hold::new(ReservationId::new()).with(Line::new(pool.clone(), 1).limit(Some(10)));
-    assert!(store.reserve(&other, LEASE).await.is_err());
-    assert!(store.commit(&hold, &[]).await.is_err());
-    let _: () = redis::cmd("HSET")
-        .arg("test:{john}:units:ai:c")
-        .arg("total")
-        .arg("3")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    // Nothing was changed by the failed scripts.
-    assert_eq!(store.get(&pool).await.unwrap(), count(0, 3));
-    store.commit(&hold, &[]).await.unwrap();
-    assert_eq!(store.get(&pool).await.unwrap(), count(3, 0));
+    assert!(store.reserve(&hold(1), LEASE).await.is_err());
+    assert!(store.commit(&first, &[]).await.is_err());
+    assert!(store.release(&second).await.is_err());
+    hset(&mut conn, "test:{john}:units:ai:c", "total", "5").await;
+    assert_eq!(store.get(&pool).await.unwrap(), count(0, 5));
+
+    // A used count that is not one: the commit fails before it forgets the hold.
+    hset(&mut conn, "test:{john}:used", "ai:c", "-1").await;
+    assert!(store.commit(&first, &[]).await.is_err());
+    hset(&mut conn, "test:{john}:used", "ai:c", "0").await;
+    assert_eq!(store.get(&pool).await.unwrap(), count(0, 5));
+    store.commit(&first, &[]).await.unwrap();
+    assert_eq!(store.get(&pool).await.unwrap(), count(3, 2));
 }
 
 #[tokio::test]
