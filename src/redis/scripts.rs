@@ -247,8 +247,9 @@ local function total(c)
 end
 
 -- The units `id` holds, nil when it holds none (it holds units on a counter exactly when the
--- hash of units has a field for it).
+-- hash of units has a field for it, and a hold is never of 0 units).
 local function units_of(c, id)
+  if total(c) == '0' then return nil end
   return count(hget(c.units, id), 'the held units')
 end
 
