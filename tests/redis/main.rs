@@ -1,9 +1,9 @@
 //! tower-plans over a real Redis: the scripts of the usage store (the same semantics as the
 //! in-memory store's, and the usage store suite every store passes), the plan store (with
-//! add-ons), key escaping, several instances sharing one Redis, and Redis going away and coming
-//! back. Every test starts its own `redis-server`. With the `redis-cluster` feature, the same
-//! over a Redis Cluster of three masters with one replica each, which each of those tests starts
-//! too, and a master killed mid-run.
+//! add-ons), key escaping, several instances sharing one Redis (metered requests too), and Redis
+//! going away and coming back. Every test starts its own `redis-server`. With the
+//! `redis-cluster` feature, the same over a Redis Cluster of three masters with one replica
+//! each, which each of those tests starts too, and a master killed mid-run.
 
 #[cfg(feature = "redis-cluster")]
 #[path = "../support/redis_cluster.rs"]
@@ -34,6 +34,7 @@ mod differential;
 mod holds;
 mod instances;
 mod keys;
+mod metering;
 mod outage;
 mod plans;
 mod scripts;
