@@ -184,11 +184,7 @@ fn pool_line() -> impl Strategy<Value = LineSpec> {
             units,
             limit,
             seed: Seed::Count(seed),
-            grants: grants
-                .into_iter()
-                .zip([first, second])
-                .map(|(grant, amount)| (grant, amount))
-                .collect(),
+            grants: grants.into_iter().zip([first, second]).collect(),
         },
     )
 }
