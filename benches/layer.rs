@@ -52,8 +52,8 @@
 //!
 //! Group `metrics/1k` measures what the metrics cost: `allowed` and `denied`, `uncached` and
 //! `cached`, beside `bare`, with no recorder installed (`no_recorder/...`), and, when built with
-//! the `metrics` feature, with `metrics::NoopRecorder` (`noop_recorder/...`: the labels are
-//! built, nothing is stored) and with a Prometheus recorder (`prometheus/...`) set for the
+//! the `metrics` feature, with `metrics::NoopRecorder` (`noop_recorder/...`: each metric is
+//! registered, nothing is stored) and with a Prometheus recorder (`prometheus/...`) set for the
 //! bench's thread. A cargo feature is chosen at build time, so the figure without the feature
 //! comes from a second run of the same group, built without it:
 //! `cargo bench --bench layer -- metrics/` and

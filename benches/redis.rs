@@ -5,8 +5,10 @@
 //!
 //! - `get_round_trip`: one plain `GET` through the same connection manager, the floor of any
 //!   Redis-backed call;
-//! - `counted_create`: a reservation and its commit through `RedisUsageStore` (two script calls),
-//!   what a counted create adds to a request;
+//! - `counted_create`: a reservation of one unit and its commit through `RedisUsageStore` (two
+//!   script calls), what a counted create adds to a request;
+//! - `metered_create`: the same for a hold of two lines, a credit pool with two grants and an
+//!   action (four counters in each script), what a metered request adds;
 //! - `layer/bare`: the inner service alone;
 //! - `layer/uncounted_allowed/uncached`: an allowed `GET /api/clients` through the layer over
 //!   `RedisPlanStore` (the catalog cached, the record read and parsed on every request);
@@ -30,12 +32,14 @@ use http_body_util::Empty;
 use tokio::runtime::{Builder, Runtime};
 use tower::{service_fn, Layer, Service, ServiceExt};
 use tower_plans::redis::{driver as redis, RedisConnection};
-use tower_plans::store::{Counter, ReservationId, Seed};
+use tower_plans::store::{Counter, Hold, Line, ReservationId, Seed, Spill};
 use tower_plans::{PlanLimitLayer, UsageStore, UserCache, UserId};
 
 use redis_server::RedisServer;
 
 const PLANS: &str = r#"[{"name": "pro", "limits": {"clients": null, "tasks": 100}}]"#;
+/// The lease of the reservations measured alone.
+const LEASE: Duration = Duration::from_secs(300);
 const USERS: &str = r#"{"ann": {"plan": "pro", "usage": {"clients": 1}}}"#;
 
 fn runtime() -> Runtime {
@@ -174,13 +178,34 @@ fn bench(c: &mut Criterion) {
             rt.block_on(async {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    let id = ReservationId::new();
-                    let lease = Duration::from_secs(300);
-                    let reserved = usage
-                        .reserve(&counter, None, Seed::Count(0), id, lease)
-                        .await;
+                    let hold =
+                        Hold::unit(counter.clone(), None, Seed::Count(0), ReservationId::new());
+                    let reserved = usage.reserve(&hold, LEASE).await;
                     black_box(reserved.expect("reserve"));
-                    black_box(usage.commit(&counter, id).await.expect("commit"));
+                    usage.commit(&hold, &[]).await.expect("commit");
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("metered_create", |b| {
+        // A pool (unlimited, so that it never runs out) spilling over to two grants, and the
+        // action's own limit: four counters in each script.
+        let pool = Counter::credits("bob", "ai");
+        let images = Counter::action("bob", "images", tower_plans::Action::Create);
+        let line = Line::new(pool, 5)
+            .grant(Spill::new(Counter::grant("bob", "ai", "g1"), 500))
+            .grant(Spill::new(Counter::grant("bob", "ai", "g2"), 500));
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let hold = Hold::new(ReservationId::new())
+                        .with(line.clone())
+                        .with(Line::new(images.clone(), 1));
+                    let reserved = usage.reserve(&hold, LEASE).await;
+                    black_box(reserved.expect("reserve"));
+                    usage.commit(&hold, &[7, 1]).await.expect("commit");
                 }
                 start.elapsed()
             })

@@ -280,7 +280,7 @@ impl Alerts {
             let used = match timed(Call::GET, timeout, store.get(counter)).await {
                 Ok(count) => count.map_or(0, |count| count.used),
                 Err(error) => {
-                    metrics::alert("failed");
+                    metrics::alert(false);
                     tracing::warn!(%error, "usage store failed to read a count for alerts");
                     continue;
                 }
@@ -317,7 +317,7 @@ impl Alerts {
             // Fired already, here or by another instance.
             Ok(false) => return,
             Err(error) => {
-                metrics::alert("failed");
+                metrics::alert(false);
                 tracing::warn!(%error, "usage store failed to mark an alert; it is not sent");
                 return;
             }
@@ -332,9 +332,9 @@ impl Alerts {
             period: counter.period,
         };
         match self.handler.alert(alert).await {
-            Ok(()) => metrics::alert("fired"),
+            Ok(()) => metrics::alert(true),
             Err(error) => {
-                metrics::alert("failed");
+                metrics::alert(false);
                 tracing::warn!(%error, "the usage alert handler failed");
             }
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 
-use crate::metrics::{Call, Stopwatch};
+use crate::metrics::{Call, Ended, Stopwatch};
 use crate::store::BoxError;
 
 /// A store call that failed or took longer than `store_timeout`.
@@ -75,8 +75,7 @@ where
         let mut this = self.project();
         let _span = this.span.enter();
         if let Poll::Ready(result) = this.call.poll(cx) {
-            let label = if result.is_ok() { "ok" } else { "error" };
-            this.stopwatch.stop(*this.kind, label);
+            this.stopwatch.stop(*this.kind, Ended::of(&result));
             return Poll::Ready(result.map_err(StoreError::Failed));
         }
         if !*this.armed {
@@ -87,7 +86,7 @@ where
         }
         if let Some(timer) = this.timer.as_pin_mut() {
             if timer.poll(cx).is_ready() {
-                this.stopwatch.stop(*this.kind, "timeout");
+                this.stopwatch.stop(*this.kind, Ended::Timeout);
                 return Poll::Ready(Err(StoreError::TimedOut(*this.timeout)));
             }
         }

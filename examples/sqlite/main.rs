@@ -1,4 +1,5 @@
-//! The quickstart's REST app, with plans, subscribers and usage counts in an SQLite database:
+//! The quickstart's REST app, with plans, subscribers and usage counts in an SQLite database,
+//! metered plans included (meters, credit pools, add-ons that raise them, top-up grants):
 //!
 //! ```sh
 //! cargo run --example sqlite                      # a free loopback port, a temporary database
@@ -8,7 +9,11 @@
 //!
 //! `store.rs` is the `PlanStore` and the `UsageStore` over SQLite (sqlx); `migrations/` is its
 //! schema, applied when the store opens; `seed.sql` fills a database without plans with the
-//! quickstart's data. The layer is configured as in the quickstart (same fixture, same routes),
+//! quickstart's data: its plans with their limits and `ai` credit pools, its add-ons, the
+//! meters of images (5 credits) and chats (reported, 200 reserved), and its users (grace with a
+//! top-up grant of 100 credits, ivan with the "more-ai" add-on). `--check` runs the tour, then
+//! checks what SQLite counted: the clients, the credits each metered step drew from this
+//! month's pools and from grace's top-up, and that nothing is left held. The layer is configured as in the quickstart (same fixture, same routes),
 //! counts usage in SQLite, and caches users for a minute: the admin route
 //! `PUT /admin/users/{id}/plan` changes a plan in the database and then tells the layer with its
 //! `Invalidator`. The database is a file in a temporary folder, removed on exit, unless `--db`
@@ -34,6 +39,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+use tower_plans::catalog::Period;
 use tower_plans::store::{Count, Counter};
 use tower_plans::subscriber::Assignment;
 use tower_plans::{BoxError, Invalidator, PlanLimitLayer, PlanStore, UsageStore, UserCache};
@@ -365,6 +371,44 @@ async fn check(addr: SocketAddr, store: &SqliteStore, fresh: bool) -> ExitCode {
             failures += 1;
             let usage = other.map(|alice| alice.map(|alice| alice.usage.clone()));
             println!("FAIL alice's record: {usage:?}, expected a plain count of 4 clients");
+        }
+    }
+    // What the metered steps drew, on this month's counters of the `ai` pools and on grace's
+    // top-up: dave an image (5) and a chat that reported 120; alice one image (her second was
+    // refused); grace two images, 8 from her allowance and 2 from `topup-1`; ivan a chat that
+    // reported 30, which his add-on's credits let through.
+    let month = Period::Month.window(now_ms());
+    let pool = |user: &str| Counter::credits(user, "ai").in_period(month);
+    let drawn = [
+        ("dave's ai credits this month", pool("dave"), 125),
+        ("alice's ai credits this month", pool("alice"), 5),
+        ("grace's ai credits this month", pool("grace"), 8),
+        (
+            "grace's top-up topup-1",
+            Counter::grant("grace", "ai", "topup-1"),
+            2,
+        ),
+        ("ivan's ai credits this month", pool("ivan"), 30),
+    ];
+    for (what, counter, used) in drawn {
+        let expected = Count { used, held: 0 };
+        match store.get(&counter).await {
+            Ok(Some(count)) if count == expected => println!("ok   {what}: {used} spent"),
+            other => {
+                failures += 1;
+                println!("FAIL {what}: {other:?}, expected {expected:?}");
+            }
+        }
+    }
+    // grace's record holds her grant as the seed wrote it; what it spent is a counter apart.
+    match store.user("grace").await {
+        Ok(Some(grace)) if grace.grants.len() == 1 && grace.grants[0].amount == 100 => {
+            println!("ok   grace's record: the top-up topup-1 of 100 ai credits");
+        }
+        other => {
+            failures += 1;
+            let grants = other.map(|grace| grace.map(|grace| grace.grants.clone()));
+            println!("FAIL grace's record: grants {grants:?}, expected topup-1 of 100");
         }
     }
     match store.stored_reservations().await {

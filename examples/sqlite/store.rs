@@ -5,14 +5,40 @@
 //!
 //! | method | SQL |
 //! |---|---|
-//! | `plans()` | one read transaction: `plans` ⟕ `plan_resources` ⟕ `plan_limits`, `addons` ⟕ `addon_resources` ⟕ `addon_limits`, `trial`, and the declared custom `actions` |
-//! | `user(id)` | one read transaction: `subscribers` ⟕ `usage_counters` for the id, then its `subscriber_addons` |
+//! | `plans()` | one read transaction: `plans` ⟕ `plan_resources` ⟕ `plan_limits`, `addons` ⟕ `addon_resources` ⟕ `addon_limits`, `trial`, the declared custom `actions`, the pools of `plan_credits` and `addon_credits`, and the `meters` |
+//! | `user(id)` | one read transaction: `subscribers` ⟕ `usage_counters` for the id, then its `subscriber_addons` and its `subscriber_grants` |
 //! | `reserve` | `BEGIN IMMEDIATE`; purge the expired holds of every counter of the hold; renew the hold's leases if it is held already (a retry); per line, read which rows exist ([`SHAPE`]) and the counts before, then what it takes from its counter and its grants; per part, the guarded `INSERT ... SELECT ... WHERE limit - used - held >= units ... RETURNING` ([`RESERVE`]), and for a counter of its own, its row at the seed; all or nothing |
 //! | `commit` | `BEGIN IMMEDIATE`; per line, delete its holds (and expired ones) `RETURNING` their units; if any was live, add what it spent to its counter and grants (`used + units`, saturating) |
 //! | `release` | `BEGIN IMMEDIATE`; delete the hold on each counter (and the expired ones) |
 //! | `adjust` | `BEGIN IMMEDIATE`; read which rows exist and `used` (or take the seed); write `used + delta`, saturating |
 //! | `set` | `BEGIN IMMEDIATE`; read which rows exist; one upsert |
 //! | `get` | one read transaction: which rows exist, then `used` and the live holds |
+//!
+//! # Metered plans
+//!
+//! The catalog's metering (see [`Cost`]) has tables of its own, which
+//! [`SqliteStore::import_catalog`] writes and [`PlanStore::plans`] reads, so that a catalog
+//! round-trips exactly:
+//!
+//! * `meters`: what a request to an action of a resource consumes, one row per metered
+//!   `(resource, action)`: `cost` units, or for a meter whose handler reports what it consumed
+//!   (`report` = 1) `estimate` units reserved before (`NULL`: 1 either way), drawn from the
+//!   credit pool `pool`, or from the action's own limit when `pool` is `NULL`. The JSON
+//!   `"images": {"create": {"cost": 5, "credits": "ai"}}` is the row
+//!   `('images', 'create', 5, 0, NULL, 'ai')`.
+//! * `plan_credits` and `addon_credits`: the pools a plan declares and what an add-on adds to
+//!   them, a `max` and a `per` as for limits (`NULL` `max`: unlimited; no `per`: a lifetime
+//!   pool).
+//! * `subscriber_grants`: a record's one-off grants of credits (top-ups), in the record's order
+//!   (`position`), unique by id per user; [`SqliteStore::put_subscriber`] writes them and
+//!   [`PlanStore::user`] reads them. What a grant spent is a counter (below), not part of it.
+//!
+//! The schema refuses what the JSON readers refuse where SQL can say it: a cost or an estimate
+//! below 1, an estimate on a meter that is not reported and a cost on one that is, a meter
+//! drawing from a pool that no plan or add-on declares (triggers also refuse to drop or rename
+//! the last declaration of a pool a meter draws from), a period without a maximum, a grant that
+//! expires before it starts. A row that slipped past it (written with the checks off) is an
+//! error naming the meter, the pool or the grant when read, never a different catalog.
 //!
 //! # The counters are the records' usage
 //!
@@ -100,9 +126,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, SqliteConnection};
-use tower_plans::catalog::{Addon, Limit, Period, Plan, Trial};
+use tower_plans::catalog::{Addon, Cost, Limit, Period, Plan, Trial};
 use tower_plans::store::{Count, Counted, Counter, Held, Hold, Line, Seed, Spill, StoreFuture};
-use tower_plans::subscriber::{AddonGrant, Assignment};
+use tower_plans::subscriber::{AddonGrant, Assignment, CreditGrant};
 use tower_plans::{Action, BoxError, Catalog, PlanStore, Subscriber, UsageStore};
 
 /// One schema migration: applied once, in order, recorded in `schema_migrations`.
@@ -142,6 +168,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 5,
         description: "reservations of several units on several counters; credit pools and grants",
         sql: include_str!("migrations/0005_holds.sql"),
+    },
+    Migration {
+        version: 6,
+        description: "metered plans: meters, plan and add-on credit pools, subscribers' grants",
+        sql: include_str!("migrations/0006_meters.sql"),
     },
 ];
 
@@ -386,21 +417,28 @@ impl SqliteStore {
         Ok(plans == 0)
     }
 
-    /// Replaces the catalog: every plan, add-on, limit, declared custom action and the trial
-    /// policy.
+    /// Replaces the catalog: every plan, add-on, limit, credit pool, meter, declared custom
+    /// action and the trial policy.
     ///
     /// # Errors
-    /// When a write fails, a limit does not fit an SQLite integer, the catalog drops an add-on
-    /// that a subscriber holds a grant of (its foreign key), or it declares a custom action
-    /// whose name the usage counters keep for themselves (`items`, `*`, a name starting with
-    /// `$` or holding `@`); nothing is changed then.
+    /// When a write fails, a limit, a pool's allowance or a meter's units do not fit an SQLite
+    /// integer (the error names the plan, add-on or meter), the catalog drops an add-on that a
+    /// subscriber holds a grant of (its foreign key), or it declares a custom action whose
+    /// name the usage counters keep for themselves (`items`, `*`, a name starting with `$` or
+    /// holding `@`); nothing is changed then.
     pub async fn import_catalog(&self, catalog: &Catalog) -> Result<(), BoxError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        // The meters first: they name custom actions, and the pools they draw from must stay
+        // declared while they exist.
+        sqlx::query("DELETE FROM meters").execute(&mut *tx).await?;
         sqlx::query("DELETE FROM trial").execute(&mut *tx).await?;
         sqlx::query("DELETE FROM plans").execute(&mut *tx).await?;
-        // The add-ons' limits go (they may name custom actions); the add-ons themselves stay
-        // while grants name them, and are replaced below.
+        // The add-ons' limits and pools go (the limits may name custom actions); the add-ons
+        // themselves stay while grants name them, and are replaced below.
         sqlx::query("DELETE FROM addon_resources")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM addon_credits")
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM actions WHERE custom = 1")
@@ -439,6 +477,19 @@ impl SqliteStore {
                     .execute(&mut *tx)
                     .await?;
                 }
+            }
+            for (pool, allowance) in plan.pools() {
+                let what = || format!("plan `{}`, credit pool `{pool}`", plan.name());
+                sqlx::query(
+                    "INSERT INTO plan_credits (plan, pool, max, per) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .bind(plan.name())
+                .bind(&**pool)
+                .bind(maximum(allowance, what)?)
+                .bind(allowance.period().map(Period::as_str))
+                .execute(&mut *tx)
+                .await
+                .naming(what)?;
             }
         }
         let stored: Vec<String> = sqlx::query_scalar("SELECT name FROM addons")
@@ -482,6 +533,42 @@ impl SqliteStore {
                     .await?;
                 }
             }
+            for (pool, extra) in addon.pools() {
+                let what = || format!("add-on `{}`, credit pool `{pool}`", addon.name());
+                sqlx::query(
+                    "INSERT INTO addon_credits (addon, pool, max, per) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .bind(addon.name())
+                .bind(&**pool)
+                .bind(maximum(extra, what)?)
+                .bind(extra.period().map(Period::as_str))
+                .execute(&mut *tx)
+                .await
+                .naming(what)?;
+            }
+        }
+        // After the pools, which the meters' pools must name.
+        for (resource, action, meter) in catalog.meters() {
+            let what = || format!("the meter of `{resource}.{}`", action.as_str());
+            let units = Some(sql_integer(meter.units(), what)?);
+            let (cost, estimate) = if meter.is_reported() {
+                (None, units)
+            } else {
+                (units, None)
+            };
+            sqlx::query(
+                "INSERT INTO meters (resource, action, cost, report, estimate, pool)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .bind(&**resource)
+            .bind(action.as_str())
+            .bind(cost)
+            .bind(meter.is_reported())
+            .bind(estimate)
+            .bind(meter.pool())
+            .execute(&mut *tx)
+            .await
+            .naming(what)?;
         }
         if let Some(trial) = catalog.trial() {
             let duration_ms = i64::try_from(trial.duration().as_millis())?;
@@ -495,18 +582,20 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Adds or replaces the record of user `id`: its name, plan assignment and add-on grants,
-    /// and its usage, which becomes its counters (the record's counters it had are dropped;
-    /// those of quotas, credit pools and grants, which are not part of a record, stay): a plain
-    /// count is a `*` row, a per-action `create` count an `items` row, another action's count a
-    /// row named after the action. A resource counted per action that lists no action
-    /// (`"tasks": {}`) is an `items` row of 0, and reads back as `{"create": 0}`: the same usage
-    /// for every action, and for what a create counts.
+    /// Adds or replaces the record of user `id`: its name, plan assignment, add-on grants and
+    /// grants of credits (top-ups, in the record's order), and its usage, which becomes its
+    /// counters (the record's counters it had are dropped; those of quotas, credit pools and
+    /// grants, which are not part of a record, stay, so that a grant given again goes on from
+    /// what it spent): a plain count is a `*` row, a per-action `create` count an `items` row,
+    /// another action's count a row named after the action. A resource counted per action that
+    /// lists no action (`"tasks": {}`) is an `items` row of 0, and reads back as
+    /// `{"create": 0}`: the same usage for every action, and for what a create counts.
     ///
     /// # Errors
-    /// When a write fails, an instant or a quantity does not fit an SQLite integer, a grant names
-    /// an add-on the catalog does not have (its foreign key), or a per-action count is kept for
-    /// a custom action named `items` or `*`, starting with `$` or holding `@`; nothing is
+    /// When a write fails, an instant, a quantity or a grant's amount does not fit an SQLite
+    /// integer, an add-on grant names an add-on the catalog does not have (its foreign key), two
+    /// grants of credits share an id (the error names the grant), or a per-action count is kept
+    /// for a custom action named `items` or `*`, starting with `$` or holding `@`; nothing is
     /// changed then.
     pub async fn put_subscriber(&self, id: &str, subscriber: &Subscriber) -> Result<(), BoxError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -586,6 +675,29 @@ impl SqliteStore {
             .bind(i64::try_from(grant.quantity)?)
             .execute(&mut *tx)
             .await?;
+        }
+        sqlx::query("DELETE FROM subscriber_grants WHERE user_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for (position, grant) in subscriber.grants.iter().enumerate() {
+            let what = || format!("the grant `{}` of `{id}`", grant.id);
+            let instant = |ms: Option<u64>| ms.map(|ms| sql_integer(ms, what)).transpose();
+            sqlx::query(
+                "INSERT INTO subscriber_grants
+                     (user_id, id, position, pool, amount, starts_ms, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .bind(id)
+            .bind(&*grant.id)
+            .bind(i64::try_from(position)?)
+            .bind(&*grant.pool)
+            .bind(sql_integer(grant.amount, what)?)
+            .bind(instant(grant.starts)?)
+            .bind(instant(grant.expires)?)
+            .execute(&mut *tx)
+            .await
+            .naming(what)?;
         }
         tx.commit().await?;
         Ok(())
@@ -770,6 +882,69 @@ fn limit_of(max: Option<i64>, per: Option<String>) -> Result<Limit, BoxError> {
         },
         (None, _) => Limit::Unlimited,
     })
+}
+
+/// A credit pool's allowance as its `max` column: `None` for an unlimited pool, else the
+/// maximum, when it fits an SQLite integer (the error names `what`).
+fn maximum(allowance: Limit, what: impl FnOnce() -> String) -> Result<Option<i64>, BoxError> {
+    allowance
+        .maximum()
+        .map(|max| sql_integer(max, what))
+        .transpose()
+}
+
+/// `value` as an SQLite integer; an error naming `what` when it is past `i64::MAX`.
+fn sql_integer(value: u64, what: impl FnOnce() -> String) -> Result<i64, BoxError> {
+    i64::try_from(value).map_err(|_| {
+        format!(
+            "{}: {value} does not fit an SQLite integer (at most {})",
+            what(),
+            i64::MAX
+        )
+        .into()
+    })
+}
+
+/// A meter from its columns: `cost` units (`NULL`: 1), or for a reported meter `estimate` units
+/// (`NULL`: 1), drawn from `pool` if it names one.
+fn meter_of(
+    cost: Option<i64>,
+    report: bool,
+    estimate: Option<i64>,
+    pool: Option<String>,
+) -> Result<Cost, BoxError> {
+    let units = |units: Option<i64>| -> Result<u64, BoxError> { units.map_or(Ok(1), count) };
+    let meter = match (report, cost, estimate) {
+        (true, Some(cost), _) => {
+            return Err(format!(
+                "a reported meter with a fixed cost ({cost}); a reported meter has an estimate"
+            )
+            .into())
+        }
+        (false, _, Some(estimate)) => {
+            return Err(format!(
+                "an estimate ({estimate}) on a meter that is not reported (report = 0)"
+            )
+            .into())
+        }
+        (true, None, estimate) => Cost::reported(units(estimate)?),
+        (false, cost, None) => Cost::fixed(units(cost)?),
+    };
+    Ok(match pool {
+        Some(pool) => meter.from_pool(pool),
+        None => meter,
+    })
+}
+
+/// Names what an error is about: `what: error`.
+trait Naming<T> {
+    fn naming(self, what: impl FnOnce() -> String) -> Result<T, BoxError>;
+}
+
+impl<T, E: Into<BoxError>> Naming<T> for Result<T, E> {
+    fn naming(self, what: impl FnOnce() -> String) -> Result<T, BoxError> {
+        self.map_err(|error| format!("{}: {}", what(), error.into()).into())
+    }
 }
 
 /// What a counter is, among the rows of its resource.
@@ -1119,6 +1294,45 @@ fn expiry(now: i64, lease: Duration) -> i64 {
     now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX))
 }
 
+/// A grant of credits from its `subscriber_grants` row (id, pool, amount, starts, expires).
+fn credit_grant(row: &sqlx::sqlite::SqliteRow, id: &str) -> Result<CreditGrant, BoxError> {
+    let pool: String = row.try_get(1)?;
+    if id.is_empty() || pool.is_empty() {
+        return Err("a grant of credits without an id or a pool".into());
+    }
+    let mut grant = CreditGrant::new(id, pool, count(row.try_get(2)?)?);
+    if let Some(starts) = row.try_get::<Option<i64>, _>(3)? {
+        grant = grant.starts_at(count(starts)?);
+    }
+    if let Some(expires) = row.try_get::<Option<i64>, _>(4)? {
+        grant = grant.expires_at(count(expires)?);
+    }
+    if let (Some(starts), Some(expires)) = (grant.starts, grant.expires) {
+        if expires < starts {
+            return Err(format!("it expires ({expires}) before it starts ({starts})").into());
+        }
+    }
+    Ok(grant)
+}
+
+/// The credit pools of the `plan_credits` or `addon_credits` rows (`owner`, pool, max, per),
+/// by plan or add-on, each pool's allowance read as a limit is; `kind` ("plan", "add-on") names
+/// the owner in an error.
+fn pools_of(
+    rows: Vec<sqlx::sqlite::SqliteRow>,
+    kind: &str,
+) -> Result<BTreeMap<String, Vec<(String, Limit)>>, BoxError> {
+    let mut pools: BTreeMap<String, Vec<(String, Limit)>> = BTreeMap::new();
+    for row in rows {
+        let owner: String = row.try_get(0)?;
+        let pool: String = row.try_get(1)?;
+        let allowance = limit_of(row.try_get(2)?, row.try_get(3)?)
+            .naming(|| format!("{kind} `{owner}`, credit pool `{pool}`"))?;
+        pools.entry(owner).or_default().push((pool, allowance));
+    }
+    Ok(pools)
+}
+
 /// Per resource of a record being read: its plain count, then the counts of each action.
 type ResourceCounts = BTreeMap<String, (Option<u64>, Vec<(Action, u64)>)>;
 
@@ -1152,6 +1366,18 @@ impl PlanStore for SqliteStore {
                 sqlx::query_scalar("SELECT name FROM actions WHERE custom = 1 ORDER BY name")
                     .fetch_all(&mut *tx)
                     .await?;
+            let plan_pools = sqlx::query("SELECT plan, pool, max, per FROM plan_credits")
+                .fetch_all(&mut *tx)
+                .await?;
+            let addon_pools = sqlx::query("SELECT addon, pool, max, per FROM addon_credits")
+                .fetch_all(&mut *tx)
+                .await?;
+            let meters = sqlx::query(
+                "SELECT resource, action, cost, report, estimate, pool FROM meters
+                  ORDER BY resource, action",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
             tx.commit().await?;
 
             let mut plans: Vec<Plan> = Vec::new();
@@ -1200,9 +1426,35 @@ impl PlanStore for SqliteStore {
                 };
                 addons.push(addon);
             }
+            let mut plan_pools = pools_of(plan_pools, "plan")?;
+            let plans = plans.into_iter().map(|mut plan| {
+                for (pool, allowance) in plan_pools.remove(plan.name()).unwrap_or_default() {
+                    plan = plan.with_credits(pool, allowance);
+                }
+                plan
+            });
+            let mut addon_pools = pools_of(addon_pools, "add-on")?;
+            let addons = addons.into_iter().map(|mut addon| {
+                for (pool, extra) in addon_pools.remove(addon.name()).unwrap_or_default() {
+                    addon = addon.with_credits(pool, extra);
+                }
+                addon
+            });
             let mut catalog = Catalog::builder().plans(plans).addons(addons);
             for action in declared {
                 catalog = catalog.action(action);
+            }
+            for row in meters {
+                let resource: String = row.try_get(0)?;
+                let action: String = row.try_get(1)?;
+                let meter = meter_of(
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                    row.try_get(5)?,
+                )
+                .naming(|| format!("the meter of `{resource}.{action}`"))?;
+                catalog = catalog.meter(resource, Action::custom(action), meter);
             }
             if let Some(row) = trial {
                 let duration_ms: i64 = row.try_get(0)?;
@@ -1239,6 +1491,13 @@ impl PlanStore for SqliteStore {
             .bind(id)
             .fetch_all(&mut *tx)
             .await?;
+            let credit_grants = sqlx::query(
+                "SELECT id, pool, amount, starts_ms, expires_ms
+               FROM subscriber_grants WHERE user_id = ?1 ORDER BY position, id",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
             tx.commit().await?;
             let Some(first) = rows.first() else {
                 return Ok(None);
@@ -1270,6 +1529,12 @@ impl PlanStore for SqliteStore {
                     grant = grant.expires_at(count(expires)?);
                 }
                 subscriber = subscriber.with_addon(grant);
+            }
+            for row in &credit_grants {
+                let grant_id: String = row.try_get(0)?;
+                let grant = credit_grant(row, &grant_id)
+                    .naming(|| format!("the grant `{grant_id}` of `{id}`"))?;
+                subscriber = subscriber.with_grant(grant);
             }
             // Per resource: the plain count (`*`), then the counts of each action (`items` is the
             // `create` count). The plain count stays the usage of the actions without a count of

@@ -19,9 +19,9 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use tokio::time::Instant;
 
-use crate::catalog::Catalog;
-use crate::metrics::Call;
-use crate::routes::{RouteConfig, RouteTable};
+use crate::catalog::{Action, Catalog};
+use crate::metrics::{Call, RouteKeys, TableKeys};
+use crate::routes::{RouteConfig, RouteIndex, RouteTable};
 use crate::store::PlanStore;
 use crate::time::nanos;
 use crate::timeout::timed;
@@ -44,6 +44,8 @@ pub(crate) struct Fetch<'a> {
 pub(crate) struct Loaded {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) table: Arc<RouteTable>,
+    /// The metric keys of the decisions on each route of `table`.
+    pub(crate) keys: TableKeys,
     /// When the fetch completed (Tokio's clock, so a paused clock governs it in tests).
     fetched_at: Instant,
     /// The catalog generation when the fetch started; an invalidation bumps the generation.
@@ -53,6 +55,26 @@ pub(crate) struct Loaded {
     /// never). Computed once, so a request compares instants instead of taking an age.
     fresh_until: Option<Instant>,
     usable_until: Option<Instant>,
+}
+
+/// A route of a loaded catalog: what it governs, and the keys its decisions are counted under.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Route<'a> {
+    pub(crate) resource: &'a Arc<str>,
+    pub(crate) action: &'a Action,
+    pub(crate) keys: &'a RouteKeys,
+}
+
+impl Loaded {
+    /// The route at `index`, which the resolution of a request by this catalog's table gave.
+    pub(crate) fn route(&self, index: RouteIndex) -> Route<'_> {
+        let matched = self.table.route(index);
+        Route {
+            resource: matched.resource,
+            action: matched.action,
+            keys: self.keys.route(index),
+        }
+    }
 }
 
 /// A read of the current catalog (see [`CatalogCache::read`]).
@@ -207,12 +229,15 @@ impl CatalogCache {
             }
         };
         let previous = self.current();
-        let table = match previous {
+        let (table, keys) = match previous {
             Some(previous) if previous.catalog.resources() == catalog.resources() => {
-                Arc::clone(&previous.table)
+                (Arc::clone(&previous.table), previous.keys.clone())
             }
             _ => match RouteTable::new(source.routes, catalog.resources()) {
-                Ok(table) => Arc::new(table),
+                Ok(table) => {
+                    let keys = TableKeys::new(&table);
+                    (Arc::new(table), keys)
+                }
                 Err(error) => {
                     tracing::warn!(%error, "the catalog's resources do not compile into routes");
                     return None;
@@ -223,6 +248,7 @@ impl CatalogCache {
         let loaded = Arc::new(Loaded {
             catalog,
             table,
+            keys,
             fetched_at,
             generation,
             fresh_until: fetched_at.checked_add(self.ttl),

@@ -4,6 +4,6 @@
 mod catalog;
 mod users;
 
-pub(crate) use catalog::{CatalogCache, Fetch, Loaded, Refresh, View};
+pub(crate) use catalog::{CatalogCache, Fetch, Loaded, Refresh, Route, View};
 pub use users::UserCache;
 pub(crate) use users::Users;

@@ -12,16 +12,16 @@ use super::{Checked, Shared};
 use smallvec::SmallVec;
 
 use crate::alerts::{Subject, Watch, Watched};
-use crate::cache::Loaded;
+use crate::cache::{Loaded, Route};
 use crate::catalog::Action;
 use crate::count::{
     overage_counter as overage_counter_of, Answer, Counting, Meter, Outcome, Reservation, Tally,
 };
 use crate::decision::{terms, Denial, PoolUsage, Terms};
 use crate::headers::{retry_after, retry_after_seconds, ResponseFields};
-use crate::metrics::{self, Decided};
+use crate::metrics::{self, Decided, RouteKeys};
 use crate::response::Rejection;
-use crate::routes::{RouteIndex, RouteMatch};
+use crate::routes::RouteIndex;
 use crate::store::Held;
 use crate::subscriber::Subscriber;
 use crate::timeout::StoreError;
@@ -41,7 +41,7 @@ struct Usages {
 /// pool's line under a finite allowance, with their counts before.
 fn watch(
     terms: &Terms<'_>,
-    route: RouteMatch<'_>,
+    route: Route<'_>,
     (action_line, pool_line): (Option<usize>, Option<usize>),
     usage: u64,
     pool_usage: u64,
@@ -138,7 +138,7 @@ impl Shared {
         user: &UserId,
         request: &mut Request<B>,
     ) -> Option<Checked> {
-        let route = loaded.table.route(index);
+        let route = loaded.route(index);
         let step = self.step(loaded, route, subscriber, user);
         let Some(terms) = step.terms() else {
             let Step::Decided(checked) = step else {
@@ -209,7 +209,7 @@ impl Shared {
         user: &UserId,
         request: &mut Request<B>,
     ) -> Checked {
-        let route = loaded.table.route(index);
+        let route = loaded.route(index);
         let step = self.step(loaded, route, subscriber, user);
         let Some(terms) = step.terms() else {
             let Step::Decided(checked) = step else {
@@ -272,7 +272,7 @@ impl Shared {
     fn rate_refused(
         &self,
         terms: &Terms<'_>,
-        route: RouteMatch<'_>,
+        route: Route<'_>,
         takings: &rates::Takings,
         took: Took,
         user: &UserId,
@@ -286,13 +286,13 @@ impl Shared {
                     let denial = rates::rate_denial(terms, route, taking, retry_after_ms);
                     self.deny(denial, route, user)
                 }
-                None => self.store_unavailable(Some(route)),
+                None => self.store_unavailable(route.keys),
             },
             Took::Failed(error) => {
                 tracing::warn!(resource = %route.resource, %error, "rate store failed");
-                self.store_unavailable(Some(route))
+                self.store_unavailable(route.keys)
             }
-            Took::All(_) => self.store_unavailable(Some(route)),
+            Took::All(_) => self.store_unavailable(route.keys),
         }
     }
 
@@ -301,7 +301,7 @@ impl Shared {
     fn step<'a>(
         &'a self,
         loaded: &'a Loaded,
-        route: RouteMatch<'a>,
+        route: Route<'a>,
         subscriber: Option<&'a Subscriber>,
         user: &UserId,
     ) -> Step<'a> {
@@ -352,7 +352,7 @@ impl Shared {
     fn counted<B>(
         &self,
         terms: &Terms<'_>,
-        route: RouteMatch<'_>,
+        route: Route<'_>,
         tally: Tally,
         counting: &Arc<Counting>,
         answer: Result<Answer, StoreError>,
@@ -366,7 +366,7 @@ impl Shared {
             Err(error) => {
                 tracing::debug!(user = %user, "usage store failed to reserve for the user");
                 tracing::warn!(resource = %route.resource, %error, "usage store failed to reserve");
-                return self.store_unavailable(Some(route));
+                return self.store_unavailable(route.keys);
             }
         };
         let lines = (tally.action_line, tally.pool_line);
@@ -416,7 +416,7 @@ impl Shared {
     fn allow<B>(
         &self,
         terms: &Terms<'_>,
-        route: RouteMatch<'_>,
+        route: Route<'_>,
         usages: Usages,
         reservation: Option<Reservation>,
         meter: Option<Meter>,
@@ -434,7 +434,7 @@ impl Shared {
             counted = reservation.is_some(),
             "plan allows the request"
         );
-        metrics::decision(Decided::Allow, Some((route.resource, &action)));
+        metrics::decision(Decided::Allow, route.keys);
         let headers = self.response_fields(route.resource, &action, terms, usages, rate_fields);
         if let Some(meter) = meter {
             request.extensions_mut().insert(meter);
@@ -452,20 +452,17 @@ impl Shared {
     }
 
     /// A denied request.
-    fn deny(&self, denial: Denial, route: RouteMatch<'_>, user: &UserId) -> Checked {
-        let action = route.action.normalised();
-        metrics::decision(Decided::Deny(&denial), Some((route.resource, &action)));
+    fn deny(&self, denial: Denial, route: Route<'_>, user: &UserId) -> Checked {
+        metrics::decision(Decided::Deny(&denial), route.keys);
         tracing::debug!(user = %user, "plan denies the user's request");
         tracing::info!(?denial, "plan denies the request");
         Checked::Reject(self.reject(Rejection::Denied(denial)))
     }
 
-    /// The answer when a store failed (the failure itself is logged where it happened).
-    pub(super) fn store_unavailable(&self, route: Option<RouteMatch<'_>>) -> Checked {
-        let action = route.map(|route| route.action.normalised());
-        let route = route
-            .zip(action.as_deref())
-            .map(|(route, action)| (route.resource, action));
+    /// The answer when a store failed (the failure itself is logged where it happened), on the
+    /// route whose decisions are counted under `route` ([`RouteKeys::unknown`] when the
+    /// catalog could not be loaded).
+    pub(super) fn store_unavailable(&self, route: &RouteKeys) -> Checked {
         if self.fail_open {
             metrics::decision(Decided::PassOpen, route);
             tracing::warn!("plan store unavailable; failing open, the request passes unchecked");

@@ -30,7 +30,7 @@ use crate::count::{Counting, Reservation};
 use crate::decision::Policy;
 use crate::rate::RateStore;
 use crate::headers::ResponseFields;
-use crate::metrics::{self, Cache, Decided};
+use crate::metrics::{self, Cache, Decided, RouteKeys};
 use crate::response::{Rejection, RenderRejection};
 use crate::routes::{RouteConfig, RouteIndex, Scope};
 use crate::store::PlanStore;
@@ -123,7 +123,7 @@ impl Shared {
             return Check::Ready(request, Checked::Pass);
         };
         metrics::cache(Cache::Catalog, true);
-        let route = loaded.table.route(index);
+        let route = loaded.route(index);
         let span = metrics::request_span(route.resource, &route.action.normalised());
         let entered = span.enter();
         let Some(user) = extract_user(self.extractor.as_deref(), &mut request) else {
@@ -134,7 +134,7 @@ impl Shared {
         let record = match self.record_now(&user) {
             Some(Ok(record)) => record,
             Some(Err(())) => {
-                let checked = self.store_unavailable(Some(loaded.table.route(index)));
+                let checked = self.store_unavailable(loaded.keys.route(index));
                 return Check::Ready(request, checked);
             }
             None => {
@@ -173,7 +173,7 @@ impl Shared {
         mut request: Request<B>,
     ) -> (Request<B>, Checked) {
         let Some(loaded) = self.catalog_from(source).await else {
-            let checked = self.store_unavailable(None);
+            let checked = self.store_unavailable(RouteKeys::unknown());
             return (request, checked);
         };
         let Some(index) = loaded
@@ -182,7 +182,7 @@ impl Shared {
         else {
             return (request, Checked::Pass);
         };
-        let route = loaded.table.route(index);
+        let route = loaded.route(index);
         let span = metrics::request_span(route.resource, &route.action.normalised());
         let Some(user) = extract_user(self.extractor.as_deref(), &mut request) else {
             let checked = span.in_scope(|| self.unauthenticated(&loaded, index));
@@ -209,7 +209,7 @@ impl Shared {
             None => match self.record(&user).await {
                 Some(record) => record,
                 None => {
-                    let checked = self.store_unavailable(Some(loaded.table.route(index)));
+                    let checked = self.store_unavailable(loaded.keys.route(index));
                     return (request, checked);
                 }
             },
@@ -235,9 +235,7 @@ impl Shared {
 
     /// The `401` of a governed request without a user.
     fn unauthenticated(&self, loaded: &Loaded, index: RouteIndex) -> Checked {
-        let route = loaded.table.route(index);
-        let action = route.action.normalised();
-        metrics::decision(Decided::Unauthenticated, Some((route.resource, &action)));
+        metrics::decision(Decided::Unauthenticated, loaded.keys.route(index));
         Checked::Reject(self.reject(Rejection::Unauthenticated))
     }
 }

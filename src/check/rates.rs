@@ -11,7 +11,7 @@ use crate::decision::{Denial, Terms};
 use crate::headers::ResponseFields;
 use crate::metrics::{Call, Stopwatch};
 use crate::rate::{Gcra, RateDecision, RateKey, RateScope};
-use crate::routes::RouteMatch;
+use crate::cache::Route;
 use crate::timeout::{timed, StoreError};
 use crate::user::UserId;
 
@@ -37,7 +37,7 @@ pub(super) enum Took {
 
 /// The rates `terms` set on the request of `route` by `user`: its action's, then the
 /// plan-wide one. Empty (and free) without rates.
-pub(super) fn takings(terms: &Terms<'_>, route: RouteMatch<'_>, user: &UserId) -> Takings {
+pub(super) fn takings(terms: &Terms<'_>, route: Route<'_>, user: &UserId) -> Takings {
     let mut takings = Takings::new();
     let mut push = |rate: Rate, scope: RateScope| {
         // The catalog checked every rate; one that still cannot be used is left out.
@@ -163,7 +163,7 @@ impl Shared {
 /// next request through after `retry_after_ms`.
 pub(super) fn rate_denial(
     terms: &Terms<'_>,
-    route: RouteMatch<'_>,
+    route: Route<'_>,
     taking: &Taking,
     retry_after_ms: u64,
 ) -> Denial {
@@ -181,7 +181,7 @@ pub(super) fn rate_denial(
 /// The `RateLimit` fields of the rates an allowed request took: `"clients.create.rate"` (or
 /// `"rate"` for the plan-wide one), with what remains and when each is whole again.
 pub(super) fn rate_fields(
-    route: RouteMatch<'_>,
+    route: Route<'_>,
     takings: &Takings,
     taken: &[(u64, u64)],
 ) -> Option<ResponseFields> {

@@ -31,8 +31,11 @@
 //!   {"resource": "reports", "action": "create", "max": 2, "used": 2, "remaining": 0,
 //!    "per": "month", "resets": 1796083200000,
 //!    "sources": [{"plan": "free", "limit": {"max": 2, "per": "month"}}]}
-//! ]}
+//! ], "credits": []}
 //! ```
+//!
+//! The `credits` list holds the user's [credit pools](super::metering): each pool's allowance,
+//! what was used of it, when it resets and the active grants with what remains of them.
 //!
 //! ## Example
 //!
@@ -88,7 +91,7 @@
 //!         r#"{"addon":"more-clients","limit":10,"quantity":1}]},"#,
 //!         r#"{"resource":"reports","action":"create","max":2,"used":2,"remaining":0,"#,
 //!         r#""per":"month","resets":1796083200000,"#,
-//!         r#""sources":[{"plan":"free","limit":{"max":2,"per":"month"}}]}]}"#,
+//!         r#""sources":[{"plan":"free","limit":{"max":2,"per":"month"}}]}],"credits":[]}"#,
 //!     )
 //! );
 //! # Ok(())

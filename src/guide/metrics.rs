@@ -14,7 +14,8 @@
 //! With the `metrics` feature (off by default; it brings in the [`metrics`](https://docs.rs/metrics)
 //! facade only) the layer records counters and a histogram, and the application chooses the
 //! exporter (Prometheus, StatsD, ...) by installing a recorder; without a recorder the calls do
-//! nothing, and without the feature nothing is compiled in. Every name starts with
+//! nothing and allocate nothing (each metric's key is made once, a route's when the catalog is
+//! loaded), and without the feature nothing is compiled in. Every name starts with
 //! `tower_plans_`. Labels are bounded: `resource` and `action` come from the catalog's routes,
 //! and no label carries a user id or a plan name.
 //!

@@ -19,8 +19,8 @@
 //! |---|---|---|
 //! | [`PlanStore::plans`](crate::PlanStore::plans) | to load or refresh the catalog: once per `plans_ttl`, shared by concurrent requests | the [`Catalog`](crate::Catalog) |
 //! | [`PlanStore::user`](crate::PlanStore::user) | for every governed request, unless the user cache has the record | the user's [`Subscriber`](crate::Subscriber) record, `None` for an unknown user |
-//! | [`UsageStore::reserve`](crate::UsageStore::reserve) | before calling your service, for a counted request | [`Reserve::Reserved`](crate::store::Reserve) or `Refused`, with the count before |
-//! | [`UsageStore::commit`](crate::UsageStore::commit) | after a response that commits | the used count after |
+//! | [`UsageStore::reserve`](crate::UsageStore::reserve) | before calling your service, for a counted request | [`Held::Reserved`](crate::store::Held) with each line's count before, or `Refused` with the line that did not fit |
+//! | [`UsageStore::commit`](crate::UsageStore::commit) | after a response that commits, with the units each line spent | nothing |
 //! | [`UsageStore::release`](crate::UsageStore::release) | after any other response, or an error | nothing |
 //! | [`UsageStore::adjust`](crate::UsageStore::adjust) | after a successful delete (one back), or a create under a quota (one more item) | the used count after |
 //! | [`UsageStore::set`](crate::UsageStore::set) | never: it is for your imports and admin tools | nothing |
@@ -39,10 +39,20 @@
 //! starts a query, takes a lock or changes anything before it returns its `StoreFuture` would
 //! do it twice.
 //!
-//! **A reservation is atomic.** `reserve` checks `used + held + 1 <= limit` and records the hold
-//! in one step, or two requests that both read "one left" both pass. `limit` `None` is
-//! unlimited: the unit is held all the same, so that a create is counted on every plan. A
-//! refused reservation changes nothing: it does not even create the counter.
+//! **A reservation is atomic.** A request's reservation is a [`Hold`](crate::store::Hold): one
+//! [`Line`](crate::store::Line) per counter it draws on (its action's or items' counter, a
+//! credit pool's), each with its units, limit and seed. `reserve` checks every line,
+//! `used + held + units <= limit`, and records the hold in one step, all lines or none, or two
+//! requests that both read "one left" both pass. A line's limit `None` is unlimited: the units
+//! are held all the same, so that a create is counted on every plan. A refused reservation
+//! changes nothing: it does not even create the counters.
+//!
+//! **A commit counts what was spent.** `commit(hold, spent)` turns each line's `spent[i]` units
+//! into used ones and releases the rest of its hold: a metered request that reported less than
+//! it held gives the difference back. A credit pool's line may carry one-off grants
+//! ([`Spill`](crate::store::Spill)), spent after the pool's allowance; the
+//! [trait docs](crate::UsageStore#lines-and-grants) give the exact rule, and the SQLite
+//! example implements it.
 //!
 //! **Everything is idempotent by reservation id.** Reserving an id that is held renews its lease
 //! and answers `Reserved` with the counts of the other holds; committing or releasing an id that
@@ -74,7 +84,8 @@
 //! ## Example
 //!
 //! Plans and records in one table, counters in another, each behind an async lock, as a
-//! connection pool would be:
+//! connection pool would be. To stay short, this store keeps no grants: a line that carries
+//! some is an error (the SQLite example keeps them).
 //!
 //! ```
 //! use std::collections::HashMap;
@@ -88,7 +99,7 @@
 //! use tokio::sync::Mutex;
 //! use tokio::time::Instant;
 //! use tower::ServiceExt;
-//! use tower_plans::store::{Count, Counter, ReservationId, Reserve, Seed, StoreFuture};
+//! use tower_plans::store::{Count, Counter, Held, Hold, ReservationId, Seed, StoreFuture};
 //! use tower_plans::{Catalog, PlanLimitLayer, PlanStore, Subscriber, UsageStore, UserId};
 //!
 //! struct Accounts {
@@ -109,18 +120,19 @@
 //!     }
 //! }
 //!
-//! /// One counter's row: the used count, and the live holds with the end of their lease.
+//! /// One counter's row: the used count, and the live holds with their units and the end of
+//! /// their lease.
 //! #[derive(Default)]
 //! struct Row {
 //!     used: u64,
-//!     holds: HashMap<ReservationId, Instant>,
+//!     holds: HashMap<ReservationId, (u64, Instant)>,
 //! }
 //!
 //! impl Row {
-//!     /// Forgets the holds whose lease has ended; the number of the others.
-//!     fn live_holds(&mut self, now: Instant) -> u64 {
-//!         self.holds.retain(|_, end| *end > now);
-//!         self.holds.len() as u64
+//!     /// Forgets the holds whose lease has ended; the units of the others but `except`.
+//!     fn held(&mut self, now: Instant, except: ReservationId) -> u64 {
+//!         self.holds.retain(|_, (_, end)| *end > now);
+//!         self.holds.iter().filter(|(id, _)| **id != except).map(|(_, (units, _))| units).sum()
 //!     }
 //! }
 //!
@@ -141,54 +153,63 @@
 //! }
 //!
 //! impl UsageStore for Counters {
-//!     fn reserve<'a>(
-//!         &'a self,
-//!         counter: &'a Counter,
-//!         limit: Option<u64>,
-//!         seed: Seed,
-//!         id: ReservationId,
-//!         lease: Duration,
-//!     ) -> StoreFuture<'a, Reserve> {
+//!     fn reserve<'a>(&'a self, hold: &'a Hold, lease: Duration) -> StoreFuture<'a, Held> {
 //!         StoreFuture::new(async move {
-//!             // One lock for the check and the hold: the two are one step.
+//!             // One lock for every check and every hold: they are one step.
 //!             let mut table = self.table.lock().await;
 //!             let now = Instant::now();
-//!             let (used, others, renewing) = match table.get_mut(counter) {
-//!                 Some(row) => {
-//!                     let renewing = row.holds.contains_key(&id);
-//!                     let live = row.live_holds(now);
-//!                     (row.used, live - u64::from(renewing), renewing)
+//!             let mut counts = Vec::new();
+//!             for (index, line) in hold.lines().iter().enumerate() {
+//!                 if !line.grants().is_empty() {
+//!                     return Err("this store keeps no grants".into());
 //!                 }
-//!                 None => (start(&table, counter, seed), 0, false),
-//!             };
-//!             let fits = limit.is_none_or(|limit| used.saturating_add(others) < limit);
-//!             if !renewing && !fits {
-//!                 // Refused: nothing is written, not even the counter.
-//!                 return Ok(Reserve::Refused { used, held: others });
+//!                 let count = match table.get_mut(line.counter()) {
+//!                     Some(row) => Count { used: row.used, held: row.held(now, hold.id()) },
+//!                     None => Count { used: start(&table, line.counter(), line.start()), held: 0 },
+//!                 };
+//!                 let after = count.used.saturating_add(count.held).saturating_add(line.units());
+//!                 if line.max().is_some_and(|max| after > max) {
+//!                     // Refused: nothing is written, not even a counter.
+//!                     return Ok(Held::Refused { line: index, count });
+//!                 }
+//!                 counts.push(count);
 //!             }
-//!             let row = table.entry(counter.clone()).or_insert_with(|| Row { used, ..Row::default() });
-//!             row.holds.insert(id, now + lease);
-//!             Ok(Reserve::Reserved { used, held: others })
+//!             for (line, count) in hold.lines().iter().zip(&counts) {
+//!                 let row = table
+//!                     .entry(line.counter().clone())
+//!                     .or_insert_with(|| Row { used: count.used, ..Row::default() });
+//!                 row.holds.insert(hold.id(), (line.units(), now + lease));
+//!             }
+//!             Ok(Held::Reserved(counts.into_iter().collect()))
 //!         })
 //!     }
 //!
-//!     fn commit<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, u64> {
+//!     fn commit<'a>(&'a self, hold: &'a Hold, spent: &'a [u64]) -> StoreFuture<'a, ()> {
 //!         StoreFuture::new(async move {
 //!             let mut table = self.table.lock().await;
-//!             let Some(row) = table.get_mut(counter) else { return Ok(0) };
-//!             // Only a live hold becomes a used unit: a retry, or a commit past the lease,
-//!             // counts nothing.
-//!             if row.holds.remove(&id).is_some_and(|end| end > Instant::now()) {
-//!                 row.used = row.used.saturating_add(1);
+//!             let now = Instant::now();
+//!             for (index, line) in hold.lines().iter().enumerate() {
+//!                 let Some(row) = table.get_mut(line.counter()) else { continue };
+//!                 // Only a live hold is counted: a retry, or a commit past the lease, counts
+//!                 // nothing. What it did not spend is released with it.
+//!                 if let Some((units, end)) = row.holds.remove(&hold.id()) {
+//!                     if end > now {
+//!                         let spent = spent.get(index).copied().unwrap_or(units);
+//!                         row.used = row.used.saturating_add(spent);
+//!                     }
+//!                 }
 //!             }
-//!             Ok(row.used)
+//!             Ok(())
 //!         })
 //!     }
 //!
-//!     fn release<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, ()> {
+//!     fn release<'a>(&'a self, hold: &'a Hold) -> StoreFuture<'a, ()> {
 //!         StoreFuture::new(async move {
-//!             if let Some(row) = self.table.lock().await.get_mut(counter) {
-//!                 row.holds.remove(&id);
+//!             let mut table = self.table.lock().await;
+//!             for line in hold.lines() {
+//!                 if let Some(row) = table.get_mut(line.counter()) {
+//!                     row.holds.remove(&hold.id());
+//!                 }
 //!             }
 //!             Ok(())
 //!         })
@@ -218,7 +239,8 @@
 //!         StoreFuture::new(async move {
 //!             let mut table = self.table.lock().await;
 //!             let now = Instant::now();
-//!             Ok(table.get_mut(counter).map(|row| Count { used: row.used, held: row.live_holds(now) }))
+//!             let none = ReservationId::new();
+//!             Ok(table.get_mut(counter).map(|row| Count { used: row.used, held: row.held(now, none) }))
 //!         })
 //!     }
 //! }

@@ -9,7 +9,8 @@
 //! - [`RedisUsageStore`](crate::redis::RedisUsageStore) keeps [counted usage](super::counting):
 //!   counters and reservations changed by Lua scripts, so that reserve, commit and release are
 //!   atomic across instances (200 concurrent creates spread over four instances at `limit - 1`
-//!   let exactly one through). Reservations carry the layer's lease: what a crashed instance held
+//!   let exactly one through), each for a whole reservation: a metered request's credit pool,
+//!   its top-up grants and its action's limit, all or none. Reservations carry the layer's lease: what a crashed instance held
 //!   is freed when its lease ends. Counters that do not exist yet start from the records' usage.
 //! - [`RedisPlanStore`](crate::redis::RedisPlanStore) reads the catalog and the subscriber
 //!   records from Redis keys, as JSON in the [formats of the first chapter](super::catalog);

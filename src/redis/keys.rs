@@ -106,6 +106,18 @@ impl Keys {
         key
     }
 
+    /// The hash of the units each reservation holds on `counter`, by reservation id, with their
+    /// exact sum in field `total` (`units:reports:i@2026-11` for a period counter). It lives and
+    /// expires with the sorted set of [`held`](Self::held).
+    pub(crate) fn units(&self, counter: &Counter) -> String {
+        let field = field(counter);
+        let mut key = self.user_base(&counter.user, 6 + field.len());
+        key.push_str("units:");
+        key.push_str(&field);
+        push_period(&mut key, counter);
+        key
+    }
+
     /// The pub/sub channel of invalidation messages.
     pub(crate) fn channel(&self) -> String {
         format!("{}:invalidate", self.prefix)
@@ -122,8 +134,10 @@ fn push_period(key: &mut String, counter: &Counter) {
 }
 
 /// The field of `counter` in its user's hash of used counts: `resource:i` for the items (and for
-/// the `create` action, which counts them, as in [`MemoryStore`](crate::MemoryStore)), or
-/// `resource:a:action` for an action.
+/// the `create` action, which counts them, as in [`MemoryStore`](crate::MemoryStore)),
+/// `resource:a:action` for an action, `pool:c` for a credit pool and `pool:g:id` for one of its
+/// grants. Names are escaped, so the `:` between them and the one-letter kind keep every
+/// counter's field apart.
 pub(crate) fn field(counter: &Counter) -> String {
     let resource = escape(&counter.resource);
     let mut field = String::with_capacity(resource.len() + 12);
@@ -137,6 +151,11 @@ pub(crate) fn field(counter: &Counter) -> String {
             }
         },
         Counted::Items => field.push_str(":i"),
+        Counted::Credits => field.push_str(":c"),
+        Counted::Grant(id) => {
+            // Writing to a String cannot fail.
+            let _ = write!(field, ":g:{}", escape(id));
+        }
     }
     field
 }
@@ -228,6 +247,48 @@ mod tests {
         // A custom action named like the items marker is still an action.
         let named_i = Counter::action("john", "clients", Action::custom("i"));
         assert_eq!(field(&named_i), "clients:a:i");
+    }
+
+    #[test]
+    fn credits_and_grants_have_fields_of_their_own() {
+        let keys = Keys::default();
+        let pool = Counter::credits("john", "ai");
+        assert_eq!(field(&pool), "ai:c");
+        assert_eq!(keys.used_by(&pool), "tower-plans:{john}:used");
+        assert_eq!(keys.held(&pool), "tower-plans:{john}:held:ai:c");
+        assert_eq!(keys.units(&pool), "tower-plans:{john}:units:ai:c");
+        // 2026-11-29T12:00:00Z: a period pool lives in the period's hash.
+        let month = Period::Month.window(1_795_953_600_000);
+        let monthly = pool.clone().in_period(month);
+        assert_eq!(keys.used_by(&monthly), "tower-plans:{john}:used@2026-11");
+        assert_eq!(
+            keys.units(&monthly),
+            "tower-plans:{john}:units:ai:c@2026-11"
+        );
+        let grant = Counter::grant("john", "ai", "g:1 {x}");
+        assert_eq!(field(&grant), "ai:g:g%3A1%20%7Bx%7D");
+        assert_eq!(
+            keys.held(&grant),
+            "tower-plans:{john}:held:ai:g:g%3A1%20%7Bx%7D"
+        );
+        // Pools, resources and grants named alike stay apart, whatever their names hold.
+        let fields = [
+            field(&Counter::items("john", "ai")),
+            field(&Counter::action("john", "ai", Action::custom("c"))),
+            field(&Counter::action("john", "ai", Action::custom("g"))),
+            field(&pool),
+            field(&Counter::credits("john", "ai:c")),
+            field(&Counter::credits("john", "ai:g")),
+            field(&Counter::grant("john", "ai", "")),
+            field(&Counter::grant("john", "ai", "c")),
+            field(&Counter::grant("john", "ai:g", "x")),
+            field(&Counter::grant("john", "ai", "g:x")),
+            field(&Counter::grant("john", "ai", "%")),
+        ];
+        let mut distinct = fields.to_vec();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), fields.len(), "{fields:?}");
     }
 
     #[test]

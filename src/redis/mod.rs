@@ -7,8 +7,9 @@
 //!
 //! - [`RedisUsageStore`] keeps the counters and reservations of counted usage
 //!   ([`count_usage`](crate::PlanLimitLayerBuilder::count_usage)). Reserve, commit and release
-//!   are Lua scripts, atomic in Redis, so 200 concurrent creates spread over four instances at
-//!   `limit - 1` let exactly one through. Reservations carry the layer's
+//!   of a whole hold (every counter it takes units on) are each one Lua script, atomic in Redis,
+//!   so 200 concurrent creates spread over four instances at `limit - 1` let exactly one
+//!   through. Reservations carry the layer's
 //!   [`lease`](crate::PlanLimitLayerBuilder::lease): those of an instance that crashed expire by
 //!   themselves.
 //! - [`RedisPlanStore`] reads the catalog and the subscriber records from Redis keys, as JSON in
@@ -40,14 +41,17 @@
 //! |---|---|---|
 //! | `tower-plans:catalog` | string | the catalog, as JSON |
 //! | `tower-plans:{john}:user` | string | john's subscriber record, as JSON |
-//! | `tower-plans:{john}:used` | hash | john's used counts: field `clients:i` for the items (and creates), `tasks:a:show` for an action |
-//! | `tower-plans:{john}:held:clients:i` | sorted set | the reservations held on one counter, scored by the end of their lease (ms, Redis time) |
+//! | `tower-plans:{john}:used` | hash | john's used counts: field `clients:i` for the items (and creates), `tasks:a:show` for an action, `ai:c` for credit pool `ai`, `ai:g:g1` for its grant `g1` |
+//! | `tower-plans:{john}:used@2026-11` | hash | john's counts of one period (same fields), expiring an hour after the period |
+//! | `tower-plans:{john}:held:clients:i` | sorted set | the reservations held on one counter (its field, then `@2026-11` for a period counter), scored by the end of their lease (ms, Redis time) |
+//! | `tower-plans:{john}:units:clients:i` | hash | the units each of those reservations holds, by id, and their sum (field `total`); it expires with the sorted set |
 //! | `tower-plans:invalidate` | channel | `user:<id>`, `all-users`, `catalog` |
 //!
-//! The braces are a cluster hash tag: every key of one user lives in one slot. User ids, resource
-//! and action names are escaped so that no two share a key: every byte other than an ASCII
-//! letter, a digit, `-`, `_` or `.` is written `%XX` (`a:b` is `a%3Ab`, `zoë` is `zo%C3%AB`),
-//! and the empty id is written `%`. Counters that do not exist yet start from the subscriber
+//! The braces are a cluster hash tag: every key of one user lives in one slot, so a script can
+//! reserve a whole hold (a credit pool, its grants and an action's limit) at once. User ids,
+//! resource, action, pool and grant names are escaped so that no two share a key or a field:
+//! every byte other than an ASCII letter, a digit, `-`, `_` or `.` is written `%XX` (`a:b` is
+//! `a%3Ab`, `zoë` is `zo%C3%AB`), and the empty id is written `%`. Counters that do not exist yet start from the subscriber
 //! record's usage, as with [`MemoryStore`](crate::MemoryStore); from then on the counters are the
 //! truth for counted limits.
 //!

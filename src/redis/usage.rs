@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+use smallvec::SmallVec;
 
 use super::keys::{field, Keys};
 use super::link::{Invocation, Link, LuaScript};
@@ -13,9 +14,7 @@ use super::scripts::{
     SET_SCRIPT,
 };
 use super::Error;
-use crate::store::{
-    BoxError, Count, Counter, ReservationId, Reserve, Seed, StoreFuture, UsageStore,
-};
+use crate::store::{BoxError, Count, Counter, Held, Hold, Line, Seed, StoreFuture, UsageStore};
 
 /// Leases at least this long (about 35 000 years) never end.
 const ENDLESS_LEASE_MS: u128 = 1 << 50;
@@ -27,29 +26,33 @@ const PERIOD_KEPT_MS: u64 = 3_600_000;
 /// A [`UsageStore`] in Redis, shared by every instance that points at the same Redis and key
 /// prefix.
 ///
-/// Each method runs one Lua script (or one command) on one counter, so reserving, committing and
-/// releasing are atomic across instances, exactly as [`MemoryStore`](crate::MemoryStore) is
-/// within one process:
+/// Reserving, committing and releasing a [`Hold`] are each one Lua script over all its
+/// counters, so they are atomic across instances, exactly as
+/// [`MemoryStore`](crate::MemoryStore) is within one process: a hold's lines are held all or
+/// none, and two instances never both take the last units. The other methods run one script
+/// on one counter.
 ///
 /// * a counter is one field of its user's hash of used counts; one that does not exist yet is
-///   created, at its first successful reservation, at the [`Seed`] the layer gives (the
+///   created, when a reservation first holds units on it, at the [`Seed`] its line gives (the
 ///   subscriber record's usage, or the item count it follows); a refused reservation creates
 ///   nothing;
 /// * the reservations of a counter are a sorted set of reservation ids scored by the time their
-///   lease ends, on Redis's clock; every script first forgets the reservations whose lease has
-///   passed, and the set expires with its last reservation, so a crashed instance's holds vanish
-///   by themselves;
-/// * reserving, committing and releasing are idempotent by [`ReservationId`];
+///   lease ends, on Redis's clock, beside a hash of the units each holds and their sum; every
+///   script that changes holds first forgets those whose lease has passed, with their units, and
+///   both keys expire with their last lease, so a crashed instance's holds vanish by
+///   themselves;
+/// * reserving, committing and releasing are idempotent by [`ReservationId`](crate::store::ReservationId);
 /// * counts are exact up to `u64::MAX` and [`adjust`](UsageStore::adjust) saturates at 0 and at
 ///   `u64::MAX`;
 /// * [`Counted::Items`](crate::store::Counted::Items) and the `create` action are one counter, as
-///   in the in-memory store;
-/// * a period counter ([`Counter::in_period`]) lives in a hash of the user's counts for that
-///   period, whose key names the period (`used@2026-11`) and which expires an hour after the
-///   period ends.
+///   in the in-memory store; a credit pool ([`Counter::credits`]) and each of its grants
+///   ([`Counter::grant`]) are counters of their own;
+/// * a period counter ([`Counter::in_period`]), of an action or of a pool, lives in a hash of the
+///   user's counts for that period, whose key names the period (`used@2026-11`) and which
+///   expires an hour after the period ends.
 ///
-/// All the keys of one user share a cluster hash slot (`{user}`), and user ids, resource and
-/// action names are escaped so that no id can reach another's keys; see the
+/// All the keys of one user share a cluster hash slot (`{user}`), and user ids, resource,
+/// action, pool and grant names are escaped so that no id can reach another's keys; see the
 /// [module docs](super#keys) for the layout.
 ///
 /// Cloning is cheap: clones share the connection.
@@ -90,30 +93,81 @@ impl RedisUsageStore {
     /// When Redis cannot be reached or answers with an error.
     pub async fn reset(&self, counter: &Counter) -> Result<(), Error> {
         let _: i64 = self
-            .invoke(&RESET_SCRIPT, counter, [])
+            .invoke(&RESET_SCRIPT, counter, true, [])
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(())
     }
 
-    /// The script with the counter's keys and field, then `args`, then when a period hash
-    /// expires (the last argument of every script).
+    /// A one-counter script with the counter's keys and field, then `args`, then when its hash
+    /// of used counts expires (the last argument of every one-counter script). `with_holds`
+    /// adds the keys of its reservations.
     fn invoke<'a, const N: usize>(
         &self,
         script: &'a LuaScript,
         counter: &Counter,
+        with_holds: bool,
         args: [String; N],
     ) -> Invocation<'a> {
         let mut invocation = script.prepare_invoke();
-        invocation
-            .key(self.keys.used_by(counter))
-            .key(self.keys.held(counter))
-            .arg(field(counter));
+        invocation.key(self.keys.used_by(counter));
+        if with_holds {
+            invocation
+                .key(self.keys.held(counter))
+                .key(self.keys.units(counter));
+        }
+        invocation.arg(field(counter));
         for arg in args {
             invocation.arg(arg);
         }
         invocation.arg(expiry_arg(counter));
         invocation
+    }
+
+    /// A hold script with `hold`'s keys and lines after `head`, in the layout the scripts'
+    /// module describes. `units` gives what each line takes (or spent).
+    fn invoke_hold<'a>(
+        &self,
+        script: &'a LuaScript,
+        hold: &Hold,
+        head: &[String],
+        units: impl Fn(usize, &Line) -> u64,
+    ) -> Invocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(hold.id().to_string());
+        for arg in head {
+            invocation.arg(arg);
+        }
+        for (index, line) in hold.lines().iter().enumerate() {
+            let counter = line.counter();
+            self.counter_keys(&mut invocation, counter);
+            let [seed, follows] = seed_args(counter, line.start());
+            invocation
+                .arg(field(counter))
+                .arg(expiry_arg(counter))
+                .arg(line.max().map_or_else(String::new, |max| max.to_string()))
+                .arg(units(index, line).to_string())
+                .arg(seed)
+                .arg(follows)
+                .arg(line.grants().len().to_string());
+            for grant in line.grants() {
+                self.counter_keys(&mut invocation, grant.counter());
+                invocation
+                    .arg(field(grant.counter()))
+                    .arg(expiry_arg(grant.counter()))
+                    .arg(grant.amount().to_string());
+            }
+        }
+        invocation
+    }
+
+    /// The three keys of `counter` in a hold script: its hash of used counts, its sorted set
+    /// of reservations and the hash of their units.
+    fn counter_keys(&self, invocation: &mut Invocation<'_>, counter: &Counter) {
+        invocation
+            .key(self.keys.used_by(counter))
+            .key(self.keys.held(counter))
+            .key(self.keys.units(counter));
     }
 }
 
@@ -162,51 +216,87 @@ fn seed_args(counter: &Counter, seed: Seed) -> [String; 2] {
     [seed.count().to_string(), follows]
 }
 
-impl UsageStore for RedisUsageStore {
-    fn reserve<'a>(
-        &'a self,
-        counter: &'a Counter,
-        limit: Option<u64>,
-        seed: Seed,
-        id: ReservationId,
-        lease: Duration,
-    ) -> StoreFuture<'a, Reserve> {
-        StoreFuture::new(async move {
-            let [seed, follows] = seed_args(counter, seed);
-            let invocation = self.invoke(
-                &RESERVE_SCRIPT,
-                counter,
-                [
-                    limit.map_or_else(String::new, |limit| limit.to_string()),
-                    seed,
-                    id.to_string(),
-                    lease_arg(lease),
-                    follows,
-                ],
-            );
-            let (reserved, used, held): (i64, String, i64) =
-                invocation.invoke_async(&mut self.conn.clone()).await?;
-            let used = parse_count(&used)?;
-            let held = u64::try_from(held).map_err(|_| "redis answered a negative hold count")?;
-            Ok(if reserved == 1 {
-                Reserve::Reserved { used, held }
-            } else {
-                Reserve::Refused { used, held }
+/// The user whose counters `hold` touches, `None` for a hold without lines: all its counters
+/// belong to one user, whose keys share a hash slot.
+fn user_of(hold: &Hold) -> Result<Option<&str>, BoxError> {
+    let mut counters = hold.lines().iter().flat_map(|line| {
+        std::iter::once(line.counter()).chain(line.grants().iter().map(|grant| grant.counter()))
+    });
+    let Some(first) = counters.next() else {
+        return Ok(None);
+    };
+    if counters.any(|counter| counter.user != first.user) {
+        return Err("the counters of one reservation belong to one user".into());
+    }
+    Ok(Some(&first.user))
+}
+
+/// The counts the reserve script answered, one pair of decimal strings per line after its
+/// `'1'`, or the refused line and its count after its `'0'`.
+fn parse_held(answer: &[String], lines: usize) -> Result<Held, BoxError> {
+    let pair = |used: &str, held: &str| -> Result<Count, BoxError> {
+        Ok(Count {
+            used: parse_count(used)?,
+            held: parse_count(held)?,
+        })
+    };
+    match answer {
+        [reserved, counts @ ..] if reserved == "1" && counts.len() == 2 * lines => {
+            let counts = counts
+                .chunks_exact(2)
+                .map(|count| pair(&count[0], &count[1]))
+                .collect::<Result<_, _>>()?;
+            Ok(Held::Reserved(counts))
+        }
+        [refused, line, used, held] if refused == "0" => {
+            let line: usize = line
+                .parse()
+                .ok()
+                .filter(|line| *line < lines)
+                .ok_or_else(|| format!("redis answered {line:?} where a line was expected"))?;
+            Ok(Held::Refused {
+                line,
+                count: pair(used, held)?,
             })
+        }
+        _ => Err(format!("redis answered {answer:?} to a reservation").into()),
+    }
+}
+
+impl UsageStore for RedisUsageStore {
+    fn reserve<'a>(&'a self, hold: &'a Hold, lease: Duration) -> StoreFuture<'a, Held> {
+        StoreFuture::new(async move {
+            if user_of(hold)?.is_none() {
+                return Ok(Held::Reserved(SmallVec::new()));
+            }
+            let invocation =
+                self.invoke_hold(&RESERVE_SCRIPT, hold, &[lease_arg(lease)], |_, line| {
+                    line.units()
+                });
+            let answer: Vec<String> = invocation.invoke_async(&mut self.conn.clone()).await?;
+            parse_held(&answer, hold.lines().len())
         })
     }
 
-    fn commit<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, u64> {
+    fn commit<'a>(&'a self, hold: &'a Hold, spent: &'a [u64]) -> StoreFuture<'a, ()> {
         StoreFuture::new(async move {
-            let invocation = self.invoke(&COMMIT_SCRIPT, counter, [id.to_string()]);
-            let used: String = invocation.invoke_async(&mut self.conn.clone()).await?;
-            parse_count(&used)
+            if user_of(hold)?.is_none() {
+                return Ok(());
+            }
+            let invocation = self.invoke_hold(&COMMIT_SCRIPT, hold, &[], |index, line| {
+                spent.get(index).copied().unwrap_or(line.units())
+            });
+            let _: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+            Ok(())
         })
     }
 
-    fn release<'a>(&'a self, counter: &'a Counter, id: ReservationId) -> StoreFuture<'a, ()> {
+    fn release<'a>(&'a self, hold: &'a Hold) -> StoreFuture<'a, ()> {
         StoreFuture::new(async move {
-            let invocation = self.invoke(&RELEASE_SCRIPT, counter, [id.to_string()]);
+            if user_of(hold)?.is_none() {
+                return Ok(());
+            }
+            let invocation = self.invoke_hold(&RELEASE_SCRIPT, hold, &[], |_, line| line.units());
             let _: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
             Ok(())
         })
@@ -219,6 +309,7 @@ impl UsageStore for RedisUsageStore {
             let invocation = self.invoke(
                 &ADJUST_SCRIPT,
                 counter,
+                false,
                 [
                     sign.to_owned(),
                     delta.unsigned_abs().to_string(),
@@ -234,7 +325,7 @@ impl UsageStore for RedisUsageStore {
     fn set<'a>(&'a self, counter: &'a Counter, used: u64) -> StoreFuture<'a, ()> {
         StoreFuture::new(async move {
             let _: i64 = self
-                .invoke(&SET_SCRIPT, counter, [used.to_string()])
+                .invoke(&SET_SCRIPT, counter, false, [used.to_string()])
                 .invoke_async(&mut self.conn.clone())
                 .await?;
             Ok(())
@@ -243,8 +334,8 @@ impl UsageStore for RedisUsageStore {
 
     fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>> {
         StoreFuture::new(async move {
-            let answer: Option<(String, i64)> = self
-                .invoke(&GET_SCRIPT, counter, [])
+            let answer: Option<(String, String)> = self
+                .invoke(&GET_SCRIPT, counter, true, [])
                 .invoke_async(&mut self.conn.clone())
                 .await?;
             let Some((used, held)) = answer else {
@@ -252,7 +343,7 @@ impl UsageStore for RedisUsageStore {
             };
             Ok(Some(Count {
                 used: parse_count(&used)?,
-                held: u64::try_from(held).map_err(|_| "redis answered a negative hold count")?,
+                held: parse_count(&held)?,
             }))
         })
     }
@@ -272,6 +363,58 @@ mod tests {
             lease_arg(Duration::from_secs(100 * 365 * 86_400)),
             "3153600000000"
         );
+    }
+
+    fn answer(parts: &[&str]) -> Vec<String> {
+        parts.iter().map(|part| (*part).to_owned()).collect()
+    }
+
+    #[test]
+    fn reservations_parse_per_line_or_fail_with_the_answer() {
+        let count = |used, held| Count { used, held };
+        let reserved = parse_held(&answer(&["1", "2", "0", "18446744073709551615", "3"]), 2);
+        assert_eq!(
+            reserved.unwrap(),
+            Held::Reserved([count(2, 0), count(u64::MAX, 3)].into_iter().collect())
+        );
+        let refused = parse_held(&answer(&["0", "1", "4", "5"]), 2).unwrap();
+        assert_eq!(
+            refused,
+            Held::Refused {
+                line: 1,
+                count: count(4, 5)
+            }
+        );
+        for bad in [
+            &["1", "2", "0"][..],
+            &["1", "2"],
+            &["0", "2", "4", "5"],
+            &["0", "x", "4", "5"],
+            &["0", "0", "-4", "5"],
+            &["2", "0", "4", "5"],
+            &[],
+        ] {
+            let error = parse_held(&answer(bad), 2).expect_err("a malformed answer");
+            assert!(error.to_string().contains("redis answered"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_hold_belongs_to_one_user() {
+        use crate::store::{ReservationId, Spill};
+
+        let id = ReservationId::new();
+        assert_eq!(user_of(&Hold::new(id)).unwrap(), None);
+        let john = Hold::new(id).with(
+            Line::new(Counter::credits("john", "ai"), 3)
+                .grant(Spill::new(Counter::grant("john", "ai", "g"), 5)),
+        );
+        assert_eq!(user_of(&john).unwrap(), Some("john"));
+        let mixed = Hold::new(id).with(
+            Line::new(Counter::credits("john", "ai"), 3)
+                .grant(Spill::new(Counter::grant("jane", "ai", "g"), 5)),
+        );
+        assert!(user_of(&mixed).is_err());
     }
 
     #[test]

@@ -176,6 +176,14 @@ pub struct RouteTable {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RouteIndex(usize);
 
+impl RouteIndex {
+    /// The route's place among [`RouteTable::routes`].
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn position(self) -> usize {
+        self.0
+    }
+}
+
 /// The resource and action a request touches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -55,7 +55,7 @@ mod memory;
 mod usage;
 
 pub use hold::{Held, Hold, Line, Spill, UsageStoreExt};
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) use memory::json_kind;
 pub use memory::{LoadError, MemoryStore, UnknownAddon};
 pub use usage::{Count, Counted, Counter, ReservationId, Reserve, Seed, UsageStore};

@@ -102,7 +102,7 @@ where
         let shared = Arc::clone(&self.shared);
         ResponseFuture::new(async move {
             let outcome = receive(&shared, request).await;
-            crate::metrics::stripe(outcome.label());
+            crate::metrics::stripe(&WebhookOutcome::LABELS, outcome.slot());
             outcome
         })
     }

@@ -319,6 +319,14 @@ impl Usage {
             .insert(key, count);
     }
 
+    /// Names `resource` as counted per action, with no count yet when it is not recorded: every
+    /// action of it reads 0 (`"tasks": {}` in a record).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn count_per_action(&mut self, resource: impl Into<Arc<str>>) {
+        self.resources
+            .get_or_insert_with(resource.into(), ResourceUsage::default);
+    }
+
     /// Adds `delta` (which may be negative) to the plain count of `resource` and returns the new
     /// count, saturating at 0 and at `u64::MAX`. A resource without a plain count (unrecorded,
     /// or counted per action only) starts at 0; the counts that actions have of their own stay.

@@ -45,22 +45,40 @@ pub enum WebhookOutcome {
 }
 
 impl WebhookOutcome {
-    /// The `outcome` label of `tower_plans_webhook_events_total`.
+    /// Every `outcome` label of `tower_plans_webhook_events_total` (and of the Stripe
+    /// receiver's `tower_plans_stripe_events_total`), in the order of [`slot`](Self::slot).
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) fn label(&self) -> &'static str {
+    pub(crate) const LABELS: [&'static str; 12] = [
+        "applied",
+        "duplicate",
+        "anonymous",
+        "unhandled",
+        "outdated",
+        "unknown_user",
+        "unmapped",
+        "unauthorized",
+        "malformed",
+        "too_large",
+        "method_not_allowed",
+        "hook_failed",
+    ];
+
+    /// The place of this outcome's label in [`LABELS`](Self::LABELS).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn slot(&self) -> usize {
         match self {
-            WebhookOutcome::Applied => "applied",
-            WebhookOutcome::Duplicate => "duplicate",
-            WebhookOutcome::Anonymous => "anonymous",
-            WebhookOutcome::Unhandled => "unhandled",
-            WebhookOutcome::Outdated => "outdated",
-            WebhookOutcome::UnknownUser => "unknown_user",
-            WebhookOutcome::Unmapped => "unmapped",
-            WebhookOutcome::Unauthorized(_) => "unauthorized",
-            WebhookOutcome::Malformed => "malformed",
-            WebhookOutcome::TooLarge => "too_large",
-            WebhookOutcome::MethodNotAllowed => "method_not_allowed",
-            WebhookOutcome::HookFailed => "hook_failed",
+            WebhookOutcome::Applied => 0,
+            WebhookOutcome::Duplicate => 1,
+            WebhookOutcome::Anonymous => 2,
+            WebhookOutcome::Unhandled => 3,
+            WebhookOutcome::Outdated => 4,
+            WebhookOutcome::UnknownUser => 5,
+            WebhookOutcome::Unmapped => 6,
+            WebhookOutcome::Unauthorized(_) => 7,
+            WebhookOutcome::Malformed => 8,
+            WebhookOutcome::TooLarge => 9,
+            WebhookOutcome::MethodNotAllowed => 10,
+            WebhookOutcome::HookFailed => 11,
         }
     }
 
@@ -143,6 +161,35 @@ mod tests {
             WebhookOutcome::Unauthorized(VerifyError::MalformedHeader).body(),
             r#"{"error":"malformed_signature_header"}"#
         );
+    }
+
+    #[test]
+    fn each_outcome_has_its_own_label() {
+        let labelled = [
+            (WebhookOutcome::Applied, "applied"),
+            (WebhookOutcome::Duplicate, "duplicate"),
+            (WebhookOutcome::Anonymous, "anonymous"),
+            (WebhookOutcome::Unhandled, "unhandled"),
+            (WebhookOutcome::Outdated, "outdated"),
+            (WebhookOutcome::UnknownUser, "unknown_user"),
+            (WebhookOutcome::Unmapped, "unmapped"),
+            (
+                WebhookOutcome::Unauthorized(VerifyError::BadSignature),
+                "unauthorized",
+            ),
+            (WebhookOutcome::Malformed, "malformed"),
+            (WebhookOutcome::TooLarge, "too_large"),
+            (WebhookOutcome::MethodNotAllowed, "method_not_allowed"),
+            (WebhookOutcome::HookFailed, "hook_failed"),
+        ];
+        assert_eq!(labelled.len(), WebhookOutcome::LABELS.len());
+        for (outcome, label) in labelled {
+            assert_eq!(
+                WebhookOutcome::LABELS.get(outcome.slot()),
+                Some(&label),
+                "{outcome:?}"
+            );
+        }
     }
 
     #[test]

@@ -100,7 +100,7 @@ where
         let shared = Arc::clone(&self.shared);
         ResponseFuture::new(async move {
             let outcome = receive(&shared, request).await;
-            crate::metrics::webhook(outcome.label());
+            crate::metrics::webhook(&WebhookOutcome::LABELS, outcome.slot());
             outcome
         })
     }

@@ -7,7 +7,10 @@
 //! reservations of several units on several counters: the usage store suite of
 //! `support/usage_conformance.rs` (200 concurrent reservations of 5 units against a pool with 15
 //! left, on one store and over three stores on one file, let exactly 3 through), credit pools
-//! and grants as rows of their own, and random holds answered as the in-memory store answers.
+//! and grants as rows of their own, and random holds answered as the in-memory store answers;
+//! metered plans in the tables (meters, plan and add-on pools and grants round-trip, the schema
+//! refuses malformed ones, bad rows are errors that name them, migration 6 keeps the data) and
+//! a pool with grants spent through the layer exactly as over memory.
 //!
 //! Every wait is bounded, so that a regression fails instead of hanging.
 
@@ -856,7 +859,7 @@ async fn sqlite_migrations_apply_once_and_keep_the_data() {
     store.close().await;
     let again = SqliteStore::open(dir.db()).await.expect("reopens");
     let versions: Vec<i64> = sqlx_versions(&dir).await;
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     let john = again.user("john").await.unwrap().expect("john is kept");
     assert_eq!(john.usage.count("clients"), Some(3));
 }
@@ -896,7 +899,7 @@ async fn sqlite_migration_4_keeps_what_every_record_reads() {
     pool.close().await;
 
     let store = SqliteStore::open(dir.db()).await.expect("migrates");
-    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5]);
+    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5, 6]);
     assert_eq!(
         counter_rows(&dir, "ann").await,
         [
@@ -1052,7 +1055,7 @@ async fn sqlite_example_seed_holds_the_quickstart_fixture() {
         .expect("the seed runs");
     assert_eq!(sqlite.plans().await.unwrap(), memory.plans().await.unwrap());
     let users = fixture["users"].as_object().expect("users");
-    assert_eq!(users.len(), 5);
+    assert_eq!(users.len(), 7);
     for id in users.keys() {
         assert_eq!(
             sqlite.user(id).await.unwrap(),
@@ -1734,7 +1737,7 @@ async fn sqlite_migration_5_keeps_the_holds_as_single_units() {
         .await
         .expect("migrates")
         .with_clock(|| NOW);
-    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5]);
+    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5, 6]);
     assert_eq!(count_of(&store, &clients()).await, count(2, 2));
     assert_eq!(store.stored_reservations().await.unwrap(), 3);
     assert_eq!(store.commit_unit(&clients(), first).await.unwrap(), 3);
@@ -1927,4 +1930,820 @@ async fn sqlite_counts_are_exact_up_to_u64_max() {
         store.adjust(&clients(), -1, Seed::Count(0)).await.unwrap(),
         u64::MAX - 1
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Metered plans: meters, credit pools and grants in the catalog and the records.
+
+/// A catalog with every form of meter and pool: fixed costs from a pool and from the action's
+/// own limit (on a custom action), reported meters with and without an estimate, a metered
+/// resource that no plan names; monthly, weekly, lifetime and unlimited pools on plans, and
+/// add-ons that raise pools (one only that, one with limits beside).
+const METERED: &str = r#"{
+    "trial": {"duration": 14, "fallback": "free"},
+    "actions": ["export"],
+    "plans": [
+        {"name": "free", "limits": {"clients": 3}, "credits": {"ai": {"max": 8, "per": "month"}}},
+        {"name": "team", "limits": {"clients": 10},
+         "credits": {"ai": {"max": 50, "per": "week"}, "img": 100}},
+        {"name": "pro", "limits": {"images": {"create": 30}, "reports": {"export": 10}},
+         "credits": {"ai": {"max": 10, "per": "month"}, "img": null}}
+    ],
+    "addons": [
+        {"name": "ai-pack", "credits": {"ai": 50}},
+        {"name": "day-pack", "limits": {"clients": 1},
+         "credits": {"ai": {"max": 20, "per": "day"}}},
+        {"name": "all-images", "credits": {"img": null}}
+    ],
+    "meters": {
+        "images": {"create": {"cost": 5, "credits": "ai"}, "update": {"credits": "img"}},
+        "chat": {"create": {"credits": "ai", "report": true, "estimate": 20}},
+        "summaries": {"create": {"report": true}},
+        "reports": {"export": {"cost": 3}},
+        "videos": {"destroy": {"cost": 2}}
+    }
+}"#;
+
+/// 2023-12-01T00:00:00Z: the end of [`NOW`]'s month.
+const DECEMBER: u64 = 1_701_388_800_000;
+
+/// A day in milliseconds.
+const DAY_MS: u64 = 86_400_000;
+
+/// Records with grants of credits: john's listed latest-expiring first, with one not started
+/// yet; kim's add-on raises her pool until December; lou's plan has no pool of its own.
+fn metered_users() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "john",
+            format!(
+                r#"{{"name": "john", "plan": "pro", "grants": [
+                    {{"id": "g-late", "credits": "ai", "amount": 20, "expires": {late}}},
+                    {{"id": "g-soon", "credits": "ai", "amount": 20, "expires": {soon}}},
+                    {{"id": "g-next", "credits": "ai", "amount": 10, "starts": {soon}}},
+                    {{"id": "g-img", "credits": "img", "amount": 0, "starts": 0, "expires": 0}}
+                ]}}"#,
+                late = DECEMBER + 365 * DAY_MS,
+                soon = DECEMBER + 31 * DAY_MS,
+            ),
+        ),
+        (
+            "kim",
+            format!(
+                r#"{{"name": "kim", "plan": "pro",
+                    "addons": [{{"name": "ai-pack", "starts": 0, "expires": {DECEMBER}}}]}}"#
+            ),
+        ),
+        (
+            "lou",
+            r#"{"name": "lou", "plan": {"name": "team", "expire": 1800000000000},
+                "grants": [{"id": "lone", "credits": "video", "amount": 7}]}"#
+                .to_owned(),
+        ),
+    ]
+}
+
+/// [`metered_users`] as `loaded` and `in_memory` take them.
+fn metered_records<'a>(users: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    users
+        .iter()
+        .map(|(id, record)| (*id, record.as_str()))
+        .collect()
+}
+
+/// One row of `meters`: resource, action, cost, report, estimate, pool.
+type MeterRow = (
+    String,
+    String,
+    Option<i64>,
+    bool,
+    Option<i64>,
+    Option<String>,
+);
+
+/// The rows of `meters`, in order, read on a connection of its own.
+async fn meter_rows(dir: &TempDir) -> Vec<MeterRow> {
+    use sqlx::Connection;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.db());
+    let mut connection = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .expect("a connection");
+    let rows = sqlx::query_as(
+        "SELECT resource, action, cost, report, estimate, pool FROM meters
+          ORDER BY resource, action",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .expect("the rows");
+    let _ = connection.close().await;
+    rows
+}
+
+fn meter_row(
+    resource: &str,
+    action: &str,
+    cost: Option<i64>,
+    estimate: Option<i64>,
+    pool: Option<&str>,
+) -> MeterRow {
+    (
+        resource.to_owned(),
+        action.to_owned(),
+        cost,
+        estimate.is_some(),
+        estimate,
+        pool.map(str::to_owned),
+    )
+}
+
+/// Runs `sql` on a connection of its own that ignores the CHECK constraints: rows that the
+/// schema refuses, as a tool that bypassed it would leave them.
+async fn write_unchecked(dir: &TempDir, sql: &str) {
+    use sqlx::Connection;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.db());
+    let mut connection = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .expect("a connection");
+    sqlx::raw_sql("PRAGMA ignore_check_constraints = ON")
+        .execute(&mut connection)
+        .await
+        .expect("checks off");
+    sqlx::raw_sql(sql)
+        .execute(&mut connection)
+        .await
+        .expect("the rows written");
+    let _ = connection.close().await;
+}
+
+/// Meters, plan and add-on pools and grants of credits round-trip through the tables: the
+/// catalog and the records read back are those of the JSON, and equal what the in-memory store
+/// holds. A meter keeps its cost, or its estimate when reported (`NULL` for what it does not
+/// have); grants keep the record's order. A new catalog replaces meters and pools; a new
+/// record replaces grants.
+#[tokio::test]
+async fn sqlite_meters_pools_and_grants_round_trip() {
+    let users = metered_users();
+    let records = metered_records(&users);
+    let (dir, store) = loaded(METERED, &records).await;
+    let memory = in_memory(METERED, &records);
+    let catalog = store.plans().await.expect("the catalog reads back");
+    assert_eq!(*catalog, Catalog::from_json(METERED).unwrap());
+    assert_eq!(catalog, memory.plans().await.unwrap());
+    let pro = catalog.plan("pro").expect("pro");
+    assert_eq!(
+        pro.credits("ai"),
+        Some(tower_plans::catalog::Limit::per(
+            10,
+            tower_plans::catalog::Period::Month
+        ))
+    );
+    assert_eq!(
+        pro.credits("img"),
+        Some(tower_plans::catalog::Limit::Unlimited)
+    );
+    let chat = catalog
+        .cost("chat", &Action::Create)
+        .expect("chat is metered");
+    assert_eq!(
+        (chat.units(), chat.pool(), chat.is_reported()),
+        (20, Some("ai"), true)
+    );
+    assert!(
+        catalog.is_governed("videos"),
+        "a metered resource is governed"
+    );
+    for (id, record) in &records {
+        let read = store.user(id).await.unwrap().expect("a record");
+        assert_eq!(*read, Subscriber::from_json(record).unwrap(), "{id}");
+        assert_eq!(Some(read), memory.user(id).await.unwrap(), "{id}");
+    }
+    let john = store.user("john").await.unwrap().unwrap();
+    let order: Vec<&str> = john.grants.iter().map(|grant| &*grant.id).collect();
+    assert_eq!(order, ["g-late", "g-soon", "g-next", "g-img"]);
+    assert_eq!(
+        meter_rows(&dir).await,
+        [
+            meter_row("chat", "create", None, Some(20), Some("ai")),
+            meter_row("images", "create", Some(5), None, Some("ai")),
+            meter_row("images", "update", Some(1), None, Some("img")),
+            meter_row("reports", "export", Some(3), None, None),
+            meter_row("summaries", "create", None, Some(1), None),
+            meter_row("videos", "delete", Some(2), None, None),
+        ]
+    );
+
+    // A catalog without meters or pools replaces them (kim's add-on stays: she holds it).
+    let plain = r#"{"plans": [{"name": "pro", "limits": {"clients": 3}}],
+        "addons": [{"name": "ai-pack", "limits": {"clients": 1}}]}"#;
+    store
+        .import_catalog(&Catalog::from_json(plain).unwrap())
+        .await
+        .expect("replaced");
+    assert_eq!(
+        *store.plans().await.unwrap(),
+        Catalog::from_json(plain).unwrap()
+    );
+    assert_eq!(meter_rows(&dir).await, []);
+    // And back.
+    store
+        .import_catalog(&Catalog::from_json(METERED).unwrap())
+        .await
+        .expect("replaced again");
+    assert_eq!(
+        *store.plans().await.unwrap(),
+        Catalog::from_json(METERED).unwrap()
+    );
+
+    // A new record replaces the grants; a user without a record has none to read.
+    let fewer = Subscriber::from_json(
+        r#"{"plan": "pro", "grants": [{"id": "g-soon", "credits": "ai", "amount": 5}]}"#,
+    )
+    .unwrap();
+    store.put_subscriber("john", &fewer).await.unwrap();
+    assert_eq!(*store.user("john").await.unwrap().unwrap(), fewer);
+    assert_eq!(store.user("zed").await.unwrap(), None);
+}
+
+/// The schema refuses what the catalog and record readers refuse: a cost or an estimate below
+/// 1, an estimate on a meter that is not reported and a cost on one that is, an unknown action,
+/// an empty resource, a pool that no plan or add-on declares (also by dropping or renaming the
+/// last declaration of a pool a meter draws from, or deleting its plan), a negative allowance,
+/// a period without a maximum or an unknown one, pools of unknown plans and add-ons; grants of
+/// unknown users, with a negative amount, an empty id or pool, a duplicate id, or that expire
+/// before they start.
+#[tokio::test]
+async fn sqlite_schema_refuses_malformed_meters_pools_and_grants() {
+    let users = metered_users();
+    let (_dir, store) = loaded(METERED, &metered_records(&users)).await;
+    for bad in [
+        "INSERT INTO meters (resource, action, cost) VALUES ('maps', 'create', 0)",
+        "INSERT INTO meters (resource, action, cost) VALUES ('maps', 'create', -5)",
+        "INSERT INTO meters (resource, action, report, estimate) VALUES ('maps', 'create', 1, 0)",
+        "INSERT INTO meters (resource, action, estimate) VALUES ('maps', 'create', 5)",
+        "INSERT INTO meters (resource, action, report, cost) VALUES ('maps', 'create', 1, 5)",
+        "INSERT INTO meters (resource, action, report) VALUES ('maps', 'create', 2)",
+        "INSERT INTO meters (resource, action) VALUES ('maps', 'craete')",
+        "INSERT INTO meters (resource, action) VALUES ('', 'create')",
+        "INSERT INTO meters (resource, action, pool) VALUES ('maps', 'create', 'a1')",
+        "INSERT INTO meters (resource, action, pool) VALUES ('maps', 'create', '')",
+        "INSERT INTO meters (resource, action) VALUES ('images', 'create')",
+        "UPDATE meters SET pool = 'a1' WHERE resource = 'images'",
+        "DELETE FROM addon_credits WHERE pool = 'img'; DELETE FROM plan_credits WHERE pool = 'img'",
+        "DELETE FROM addon_credits WHERE pool = 'img'; UPDATE plan_credits SET pool = 'image' WHERE pool = 'img'",
+        "DELETE FROM plan_credits WHERE pool = 'img'; UPDATE addon_credits SET pool = 'image' WHERE pool = 'img'",
+        "DELETE FROM addon_credits WHERE pool = 'img'; DELETE FROM plan_credits WHERE pool = 'img' AND plan <> 'pro'; DELETE FROM plans WHERE name = 'pro'",
+        "INSERT INTO plan_credits (plan, pool, max) VALUES ('free', 'img', -1)",
+        "INSERT INTO plan_credits (plan, pool, max, per) VALUES ('free', 'img', NULL, 'month')",
+        "INSERT INTO plan_credits (plan, pool, max, per) VALUES ('free', 'img', 5, 'hour')",
+        "INSERT INTO plan_credits (plan, pool, max) VALUES ('gold', 'img', 5)",
+        "INSERT INTO plan_credits (plan, pool, max) VALUES ('free', '', 5)",
+        "INSERT INTO plan_credits (plan, pool, max) VALUES ('free', 'ai', 5)",
+        "INSERT INTO addon_credits (addon, pool, max) VALUES ('gold-pack', 'img', 5)",
+        "INSERT INTO addon_credits (addon, pool, max, per) VALUES ('ai-pack', 'img', 5, 'fortnight')",
+        "INSERT INTO subscriber_grants (user_id, id, pool, amount) VALUES ('nobody', 'g1', 'ai', 5)",
+        "INSERT INTO subscriber_grants (user_id, id, pool, amount) VALUES ('kim', 'g1', 'ai', -1)",
+        "INSERT INTO subscriber_grants (user_id, id, pool, amount) VALUES ('kim', '', 'ai', 5)",
+        "INSERT INTO subscriber_grants (user_id, id, pool, amount) VALUES ('kim', 'g1', '', 5)",
+        "INSERT INTO subscriber_grants (user_id, id, pool, amount) VALUES ('john', 'g-soon', 'ai', 5)",
+        "INSERT INTO subscriber_grants (user_id, id, pool, amount, starts_ms, expires_ms) VALUES ('kim', 'g1', 'ai', 5, 10, 9)",
+        "INSERT INTO subscriber_grants (user_id, id, pool, amount, starts_ms) VALUES ('kim', 'g1', 'ai', 5, -1)",
+    ] {
+        assert!(store.execute_script(bad).await.is_err(), "{bad}");
+    }
+    // Nothing of it was kept.
+    assert_eq!(
+        *store.plans().await.unwrap(),
+        Catalog::from_json(METERED).unwrap()
+    );
+    // What the readers allow: a meter on a custom action or a resource no plan names, from the
+    // action's own limit; dropping one of two declarations of a pool; a grant of a pool that
+    // no plan declares, and of one that starts and ends at once.
+    for good in [
+        "INSERT INTO meters (resource, action) VALUES ('maps', 'export')",
+        "INSERT INTO meters (resource, action, report, pool) VALUES ('maps', 'create', 1, 'img')",
+        "DELETE FROM addon_credits WHERE pool = 'img'",
+        "INSERT INTO subscriber_grants (user_id, id, pool, amount, starts_ms, expires_ms) VALUES ('kim', 'g1', 'gold', 5, 9, 9)",
+    ] {
+        store.execute_script(good).await.expect(good);
+    }
+    let catalog = store.plans().await.expect("still a catalog");
+    let maps = catalog.cost("maps", &Action::Create).expect("metered");
+    assert_eq!(
+        (maps.units(), maps.pool(), maps.is_reported()),
+        (1, Some("img"), true)
+    );
+    assert_eq!(store.user("kim").await.unwrap().unwrap().grants.len(), 1);
+}
+
+/// Rows that slipped past the schema (written with its checks off) are errors that name the
+/// meter, the pool or the grant, never a catalog or a record that says something else.
+#[tokio::test]
+async fn sqlite_bad_meter_pool_and_grant_rows_are_errors_that_name_them() {
+    let users = metered_users();
+    let records = metered_records(&users);
+    let catalog_cases: &[(&str, &[&str])] = &[
+        (
+            "UPDATE meters SET cost = 0 WHERE resource = 'images' AND action = 'create'",
+            &["meters.images.create.cost"],
+        ),
+        (
+            "UPDATE meters SET cost = 5 WHERE resource = 'chat'",
+            &["the meter of `chat.create`", "fixed cost (5)"],
+        ),
+        (
+            "UPDATE meters SET estimate = 5 WHERE resource = 'reports'",
+            &["the meter of `reports.export`", "estimate (5)"],
+        ),
+        (
+            "UPDATE meters SET estimate = -3 WHERE resource = 'chat'",
+            &["the meter of `chat.create`", "negative"],
+        ),
+        (
+            "DROP TRIGGER meters_draw_from_declared_pools_on_update;
+             UPDATE meters SET pool = 'a1' WHERE resource = 'images' AND action = 'create'",
+            &["meters.images.create.credits", "`a1`"],
+        ),
+        (
+            "UPDATE plan_credits SET per = 'hour' WHERE plan = 'pro' AND pool = 'ai'",
+            &["plan `pro`, credit pool `ai`", "hour"],
+        ),
+        (
+            "UPDATE addon_credits SET max = -1 WHERE addon = 'ai-pack'",
+            &["add-on `ai-pack`, credit pool `ai`", "negative"],
+        ),
+    ];
+    for (sql, named) in catalog_cases {
+        let (dir, store) = loaded(METERED, &records).await;
+        write_unchecked(&dir, sql).await;
+        let error = store.plans().await.expect_err(sql).to_string();
+        for name in *named {
+            assert!(error.contains(name), "{sql}: {error}");
+        }
+        // The records still read.
+        assert!(store.user("john").await.is_ok(), "{sql}");
+    }
+    let grant_cases: &[(&str, &[&str])] = &[
+        (
+            "UPDATE subscriber_grants SET amount = -1 WHERE id = 'g-soon'",
+            &["the grant `g-soon` of `john`", "negative"],
+        ),
+        (
+            "UPDATE subscriber_grants SET starts_ms = 10, expires_ms = 9 WHERE id = 'g-late'",
+            &["the grant `g-late` of `john`", "before it starts"],
+        ),
+        (
+            "UPDATE subscriber_grants SET expires_ms = -2 WHERE id = 'g-late'",
+            &["the grant `g-late` of `john`", "negative"],
+        ),
+        (
+            "UPDATE subscriber_grants SET pool = '' WHERE id = 'g-next'",
+            &["the grant `g-next` of `john`", "without an id or a pool"],
+        ),
+    ];
+    for (sql, named) in grant_cases {
+        let (dir, store) = loaded(METERED, &records).await;
+        write_unchecked(&dir, sql).await;
+        let error = store.user("john").await.expect_err(sql).to_string();
+        for name in *named {
+            assert!(error.contains(name), "{sql}: {error}");
+        }
+        assert!(store.plans().await.is_ok(), "{sql}");
+        assert!(store.user("kim").await.is_ok(), "{sql}");
+    }
+}
+
+/// What does not fit the tables is refused with its name, and nothing is written: a pool's
+/// allowance or a meter's units past `i64::MAX`, a grant's amount too, and two grants with one
+/// id in a record built in Rust (the JSON reader refuses them itself).
+#[tokio::test]
+async fn sqlite_imports_name_what_does_not_fit() {
+    use tower_plans::catalog::{Cost, Limit, Plan};
+    use tower_plans::subscriber::CreditGrant;
+
+    let (_dir, store) = fresh().await;
+    let huge_pool = Catalog::builder()
+        .plan(Plan::new("pro").with_credits("ai", Limit::Limited(u64::MAX)))
+        .build()
+        .unwrap();
+    let error = store.import_catalog(&huge_pool).await.unwrap_err();
+    assert!(
+        error.to_string().contains("plan `pro`, credit pool `ai`"),
+        "{error}"
+    );
+    let huge_meter = Catalog::builder()
+        .plan(Plan::new("pro").with_credits("ai", Limit::Limited(10)))
+        .meter(
+            "images",
+            Action::Create,
+            Cost::fixed(u64::MAX).from_pool("ai"),
+        )
+        .build()
+        .unwrap();
+    let error = store.import_catalog(&huge_meter).await.unwrap_err();
+    assert!(
+        error.to_string().contains("the meter of `images.create`"),
+        "{error}"
+    );
+    assert!(store.has_no_plans().await.unwrap(), "nothing imported");
+
+    let record = Subscriber::new()
+        .with_plan(Assignment::new("pro"))
+        .with_grant(CreditGrant::new("g1", "ai", 5));
+    store.put_subscriber("john", &record).await.unwrap();
+    for bad in [
+        record.clone().with_grant(CreditGrant::new("g1", "ai", 7)),
+        record
+            .clone()
+            .with_grant(CreditGrant::new("g2", "ai", u64::MAX)),
+        record
+            .clone()
+            .with_grant(CreditGrant::new("g2", "ai", 1).expires_at(u64::MAX)),
+    ] {
+        let error = store.put_subscriber("john", &bad).await.unwrap_err();
+        let id = &bad.grants[1].id;
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("the grant `{id}` of `john`")),
+            "{error}"
+        );
+        assert_eq!(*store.user("john").await.unwrap().unwrap(), record);
+    }
+}
+
+/// Migration 6 on a database that release 5 left, with its counters of pools and grants, and a
+/// hold on several counters: everything reads and counts as before, the new tables start empty,
+/// and a metered catalog and grants can then be stored beside what was counted.
+#[tokio::test]
+async fn sqlite_migration_6_keeps_the_data() {
+    let dir = TempDir::new();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.db())
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("a pool");
+    store::migrate_up_to(&pool, 5)
+        .await
+        .expect("migrations 1 to 5");
+    let held = ReservationId::new();
+    let rows = format!(
+        "INSERT INTO plans (name, position) VALUES ('free', 0), ('pro', 1);
+         INSERT INTO plan_resources (plan, resource) VALUES ('free', 'clients'), ('pro', 'images');
+         INSERT INTO plan_limits (plan, resource, action, max) VALUES
+             ('free', 'clients', 'create', 3), ('pro', 'images', 'create', 30);
+         INSERT INTO addons (name) VALUES ('more-clients');
+         INSERT INTO addon_resources (addon, resource) VALUES ('more-clients', 'clients');
+         INSERT INTO addon_limits (addon, resource, action, max) VALUES
+             ('more-clients', 'clients', 'create', 10);
+         INSERT INTO subscribers (id, name, plan) VALUES ('john', 'john', 'pro');
+         INSERT INTO subscriber_addons (user_id, addon, quantity)
+             VALUES ('john', 'more-clients', 2);
+         INSERT INTO usage_counters (user_id, resource, counted, used) VALUES
+             ('john', 'clients', '*', 2),
+             ('john', 'ai', '$credits@2023-11', 7),
+             ('john', 'ai', '$grant:g1', 4);
+         INSERT INTO reservations (id, user_id, resource, counted, units, expires_ms) VALUES
+             ('{held}', 'john', 'ai', '$credits@2023-11', 3, {live}),
+             ('{held}', 'john', 'ai', '$grant:g1', 2, {live});",
+        live = NOW + 60_000,
+    );
+    sqlx::raw_sql(&rows)
+        .execute(&pool)
+        .await
+        .expect("rows as release 5 wrote them");
+    pool.close().await;
+
+    let store = SqliteStore::open(dir.db())
+        .await
+        .expect("migrates")
+        .with_clock(|| NOW);
+    assert_eq!(sqlx_versions(&dir).await, (1..=6).collect::<Vec<i64>>());
+    let before = r#"{"plans": [
+        {"name": "free", "limits": {"clients": 3}},
+        {"name": "pro", "limits": {"images": {"create": 30}}}
+    ], "addons": [{"name": "more-clients", "limits": {"clients": 10}}]}"#;
+    assert_eq!(
+        *store.plans().await.unwrap(),
+        Catalog::from_json(before).unwrap()
+    );
+    let john = r#"{"name": "john", "plan": "pro", "usage": {"clients": 2},
+        "addons": [{"name": "more-clients", "quantity": 2}]}"#;
+    assert_eq!(
+        *store.user("john").await.unwrap().unwrap(),
+        Subscriber::from_json(john).unwrap()
+    );
+    let november =
+        Counter::credits("john", "ai").in_period(tower_plans::catalog::Period::Month.window(NOW));
+    let grant = Counter::grant("john", "ai", "g1");
+    assert_eq!(count_of(&store, &november).await, count(7, 3));
+    assert_eq!(count_of(&store, &grant).await, count(4, 2));
+    assert_eq!(meter_rows(&dir).await, []);
+
+    // The hold commits as before.
+    let hold = Hold::new(held).with(
+        Line::new(november.clone(), 5)
+            .limit(Some(10))
+            .grant(Spill::new(grant.clone(), 20)),
+    );
+    store.commit(&hold, &[]).await.unwrap();
+    assert_eq!(count_of(&store, &november).await, count(10, 0));
+    assert_eq!(count_of(&store, &grant).await, count(6, 0));
+
+    // Metering now: the pool and the grant that the counters were kept for.
+    let metered = r#"{"plans": [
+        {"name": "free", "limits": {"clients": 3}},
+        {"name": "pro", "limits": {"images": {"create": 30}},
+         "credits": {"ai": {"max": 10, "per": "month"}}}
+    ], "addons": [{"name": "more-clients", "limits": {"clients": 10}}],
+       "meters": {"images": {"create": {"cost": 5, "credits": "ai"}}}}"#;
+    store
+        .import_catalog(&Catalog::from_json(metered).unwrap())
+        .await
+        .unwrap();
+    let topped = r#"{"name": "john", "plan": "pro", "usage": {"clients": 2},
+        "addons": [{"name": "more-clients", "quantity": 2}],
+        "grants": [{"id": "g1", "credits": "ai", "amount": 20}]}"#;
+    store
+        .put_subscriber("john", &Subscriber::from_json(topped).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        *store.plans().await.unwrap(),
+        Catalog::from_json(metered).unwrap()
+    );
+    assert_eq!(
+        *store.user("john").await.unwrap().unwrap(),
+        Subscriber::from_json(topped).unwrap()
+    );
+    assert_eq!(count_of(&store, &grant).await, count(6, 0));
+}
+
+/// One step of the metered comparison: when, who, what, and what the handler does (reports
+/// `report` units on the request's meter; answers `status`, 0 for its default).
+struct MeteredStep {
+    at: u64,
+    user: &'static str,
+    method: &'static str,
+    path: &'static str,
+    report: Option<u64>,
+    status: u16,
+}
+
+/// What answered a metered step: the status, the rate-limit headers and the body.
+type MeteredAnswer = (StatusCode, Vec<(String, String)>, String);
+
+/// Sends `step` through `layer` to a handler that reports on the request's meter and answers
+/// the decision it found, as JSON.
+async fn metered_call(layer: &PlanLimitLayer, step: &MeteredStep) -> MeteredAnswer {
+    let method = Method::from_bytes(step.method.as_bytes()).expect("a method");
+    let default = if method == Method::POST { 201 } else { 200 };
+    let status = if step.status == 0 {
+        default
+    } else {
+        step.status
+    };
+    let answer = StatusCode::from_u16(status).expect("a status");
+    let report = step.report;
+    let mut request = Request::builder()
+        .method(method)
+        .uri(step.path)
+        .body(Full::new(Bytes::new()))
+        .expect("a request");
+    request.extensions_mut().insert(UserId::from(step.user));
+    let response = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service_fn(move |request: Request<Full<Bytes>>| async move {
+            if let (Some(meter), Some(units)) =
+                (request.extensions().get::<tower_plans::Meter>(), report)
+            {
+                meter.report(units);
+            }
+            let allowed = request.extensions().get::<tower_plans::Allowed>();
+            let body = serde_json::to_string(&allowed).expect("JSON");
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = answer;
+            Ok::<_, Infallible>(response)
+        })
+        .oneshot(request);
+    let response = timeout(PATIENCE, response)
+        .await
+        .expect("no hang")
+        .expect("infallible");
+    let status = response.status();
+    let headers = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("ratelimit") || *name == "retry-after")
+        .map(|(name, value)| {
+            let value = value.to_str().expect("a text header").to_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    // The body's end settles a metered request.
+    let body = timeout(PATIENCE, response.into_body().collect())
+        .await
+        .expect("no hang")
+        .expect("a body")
+        .to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The layer of the metered comparison over `store`, counting in `usage`, on `clock`.
+fn metered_layer<S, U>(store: S, usage: U, clock: &Arc<AtomicU64>) -> PlanLimitLayer
+where
+    S: PlanStore,
+    U: UsageStore,
+{
+    let clock = Arc::clone(clock);
+    PlanLimitLayer::builder(store)
+        .base("/api")
+        .route(
+            Method::POST,
+            "/api/reports/{id}/export",
+            "reports",
+            Action::custom("export"),
+        )
+        .clock(move || clock.load(Ordering::Relaxed))
+        .count_usage(usage)
+        .rate_limit_headers(true)
+        .build()
+        .expect("layer")
+}
+
+/// The allowance's `used` and each active grant's `remaining`, as the entitlements list the
+/// `ai` pool.
+fn ai_balances(
+    entitlements: &tower_plans::entitlements::Entitlements,
+) -> (u64, Vec<(String, u64)>) {
+    let ai = entitlements
+        .credits
+        .iter()
+        .find(|pool| &*pool.pool == "ai")
+        .expect("an ai pool");
+    let grants = ai
+        .grants
+        .iter()
+        .map(|grant| (grant.id.to_string(), grant.remaining))
+        .collect();
+    (ai.used, grants)
+}
+
+fn balances(used: u64, grants: &[(&str, u64)]) -> (u64, Vec<(String, u64)>) {
+    let grants = grants
+        .iter()
+        .map(|(id, remaining)| ((*id).to_owned(), *remaining))
+        .collect();
+    (used, grants)
+}
+
+/// A pool with grants, through the real layer over SQLite and over memory holding the same
+/// data: every status, `RateLimit` header and body, and every user's entitlements after each
+/// step, are the same. On the way: the allowance is spent first, then the grants soonest-
+/// expiring first (john's grants are listed latest first); a reported chat's estimate splits
+/// across two grants and commits what it reported on the parts it held first; a failed request
+/// gives its units back; a cost on an action's own limit fits whole or not at all; an add-on
+/// raises a pool while it lasts; a plan without the pool is refused; a new month brings the
+/// allowance back but not what grants spent; an expired grant is gone and one that starts
+/// later comes in.
+#[tokio::test]
+async fn sqlite_a_pool_with_grants_spends_as_in_memory_through_the_layer() {
+    let users = metered_users();
+    let records = metered_records(&users);
+    let (_dir, sqlite) = loaded(METERED, &records).await;
+    let memory = in_memory(METERED, &records);
+    let clock = Arc::new(AtomicU64::new(NOW));
+    let over_sqlite = metered_layer(sqlite.clone(), sqlite.clone(), &clock);
+    let over_memory = metered_layer(memory.clone(), memory.clone(), &clock);
+    let january = DECEMBER + 31 * DAY_MS;
+    let step = |at, user, method, path, report, status| MeteredStep {
+        at,
+        user,
+        method,
+        path,
+        report,
+        status,
+    };
+    let image = |at, user| step(at, user, "POST", "/api/images", None, 0);
+    let steps = [
+        // November: john's allowance of 10, two images.
+        image(NOW, "john"),
+        image(NOW, "john"),
+        // Then g-soon (expires at the end of December) before g-late (in a year).
+        image(NOW, "john"),
+        // A chat reserves its estimate of 20: the last 15 of g-soon and 5 of g-late; it
+        // reports 17, counted on g-soon's 15 then 2 of g-late.
+        step(NOW, "john", "POST", "/api/chat", Some(17), 0),
+        // A failed image takes nothing.
+        step(NOW, "john", "POST", "/api/images", None, 500),
+        // Exports cost 3 of their own limit of 10: 3 fit, the fourth does not.
+        step(NOW, "john", "POST", "/api/reports/1/export", None, 0),
+        step(NOW, "john", "POST", "/api/reports/1/export", None, 0),
+        step(NOW, "john", "POST", "/api/reports/1/export", None, 0),
+        step(NOW, "john", "POST", "/api/reports/1/export", None, 0),
+        // kim's add-on raises her pool to 60 in November: a chat that reports 46 (more than
+        // its estimate: counted in full), two images, then 403.
+        step(NOW, "kim", "POST", "/api/chat", Some(46), 0),
+        image(NOW, "kim"),
+        image(NOW, "kim"),
+        image(NOW, "kim"),
+        // lou's plan has an ai pool; a reported summary draws from its own (unlimited) limit.
+        step(NOW, "lou", "POST", "/api/summaries", Some(9), 0),
+        // December: the allowance is back, the grants' spending is not; kim's add-on is over.
+        image(DECEMBER, "john"),
+        image(DECEMBER, "kim"),
+        image(DECEMBER, "kim"),
+        image(DECEMBER, "kim"),
+        // January: g-soon expired with nothing left; g-next started. 10 of the allowance, then
+        // g-late's 18 (it expires before g-next, which never does), one image split across
+        // both, then g-next's 8 until 3 are left.
+        image(january, "john"),
+        image(january, "john"),
+        image(january, "john"),
+        image(january, "john"),
+        image(january, "john"),
+        image(january, "john"),
+        image(january, "john"),
+        image(january, "john"),
+    ];
+    let mut statuses = Vec::new();
+    let mut john_balances = Vec::new();
+    for (n, step) in steps.iter().enumerate() {
+        clock.store(step.at, Ordering::Relaxed);
+        let from_sqlite = metered_call(&over_sqlite, step).await;
+        let from_memory = metered_call(&over_memory, step).await;
+        assert_eq!(
+            from_sqlite, from_memory,
+            "step {n}: {} {} by {}",
+            step.method, step.path, step.user
+        );
+        statuses.push(from_sqlite.0.as_u16());
+        for user in ["john", "kim", "lou"] {
+            let from_sqlite = over_sqlite.entitlements(user).await.expect("entitlements");
+            let from_memory = over_memory.entitlements(user).await.expect("entitlements");
+            assert_eq!(
+                from_sqlite, from_memory,
+                "{user}'s entitlements after step {n}"
+            );
+        }
+        let john = over_sqlite
+            .entitlements("john")
+            .await
+            .expect("entitlements");
+        john_balances.push(ai_balances(&john));
+    }
+    assert_eq!(
+        statuses,
+        [
+            201, 201, 201, 201, 500, 201, 201, 201, 403, 201, 201, 201, 403, 201, 201, 201, 201,
+            403, 201, 201, 201, 201, 201, 201, 201, 403
+        ]
+    );
+    let soon_late = |used, soon, late| balances(used, &[("g-soon", soon), ("g-late", late)]);
+    assert_eq!(
+        john_balances[1],
+        soon_late(10, 20, 20),
+        "the allowance first"
+    );
+    assert_eq!(
+        john_balances[2],
+        soon_late(10, 15, 20),
+        "then the soonest grant"
+    );
+    assert_eq!(
+        john_balances[3],
+        soon_late(10, 0, 18),
+        "a chat across two grants"
+    );
+    assert_eq!(
+        john_balances[4],
+        soon_late(10, 0, 18),
+        "a failure takes nothing"
+    );
+    assert_eq!(john_balances[14], soon_late(5, 0, 18), "December");
+    let late_next = |used, late, next| balances(used, &[("g-late", late), ("g-next", next)]);
+    assert_eq!(
+        john_balances[19],
+        late_next(10, 18, 10),
+        "January's allowance"
+    );
+    assert_eq!(john_balances[22], late_next(10, 3, 10), "g-late first");
+    assert_eq!(
+        john_balances[23],
+        late_next(10, 0, 8),
+        "split across g-late and g-next"
+    );
+    assert_eq!(john_balances[25], late_next(10, 0, 3), "3 left: refused");
+    // What the grants spent is in SQLite, on counters that never reset.
+    for (id, spent) in [("g-soon", 20), ("g-late", 20), ("g-next", 7)] {
+        let counter = Counter::grant("john", "ai", id);
+        assert_eq!(count_of(&sqlite, &counter).await, count(spent, 0), "{id}");
+        assert_eq!(
+            memory.get(&counter).await.unwrap(),
+            count(spent, 0),
+            "{id} in memory"
+        );
+    }
+    assert_eq!(sqlite.stored_reservations().await.unwrap(), 0);
 }

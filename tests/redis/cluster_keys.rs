@@ -1,6 +1,7 @@
 //! Key routing on a Redis Cluster, seen by the masters themselves (`MONITOR`): every script of
 //! the usage store names keys of one hash slot and runs on the master that serves it, for user
-//! ids that need escaping, and every key of one user is in that user's slot.
+//! ids (and grant ids) that need escaping and for every kind of counter, a hold of several
+//! lines and grants included, and every key of one user is in that user's slot.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tower_plans::catalog::Period;
 use tower_plans::redis::driver as redis;
-use tower_plans::store::{Counter, ReservationId, Seed};
+use tower_plans::store::{Counter, Hold, Line, ReservationId, Seed, Spill, UsageStoreExt};
 use tower_plans::{Action, PlanStore, UsageStore};
 
 use crate::cluster::*;
@@ -84,15 +85,21 @@ async fn redis_cluster_every_script_names_keys_of_one_slot_and_runs_on_its_maste
             Counter::items(*id, "clients"),
             Counter::action(*id, "tasks", Action::Show),
             Counter::action(*id, "reports", Action::Create).in_period(month),
+            Counter::credits(*id, "ai").in_period(month),
+            Counter::grant(*id, "ai", *id),
         ] {
             let (kept, released) = (ReservationId::new(), ReservationId::new());
             let lease = Duration::from_secs(60);
-            let reserve = usage.reserve(&counter, Some(10), Seed::Count(1), kept, lease);
+            let reserve = usage.reserve_unit(&counter, Some(10), Seed::Count(1), kept, lease);
             assert!(reserve.await.unwrap().is_reserved(), "{id:?}");
-            assert_eq!(usage.commit(&counter, kept).await.unwrap(), 2, "{id:?}");
-            let reserve = usage.reserve(&counter, Some(10), Seed::Count(1), released, lease);
+            assert_eq!(
+                usage.commit_unit(&counter, kept).await.unwrap(),
+                2,
+                "{id:?}"
+            );
+            let reserve = usage.reserve_unit(&counter, Some(10), Seed::Count(1), released, lease);
             assert!(reserve.await.unwrap().is_reserved(), "{id:?}");
-            usage.release(&counter, released).await.unwrap();
+            usage.release_unit(&counter, released).await.unwrap();
             assert_eq!(
                 usage.adjust(&counter, 2, Seed::Count(0)).await.unwrap(),
                 4,
@@ -102,6 +109,30 @@ async fn redis_cluster_every_script_names_keys_of_one_slot_and_runs_on_its_maste
             let count = usage.get(&counter).await.unwrap().expect("a count");
             assert_eq!((count.used, count.held), (7, 0), "{id:?}");
             usage.reset(&counter).await.unwrap();
+        }
+        // A whole hold: a period pool spilling over to a grant, and an action, in one script.
+        let pool = Counter::credits(*id, "ai").in_period(month);
+        let grant = Counter::grant(*id, "ai", *id);
+        let images = Counter::action(*id, "images", Action::Create);
+        let hold = |units| {
+            Hold::new(ReservationId::new())
+                .with(
+                    Line::new(pool.clone(), units)
+                        .limit(Some(4))
+                        .grant(Spill::new(grant.clone(), 10)),
+                )
+                .with(Line::new(images.clone(), 1).limit(Some(5)))
+        };
+        let (kept, released) = (hold(6), hold(3));
+        let lease = Duration::from_secs(60);
+        assert!(usage.reserve(&kept, lease).await.unwrap().is_reserved());
+        usage.commit(&kept, &[6, 1]).await.unwrap();
+        assert!(usage.reserve(&released, lease).await.unwrap().is_reserved());
+        usage.release(&released).await.unwrap();
+        for (counter, used) in [(&pool, 4), (&grant, 2), (&images, 1)] {
+            let count = usage.get(counter).await.unwrap().expect("a count");
+            assert_eq!((count.used, count.held), (used, 0), "{id:?} {counter}");
+            usage.reset(counter).await.unwrap();
         }
         plans.remove_user(id).await.unwrap();
     }

@@ -1,11 +1,11 @@
-//! Key layout in a real Redis: ids with `:`, `{`, `}`, spaces and unicode never share keys, and
-//! every key of one user is in that user's hash slot.
+//! Key layout in a real Redis: user ids, pool names and grant ids with `:`, `{`, `}`, spaces and
+//! unicode never share keys, and every key of one user is in that user's hash slot.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tower_plans::redis::driver as redis;
-use tower_plans::store::{Count, Counter, ReservationId, Seed};
+use tower_plans::store::{Count, Counter, Hold, Line, ReservationId, Seed, Spill, UsageStoreExt};
 use tower_plans::{PlanStore, UsageStore};
 
 use crate::common::*;
@@ -59,13 +59,24 @@ async fn redis_ids_with_colons_braces_spaces_and_unicode_do_not_collide() {
         usage.set(&Counter::items(*id, "clients"), n).await.unwrap();
         let items = Counter::items(*id, "clients");
         let hold = ReservationId::new();
-        let reserve = usage.reserve(&items, None, Seed::Count(0), hold, Duration::from_secs(60));
+        let reserve =
+            usage.reserve_unit(&items, None, Seed::Count(0), hold, Duration::from_secs(60));
         reserve.await.unwrap();
         let shows = Counter::action(*id, "tasks", tower_plans::Action::Show);
         usage
             .adjust(&shows, 100 + n as i64, Seed::Count(0))
             .await
             .unwrap();
+        // A pool and a grant named as trickily as the user: 1 credit of the pool, 2 of the
+        // grant.
+        usage.set(&Counter::credits(*id, *id), n).await.unwrap();
+        let credits = Hold::new(ReservationId::new()).with(
+            Line::new(Counter::credits(*id, *id), 3)
+                .limit(Some(n + 1))
+                .grant(Spill::new(Counter::grant(*id, *id, *id), 5)),
+        );
+        let held = usage.reserve(&credits, Duration::from_secs(60)).await;
+        assert!(held.unwrap().is_reserved(), "{id:?}");
         let record = format!(r#"{{"name": {}, "plan": "free"}}"#, serde_json::json!(id));
         plans.set_user_json(id, &record).await.unwrap();
     }
@@ -83,6 +94,10 @@ async fn redis_ids_with_colons_braces_spaces_and_unicode_do_not_collide() {
             }),
             "{id:?}"
         );
+        let pool = usage.get(&Counter::credits(*id, *id)).await.unwrap();
+        assert_eq!(pool, Some(Count { used: n, held: 1 }), "{id:?}");
+        let grant = usage.get(&Counter::grant(*id, *id, *id)).await.unwrap();
+        assert_eq!(grant, Some(Count { used: 0, held: 2 }), "{id:?}");
         let record = plans.user(id).await.unwrap().expect("a record");
         assert_eq!(record.name.as_deref(), Some(*id));
     }
@@ -104,8 +119,8 @@ async fn redis_ids_with_colons_braces_spaces_and_unicode_do_not_collide() {
     }
     assert_eq!(tags.len(), TRICKY.len(), "one hash tag per user: {tags:#?}");
     for (tag, keys) in &tags {
-        // user, used and the held set of clients.
-        assert_eq!(keys.len(), 3, "{tag}: {keys:?}");
+        // user, used, and the held set and units of clients, of the pool and of the grant.
+        assert_eq!(keys.len(), 8, "{tag}: {keys:?}");
         assert!(!tag.contains([':', '{', '}', ' ']), "{tag}");
     }
 }

@@ -1,6 +1,7 @@
 //! tower-plans over a real Redis: the scripts of the usage store (the same semantics as the
-//! in-memory store's), the plan store (with add-ons), key escaping, several instances sharing one Redis, and
-//! Redis going away and coming back. Every test starts its own `redis-server`. With the
+//! in-memory store's, and the usage store suite every store passes), the plan store (with
+//! add-ons), key escaping, several instances sharing one Redis (metered requests too), and Redis
+//! going away and coming back. Every test starts its own `redis-server`. With the
 //! `redis-cluster` feature, the same over a Redis Cluster of three masters with one replica
 //! each, which each of those tests starts too, and a master killed mid-run.
 
@@ -14,6 +15,8 @@ mod common;
 
 #[path = "../support/counting_differential.rs"]
 mod counting_model;
+#[path = "../support/usage_conformance.rs"]
+mod usage_conformance;
 
 mod addons;
 #[cfg(feature = "redis-cluster")]
@@ -28,12 +31,15 @@ mod cluster_invalidation;
 mod cluster_keys;
 mod counting;
 mod differential;
+mod holds;
 mod instances;
 mod keys;
+mod metering;
 mod outage;
 mod plans;
 mod scripts;
 #[cfg(feature = "stripe")]
 mod stripe;
+mod usage_store;
 #[cfg(feature = "webhook")]
 mod webhook;

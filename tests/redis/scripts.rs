@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tower_plans::redis::driver::{self as redis, aio::ConnectionManager};
 use tower_plans::redis::RedisUsageStore;
-use tower_plans::store::{Count, Counter, ReservationId, Reserve, Seed};
+use tower_plans::store::{Count, Counter, ReservationId, Reserve, Seed, UsageStoreExt};
 use tower_plans::{Action, UsageStore};
 
 use crate::common::*;
@@ -40,28 +40,28 @@ async fn redis_reserve_succeeds_up_to_the_limit_then_refuses() {
     let ids = ids(4);
     for (held, id) in ids.iter().take(3).enumerate() {
         let reserved = store
-            .reserve(&counter, Some(3), Seed::Count(0), *id, LEASE)
+            .reserve_unit(&counter, Some(3), Seed::Count(0), *id, LEASE)
             .await;
         let held = held as u64;
         assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 0, held });
     }
     let refused = store
-        .reserve(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
+        .reserve_unit(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
         .await;
     assert_eq!(refused.unwrap(), Reserve::Refused { used: 0, held: 3 });
 
     // Used and held both count: a commit does not free room.
-    assert_eq!(store.commit(&counter, ids[0]).await.unwrap(), 1);
+    assert_eq!(store.commit_unit(&counter, ids[0]).await.unwrap(), 1);
     assert_eq!(store.get(&counter).await.unwrap(), count(1, 2));
     let refused = store
-        .reserve(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
+        .reserve_unit(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
         .await;
     assert_eq!(refused.unwrap(), Reserve::Refused { used: 1, held: 2 });
 
     // A release does.
-    store.release(&counter, ids[1]).await.unwrap();
+    store.release_unit(&counter, ids[1]).await.unwrap();
     let reserved = store
-        .reserve(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
+        .reserve_unit(&counter, Some(3), Seed::Count(0), ids[3], LEASE)
         .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 1, held: 1 });
 }
@@ -71,7 +71,7 @@ async fn redis_limit_zero_refuses_and_no_limit_always_holds() {
     let server = RedisServer::start();
     let (store, _) = store(&server).await;
     let counter = clients("jane");
-    let refused = store.reserve(
+    let refused = store.reserve_unit(
         &counter,
         Some(0),
         Seed::Count(0),
@@ -83,7 +83,8 @@ async fn redis_limit_zero_refuses_and_no_limit_always_holds() {
         Reserve::Refused { used: 0, held: 0 }
     );
     for held in 0..5 {
-        let reserved = store.reserve(&counter, None, Seed::Count(0), ReservationId::new(), LEASE);
+        let reserved =
+            store.reserve_unit(&counter, None, Seed::Count(0), ReservationId::new(), LEASE);
         assert_eq!(reserved.await.unwrap(), Reserve::Reserved { used: 0, held });
     }
     assert_eq!(store.get(&counter).await.unwrap(), count(0, 5));
@@ -97,15 +98,15 @@ async fn redis_seed_starts_a_missing_counter_and_is_ignored_afterwards() {
     assert_eq!(store.get(&ghost).await.unwrap(), None);
     let id = ReservationId::new();
     let reserved = store
-        .reserve(&ghost, Some(3), Seed::Count(2), id, LEASE)
+        .reserve_unit(&ghost, Some(3), Seed::Count(2), id, LEASE)
         .await
         .unwrap();
     assert_eq!(reserved, Reserve::Reserved { used: 2, held: 0 });
     assert_eq!(store.get(&ghost).await.unwrap(), count(2, 1));
-    assert_eq!(store.commit(&ghost, id).await.unwrap(), 3);
+    assert_eq!(store.commit_unit(&ghost, id).await.unwrap(), 3);
 
     // The counter exists now: later seeds are ignored.
-    let refused = store.reserve(&ghost, Some(3), Seed::Count(0), ReservationId::new(), LEASE);
+    let refused = store.reserve_unit(&ghost, Some(3), Seed::Count(0), ReservationId::new(), LEASE);
     assert_eq!(
         refused.await.unwrap(),
         Reserve::Refused { used: 3, held: 0 }
@@ -114,7 +115,7 @@ async fn redis_seed_starts_a_missing_counter_and_is_ignored_afterwards() {
 
     // A seed at or over the limit refuses at once, and creates nothing.
     let other = clients("other");
-    let refused = store.reserve(&other, Some(3), Seed::Count(7), ReservationId::new(), LEASE);
+    let refused = store.reserve_unit(&other, Some(3), Seed::Count(7), ReservationId::new(), LEASE);
     assert_eq!(
         refused.await.unwrap(),
         Reserve::Refused { used: 7, held: 0 }
@@ -128,7 +129,7 @@ async fn redis_a_seed_that_follows_the_items_starts_at_the_item_count() {
     let (store, _) = store(&server).await;
     let show = Counter::action("kim", "clients", tower_plans::Action::Show);
     // No item counter yet: the seed's own count.
-    let refused = store.reserve(&show, Some(2), Seed::Items(2), ReservationId::new(), LEASE);
+    let refused = store.reserve_unit(&show, Some(2), Seed::Items(2), ReservationId::new(), LEASE);
     assert_eq!(
         refused.await.unwrap(),
         Reserve::Refused { used: 2, held: 0 }
@@ -143,12 +144,12 @@ async fn redis_a_seed_that_follows_the_items_starts_at_the_item_count() {
         1
     );
     let id = ReservationId::new();
-    let reserved = store.reserve(&show, Some(2), Seed::Items(2), id, LEASE);
+    let reserved = store.reserve_unit(&show, Some(2), Seed::Items(2), id, LEASE);
     assert_eq!(
         reserved.await.unwrap(),
         Reserve::Reserved { used: 1, held: 0 }
     );
-    assert_eq!(store.commit(&show, id).await.unwrap(), 2);
+    assert_eq!(store.commit_unit(&show, id).await.unwrap(), 2);
     // Its own from then on: the item count no longer moves it.
     assert_eq!(
         store
@@ -170,7 +171,7 @@ async fn redis_reserve_is_idempotent_by_id() {
     let id = ReservationId::new();
     for _ in 0..3 {
         let reserved = store
-            .reserve(&clients("john"), Some(1), Seed::Count(0), id, LEASE)
+            .reserve_unit(&clients("john"), Some(1), Seed::Count(0), id, LEASE)
             .await;
         // The counts exclude the reservation itself, even at the limit.
         assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 0, held: 0 });
@@ -179,7 +180,7 @@ async fn redis_reserve_is_idempotent_by_id() {
     // The same id on another counter is another reservation.
     let other = Counter::items("john", "groups");
     let reserved = store
-        .reserve(&other, Some(1), Seed::Count(0), id, LEASE)
+        .reserve_unit(&other, Some(1), Seed::Count(0), id, LEASE)
         .await;
     assert!(reserved.unwrap().is_reserved());
     assert_eq!(store.get(&clients("john")).await.unwrap(), count(0, 1));
@@ -192,20 +193,32 @@ async fn redis_commit_and_release_are_idempotent_by_id() {
     let (store, _) = store(&server).await;
     let id = ReservationId::new();
     store
-        .reserve(&clients("john"), Some(3), Seed::Count(2), id, LEASE)
+        .reserve_unit(&clients("john"), Some(3), Seed::Count(2), id, LEASE)
         .await
         .unwrap();
-    assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 3);
-    assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 3);
-    store.release(&clients("john"), id).await.unwrap();
+    assert_eq!(store.commit_unit(&clients("john"), id).await.unwrap(), 3);
+    assert_eq!(store.commit_unit(&clients("john"), id).await.unwrap(), 3);
+    store.release_unit(&clients("john"), id).await.unwrap();
     assert_eq!(store.get(&clients("john")).await.unwrap(), count(3, 0));
 
     // Unknown ids and counters change nothing and create nothing.
     let unknown = ReservationId::new();
-    assert_eq!(store.commit(&clients("john"), unknown).await.unwrap(), 3);
-    store.release(&clients("john"), unknown).await.unwrap();
-    assert_eq!(store.commit(&clients("nobody"), unknown).await.unwrap(), 0);
-    store.release(&clients("nobody"), unknown).await.unwrap();
+    assert_eq!(
+        store.commit_unit(&clients("john"), unknown).await.unwrap(),
+        3
+    );
+    store.release_unit(&clients("john"), unknown).await.unwrap();
+    assert_eq!(
+        store
+            .commit_unit(&clients("nobody"), unknown)
+            .await
+            .unwrap(),
+        0
+    );
+    store
+        .release_unit(&clients("nobody"), unknown)
+        .await
+        .unwrap();
     assert_eq!(store.get(&clients("nobody")).await.unwrap(), None);
 }
 
@@ -215,18 +228,18 @@ async fn redis_release_gives_the_unit_back() {
     let (store, _) = store(&server).await;
     let [first, second] = [ReservationId::new(), ReservationId::new()];
     let john = clients("john");
-    let reserved = store.reserve(&john, Some(3), Seed::Count(2), first, LEASE);
+    let reserved = store.reserve_unit(&john, Some(3), Seed::Count(2), first, LEASE);
     assert!(reserved.await.unwrap().is_reserved());
-    store.release(&john, first).await.unwrap();
+    store.release_unit(&john, first).await.unwrap();
     assert_eq!(store.get(&john).await.unwrap(), count(2, 0));
-    let reserved = store.reserve(&john, Some(3), Seed::Count(2), second, LEASE);
+    let reserved = store.reserve_unit(&john, Some(3), Seed::Count(2), second, LEASE);
     assert_eq!(
         reserved.await.unwrap(),
         Reserve::Reserved { used: 2, held: 0 }
     );
     // Releasing the first again, or committing it, changes nothing.
-    store.release(&clients("john"), first).await.unwrap();
-    assert_eq!(store.commit(&clients("john"), first).await.unwrap(), 2);
+    store.release_unit(&clients("john"), first).await.unwrap();
+    assert_eq!(store.commit_unit(&clients("john"), first).await.unwrap(), 2);
     assert_eq!(store.get(&clients("john")).await.unwrap(), count(2, 1));
 }
 
@@ -280,11 +293,11 @@ async fn redis_counts_beyond_2_pow_53_stay_exact() {
     store.set(&john, big).await.unwrap();
     let id = ReservationId::new();
     let reserved = store
-        .reserve(&john, Some(big + 2), Seed::Count(0), id, LEASE)
+        .reserve_unit(&john, Some(big + 2), Seed::Count(0), id, LEASE)
         .await
         .unwrap();
     assert_eq!(reserved, Reserve::Reserved { used: big, held: 0 });
-    let refused = store.reserve(
+    let refused = store.reserve_unit(
         &john,
         Some(big + 1),
         Seed::Count(0),
@@ -295,12 +308,12 @@ async fn redis_counts_beyond_2_pow_53_stay_exact() {
         refused.await.unwrap(),
         Reserve::Refused { used: big, held: 1 }
     );
-    assert_eq!(store.commit(&john, id).await.unwrap(), big + 1);
+    assert_eq!(store.commit_unit(&john, id).await.unwrap(), big + 1);
     assert_eq!(
         store.adjust(&john, 2, Seed::Count(0)).await.unwrap(),
         big + 3
     );
-    let reserved = store.reserve(
+    let reserved = store.reserve_unit(
         &john,
         Some(u64::MAX),
         Seed::Count(u64::MAX),
@@ -316,7 +329,7 @@ async fn redis_adjust_and_set_leave_holds_alone() {
     let (store, _) = store(&server).await;
     let id = ReservationId::new();
     store
-        .reserve(&clients("john"), Some(3), Seed::Count(2), id, LEASE)
+        .reserve_unit(&clients("john"), Some(3), Seed::Count(2), id, LEASE)
         .await
         .unwrap();
     assert_eq!(
@@ -328,7 +341,7 @@ async fn redis_adjust_and_set_leave_holds_alone() {
     );
     store.set(&clients("john"), 0).await.unwrap();
     assert_eq!(store.get(&clients("john")).await.unwrap(), count(0, 1));
-    assert_eq!(store.commit(&clients("john"), id).await.unwrap(), 1);
+    assert_eq!(store.commit_unit(&clients("john"), id).await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -353,24 +366,24 @@ async fn redis_a_lease_ends_and_its_late_commit_counts_nothing() {
     let lease = Duration::from_millis(200);
     let [first, second] = [ReservationId::new(), ReservationId::new()];
     let reserved = store
-        .reserve(&john, Some(3), Seed::Count(2), first, lease)
+        .reserve_unit(&john, Some(3), Seed::Count(2), first, lease)
         .await;
     assert!(reserved.unwrap().is_reserved());
     assert_eq!(store.get(&john).await.unwrap(), count(2, 1));
     let refused = store
-        .reserve(&john, Some(3), Seed::Count(2), second, lease)
+        .reserve_unit(&john, Some(3), Seed::Count(2), second, lease)
         .await;
     assert_eq!(refused.unwrap(), Reserve::Refused { used: 2, held: 1 });
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(store.get(&john).await.unwrap(), count(2, 0));
     let reserved = store
-        .reserve(&john, Some(3), Seed::Count(2), second, LEASE)
+        .reserve_unit(&john, Some(3), Seed::Count(2), second, LEASE)
         .await;
     assert_eq!(reserved.unwrap(), Reserve::Reserved { used: 2, held: 0 });
     // Committing the expired reservation counts nothing; the live one counts.
-    assert_eq!(store.commit(&john, first).await.unwrap(), 2);
-    assert_eq!(store.commit(&john, second).await.unwrap(), 3);
+    assert_eq!(store.commit_unit(&john, first).await.unwrap(), 2);
+    assert_eq!(store.commit_unit(&john, second).await.unwrap(), 3);
 }
 
 #[tokio::test]
@@ -381,89 +394,87 @@ async fn redis_reserving_again_renews_the_lease() {
     let lease = Duration::from_millis(300);
     let id = ReservationId::new();
     store
-        .reserve(&john, Some(3), Seed::Count(2), id, lease)
+        .reserve_unit(&john, Some(3), Seed::Count(2), id, lease)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     store
-        .reserve(&john, Some(3), Seed::Count(2), id, lease)
+        .reserve_unit(&john, Some(3), Seed::Count(2), id, lease)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // 400 ms after the first reservation, 200 ms after the renewal: still held.
     assert_eq!(store.get(&john).await.unwrap(), count(2, 1));
-    assert_eq!(store.commit(&john, id).await.unwrap(), 3);
+    assert_eq!(store.commit_unit(&john, id).await.unwrap(), 3);
+}
+
+/// When `key` expires, in ms since the epoch: -1 never, -2 the key does not exist.
+async fn expire_time(conn: &mut ConnectionManager, key: &str) -> i64 {
+    redis::cmd("PEXPIRETIME")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+async fn pttl(conn: &mut ConnectionManager, key: &str) -> i64 {
+    redis::cmd("PTTL").arg(key).query_async(conn).await.unwrap()
 }
 
 #[tokio::test]
-async fn redis_the_reservations_key_expires_with_its_last_lease_and_an_endless_one_never() {
+async fn redis_the_reservations_keys_expire_with_their_last_lease_and_an_endless_one_never() {
     let server = RedisServer::start();
     let (store, mut conn) = store(&server).await;
     let john = clients("john");
-    let key = "test:{john}:held:clients:i";
-    store
-        .reserve(
-            &john,
-            None,
-            Seed::Count(0),
-            ReservationId::new(),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let held = "test:{john}:held:clients:i";
+    let units = "test:{john}:units:clients:i";
+    let reserve = |lease| {
+        let (store, john) = (store.clone(), john.clone());
+        async move {
+            let id = ReservationId::new();
+            let reserved = store.reserve_unit(&john, None, Seed::Count(0), id, lease);
+            assert!(reserved.await.unwrap().is_reserved());
+            id
+        }
+    };
+    reserve(Duration::from_secs(10)).await;
+    let ttl = pttl(&mut conn, held).await;
     assert!((9_000..=10_001).contains(&ttl), "{ttl}");
-    store
-        .reserve(
-            &john,
-            None,
-            Seed::Count(0),
-            ReservationId::new(),
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    // The units live exactly as long as the reservations.
+    assert_eq!(
+        expire_time(&mut conn, units).await,
+        expire_time(&mut conn, held).await
+    );
+    reserve(Duration::from_secs(60)).await;
+    let ttl = pttl(&mut conn, held).await;
     assert!((59_000..=60_001).contains(&ttl), "{ttl}");
-    // A shorter lease does not shorten the key's life.
-    store
-        .reserve(
-            &john,
-            None,
-            Seed::Count(0),
-            ReservationId::new(),
-            Duration::from_secs(1),
-        )
-        .await
-        .unwrap();
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    // A shorter lease does not shorten the keys' life.
+    let short = reserve(Duration::from_secs(1)).await;
+    let ttl = pttl(&mut conn, held).await;
     assert!(ttl > 59_000, "{ttl}");
+    assert_eq!(
+        expire_time(&mut conn, units).await,
+        expire_time(&mut conn, held).await
+    );
 
-    let endless = ReservationId::new();
-    store
-        .reserve(&john, None, Seed::Count(0), endless, Duration::MAX)
-        .await
-        .unwrap();
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(ttl, -1, "an endless lease keeps the key");
+    let endless = reserve(Duration::MAX).await;
+    assert_eq!(
+        pttl(&mut conn, held).await,
+        -1,
+        "an endless lease keeps the key"
+    );
+    assert_eq!(pttl(&mut conn, units).await, -1, "and its units");
     assert_eq!(store.get(&john).await.unwrap(), count(0, 4));
-    assert_eq!(store.commit(&john, endless).await.unwrap(), 1);
+    assert_eq!(store.commit_unit(&john, endless).await.unwrap(), 1);
+    // Without the endless lease, the keys expire again with the last one.
+    let ttl = pttl(&mut conn, held).await;
+    assert!((58_000..=60_001).contains(&ttl), "{ttl}");
+    assert_eq!(
+        expire_time(&mut conn, units).await,
+        expire_time(&mut conn, held).await
+    );
+    store.release_unit(&john, short).await.unwrap();
+    assert_eq!(store.get(&john).await.unwrap(), count(1, 2));
 }
 
 #[tokio::test]
@@ -480,7 +491,7 @@ async fn redis_a_malformed_count_in_redis_is_an_error_not_a_guess() {
             .await
             .unwrap();
         let error = store
-            .reserve(&john, Some(3), Seed::Count(0), ReservationId::new(), LEASE)
+            .reserve_unit(&john, Some(3), Seed::Count(0), ReservationId::new(), LEASE)
             .await
             .expect_err(garbage);
         assert!(
@@ -507,7 +518,7 @@ async fn redis_reset_removes_a_counter_and_its_reservations() {
     let (store, _) = store(&server).await;
     let john = clients("john");
     store
-        .reserve(&john, Some(3), Seed::Count(2), ReservationId::new(), LEASE)
+        .reserve_unit(&john, Some(3), Seed::Count(2), ReservationId::new(), LEASE)
         .await
         .unwrap();
     store.reset(&john).await.unwrap();
@@ -528,11 +539,11 @@ async fn redis_two_hundred_concurrent_reservations_at_limit_minus_one_hold_one()
                 let id = ReservationId::new();
                 start.wait().await;
                 let reserve = store
-                    .reserve(&counter, Some(3), Seed::Count(2), id, LEASE)
+                    .reserve_unit(&counter, Some(3), Seed::Count(2), id, LEASE)
                     .await
                     .unwrap();
                 if reserve.is_reserved() {
-                    store.commit(&counter, id).await.unwrap();
+                    store.commit_unit(&counter, id).await.unwrap();
                 }
                 reserve
             })
@@ -563,11 +574,11 @@ async fn redis_period_counters_are_keyed_by_their_period_and_expire_after_it() {
 
     let id = ReservationId::new();
     let reserved = store
-        .reserve(&monthly, Some(2), Seed::Count(0), id, LEASE)
+        .reserve_unit(&monthly, Some(2), Seed::Count(0), id, LEASE)
         .await
         .unwrap();
     assert_eq!(reserved, Reserve::Reserved { used: 0, held: 0 });
-    assert_eq!(store.commit(&monthly, id).await.unwrap(), 1);
+    assert_eq!(store.commit_unit(&monthly, id).await.unwrap(), 1);
     assert_eq!(store.adjust(&reports, 1, Seed::Count(5)).await.unwrap(), 6);
 
     // The month's count lives in a hash of its own, apart from the lifetime counts.
@@ -605,7 +616,7 @@ async fn redis_period_counters_are_keyed_by_their_period_and_expire_after_it() {
     let next_monthly = Counter::action("jane", "reports", Action::Create).in_period(next);
     assert_eq!(store.get(&next_monthly).await.unwrap(), None);
     let second = ReservationId::new();
-    let reserved = store.reserve(&next_monthly, Some(2), Seed::Count(0), second, LEASE);
+    let reserved = store.reserve_unit(&next_monthly, Some(2), Seed::Count(0), second, LEASE);
     assert_eq!(
         reserved.await.unwrap(),
         Reserve::Reserved { used: 0, held: 0 }
@@ -621,7 +632,7 @@ async fn redis_period_counters_are_keyed_by_their_period_and_expire_after_it() {
 
     // `set` on a period counter keeps the expiry.
     store.set(&monthly, 2).await.unwrap();
-    let refused = store.reserve(
+    let refused = store.reserve_unit(
         &monthly,
         Some(2),
         Seed::Count(0),

@@ -399,20 +399,41 @@ pub async fn concurrent_costs(
     cost: u64,
     tasks: usize,
 ) {
+    concurrent_costs_over(&[store], user, max, left, cost, tasks).await;
+}
+
+/// [`concurrent_costs`] with the tasks spread over `stores` in turn: several connections (or
+/// instances) to one shared store, all released at once.
+pub async fn concurrent_costs_over(
+    stores: &[Arc<dyn UsageStore>],
+    user: &str,
+    max: u64,
+    left: u64,
+    cost: u64,
+    tasks: usize,
+) {
+    assert!(!stores.is_empty(), "at least one store");
     let pool = Counter::credits(user, "ai");
-    store.set(&pool, max - left).await.unwrap();
+    stores[0].set(&pool, max - left).await.unwrap();
+    let start = Arc::new(tokio::sync::Barrier::new(tasks));
     let handles: Vec<_> = (0..tasks)
-        .map(|_| {
-            let store = Arc::clone(&store);
+        .map(|n| {
+            let store = Arc::clone(&stores[n % stores.len()]);
             let pool = pool.clone();
+            let start = Arc::clone(&start);
             tokio::spawn(async move {
                 let hold =
                     Hold::new(ReservationId::new()).with(Line::new(pool, cost).limit(Some(max)));
+                start.wait().await;
                 let held = store
                     .reserve(&hold, LEASE)
                     .await
                     .expect("the store answers");
-                if held.is_reserved() {
+                if let Held::Reserved(counts) = &held {
+                    assert!(
+                        counts[0].total() + cost <= max,
+                        "reserved past the limit: {counts:?}"
+                    );
                     store.commit(&hold, &[]).await.expect("the store answers");
                     1
                 } else {
@@ -426,8 +447,10 @@ pub async fn concurrent_costs(
         passed += handle.await.expect("no panic");
     }
     assert_eq!(passed, left / cost, "reservations that passed");
-    assert_eq!(
-        get(store.as_ref(), &pool).await,
-        Some(count(max - left + (left / cost) * cost, 0))
-    );
+    for store in stores {
+        assert_eq!(
+            get(store.as_ref(), &pool).await,
+            Some(count(max - left + (left / cost) * cost, 0))
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! Delivery: an event is applied once, whether redelivered or delivered concurrently, and a
-//! failing hook or invalidation answers 500 so that the sender's retry applies it.
+//! failing hook or invalidation answers 500 so that the sender's retry applies it; with the
+//! `metrics` feature, each delivery counts once by its outcome.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -156,4 +157,51 @@ async fn panicking_hook_answers_500() {
     let (status, body, _) = send(&receiver, signed(SAMPLE_ACTIVATE)).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body, r#"{"error":"hook_failed"}"#);
+}
+
+/// With the `metrics` feature, each delivery counts once by its outcome.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn deliveries_count_by_outcome() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let receiver = receiver(Arc::new(RecordingHook::default()));
+    send(&receiver, signed(SAMPLE_ACTIVATE)).await;
+    send(&receiver, signed(SAMPLE_ACTIVATE)).await;
+    send(&receiver, signed("not json")).await;
+    send(
+        &receiver,
+        request(SAMPLE_ACTIVATE, Some(SEED_TIMESTAMP), None),
+    )
+    .await;
+    let mut counted: Vec<(String, u64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "tower_plans_webhook_events_total")
+        .map(|(key, _, _, value)| {
+            let labels: Vec<String> = key
+                .key()
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let DebugValue::Counter(n) = value else {
+                panic!("a counter")
+            };
+            (labels.join(","), n)
+        })
+        .collect();
+    counted.sort();
+    assert_eq!(
+        counted,
+        [
+            ("outcome=applied".to_owned(), 1),
+            ("outcome=duplicate".to_owned(), 1),
+            ("outcome=malformed".to_owned(), 1),
+            ("outcome=unauthorized".to_owned(), 1),
+        ]
+    );
 }

@@ -17,7 +17,7 @@ mod counters;
 mod load;
 
 use counters::{adopt_counts, Counters};
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) use load::json_kind;
 pub use load::{LoadError, UnknownAddon};
 
