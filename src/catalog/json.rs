@@ -415,7 +415,7 @@ fn limit(value: &Value, path: &JsonPath<'_>) -> Result<Limit, FormatError> {
                 None => return Err(max_path.error("missing; expected how many each period allows")),
             };
             let per_path = path.key("per");
-            let expected = "expected \"day\", \"week\", \"month\" or \"year\"";
+            let expected = "expected \"hour\", \"day\", \"week\", \"month\" or \"year\"";
             let per = match map.get("per") {
                 Some(Value::String(name)) => Period::from_name(name).ok_or_else(|| {
                     per_path.error(format!("unknown period \"{name}\"; {expected}"))
