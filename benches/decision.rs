@@ -4,6 +4,9 @@
 //! built, not rendered), an expired trial that falls back to the catalog's fallback plan, an
 //! allowed create under a monthly quota (the clock is read and the month found), and an allowed
 //! create under a limit raised by an active add-on with an end (the clock is read for it).
+//!
+//! Beside them, the period arithmetic a quota needs on each request: the calendar month that
+//! holds now, and the billing cycle (month, year, week, hour) anchored at an instant that does.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tower_plans::{
+    catalog::Period,
     decision::{decide, Decision, Policy},
     subscriber::{AddonGrant, Assignment},
     Action, Catalog, Subscriber,
@@ -130,11 +134,32 @@ fn bench_decide(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_period(c: &mut Criterion) {
+    // Anchored on 31 January 2023 at 10:00, so that months clamp: now is in the cycle from
+    // 31 December 2023 to 31 January 2024, at 10:00.
+    let anchor = 1_675_159_200_000;
+    let month = Period::Month.anchored_window(anchor, NOW);
+    assert_eq!(
+        (month.start(), month.end()),
+        (1_704_016_800_000, 1_706_695_200_000)
+    );
+    let mut group = c.benchmark_group("period");
+    group.bench_function("calendar_month", |b| {
+        b.iter(|| black_box(Period::Month).window(black_box(NOW)))
+    });
+    for per in [Period::Month, Period::Year, Period::Week, Period::Hour] {
+        group.bench_function(format!("anchored_{per}"), |b| {
+            b.iter(|| black_box(per).anchored_window(black_box(anchor), black_box(NOW)))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = bench_decide
+    targets = bench_decide, bench_period
 }
 criterion_main!(benches);

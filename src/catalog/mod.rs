@@ -95,8 +95,8 @@ pub struct Trial {
 ///   of per-action limits keyed by `index`, `show`, `create`, `update`, `patch`, `delete`
 ///   (`destroy` is an alias of `delete`) or a custom action name.
 /// * A limit is a non-negative integer (`0` blocks the action), `null` (unlimited), or a quota
-///   that resets: `{"max": 20, "per": "day"}`, `per` one of `day`, `week` (ISO, from Monday),
-///   `month` or `year`, UTC calendar periods ([`Limit::Periodic`]). Negative, fractional and
+///   that resets: `{"max": 20, "per": "day"}`, `per` one of `hour`, `day`, `week` (ISO, from
+///   Monday), `month` or `year`, UTC calendar periods ([`Limit::Periodic`]). Negative, fractional and
 ///   non-numeric limits, unknown periods and unknown quota properties are errors.
 /// * **Custom actions must be declared** in the catalog's top-level `actions` array before a plan
 ///   may limit them. Any per-action key that is neither a REST action name nor a declared custom

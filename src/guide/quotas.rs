@@ -1,7 +1,8 @@
 //! # Quotas that reset
 //!
 //! Plans sell more than item counts: "1000 API calls a month", "20 exports a day". In place of a
-//! number, an action's limit may be `{"max": N, "per": "day" | "week" | "month" | "year"}`:
+//! number, an action's limit may be `{"max": N, "per": "hour" | "day" | "week" | "month" |
+//! "year"}`:
 //!
 //! ```json
 //! {"name": "free", "limits": {
@@ -11,8 +12,8 @@
 //! }}
 //! ```
 //!
-//! Periods are UTC calendar periods: a day starts at midnight UTC, a week is an ISO week (from
-//! Monday 00:00 UTC), a month and a year start on the 1st. The count belongs to the current
+//! Periods are UTC calendar periods: an hour starts at minute 0, a day at midnight UTC, a week is
+//! an ISO week (from Monday 00:00 UTC), a month and a year start on the 1st. The count belongs to the current
 //! period and starts again from 0 in the next one. From Rust the limit is
 //! [`Limit::per(20, Period::Day)`](crate::catalog::Limit::per); a malformed quota is a
 //! [`FormatError`](crate::format::FormatError) naming its path

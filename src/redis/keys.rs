@@ -124,8 +124,10 @@ impl Keys {
     }
 }
 
-/// Appends `@` and the label of `counter`'s period, if it has one (`2026-11-29`, `2026-W48`,
-/// `2026-11`, `2026`: digits, `-` and `W` only, and distinct across the kinds of period).
+/// Appends `@` and the label of `counter`'s period, if it has one: a calendar period's
+/// (`2026-11-29T12`, `2026-11-29`, `2026-W48`, `2026-11`, `2026`: digits, `-`, `T` and `W` only)
+/// or a billing cycle's (`m1794735000000`: a lowercase letter, then digits), distinct across the
+/// kinds of period and between calendar periods and cycles.
 fn push_period(key: &mut String, counter: &Counter) {
     if let Some(window) = &counter.period {
         // Writing to a String cannot fail.

@@ -358,7 +358,8 @@ fn quotas_load_from_json_and_the_builder_alike() {
     let json = load(
         r#"{"actions": ["export"], "plans": [{"name": "free", "limits": {
             "reports": {"create": {"max": 20, "per": "day"}, "export": {"max": 0, "per": "year"}},
-            "calls": {"index": {"max": 1000, "per": "month"}, "show": {"max": 5, "per": "week"}}
+            "calls": {"index": {"max": 1000, "per": "month"}, "show": {"max": 5, "per": "week"},
+                      "update": {"max": 60, "per": "hour"}}
         }}]}"#,
     );
     let built = Catalog::builder()
@@ -372,7 +373,8 @@ fn quotas_load_from_json_and_the_builder_alike() {
                     Limit::per(0, Period::Year),
                 )
                 .with_limit("calls", Action::Index, Limit::per(1000, Period::Month))
-                .with_limit("calls", Action::Show, Limit::per(5, Period::Week)),
+                .with_limit("calls", Action::Show, Limit::per(5, Period::Week))
+                .with_limit("calls", Action::Update, Limit::per(60, Period::Hour)),
         )
         .build()
         .unwrap();
@@ -413,7 +415,7 @@ fn malformed_quotas_name_their_path() {
         (
             json!({"create": {"max": 2, "per": "Day"}}),
             "plans[2].limits.clients.create.per",
-            "unknown period",
+            "unknown period \"Day\"; expected \"hour\", \"day\", \"week\", \"month\" or \"year\"",
         ),
         (
             json!({"create": {"max": 2, "per": 30}}),
