@@ -47,8 +47,9 @@
 //! limit, both reserved in one hold and committed after the `200`. The counts grow through the
 //! run; the limit checks are the ones a subscriber below real limits gets.
 //!
-//! Group `parts/1k` measures two parts of a cached request alone: a read of a `moka` cache set up
-//! as the layer's user cache, and the monotonic clock.
+//! Group `parts/1k` measures parts of a request alone: a read of a `moka` cache set up as the
+//! layer's user cache, the monotonic clock, and one `MemoryRates::acquire` of a user's
+//! plan-wide rate (`rate_acquire`, every call let through).
 //!
 //! Group `metrics/1k` measures what the metrics cost: `allowed` and `denied`, `uncached` and
 //! `cached`, beside `bare`, with no recorder installed (`no_recorder/...`), and, when built with
@@ -72,6 +73,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::{Request, Response};
 use tokio::runtime::{Builder, Runtime};
 use tower::{Layer, Service};
+use tower_plans::rate::{Gcra, MemoryRates, RateKey, RateStore};
 use tower_plans::store::Counter;
 use tower_plans::{MemoryStore, Subscriber, UsageStore, UserId};
 
@@ -447,8 +449,8 @@ fn metrics(c: &mut Criterion) {
 
 /// What some parts of a cached request cost alone, as a floor for the full call: a read of a
 /// `moka` cache set up as the layer's user cache (same builder settings and hasher, every
-/// subscriber in it, the same random ids), and the monotonic clock the layer reads once per
-/// request.
+/// subscriber in it, the same random ids), the monotonic clock the layer reads once per
+/// request, and one acquire of the in-memory rates.
 fn parts(c: &mut Criterion) {
     let n = 1_000;
     let requests = Requests::new(Case::Allowed, n);
@@ -470,6 +472,33 @@ fn parts(c: &mut Criterion) {
     });
     group.bench_function("monotonic_clock", |b| {
         b.iter(|| black_box(tokio::time::Instant::now()))
+    });
+    // The plan-wide rate of the same random users: 1000 a second, a burst of 1000, on a clock
+    // that moves a millisecond every 64 calls: a user comes about once in 16 ms, well within
+    // the rate, so every call is let through.
+    let rates = MemoryRates::new();
+    let rate = Gcra::new(1000, Duration::from_secs(1), 1000).expect("a valid rate");
+    let keys: Vec<RateKey> = (0..common::SEQUENCE as u64)
+        .map(|i| RateKey::plan(requests.id(i).as_arc().clone()))
+        .collect();
+    let start_ms = 1_780_000_000_000;
+    let first = rates.acquire(&keys[0], rate, start_ms).into_ready();
+    assert!(
+        matches!(first, Ok(Ok(d)) if d.is_allowed()),
+        "answers at once, allowed"
+    );
+    let mut i = 0u64;
+    group.bench_function("rate_acquire", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            let key = &keys[(i as usize) & (common::SEQUENCE - 1)];
+            let decision = rates.acquire(key, rate, start_ms + i / 64).into_ready();
+            black_box(
+                decision
+                    .map(|answer| answer.is_ok_and(|d| d.is_allowed()))
+                    .ok(),
+            )
+        })
     });
     group.finish();
 }

@@ -1,5 +1,5 @@
 //! The layer at work: in axum, hyper and plain tower stacks, its caches and their invalidation,
-//! cancellation, counted usage, add-ons, the metrics, store failures, stores that answer at once, readiness, what it governs,
+//! cancellation, counted usage, rates, add-ons, the metrics, store failures, stores that answer at once, readiness, what it governs,
 //! the quickstart example, and the SQLite example's store.
 
 #[path = "../support/mod.rs"]
@@ -10,6 +10,9 @@ mod counting_model;
 
 #[path = "../support/usage_conformance.rs"]
 mod usage_conformance;
+
+#[path = "../support/rate_conformance.rs"]
+mod rate_conformance;
 
 mod addons;
 mod axum;
@@ -29,6 +32,7 @@ mod metrics;
 mod poll_ready;
 mod quickstart;
 mod quotas;
+mod rate_store;
 mod sqlite;
 mod tower_stack;
 mod usage_store;
