@@ -686,6 +686,7 @@ mod tests {
                     limit: Limit::Unlimited,
                     used: 4,
                     resets: None,
+                    overage: Overage::Off,
                     sources: vec![Source::Plan {
                         name: Arc::from("free"),
                         limit: Limit::Unlimited,
@@ -697,6 +698,7 @@ mod tests {
                     limit: Limit::per(12, Period::Month),
                     used: 3,
                     resets: Some(1_796_083_200_000),
+                    overage: Overage::Off,
                     sources: vec![
                         Source::Plan {
                             name: Arc::from("free"),
@@ -715,6 +717,8 @@ mod tests {
                 limit: Limit::per(1000, Period::Month),
                 used: 35,
                 resets: Some(1_796_083_200_000),
+                overage: Overage::Off,
+                overage_used: 0,
                 grants: vec![GrantBalance {
                     id: Arc::from("g1"),
                     remaining: 500,

@@ -390,6 +390,7 @@ mod tests {
             timeout,
             commit_when: None,
             commit_dropped,
+            alerts: None,
         })
     }
 

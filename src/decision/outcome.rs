@@ -428,6 +428,7 @@ mod tests {
             usage: 1,
             window: None,
             cost: 1,
+            overage: 0,
             credits: None,
         };
         assert_eq!(
@@ -449,6 +450,7 @@ mod tests {
                 pool: Arc::from("ai"),
                 limit: Limit::Limited(1000),
                 usage: 35,
+                overage: 0,
                 window: None,
             }),
             ..unlimited.clone()

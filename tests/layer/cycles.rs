@@ -56,7 +56,7 @@ const PLANS: &str = r#"{
 
 /// john joined pro on January 31st at 10:00 (his billing cycle's anchor).
 fn store() -> MemoryStore {
-    let users = format!(r#"{{"john": {{"name": "john", "plan": "pro", "joined": {JAN_31}}}}}"#);
+    let users = format!(r#"{{"john": {{"name": "john", "plan": {{"name": "pro", "join": {JAN_31}}}}}}}"#);
     MemoryStore::from_json(PLANS, &users).expect("the test store loads")
 }
 
@@ -172,6 +172,12 @@ async fn an_anchored_quota_resets_on_the_billing_day_clamped_to_the_month_end() 
         format!(r#""reports.create";q=5;w={}"#, (FEB_29 - JAN_31) / 1000)
     );
 
+    // A moment before Feb 29 at 10:00, it is still the period that began on Jan 31, used up
+    // (the calendar month would have begun on Feb 1).
+    clock.store(FEB_29 - 1, Ordering::SeqCst);
+    let answer = call(&client, address, Method::POST, "/api/reports").await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+
     // On Feb 29 at 10:00 the next period starts from 0; it ends on Mar 31.
     clock.store(FEB_29, Ordering::SeqCst);
     let answer = call(&client, address, Method::POST, "/api/reports").await;
@@ -181,10 +187,6 @@ async fn an_anchored_quota_resets_on_the_billing_day_clamped_to_the_month_end() 
         remaining,
         format!(r#""reports.create";r=4;t={}"#, (MAR_31 - FEB_29) / 1000)
     );
-    // A moment before, it was still January's period, which was used up.
-    clock.store(FEB_29 - 1, Ordering::SeqCst);
-    let answer = call(&client, address, Method::POST, "/api/reports").await;
-    assert_eq!(answer.status, StatusCode::FORBIDDEN);
 }
 
 /// A new anchor starts a new period: the record's `cycle_anchor` wins over `joined`.
@@ -288,7 +290,7 @@ async fn a_rate_of_60_a_minute_lets_exactly_60_of_100_concurrent_requests_throug
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(
         answer.all("ratelimit-policy"),
-        [r#""api.index.rate";q=60;w=60"#, r#""api.index";q=1000;w=86400"#]
+        [r#""api.index";q=1000;w=86400"#, r#""api.index.rate";q=60;w=60"#]
     );
     let count = UsageStore::get(&store, &quota).await.unwrap().unwrap();
     assert_eq!(count.used, 61);
