@@ -24,6 +24,9 @@
 //!   compared with); any other action without a finite limit is not counted;
 //! - under a [quota](super::quotas), the action counts in the current period's counter instead.
 //!
+//! A request that the catalog [meters](super::metering) takes its cost in place of one unit: from
+//! its action's count, or from a credit pool (its action then still counts one).
+//!
 //! A counter that does not exist yet starts from the subscriber record's usage, read as the
 //! decision reads it, so an application that kept its own counts moves over without moving
 //! data; from then on the usage store is the truth for counted limits. (This start is the

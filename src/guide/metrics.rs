@@ -21,7 +21,7 @@
 //!
 //! | name | type | labels | counts |
 //! |---|---|---|---|
-//! | `tower_plans_decisions_total` | counter | `outcome`, `reason`, `resource`, `action` | governed requests, one each: `outcome` is `allow`, `deny`, `unauthenticated` (401), `store_unavailable` (503) or `pass_open` (a store failure with `fail_open`); `reason` is `none` (allowed), `limit`, `expired` or `no_plan` (refused), `no_user` (401) or `store_error`; `resource` and `action` are `unknown` when no catalog could be loaded |
+//! | `tower_plans_decisions_total` | counter | `outcome`, `reason`, `resource`, `action` | governed requests, one each: `outcome` is `allow`, `deny`, `unauthenticated` (401), `store_unavailable` (503) or `pass_open` (a store failure with `fail_open`); `reason` is `none` (allowed), `limit`, `credits`, `expired` or `no_plan` (refused), `no_user` (401) or `store_error`; `resource` and `action` are `unknown` when no catalog could be loaded |
 //! | `tower_plans_store_calls_total` | counter | `store` (`plan`, `usage`), `call` (`plans`, `user`, `reserve`, `commit`, `release`, `adjust`, `get`), `result` (`ok`, `error`, `timeout`) | calls to the plan store and the usage store; a refused reservation is `ok`, since the store answered |
 //! | `tower_plans_store_call_seconds` | histogram | `store`, `call` | how long those calls took, in seconds, timeouts included |
 //! | `tower_plans_cache_total` | counter | `cache` (`catalog`, `user`), `result` (`hit`, `miss`) | the catalog cache, once for each request that needs the catalog (a miss waits for a load, or runs a refresh itself); the user cache, when there is one |

@@ -14,18 +14,20 @@
 //! 5. [Counting usage](counting): the layer keeps the counts itself, so that concurrent requests
 //!    never pass a limit.
 //! 6. [Quotas that reset](quotas): "20 exports a day", "1000 calls a month".
-//! 7. [RateLimit headers](rate_limit_headers): `RateLimit-Policy` and `RateLimit` on the
+//! 7. [Metered plans](metering): costs, credit pools, reported consumption and top-ups: "1000 AI
+//!    credits a month; an image costs 5, a chat costs its tokens".
+//! 8. [RateLimit headers](rate_limit_headers): `RateLimit-Policy` and `RateLimit` on the
 //!    responses of limited actions.
-//! 8. [Entitlements](entitlements): what a user may do, as data for a front end.
-//! 9. [Your own database](own_database): implementing [`PlanStore`](crate::PlanStore) and
-//!    [`UsageStore`](crate::UsageStore), and what the layer expects of them.
-//! 10. [Several instances: Redis](redis): shared counters, plans in Redis, invalidation sent to
+//! 9. [Entitlements](entitlements): what a user may do, as data for a front end.
+//! 10. [Your own database](own_database): implementing [`PlanStore`](crate::PlanStore) and
+//!     [`UsageStore`](crate::UsageStore), and what the layer expects of them.
+//! 11. [Several instances: Redis](redis): shared counters, plans in Redis, invalidation sent to
 //!     every instance, on one Redis or a Redis Cluster (features `redis`, `redis-cluster`).
-//! 11. [Billing webhooks](webhooks): signed entitlement events (feature `webhook`) and Stripe's
+//! 12. [Billing webhooks](webhooks): signed entitlement events (feature `webhook`) and Stripe's
 //!     subscription events (feature `stripe`) that change plans while the app serves.
-//! 12. [Metrics and tracing](metrics): the spans, and the metrics of the `metrics` feature.
-//! 13. [Examples](examples): the runnable programs and what each shows.
-//! 14. [Fuzzing](fuzzing): the fuzz targets and how to run them.
+//! 13. [Metrics and tracing](metrics): the spans, and the metrics of the `metrics` feature.
+//! 14. [Examples](examples): the runnable programs and what each shows.
+//! 15. [Fuzzing](fuzzing): the fuzz targets and how to run them.
 //!
 //! The chapters hold no code of their own: each is a module with documentation only.
 
@@ -36,6 +38,7 @@ pub mod counting;
 pub mod entitlements;
 pub mod examples;
 pub mod fuzzing;
+pub mod metering;
 pub mod metrics;
 pub mod own_database;
 pub mod quotas;

@@ -17,6 +17,8 @@
 //! ```
 //!
 //! - The fields are appended, so those of another limiter stay beside them.
+//! - A request that draws from a [credit pool](super::metering) also gets the pool's policy,
+//!   named `"credits.<pool>"`.
 //! - Resource and action names outside printable ASCII get no fields.
 //! - A counted request reports the count it reserved against; a request whose unit is then
 //!   released (it failed) leaves one more than its `r` said.
