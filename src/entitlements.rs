@@ -12,25 +12,26 @@
 //! ```json
 //! {"user": "john", "plan": "free", "state": "active", "expires": null, "limits": [
 //!   {"resource": "clients", "action": "create", "max": 3, "used": 2, "remaining": 1,
-//!    "per": null, "resets": null, "overage": 0, "sources": [{"plan": "free", "limit": 3}]},
+//!    "per": null, "resets": null, "sources": [{"plan": "free", "limit": 3}]},
 //!   {"resource": "reports", "action": "create", "max": 2, "used": 3, "remaining": 0,
 //!    "per": "month", "resets": 1796083200000, "overage": 5,
 //!    "sources": [{"plan": "free", "limit": {"max": 2, "per": "month"}}]}
 //! ], "credits": [
 //!   {"pool": "ai", "max": 1000, "used": 35, "remaining": 965, "per": "month",
-//!    "resets": 1796083200000, "overage": 0, "overage_used": 0,
+//!    "resets": 1796083200000,
 //!    "grants": [{"id": "g1", "remaining": 500, "expires": 1827619200000}]}
 //! ]}
 //! ```
 //!
 //! `max` and `remaining` are `null` when the action is unlimited on the plan; `per` and
 //! `resets` (milliseconds since the Unix epoch) are `null` unless the limit is a quota.
-//! `overage` is how far past `max` a soft limit lets requests go (`0` for a hard limit, `null`
-//! without end); past `max`, `used` counts the overage (`"used": 3` of 2 above).
+//! `overage` is how far past `max` a soft limit lets requests go (`null` without end); it is
+//! left out for a hard limit. Past `max`, `used` counts the overage (`"used": 3` of 2 above).
 //! `sources` lists where the limit comes from ([`Source`]): the plan, and each active add-on
 //! that raises it, with its quantity. Each credit pool the user has some of is listed with its
-//! allowance (`remaining` leaves the grants aside), its overage and what was used of it past
-//! the allowance and the grants, and the active grants in the order they are spent.
+//! allowance (`remaining` leaves the grants aside), for a soft pool its `overage` and what was
+//! used of it past the allowance and the grants (`overage_used`), and the active grants in the
+//! order they are spent.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -139,17 +140,21 @@ impl CreditPool {
 }
 
 impl Serialize for CreditPool {
-    /// `{"pool","max","used","remaining","per","resets","overage","overage_used","grants"}`.
+    /// `{"pool","max","used","remaining","per","resets","overage","overage_used","grants"}`,
+    /// `overage` and `overage_used` only for a pool with an overage.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(9))?;
+        let soft = self.overage.is_soft();
+        let mut map = serializer.serialize_map(Some(if soft { 9 } else { 7 }))?;
         map.serialize_entry("pool", &*self.pool)?;
         map.serialize_entry("max", &self.max())?;
         map.serialize_entry("used", &self.used)?;
         map.serialize_entry("remaining", &self.remaining())?;
         map.serialize_entry("per", &self.per())?;
         map.serialize_entry("resets", &self.resets)?;
-        map.serialize_entry("overage", &self.overage)?;
-        map.serialize_entry("overage_used", &self.overage_used)?;
+        if soft {
+            map.serialize_entry("overage", &self.overage)?;
+            map.serialize_entry("overage_used", &self.overage_used)?;
+        }
         map.serialize_entry("grants", &self.grants)?;
         map.end()
     }
@@ -316,9 +321,11 @@ impl Serialize for Entitlements {
 }
 
 impl Serialize for Entitlement {
-    /// `{"resource","action","max","used","remaining","per","resets","overage","sources"}`.
+    /// `{"resource","action","max","used","remaining","per","resets","overage","sources"}`,
+    /// `overage` only for a soft limit.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(9))?;
+        let soft = self.overage.is_soft();
+        let mut map = serializer.serialize_map(Some(if soft { 9 } else { 8 }))?;
         map.serialize_entry("resource", &*self.resource)?;
         map.serialize_entry("action", &self.action)?;
         map.serialize_entry("max", &self.max())?;
@@ -326,7 +333,9 @@ impl Serialize for Entitlement {
         map.serialize_entry("remaining", &self.remaining())?;
         map.serialize_entry("per", &self.per())?;
         map.serialize_entry("resets", &self.resets)?;
-        map.serialize_entry("overage", &self.overage)?;
+        if soft {
+            map.serialize_entry("overage", &self.overage)?;
+        }
         map.serialize_entry("sources", &self.sources)?;
         map.end()
     }

@@ -74,6 +74,10 @@ impl Shared {
     /// Takes every rate of `takings` when the rate store answers at once; `None` when one has
     /// to be awaited (nothing is taken then).
     pub(super) fn take_rates_now(&self, takings: &Takings) -> Option<Took> {
+        if takings.is_empty() {
+            // No clock read for a request without rates.
+            return Some(Took::All(SmallVec::new()));
+        }
         let now = self.now_ms();
         let mut taken = SmallVec::new();
         for (index, taking) in takings.iter().enumerate() {
@@ -107,6 +111,9 @@ impl Shared {
 
     /// [`take_rates_now`](Self::take_rates_now), waiting for the rate store.
     pub(super) async fn take_rates(&self, takings: &Takings) -> Took {
+        if takings.is_empty() {
+            return Took::All(SmallVec::new());
+        }
         let now = self.now_ms();
         let mut taken = SmallVec::new();
         for (index, taking) in takings.iter().enumerate() {

@@ -2264,8 +2264,8 @@ async fn sqlite_bad_meter_pool_and_grant_rows_are_errors_that_name_them() {
             &["meters.images.create.credits", "`a1`"],
         ),
         (
-            "UPDATE plan_credits SET per = 'hour' WHERE plan = 'pro' AND pool = 'ai'",
-            &["plan `pro`, credit pool `ai`", "hour"],
+            "UPDATE plan_credits SET per = 'fortnight' WHERE plan = 'pro' AND pool = 'ai'",
+            &["plan `pro`, credit pool `ai`", "fortnight"],
         ),
         (
             "UPDATE addon_credits SET max = -1 WHERE addon = 'ai-pack'",

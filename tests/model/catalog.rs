@@ -397,10 +397,11 @@ fn quotas_load_from_json_and_the_builder_alike() {
 #[test]
 fn malformed_quotas_name_their_path() {
     let cases = [
+        // `{"max": 2}` alone is a lifetime limit; an anchor needs a period.
         (
-            json!({"create": {"max": 2}}),
-            "plans[2].limits.clients.create.per",
-            "missing",
+            json!({"create": {"max": 2, "anchor": "subscription"}}),
+            "plans[2].limits.clients.create.anchor",
+            "period",
         ),
         (
             json!({"create": {"per": "day"}}),
@@ -440,7 +441,7 @@ fn malformed_quotas_name_their_path() {
         (
             json!({"create": {"max": 2, "per": "day", "burst": 3}}),
             "plans[2].limits.clients.create.burst",
-            "unknown quota property",
+            "unknown limit property",
         ),
         // A quota is set per action: at the resource level its keys are not actions.
         (

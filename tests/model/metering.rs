@@ -337,9 +337,10 @@ fn malformed_meters_and_pools_name_their_path() {
         (plan_credits(json!({"ai": 1.5})), "plans[0].credits.ai"),
         (plan_credits(json!({"ai": "100"})), "plans[0].credits.ai"),
         (plan_credits(json!({"ai": true})), "plans[0].credits.ai"),
+        // `{"max": 10}` alone is a lifetime allowance; an anchor needs a period.
         (
-            plan_credits(json!({"ai": {"max": 10}})),
-            "plans[0].credits.ai.per",
+            plan_credits(json!({"ai": {"max": 10, "anchor": "subscription"}})),
+            "plans[0].credits.ai.anchor",
         ),
         (
             plan_credits(json!({"ai": {"per": "month"}})),
