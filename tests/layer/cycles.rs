@@ -414,3 +414,60 @@ async fn alerts_fire_once_per_threshold() {
     assert_eq!((alerts[0].max, alerts[0].plan.as_ref()), (10, "pro"));
     assert_eq!(alerts[0].user.as_str(), "john");
 }
+
+/// `overage: 200` over `max: 1000`: the 1001st to 1200th creates pass, flagged in `Allowed` and
+/// `Plan-Overage`; the 1201st is refused.
+#[tokio::test]
+async fn an_overage_of_200_over_1000_flags_the_1001st_to_1200th_and_refuses_the_1201st() {
+    use tower::{Layer, ServiceExt};
+    use tower_plans::decision::Allowed;
+    use tower_plans::UserId;
+
+    let store = MemoryStore::from_json(
+        r#"[{"name": "soft", "calls": {"create": {"max": 1000, "overage": 200}}}]"#,
+        r#"{"john": {"plan": "soft"}}"#,
+    )
+    .unwrap();
+    let layer = PlanLimitLayer::builder(store.clone())
+        .count_usage(store.clone())
+        .build()
+        .unwrap();
+    let service = layer.layer(tower::service_fn(|request: Request<Full<Bytes>>| async move {
+        let overage = request.extensions().get::<Allowed>().map(|allowed| allowed.overage);
+        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(
+            format!("{overage:?}"),
+        ))))
+    }));
+    for i in 1..=1201u64 {
+        let mut request = Request::post("/calls").body(Full::new(Bytes::new())).unwrap();
+        request.extensions_mut().insert(UserId::from("john"));
+        let response = service.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let flag = response
+            .headers()
+            .get("plan-overage")
+            .map(|value| value.to_str().unwrap().to_owned());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        match i {
+            1..=1000 => {
+                assert_eq!(status, StatusCode::OK, "call {i}");
+                assert_eq!((flag, &body[..]), (None, &b"Some(0)"[..]), "call {i}");
+            }
+            1001..=1200 => {
+                assert_eq!(status, StatusCode::OK, "call {i}");
+                let overage = i - 1000;
+                assert_eq!(flag, Some(format!("calls.create={overage}")), "call {i}");
+                assert_eq!(body, format!("Some({overage})"), "call {i}");
+            }
+            _ => {
+                assert_eq!(status, StatusCode::FORBIDDEN, "call {i}");
+                let body: Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(body["maximum"], 1000);
+                assert_eq!(body["usage"], 1200);
+            }
+        }
+    }
+    let calls = Counter::action("john", "calls", Action::Create);
+    let count = UsageStore::get(&store, &calls).await.unwrap().unwrap();
+    assert_eq!((count.used, count.held), (1200, 0));
+}
