@@ -118,7 +118,8 @@ impl ResponseFields {
 /// `parts` joined with dots as a structured-field string, `None` when they are not printable
 /// ASCII.
 fn quoted(parts: &[&str]) -> Option<String> {
-    let mut quoted = String::with_capacity(parts.iter().map(|part| part.len() + 1).sum::<usize>() + 2);
+    let mut quoted =
+        String::with_capacity(parts.iter().map(|part| part.len() + 1).sum::<usize>() + 2);
     quoted.push('"');
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {

@@ -17,10 +17,10 @@ use crate::decision::Policy;
 use crate::entitlements::{Entitlements, EntitlementsService, Unavailable};
 use crate::error::ConfigError;
 use crate::invalidator::Invalidator;
+use crate::rate::{MemoryRates, RateStore};
 use crate::response::{JsonRejection, RenderRejection};
 use crate::routes::{RouteConfig, Scope};
 use crate::service::PlanLimit;
-use crate::rate::{MemoryRates, RateStore};
 use crate::store::{PlanStore, UsageStore};
 use crate::user::{ExtractFn, RequestHead, UserId};
 

@@ -159,7 +159,16 @@ impl Shared {
                     action: used,
                     pool: PoolUsage::default(),
                 };
-                self.allow(&terms, route, usages, None, None, rate_fields, user, request)
+                self.allow(
+                    &terms,
+                    route,
+                    usages,
+                    None,
+                    None,
+                    rate_fields,
+                    user,
+                    request,
+                )
             }
             Step::Count {
                 terms,
@@ -230,7 +239,16 @@ impl Shared {
                     action: used,
                     pool: PoolUsage::default(),
                 };
-                self.allow(&terms, route, usages, None, None, rate_fields, user, request)
+                self.allow(
+                    &terms,
+                    route,
+                    usages,
+                    None,
+                    None,
+                    rate_fields,
+                    user,
+                    request,
+                )
             }
             Step::Count {
                 terms,
@@ -325,7 +343,11 @@ impl Shared {
         };
         metrics::plan(terms.plan);
         // The clock, for the grants of a pool.
-        let now = if terms.pool.is_some() { self.now_ms() } else { 0 };
+        let now = if terms.pool.is_some() {
+            self.now_ms()
+        } else {
+            0
+        };
         if let Some(counting) = &self.counting {
             if let Some(tally) = Tally::of(&terms, subscriber, now, user.as_arc(), resource, action)
             {

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use super::Shared;
+use crate::cache::Route;
 use crate::catalog::Rate;
 use crate::decision::{Denial, Terms};
 use crate::headers::ResponseFields;
 use crate::metrics::{Call, Stopwatch};
 use crate::rate::{Gcra, RateDecision, RateKey, RateScope};
-use crate::cache::Route;
 use crate::timeout::{timed, StoreError};
 use crate::user::UserId;
 
@@ -82,7 +82,10 @@ impl Shared {
         let mut taken = SmallVec::new();
         for (index, taking) in takings.iter().enumerate() {
             let stopwatch = Stopwatch::start();
-            let answer = self.rates.acquire(&taking.key, taking.gcra, now).into_ready();
+            let answer = self
+                .rates
+                .acquire(&taking.key, taking.gcra, now)
+                .into_ready();
             let Ok(answer) = answer else {
                 self.refund_now(&takings[..index]);
                 return None;

@@ -14,13 +14,12 @@ use crate::{
 };
 
 mod outcome;
+mod pool;
 mod terms;
 
 pub use outcome::{Allowed, Credits, Denial, PlanState};
-pub(crate) use terms::{
-    active_grants, addon_sources, applies_until, plan_at, pool_at, terms, Pool, PoolUsage, Refusal,
-    State, Terms,
-};
+pub(crate) use pool::{active_grants, pool_at, Pool, PoolUsage};
+pub(crate) use terms::{addon_sources, applies_until, plan_at, terms, Refusal, State, Terms};
 
 /// Settings of the decision that do not come from the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -4,14 +4,12 @@
 
 use std::sync::Arc;
 
+use super::pool::{active_grants, pool_terms, window, Pool, PoolUsage};
 use super::{Allowed, Credits, Denial, PlanState, Policy};
 use crate::catalog::{
-    Action, Addon, Anchor, Catalog, Cost, Limit, Overage, Period, Plan, Rate, ResourceLimits, Rule,
-    Window,
+    Action, Addon, Anchor, Catalog, Cost, Limit, Overage, Plan, Rate, ResourceLimits, Rule, Window,
 };
-use smallvec::SmallVec;
-
-use crate::subscriber::{AddonGrant, Assignment, CreditGrant, Subscriber, Usage};
+use crate::subscriber::{AddonGrant, Assignment, Subscriber, Usage};
 
 /// [`PlanState`], borrowed.
 #[derive(Clone, Copy, Debug)]
@@ -38,13 +36,13 @@ impl State<'_> {
 }
 
 /// The clock of one decision: read once, and only when asked.
-struct Now<F> {
+pub(super) struct Now<F> {
     read: Option<F>,
     at: u64,
 }
 
 impl<F: FnOnce() -> u64> Now<F> {
-    fn new(read: F) -> Self {
+    pub(super) fn new(read: F) -> Self {
         Self {
             read: Some(read),
             at: 0,
@@ -52,7 +50,7 @@ impl<F: FnOnce() -> u64> Now<F> {
     }
 
     /// The time, read on the first call.
-    fn get(&mut self) -> u64 {
+    pub(super) fn get(&mut self) -> u64 {
         if let Some(read) = self.read.take() {
             self.at = read();
         }
@@ -90,33 +88,6 @@ pub(crate) struct Terms<'a> {
     /// The plan's rate on the action, and the plan-wide rate.
     pub(crate) rate: Option<Rate>,
     pub(crate) plan_rate: Option<Rate>,
-}
-
-/// A credit pool that applies to a request: its name, the allowance (the plan's, raised by the
-/// active add-ons; 0 when the plan has no such pool), how far past it requests may go, and its
-/// current period.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Pool<'a> {
-    pub(crate) name: &'a Arc<str>,
-    pub(crate) limit: Limit,
-    pub(crate) overage: Overage,
-    pub(crate) window: Option<Window>,
-}
-
-/// What a request that draws credits found of its pool: the allowance's count before it, and
-/// how far past the allowance and the grants the pool's count is with it (see
-/// [`Credits::overage`]).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct PoolUsage {
-    pub(crate) usage: u64,
-    pub(crate) overage: u64,
-}
-
-impl Pool<'_> {
-    /// The most the pool's count may reach: the allowance plus the overage, `None` without end.
-    pub(crate) fn hard_maximum(&self) -> Option<u64> {
-        self.overage.past(self.limit.maximum()?)
-    }
 }
 
 /// The [`Terms`] for `action` (already normalised) on `resource`, or the [`Refusal`] when
@@ -235,99 +206,6 @@ pub(crate) fn terms<'a>(
     Ok(terms)
 }
 
-/// The period `per` that holds `now_ms` for `subscriber`: on the calendar, or from the
-/// subscription's anchor (the record's `cycle_anchor`, else the plan's `joined`) when `anchor`
-/// says so and the record has one.
-pub(crate) fn window(
-    per: Period,
-    anchor: Anchor,
-    subscriber: Option<&Subscriber>,
-    now_ms: u64,
-) -> Window {
-    let anchor_ms = match anchor {
-        Anchor::Calendar => None,
-        Anchor::Subscription => subscriber.and_then(|subscriber| {
-            subscriber.cycle_anchor.or_else(|| {
-                subscriber
-                    .assignment
-                    .as_ref()
-                    .and_then(|assignment| assignment.joined)
-            })
-        }),
-    };
-    match anchor_ms {
-        Some(anchor_ms) => per.anchored_window(anchor_ms, now_ms),
-        None => per.window(now_ms),
-    }
-}
-
-/// The credit pool `name` for `subscriber`: the `allowance` of the plan that applies (0 without
-/// one), raised by the active add-ons, and its current period.
-fn pool_terms<'a, F: FnOnce() -> u64>(
-    catalog: &'a Catalog,
-    subscriber: Option<&'a Subscriber>,
-    now: &mut Now<F>,
-    policy: &Policy,
-    rule: Rule,
-    anchor: Anchor,
-    name: &'a Arc<str>,
-) -> Pool<'a> {
-    let mut allowance = rule.limit;
-    let mut addons = ActiveAddons {
-        catalog,
-        grants: subscriber.map_or(&[][..], |s| &s.addons).iter(),
-        grace_ms: crate::time::millis(policy.grace_period),
-        user: subscriber.and_then(|s| s.name.as_deref()).unwrap_or(""),
-    };
-    // The add-ons raise the allowance as they raise limits.
-    while allowance != Limit::Unlimited {
-        let Some((extra, quantity)) = addons.next(now, |addon| addon.credits(name)) else {
-            break;
-        };
-        allowance = allowance.plus(extra, quantity);
-    }
-    Pool {
-        name,
-        limit: allowance,
-        overage: rule.overage,
-        window: allowance
-            .period()
-            .map(|per| window(per, anchor, subscriber, now.get())),
-    }
-}
-
-/// The credit pool `name` for `subscriber` at `now_ms`, as a request drawing from it finds it,
-/// with whether anything gives the user some of it (the plan that applies, an active add-on or
-/// an active grant): what [`entitlements`](crate::entitlements) list.
-pub(crate) fn pool_at<'a>(
-    catalog: &'a Catalog,
-    subscriber: Option<&'a Subscriber>,
-    now_ms: u64,
-    policy: &Policy,
-    name: &'a Arc<str>,
-) -> (Pool<'a>, bool) {
-    let mut now = Now::new(|| now_ms);
-    let plan = applicable(catalog, subscriber, &mut now, policy).ok();
-    let declared = plan.and_then(|(plan, _)| plan.credit_rule(name));
-    let anchor = declared
-        .and_then(|rule| rule.anchor)
-        .or(plan.and_then(|(plan, _)| plan.anchor()))
-        .unwrap_or_default();
-    let pool = pool_terms(
-        catalog,
-        subscriber,
-        &mut now,
-        policy,
-        declared.unwrap_or(Rule::new(Limit::Limited(0))),
-        anchor,
-        name,
-    );
-    let given = declared.is_some()
-        || pool.limit != Limit::Limited(0)
-        || !active_grants(subscriber, name, now_ms).is_empty();
-    (pool, given)
-}
-
 /// The plan that applies to `subscriber` at `now_ms` (rules 1 to 4 of [`decide`](super::decide)), or the
 /// denial when none does: what [`entitlements`](crate::entitlements) report as the standing.
 pub(crate) fn plan_at<'a>(
@@ -385,18 +263,18 @@ pub(crate) fn addon_sources<'a>(
 }
 
 /// The active add-on grants of a record, with their add-ons.
-struct ActiveAddons<'a, 'r> {
-    catalog: &'a Catalog,
-    grants: std::slice::Iter<'a, AddonGrant>,
-    grace_ms: u64,
-    user: &'r str,
+pub(super) struct ActiveAddons<'a, 'r> {
+    pub(super) catalog: &'a Catalog,
+    pub(super) grants: std::slice::Iter<'a, AddonGrant>,
+    pub(super) grace_ms: u64,
+    pub(super) user: &'r str,
 }
 
 impl<'a> ActiveAddons<'a, '_> {
     /// What `select` takes from the add-on of the next grant that it selects from, has a
     /// quantity above 0 and is active, with the grant's quantity. The clock is read only for a
     /// grant that passed the other tests and has bounds.
-    fn next<T, F: FnOnce() -> u64>(
+    pub(super) fn next<T, F: FnOnce() -> u64>(
         &mut self,
         now: &mut Now<F>,
         select: impl Fn(&'a Addon) -> Option<T>,
@@ -426,7 +304,7 @@ impl<'a> ActiveAddons<'a, '_> {
 }
 
 /// The plan that applies to `subscriber` (rules 1 to 4 of [`decide`](super::decide)), or why none does.
-fn applicable<'a, F: FnOnce() -> u64>(
+pub(super) fn applicable<'a, F: FnOnce() -> u64>(
     catalog: &'a Catalog,
     subscriber: Option<&'a Subscriber>,
     now: &mut Now<F>,
@@ -690,29 +568,6 @@ impl Terms<'_> {
 /// no `patch` limit but an `update` limit.
 fn patch_uses_update_limit(limits: &ResourceLimits) -> bool {
     limits.get(&Action::Patch).is_none() && limits.get(&Action::Update).is_some()
-}
-
-/// The grants of credits of `pool` in `subscriber`'s record that are active at `now_ms`, in the
-/// order they are spent: the one that expires soonest first (one without an end last), then in
-/// the record's order.
-pub(crate) fn active_grants<'a>(
-    subscriber: Option<&'a Subscriber>,
-    pool: &str,
-    now_ms: u64,
-) -> SmallVec<[&'a CreditGrant; 4]> {
-    let mut grants: SmallVec<[&'a CreditGrant; 4]> = subscriber
-        .map_or(&[][..], |subscriber| &subscriber.grants)
-        .iter()
-        .filter(|grant| {
-            *grant.pool == *pool
-                && grant.amount > 0
-                && !grant.id.starts_with('$')
-                && grant.is_active_at(now_ms)
-        })
-        .collect();
-    // A stable sort: equal ends keep the record's order.
-    grants.sort_by_key(|grant| grant.expires.unwrap_or(u64::MAX));
-    grants
 }
 
 #[cfg(test)]

@@ -56,7 +56,8 @@ const PLANS: &str = r#"{
 
 /// john joined pro on January 31st at 10:00 (his billing cycle's anchor).
 fn store() -> MemoryStore {
-    let users = format!(r#"{{"john": {{"name": "john", "plan": {{"name": "pro", "join": {JAN_31}}}}}}}"#);
+    let users =
+        format!(r#"{{"john": {{"name": "john", "plan": {{"name": "pro", "join": {JAN_31}}}}}}}"#);
     MemoryStore::from_json(PLANS, &users).expect("the test store loads")
 }
 
@@ -199,12 +200,16 @@ async fn a_new_anchor_starts_a_new_period() {
     let client = client();
     for _ in 0..5 {
         assert_eq!(
-            call(&client, address, Method::POST, "/api/reports").await.status,
+            call(&client, address, Method::POST, "/api/reports")
+                .await
+                .status,
             StatusCode::CREATED
         );
     }
     assert_eq!(
-        call(&client, address, Method::POST, "/api/reports").await.status,
+        call(&client, address, Method::POST, "/api/reports")
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
     // The subscription is re-anchored at noon today: a new period, counting from 0.
@@ -214,7 +219,9 @@ async fn a_new_anchor_starts_a_new_period() {
     layer.invalidator().user("john");
     let answer = call(&client, address, Method::POST, "/api/reports").await;
     assert_eq!(answer.status, StatusCode::CREATED);
-    let resets = Period::Month.anchored_window(JAN_31 + DAY, JAN_31 + DAY).end();
+    let resets = Period::Month
+        .anchored_window(JAN_31 + DAY, JAN_31 + DAY)
+        .end();
     assert_eq!(resets, FEB_29 + DAY, "Feb 1 10:00 plus a month: Mar 1");
     let entitlements = layer.entitlements("john").await.unwrap();
     let reports = entitlements
@@ -290,7 +297,10 @@ async fn a_rate_of_60_a_minute_lets_exactly_60_of_100_concurrent_requests_throug
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(
         answer.all("ratelimit-policy"),
-        [r#""api.index";q=1000;w=86400"#, r#""api.index.rate";q=60;w=60"#]
+        [
+            r#""api.index";q=1000;w=86400"#,
+            r#""api.index.rate";q=60;w=60"#
+        ]
     );
     let count = UsageStore::get(&store, &quota).await.unwrap().unwrap();
     assert_eq!(count.used, 61);
@@ -313,7 +323,11 @@ async fn a_request_refused_by_its_quota_takes_nothing_of_its_rate() {
     UsageStore::set(&store, &quota, 0).await.unwrap();
     for i in 0..60 {
         let answer = call(&client, address, Method::GET, "/api/api").await;
-        assert_eq!(answer.status, StatusCode::OK, "request {i}: the rate is whole");
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "request {i}: the rate is whole"
+        );
     }
     let answer = call(&client, address, Method::GET, "/api/api").await;
     assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
@@ -337,13 +351,20 @@ async fn a_soft_limit_passes_flagged_up_to_its_overage_then_refuses() {
         if i <= 10 {
             assert_eq!(flag, None, "export {i}");
         } else {
-            assert_eq!(flag, Some(format!("reports.export={}", i - 10)), "export {i}");
+            assert_eq!(
+                flag,
+                Some(format!("reports.export={}", i - 10)),
+                "export {i}"
+            );
         }
     }
     let refused = call(&client, address, Method::POST, "/api/reports/7/export").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     let body = refused.json();
-    assert_eq!((body["maximum"].as_u64(), body["usage"].as_u64()), (Some(10), Some(12)));
+    assert_eq!(
+        (body["maximum"].as_u64(), body["usage"].as_u64()),
+        (Some(10), Some(12))
+    );
     let entitlements = layer.entitlements("john").await.unwrap();
     let exports = entitlements
         .limits
@@ -432,14 +453,21 @@ async fn an_overage_of_200_over_1000_flags_the_1001st_to_1200th_and_refuses_the_
         .count_usage(store.clone())
         .build()
         .unwrap();
-    let service = layer.layer(tower::service_fn(|request: Request<Full<Bytes>>| async move {
-        let overage = request.extensions().get::<Allowed>().map(|allowed| allowed.overage);
-        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(
-            format!("{overage:?}"),
-        ))))
-    }));
+    let service = layer.layer(tower::service_fn(
+        |request: Request<Full<Bytes>>| async move {
+            let overage = request
+                .extensions()
+                .get::<Allowed>()
+                .map(|allowed| allowed.overage);
+            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(format!(
+                "{overage:?}"
+            )))))
+        },
+    ));
     for i in 1..=1201u64 {
-        let mut request = Request::post("/calls").body(Full::new(Bytes::new())).unwrap();
+        let mut request = Request::post("/calls")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
         request.extensions_mut().insert(UserId::from("john"));
         let response = service.clone().oneshot(request).await.unwrap();
         let status = response.status();

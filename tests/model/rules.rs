@@ -76,7 +76,10 @@ fn limits_read_overage_anchor_and_rate() {
         Some(Rule::new(Limit::per(1000, Period::Month)).with_overage(Overage::Up(50)))
     );
     // The limits read as before.
-    assert_eq!(pro.limit("api", &Action::Create), Limit::per(1000, Period::Month));
+    assert_eq!(
+        pro.limit("api", &Action::Create),
+        Limit::per(1000, Period::Month)
+    );
 }
 
 #[test]
@@ -192,7 +195,9 @@ fn malformed_rules_name_their_path() {
             "plans[0].limits.api.index.rate.burst",
         ),
         (
-            plan_with(json!({"api": {"index": {"rate": {"max": 6, "per": "minute", "spread": 1}}}})),
+            plan_with(
+                json!({"api": {"index": {"rate": {"max": 6, "per": "minute", "spread": 1}}}}),
+            ),
             "plans[0].limits.api.index.rate.spread",
         ),
         (
@@ -275,7 +280,9 @@ fn decide_create(catalog: &Catalog, usage: u64) -> Decision {
 
 #[test]
 fn a_soft_limit_passes_flagged_up_to_its_overage_and_refuses_beyond() {
-    let catalog = catalog(plan_with(json!({"api": {"create": {"max": 10, "overage": 2}}})));
+    let catalog = catalog(plan_with(
+        json!({"api": {"create": {"max": 10, "overage": 2}}}),
+    ));
     for (usage, overage) in [(0, 0), (9, 0), (10, 1), (11, 2)] {
         match decide_create(&catalog, usage) {
             Decision::Allow(allowed) => {
@@ -306,12 +313,16 @@ fn a_soft_limit_passes_flagged_up_to_its_overage_and_refuses_beyond() {
 }
 
 fn catalog_endless() -> Catalog {
-    catalog(plan_with(json!({"api": {"create": {"max": 10, "overage": null}}})))
+    catalog(plan_with(
+        json!({"api": {"create": {"max": 10, "overage": null}}}),
+    ))
 }
 
 #[test]
 fn a_hard_limit_of_zero_with_an_overage_lets_the_overage_through() {
-    let catalog = catalog(plan_with(json!({"api": {"create": {"max": 0, "overage": 1}}})));
+    let catalog = catalog(plan_with(
+        json!({"api": {"create": {"max": 0, "overage": 1}}}),
+    ));
     let Decision::Allow(allowed) = decide_create(&catalog, 0) else {
         panic!("the overage lets one through");
     };
