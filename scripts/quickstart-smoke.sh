@@ -20,7 +20,6 @@ fi
 
 cargo build --quiet --example quickstart
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/quickstart"
-port="${QUICKSTART_PORT:-39117}"
 log=$(mktemp)
 bad=$(mktemp --suffix=.json)
 addons=$(mktemp --suffix=.json)
@@ -28,18 +27,32 @@ plain=$(mktemp --suffix=.json)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f "$log" "$bad" "$addons" "$plain"' EXIT
 
-start() { # addr [args...]: serves the default fixture (or what args say) on addr, logging to $log
-  "$bin" --addr "$1" "${@:2}" >"$log" 2>&1 &
-  pids+=("$!")
-  for _ in $(seq 1 50); do
-    curl -s -o /dev/null "http://$1/health" && break
-    sleep 0.1
-  done
-  grep -q "listening on http://$1" "$log" || { echo "quickstart did not start:"; cat "$log"; exit 1; }
+free_addr() { # a loopback address with a port that nothing listens on right now
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print("127.0.0.1:%d" % s.getsockname()[1])'
 }
 
-addr="127.0.0.1:$port"
-start "$addr"
+start() { # [args...]: serves the default fixture (or what args say) on a free loopback port, sets
+  # $addr, logs to $log; another port is tried when the one picked was taken in between
+  local attempt pid
+  for attempt in 1 2 3 4 5; do
+    addr=$(free_addr)
+    "$bin" --addr "$addr" "$@" >"$log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    for _ in $(seq 1 50); do
+      curl -s -o /dev/null "http://$addr/health" && break
+      grep -q "Address already in use" "$log" && break
+      sleep 0.1
+    done
+    grep -q "listening on http://$addr" "$log" && return 0
+    kill "$pid" 2>/dev/null || true
+  done
+  echo "quickstart did not start:"
+  cat "$log"
+  exit 1
+}
+
+start
 
 body=
 check() { # expected-status method path [user]; leaves the response body in $body
@@ -142,8 +155,7 @@ send 201 POST /api/chat ivan '{"units":30}' # his add-on: 8 + 500
 expect_header "ratelimit-policy: \"credits.ai\";q=508;w=$month"
 
 # The printed tour, replayed as printed on a server that has just started.
-addr="127.0.0.1:$((port + 1))"
-start "$addr"
+start
 grep -qF "curl -i -X DELETE -H 'x-user: alice' http://$addr/api/clients/1" "$log" \
   || { echo "FAIL: the printed tour has no delete of client 1:"; cat "$log"; exit 1; }
 steps=0
@@ -181,8 +193,7 @@ cat >"$addons" <<'JSON'
   }
 }
 JSON
-addr="127.0.0.1:$((port + 2))"
-start "$addr" --fixture "$addons"
+start --fixture "$addons"
 limit_body() { # maximum: free's denial at the limit
   echo "{\"reason\":\"subscription\",\"plan\":\"free\",\"item\":\"clients\",\"action\":\"create\",\"maximum\":$1,\"usage\":$1}"
 }
@@ -217,8 +228,7 @@ cat >"$plain" <<'JSON'
   }
 }
 JSON
-addr="127.0.0.1:$((port + 3))"
-start "$addr" --fixture "$plain"
+start --fixture "$plain"
 item_actions=("GET show" "HEAD show" "PUT update" "PATCH patch" "DELETE delete")
 for user in 0 1 2 3 4 5; do
   check 403 GET /api/projects "u$user"
@@ -275,8 +285,7 @@ deliver() { # expected-status body secret; leaves the answer in $body
   echo "ok: Stripe event -> $got $body"
 }
 secret=whsec_smoke_test
-addr="127.0.0.1:$((port + 4))"
-STRIPE_WEBHOOK_SECRET="$secret" start "$addr"
+STRIPE_WEBHOOK_SECRET="$secret" start
 grep -q "Stripe webhooks: POST http://$addr/webhooks/stripe" "$log" \
   || { echo "FAIL: the Stripe route is not announced:"; cat "$log"; exit 1; }
 check 403 POST /api/clients carol          # her regular plan expired
@@ -297,8 +306,7 @@ check 403 POST /api/clients carol          # no plan any more
 expect_body '{"reason":"subscription","plan":null,"item":"clients","action":"create"}'
 
 # Without the secret, the same binary mounts no Stripe route: the event changes nothing.
-addr="127.0.0.1:$((port + 5))"
-start "$addr"
+start
 deliver 200 "$(event evt_smoke_4 created active)" "$secret"
 expect_body '{"ok":true}'
 check 403 POST /api/clients carol
