@@ -16,18 +16,21 @@
 //! 6. [Quotas that reset](quotas): "20 exports a day", "1000 calls a month".
 //! 7. [Metered plans](metering): costs, credit pools, reported consumption and top-ups: "1000 AI
 //!    credits a month; an image costs 5, a chat costs its tokens".
-//! 8. [RateLimit headers](rate_limit_headers): `RateLimit-Policy` and `RateLimit` on the
+//! 8. [Billing cycles, rate limits, soft limits and usage alerts](cycles): quotas that renew
+//!    on the subscription's billing day, requests per minute, overage past a limit, and alerts
+//!    at 80 % of it.
+//! 9. [RateLimit headers](rate_limit_headers): `RateLimit-Policy` and `RateLimit` on the
 //!    responses of limited actions.
-//! 9. [Entitlements](entitlements): what a user may do, as data for a front end.
-//! 10. [Your own database](own_database): implementing [`PlanStore`](crate::PlanStore) and
+//! 10. [Entitlements](entitlements): what a user may do, as data for a front end.
+//! 11. [Your own database](own_database): implementing [`PlanStore`](crate::PlanStore) and
 //!     [`UsageStore`](crate::UsageStore), and what the layer expects of them.
-//! 11. [Several instances: Redis](redis): shared counters, plans in Redis, invalidation sent to
+//! 12. [Several instances: Redis](redis): shared counters, plans in Redis, invalidation sent to
 //!     every instance, on one Redis or a Redis Cluster (features `redis`, `redis-cluster`).
-//! 12. [Billing webhooks](webhooks): signed entitlement events (feature `webhook`) and Stripe's
+//! 13. [Billing webhooks](webhooks): signed entitlement events (feature `webhook`) and Stripe's
 //!     subscription events (feature `stripe`) that change plans while the app serves.
-//! 13. [Metrics and tracing](metrics): the spans, and the metrics of the `metrics` feature.
-//! 14. [Examples](examples): the runnable programs and what each shows.
-//! 15. [Fuzzing](fuzzing): the fuzz targets and how to run them.
+//! 14. [Metrics and tracing](metrics): the spans, and the metrics of the `metrics` feature.
+//! 15. [Examples](examples): the runnable programs and what each shows.
+//! 16. [Fuzzing](fuzzing): the fuzz targets and how to run them.
 //!
 //! The chapters hold no code of their own: each is a module with documentation only.
 
@@ -35,6 +38,7 @@ pub mod addons;
 pub mod catalog;
 pub mod configuration;
 pub mod counting;
+pub mod cycles;
 pub mod entitlements;
 pub mod examples;
 pub mod fuzzing;
