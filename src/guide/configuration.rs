@@ -19,13 +19,15 @@
 //! | [`grace_period(duration)`](crate::PlanLimitLayerBuilder::grace_period) | zero | added to every expiry |
 //! | [`default_plan(name)`](crate::PlanLimitLayerBuilder::default_plan) | none | the plan of users without an active plan |
 //! | [`extract_user(closure)`](crate::PlanLimitLayerBuilder::extract_user) | the [`UserId`](crate::UserId) extension | who the user is |
-//! | [`render_rejection(renderer)`](crate::PlanLimitLayerBuilder::render_rejection) | [`JsonRejection`](crate::JsonRejection) | how 401, 403 and 503 answers look |
-//! | [`clock(closure)`](crate::PlanLimitLayerBuilder::clock) | the system clock | the time trials, expiries, add-ons and quotas are judged against |
+//! | [`render_rejection(renderer)`](crate::PlanLimitLayerBuilder::render_rejection) | [`JsonRejection`](crate::JsonRejection) | how 401, 403, 429 and 503 answers look |
+//! | [`clock(closure)`](crate::PlanLimitLayerBuilder::clock) | the system clock | the time trials, expiries, add-ons, quotas and rates are judged against |
 //! | [`count_usage(store)`](crate::PlanLimitLayerBuilder::count_usage) | off | keep usage counts in a [`UsageStore`](crate::UsageStore) ([Counting usage](super::counting)) |
 //! | [`lease(duration)`](crate::PlanLimitLayerBuilder::lease) | 5 minutes | how long a reservation that is never settled holds its unit |
 //! | [`commit_when(closure)`](crate::PlanLimitLayerBuilder::commit_when) | `2xx` | which response statuses commit a reservation |
 //! | [`commit_dropped(bool)`](crate::PlanLimitLayerBuilder::commit_dropped) | `false` | whether a response future dropped after the inner service was called commits its reservation (`true`) or releases it |
 //! | [`rate_limit_headers(bool)`](crate::PlanLimitLayerBuilder::rate_limit_headers) | `false` | `RateLimit-Policy` and `RateLimit` fields on the responses of limited actions ([RateLimit headers](super::rate_limit_headers)) |
+//! | [`rate_store(store)`](crate::PlanLimitLayerBuilder::rate_store) | [`MemoryRates`](crate::rate::MemoryRates) | where the plans' rates are kept; one store shared by every instance enforces them across instances ([Rates](super::cycles#rates)) |
+//! | [`alerts(thresholds, handler)`](crate::PlanLimitLayerBuilder::alerts) | off | call `handler` when a count reaches a threshold of its limit; needs `count_usage` ([Usage alerts](super::cycles#usage-alerts)) |
 //!
 //! Cloning the layer, or the services it makes, copies a pointer: they share the configuration,
 //! the catalog cache and the user cache.

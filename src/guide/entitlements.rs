@@ -37,6 +37,11 @@
 //! The `credits` list holds the user's [credit pools](super::metering): each pool's allowance,
 //! what was used of it, when it resets and the active grants with what remains of them.
 //!
+//! A [soft limit](super::cycles#soft-limits) adds its `"overage"` (a number, or `null` without
+//! end), and a soft pool its `"overage"` and `"overage_used"`; hard ones have neither key. A
+//! quota that follows the [billing cycle](super::cycles#billing-cycles) resets at the end of
+//! the user's cycle.
+//!
 //! ## Example
 //!
 //! ```

@@ -24,7 +24,8 @@
 //! | [`UsageStore::release`](crate::UsageStore::release) | after any other response, or an error | nothing |
 //! | [`UsageStore::adjust`](crate::UsageStore::adjust) | after a successful delete (one back), or a create under a quota (one more item) | the used count after |
 //! | [`UsageStore::set`](crate::UsageStore::set) | never: it is for your imports and admin tools | nothing |
-//! | [`UsageStore::get`](crate::UsageStore::get) | for [entitlements](super::entitlements) | the used and held counts, `None` for a counter that does not exist yet |
+//! | [`UsageStore::get`](crate::UsageStore::get) | for [entitlements](super::entitlements), and for [usage alerts](super::cycles#usage-alerts) after a commit | the used and held counts, `None` for a counter that does not exist yet |
+//! | [`UsageStore::mark`](crate::UsageStore::mark) | with usage alerts only, off the request path, when a commit may have reached a threshold | whether this call set the marker first (`true` once per counter, period and marker) |
 //!
 //! Errors are boxed ([`BoxError`](crate::BoxError)); the layer logs their text and never sends
 //! it to a client. Every call is bounded by the layer's `store_timeout` (see
@@ -54,6 +55,10 @@
 //! [trait docs](crate::UsageStore#lines-and-grants) give the exact rule, and the SQLite
 //! example implements it.
 //!
+//! Soft limits ask nothing more: a line's limit is already the limit plus its
+//! [overage](super::cycles#soft-limits), and a credit pool's overage is one more grant on its
+//! line, spent last.
+//!
 //! **Everything is idempotent by reservation id.** Reserving an id that is held renews its lease
 //! and answers `Reserved` with the counts of the other holds; committing or releasing an id that
 //! is not held (unknown, settled, or past its lease) changes nothing. A commit after the lease
@@ -62,11 +67,17 @@
 //! **Holds end with their lease.** A hold that is neither committed nor released stops counting
 //! when the `lease` the layer gave ends, so that a crashed instance frees what it held.
 //!
+//! **A marker is set once.** `mark(counter, marker)` is an insert-if-absent (a unique row, a
+//! Redis `HSETNX`): of every call for the same counter (its period included) and marker, from
+//! any instance, exactly one answers `true`. A store without alerts may leave it out; the
+//! default fails, so alerts are logged as failed and never sent twice.
+//!
 //! **A counter is keyed by all of [`Counter`](crate::store::Counter).** The user, the resource,
 //! what is counted ([`Counted::Items`](crate::store::Counted::Items), the items of the resource,
 //! or [`Counted::Action`](crate::store::Counted::Action), the successful calls of one action)
-//! and, for a [quota](super::quotas), the period. A counter displays as `john/clients/items` or
-//! `john/reports/create@2026-11` for logs.
+//! and, for a [quota](super::quotas), the period: its label (`2026-11`, or `m1769853600000` for
+//! a [billing cycle](super::cycles#billing-cycles)) tells periods apart. A counter displays as
+//! `john/clients/items` or `john/reports/create@2026-11` for logs.
 //!
 //! **A counter that does not exist starts at its [`Seed`](crate::store::Seed).** `reserve` and
 //! `adjust` receive one, taken from the subscriber record as the decision reads it:

@@ -14,7 +14,9 @@
 //!
 //! Periods are UTC calendar periods: an hour starts at minute 0, a day at midnight UTC, a week is
 //! an ISO week (from Monday 00:00 UTC), a month and a year start on the 1st. The count belongs to the current
-//! period and starts again from 0 in the next one. From Rust the limit is
+//! period and starts again from 0 in the next one. A quota may follow the subscription's billing
+//! cycle instead (`"anchor": "subscription"`: from the day the user subscribed), see
+//! [Billing cycles](super::cycles#billing-cycles). From Rust the limit is
 //! [`Limit::per(20, Period::Day)`](crate::catalog::Limit::per); a malformed quota is a
 //! [`FormatError`](crate::format::FormatError) naming its path
 //! (`plans[0].limits.reports.create.per: unknown period "fortnight"; ...`).

@@ -19,10 +19,16 @@
 //! - The fields are appended, so those of another limiter stay beside them.
 //! - A request that draws from a [credit pool](super::metering) also gets the pool's policy,
 //!   named `"credits.<pool>"`.
+//! - A [rate](super::cycles#rates) has a policy of its own, `"api.index.rate"` (`"rate"` for
+//!   the plan-wide one): `q` requests per `w` seconds, `r` that could come at once, and `t`
+//!   seconds until the rate is whole again (on its `429`, until the next request fits).
+//! - A quota that follows the [billing cycle](super::cycles#billing-cycles) gives the cycle's
+//!   length as `w` and the seconds to its end as `t`.
 //! - Resource and action names outside printable ASCII get no fields.
 //! - A counted request reports the count it reserved against; a request whose unit is then
 //!   released (it failed) leaves one more than its `r` said.
-//! - A quota's refusal carries `Retry-After` whether the option is on or not.
+//! - A quota's refusal, and a rate's `429`, carry `Retry-After` whether the option is on or
+//!   not.
 //! - The draft still changes; one function of the crate writes the fields, and its tests pin
 //!   the exact strings.
 //!
