@@ -9,9 +9,15 @@
 //! it first (of every instance sharing the store) hands the alert to the [`AlertHandler`]. The
 //! next period of a quota starts without markers, so its thresholds fire again.
 //!
-//! All of it runs after the response, in a task of its own: a slow or failing handler never
-//! delays a request. A failure (of the store's marker or of the handler) is logged and counted
-//! (`tower_plans_alerts_total{outcome="failed"}`), and not retried.
+//! All of it runs after the response, in a task of its own on the current Tokio runtime: a slow
+//! or failing handler never delays a request. (Outside a runtime the check runs in place, as far
+//! as the store and the handler answer at once.) A failure (reading a count, setting the
+//! marker, or the handler's error) is logged at warn level and counted
+//! (`tower_plans_alerts_total{outcome="failed"}`, with the `metrics` feature), and not retried:
+//! an alert may be lost, never sent twice. A usage store that keeps no markers (the default
+//! [`mark`](crate::UsageStore::mark)) fails every alert this way.
+//!
+//! The guide's [usage alerts](crate::guide::cycles#usage-alerts) run them through a layer.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -56,10 +62,12 @@ use crate::user::UserId;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Threshold {
     /// When the count reaches this many percent of the limit (rounded up to a whole unit):
-    /// `Percent(80)` of 1000 is 800, `Percent(100)` the limit itself. A number converts to it:
-    /// `.alerts([80, 100], ..)`.
+    /// `Percent(80)` of 1000 is 800, `Percent(100)` the limit itself. Above 100, it is reached
+    /// only past a soft limit's `max` ([`Overage`](crate::catalog::Overage)). A number converts
+    /// to it: `.alerts([80, 100], ..)`.
     Percent(u64),
-    /// When at most this many units are left under the limit.
+    /// When at most this many units are left under the limit: `Remaining(10)` of 1000 is
+    /// reached at 990, and never under a limit of less than 10.
     Remaining(u64),
 }
 
@@ -136,7 +144,8 @@ pub enum Subject {
 ///
 /// Serialises as `{"user","plan","resource","action","threshold","used","max","period"}`, with
 /// `"pool"` instead of `"resource"` and `"action"` for a credit pool; `threshold` a percent as a
-/// number (`80`), `period` the quota's period (`"2026-11"`) or `null`.
+/// number (`80`) or `{"remaining": 10}`, `period` the label of the quota's period (`"2026-11"`,
+/// or `"m1769853600000"` for a billing cycle: see [`Window`]) or `null`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UsageAlert {
@@ -148,7 +157,8 @@ pub struct UsageAlert {
     pub subject: Subject,
     /// The threshold reached.
     pub threshold: Threshold,
-    /// The count when the alert was raised.
+    /// The counter's used count when the alert was raised, read after the commit that reached
+    /// the threshold (commits made meanwhile included).
     pub used: u64,
     /// The limit (a soft limit's own `max`, its overage aside).
     pub max: u64,

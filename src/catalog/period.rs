@@ -18,7 +18,10 @@ const DAY_MS: i64 = 86_400_000;
 ///
 /// A period may instead follow a subscription's billing cycle, which starts at an anchor (the
 /// instant the subscription began, say) rather than at midnight or on the 1st:
-/// [`Period::anchored_window`] gives the cycle that holds an instant.
+/// [`Period::anchored_window`] gives the cycle that holds an instant. A quota or a credit pool
+/// with `"anchor": "subscription"` ([`Anchor::Subscription`](super::Anchor::Subscription))
+/// counts in these cycles, anchored at the user's record; see the guide's
+/// [billing cycles](crate::guide::cycles#billing-cycles).
 ///
 /// ```
 /// use tower_plans::catalog::Period;

@@ -14,6 +14,14 @@ use super::Limit;
 /// "per": "minute"}}`. A rule with only a rate, `{"rate": {"max": 60, "per": "minute"}}`, leaves
 /// the action unlimited in number and limits how fast it may be called.
 ///
+/// The catalog checks a rule when it is read or built
+/// ([`CatalogBuilder::build`](super::CatalogBuilder::build)): an anchor without a period
+/// (`per`), a rate of 0 or a burst outside `1..=max`, and a rate on a credit pool are
+/// [`FormatError`](crate::format::FormatError)s naming their path. An add-on's limits take
+/// none of these terms. The guide's chapter
+/// [Billing cycles, rate limits, soft limits and usage alerts](crate::guide::cycles) shows
+/// them at work.
+///
 /// ```
 /// use tower_plans::catalog::{Anchor, Limit, Overage, Period, Rate, RatePer, Rule};
 ///
@@ -84,9 +92,11 @@ impl From<Limit> for Rule {
 }
 
 /// How far past its limit a soft limit lets requests go: they pass, flagged as overage
-/// ([`Allowed::overage`](crate::Allowed::overage), the `Plan-Overage` response header).
+/// ([`Allowed::overage`](crate::Allowed::overage), the `Plan-Overage` response header), and
+/// are refused beyond it.
 ///
 /// JSON: absent for a hard limit, a number of units (`"overage": 200`), or `null` for no end.
+/// On a credit pool, the overage is spent after the allowance and the user's grants.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Overage {
     /// A hard limit: refused at the limit.
@@ -133,10 +143,14 @@ pub enum Anchor {
     /// UTC calendar periods: the count starts again on the 1st of the month, at midnight, ...
     #[default]
     Calendar,
-    /// The subscription's billing cycle: periods start at the record's `cycle_anchor`, else at
-    /// the plan's `joined`, and repeat from there (a month runs from the anchor's day in one
-    /// month to the same day in the next, clamped to the month's last day). Without either, the
-    /// calendar.
+    /// The subscription's billing cycle: periods start at the record's `cycle_anchor`
+    /// ([`Subscriber::cycle_anchor`](crate::Subscriber::cycle_anchor)), else at its plan
+    /// assignment's `join` ([`Assignment::joined`](crate::subscriber::Assignment::joined)),
+    /// and repeat from there (a month runs from the anchor's day in one month to the same day
+    /// in the next, clamped to the month's last day: see [`Period::anchored_window`]). Without
+    /// either, the calendar.
+    ///
+    /// [`Period::anchored_window`]: super::Period::anchored_window
     Subscription,
 }
 
@@ -162,6 +176,11 @@ impl Anchor {
 /// the period, and `burst` of them may come at once.
 ///
 /// JSON: `{"max": 60, "per": "minute"}`, with `"burst": 10` to allow fewer at once than `max`.
+///
+/// A request the rate does not let through is refused with `429 Too Many Requests`
+/// ([`Denial::RateLimited`](crate::Denial::RateLimited)), and takes nothing of its quota; the
+/// layer keeps the rates in its [`RateStore`](crate::rate::RateStore) (see
+/// [`rate`](crate::rate) for the algorithm, [`Gcra`](crate::rate::Gcra)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Rate {

@@ -12,6 +12,13 @@
 //!   is full again), or refused (with when to retry);
 //! - [`RateStore`]: where the TATs are kept, and [`MemoryRates`], the store of one process.
 //!
+//! The layer takes a request's rates (its action's, then the plan-wide one) before it reserves
+//! the request's usage, refuses it with `429` when one of them does not let it through, and
+//! keeps them in [`MemoryRates`] unless
+//! [`rate_store`](crate::PlanLimitLayerBuilder::rate_store) gives it another store, one that
+//! every instance shares. The catalog side is [`Rate`](crate::catalog::Rate); the guide's
+//! [rates](crate::guide::cycles#rates) show it through a layer.
+//!
 //! # The algorithm
 //!
 //! A rate of `max` per `per` lets one request through every *emission interval*
