@@ -122,6 +122,7 @@
 //! [plans and subscribers](guide::catalog), [add-ons](guide::addons),
 //! [paths and actions](guide::routes), [configuration](guide::configuration),
 //! [counting usage](guide::counting), [quotas](guide::quotas), [metered plans](guide::metering),
+//! [billing cycles, rates, soft limits and alerts](guide::cycles),
 //! [RateLimit headers](guide::rate_limit_headers), [entitlements](guide::entitlements),
 //! [your own database](guide::own_database), [several instances with Redis](guide::redis),
 //! [billing webhooks](guide::webhooks), [metrics and tracing](guide::metrics), the
