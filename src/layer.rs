@@ -198,6 +198,16 @@ impl PlanLimitLayer {
         EntitlementsService::new(Arc::clone(&self.shared))
     }
 
+    /// A service that answers the usage page: HTML that fetches
+    /// [`entitlements_service`](Self::entitlements_service)'s JSON, at `entitlements` beside
+    /// the page, and shows it to the signed-in user (see [`usage_page`](crate::usage_page)).
+    /// Route it at `GET /account`, say, next to `GET /entitlements`.
+    #[cfg(feature = "usage-page")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "usage-page")))]
+    pub fn usage_page(&self) -> crate::usage_page::UsagePage {
+        crate::usage_page::UsagePage::new()
+    }
+
     /// A handle that drops cached users or the cached catalog of this layer (and of every service
     /// it made), for a webhook or a message bus to call when rights change.
     pub fn invalidator(&self) -> Invalidator {

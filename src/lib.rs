@@ -144,6 +144,9 @@
 //! - `metrics`: counters of decisions, store calls, cache hits and misses, reservations and
 //!   webhook events, and a histogram of store latency, through the `metrics` facade, all named
 //!   `tower_plans_*` ([the list](guide::metrics)). The application installs the exporter.
+//! - `usage-page`: a page for your customers that shows their plan, limits, quotas, overage,
+//!   credit pools and top-ups from the entitlements JSON (`tower_plans::usage_page`), served by
+//!   [`PlanLimitLayer::usage_page`]; no dependencies.
 //!
 //! # Tracing
 //!
@@ -191,6 +194,9 @@ pub mod stripe;
 pub mod subscriber;
 mod time;
 mod timeout;
+#[cfg(feature = "usage-page")]
+#[cfg_attr(docsrs, doc(cfg(feature = "usage-page")))]
+pub mod usage_page;
 mod user;
 #[cfg(feature = "webhook")]
 #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
