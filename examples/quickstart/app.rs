@@ -282,11 +282,13 @@ pub fn app(plans: PlanLimitLayer) -> Router {
         items: Arc::default(),
     };
     let entitlements = plans.entitlements_service();
+    let account = account(&plans);
     Router::new()
         .fallback(rest)
         .with_state(state)
         .layer(plans)
         .route_service("/entitlements", entitlements)
+        .merge(account)
         // DEMO ONLY: trusts the `x-user` header. A real application puts its authentication here.
         .layer(middleware::from_fn(demo_auth))
 }
@@ -332,12 +334,36 @@ pub fn with_metrics(
     )
 }
 
-/// DEMO-ONLY authentication: the user is whoever the `x-user` header names.
+/// `GET /account`, the usage page that shows `GET /entitlements`, with `--features usage-page`.
+fn account(plans: &PlanLimitLayer) -> Router {
+    let router = Router::new();
+    #[cfg(feature = "usage-page")]
+    let router = router.route_service("/account", plans.usage_page());
+    #[cfg(not(feature = "usage-page"))]
+    let _ = plans;
+    router
+}
+
+/// DEMO-ONLY authentication: the user is whoever the `x-user` header names, or for the usage
+/// page and the entitlements it fetches (a browser sends no `x-user`), `?user=`. A real
+/// application reads its session cookie, which the page's fetch carries.
 async fn demo_auth(mut req: Request, next: Next) -> Response {
+    let query_user = match req.uri().path() {
+        "/account" | "/entitlements" => req.uri().query().and_then(|query| {
+            let user = query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("user="))?;
+            percent_encoding::percent_decode_str(user)
+                .decode_utf8()
+                .ok()
+        }),
+        _ => None,
+    };
     let user = req
         .headers()
         .get("x-user")
         .and_then(|v| v.to_str().ok())
+        .or(query_user.as_deref())
         .filter(|v| !v.is_empty())
         .map(UserId::from);
     if let Some(user) = user {

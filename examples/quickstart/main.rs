@@ -5,6 +5,7 @@
 //! cargo run --example quickstart -- --addr 127.0.0.1:8080 --fixture my-fixture.json
 //! cargo run --example quickstart --features metrics   # and `curl localhost:3000/metrics`
 //! STRIPE_WEBHOOK_SECRET=whsec_... cargo run --example quickstart --features stripe
+//! cargo run --example quickstart --features usage-page  # and open localhost:3000/account?user=alice
 //! ```
 //!
 //! It loads a fixture (`examples/quickstart.json` by default) into a `MemoryStore`, serves every
@@ -85,6 +86,8 @@ async fn main() -> ExitCode {
     };
     let addr = listener.local_addr().unwrap_or(args.addr);
     println!("{}", app::banner(addr));
+    #[cfg(feature = "usage-page")]
+    println!("The usage page: http://{addr}/account?user=alice (the demo reads ?user=)\n");
     if stripe_secret.is_some() {
         println!(
             "Stripe webhooks: POST http://{addr}/webhooks/stripe (signed with \
