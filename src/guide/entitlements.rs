@@ -102,3 +102,16 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## A page for your customers
+//!
+//! With the `usage-page` feature,
+//! [`PlanLimitLayer::usage_page()`](crate::PlanLimitLayer::usage_page) serves a small,
+//! self-contained page (HTML, CSS and JavaScript, nothing fetched from elsewhere) that reads
+//! this JSON in the browser and shows it: the plan and its standing, a bar with used / max,
+//! what remains and when it resets for each limit and pool, "Unlimited" without a bar,
+//! overage in its own colour and in words, top-ups with their expiry, and a warning from 80 %
+//! used. Route it beside the entitlements (`.route_service("/account", plans.usage_page())`),
+//! behind the same session authentication: its fetch of `entitlements` carries the session
+//! cookie. See [`usage_page`](crate::usage_page) for its headers and its
+//! `Content-Security-Policy`.
