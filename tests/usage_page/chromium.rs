@@ -81,6 +81,7 @@ pub async fn render(url: &str, screenshot: &Path) -> Rendered {
             "--no-pings",
             // Nothing but loopback resolves: the page must need nothing from elsewhere.
             "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+            "--disable-dev-shm-usage",
             "--hide-scrollbars",
             "--enable-logging=stderr",
             "--v=0",
