@@ -163,6 +163,18 @@ impl Counter {
         self.period = Some(window);
         self
     }
+
+    /// Until when a store keeps the alert markers of this counter
+    /// ([`UsageStore::mark`]), in milliseconds since the Unix epoch: one period's length after
+    /// its period ends (a calendar month's markers, a month after the month), long after the
+    /// last late commit of the period; `None` for a counter without a period, whose markers
+    /// are kept for good.
+    pub fn marks_kept_until(&self) -> Option<u64> {
+        self.period.map(|window| {
+            let length = window.end().saturating_sub(window.start());
+            window.end().saturating_add(length)
+        })
+    }
 }
 
 impl fmt::Display for Counter {
@@ -479,12 +491,18 @@ pub trait UsageStore: Send + Sync + 'static {
 
     /// Sets the marker `mark` on `counter` (of its period, for a period counter) and answers
     /// whether it was not set before: `true` for exactly one call per counter, period and
-    /// marker, across every instance that shares the store. Usage alerts use it so that each
-    /// threshold fires once ([`alerts`](crate::PlanLimitLayerBuilder::alerts)); a marker of a
-    /// period counter may be forgotten once the period is over.
+    /// marker, across every instance that shares the store, however many call at once. Usage
+    /// alerts use it so that each threshold fires once
+    /// ([`alerts`](crate::PlanLimitLayerBuilder::alerts)). A marker of a period counter may be
+    /// forgotten once the period is over; the stores of the crate keep it until
+    /// [`Counter::marks_kept_until`]. A marker is one counter's: where a store keeps two
+    /// counters as one (the items and the `create` action), they share their markers too.
     ///
     /// The default keeps no markers and fails, so that a store written before alerts existed
     /// still builds: its alerts are logged as failed, never fired twice.
+    ///
+    /// # Errors
+    /// When the store cannot be reached or answers badly; the default always.
     fn mark<'a>(&'a self, counter: &'a Counter, mark: &'a str) -> StoreFuture<'a, bool> {
         let _ = (counter, mark);
         StoreFuture::ready(Err("this usage store keeps no alert markers".into()))

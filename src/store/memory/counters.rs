@@ -660,13 +660,19 @@ impl UsageStore for MemoryStore {
     fn mark<'a>(&'a self, counter: &'a Counter, mark: &'a str) -> StoreFuture<'a, bool> {
         let mut users = write(self.state.shard(&counter.user));
         let markers = &mut users.markers;
-        // Markers of periods that are over are forgotten as the map grows.
+        // Markers kept past their time are forgotten as the map grows.
         if markers.len() >= MARKERS_BEFORE_PRUNING && markers.len().is_power_of_two() {
             let now = crate::time::now_ms();
-            markers
-                .retain(|(counter, _), _| counter.period.is_none_or(|window| window.end() > now));
+            markers.retain(|(counter, _), _| {
+                counter.marks_kept_until().is_none_or(|until| until > now)
+            });
         }
-        let key = (counter.clone(), Box::from(mark));
+        // The items and the `create` action are one counter, with one set of markers.
+        let mut counter = counter.clone();
+        if counter.counted == Counted::Items {
+            counter.counted = Counted::Action(Action::Create);
+        }
+        let key = (counter, Box::from(mark));
         StoreFuture::ready(Ok(markers.insert(key, ()).is_none()))
     }
 }
