@@ -118,6 +118,18 @@ impl Keys {
         key
     }
 
+    /// The hash of the alert markers set on `counter` (`marks:reports:i@2026-11` for a period
+    /// counter), one field per marker, as [`UsageStore::mark`](crate::UsageStore::mark) names
+    /// it. A period counter's hash expires one period after the period ends.
+    pub(crate) fn marks(&self, counter: &Counter) -> String {
+        let field = field(counter);
+        let mut key = self.user_base(&counter.user, 6 + field.len());
+        key.push_str("marks:");
+        key.push_str(&field);
+        push_period(&mut key, counter);
+        key
+    }
+
     /// The pub/sub channel of invalidation messages.
     pub(crate) fn channel(&self) -> String {
         format!("{}:invalidate", self.prefix)
@@ -234,6 +246,29 @@ mod tests {
             keys.used("john")
         );
         assert_eq!(keys.user(""), "tower-plans:{%}:user");
+    }
+
+    #[test]
+    fn markers_are_kept_per_counter_and_period_in_the_users_slot() {
+        let keys = Keys::default();
+        assert_eq!(
+            keys.marks(&Counter::items("john", "clients")),
+            "tower-plans:{john}:marks:clients:i"
+        );
+        assert_eq!(
+            keys.marks(&Counter::action("a:b", "tasks", Action::Show)),
+            "tower-plans:{a%3Ab}:marks:tasks:a:show"
+        );
+        // 2026-11-29T12:00:00Z.
+        let month = Period::Month.window(1_795_953_600_000);
+        let pool = Counter::credits("john", "ai");
+        assert_eq!(
+            keys.marks(&pool.clone().in_period(month)),
+            "tower-plans:{john}:marks:ai:c@2026-11"
+        );
+        // Apart from every other key of the counter.
+        assert_ne!(keys.marks(&pool), keys.held(&pool));
+        assert_ne!(keys.marks(&pool), keys.units(&pool));
     }
 
     #[test]

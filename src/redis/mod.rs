@@ -45,6 +45,7 @@
 //! | `tower-plans:{john}:used@2026-11` | hash | john's counts of one period (same fields), expiring an hour after the period |
 //! | `tower-plans:{john}:held:clients:i` | sorted set | the reservations held on one counter (its field, then `@2026-11` for a period counter), scored by the end of their lease (ms, Redis time) |
 //! | `tower-plans:{john}:units:clients:i` | hash | the units each of those reservations holds, by id, and their sum (field `total`); it expires with the sorted set |
+//! | `tower-plans:{john}:marks:clients:i` | hash | the usage alert markers set on one counter (its field, then `@2026-11` for a period counter), one field each (`alert:80%`); a period's expires one period after it ends |
 //! | `tower-plans:invalidate` | channel | `user:<id>`, `all-users`, `catalog` |
 //!
 //! The braces are a cluster hash tag: every key of one user lives in one slot, so a script can

@@ -528,6 +528,20 @@ redis.call('DEL', KEYS[2], KEYS[3])
 return 1
 "#;
 
+/// `KEYS[1]` the hash of a counter's alert markers, `ARGV[1]` the marker, `ARGV[2]` when the
+/// hash expires (milliseconds since the epoch, `''`: never). Sets the marker and answers 1 when
+/// it was not set, else 0. Each marker newly set sets the hash's expiry (the same for every
+/// marker of the counter), which is checked before anything is written.
+const MARK: &str = r#"
+local expires = ARGV[2]
+if expires ~= '' and not string.find(expires, '^%d+$') then
+  return redis.error_reply('ERR tower-plans: the expiry of the markers is not a time')
+end
+if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 0 then return 0 end
+if expires ~= '' then redis.call('PEXPIREAT', KEYS[1], expires) end
+return 1
+"#;
+
 fn one_counter(body: &str) -> LuaScript {
     LuaScript::new(format!("{LIB}{ONE}{body}"))
 }
@@ -542,4 +556,6 @@ pub(crate) static RELEASE_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| whole_h
 pub(crate) static ADJUST_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| one_counter(ADJUST));
 pub(crate) static GET_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| one_counter(GET));
 pub(crate) static SET_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| one_counter(SET));
+pub(crate) static MARK_SCRIPT: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(MARK.to_owned()));
 pub(crate) static RESET_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| one_counter(RESET));

@@ -10,8 +10,8 @@ use smallvec::SmallVec;
 use super::keys::{field, Keys};
 use super::link::{Invocation, Link, LuaScript};
 use super::scripts::{
-    ADJUST_SCRIPT, COMMIT_SCRIPT, GET_SCRIPT, RELEASE_SCRIPT, RESERVE_SCRIPT, RESET_SCRIPT,
-    SET_SCRIPT,
+    ADJUST_SCRIPT, COMMIT_SCRIPT, GET_SCRIPT, MARK_SCRIPT, RELEASE_SCRIPT, RESERVE_SCRIPT,
+    RESET_SCRIPT, SET_SCRIPT,
 };
 use super::Error;
 use crate::store::{BoxError, Count, Counter, Held, Hold, Line, Seed, StoreFuture, UsageStore};
@@ -49,7 +49,11 @@ const PERIOD_KEPT_MS: u64 = 3_600_000;
 ///   ([`Counter::grant`]) are counters of their own;
 /// * a period counter ([`Counter::in_period`]), of an action or of a pool, lives in a hash of the
 ///   user's counts for that period, whose key names the period (`used@2026-11`) and which
-///   expires an hour after the period ends.
+///   expires an hour after the period ends;
+/// * the alert markers of a counter ([`UsageStore::mark`]) are the fields of a hash of their
+///   own (`marks:clients:i`, `marks:reports:i@2026-11`), set with `HSETNX`, so that of any
+///   number of instances marking at once exactly one sets a marker; a period counter's hash
+///   expires one period after the period ends ([`Counter::marks_kept_until`]).
 ///
 /// All the keys of one user share a cluster hash slot (`{user}`), and user ids, resource,
 /// action, pool and grant names are escaped so that no id can reach another's keys; see the
@@ -177,6 +181,13 @@ impl fmt::Debug for RedisUsageStore {
             .field("prefix", &self.keys.prefix())
             .finish_non_exhaustive()
     }
+}
+
+/// When the hash of a counter's alert markers expires, `''` for a counter without a period.
+fn marks_expiry_arg(counter: &Counter) -> String {
+    counter
+        .marks_kept_until()
+        .map_or_else(String::new, |until| until.to_string())
 }
 
 /// When the hash of a period counter expires, `''` for a counter without a period.
@@ -345,6 +356,22 @@ impl UsageStore for RedisUsageStore {
                 used: parse_count(&used)?,
                 held: parse_count(&held)?,
             }))
+        })
+    }
+
+    fn mark<'a>(&'a self, counter: &'a Counter, mark: &'a str) -> StoreFuture<'a, bool> {
+        StoreFuture::new(async move {
+            let mut invocation = MARK_SCRIPT.prepare_invoke();
+            invocation
+                .key(self.keys.marks(counter))
+                .arg(mark)
+                .arg(marks_expiry_arg(counter));
+            let set: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+            match set {
+                0 => Ok(false),
+                1 => Ok(true),
+                other => Err(format!("redis answered {other} to a marker").into()),
+            }
         })
     }
 }

@@ -1,7 +1,8 @@
 //! Key routing on a Redis Cluster, seen by the masters themselves (`MONITOR`): every script of
 //! the usage store names keys of one hash slot and runs on the master that serves it, for user
 //! ids (and grant ids) that need escaping and for every kind of counter, a hold of several
-//! lines and grants included, and every key of one user is in that user's slot.
+//! lines and grants and the alert markers included, and every key of one user is in that
+//! user's slot.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -17,8 +18,9 @@ use crate::cluster::*;
 use crate::common::*;
 use crate::keys::{hash_tag, TRICKY};
 
-/// How many scripts the usage store has: reserve, commit, release, adjust, set, get, reset.
-const SCRIPTS: usize = 7;
+/// How many scripts the usage store has: reserve, commit, release, adjust, set, get, reset,
+/// mark.
+const SCRIPTS: usize = 8;
 
 /// A command a master ran, as `MONITOR` shows it.
 #[derive(Debug)]
@@ -108,6 +110,8 @@ async fn redis_cluster_every_script_names_keys_of_one_slot_and_runs_on_its_maste
             usage.set(&counter, 7).await.unwrap();
             let count = usage.get(&counter).await.unwrap().expect("a count");
             assert_eq!((count.used, count.held), (7, 0), "{id:?}");
+            assert!(usage.mark(&counter, "alert:80%").await.unwrap(), "{id:?}");
+            assert!(!usage.mark(&counter, "alert:80%").await.unwrap(), "{id:?}");
             usage.reset(&counter).await.unwrap();
         }
         // A whole hold: a period pool spilling over to a grant, and an action, in one script.

@@ -79,6 +79,11 @@ async fn redis_ids_with_colons_braces_spaces_and_unicode_do_not_collide() {
         assert!(held.unwrap().is_reserved(), "{id:?}");
         let record = format!(r#"{{"name": {}, "plan": "free"}}"#, serde_json::json!(id));
         plans.set_user_json(id, &record).await.unwrap();
+        // Alert markers on the items and on the pool, one named as trickily as the user: each
+        // is new, so no other user's marker shares its key and field.
+        let (clients, pool) = (Counter::items(*id, "clients"), Counter::credits(*id, *id));
+        assert!(usage.mark(&clients, "alert:80%").await.unwrap(), "{id:?}");
+        assert!(usage.mark(&pool, id).await.unwrap(), "{id:?}");
     }
     for (n, id) in TRICKY.iter().enumerate() {
         let n = n as u64;
@@ -100,6 +105,8 @@ async fn redis_ids_with_colons_braces_spaces_and_unicode_do_not_collide() {
         assert_eq!(grant, Some(Count { used: 0, held: 2 }), "{id:?}");
         let record = plans.user(id).await.unwrap().expect("a record");
         assert_eq!(record.name.as_deref(), Some(*id));
+        let pool = Counter::credits(*id, *id);
+        assert!(!usage.mark(&pool, id).await.unwrap(), "{id:?}: set already");
     }
     assert!(plans.user("nobody").await.unwrap().is_none());
 
@@ -119,8 +126,9 @@ async fn redis_ids_with_colons_braces_spaces_and_unicode_do_not_collide() {
     }
     assert_eq!(tags.len(), TRICKY.len(), "one hash tag per user: {tags:#?}");
     for (tag, keys) in &tags {
-        // user, used, and the held set and units of clients, of the pool and of the grant.
-        assert_eq!(keys.len(), 8, "{tag}: {keys:?}");
+        // user, used, the held set and units of clients, of the pool and of the grant, and the
+        // markers of clients and of the pool.
+        assert_eq!(keys.len(), 10, "{tag}: {keys:?}");
         assert!(!tag.contains([':', '{', '}', ' ']), "{tag}");
     }
 }
