@@ -517,8 +517,8 @@ impl PlanLimitLayerBuilder {
     /// period and threshold across every instance sharing the usage store. Thresholds are
     /// percents of the limit (`[80, 100]`) or [`Threshold::Remaining`] units. Needs
     /// [`count_usage`](Self::count_usage) (without it `build` fails), and a usage store that
-    /// keeps markers ([`UsageStore::mark`](crate::UsageStore::mark): the memory and Redis
-    /// stores do). See [`alerts`](crate::alerts).
+    /// keeps markers ([`UsageStore::mark`](crate::UsageStore::mark): the memory, Redis and
+    /// Postgres stores do). See [`alerts`](crate::alerts).
     ///
     /// [`Threshold::Remaining`]: crate::alerts::Threshold::Remaining
     pub fn alerts<T: Into<Threshold>>(

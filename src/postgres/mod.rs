@@ -34,6 +34,7 @@
 //! | `subscriber_usage`, `subscriber_addons`, `subscriber_grants` | each user's recorded usage, add-ons and credit grants |
 //! | `counters` | counted usage: one row per user, resource, what is counted and period, with its `used` count |
 //! | `holds` | the units held by requests in flight: one row per reservation and counter, with the end of its lease |
+//! | `alert_marks` | the markers of usage alerts: one row per counter (and period) and marker, with when it may be swept |
 //!
 //! Limits, credit allowances and meters are kept in the catalog's JSON form (`jsonb`, such as
 //! `{"show": 10, "create": {"max": 3, "per": "month"}}`), read with
@@ -63,13 +64,15 @@
 //! | `commit` | locks the counters, deletes this reservation's holds, and adds the units spent to `used` (the parts held first, then what each limit allows, the rest on the counter) |
 //! | `release` | one `DELETE` of the reservation's holds |
 //! | `adjust`, `set`, `get` | one locked update, one upsert, one read |
+//! | `mark` | `INSERT INTO alert_marks ... ON CONFLICT DO NOTHING RETURNING true`: of concurrent calls, the one whose row goes in answers `true` |
 //!
 //! A reservation thus sees no count and no hold change between its check and its write, and two
 //! reservations never take the last unit both. Commit and release are idempotent by reservation
 //! id: a reservation that is not held any more (committed, released or expired) counts nothing.
 //! Leases run on the server's clock, which every instance shares: a hold whose lease has ended
 //! counts for nothing, is deleted when its counter is next reserved or committed, and by
-//! [`PostgresStore::sweep`], which also deletes the counters of periods that ended an hour ago.
+//! [`PostgresStore::sweep`], which also deletes the counters of periods that ended an hour ago
+//! and the alert markers of periods that ended a period ago.
 //!
 //! # Example
 //!

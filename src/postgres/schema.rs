@@ -27,6 +27,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "counting functions: reserve, commit, adjust, sweep",
         sql: include_str!("migrations/0002_counting.sql"),
     },
+    Migration {
+        version: 3,
+        description: "alert markers, swept with the holds",
+        sql: include_str!("migrations/0003_alert_marks.sql"),
+    },
 ];
 
 /// The key of the transaction-level advisory lock that migrations take, so that instances

@@ -34,6 +34,10 @@ pub struct Swept {
     pub holds: u64,
     /// Counters of periods that ended more than an hour before.
     pub counters: u64,
+    /// Usage alert markers kept past their time
+    /// ([`Counter::marks_kept_until`](crate::store::Counter::marks_kept_until): one period
+    /// after their period's end).
+    pub marks: u64,
 }
 
 impl PostgresStore {
@@ -75,23 +79,25 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// Deletes every hold whose lease has ended, and the counters of periods that ended more
-    /// than an hour before and hold nothing; returns how many of each. Reservations ignore
-    /// expired holds anyway, and delete those of the counters they touch; this keeps the tables
-    /// small when counters go untouched: run it now and then (every few minutes). Rows that a
-    /// reservation holds locked are left for the next sweep.
+    /// Deletes every hold whose lease has ended, the counters of periods that ended more than
+    /// an hour before and hold nothing, and the usage alert markers of periods that ended more
+    /// than a period before; returns how many of each. Reservations ignore expired holds
+    /// anyway, and delete those of the counters they touch; this keeps the tables small when
+    /// counters go untouched: run it now and then (every few minutes). Rows that a reservation
+    /// holds locked are left for the next sweep.
     ///
     /// # Errors
     /// When Postgres fails.
     pub async fn sweep(&self) -> Result<Swept, Error> {
-        let (holds, counters): (i64, i64) =
-            sqlx::query_as("SELECT o_holds, o_counters FROM tower_plans.sweep($1)")
+        let (holds, counters, marks): (i64, i64, i64) =
+            sqlx::query_as("SELECT o_holds, o_counters, o_marks FROM tower_plans.sweep($1)")
                 .bind(PERIOD_KEPT_MS)
                 .fetch_one(&self.pool)
                 .await?;
         Ok(Swept {
             holds: u64::try_from(holds).unwrap_or(0),
             counters: u64::try_from(counters).unwrap_or(0),
+            marks: u64::try_from(marks).unwrap_or(0),
         })
     }
 

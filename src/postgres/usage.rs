@@ -46,6 +46,13 @@ SELECT (SELECT c.used FROM tower_plans.counters c
          WHERE h.user_id = $1 AND h.resource = $2 AND h.counted = $3 AND h.period = $4
            AND (h.expires_at IS NULL OR h.expires_at > clock_timestamp()))::text";
 
+/// Sets a marker: a row when there was none, answering `true`; no row when it was set.
+const MARK: &str = "
+INSERT INTO tower_plans.alert_marks (user_id, resource, counted, period, mark, kept_until_ms)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT DO NOTHING
+RETURNING true";
+
 const RESET: &str = "
 DELETE FROM tower_plans.counters
  WHERE user_id = $1 AND resource = $2 AND counted = $3 AND period = $4";
@@ -374,6 +381,25 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    async fn set_mark(&self, counter: &Counter, mark: &str) -> Result<bool, BoxError> {
+        let key = Key::of(counter);
+        let kept_until = counter
+            .marks_kept_until()
+            .map(|until| i64::try_from(until).unwrap_or(i64::MAX));
+        let inserted: Option<bool> = sqlx::query_scalar(MARK)
+            .bind(&*counter.user)
+            .bind(&*counter.resource)
+            .bind(&key.counted)
+            .bind(&key.period)
+            .bind(mark)
+            .bind(kept_until)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(inserted.is_some())
+    }
+}
+
 impl UsageStore for PostgresStore {
     fn reserve<'a>(&'a self, hold: &'a Hold, lease: Duration) -> StoreFuture<'a, Held> {
         StoreFuture::new(self.reserve_hold(hold, lease))
@@ -397,6 +423,10 @@ impl UsageStore for PostgresStore {
 
     fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>> {
         StoreFuture::new(self.get_counter(counter))
+    }
+
+    fn mark<'a>(&'a self, counter: &'a Counter, mark: &'a str) -> StoreFuture<'a, bool> {
+        StoreFuture::new(self.set_mark(counter, mark))
     }
 }
 

@@ -498,6 +498,10 @@ pub trait UsageStore: Send + Sync + 'static {
     /// [`Counter::marks_kept_until`]. A marker is one counter's: where a store keeps two
     /// counters as one (the items and the `create` action), they share their markers too.
     ///
+    /// The memory store keeps markers beside its counters, the Redis store in a hash per
+    /// counter (`HSETNX`), the Postgres store in the table `alert_marks`
+    /// (`INSERT ... ON CONFLICT DO NOTHING`).
+    ///
     /// The default keeps no markers and fails, so that a store written before alerts existed
     /// still builds: its alerts are logged as failed, never fired twice.
     ///

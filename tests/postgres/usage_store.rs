@@ -171,10 +171,34 @@ async fn postgres_sweep_deletes_expired_holds_and_ended_periods() {
         .set(&Counter::items("a", "reports").in_period(old), 3)
         .await
         .unwrap();
+    // Alert markers: of that month (kept a month after it, long over), of this month, and of
+    // a counter without a period.
+    let reports = Counter::action("a", "reports", Action::Create);
+    let this = tower_plans::catalog::Period::Month.window(now_ms());
+    for counter in [
+        reports.clone().in_period(old),
+        reports.clone().in_period(this),
+        reports.clone(),
+    ] {
+        assert!(
+            store.mark(&counter, "alert:80%").await.unwrap(),
+            "{counter}"
+        );
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let swept = store.sweep().await.unwrap();
-    assert_eq!((swept.holds, swept.counters), (3, 1));
+    assert_eq!((swept.holds, swept.counters, swept.marks), (3, 1, 1));
     assert_eq!(store.sweep().await.unwrap().holds, 0);
+    // The swept marker can be set again; the others are still set.
+    assert!(store
+        .mark(&reports.clone().in_period(old), "alert:80%")
+        .await
+        .unwrap());
+    assert!(!store
+        .mark(&reports.clone().in_period(this), "alert:80%")
+        .await
+        .unwrap());
+    assert!(!store.mark(&reports, "alert:80%").await.unwrap());
     // The endless hold stays.
     assert_eq!(
         store.get(&live).await.unwrap(),
@@ -185,6 +209,72 @@ async fn postgres_sweep_deletes_expired_holds_and_ended_periods() {
         .await
         .unwrap();
     assert_eq!(rows, 1);
+}
+
+/// Migration 3 on a database that the release before it left (migrations 1 and 2): the counts
+/// and holds stay, markers can be set, and the new sweep answers for them.
+#[tokio::test]
+async fn postgres_migration_3_keeps_the_counts_and_sweeps_markers() {
+    let url = PostgresServer::shared().database();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap();
+    // As the release before this one migrated: schema, migrations 1 and 2, a count and a hold.
+    sqlx::raw_sql(concat!(
+        "CREATE SCHEMA tower_plans;
+         CREATE TABLE tower_plans.schema_migrations (
+             version     bigint PRIMARY KEY,
+             description text NOT NULL,
+             applied_at  timestamptz NOT NULL DEFAULT now()
+         );",
+        include_str!("../../src/postgres/migrations/0001_schema.sql"),
+        ";",
+        include_str!("../../src/postgres/migrations/0002_counting.sql"),
+        ";
+         INSERT INTO tower_plans.schema_migrations (version, description)
+         VALUES (1, 'schema'), (2, 'counting');
+         INSERT INTO tower_plans.counters (user_id, resource, counted, period, used)
+         VALUES ('ann', 'clients', 'i', '', 4);
+         INSERT INTO tower_plans.holds (user_id, resource, counted, period, reservation, units,
+                                        expires_at)
+         VALUES ('ann', 'clients', 'i', '', gen_random_uuid(), 1, now() + interval '1 hour');"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let store = tower_plans::postgres::PostgresStore::with_pool(pool)
+        .await
+        .expect("migrates");
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM tower_plans.schema_migrations ORDER BY version")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(versions, [1, 2, 3]);
+    let clients = Counter::items("ann", "clients");
+    assert_eq!(
+        store.get(&clients).await.unwrap(),
+        Some(Count { used: 4, held: 1 })
+    );
+    let old = tower_plans::catalog::Period::Month.window(1_000_000_000_000);
+    assert!(store.mark(&clients, "alert:80%").await.unwrap());
+    assert!(store
+        .mark(&clients.clone().in_period(old), "alert:80%")
+        .await
+        .unwrap());
+    let swept = store.sweep().await.unwrap();
+    assert_eq!((swept.holds, swept.counters, swept.marks), (0, 0, 1));
+    assert!(!store.mark(&clients, "alert:80%").await.unwrap());
+}
+
+/// The wall clock, in milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
 }
 
 #[tokio::test]
