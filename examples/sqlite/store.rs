@@ -13,6 +13,7 @@
 //! | `adjust` | `BEGIN IMMEDIATE`; read which rows exist and `used` (or take the seed); write `used + delta`, saturating |
 //! | `set` | `BEGIN IMMEDIATE`; read which rows exist; one upsert |
 //! | `get` | one read transaction: which rows exist, then `used` and the live holds |
+//! | `mark` | one `INSERT INTO alert_marks ... ON CONFLICT DO NOTHING RETURNING` ([`MARK`]): the marker is new when a row comes back |
 //!
 //! # Metered plans
 //!
@@ -174,6 +175,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "metered plans: meters, plan and add-on credit pools, subscribers' grants",
         sql: include_str!("migrations/0006_meters.sql"),
     },
+    Migration {
+        version: 7,
+        description: "the markers of usage alerts",
+        sql: include_str!("migrations/0007_alert_marks.sql"),
+    },
 ];
 
 /// How long a writer waits for another process's write lock before failing with `SQLITE_BUSY`.
@@ -211,6 +217,15 @@ const CREDITS: &str = "$credits";
 /// The prefix of the `counted` value of a one-off grant's counter, `$grant:<id>`: a row of its
 /// own, never part of the subscriber record.
 const GRANT: &str = "$grant:";
+
+/// Sets the marker `?4` on the counter whose holds are keyed `?3` (of user `?1`'s resource
+/// `?2`), to be kept until `?5` (`NULL`: for good), at `?6` (now): a row back when it was not
+/// set, none when it was. One statement, which SQLite runs under its write lock.
+pub const MARK: &str = "
+INSERT INTO alert_marks (user_id, resource, counted, mark, kept_until_ms, created_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+ON CONFLICT DO NOTHING
+RETURNING 1";
 
 /// The units held on the counter whose holds are keyed `?7` (of user `?1`'s resource `?2`) by
 /// the reservations live at `?8` (now), as SQLite sums them (see [`RESERVE`]).
@@ -737,18 +752,38 @@ impl SqliteStore {
         Ok(changed > 0)
     }
 
-    /// Deletes every expired reservation; returns how many. Queries ignore them anyway; this
-    /// keeps the table small when counters go untouched (run it now and then).
+    /// Deletes every expired reservation, and the alert markers kept past their time (one
+    /// period after their period's end, [`Counter::marks_kept_until`]); returns how many
+    /// reservations. Queries ignore them anyway; this keeps the tables small when counters go
+    /// untouched (run it now and then).
     ///
     /// # Errors
     /// When the write fails.
     pub async fn purge_expired(&self) -> Result<u64, BoxError> {
+        let now = self.now();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let purged = sqlx::query("DELETE FROM reservations WHERE expires_ms <= ?1")
-            .bind(self.now())
-            .execute(&self.writer)
+            .bind(now)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+        sqlx::query("DELETE FROM alert_marks WHERE kept_until_ms <= ?1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(purged)
+    }
+
+    /// How many alert markers are stored, kept past their time or not (for tests).
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn stored_marks(&self) -> Result<u64, BoxError> {
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM alert_marks")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(u64::try_from(stored)?)
     }
 
     /// How many reservations are stored, live or expired, each counted once however many
@@ -1944,6 +1979,23 @@ impl UsageStore for SqliteStore {
                 used: used.unwrap_or(0),
                 held,
             }))
+        })
+    }
+
+    fn mark<'a>(&'a self, counter: &'a Counter, mark: &'a str) -> StoreFuture<'a, bool> {
+        StoreFuture::new(async move {
+            let key = Key::of(counter)?;
+            let kept_until = counter.marks_kept_until().map(clamp);
+            let set: Option<i64> = sqlx::query_scalar(MARK)
+                .bind(&key.user)
+                .bind(&key.resource)
+                .bind(&key.hold)
+                .bind(mark)
+                .bind(kept_until)
+                .bind(self.now())
+                .fetch_optional(&self.writer)
+                .await?;
+            Ok(set.is_some())
         })
     }
 }

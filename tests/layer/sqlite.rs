@@ -859,7 +859,7 @@ async fn sqlite_migrations_apply_once_and_keep_the_data() {
     store.close().await;
     let again = SqliteStore::open(dir.db()).await.expect("reopens");
     let versions: Vec<i64> = sqlx_versions(&dir).await;
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
     let john = again.user("john").await.unwrap().expect("john is kept");
     assert_eq!(john.usage.count("clients"), Some(3));
 }
@@ -899,7 +899,7 @@ async fn sqlite_migration_4_keeps_what_every_record_reads() {
     pool.close().await;
 
     let store = SqliteStore::open(dir.db()).await.expect("migrates");
-    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5, 6, 7]);
     assert_eq!(
         counter_rows(&dir, "ann").await,
         [
@@ -1562,6 +1562,35 @@ async fn sqlite_concurrent_costs_over_three_stores_on_one_file() {
     assert_eq!(stores[1].stored_reservations().await.unwrap(), 0);
 }
 
+/// Markers of a period are kept one period after it ends, then purged with the expired
+/// reservations; a lifetime counter's markers stay.
+#[tokio::test]
+async fn sqlite_purges_the_markers_of_periods_long_over() {
+    let (_dir, store) = fresh().await;
+    let clock = Arc::new(AtomicU64::new(NOW));
+    let store = store.with_clock({
+        let clock = Arc::clone(&clock);
+        move || clock.load(Ordering::SeqCst)
+    });
+    let month = tower_plans::catalog::Period::Month.window(NOW);
+    let monthly = Counter::action("john", "reports", Action::Create).in_period(month);
+    let lifetime = Counter::action("john", "reports", Action::Create);
+    assert!(store.mark(&monthly, "alert:80%").await.unwrap());
+    assert!(store.mark(&lifetime, "alert:80%").await.unwrap());
+    let kept_until = monthly.marks_kept_until().expect("a period counter");
+    assert_eq!(kept_until, month.end() + (month.end() - month.start()));
+    // Just before: both stay, and are still set.
+    clock.store(kept_until - 1, Ordering::SeqCst);
+    store.purge_expired().await.unwrap();
+    assert_eq!(store.stored_marks().await.unwrap(), 2);
+    assert!(!store.mark(&monthly, "alert:80%").await.unwrap());
+    // Then the month's goes; the lifetime counter's stays.
+    clock.store(kept_until, Ordering::SeqCst);
+    store.purge_expired().await.unwrap();
+    assert_eq!(store.stored_marks().await.unwrap(), 1);
+    assert!(!store.mark(&lifetime, "alert:80%").await.unwrap());
+}
+
 /// A credit pool and its grants are rows of their own: never part of the record, kept when the
 /// record is replaced, and a pool named as a resource is not read as that resource's usage.
 #[tokio::test]
@@ -1737,7 +1766,7 @@ async fn sqlite_migration_5_keeps_the_holds_as_single_units() {
         .await
         .expect("migrates")
         .with_clock(|| NOW);
-    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(sqlx_versions(&dir).await, [1, 2, 3, 4, 5, 6, 7]);
     assert_eq!(count_of(&store, &clients()).await, count(2, 2));
     assert_eq!(store.stored_reservations().await.unwrap(), 3);
     assert_eq!(store.commit_unit(&clients(), first).await.unwrap(), 3);
@@ -2419,7 +2448,7 @@ async fn sqlite_migration_6_keeps_the_data() {
         .await
         .expect("migrates")
         .with_clock(|| NOW);
-    assert_eq!(sqlx_versions(&dir).await, (1..=6).collect::<Vec<i64>>());
+    assert_eq!(sqlx_versions(&dir).await, (1..=7).collect::<Vec<i64>>());
     let before = r#"{"plans": [
         {"name": "free", "limits": {"clients": 3}},
         {"name": "pro", "limits": {"images": {"create": 30}}}
