@@ -1542,6 +1542,10 @@ impl UsageStore for Spread {
     fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>> {
         self.next().get(counter)
     }
+
+    fn mark<'a>(&'a self, counter: &'a Counter, mark: &'a str) -> StoreFuture<'a, bool> {
+        self.next().mark(counter, mark)
+    }
 }
 
 /// The same 200 reservations of 5 units spread over three stores open on one file, each with
@@ -1560,6 +1564,21 @@ async fn sqlite_concurrent_costs_over_three_stores_on_one_file() {
     let run = suite::concurrent_costs(spread, "sqlite-three", 1000, 15, 5, 200);
     timeout(PATIENCE, run).await.expect("no hang");
     assert_eq!(stores[1].stored_reservations().await.unwrap(), 0);
+}
+
+/// Of 200 concurrent calls marking one alert marker, spread over three stores open on one file,
+/// exactly one sets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_concurrent_marks_over_three_stores_on_one_file_set_each_marker_once() {
+    let (dir, first) = fresh().await;
+    let mut stores: Vec<Arc<dyn UsageStore>> = vec![Arc::new(first)];
+    for _ in 0..2 {
+        stores.push(Arc::new(
+            SqliteStore::open(dir.db()).await.expect("opens again"),
+        ));
+    }
+    let run = suite::concurrent_marks_over(&stores, "sqlite-marks", 200);
+    timeout(PATIENCE, run).await.expect("no hang");
 }
 
 /// Markers of a period are kept one period after it ends, then purged with the expired

@@ -1,5 +1,6 @@
-//! The in-memory store passes the usage store suite (`support/usage_conformance.rs`), and 200
-//! concurrent reservations of 5 units against a pool with 15 left let exactly 3 through.
+//! The in-memory store passes the usage store suite (`support/usage_conformance.rs`), 200
+//! concurrent reservations of 5 units against a pool with 15 left let exactly 3 through, and of
+//! 200 concurrent calls marking one alert marker exactly one sets it.
 
 use std::sync::Arc;
 
@@ -17,4 +18,12 @@ async fn the_memory_store_passes_the_usage_store_suite() {
 async fn concurrent_costs_against_a_pool_let_exactly_what_fits_through() {
     let store: Arc<dyn UsageStore> = Arc::new(MemoryStore::new(Catalog::default()));
     suite::concurrent_costs(store, "mem-concurrent", 1000, 15, 5, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_marks_set_each_marker_once() {
+    // Clones share their counters and markers, as handles of one store.
+    let store = MemoryStore::new(Catalog::default());
+    let stores: Vec<Arc<dyn UsageStore>> = vec![Arc::new(store.clone()), Arc::new(store)];
+    suite::concurrent_marks_over(&stores, "mem-marks", 200).await;
 }

@@ -25,6 +25,18 @@ async fn postgres_concurrent_costs_against_a_pool_let_exactly_what_fits_through(
     suite::concurrent_costs(store, "pg-units", 10, 1, 1, 200).await;
 }
 
+/// Of 200 concurrent calls marking one alert marker, spread over four pools on one database
+/// (four instances' worth), exactly one sets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_marks_over_four_pools_set_each_marker_once() {
+    let url = PostgresServer::shared().database();
+    let mut stores: Vec<Arc<dyn UsageStore>> = Vec::new();
+    for _ in 0..4 {
+        stores.push(Arc::new(pooled(&url, 5).await));
+    }
+    suite::concurrent_marks_over(&stores, "pg-marks", 200).await;
+}
+
 #[tokio::test]
 async fn postgres_reserve_commit_and_release_are_idempotent_by_id() {
     let store = fresh().await;

@@ -1,6 +1,7 @@
 //! The Redis usage store passes the usage store suite (`support/usage_conformance.rs`), on one
 //! Redis and on a cluster, and 200 concurrent reservations of 5 credits against a pool with 15
-//! left, spread over four connections (four instances' worth), let exactly 3 through.
+//! left, spread over four connections (four instances' worth), let exactly 3 through; of 200
+//! concurrent calls marking one alert marker over those connections, exactly one sets it.
 
 use std::sync::Arc;
 
@@ -30,6 +31,8 @@ async fn redis_concurrent_costs_over_four_connections_let_exactly_what_fits_thro
     suite::concurrent_costs_over(&stores, "redis-concurrent", 1000, 15, 5, 200).await;
     // Again at a cost that leaves a remainder: 3 of 4 credits fit once.
     suite::concurrent_costs_over(&stores, "redis-remainder", 1000, 4, 3, 200).await;
+    suite::concurrent_marks_over(&stores, "redis-marks", 200).await;
+    suite::concurrent_marks_over(&stores, TRICKY_USER, 200).await;
 }
 
 #[cfg(feature = "redis-cluster")]
@@ -45,4 +48,5 @@ async fn redis_cluster_usage_store_passes_the_usage_store_suite_and_counts_concu
     suite::all(stores[0].as_ref(), "cluster").await;
     suite::all(stores[1].as_ref(), TRICKY_USER).await;
     suite::concurrent_costs_over(&stores, "cluster-concurrent", 1000, 15, 5, 200).await;
+    suite::concurrent_marks_over(&stores, "cluster-concurrent-marks", 200).await;
 }

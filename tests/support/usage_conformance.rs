@@ -3,14 +3,15 @@
 //! grants").
 //!
 //! Each check takes a store and a user id of its own (no record in any plan store), so that one
-//! store serves the whole suite. Leases are long: their expiry is each store's own test, on its
+//! store serves the whole suite. The alert markers (`UsageStore::mark`) are part of it. Leases are long: their expiry is each store's own test, on its
 //! own clock.
 
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tower_plans::catalog::{Period, Window};
 use tower_plans::store::{
     Count, Counter, Held, Hold, Line, ReservationId, Seed, Spill, UsageStore,
 };
@@ -50,6 +51,7 @@ pub async fn all(store: &dyn UsageStore, user: &str) {
     spent_more_than_held(store, &format!("{user}-more")).await;
     seeds_and_the_item_count(store, &format!("{user}-seeds")).await;
     adjust_and_set(store, &format!("{user}-adjust")).await;
+    markers_are_set_once(store, &format!("{user}-marks")).await;
 }
 
 /// One unit at a time up to the limit; commit and release.
@@ -387,6 +389,120 @@ pub async fn adjust_and_set(store: &dyn UsageStore, user: &str) {
         store.adjust(&clients, 5, Seed::Count(0)).await.unwrap(),
         u64::MAX
     );
+}
+
+/// This month, on the wall clock, and the month after: periods whose markers no store forgets
+/// during the check.
+fn this_month_and_the_next() -> (Window, Window) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64;
+    let this = Period::Month.window(now);
+    (this, Period::Month.window(this.end()))
+}
+
+async fn mark(store: &dyn UsageStore, counter: &Counter, marker: &str) -> bool {
+    store
+        .mark(counter, marker)
+        .await
+        .expect("the store answers")
+}
+
+/// A marker is set once per counter, period and name: the first call answers `true`, every
+/// later one `false`; another name, another counter, another user and another period each
+/// have markers of their own. Markers need no counter, and do not create one.
+pub async fn markers_are_set_once(store: &dyn UsageStore, user: &str) {
+    let tasks = Counter::action(user, "tasks", Action::Create);
+    assert!(
+        mark(store, &tasks, "alert:80%").await,
+        "the first call sets it"
+    );
+    assert!(!mark(store, &tasks, "alert:80%").await, "set already");
+    assert!(!mark(store, &tasks, "alert:80%").await, "still set");
+    // Another name.
+    assert!(mark(store, &tasks, "alert:100%").await);
+    assert!(!mark(store, &tasks, "alert:100%").await);
+    assert!(mark(store, &tasks, "alert:left:10").await);
+    // A name with bytes that keys escape.
+    assert!(mark(store, &tasks, "über {x}: 1").await);
+    assert!(!mark(store, &tasks, "über {x}: 1").await);
+    // Another counter: another resource, action, pool or grant, another user.
+    for other in [
+        Counter::action(user, "reports", Action::Create),
+        Counter::action(user, "tasks", Action::Show),
+        Counter::credits(user, "ai"),
+        Counter::grant(user, "ai", "g1"),
+        Counter::action(format!("{user}-other"), "tasks", Action::Create),
+    ] {
+        assert!(mark(store, &other, "alert:80%").await, "{other}");
+        assert!(!mark(store, &other, "alert:80%").await, "{other}");
+    }
+    // A resource's items and its creates are one counter, with one set of markers.
+    let clients = Counter::items(user, "clients");
+    assert!(mark(store, &clients, "alert:80%").await);
+    let creates = Counter::action(user, "clients", Action::Create);
+    assert!(!mark(store, &creates, "alert:80%").await);
+    // Each period of a counter has its own markers, apart from the lifetime counter's.
+    let (this, next) = this_month_and_the_next();
+    let monthly = Counter::action(user, "tasks", Action::Create).in_period(this);
+    assert!(mark(store, &monthly, "alert:80%").await, "this month");
+    assert!(!mark(store, &monthly, "alert:80%").await, "this month");
+    let following = Counter::action(user, "tasks", Action::Create).in_period(next);
+    assert!(mark(store, &following, "alert:80%").await, "next month");
+    assert!(!mark(store, &following, "alert:80%").await, "next month");
+    assert!(
+        !mark(store, &monthly, "alert:80%").await,
+        "this month, still"
+    );
+    let pool = Counter::credits(user, "ai").in_period(this);
+    assert!(mark(store, &pool, "alert:80%").await, "the pool's month");
+    // A day of the same month is another period.
+    let day = Counter::credits(user, "ai").in_period(Period::Day.window(this.start()));
+    assert!(mark(store, &day, "alert:80%").await, "a day");
+    // Marking created no counter.
+    for counter in [&tasks, &clients, &monthly, &pool] {
+        assert_eq!(get(store, counter).await, None, "{counter}");
+    }
+}
+
+/// `tasks` concurrent calls spread over `stores` in turn (several connections or instances of
+/// one shared store), released at once, each marking the same marker of a lifetime counter
+/// and then of a period counter: exactly one call sets each.
+pub async fn concurrent_marks_over(stores: &[Arc<dyn UsageStore>], user: &str, tasks: usize) {
+    assert!(!stores.is_empty(), "at least one store");
+    let (this, _) = this_month_and_the_next();
+    let lifetime = Counter::action(user, "tasks", Action::Create);
+    let monthly = Counter::credits(user, "ai").in_period(this);
+    let start = Arc::new(tokio::sync::Barrier::new(tasks));
+    let handles: Vec<_> = (0..tasks)
+        .map(|n| {
+            let store = Arc::clone(&stores[n % stores.len()]);
+            let (lifetime, monthly) = (lifetime.clone(), monthly.clone());
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                let first = mark(store.as_ref(), &lifetime, "alert:100%").await;
+                let second = mark(store.as_ref(), &monthly, "alert:100%").await;
+                (usize::from(first), usize::from(second))
+            })
+        })
+        .collect();
+    let (mut lifetimes, mut months) = (0, 0);
+    for handle in handles {
+        let (first, second) = handle.await.expect("no panic");
+        lifetimes += first;
+        months += second;
+    }
+    assert_eq!(
+        (lifetimes, months),
+        (1, 1),
+        "calls that set the markers, of {tasks}"
+    );
+    for store in stores {
+        assert!(!mark(store.as_ref(), &lifetime, "alert:100%").await);
+        assert!(!mark(store.as_ref(), &monthly, "alert:100%").await);
+    }
 }
 
 /// `tasks` concurrent reservations of `cost` each against a pool with `left` units left: exactly
