@@ -1,7 +1,7 @@
 //! Billing cycles, rates, soft limits and usage alerts through the layer, over real HTTP in an
 //! axum app with the memory store: quotas anchored on the subscription, a plan's rate refusing
 //! with `429` and consuming no quota, a soft limit passing flagged up to its overage, and
-//! alerts fired once per threshold and period.
+//! alerts fired once per threshold and period, and again in the next period.
 //!
 //! Every wait is bounded, so that a regression fails instead of hanging.
 
@@ -40,7 +40,8 @@ const MAR_31: u64 = 1_711_879_200_000;
 const DAY: u64 = 86_400_000;
 
 /// pro: 5 reports a month on the subscription's cycle; the API at 60 requests a minute; 10
-/// exports, then 2 more flagged as overage; 1000 calls of `tasks` (for the alerts).
+/// exports, then 2 more flagged as overage; 10 `tasks` and 5 `notes` a calendar month (for the
+/// alerts).
 const PLANS: &str = r#"{
     "actions": ["export"],
     "plans": [{
@@ -49,7 +50,8 @@ const PLANS: &str = r#"{
             "reports": {"create": {"max": 5, "per": "month", "anchor": "subscription"},
                         "export": {"max": 10, "overage": 2}},
             "api": {"index": {"max": 1000, "per": "day", "rate": {"max": 60, "per": "minute"}}},
-            "tasks": {"create": 10}
+            "tasks": {"create": 10},
+            "notes": {"create": {"max": 5, "per": "month"}}
         }
     }]
 }"#;
@@ -82,6 +84,7 @@ async fn serve(layer: PlanLimitLayer) -> SocketAddr {
         .route("/api/reports/{id}/export", post(|| async { "exported" }))
         .route("/api/api", get(|| async { "listed" }))
         .route("/api/tasks", post(|| async { StatusCode::CREATED }))
+        .route("/api/notes", post(|| async { StatusCode::CREATED }))
         .layer(layer)
         .layer(middleware::from_fn(authenticate));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -498,4 +501,91 @@ async fn an_overage_of_200_over_1000_flags_the_1001st_to_1200th_and_refuses_the_
     let calls = Counter::action("john", "calls", Action::Create);
     let count = UsageStore::get(&store, &calls).await.unwrap().unwrap();
     assert_eq!((count.used, count.held), (1200, 0));
+}
+
+/// Alerts at 80 and 100 percent of a quota fire once per period, and again in the next: the
+/// subscription's cycle of 5 reports (from Jan 31, then from Feb 29) and the calendar month's 5
+/// notes (February, then March).
+#[tokio::test]
+async fn alerts_fire_again_in_the_next_period() {
+    let store = store();
+    let clock = Arc::new(AtomicU64::new(JAN_31 + DAY));
+    let seen: Arc<Mutex<Vec<UsageAlert>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let layer = builder(&store, &clock)
+        .alerts([80, 100], move |alert: UsageAlert| {
+            sink.lock().unwrap().push(alert);
+            async { Ok(()) }
+        })
+        .build()
+        .unwrap();
+    let address = serve(layer).await;
+    let client = client();
+    let fired = |seen: &Arc<Mutex<Vec<UsageAlert>>>| -> Vec<(Threshold, u64, Option<String>)> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|alert| {
+                let period = alert.period.map(|window| window.to_string());
+                (alert.threshold, alert.used, period)
+            })
+            .collect()
+    };
+    // 6 creates of `path` in the period labelled `period`: the 4th reaches 80 percent, the 5th
+    // the limit, the 6th is refused.
+    let period_of = |path: &'static str, period: String| {
+        let (seen, client) = (Arc::clone(&seen), client.clone());
+        async move {
+            seen.lock().unwrap().clear();
+            for i in 1..=6u64 {
+                let answer = call(&client, address, Method::POST, path).await;
+                let expected = if i <= 5 {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                assert_eq!(answer.status, expected, "{path} {i} in {period}");
+                let at = |percent, used| (Threshold::Percent(percent), used, Some(period.clone()));
+                let want = match i {
+                    0..=3 => vec![],
+                    4 => vec![at(80, 4)],
+                    _ => vec![at(80, 4), at(100, 5)],
+                };
+                timeout(PATIENCE, async {
+                    while fired(&seen) != want {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("{path} {i} in {period}: {:?} != {want:?}", fired(&seen))
+                });
+            }
+        }
+    };
+
+    let january = Period::Month.anchored_window(JAN_31, JAN_31 + DAY);
+    assert_eq!(january.end(), FEB_29);
+    period_of("/api/reports", january.to_string()).await;
+    period_of("/api/notes", "2024-02".to_owned()).await;
+    // On Feb 29 at 10:00 the subscription's next cycle starts, in the calendar's February.
+    clock.store(FEB_29, Ordering::SeqCst);
+    let february = Period::Month.anchored_window(JAN_31, FEB_29);
+    assert_eq!(february.end(), MAR_31);
+    period_of("/api/reports", february.to_string()).await;
+    // The calendar month is still February: its notes are used up, and fire nothing more.
+    let refused = call(&client, address, Method::POST, "/api/notes").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(fired(&seen).len(), 2, "the cycle's two reports alerts only");
+    clock.store(MAR_31, Ordering::SeqCst);
+    period_of("/api/notes", "2024-03".to_owned()).await;
+    let alert = seen.lock().unwrap()[0].clone();
+    assert_eq!(
+        alert.subject,
+        Subject::Action {
+            resource: "notes".into(),
+            action: Action::Create
+        }
+    );
+    assert_eq!(alert.max, 5);
 }

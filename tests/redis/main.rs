@@ -3,7 +3,8 @@
 //! add-ons), key escaping, several instances sharing one Redis (metered requests too), and Redis
 //! going away and coming back. Every test starts its own `redis-server`. With the
 //! `redis-cluster` feature, the same over a Redis Cluster of three masters with one replica
-//! each, which each of those tests starts too, and a master killed mid-run.
+//! each, which each of those tests starts too, and a master killed mid-run. Usage alerts fire
+//! once per threshold across instances, on both.
 
 #[cfg(feature = "redis-cluster")]
 #[path = "../support/redis_cluster.rs"]
@@ -19,6 +20,7 @@ mod counting_model;
 mod usage_conformance;
 
 mod addons;
+mod alerts;
 #[cfg(feature = "redis-cluster")]
 mod cluster;
 #[cfg(feature = "redis-cluster")]
