@@ -202,7 +202,9 @@
 //! only to the one call that set it first, atomically (an insert-if-absent: a unique row, a
 //! Redis `HSETNX`). A marker belongs to the counter's period, so a new period starts without
 //! markers; the store may forget a period's markers once it is over.
-//! [`MemoryStore`](crate::MemoryStore) keeps them. A store that does not implement `mark`
+//! [`MemoryStore`](crate::MemoryStore), the Redis and Postgres stores and the SQLite example
+//! keep them, one period past the period's end ([`Counter::marks_kept_until`](crate::store::Counter::marks_kept_until)).
+//! A store that does not implement `mark`
 //! inherits a default that fails: its alerts are logged and counted as failed, never sent (see
 //! [Your own database](super::own_database)).
 //!
