@@ -543,3 +543,50 @@ pub(crate) static ADJUST_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| one_coun
 pub(crate) static GET_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| one_counter(GET));
 pub(crate) static SET_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| one_counter(SET));
 pub(crate) static RESET_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| one_counter(RESET));
+
+// The scripts of `RedisRates`: one key, a rate's theoretical arrival time (TAT), in
+// microseconds as a decimal string. Time is the caller's (the layer's clock), never Redis's, so
+// that the TAT is on the same clock as the `now` it is compared with. The arithmetic is
+// `Gcra::step`'s and `Gcra::refund`'s on decimal strings, exact up to `u64::MAX` and saturating
+// as they do; a TAT in Redis that is not a decimal number in that range is an error reply.
+
+/// `KEYS[1]` the rate's key; `ARGV[1]` now, `ARGV[2]` the emission interval `T` and `ARGV[3]`
+/// the tolerance `tau` (microseconds), `ARGV[4]` how long the key outlives its TAT
+/// (milliseconds). A missing key is a TAT of 0. The request passes when
+/// `max(tat, now) - now <= tau`: the key is then set to `max(tat, now) + T` (saturating), to
+/// expire once that TAT is past (rounded up to a millisecond) and `ARGV[4]` more. Answers
+/// `{tat, new}`: the TAT it read and the one it stored, `''` when it refused and stored
+/// nothing, so that the caller decides with the step itself and checks that both agree.
+const RATE_ACQUIRE: &str = r#"
+local now = count(ARGV[1], 'the time')
+local t = count(ARGV[2], 'the emission interval')
+local tau = count(ARGV[3], 'the tolerance')
+local kept = count(ARGV[4], 'the time kept')
+local tat = count(redis.call('GET', KEYS[1]), 'the theoretical arrival time') or '0'
+local start = tat
+if compare(start, now) < 0 then start = now end
+if compare(sub(start, now), tau) > 0 then return {tat, ''} end
+local new = add(start, t)
+-- `new - now` is at most `tau + T = T * burst <= per`, at most 2^52: exact as a double, and
+-- so is its quotient rounded up.
+local ahead = tonumber(sub(new, now))
+local ttl = math.floor((ahead + 999) / 1000) + tonumber(kept)
+redis.call('SET', KEYS[1], new, 'PX', int(math.max(ttl, 1)))
+return {tat, new}
+"#;
+
+/// `KEYS[1]` the rate's key, `ARGV[1]` the emission interval `T` (microseconds). Moves the TAT
+/// back by `T` (saturating at 0) and keeps the key's expiry; a missing key stays missing.
+/// Answers 1 when it moved a TAT, 0 otherwise.
+const RATE_REFUND: &str = r#"
+local t = count(ARGV[1], 'the emission interval')
+local tat = count(redis.call('GET', KEYS[1]), 'the theoretical arrival time')
+if not tat then return 0 end
+redis.call('SET', KEYS[1], sub(tat, t), 'KEEPTTL')
+return 1
+"#;
+
+pub(crate) static RATE_ACQUIRE_SCRIPT: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(format!("{LIB}{RATE_ACQUIRE}")));
+pub(crate) static RATE_REFUND_SCRIPT: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(format!("{LIB}{RATE_REFUND}")));
