@@ -563,13 +563,30 @@ local t = count(ARGV[2], 'the emission interval')
 local tau = count(ARGV[3], 'the tolerance')
 local kept = count(ARGV[4], 'the time kept')
 local tat = count(redis.call('GET', KEYS[1]), 'the theoretical arrival time') or '0'
-local start = tat
-if compare(start, now) < 0 then start = now end
-if compare(sub(start, now), tau) > 0 then return {tat, ''} end
-local new = add(start, t)
+
+-- Below 2^53 a double holds every integer exactly: a decimal of at most 15 digits, or of 16
+-- up to 2^53 - 1. Then the step runs on doubles, as long as the new TAT stays there too.
+local EXACT = '9007199254740991'
+local function exact(d) return #d < 16 or (#d == 16 and d <= EXACT) end
+local new, ahead
+if exact(tat) and exact(now) and exact(t) and exact(tau) then
+  local start = math.max(tonumber(tat), tonumber(now))
+  if start - tonumber(now) > tonumber(tau) then return {tat, ''} end
+  local sum = start + tonumber(t)
+  if sum <= tonumber(EXACT) then
+    new = int(sum)
+    ahead = sum - tonumber(now)
+  end
+end
+if not new then
+  local start = tat
+  if compare(start, now) < 0 then start = now end
+  if compare(sub(start, now), tau) > 0 then return {tat, ''} end
+  new = add(start, t)
+  ahead = tonumber(sub(new, now))
+end
 -- `new - now` is at most `tau + T = T * burst <= per`, at most 2^52: exact as a double, and
 -- so is its quotient rounded up.
-local ahead = tonumber(sub(new, now))
 local ttl = math.floor((ahead + 999) / 1000) + tonumber(kept)
 redis.call('SET', KEYS[1], new, 'PX', int(math.max(ttl, 1)))
 return {tat, new}

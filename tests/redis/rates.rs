@@ -181,9 +181,29 @@ async fn redis_rates_answer_a_tat_that_is_not_a_number_with_an_error_and_saturat
     let tat: String = run(&conn, redis::cmd("GET").arg(NAME)).await;
     assert_eq!(tat, "0");
 
-    // Clocks where microseconds saturate: the TAT saturates at u64::MAX, as the step's does.
+    // An odd TAT just past 2^53 microseconds, which no double holds, 1 µs further ahead than
+    // the tolerance: refused, as the step refuses it.
+    let () = run(&conn, redis::cmd("SET").arg(NAME).arg("9007199254741001")).await;
+    let fine = rate(2, Duration::from_millis(2), 2);
+    let (expected, _) = fine.step(9_007_199_254_741_001, 9_007_199_254_740_000);
+    assert_eq!(expected, RateDecision::Limited { retry_after_ms: 1 });
+    assert_eq!(
+        rates.acquire(&key, fine, 9_007_199_254_740).await.unwrap(),
+        expected
+    );
+
+    // Clocks about 2^53 microseconds (where the script leaves doubles for decimals), and where
+    // microseconds saturate: the TAT saturates at u64::MAX, as the step's does.
     let memory = MemoryRates::new();
-    for now_ms in [u64::MAX / 1000, u64::MAX / 1000 + 1, u64::MAX] {
+    let beyond_doubles = (1 << 53) / 1000;
+    for now_ms in [
+        beyond_doubles - 1,
+        beyond_doubles,
+        beyond_doubles + 1,
+        u64::MAX / 1000,
+        u64::MAX / 1000 + 1,
+        u64::MAX,
+    ] {
         let edge = RateKey::plan(format!("edge-{now_ms}"));
         for _ in 0..3 {
             assert_eq!(
@@ -233,11 +253,13 @@ fn any_rate() -> impl Strategy<Value = Gcra> {
         .prop_map(|(max, per_ms, burst)| rate(max, Duration::from_millis(per_ms), burst))
 }
 
-/// Where the clock starts: now, the epoch, or where microseconds saturate.
+/// Where the clock starts: now, the epoch, a little before microseconds pass 2^53 (where the
+/// script leaves doubles for decimals), or where microseconds saturate.
 fn start() -> impl Strategy<Value = u64> {
     prop_oneof![
         4 => Just(NOW_MS),
         1 => 0u64..5_000,
+        2 => (1u64..5_000).prop_map(|before| (1 << 53) / 1000 - before),
         1 => Just(u64::MAX / 1000 - 20_000),
         1 => Just(u64::MAX - 20_000),
     ]
