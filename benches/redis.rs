@@ -7,6 +7,8 @@
 //!   Redis-backed call;
 //! - `counted_create`: a reservation of one unit and its commit through `RedisUsageStore` (two
 //!   script calls), what a counted create adds to a request;
+//! - `rate_acquire`: one request of a rate taken through `RedisRates` (one script call that
+//!   reads and advances the key's TAT), what a rate adds to a request;
 //! - `metered_create`: the same for a hold of two lines, a credit pool with two grants and an
 //!   action (four counters in each script), what a metered request adds;
 //! - `layer/bare`: the inner service alone;
@@ -23,7 +25,7 @@ mod redis_server;
 
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -31,6 +33,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Empty;
 use tokio::runtime::{Builder, Runtime};
 use tower::{service_fn, Layer, Service, ServiceExt};
+use tower_plans::rate::{Gcra, RateKey, RateStore};
 use tower_plans::redis::{driver as redis, RedisConnection};
 use tower_plans::store::{Counter, Hold, Line, ReservationId, Seed, Spill};
 use tower_plans::{PlanLimitLayer, UsageStore, UserCache, UserId};
@@ -118,6 +121,7 @@ fn bench(c: &mut Criterion) {
         conn
     });
     let usage = conn.usage_store();
+    let rates = conn.rate_store();
     let uncached = PlanLimitLayer::builder(conn.plan_store())
         .base("/api")
         .build()
@@ -183,6 +187,25 @@ fn bench(c: &mut Criterion) {
                     let reserved = usage.reserve(&hold, LEASE).await;
                     black_box(reserved.expect("reserve"));
                     usage.commit(&hold, &[]).await.expect("commit");
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("rate_acquire", |b| {
+        // A million a second on the wall clock: every acquire is let through and stores its TAT.
+        let rate = Gcra::new(1_000_000, Duration::from_secs(1), 1_000_000).expect("a valid rate");
+        let key = RateKey::action("bob", "clients", tower_plans::Action::Index);
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let now_ms = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |since| since.as_millis() as u64);
+                    let decision = rates.acquire(&key, rate, now_ms).await;
+                    debug_assert!(decision.as_ref().is_ok_and(|d| d.is_allowed()));
+                    black_box(decision.expect("acquire"));
                 }
                 start.elapsed()
             })

@@ -90,6 +90,18 @@
 //! a plan change made on one is seen by the other. `-- --check` runs the tour itself; `--redis
 //! URL` and `--ports A,B` move it.
 //!
+//! ## Rates
+//!
+//! A plan's [rates](crate::rate) (`"rate": {"max": 60, "per": "minute"}`) are kept in each
+//! layer's memory unless told otherwise, so four instances would let 240 a minute through. Give
+//! every instance [`RedisRates`](crate::redis::RedisRates) instead:
+//! `.rate_store(redis.rate_store())` beside `.count_usage(redis.usage_store())`. Each rate of a
+//! user is one key in the user's slot, holding the generic cell rate algorithm's one number; one
+//! Lua script reads and advances it, so 100 concurrent requests spread over four instances let
+//! exactly 60 through, and a request refused by its quota gives its rate back. The time is the
+//! layer's clock, not Redis's: keep the instances' clocks in step (NTP). A key expires a second
+//! after the rate is whole again, so idle users cost nothing.
+//!
 //! ## Redis Cluster
 //!
 //! With the `redis-cluster` feature, `RedisConnection::open_cluster([...nodes])` connects to a

@@ -14,7 +14,7 @@ use super::link::Link;
 #[cfg(feature = "redis-cluster")]
 use super::nodes::ClusterNodes;
 use super::plans::DEFAULT_TIMEOUT;
-use super::{Error, RedisInvalidator, RedisPlanStore, RedisUsageStore};
+use super::{Error, RedisInvalidator, RedisPlanStore, RedisRates, RedisUsageStore};
 use crate::invalidator::Invalidator;
 
 /// A connection to Redis under one key prefix, from which the stores and the invalidator of an
@@ -202,6 +202,12 @@ impl RedisConnection {
     /// A [`RedisUsageStore`] on this connection and prefix.
     pub fn usage_store(&self) -> RedisUsageStore {
         RedisUsageStore::with_keys(self.link.clone(), self.keys.clone())
+    }
+
+    /// A [`RedisRates`] on this connection and prefix, for
+    /// [`rate_store`](crate::PlanLimitLayerBuilder::rate_store).
+    pub fn rate_store(&self) -> RedisRates {
+        RedisRates::with_keys(self.link.clone(), self.keys.clone())
     }
 
     /// Starts a [`RedisInvalidator`] with the defaults, driving `local`, the layer's own handle

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::catalog::Action;
+use crate::rate::{RateKey, RateScope};
 use crate::store::{Counted, Counter};
 
 /// The prefix of every key and of the channel, unless configured.
@@ -128,6 +129,30 @@ impl Keys {
         key.push_str(&field);
         push_period(&mut key, counter);
         key
+    }
+
+    /// The key of a rate's theoretical arrival time: `rate` for the user's plan-wide rate,
+    /// `rate:resource:action` for an action's (the action as [`RateKey::action`] names it, so
+    /// that a custom action with a REST name is that REST action).
+    pub(crate) fn rate(&self, key: &RateKey) -> String {
+        match &key.scope {
+            RateScope::Plan => {
+                let mut name = self.user_base(&key.user, 4);
+                name.push_str("rate");
+                name
+            }
+            RateScope::Action { resource, action } => {
+                let resource = escape(resource);
+                let action = action.normalised();
+                let action = escape(action.as_str());
+                let mut name = self.user_base(&key.user, 6 + resource.len() + action.len());
+                name.push_str("rate:");
+                name.push_str(&resource);
+                name.push(':');
+                name.push_str(&action);
+                name
+            }
+        }
     }
 
     /// The pub/sub channel of invalidation messages.
@@ -326,6 +351,47 @@ mod tests {
         distinct.sort();
         distinct.dedup();
         assert_eq!(distinct.len(), fields.len(), "{fields:?}");
+    }
+
+    #[test]
+    fn rates_have_keys_of_their_own_in_the_users_slot() {
+        let keys = Keys::default();
+        assert_eq!(keys.rate(&RateKey::plan("john")), "tower-plans:{john}:rate");
+        assert_eq!(
+            keys.rate(&RateKey::action("a:b", "clients", Action::Index)),
+            "tower-plans:{a%3Ab}:rate:clients:index"
+        );
+        // A key built by hand with a REST name is that REST action, as `RateKey::action` says.
+        let by_hand = RateKey {
+            user: "john".into(),
+            scope: RateScope::Action {
+                resource: "clients".into(),
+                action: Action::Custom("destroy".into()),
+            },
+        };
+        assert_eq!(
+            keys.rate(&by_hand),
+            keys.rate(&RateKey::action("john", "clients", Action::Delete))
+        );
+        // Names with `:`, spaces or braces never reach another rate's key.
+        let rates = [
+            RateKey::plan("john"),
+            RateKey::plan("john:rate"),
+            RateKey::action("john", "clients", Action::Index),
+            RateKey::action("john", "clients:index", Action::custom("x")),
+            RateKey::action("john", "clients", Action::custom("index:x")),
+            RateKey::action("john", "a b", Action::custom("{c}")),
+            RateKey::action("john", "", Action::custom("")),
+            RateKey::action("", "clients", Action::Index),
+        ];
+        let mut names: Vec<String> = rates.iter().map(|key| keys.rate(key)).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), rates.len(), "{names:?}");
+        assert_eq!(
+            keys.rate(&RateKey::action("john", "a b", Action::custom("{c}"))),
+            "tower-plans:{john}:rate:a%20b:%7Bc%7D"
+        );
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //!   through. Reservations carry the layer's
 //!   [`lease`](crate::PlanLimitLayerBuilder::lease): those of an instance that crashed expire by
 //!   themselves.
+//! - [`RedisRates`] keeps the plans' rates
+//!   ([`rate_store`](crate::PlanLimitLayerBuilder::rate_store)): one Lua script takes a
+//!   request of a rate (GCRA, as in memory), so a rate of 60 a minute lets 60 requests through
+//!   across all the instances.
 //! - [`RedisPlanStore`] reads the catalog and the subscriber records from Redis keys, as JSON in
 //!   the formats of [`Catalog::from_json`](crate::Catalog::from_json) and
 //!   [`Subscriber::from_json`](crate::Subscriber::from_json), and writes them
@@ -25,7 +29,7 @@
 //!   `webhook::Invalidate`, so a webhook that reaches one instance
 //!   updates all of them.
 //! - [`RedisConnection`] opens the connection, to one Redis or (feature `redis-cluster`) to a
-//!   cluster, sets the key prefix, and makes the three; they work the same on both (see
+//!   cluster, sets the key prefix, and makes the others; they work the same on both (see
 //!   [Cluster](#cluster)).
 //!
 //! When Redis is down or slow, the layer answers as with any store: `store_timeout` bounds every
@@ -46,6 +50,8 @@
 //! | `tower-plans:{john}:held:clients:i` | sorted set | the reservations held on one counter (its field, then `@2026-11` for a period counter), scored by the end of their lease (ms, Redis time) |
 //! | `tower-plans:{john}:units:clients:i` | hash | the units each of those reservations holds, by id, and their sum (field `total`); it expires with the sorted set |
 //! | `tower-plans:{john}:marks:clients:i` | hash | the usage alert markers set on one counter (its field, then `@2026-11` for a period counter), one field each (`alert:80%`); a period's expires one period after it ends |
+//! | `tower-plans:{john}:rate` | string | john's plan-wide rate: its theoretical arrival time (µs, on the layers' clock), expiring a second after it |
+//! | `tower-plans:{john}:rate:clients:index` | string | the same for john's rate on one action of one resource |
 //! | `tower-plans:invalidate` | channel | `user:<id>`, `all-users`, `catalog` |
 //!
 //! The braces are a cluster hash tag: every key of one user lives in one slot, so a script can
@@ -171,6 +177,7 @@ mod link;
 #[cfg(feature = "redis-cluster")]
 mod nodes;
 mod plans;
+mod rates;
 mod scripts;
 mod usage;
 
@@ -178,6 +185,7 @@ pub use connection::RedisConnection;
 pub use error::Error;
 pub use invalidation::{RedisInvalidator, RedisInvalidatorBuilder};
 pub use plans::RedisPlanStore;
+pub use rates::RedisRates;
 pub use usage::RedisUsageStore;
 
 /// The `redis` crate these types are built on, so that a [`Client`](driver::Client) or a

@@ -559,3 +559,67 @@ pub(crate) static SET_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| one_counter
 pub(crate) static MARK_SCRIPT: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(MARK.to_owned()));
 pub(crate) static RESET_SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| one_counter(RESET));
+
+// The scripts of `RedisRates`: one key, a rate's theoretical arrival time (TAT), in
+// microseconds as a decimal string. Time is the caller's (the layer's clock), never Redis's, so
+// that the TAT is on the same clock as the `now` it is compared with. The arithmetic is
+// `Gcra::step`'s and `Gcra::refund`'s on decimal strings, exact up to `u64::MAX` and saturating
+// as they do; a TAT in Redis that is not a decimal number in that range is an error reply.
+
+/// `KEYS[1]` the rate's key; `ARGV[1]` now, `ARGV[2]` the emission interval `T` and `ARGV[3]`
+/// the tolerance `tau` (microseconds), `ARGV[4]` how long the key outlives its TAT
+/// (milliseconds). A missing key is a TAT of 0. The request passes when
+/// `max(tat, now) - now <= tau`: the key is then set to `max(tat, now) + T` (saturating), to
+/// expire once that TAT is past (rounded up to a millisecond) and `ARGV[4]` more. Answers
+/// `{tat, new}`: the TAT it read and the one it stored, `''` when it refused and stored
+/// nothing, so that the caller decides with the step itself and checks that both agree.
+const RATE_ACQUIRE: &str = r#"
+local now = count(ARGV[1], 'the time')
+local t = count(ARGV[2], 'the emission interval')
+local tau = count(ARGV[3], 'the tolerance')
+local kept = count(ARGV[4], 'the time kept')
+local tat = count(redis.call('GET', KEYS[1]), 'the theoretical arrival time') or '0'
+
+-- Below 2^53 a double holds every integer exactly: a decimal of at most 15 digits, or of 16
+-- up to 2^53 - 1. Then the step runs on doubles, as long as the new TAT stays there too.
+local EXACT = '9007199254740991'
+local function exact(d) return #d < 16 or (#d == 16 and d <= EXACT) end
+local new, ahead
+if exact(tat) and exact(now) and exact(t) and exact(tau) then
+  local start = math.max(tonumber(tat), tonumber(now))
+  if start - tonumber(now) > tonumber(tau) then return {tat, ''} end
+  local sum = start + tonumber(t)
+  if sum <= tonumber(EXACT) then
+    new = int(sum)
+    ahead = sum - tonumber(now)
+  end
+end
+if not new then
+  local start = tat
+  if compare(start, now) < 0 then start = now end
+  if compare(sub(start, now), tau) > 0 then return {tat, ''} end
+  new = add(start, t)
+  ahead = tonumber(sub(new, now))
+end
+-- `new - now` is at most `tau + T = T * burst <= per`, at most 2^52: exact as a double, and
+-- so is its quotient rounded up.
+local ttl = math.floor((ahead + 999) / 1000) + tonumber(kept)
+redis.call('SET', KEYS[1], new, 'PX', int(math.max(ttl, 1)))
+return {tat, new}
+"#;
+
+/// `KEYS[1]` the rate's key, `ARGV[1]` the emission interval `T` (microseconds). Moves the TAT
+/// back by `T` (saturating at 0) and keeps the key's expiry; a missing key stays missing.
+/// Answers 1 when it moved a TAT, 0 otherwise.
+const RATE_REFUND: &str = r#"
+local t = count(ARGV[1], 'the emission interval')
+local tat = count(redis.call('GET', KEYS[1]), 'the theoretical arrival time')
+if not tat then return 0 end
+redis.call('SET', KEYS[1], sub(tat, t), 'KEEPTTL')
+return 1
+"#;
+
+pub(crate) static RATE_ACQUIRE_SCRIPT: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(format!("{LIB}{RATE_ACQUIRE}")));
+pub(crate) static RATE_REFUND_SCRIPT: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(format!("{LIB}{RATE_REFUND}")));

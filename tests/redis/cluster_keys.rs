@@ -24,10 +24,10 @@ const SCRIPTS: usize = 8;
 
 /// A command a master ran, as `MONITOR` shows it.
 #[derive(Debug)]
-struct Seen {
+pub struct Seen {
     /// The port of the master.
-    port: u16,
-    args: Vec<Vec<u8>>,
+    pub port: u16,
+    pub args: Vec<Vec<u8>>,
 }
 
 impl Seen {
@@ -40,7 +40,7 @@ impl Seen {
     }
 
     /// The script and its keys, for `EVALSHA` and `EVAL`.
-    fn script(&self) -> Option<(String, Vec<String>)> {
+    pub fn script(&self) -> Option<(String, Vec<String>)> {
         let sha = match self.name().as_str() {
             "EVALSHA" => self.text(1),
             "EVAL" => redis::Script::new(&self.text(1)).get_hash().to_owned(),
@@ -244,7 +244,7 @@ async fn redis_cluster_every_script_names_keys_of_one_slot_and_runs_on_its_maste
 
 /// The arguments of a `MONITOR` line: `<time> [<db> <client>] "arg" "arg" ...`, each argument
 /// quoted, with `\\`, `\"`, `\n`, `\r`, `\t`, `\a`, `\b` and `\xHH` escapes.
-fn parse_monitor_line(line: &str) -> Option<Vec<Vec<u8>>> {
+pub fn parse_monitor_line(line: &str) -> Option<Vec<Vec<u8>>> {
     let rest = &line[line.find("] ")? + 2..];
     let bytes = rest.as_bytes();
     let mut args = Vec::new();
