@@ -533,7 +533,8 @@ impl PlanLimitLayerBuilder {
 
     /// Where the plans' rates ([`Rate`](crate::catalog::Rate)) are kept: by default in this
     /// layer's memory ([`MemoryRates`]), which is exact for one instance; give every instance
-    /// the same shared store (the Redis store) to enforce a rate across them.
+    /// the same shared store (with the `redis` feature, `RedisConnection::rate_store()`) to
+    /// enforce a rate across them.
     pub fn rate_store(mut self, store: impl RateStore) -> Self {
         self.rates = Some(Box::new(store));
         self

@@ -134,7 +134,9 @@
 //! Several instances need one store they all share: give each the same one with
 //! [`rate_store`](crate::PlanLimitLayerBuilder::rate_store), an implementation of
 //! [`RateStore`] (two methods, `acquire` and `refund`; see the [`rate`](crate::rate) module for
-//! the algorithm and the behaviour a store must keep). A rate store that fails is a store
+//! the algorithm and the behaviour a store must keep). With the `redis` feature,
+//! `RedisConnection::rate_store()` gives one over Redis or a Redis Cluster (see
+//! [Several instances](super::redis#rates)). A rate store that fails is a store
 //! failure: `503`, or the request passes with [`fail_open`](crate::PlanLimitLayerBuilder::fail_open).
 //!
 //! [`MemoryRates`]: crate::rate::MemoryRates
