@@ -17,12 +17,24 @@
 //! counts both halves. A record's `"grants"` are one-off top-ups, spent only once the month's
 //! allowance is used up; `GET /entitlements` lists the pool and what is left of each grant.
 //!
+//! Billing cycles: the team plan's report quota, `{"max": 2, "per": "month", "anchor":
+//! "subscription", "overage": 1}`, counts from each user's billing day (the record's
+//! `cycle_anchor`, else the plan assignment's `join`): heidi's resets on the 15th at 09:30 UTC,
+//! not on the 1st. Past its 2 reports a month it lets 1 more through, flagged with a
+//! `Plan-Overage: reports.create=1` header, then refuses. Its exports have a rate, `{"rate":
+//! {"max": 1, "per": "minute"}}`: a second export within the minute answers `429
+//! {"reason":"rate_limited",...}` with `Retry-After`, and reaches no handler. The layer raises
+//! usage alerts at 80% and 100% of every finite limit a request counts on ([`Fixture::layer`]):
+//! [`AlertLog`] prints each one as a line on stdout ([`describe`]) and keeps the last 100, which
+//! `GET /alerts` serves as JSON, newest last. An alert is sent just after the response that
+//! reached its threshold, in a task of its own, so it may take a moment to be listed.
+//!
 //! `main.rs` serves it; `tests/layer/quickstart.rs` drives the same router in-process through the
 //! tour.
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +50,7 @@ use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{json, Value};
+use tower_plans::alerts::{Subject, Threshold, UsageAlert};
 use tower_plans::{
     Action, Allowed, MemoryStore, Meter, PlanLimitLayer, PlanLimitLayerBuilder, UserId,
 };
@@ -187,9 +200,18 @@ impl Fixture {
     }
 
     /// The plan layer this fixture configures. It counts usage in the same store: the store's
-    /// records are the counters.
-    pub fn layer(&self) -> Result<PlanLimitLayer, FixtureError> {
-        let builder = PlanLimitLayer::builder(self.store.clone()).count_usage(self.store.clone());
+    /// records are the counters. Usage alerts at 80% and 100% of a limit go to `alerts`.
+    pub fn layer(&self, alerts: &AlertLog) -> Result<PlanLimitLayer, FixtureError> {
+        let log = alerts.clone();
+        let builder = PlanLimitLayer::builder(self.store.clone())
+            .count_usage(self.store.clone())
+            .alerts(
+                [Threshold::Percent(80), Threshold::Percent(100)],
+                move |alert: UsageAlert| {
+                    log.record(alert);
+                    std::future::ready(Ok(()))
+                },
+            );
         self.configure(builder)
             .build()
             .map_err(|e| FixtureError(format!("config: {e}")))
@@ -270,9 +292,93 @@ struct AppState {
     items: Arc<Mutex<Items>>,
 }
 
-/// Builds the whole application: demo authentication, then the plan layer, then the REST handler.
+/// Builds the whole application: demo authentication, then the plan layer, then the REST
+/// handler; and `GET /alerts`, the usage alerts the layer raised.
 pub fn router(fixture: &Fixture) -> Result<Router, FixtureError> {
-    Ok(app(fixture.layer()?))
+    router_with_alerts(fixture, &AlertLog::default())
+}
+
+/// [`router`], with the usage alerts going to `alerts` (which `GET /alerts` serves).
+pub fn router_with_alerts(fixture: &Fixture, alerts: &AlertLog) -> Result<Router, FixtureError> {
+    Ok(with_alerts(app(fixture.layer(alerts)?), alerts))
+}
+
+/// Adds `GET /alerts`: the last [`AlertLog::KEPT`] usage alerts of `alerts` as a JSON array,
+/// oldest first, outside the plan layer and the demo authentication (a real application would
+/// put it behind its own administrators' authentication).
+pub fn with_alerts(router: Router, alerts: &AlertLog) -> Router {
+    let alerts = alerts.clone();
+    router.route(
+        "/alerts",
+        axum::routing::get(move || std::future::ready(Json(alerts.alerts()))),
+    )
+}
+
+/// The usage alerts the layer raised, the last [`KEPT`](Self::KEPT) of them; each one is also
+/// printed on stdout as it arrives ([`describe`]). Cloning shares the log.
+#[derive(Clone, Default)]
+pub struct AlertLog(Arc<Mutex<VecDeque<UsageAlert>>>);
+
+impl AlertLog {
+    /// How many alerts the log keeps: older ones are dropped.
+    pub const KEPT: usize = 100;
+
+    /// Prints `alert` on stdout and keeps it, dropping the oldest beyond [`KEPT`](Self::KEPT).
+    pub fn record(&self, alert: UsageAlert) {
+        println!("{}", describe(&alert));
+        let mut alerts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if alerts.len() == Self::KEPT {
+            alerts.pop_front();
+        }
+        alerts.push_back(alert);
+    }
+
+    /// The alerts kept, oldest first.
+    pub fn alerts(&self) -> Vec<UsageAlert> {
+        let alerts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        alerts.iter().cloned().collect()
+    }
+}
+
+/// One line that says what `alert` is about: `alert: heidi reached 80% of reports.create (plan
+/// team): 2 of 2 used, billing month 2026-11-15 09:30 to 2026-12-15 09:30 UTC`.
+pub fn describe(alert: &UsageAlert) -> String {
+    let what = match &alert.subject {
+        Subject::Action { resource, action } => format!("{resource}.{action}"),
+        Subject::Pool(pool) => format!("credits.{pool}"),
+    };
+    let reached = match alert.threshold {
+        Threshold::Percent(percent) => format!("reached {percent}% of"),
+        Threshold::Remaining(left) => format!("has {left} or fewer left of"),
+    };
+    let period = match alert.period {
+        None => "never resets".to_owned(),
+        Some(window) if window.is_anchored() => format!(
+            "billing {} {} to {} UTC",
+            window.per(),
+            utc(window.start()),
+            utc(window.end())
+        ),
+        Some(window) => format!("{} {window}", window.per()),
+    };
+    format!(
+        "alert: {} {reached} {what} (plan {}): {} of {} used, {period}",
+        alert.user.as_str(),
+        alert.plan,
+        alert.used,
+        alert.max
+    )
+}
+
+/// `ms` since the Unix epoch as `2026-11-15 09:30` (UTC).
+fn utc(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || format!("{ms} ms"),
+            |time| time.format("%Y-%m-%d %H:%M").to_string(),
+        )
 }
 
 /// The application around `plans`: demo authentication, then `plans`, then the REST handler;
@@ -302,7 +408,8 @@ pub fn router_with_stripe(fixture: &Fixture, secret: &str) -> Result<Router, Fix
     use tower_plans::stripe::{StripeConfig, StripeReceiver};
     use tower_plans::webhook::MemoryStoreHook;
 
-    let layer = fixture.layer()?;
+    let alerts = AlertLog::default();
+    let layer = fixture.layer(&alerts)?;
     let catalog = fixture.store.catalog();
     let mut config = StripeConfig::builder()
         .secret(secret)
@@ -318,7 +425,7 @@ pub fn router_with_stripe(fixture: &Fixture, secret: &str) -> Result<Router, Fix
         .build()
         .map_err(|e| FixtureError(format!("stripe: {e}")))?;
     let receiver = StripeReceiver::new(config, MemoryStoreHook::new(fixture.store.clone()));
-    Ok(app(layer).route_service("/webhooks/stripe", receiver))
+    Ok(with_alerts(app(layer), &alerts).route_service("/webhooks/stripe", receiver))
 }
 
 /// Adds `GET /metrics`, the layer's metrics as Prometheus text, outside the plan layer (and
@@ -570,7 +677,16 @@ pub struct TourStep {
 }
 
 /// The tour printed on start, for the default fixture and a server that has just started (item
-/// ids count from 1); `tests/layer/quickstart.rs` and `scripts/quickstart-smoke.sh` replay it.
+/// ids count from 1): these steps, then [`cycles_tour`]'s. `tests/layer/quickstart.rs` and
+/// `scripts/quickstart-smoke.sh` replay it.
+pub fn full_tour() -> Vec<TourStep> {
+    let mut steps = tour();
+    steps.extend(cycles_tour());
+    steps
+}
+
+/// The tour's steps that every store serving the default fixture's plans and users answers
+/// (the SQLite and Postgres examples replay them too).
 pub fn tour() -> Vec<TourStep> {
     vec![
         TourStep {
@@ -813,6 +929,95 @@ pub fn tour() -> Vec<TourStep> {
     ]
 }
 
+/// The tour's last steps, on the quickstart's own app after [`tour`]'s: a quota on the
+/// subscription's billing cycle, the usage alerts it raises (`GET /alerts`), a soft limit and a
+/// rate, all on heidi's team plan.
+pub fn cycles_tour() -> Vec<TourStep> {
+    vec![
+        TourStep {
+            what: "heidi (team: 2 reports a month, counted from her billing day, the 15th at \
+                   09:30 UTC) makes a report: 201 with \
+                   `RateLimit: \"reports.create\";r=1;t=<seconds to the 15th, not the 1st>`",
+            method: Method::POST,
+            path: "/api/reports",
+            user: Some("heidi"),
+            body: Some(r#"{"title":"Plan"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "heidi's second report: 201 with r=0; it brings her to 80% and to 100% of her \
+                   2, so the server prints two usage alerts",
+            method: Method::POST,
+            path: "/api/reports",
+            user: Some("heidi"),
+            body: Some(r#"{"title":"Review"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "the usage alerts so far as JSON, oldest first: alice's, bob's and grace's from \
+                   the steps above, then heidi's \
+                   {\"user\":\"heidi\",\"plan\":\"team\",\"resource\":\"reports\",\
+                   \"action\":\"create\",\"threshold\":80,\"used\":2,\"max\":2,\
+                   \"period\":\"m<her cycle's start, ms>\"} and the same at 100 (alerts are \
+                   sent just after the response: if heidi's are not there yet, ask again)",
+            method: Method::GET,
+            path: "/alerts",
+            user: None,
+            body: None,
+            status: StatusCode::OK,
+        },
+        TourStep {
+            what: "heidi's third report: past her 2, but team allows 1 more as overage: 201, \
+                   flagged `Plan-Overage: reports.create=1`",
+            method: Method::POST,
+            path: "/api/reports",
+            user: Some("heidi"),
+            body: Some(r#"{"title":"Retro"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "a fourth: 403 \
+                   {\"reason\":\"subscription\",\"plan\":\"team\",\"item\":\"reports\",\
+                   \"action\":\"create\",\"maximum\":2,\"usage\":3,\
+                   \"resets\":<the 15th, 09:30 UTC>} and Retry-After until then",
+            method: Method::POST,
+            path: "/api/reports",
+            user: Some("heidi"),
+            body: Some(r#"{"title":"Extra"}"#),
+            status: StatusCode::FORBIDDEN,
+        },
+        TourStep {
+            what: "heidi's entitlements: reports used 3 of 2 with an overage of 1, resetting on \
+                   the 15th",
+            method: Method::GET,
+            path: "/entitlements",
+            user: Some("heidi"),
+            body: None,
+            status: StatusCode::OK,
+        },
+        TourStep {
+            what: "heidi exports (team: one export a minute): 201 with \
+                   `RateLimit: \"exports.create.rate\";r=0;t=60`",
+            method: Method::POST,
+            path: "/api/exports",
+            user: Some("heidi"),
+            body: Some(r#"{"format":"csv"}"#),
+            status: StatusCode::CREATED,
+        },
+        TourStep {
+            what: "she exports again within the minute: 429 \
+                   {\"reason\":\"rate_limited\",\"plan\":\"team\",\"item\":\"exports\",\
+                   \"action\":\"create\",\"maximum\":1,\"per\":\"minute\",\
+                   \"retry_after_ms\":<until the next>} with Retry-After",
+            method: Method::POST,
+            path: "/api/exports",
+            user: Some("heidi"),
+            body: Some(r#"{"format":"csv"}"#),
+            status: StatusCode::TOO_MANY_REQUESTS,
+        },
+    ]
+}
+
 impl TourStep {
     /// The step as a curl command against `addr`.
     pub fn curl(&self, addr: SocketAddr) -> String {
@@ -834,7 +1039,7 @@ impl TourStep {
 /// The text printed on start.
 pub fn banner(addr: SocketAddr) -> String {
     let mut out = format!("tower-plans quickstart listening on http://{addr}\n\nA short tour (run the commands in order; each says what to expect):\n");
-    for (i, step) in tour().iter().enumerate() {
+    for (i, step) in full_tour().iter().enumerate() {
         out.push_str(&format!(
             "\n{}. {} (expect {})\n   {}\n",
             i + 1,
@@ -843,5 +1048,9 @@ pub fn banner(addr: SocketAddr) -> String {
             step.curl(addr)
         ));
     }
+    out.push_str(
+        "\nUsage alerts (at 80% and at 100% of a limit) print below as they fire; \
+         GET /alerts lists the last 100.\n",
+    );
     out
 }

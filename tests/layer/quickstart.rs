@@ -15,6 +15,15 @@ use tower_plans::UsageStore;
 const DEFAULT_FIXTURE: &str = include_str!("../../examples/quickstart.json");
 
 async fn send(router: &axum::Router, step: &app::TourStep) -> (StatusCode, Value) {
+    let (status, _, body) = send_full(router, step).await;
+    (status, body)
+}
+
+/// Sends `step`; its status, headers and JSON body (`null` when it is not JSON).
+async fn send_full(
+    router: &axum::Router,
+    step: &app::TourStep,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
     let mut req = Request::builder()
         .method(step.method.clone())
         .uri(step.path);
@@ -28,10 +37,40 @@ async fn send(router: &axum::Router, step: &app::TourStep) -> (StatusCode, Value
         .body(Body::from(step.body.unwrap_or_default()))
         .expect("request");
     let res = router.clone().oneshot(req).await.expect("infallible");
-    let status = res.status();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let (parts, body) = res.into_parts();
+    let bytes = body.collect().await.expect("body").to_bytes();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, body)
+    (parts.status, parts.headers, body)
+}
+
+/// The value of the header `name` of `headers`, `None` without one.
+fn header(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .map(|value| value.to_str().expect("ASCII").to_owned())
+}
+
+/// `GET /alerts`, asked again until it lists `count` alerts, for at most 10 s: the layer sends
+/// alerts in a task of their own, after the response.
+async fn alerts_once_there_are(router: &axum::Router, count: usize) -> Value {
+    let get = app::TourStep {
+        what: "the usage alerts",
+        method: axum::http::Method::GET,
+        path: "/alerts",
+        user: None,
+        body: None,
+        status: StatusCode::OK,
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, alerts) = send(router, &get).await;
+        assert_eq!(status, StatusCode::OK, "{alerts}");
+        let listed = alerts.as_array().expect("a JSON array").len();
+        if listed >= count || tokio::time::Instant::now() >= deadline {
+            return alerts;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// What `user` used and holds of the `ai` pool this month, in the store the layer counts in.
@@ -80,17 +119,27 @@ fn step(
 #[tokio::test]
 async fn the_printed_tour_behaves_as_it_says() {
     let fixture = app::Fixture::parse(DEFAULT_FIXTURE).expect("default fixture loads");
-    let router = app::router(&fixture).expect("router");
-    let resets = next_month_start(now_ms());
+    let log = app::AlertLog::default();
+    let router = app::router_with_alerts(&fixture, &log).expect("router");
+    let started = now_ms();
+    let resets = next_month_start(started);
     assert_eq!(clients(&fixture, "alice"), Some(2));
     let mut bodies = Vec::new();
+    let mut heads = Vec::new();
     // alice's client count in the store after each step
     let mut counts = Vec::new();
-    for (i, step) in app::tour().iter().enumerate() {
-        let (status, body) = send(&router, step).await;
+    for (i, step) in app::full_tour().iter().enumerate() {
+        if step.path == "/alerts" {
+            // The alerts of the step before are sent just after its response.
+            alerts_once_there_are(&router, 10).await;
+        }
+        let (status, head, body) = send_full(&router, step).await;
         assert_eq!(status, step.status, "step {}: {}: {body}", i + 1, step.what);
         bodies.push(body);
+        heads.push(head);
         counts.push(clients(&fixture, "alice"));
+        // Let the alerts this step raised be sent before the next step, as a server's are.
+        tokio::task::yield_now().await;
     }
     // alice's first create was checked against her 2 clients, got id 1 (which the tour's delete
     // names), and the layer counted it: 3 ...
@@ -195,7 +244,195 @@ async fn the_printed_tour_behaves_as_it_says() {
     // ivan's add-on raises free's 8 to 508: room for the chat's estimate.
     assert_eq!(bodies[27]["decision"]["credits"], ai(508, 0));
     assert_eq!(bodies[27]["reported"], json!(30));
-    assert_eq!(bodies.len(), 28);
+
+    // heidi (team): 2 reports a month on her billing cycle, from the 15th at 09:30 UTC, not
+    // from the 1st.
+    let (cycle_start, cycle_end) = heidi_cycle(started);
+    let left = (cycle_end - started).div_ceil(1000);
+    let seconds_in = |field: &str, name: &str| -> u64 {
+        field
+            .rsplit(name)
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {field}"))
+    };
+    assert_eq!(
+        header(&heads[28], "ratelimit-policy"),
+        Some(format!(
+            r#""reports.create";q=2;w={}"#,
+            (cycle_end - cycle_start) / 1000
+        ))
+    );
+    let remaining = header(&heads[28], "ratelimit").expect("a RateLimit");
+    assert!(
+        remaining.starts_with(r#""reports.create";r=1;t="#),
+        "{remaining}"
+    );
+    let t = seconds_in(&remaining, "t=");
+    assert!(t <= left && t + 5 >= left, "t={t}, {left} s to the 15th");
+    assert_eq!(
+        bodies[28]["decision"],
+        json!({"plan": "team", "limit": {"max": 2, "per": "month"}, "usage": 0})
+    );
+    let remaining = header(&heads[29], "ratelimit").expect("a RateLimit");
+    assert!(
+        remaining.starts_with(r#""reports.create";r=0;t="#),
+        "{remaining}"
+    );
+    assert_eq!(bodies[29]["decision"]["usage"], json!(1));
+    // Her second report reached 80% and 100% of her 2: GET /alerts lists those, after every
+    // alert the tour raised before, oldest first; a calendar quota's period is its month, a
+    // billing cycle's the letter `m` and its start.
+    let month = month_label(started);
+    let alert = |user: &str, plan: &str, threshold: u64, used: u64, period: Value| {
+        json!({"user": user, "plan": plan, "threshold": threshold, "used": used, "max": used,
+               "period": period})
+    };
+    let on = |mut alert: Value, resource: &str| {
+        alert["resource"] = json!(resource);
+        alert["action"] = json!("create");
+        alert
+    };
+    let pool = |mut alert: Value| {
+        alert["pool"] = json!("ai");
+        alert
+    };
+    let mut expected = Vec::new();
+    for threshold in [80, 100] {
+        expected.push(on(
+            alert("alice", "free", threshold, 3, Value::Null),
+            "clients",
+        ));
+    }
+    for threshold in [80, 100] {
+        expected.push(on(
+            alert("bob", "free", threshold, 1, Value::Null),
+            "projects",
+        ));
+    }
+    for threshold in [80, 100] {
+        expected.push(on(
+            alert("alice", "free", threshold, 2, json!(month)),
+            "reports",
+        ));
+    }
+    for threshold in [80, 100] {
+        expected.push(pool(alert("grace", "free", threshold, 8, json!(month))));
+    }
+    let cycle = json!(format!("m{cycle_start}"));
+    for threshold in [80, 100] {
+        expected.push(on(
+            alert("heidi", "team", threshold, 2, cycle.clone()),
+            "reports",
+        ));
+    }
+    assert_eq!(bodies[30], Value::Array(expected));
+    // Each was printed as one line.
+    let billing = format!(
+        "billing month {} to {} UTC",
+        utc(cycle_start),
+        utc(cycle_end)
+    );
+    let printed: Vec<String> = log.alerts().iter().map(app::describe).collect();
+    assert_eq!(
+        printed,
+        [
+            "alert: alice reached 80% of clients.create (plan free): 3 of 3 used, never resets"
+                .to_owned(),
+            "alert: alice reached 100% of clients.create (plan free): 3 of 3 used, never resets"
+                .to_owned(),
+            "alert: bob reached 80% of projects.create (plan free): 1 of 1 used, never resets"
+                .to_owned(),
+            "alert: bob reached 100% of projects.create (plan free): 1 of 1 used, never resets"
+                .to_owned(),
+            format!("alert: alice reached 80% of reports.create (plan free): 2 of 2 used, month {month}"),
+            format!("alert: alice reached 100% of reports.create (plan free): 2 of 2 used, month {month}"),
+            format!("alert: grace reached 80% of credits.ai (plan free): 8 of 8 used, month {month}"),
+            format!("alert: grace reached 100% of credits.ai (plan free): 8 of 8 used, month {month}"),
+            format!("alert: heidi reached 80% of reports.create (plan team): 2 of 2 used, {billing}"),
+            format!("alert: heidi reached 100% of reports.create (plan team): 2 of 2 used, {billing}"),
+        ]
+    );
+    // Her third report passes within the overage of 1, flagged; the first two were not.
+    assert_eq!(header(&heads[28], "plan-overage"), None);
+    assert_eq!(header(&heads[29], "plan-overage"), None);
+    assert_eq!(
+        header(&heads[31], "plan-overage").as_deref(),
+        Some("reports.create=1")
+    );
+    assert_eq!(bodies[31]["decision"]["usage"], json!(2));
+    // The fourth is refused until her next billing day.
+    assert_eq!(
+        bodies[32],
+        json!({"reason": "subscription", "plan": "team", "item": "reports", "action": "create",
+               "maximum": 2, "usage": 3, "resets": cycle_end})
+    );
+    assert_eq!(header(&heads[32], "plan-overage"), None);
+    let retry: u64 = header(&heads[32], "retry-after")
+        .expect("a Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!(
+        retry <= left && retry + 5 >= left,
+        "Retry-After {retry}, {left} s to the 15th"
+    );
+    let reports = bodies[33]["limits"]
+        .as_array()
+        .expect("limits")
+        .iter()
+        .find(|l| l["resource"] == "reports" && l["action"] == "create")
+        .expect("reports/create");
+    assert_eq!(
+        reports,
+        &json!({"resource": "reports", "action": "create", "max": 2, "used": 3, "remaining": 0,
+                "per": "month", "resets": cycle_end, "overage": 1,
+                "sources": [{"plan": "team", "limit": {"max": 2, "per": "month"}}]})
+    );
+    // One export a minute: the first passes with the rate's fields ...
+    assert_eq!(
+        header(&heads[34], "ratelimit-policy").as_deref(),
+        Some(r#""exports.create.rate";q=1;w=60"#)
+    );
+    assert_eq!(
+        header(&heads[34], "ratelimit").as_deref(),
+        Some(r#""exports.create.rate";r=0;t=60"#)
+    );
+    assert_eq!(
+        bodies[34]["decision"],
+        json!({"plan": "team", "limit": null, "usage": 0})
+    );
+    // ... the second, at once, is refused with 429 until the minute has passed.
+    let wait = bodies[35]["retry_after_ms"]
+        .as_u64()
+        .expect("retry_after_ms");
+    assert!(wait > 55_000 && wait <= 60_000, "retry_after_ms {wait}");
+    assert_eq!(
+        bodies[35],
+        json!({"reason": "rate_limited", "plan": "team", "item": "exports", "action": "create",
+               "maximum": 1, "per": "minute", "retry_after_ms": wait})
+    );
+    assert_eq!(
+        header(&heads[35], "retry-after"),
+        Some(wait.div_ceil(1000).to_string())
+    );
+    assert_eq!(
+        header(&heads[35], "ratelimit-policy").as_deref(),
+        Some(r#""exports.create.rate";q=1;w=60"#)
+    );
+    assert_eq!(bodies.len(), 36);
+    // The refused export reached no handler: heidi has one.
+    let mut exports = step(axum::http::Method::GET, "/api/exports", None);
+    exports.user = Some("heidi");
+    let (status, listed) = send(&router, &exports).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    // The steps after the alerts raised none: each threshold fires once a period.
+    tokio::task::yield_now().await;
+    assert_eq!(log.alerts().len(), 10);
     assert_eq!(
         pool_count(&fixture, "dave").await,
         Count { used: 125, held: 0 }
@@ -222,6 +459,59 @@ async fn the_printed_tour_behaves_as_it_says() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["usage"], json!(3));
+}
+
+/// heidi's `cycle_anchor` in the default fixture: 2024-01-15T09:30:00Z.
+const HEIDI_ANCHOR: u64 = 1_705_311_000_000;
+
+/// heidi's billing cycle that holds `now_ms`: from the 15th at 09:30 UTC to the same in the
+/// next month, counted with chrono.
+fn heidi_cycle(now_ms: u64) -> (u64, u64) {
+    use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
+    let fixture: Value = serde_json::from_str(DEFAULT_FIXTURE).expect("the default fixture");
+    assert_eq!(
+        fixture["users"]["heidi"]["cycle_anchor"],
+        json!(HEIDI_ANCHOR)
+    );
+    let now = DateTime::from_timestamp_millis(now_ms as i64).expect("a time");
+    let this = Utc
+        .with_ymd_and_hms(now.year(), now.month(), 15, 9, 30, 0)
+        .single()
+        .expect("the 15th");
+    let (start, end) = if this <= now {
+        (
+            this,
+            this.checked_add_months(Months::new(1))
+                .expect("a month later"),
+        )
+    } else {
+        (
+            this.checked_sub_months(Months::new(1))
+                .expect("a month before"),
+            this,
+        )
+    };
+    (
+        start.timestamp_millis() as u64,
+        end.timestamp_millis() as u64,
+    )
+}
+
+/// The calendar month of `now_ms`, as a period label: `2026-12`.
+fn month_label(now_ms: u64) -> String {
+    utc_format(now_ms, "%Y-%m")
+}
+
+/// `ms` as `2026-12-15 09:30` (UTC).
+fn utc(ms: u64) -> String {
+    utc_format(ms, "%Y-%m-%d %H:%M")
+}
+
+fn utc_format(ms: u64, format: &str) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .expect("a time")
+        .format(format)
+        .to_string()
 }
 
 /// The first millisecond of the UTC month after `now_ms`.
@@ -923,9 +1213,9 @@ fn arguments_default_and_override() {
 }
 
 /// With the `metrics` feature: after the tour, `GET /metrics` (outside the plan layer) shows
-/// what the tour printed: 17 requests allowed, 6 denied (four at a limit, one expired plan, one
-/// out of credits), one without a user, and nothing for the ungoverned `/health` and
-/// `/entitlements`.
+/// what the tour printed: 21 requests allowed, 8 denied (five at a limit, one expired plan, one
+/// out of credits, one too fast), one without a user, nothing for the ungoverned `/health`,
+/// `/entitlements` and `/alerts`, and the 10 alerts sent.
 #[cfg(feature = "metrics")]
 #[tokio::test]
 async fn after_the_tour_the_metrics_show_its_numbers() {
@@ -935,8 +1225,12 @@ async fn after_the_tour_the_metrics_show_its_numbers() {
     let _local = metrics::set_default_local_recorder(&recorder);
     let fixture = app::Fixture::parse(DEFAULT_FIXTURE).expect("default fixture loads");
     let router = app::with_metrics(app::router(&fixture).expect("router"), handle);
-    for step in app::tour() {
+    for step in app::full_tour() {
+        if step.path == "/alerts" {
+            alerts_once_there_are(&router, 10).await;
+        }
         assert_eq!(send(&router, &step).await.0, step.status, "{}", step.what);
+        tokio::task::yield_now().await;
     }
     let response = router
         .clone()
@@ -960,7 +1254,7 @@ async fn after_the_tour_the_metrics_show_its_numbers() {
     };
     assert_eq!(
         (sum("allow"), sum("deny"), sum("unauthenticated")),
-        (17, 6, 1),
+        (21, 8, 1),
         "{text}"
     );
     assert_eq!(
@@ -970,17 +1264,64 @@ async fn after_the_tour_the_metrics_show_its_numbers() {
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="create"} 4"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="delete"} 1"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="clients",action="index"} 1"#,
+            r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="exports",action="create"} 1"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="images",action="create"} 4"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="projects",action="create"} 2"#,
-            r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="reports",action="create"} 2"#,
+            r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="reports",action="create"} 5"#,
             r#"tower_plans_decisions_total{outcome="allow",reason="none",resource="reports",action="delete"} 1"#,
             r#"tower_plans_decisions_total{outcome="deny",reason="credits",resource="images",action="create"} 1"#,
             r#"tower_plans_decisions_total{outcome="deny",reason="expired",resource="clients",action="create"} 1"#,
             r#"tower_plans_decisions_total{outcome="deny",reason="limit",resource="clients",action="create"} 1"#,
             r#"tower_plans_decisions_total{outcome="deny",reason="limit",resource="projects",action="create"} 1"#,
-            r#"tower_plans_decisions_total{outcome="deny",reason="limit",resource="reports",action="create"} 2"#,
+            r#"tower_plans_decisions_total{outcome="deny",reason="limit",resource="reports",action="create"} 3"#,
+            r#"tower_plans_decisions_total{outcome="deny",reason="rate",resource="exports",action="create"} 1"#,
             r#"tower_plans_decisions_total{outcome="unauthenticated",reason="no_user",resource="clients",action="create"} 1"#,
         ],
         "{text}"
     );
+    let alerts: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("tower_plans_alerts_total{"))
+        .collect();
+    assert_eq!(
+        alerts,
+        [r#"tower_plans_alerts_total{outcome="fired"} 10"#],
+        "{text}"
+    );
+}
+
+/// `GET /alerts` keeps the last 100 alerts, oldest first: 53 users each reach the one client
+/// of their plan, 80% and 100% at once, 106 alerts in all; the first 6 are gone.
+#[tokio::test]
+async fn the_alerts_route_keeps_the_last_100() {
+    let users: serde_json::Map<String, Value> = (0..53)
+        .map(|i| (format!("u{i:02}"), json!({"plan": "free"})))
+        .collect();
+    let fixture = json!({"config": {"base": "/api"},
+                         "plans": [{"name": "free", "limits": {"clients": 1}}],
+                         "users": users});
+    let fixture = app::Fixture::parse(&fixture.to_string()).expect("the fixture loads");
+    let router = app::router(&fixture).expect("router");
+    for i in 0..53 {
+        let mut create = step(axum::http::Method::POST, "/api/clients", Some("{}"));
+        create.user = Some(Box::leak(format!("u{i:02}").into_boxed_str()));
+        let (status, body) = send(&router, &create).await;
+        assert_eq!(status, StatusCode::CREATED, "u{i:02}: {body}");
+        tokio::task::yield_now().await;
+    }
+    let alerts = alerts_once_there_are(&router, 106).await;
+    let listed: Vec<(String, u64)> = alerts
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|alert| {
+            assert_eq!(alert["resource"], json!("clients"), "{alert}");
+            let user = alert["user"].as_str().expect("a user").to_owned();
+            (user, alert["threshold"].as_u64().expect("a percent"))
+        })
+        .collect();
+    let expected: Vec<(String, u64)> = (3..53)
+        .flat_map(|i| [(format!("u{i:02}"), 80), (format!("u{i:02}"), 100)])
+        .collect();
+    assert_eq!(listed, expected);
 }
