@@ -53,6 +53,11 @@ fn header(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
 /// `GET /alerts`, asked again until it lists `count` alerts, for at most 10 s: the layer sends
 /// alerts in a task of their own, after the response.
 async fn alerts_once_there_are(router: &axum::Router, count: usize) -> Value {
+    alerts_once(router, |alerts| alerts.len() >= count).await
+}
+
+/// `GET /alerts`, asked again until `done` holds for its list, for at most 10 s.
+async fn alerts_once(router: &axum::Router, done: impl Fn(&[Value]) -> bool) -> Value {
     let get = app::TourStep {
         what: "the usage alerts",
         method: axum::http::Method::GET,
@@ -65,8 +70,8 @@ async fn alerts_once_there_are(router: &axum::Router, count: usize) -> Value {
     loop {
         let (status, alerts) = send(router, &get).await;
         assert_eq!(status, StatusCode::OK, "{alerts}");
-        let listed = alerts.as_array().expect("a JSON array").len();
-        if listed >= count || tokio::time::Instant::now() >= deadline {
+        let listed = alerts.as_array().expect("a JSON array");
+        if done(listed) || tokio::time::Instant::now() >= deadline {
             return alerts;
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -1309,7 +1314,9 @@ async fn the_alerts_route_keeps_the_last_100() {
         assert_eq!(status, StatusCode::CREATED, "u{i:02}: {body}");
         tokio::task::yield_now().await;
     }
-    let alerts = alerts_once_there_are(&router, 106).await;
+    let last = json!({"user": "u52", "plan": "free", "resource": "clients", "action": "create",
+                      "threshold": 100, "used": 1, "max": 1, "period": null});
+    let alerts = alerts_once(&router, |alerts| alerts.last() == Some(&last)).await;
     let listed: Vec<(String, u64)> = alerts
         .as_array()
         .expect("an array")
