@@ -156,7 +156,7 @@ expect_in_body "\"credits\":[{\"pool\":\"ai\",\"max\":8,\"used\":8,\"remaining\"
 send 201 POST /api/chat ivan '{"units":30}' # his add-on: 8 + 500
 expect_header "ratelimit-policy: \"credits.ai\";q=508;w=$month"
 
-# Billing cycles: heidi (team) makes 2 reports a month counted from her billing day, the 15th at
+# Billing cycles: heidi (business) makes 2 reports a month counted from her billing day, the 15th at
 # 09:30 UTC (her record's cycle_anchor), then 1 more flagged as overage; one export a minute.
 cycle_end=$(( $(date -u -d "$(date -u +%Y-%m-15)" +%s) + 34200 ))
 if [ "$cycle_end" -le "$(date -u +%s)" ]; then
@@ -174,7 +174,7 @@ echo "ok: header ratelimit: \"reports.create\";r=1;t=$t (the billing day, not th
 send 201 POST /api/reports heidi '{}'      # 2 of 2: 80% and 100%, two alerts
 # The alerts are sent just after the response: ask for up to 5 s.
 alert() { # threshold: heidi's alert on reports as GET /alerts lists it
-  echo "{\"user\":\"heidi\",\"plan\":\"team\",\"resource\":\"reports\",\"action\":\"create\",\"threshold\":$1,\"used\":2,\"max\":2,\"period\":\"m${cycle_start}000\"}"
+  echo "{\"user\":\"heidi\",\"plan\":\"business\",\"resource\":\"reports\",\"action\":\"create\",\"threshold\":$1,\"used\":2,\"max\":2,\"period\":\"m${cycle_start}000\"}"
 }
 for _ in $(seq 1 50); do
   send 200 GET /alerts heidi
@@ -184,19 +184,19 @@ done
 expect_in_body "$(alert 80),$(alert 100)]"
 printed="billing month $(date -u -d "@$cycle_start" '+%Y-%m-%d %H:%M') to $(date -u -d "@$cycle_end" '+%Y-%m-%d %H:%M') UTC"
 for threshold in 80 100; do
-  line="alert: heidi reached $threshold% of reports.create (plan team): 2 of 2 used, $printed"
+  line="alert: heidi reached $threshold% of reports.create (plan business): 2 of 2 used, $printed"
   grep -qxF "$line" "$log" || { echo "FAIL: the server did not print \`$line\`:"; cat "$log"; exit 1; }
   echo "ok: printed $line"
 done
 send 201 POST /api/reports heidi '{}'      # past 2, within the overage of 1
 expect_header "plan-overage: reports.create=1"
 send 403 POST /api/reports heidi '{}'
-expect_body "{\"reason\":\"subscription\",\"plan\":\"team\",\"item\":\"reports\",\"action\":\"create\",\"maximum\":2,\"usage\":3,\"resets\":${cycle_end}000}"
+expect_body "{\"reason\":\"subscription\",\"plan\":\"business\",\"item\":\"reports\",\"action\":\"create\",\"maximum\":2,\"usage\":3,\"resets\":${cycle_end}000}"
 send 201 POST /api/exports heidi '{}'
 expect_header 'ratelimit-policy: "exports.create.rate";q=1;w=60'
 expect_header 'ratelimit: "exports.create.rate";r=0;t=60'
 send 429 POST /api/exports heidi '{}'      # within the minute
-wait_ms=$(sed -n 's/^{"reason":"rate_limited","plan":"team","item":"exports","action":"create","maximum":1,"per":"minute","retry_after_ms":\([0-9]*\)}$/\1/p' <<<"$body")
+wait_ms=$(sed -n 's/^{"reason":"rate_limited","plan":"business","item":"exports","action":"create","maximum":1,"per":"minute","retry_after_ms":\([0-9]*\)}$/\1/p' <<<"$body")
 if [ -z "$wait_ms" ] || [ "$wait_ms" -gt 60000 ] || [ "$wait_ms" -lt 50000 ]; then
   echo "FAIL: a rate_limited body with retry_after_ms under a minute expected: $body"; exit 1
 fi

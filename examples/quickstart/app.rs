@@ -17,7 +17,7 @@
 //! counts both halves. A record's `"grants"` are one-off top-ups, spent only once the month's
 //! allowance is used up; `GET /entitlements` lists the pool and what is left of each grant.
 //!
-//! Billing cycles: the team plan's report quota, `{"max": 2, "per": "month", "anchor":
+//! Billing cycles: the business plan's report quota, `{"max": 2, "per": "month", "anchor":
 //! "subscription", "overage": 1}`, counts from each user's billing day (the record's
 //! `cycle_anchor`, else the plan assignment's `join`): heidi's resets on the 15th at 09:30 UTC,
 //! not on the 1st. Past its 2 reports a month it lets 1 more through, flagged with a
@@ -341,7 +341,7 @@ impl AlertLog {
 }
 
 /// One line that says what `alert` is about: `alert: heidi reached 80% of reports.create (plan
-/// team): 2 of 2 used, billing month 2026-11-15 09:30 to 2026-12-15 09:30 UTC`.
+/// business): 2 of 2 used, billing month 2026-11-15 09:30 to 2026-12-15 09:30 UTC`.
 pub fn describe(alert: &UsageAlert) -> String {
     let what = match &alert.subject {
         Subject::Action { resource, action } => format!("{resource}.{action}"),
@@ -931,11 +931,11 @@ pub fn tour() -> Vec<TourStep> {
 
 /// The tour's last steps, on the quickstart's own app after [`tour`]'s: a quota on the
 /// subscription's billing cycle, the usage alerts it raises (`GET /alerts`), a soft limit and a
-/// rate, all on heidi's team plan.
+/// rate, all on heidi's business plan.
 pub fn cycles_tour() -> Vec<TourStep> {
     vec![
         TourStep {
-            what: "heidi (team: 2 reports a month, counted from her billing day, the 15th at \
+            what: "heidi (business: 2 reports a month, counted from her billing day, the 15th at \
                    09:30 UTC) makes a report: 201 with \
                    `RateLimit: \"reports.create\";r=1;t=<seconds to the 15th, not the 1st>`",
             method: Method::POST,
@@ -956,7 +956,7 @@ pub fn cycles_tour() -> Vec<TourStep> {
         TourStep {
             what: "the usage alerts so far as JSON, oldest first: alice's, bob's and grace's from \
                    the steps above, then heidi's \
-                   {\"user\":\"heidi\",\"plan\":\"team\",\"resource\":\"reports\",\
+                   {\"user\":\"heidi\",\"plan\":\"business\",\"resource\":\"reports\",\
                    \"action\":\"create\",\"threshold\":80,\"used\":2,\"max\":2,\
                    \"period\":\"m<her cycle's start, ms>\"} and the same at 100 (alerts are \
                    sent just after the response: if heidi's are not there yet, ask again)",
@@ -967,7 +967,7 @@ pub fn cycles_tour() -> Vec<TourStep> {
             status: StatusCode::OK,
         },
         TourStep {
-            what: "heidi's third report: past her 2, but team allows 1 more as overage: 201, \
+            what: "heidi's third report: past her 2, but business allows 1 more as overage: 201, \
                    flagged `Plan-Overage: reports.create=1`",
             method: Method::POST,
             path: "/api/reports",
@@ -977,7 +977,7 @@ pub fn cycles_tour() -> Vec<TourStep> {
         },
         TourStep {
             what: "a fourth: 403 \
-                   {\"reason\":\"subscription\",\"plan\":\"team\",\"item\":\"reports\",\
+                   {\"reason\":\"subscription\",\"plan\":\"business\",\"item\":\"reports\",\
                    \"action\":\"create\",\"maximum\":2,\"usage\":3,\
                    \"resets\":<the 15th, 09:30 UTC>} and Retry-After until then",
             method: Method::POST,
@@ -996,7 +996,7 @@ pub fn cycles_tour() -> Vec<TourStep> {
             status: StatusCode::OK,
         },
         TourStep {
-            what: "heidi exports (team: one export a minute): 201 with \
+            what: "heidi exports (business: one export a minute): 201 with \
                    `RateLimit: \"exports.create.rate\";r=0;t=60`",
             method: Method::POST,
             path: "/api/exports",
@@ -1006,7 +1006,7 @@ pub fn cycles_tour() -> Vec<TourStep> {
         },
         TourStep {
             what: "she exports again within the minute: 429 \
-                   {\"reason\":\"rate_limited\",\"plan\":\"team\",\"item\":\"exports\",\
+                   {\"reason\":\"rate_limited\",\"plan\":\"business\",\"item\":\"exports\",\
                    \"action\":\"create\",\"maximum\":1,\"per\":\"minute\",\
                    \"retry_after_ms\":<until the next>} with Retry-After",
             method: Method::POST,

@@ -22,8 +22,8 @@
 //! /entitlements` lists the pool and the grants. The tour shows each of these; `app.rs` says
 //! how the handler reports.
 //!
-//! It also shows billing cycles, soft limits, rates and usage alerts, on the team plan of heidi,
-//! whose record's `cycle_anchor` is the 15th at 09:30 UTC: her 2 reports a month reset on that
+//! It also shows billing cycles, soft limits, rates and usage alerts, on heidi's business plan;
+//! her record's `cycle_anchor` is the 15th at 09:30 UTC: her 2 reports a month reset on that
 //! day, not on the 1st (`resets` and `Retry-After` say so); a third passes as overage with a
 //! `Plan-Overage` header, a fourth is refused; and a second export within a minute answers `429
 //! {"reason":"rate_limited",...}` with `Retry-After`. Usage alerts at 80% and 100% of a limit

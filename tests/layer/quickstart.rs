@@ -250,7 +250,7 @@ async fn the_printed_tour_behaves_as_it_says() {
     assert_eq!(bodies[27]["decision"]["credits"], ai(508, 0));
     assert_eq!(bodies[27]["reported"], json!(30));
 
-    // heidi (team): 2 reports a month on her billing cycle, from the 15th at 09:30 UTC, not
+    // heidi (business): 2 reports a month on her billing cycle, from the 15th at 09:30 UTC, not
     // from the 1st.
     let (cycle_start, cycle_end) = heidi_cycle(started);
     let left = (cycle_end - started).div_ceil(1000);
@@ -277,7 +277,7 @@ async fn the_printed_tour_behaves_as_it_says() {
     assert!(t <= left && t + 5 >= left, "t={t}, {left} s to the 15th");
     assert_eq!(
         bodies[28]["decision"],
-        json!({"plan": "team", "limit": {"max": 2, "per": "month"}, "usage": 0})
+        json!({"plan": "business", "limit": {"max": 2, "per": "month"}, "usage": 0})
     );
     let remaining = header(&heads[29], "ratelimit").expect("a RateLimit");
     assert!(
@@ -327,7 +327,7 @@ async fn the_printed_tour_behaves_as_it_says() {
     let cycle = json!(format!("m{cycle_start}"));
     for threshold in [80, 100] {
         expected.push(on(
-            alert("heidi", "team", threshold, 2, cycle.clone()),
+            alert("heidi", "business", threshold, 2, cycle.clone()),
             "reports",
         ));
     }
@@ -354,8 +354,8 @@ async fn the_printed_tour_behaves_as_it_says() {
             format!("alert: alice reached 100% of reports.create (plan free): 2 of 2 used, month {month}"),
             format!("alert: grace reached 80% of credits.ai (plan free): 8 of 8 used, month {month}"),
             format!("alert: grace reached 100% of credits.ai (plan free): 8 of 8 used, month {month}"),
-            format!("alert: heidi reached 80% of reports.create (plan team): 2 of 2 used, {billing}"),
-            format!("alert: heidi reached 100% of reports.create (plan team): 2 of 2 used, {billing}"),
+            format!("alert: heidi reached 80% of reports.create (plan business): 2 of 2 used, {billing}"),
+            format!("alert: heidi reached 100% of reports.create (plan business): 2 of 2 used, {billing}"),
         ]
     );
     // Her third report passes within the overage of 1, flagged; the first two were not.
@@ -369,7 +369,7 @@ async fn the_printed_tour_behaves_as_it_says() {
     // The fourth is refused until her next billing day.
     assert_eq!(
         bodies[32],
-        json!({"reason": "subscription", "plan": "team", "item": "reports", "action": "create",
+        json!({"reason": "subscription", "plan": "business", "item": "reports", "action": "create",
                "maximum": 2, "usage": 3, "resets": cycle_end})
     );
     assert_eq!(header(&heads[32], "plan-overage"), None);
@@ -391,7 +391,7 @@ async fn the_printed_tour_behaves_as_it_says() {
         reports,
         &json!({"resource": "reports", "action": "create", "max": 2, "used": 3, "remaining": 0,
                 "per": "month", "resets": cycle_end, "overage": 1,
-                "sources": [{"plan": "team", "limit": {"max": 2, "per": "month"}}]})
+                "sources": [{"plan": "business", "limit": {"max": 2, "per": "month"}}]})
     );
     // One export a minute: the first passes with the rate's fields ...
     assert_eq!(
@@ -404,7 +404,7 @@ async fn the_printed_tour_behaves_as_it_says() {
     );
     assert_eq!(
         bodies[34]["decision"],
-        json!({"plan": "team", "limit": null, "usage": 0})
+        json!({"plan": "business", "limit": null, "usage": 0})
     );
     // ... the second, at once, is refused with 429 until the minute has passed.
     let wait = bodies[35]["retry_after_ms"]
@@ -413,7 +413,7 @@ async fn the_printed_tour_behaves_as_it_says() {
     assert!(wait > 55_000 && wait <= 60_000, "retry_after_ms {wait}");
     assert_eq!(
         bodies[35],
-        json!({"reason": "rate_limited", "plan": "team", "item": "exports", "action": "create",
+        json!({"reason": "rate_limited", "plan": "business", "item": "exports", "action": "create",
                "maximum": 1, "per": "minute", "retry_after_ms": wait})
     );
     assert_eq!(

@@ -1042,17 +1042,17 @@ async fn sqlx_versions(dir: &TempDir) -> Vec<i64> {
     versions
 }
 
-/// The example's `seed.sql` holds the quickstart fixture's plans and users, but for the team
-/// plan and its user heidi: their billing cycle, soft limit and rate have no place in the
-/// example's schema, and its tour (the quickstart's `tour()`) does not use them.
+/// The example's `seed.sql` holds the quickstart fixture's plans and users, but for the
+/// business plan and its user heidi: their billing cycle, soft limit and rate have no place in
+/// the example's schema, and its tour (the quickstart's `tour()`) does not use them.
 #[tokio::test]
 async fn sqlite_example_seed_holds_the_quickstart_fixture() {
     let mut fixture: Value =
         serde_json::from_str(include_str!("../../examples/quickstart.json")).expect("fixture");
     let plans = fixture["plans"]["plans"].as_array_mut().expect("plans");
-    plans.retain(|plan| plan["name"] != "team");
+    plans.retain(|plan| plan["name"] != "business");
     let users = fixture["users"].as_object_mut().expect("users");
-    assert!(users.remove("heidi").is_some(), "heidi is on team");
+    assert!(users.remove("heidi").is_some(), "heidi is on the business plan");
     let memory = MemoryStore::from_values(&fixture["plans"], &fixture["users"]).expect("fixture");
     let (_dir, sqlite) = fresh().await;
     sqlite
