@@ -1052,7 +1052,10 @@ async fn sqlite_example_seed_holds_the_quickstart_fixture() {
     let plans = fixture["plans"]["plans"].as_array_mut().expect("plans");
     plans.retain(|plan| plan["name"] != "business");
     let users = fixture["users"].as_object_mut().expect("users");
-    assert!(users.remove("heidi").is_some(), "heidi is on the business plan");
+    assert!(
+        users.remove("heidi").is_some(),
+        "heidi is on the business plan"
+    );
     let memory = MemoryStore::from_values(&fixture["plans"], &fixture["users"]).expect("fixture");
     let (_dir, sqlite) = fresh().await;
     sqlite
