@@ -502,7 +502,8 @@ pub(crate) fn stripe(outcomes: &'static [&'static str], slot: usize) {
     let _ = (outcomes, slot);
 }
 
-#[cfg(all(test, feature = "metrics"))]
+#[cfg(test)]
+#[cfg(feature = "metrics")]
 mod tests {
     use std::sync::Arc;
 

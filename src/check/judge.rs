@@ -155,20 +155,7 @@ impl Shared {
         let checked = match step {
             Step::Decided(checked) => checked,
             Step::Allow { terms, used } => {
-                let usages = Usages {
-                    action: used,
-                    pool: PoolUsage::default(),
-                };
-                self.allow(
-                    &terms,
-                    route,
-                    usages,
-                    None,
-                    None,
-                    rate_fields,
-                    user,
-                    request,
-                )
+                self.allow_uncounted(&terms, route, used, rate_fields, user, request)
             }
             Step::Count {
                 terms,
@@ -235,20 +222,7 @@ impl Shared {
         match step {
             Step::Decided(checked) => checked,
             Step::Allow { terms, used } => {
-                let usages = Usages {
-                    action: used,
-                    pool: PoolUsage::default(),
-                };
-                self.allow(
-                    &terms,
-                    route,
-                    usages,
-                    None,
-                    None,
-                    rate_fields,
-                    user,
-                    request,
-                )
+                self.allow_uncounted(&terms, route, used, rate_fields, user, request)
             }
             Step::Count {
                 terms,
@@ -283,6 +257,23 @@ impl Shared {
                 checked
             }
         }
+    }
+
+    /// An allowed request that counts nothing, its action's usage `used`.
+    fn allow_uncounted<B>(
+        &self,
+        terms: &Terms<'_>,
+        route: Route<'_>,
+        used: u64,
+        rate_fields: Option<ResponseFields>,
+        user: &UserId,
+        request: &mut Request<B>,
+    ) -> Checked {
+        let usages = Usages {
+            action: used,
+            pool: PoolUsage::default(),
+        };
+        self.allow(terms, route, usages, None, None, rate_fields, user, request)
     }
 
     /// The answer when the request's rates did not all let it through: a `429`, or the store
