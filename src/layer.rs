@@ -460,10 +460,12 @@ impl PlanLimitLayerBuilder {
     /// Counts usage in `store`: the layer keeps the counts, atomically, instead of reading them
     /// from the subscriber records (default: off, usage is read from the records).
     ///
-    /// With counting on, an allowed governed request that is counted reserves one unit before
-    /// the inner service is called, and its response settles it: a success (2xx, see
-    /// [`commit_when`](Self::commit_when)) commits it, anything else releases it. So concurrent
-    /// requests at `limit - 1` let exactly one through, and a failed request costs nothing.
+    /// With counting on, an allowed governed request that is counted reserves before the inner
+    /// service is called (one unit, or its cost and its credits for a metered request, see
+    /// [Metered plans](crate::guide::metering)), and its response settles it: a success (2xx,
+    /// see [`commit_when`](Self::commit_when)) commits it (what a reported meter reported),
+    /// anything else releases it. So concurrent requests at `limit - 1` let exactly one
+    /// through, and a failed request costs nothing.
     /// What is counted: a create raises the resource's item count and a successful delete
     /// lowers it (never below 0), on every plan; any other action with a finite limit counts
     /// its successful calls. Counters that do not exist yet start from the record's usage.
@@ -478,7 +480,7 @@ impl PlanLimitLayerBuilder {
         self
     }
 
-    /// How long a reservation holds its unit when it is never settled, for example because the
+    /// How long a reservation holds its units when it is never settled, for example because the
     /// instance that made it crashed (default 5 minutes). Stores that outlive the process honour
     /// it.
     pub fn lease(mut self, lease: Duration) -> Self {
