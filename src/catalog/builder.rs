@@ -335,6 +335,12 @@ fn check_rule(rule: &Rule, path: &JsonPath<'_>, plan: bool) -> Result<(), Format
         }
         return Ok(());
     }
+    if rule.overage != Overage::Off && rule.limit.maximum().is_none() {
+        // The JSON form cannot say it either: a limit without `max` carries only a rate.
+        return Err(path
+            .key("overage")
+            .error("an overage needs a limit (`max`) to go past"));
+    }
     if rule.anchor.is_some() && rule.limit.period().is_none() {
         return Err(path
             .key("anchor")

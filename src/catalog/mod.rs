@@ -9,6 +9,7 @@ mod json;
 mod limits;
 mod period;
 mod rule;
+mod ser;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -190,6 +191,24 @@ pub struct Trial {
 ///
 /// A `Catalog` is always valid: it can only be made by the JSON loaders or by
 /// [`CatalogBuilder::build`], which check it.
+///
+/// It is also `serde::Serialize`: written out, it is the canonical JSON form (a `limits` object
+/// per plan and add-on, `null` for a resource without limits, the optional sections only when
+/// they hold something), which [`Catalog::from_value`] reads back as the same catalog (a trial's
+/// fractional days to within a microsecond).
+///
+/// ```
+/// use tower_plans::Catalog;
+///
+/// let catalog = Catalog::from_json(r#"[{"name": "free", "clients": 3}]"#)?;
+/// let written = serde_json::to_value(&catalog).expect("a catalog serialises");
+/// assert_eq!(
+///     written,
+///     serde_json::json!({"plans": [{"name": "free", "limits": {"clients": {"create": 3}}}]})
+/// );
+/// assert_eq!(Catalog::from_value(&written)?, catalog);
+/// # Ok::<(), tower_plans::format::FormatError>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Catalog {
     /// The plans, in catalog order.

@@ -319,6 +319,101 @@ fn builder_matches_json() {
     );
 }
 
+#[test]
+fn a_catalog_written_out_reads_back_as_itself() {
+    let source = json!({
+        "trial": {"duration": 14, "fallback": "free"},
+        "actions": ["export"],
+        "plans": [
+            {"name": "free", "clients": 3, "reports": {"export": 0}},
+            {"name": "pro", "anchor": "subscription", "rate": {"max": 100, "per": "second"},
+             "limits": {
+                "clients": {"create": {"max": 1000, "per": "month", "overage": 200},
+                            "index": {"rate": {"max": 60, "per": "minute", "burst": 10}}},
+                "reports": null,
+                "images": {"create": {"max": 5, "overage": null}}},
+             "credits": {"ai": {"max": 1000, "per": "month", "anchor": "calendar"}}}
+        ],
+        "addons": [{"name": "more-ai", "limits": {"clients": {"update": 5}}, "credits": {"ai": 500}}],
+        "meters": {"images": {"create": {"cost": 5, "credits": "ai"}},
+                   "chat": {"create": {"report": true, "estimate": 200, "credits": "ai"}}}
+    });
+    let catalog = Catalog::from_value(&source).unwrap();
+    let written = serde_json::to_value(&catalog).unwrap();
+    assert_eq!(Catalog::from_value(&written).unwrap(), catalog, "{written}");
+    // The canonical form: a `limits` object, `null` for an unlimited resource, a bare number
+    // for a rule that carries nothing else, a burst only when it is not `max`.
+    assert_eq!(
+        written["plans"][0],
+        json!({"name": "free", "limits": {"clients": {"create": 3}, "reports": {"export": 0}}})
+    );
+    let pro = &written["plans"][1];
+    assert_eq!(pro["anchor"], "subscription");
+    assert_eq!(pro["rate"], json!({"max": 100, "per": "second"}));
+    assert_eq!(
+        pro["limits"]["clients"],
+        json!({"create": {"max": 1000, "per": "month", "overage": 200},
+               "index": {"rate": {"max": 60, "per": "minute", "burst": 10}}})
+    );
+    assert_eq!(pro["limits"]["reports"], json!(null));
+    assert_eq!(
+        pro["limits"]["images"],
+        json!({"create": {"max": 5, "overage": null}})
+    );
+    assert_eq!(
+        pro["credits"],
+        json!({"ai": {"max": 1000, "per": "month", "anchor": "calendar"}})
+    );
+    assert_eq!(
+        written["trial"],
+        json!({"duration": 14.0, "fallback": "free"})
+    );
+    assert_eq!(written["actions"], json!(["export"]));
+    assert_eq!(written["addons"], source["addons"]);
+    assert_eq!(written["meters"], source["meters"]);
+
+    // The optional sections are left out when empty; the bare-array form comes back as an object.
+    let bare = load(r#"[{"name": "free", "clients": 3}]"#);
+    assert_eq!(
+        serde_json::to_value(&bare).unwrap(),
+        json!({"plans": [{"name": "free", "limits": {"clients": {"create": 3}}}]})
+    );
+    // A fractional trial comes back to within a microsecond.
+    let trial = load(r#"{"trial": 0.3, "plans": []}"#);
+    let again = Catalog::from_value(&serde_json::to_value(&trial).unwrap()).unwrap();
+    let (a, b) = (
+        trial.trial().unwrap().duration(),
+        again.trial().unwrap().duration(),
+    );
+    assert!(
+        a.abs_diff(b) < Duration::from_micros(1),
+        "{a:?} came back as {b:?}"
+    );
+}
+
+#[test]
+fn builder_refuses_an_overage_on_an_unlimited_limit() {
+    use tower_plans::catalog::{Overage, Rule};
+    // The JSON form cannot say it (a limit without `max` carries only a rate), nor can the builder.
+    let err = Catalog::builder()
+        .plan(Plan::new("pro").with_rule(
+            "clients",
+            Action::Create,
+            Rule::new(Limit::Unlimited).with_overage(Overage::Up(5)),
+        ))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.path(), "plans[0].limits.clients.create.overage");
+    let err = Catalog::builder()
+        .plan(Plan::new("pro").with_credit_rule(
+            "ai",
+            Rule::new(Limit::Unlimited).with_overage(Overage::Unbounded),
+        ))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.path(), "plans[0].credits.ai.overage");
+}
+
 // ---- malformed catalogs: each error names the path ----
 
 fn assert_error(value: serde_json::Value, path: &str, message_contains: &str) {
