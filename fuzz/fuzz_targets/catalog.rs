@@ -248,6 +248,9 @@ fn rebuild(catalog: &Catalog) {
     for name in catalog.custom_actions() {
         builder = builder.action(Arc::clone(name));
     }
+    for (resource, action, meter) in catalog.meters() {
+        builder = builder.meter(Arc::clone(resource), action.clone(), meter.clone());
+    }
     assert_eq!(
         builder.build().as_ref(),
         Ok(catalog),

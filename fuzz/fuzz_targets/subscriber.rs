@@ -341,6 +341,15 @@ fn write_and_read_back(record: &Subscriber) {
         .collect();
     root.insert("addons".into(), Value::Array(addons));
     root.insert("cycle_anchor".into(), json!(record.cycle_anchor));
+    let grants: Vec<Value> = record
+        .grants
+        .iter()
+        .map(|grant| {
+            json!({"id": &*grant.id, "credits": &*grant.pool, "amount": grant.amount,
+                   "starts": grant.starts, "expires": grant.expires})
+        })
+        .collect();
+    root.insert("grants".into(), Value::Array(grants));
     let text = Value::Object(root).to_string();
     match Subscriber::from_json(&text) {
         Ok(again) => assert_eq!(&again, record, "the record changed on the way out and back"),
