@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tower_plans::catalog::{Limit, ResourceLimits};
+use tower_plans::catalog::{Limit, ResourceLimits, Rule};
 use tower_plans::decision::{decide, Decision, Denial, Policy};
 use tower_plans::routes::{RouteConfig, RouteTable};
 use tower_plans::subscriber::Assignment;
@@ -91,8 +91,9 @@ fn check(catalog: &Catalog, value: &Value) {
                 .any(|plan| plan.resource(resource).is_some())
                 || catalog
                     .addons()
-                    .any(|addon| addon.resource(resource).is_some()),
-            "{resource} listed, but no plan or add-on names it"
+                    .any(|addon| addon.resource(resource).is_some())
+                || catalog.meters().any(|(metered, _, _)| metered == resource),
+            "{resource} listed, but no plan, add-on or meter names it"
         );
     }
     assert!(!catalog.is_governed(""));
@@ -397,7 +398,9 @@ fn route_tables(catalog: &Catalog) {
     }
 }
 
-/// A user on a plan with some usage is allowed exactly when the plan's limit allows it.
+/// A user on a plan with some usage is allowed exactly when the plan's rule (its limit and
+/// overage) leaves room for the units the request takes, and the pool it draws from, if any,
+/// can cover its cost (the user holds no grants, and nothing has been spent).
 fn decisions(catalog: &Catalog) {
     let policy = Policy::new();
     for plan in catalog.plans().take(3) {
@@ -408,10 +411,27 @@ fn decisions(catalog: &Catalog) {
                     .with_usage(Arc::clone(resource), usage);
                 for action in Action::REST {
                     let limit = plan.limit(resource, &action);
+                    let rule = plan.rule(resource, &action).unwrap_or(Rule::new(limit));
+                    assert_eq!(rule.limit, limit);
+                    let meter = catalog.cost(resource, &action);
+                    // A request takes its cost of the action's own limit, or one unit when it
+                    // draws its cost from a pool.
+                    let units = meter.filter(|m| m.pool().is_none()).map_or(1, |m| m.units());
+                    let fits = rule
+                        .hard_maximum()
+                        .is_none_or(|max| usage.checked_add(units).is_some_and(|n| n <= max));
+                    let pool_refuses = meter.is_some_and(|meter| {
+                        meter.pool().is_some_and(|pool| match plan.credit_rule(pool) {
+                            None => true,
+                            Some(allowance) => allowance
+                                .hard_maximum()
+                                .is_some_and(|max| meter.units() > max),
+                        })
+                    });
                     let decision = decide(catalog, Some(&user), 0, resource, &action, &policy);
                     match decision {
                         Decision::Allow(allowed) => {
-                            assert!(limit.allows(usage), "{limit:?} allowed usage {usage}");
+                            assert!(fits && !pool_refuses, "{rule:?} allowed usage {usage}");
                             assert_eq!(&*allowed.plan, plan.name());
                             assert_eq!(allowed.limit, limit);
                         }
@@ -419,16 +439,23 @@ fn decisions(catalog: &Catalog) {
                             maximum,
                             usage: seen,
                             window,
+                            cost,
                             ..
                         }) => {
-                            assert!(!limit.allows(usage), "{limit:?} denied usage {usage}");
+                            assert!(!fits, "{rule:?} denied usage {usage} for {units} units");
                             assert_eq!(limit.maximum(), Some(maximum));
                             assert_eq!(window.map(|w| w.per()), limit.period());
                             // At the epoch, a quota resets at the next period's start.
                             if let Some(window) = window {
                                 assert!(window.start() == 0 && window.end() > 0);
                             }
-                            assert!(seen >= maximum);
+                            assert_eq!(seen, usage);
+                            assert_eq!(cost, units);
+                        }
+                        Decision::Deny(Denial::Credits { pool, cost, .. }) => {
+                            assert!(fits && pool_refuses, "credits of {pool} refused");
+                            assert_eq!(meter.and_then(|m| m.pool()), Some(&*pool));
+                            assert_eq!(meter.map(|m| m.units()), Some(cost));
                         }
                         Decision::Deny(other) => {
                             panic!("a user on {} denied: {other:?}", plan.name())

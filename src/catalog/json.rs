@@ -15,7 +15,7 @@ use crate::format::{describe, non_negative_integer, FormatError, JsonPath};
 use crate::names::NameMap;
 
 /// Seconds in a day.
-const DAY_SECS: f64 = 86_400.0;
+pub(super) const DAY_SECS: f64 = 86_400.0;
 
 /// Reads a whole catalog.
 pub(super) fn catalog(value: &Value) -> Result<Catalog, FormatError> {

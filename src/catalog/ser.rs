@@ -12,13 +12,11 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 
 use super::cost::ResourceMeters;
+use super::json::DAY_SECS;
 use super::{
     Addon, Anchor, Catalog, Cost, Limit, Overage, Plan, Rate, ResourceLimits, Rule, Trial,
 };
 use crate::names::NameMap;
-
-/// Seconds in a day.
-const DAY_SECS: f64 = 86_400.0;
 
 impl Serialize for Catalog {
     /// `{"trial": .., "actions": [..], "plans": [..], "addons": [..], "meters": {..}}`, the
