@@ -175,6 +175,7 @@ mod hash;
 mod headers;
 mod invalidator;
 mod layer;
+pub mod lease;
 mod metrics;
 mod names;
 #[cfg(feature = "postgres")]
