@@ -39,6 +39,7 @@ mod differential;
 mod holds;
 mod instances;
 mod keys;
+mod leases;
 mod metering;
 mod outage;
 mod plans;
