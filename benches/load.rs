@@ -31,12 +31,25 @@
 //! and the median of the ratios of the rounds (less sensitive to a noisy run). Only loopback
 //! addresses are used. `--servers layer` runs only the named servers (and `bare`, the baseline).
 //!
+//! With the `redis` feature, three more servers count every create in a `redis-server` that the
+//! test starts for them (`benches/common/counted_redis.rs`), only when `--servers` names them:
+//! `redis+count` (a reservation and a commit on Redis per create), `redis+lease` (the same
+//! store with block leases, `lease::Leased`) and `redis+lease4` (four layers with leases, each
+//! its own connection, taking the requests in turn):
+//! `cargo bench --features redis --bench load -- --servers redis+count,redis+lease,redis+lease4`.
+//!
 //! `--serve` starts the servers, prints one line per server (`serving <name> http://<addr>`),
 //! then `ready`, and answers until the process is stopped, for an external load generator
 //! (`scripts/load-wrk.sh` drives them with `wrk`).
 
+#[cfg(feature = "redis")]
+#[path = "common/counted_redis.rs"]
+mod counted_redis;
 #[path = "common/floor.rs"]
 mod floor;
+#[cfg(feature = "redis")]
+#[path = "../tests/support/redis_server.rs"]
+mod redis_server;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -61,7 +74,8 @@ use tower_plans::{
 
 const USAGE: &str = "usage: cargo bench --bench load -- [--connections 16] [--seconds 3] \
                      [--rounds 5] [--max-requests 5000000] [--users 1000] \
-                     [--servers bare,noop-layer,floor,layer,layer+cache,layer+count] [--serve]";
+                     [--servers bare,noop-layer,floor,layer,layer+cache,layer+count\
+                     (,redis+count,redis+lease,redis+lease4 with --features redis)] [--serve]";
 
 #[derive(Debug)]
 struct Options {
@@ -390,7 +404,7 @@ async fn check(name: &str, addr: SocketAddr) -> Result<(), String> {
         .exchange(&create_request("full"))
         .await
         .map_err(|e| format!("{name}: {e}"))?;
-    let expected = if name.starts_with("layer") || name == "floor" {
+    let expected = if name.starts_with("layer") || name.starts_with("redis") || name == "floor" {
         403
     } else {
         201
@@ -414,6 +428,8 @@ async fn run(options: Options) -> Result<(), String> {
         check(name, addr).await?;
         targets.push((name, addr));
     }
+    // Kept running until the end of the run.
+    let _redis = redis_servers(&options, &mut targets).await?;
     if options.serve {
         for (name, addr) in &targets {
             println!("serving {name} http://{addr}");
@@ -470,6 +486,40 @@ async fn run(options: Options) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The counted-over-Redis servers that `--servers` names, added to `targets`; the
+/// `redis-server` they count in.
+#[cfg(feature = "redis")]
+async fn redis_servers(
+    options: &Options,
+    targets: &mut Vec<(&'static str, SocketAddr)>,
+) -> Result<Option<counted_redis::RedisServer>, String> {
+    let plans = subscribers(options.users, "metered")?;
+    let app = |layer: PlanLimitLayer| app().layer(layer).layer(middleware::from_fn(demo_auth));
+    let (routers, server) = counted_redis::servers(&options.servers, app, &plans).await?;
+    for (name, router) in routers {
+        let addr = serve(router).await?;
+        check(name, addr).await?;
+        targets.push((name, addr));
+    }
+    Ok(server)
+}
+
+/// Without the `redis` feature: an error when `--servers` names a counted-over-Redis server.
+#[cfg(not(feature = "redis"))]
+async fn redis_servers(
+    options: &Options,
+    _targets: &mut Vec<(&'static str, SocketAddr)>,
+) -> Result<(), String> {
+    match options
+        .servers
+        .iter()
+        .find(|name| name.starts_with("redis"))
+    {
+        Some(name) => Err(format!("{name} needs `--features redis`")),
+        None => Ok(()),
+    }
 }
 
 fn main() -> ExitCode {

@@ -59,11 +59,12 @@ async fn acquire<S: UsageStore>(
         lease,
     };
     while let Some((index, block)) = pending.blocks.last() {
+        let started = Instant::now();
         let answer = inner.store.reserve(block, lease).await;
         let (index, block) = (*index, block.clone());
         pending.blocks.pop();
         if let Some(line) = hold.lines().get(index) {
-            inner.acquired(line, block, lease, answer.as_ref().ok());
+            inner.acquired(line, block, (lease, started), answer.as_ref().ok());
         }
         answer?;
     }
@@ -82,7 +83,8 @@ impl<S: UsageStore> Drop for Pending<'_, S> {
     fn drop(&mut self) {
         for (index, block) in self.blocks.drain(..) {
             if let Some(line) = self.hold.lines().get(index) {
-                self.inner.acquired(line, block, self.lease, None);
+                self.inner
+                    .acquired(line, block, (self.lease, Instant::now()), None);
             }
         }
     }

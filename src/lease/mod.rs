@@ -144,7 +144,7 @@ impl<S: UsageStore> Leased<S> {
     /// # Errors
     /// When the store fails to settle a block (it is retried at the next settlement).
     pub async fn settle(&self) -> Result<(), BoxError> {
-        let jobs = self.inner.tick();
+        let jobs = self.inner.retire_all();
         if settle::run_all(&self.inner, jobs).await {
             Ok(())
         } else {

@@ -38,19 +38,21 @@ async fn run<S: UsageStore>(inner: Arc<Inner<S>>, job: Job) -> bool {
                     slot.committed(key, spent, result.is_ok());
                 }
             }
-            Job::Shrink {
+            Job::Renew {
                 counter,
                 key,
                 hold,
-                reserved,
+                keep,
                 spent,
                 lease,
+                started,
             } => {
-                let replaced = shrink(&*inner.store, &counter, &hold, reserved, spent, lease).await;
+                let replaced = renew(&*inner.store, &counter, &hold, keep, spent, lease).await;
                 ok &= replaced.is_some();
+                let replaced = replaced.map(|(hold, keep, spent)| (hold, keep, spent, started));
                 let mut shard = inner.shard(&counter.user);
                 if let Some(slot) = shard.slots.get_mut(&counter) {
-                    slot.shrunk(&counter, key, replaced, &mut work);
+                    slot.renewed(&counter, key, replaced, &mut work);
                 }
             }
         }
@@ -58,34 +60,34 @@ async fn run<S: UsageStore>(inner: Arc<Inner<S>>, job: Job) -> bool {
     ok
 }
 
-/// Holds `reserved` units of `counter` anew (unlimited: they are held by `hold` already), then
-/// commits `spent` units of `hold`, which gives back the rest. The new hold, its size and the
-/// units committed; `None` when either call failed (the block is left as it was).
-async fn shrink<S: UsageStore>(
+/// Holds `keep` units of `counter` anew (unlimited: `hold` holds them already), then commits
+/// `spent` units of `hold`, which gives back the rest. The new hold, its size and the units
+/// committed; `None` when either call failed (the block is left as it was).
+async fn renew<S: UsageStore>(
     store: &S,
     counter: &Counter,
     hold: &Hold,
-    reserved: u64,
+    keep: u64,
     spent: u64,
     lease: Duration,
 ) -> Option<(Hold, u64, u64)> {
-    let rest = Hold::new(ReservationId::new()).with(Line::new(counter.clone(), reserved));
+    let rest = Hold::new(ReservationId::new()).with(Line::new(counter.clone(), keep));
     match store.reserve(&rest, lease).await {
         Ok(Held::Reserved(_)) => {}
         Ok(Held::Refused { .. }) => return None,
         Err(error) => {
-            tracing::warn!(resource = %counter.resource, %error, "usage store failed to shrink a block");
+            tracing::warn!(resource = %counter.resource, %error, "usage store failed to settle a block");
             return None;
         }
     }
     if let Err(error) = store.commit(hold, &[spent]).await {
-        tracing::warn!(resource = %counter.resource, %error, "usage store failed to shrink a block");
+        tracing::warn!(resource = %counter.resource, %error, "usage store failed to settle a block");
         if let Err(error) = store.release(&rest).await {
             tracing::debug!(%error, "usage store failed to release a block's rest; its lease frees it");
         }
         return None;
     }
-    Some((rest, reserved, spent))
+    Some((rest, keep, spent))
 }
 
 /// Starts `jobs` in tasks of their own (they end even when their caller is dropped).
@@ -154,7 +156,7 @@ pub(super) async fn shutdown<S: UsageStore>(inner: &Arc<Inner<S>>) -> Result<(),
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let mut failures = 0;
     loop {
-        let jobs = inner.tick();
+        let jobs = inner.retire_all();
         if !run_all(inner, jobs).await {
             failures += 1;
             if failures >= 3 {

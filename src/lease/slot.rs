@@ -31,6 +31,16 @@ pub(super) struct Block {
     pub(super) spent: u64,
     /// A settlement of the block is under way.
     pub(super) settling: bool,
+    /// When the store's hold was last taken or renewed (measured before the call): it lasts
+    /// `lease` from then.
+    pub(super) renewed: Instant,
+    /// Whether a request used the block since the last tick.
+    pub(super) used: bool,
+    /// Ticks in a row without a request.
+    pub(super) idle_ticks: u32,
+    /// Whether the block was taken near the limit (smaller than the largest block): unused for
+    /// one tick, it goes back at once.
+    pub(super) near: bool,
 }
 
 impl Block {
@@ -41,9 +51,23 @@ impl Block {
             .saturating_sub(self.spent)
     }
 
-    /// Whether the block serves a line of `units` under `limit`.
-    pub(super) fn serves(&self, limit: Option<u64>, units: u64) -> bool {
-        self.limit == limit && self.room() >= units
+    /// Whether the block serves a line of `units` under `limit` at `now`: the same limit, room
+    /// for the units, and its hold on the store alive for at least half its lease.
+    pub(super) fn serves(&self, limit: Option<u64>, units: u64, now: Instant) -> bool {
+        self.limit == limit && self.room() >= units && now < self.renewed + self.lease / 2
+    }
+
+    /// The settlement that commits what the block spent and keeps `keep` units held.
+    fn renewal(&self, counter: &Counter, keep: u64, now: Instant) -> Job {
+        Job::Renew {
+            counter: counter.clone(),
+            key: self.key,
+            hold: self.hold.clone(),
+            keep,
+            spent: self.spent,
+            lease: self.lease,
+            started: now,
+        }
     }
 }
 
@@ -62,21 +86,25 @@ pub(super) enum Job {
         /// The units to commit.
         spent: u64,
     },
-    /// Replace the block's hold by one of `reserved` units (what its live local reservations
-    /// hold), then commit `spent` units of the old one: the parked rest goes back at once.
-    Shrink {
+    /// Replace the block's hold by one of `keep` units, then commit `spent` units of the old
+    /// one (which gives back the rest): an active block settles what it spent and keeps its
+    /// room under a fresh lease; a retired one keeps what its live reservations hold, and its
+    /// parked rest goes back at once.
+    Renew {
         /// The block's counter.
         counter: Counter,
         /// The block's key.
         key: u64,
         /// Its hold.
         hold: Hold,
-        /// The units its live local reservations hold.
-        reserved: u64,
+        /// The units the new hold keeps.
+        keep: u64,
         /// The units to commit.
         spent: u64,
-        /// The lease of the smaller hold.
+        /// The lease of the new hold.
         lease: Duration,
+        /// When the settlement started: the new hold's lease runs from about then.
+        started: Instant,
     },
 }
 
@@ -202,6 +230,7 @@ impl Slot {
     /// The settlements due: every retired block without local reservations is committed; with
     /// `shrink`, one that parks unspent units while requests still hold some gives those back.
     pub(super) fn due(&mut self, counter: &Counter, shrink: bool, jobs: &mut Vec<Job>) {
+        let now = Instant::now();
         let mut started = 0;
         for block in self.retired.iter_mut().filter(|block| !block.settling) {
             if block.reserved == 0 {
@@ -216,14 +245,7 @@ impl Slot {
             } else if shrink && block.room() > 0 {
                 block.settling = true;
                 started += 1;
-                jobs.push(Job::Shrink {
-                    counter: counter.clone(),
-                    key: block.key,
-                    hold: block.hold.clone(),
-                    reserved: block.reserved,
-                    spent: block.spent,
-                    lease: block.lease,
-                });
+                jobs.push(block.renewal(counter, block.reserved, now));
             }
         }
         for _ in 0..started {
@@ -243,20 +265,58 @@ impl Slot {
         self.end_call();
     }
 
-    /// Block `key`'s hold was replaced by `hold` of `size` units, after `spent` of its units
-    /// were committed. Answers the commit that is due when its reservations ended meanwhile.
-    pub(super) fn shrunk(
+    /// One settle interval passed: the active block settles what it spent (keeping its room
+    /// under a fresh lease), or renews a lease half gone, or, unused for `idle_ticks` ticks in
+    /// a row, is retired; retired blocks without reservations are committed.
+    pub(super) fn tick(&mut self, counter: &Counter, idle_ticks: u32, jobs: &mut Vec<Job>) {
+        let now = Instant::now();
+        let mut renew = false;
+        let mut retire = false;
+        if let Some(block) = self.active.as_mut().filter(|block| !block.settling) {
+            let keep = block.size.saturating_sub(block.spent);
+            if keep == 0 {
+                // Spent to the last unit: committed once its requests end.
+                retire = true;
+            } else if block.spent > 0 || now >= block.renewed + block.lease / 2 {
+                block.settling = true;
+                renew = true;
+                jobs.push(block.renewal(counter, keep, now));
+            } else if !block.used {
+                block.idle_ticks += 1;
+                retire = block.idle_ticks >= if block.near { 1 } else { idle_ticks };
+            }
+        }
+        if let Some(block) = self.active.as_mut() {
+            if block.used {
+                block.idle_ticks = 0;
+            }
+            block.used = false;
+        }
+        if renew {
+            self.start_call();
+        }
+        if retire {
+            self.retire_active();
+        }
+        self.due(counter, false, jobs);
+    }
+
+    /// Block `key`'s hold was replaced by `hold` of `size` units at `renewed`, after `spent`
+    /// of its units were committed (`None`: it failed, and the block is as it was). Answers the
+    /// commit that is due when its reservations ended meanwhile.
+    pub(super) fn renewed(
         &mut self,
         counter: &Counter,
         key: u64,
-        replaced: Option<(Hold, u64, u64)>,
+        replaced: Option<(Hold, u64, u64, Instant)>,
         jobs: &mut Vec<Job>,
     ) {
         if let Some(block) = self.block_mut(key) {
             block.settling = false;
-            if let Some((hold, size, spent)) = replaced {
+            if let Some((hold, size, spent, renewed)) = replaced {
                 block.hold = hold;
                 block.size = size;
+                block.renewed = renewed;
                 block.spent = block.spent.saturating_sub(spent);
                 self.used_base = self.used_base.saturating_add(spent);
             }
@@ -300,6 +360,10 @@ mod tests {
             reserved: 0,
             spent: 0,
             settling: false,
+            renewed: Instant::now(),
+            used: false,
+            idle_ticks: 0,
+            near: false,
         }
     }
 
@@ -345,9 +409,9 @@ mod tests {
         slot.due(&counter, true, &mut jobs);
         assert!(matches!(
             jobs[1..],
-            [Job::Shrink {
+            [Job::Renew {
                 key: 1,
-                reserved: 3,
+                keep: 3,
                 spent: 2,
                 ..
             }]
@@ -357,7 +421,7 @@ mod tests {
         // The shrink: 3 units held anew, 2 committed; the reservations then end.
         let hold = block(9, 3).hold;
         jobs.clear();
-        slot.shrunk(&counter, 1, Some((hold, 3, 2)), &mut jobs);
+        slot.renewed(&counter, 1, Some((hold, 3, 2, Instant::now())), &mut jobs);
         assert!(jobs.is_empty());
         assert_eq!(slot.used_base, 2);
         let shrunk = slot.block_mut(1).expect("still there");

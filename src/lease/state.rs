@@ -24,6 +24,10 @@ const SHARDS: usize = 16;
 /// How many settle intervals a slot without blocks is kept, for the count it remembers.
 const IDLE_TICKS: u32 = 50;
 
+/// How many settle intervals in a row a block of the largest size may go unused before it is
+/// given back (a smaller one, taken near its limit, goes back after one).
+const IDLE_BLOCK_TICKS: u32 = 10;
+
 /// The settings of a [`Leased`](super::Leased) store.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Config {
@@ -126,7 +130,7 @@ impl<S: UsageStore> Inner<S> {
             slots.get(line.counter()).is_some_and(|slot| {
                 slot.active
                     .as_ref()
-                    .is_some_and(|block| block.serves(line.max(), line.units()))
+                    .is_some_and(|block| block.serves(line.max(), line.units(), now))
             })
         };
         if !hold
@@ -144,6 +148,7 @@ impl<S: UsageStore> Inner<S> {
             slot.touched = now;
             let block = slot.active.as_mut()?;
             block.reserved += line.units();
+            block.used = true;
             parts.push((block.key, line.units()));
         }
         locals.insert(
@@ -196,7 +201,7 @@ impl<S: UsageStore> Inner<S> {
             let served = slot
                 .active
                 .as_ref()
-                .is_some_and(|block| block.serves(line.max(), line.units()));
+                .is_some_and(|block| block.serves(line.max(), line.units(), now));
             if served {
                 continue;
             }
@@ -216,7 +221,13 @@ impl<S: UsageStore> Inner<S> {
 
     /// The acquisition of `block` for `line` ended with `held` (`None`: it failed or was
     /// abandoned): a block granted serves from now on.
-    pub(super) fn acquired(&self, line: &Line, block: Hold, lease: Duration, held: Option<&Held>) {
+    pub(super) fn acquired(
+        &self,
+        line: &Line,
+        block: Hold,
+        (lease, started): (Duration, Instant),
+        held: Option<&Held>,
+    ) {
         let mut shard = self.shard(&line.counter().user);
         let Some(slot) = shard.slots.get_mut(line.counter()) else {
             return;
@@ -237,6 +248,10 @@ impl<S: UsageStore> Inner<S> {
                     reserved: 0,
                     spent: 0,
                     settling: false,
+                    renewed: started,
+                    used: false,
+                    idle_ticks: 0,
+                    near: size < self.config.block_max,
                 });
             }
             Some(Held::Refused { count, .. }) => slot.observe(*count),
@@ -369,8 +384,20 @@ impl<S: UsageStore> Inner<S> {
         Some(end_parts(&mut shard, hold, &local, spent))
     }
 
-    /// One settle interval passed: every block is retired (its spent units are settled once its
-    /// reservations end), reservations past their lease are released, idle slots forgotten.
+    /// Retires every block: each is committed once its reservations end.
+    pub(super) fn retire_all(&self) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        self.each_shard(|shard| {
+            for (counter, slot) in shard.slots.iter_mut() {
+                slot.retire_active();
+                slot.due(counter, false, &mut jobs);
+            }
+        });
+        jobs
+    }
+
+    /// One settle interval passed: blocks settle what they spent and keep their room, unused
+    /// ones go back, reservations past their lease are released, idle slots forgotten.
     pub(super) fn tick(&self) -> Vec<Job> {
         let now = Instant::now();
         let idle_since = now
@@ -390,8 +417,7 @@ impl<S: UsageStore> Inner<S> {
                 }
             }
             for (counter, slot) in shard.slots.iter_mut() {
-                slot.retire_active();
-                slot.due(counter, false, &mut jobs);
+                slot.tick(counter, IDLE_BLOCK_TICKS, &mut jobs);
             }
             shard.slots.retain(|_, slot| !slot.is_idle(idle_since));
         });
