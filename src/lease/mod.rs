@@ -106,6 +106,9 @@ pub const DEFAULT_BLOCK_MAX: u64 = 64;
 /// The default settle interval: 100 ms.
 pub const DEFAULT_SETTLE_EVERY: Duration = Duration::from_millis(100);
 
+/// The default settle interval of blocks far from their limits: 1 s.
+pub const DEFAULT_SETTLE_FAR_EVERY: Duration = Duration::from_secs(1);
+
 /// A [`UsageStore`] that serves counters far from their limits from blocks held on the
 /// wrapped store; see the [module docs](self).
 ///
@@ -128,6 +131,7 @@ impl<S: UsageStore> Leased<S> {
             config: Config {
                 block_max: DEFAULT_BLOCK_MAX,
                 settle_every: DEFAULT_SETTLE_EVERY,
+                settle_far_every: DEFAULT_SETTLE_FAR_EVERY,
                 instances: 1,
             },
         }
@@ -176,6 +180,7 @@ impl<S: UsageStore> fmt::Debug for Leased<S> {
         f.debug_struct("Leased")
             .field("block_max", &self.inner.config.block_max)
             .field("settle_every", &self.inner.config.settle_every)
+            .field("settle_far_every", &self.inner.config.settle_far_every)
             .field("instances", &self.inner.config.instances)
             .finish_non_exhaustive()
     }
@@ -250,6 +255,17 @@ impl<S: UsageStore> LeasedBuilder<S> {
     /// not use. At least a millisecond.
     pub fn settle_every(mut self, every: Duration) -> Self {
         self.config.settle_every = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often a block of the largest size ([`block_max`](Self::block_max): its counter was
+    /// far from its limit when it was taken) commits what it spent (default
+    /// [`DEFAULT_SETTLE_FAR_EVERY`]; rounded up to a multiple of
+    /// [`settle_every`](Self::settle_every)). Far from the limit, no decision depends on it:
+    /// until then the other instances count those units as held rather than used. The same as
+    /// `settle_every` settles every block at every interval.
+    pub fn settle_far_every(mut self, every: Duration) -> Self {
+        self.config.settle_far_every = every;
         self
     }
 

@@ -38,6 +38,8 @@ pub(super) struct Block {
     pub(super) used: bool,
     /// Ticks in a row without a request.
     pub(super) idle_ticks: u32,
+    /// Ticks since the block last settled.
+    pub(super) unsettled_ticks: u32,
     /// Whether the block was taken near the limit (smaller than the largest block): unused for
     /// one tick, it goes back at once.
     pub(super) near: bool,
@@ -266,18 +268,27 @@ impl Slot {
     }
 
     /// One settle interval passed: the active block settles what it spent (keeping its room
-    /// under a fresh lease), or renews a lease half gone, or, unused for `idle_ticks` ticks in
-    /// a row, is retired; retired blocks without reservations are committed.
-    pub(super) fn tick(&mut self, counter: &Counter, idle_ticks: u32, jobs: &mut Vec<Job>) {
+    /// under a fresh lease; a block of the largest size only every `far_ticks` ticks), or
+    /// renews a lease half gone, or, unused for `idle_ticks` ticks in a row, is retired;
+    /// retired blocks without reservations are committed.
+    pub(super) fn tick(
+        &mut self,
+        counter: &Counter,
+        (idle_ticks, far_ticks): (u32, u32),
+        jobs: &mut Vec<Job>,
+    ) {
         let now = Instant::now();
         let mut renew = false;
         let mut retire = false;
         if let Some(block) = self.active.as_mut().filter(|block| !block.settling) {
             let keep = block.size.saturating_sub(block.spent);
+            block.unsettled_ticks = block.unsettled_ticks.saturating_add(1);
+            let due = block.near || block.unsettled_ticks >= far_ticks;
             if keep == 0 {
                 // Spent to the last unit: committed once its requests end.
                 retire = true;
-            } else if block.spent > 0 || now >= block.renewed + block.lease / 2 {
+            } else if (block.spent > 0 && due) || now >= block.renewed + block.lease / 2 {
+                block.unsettled_ticks = 0;
                 block.settling = true;
                 renew = true;
                 jobs.push(block.renewal(counter, keep, now));
@@ -363,6 +374,7 @@ mod tests {
             renewed: Instant::now(),
             used: false,
             idle_ticks: 0,
+            unsettled_ticks: 0,
             near: false,
         }
     }

@@ -33,6 +33,7 @@ const IDLE_BLOCK_TICKS: u32 = 10;
 pub(super) struct Config {
     pub(super) block_max: u64,
     pub(super) settle_every: Duration,
+    pub(super) settle_far_every: Duration,
     pub(super) instances: u64,
 }
 
@@ -251,6 +252,7 @@ impl<S: UsageStore> Inner<S> {
                     renewed: started,
                     used: false,
                     idle_ticks: 0,
+                    unsettled_ticks: 0,
                     near: size < self.config.block_max,
                 });
             }
@@ -403,6 +405,9 @@ impl<S: UsageStore> Inner<S> {
         let idle_since = now
             .checked_sub(self.config.settle_every * IDLE_TICKS)
             .unwrap_or(now);
+        let every = self.config.settle_every.as_micros().max(1);
+        let far_ticks = self.config.settle_far_every.as_micros().div_ceil(every);
+        let far_ticks = u32::try_from(far_ticks).unwrap_or(u32::MAX).max(1);
         let mut jobs = Vec::new();
         self.each_shard(|shard| {
             let expired: Vec<ReservationId> = shard
@@ -417,7 +422,7 @@ impl<S: UsageStore> Inner<S> {
                 }
             }
             for (counter, slot) in shard.slots.iter_mut() {
-                slot.tick(counter, IDLE_BLOCK_TICKS, &mut jobs);
+                slot.tick(counter, (IDLE_BLOCK_TICKS, far_ticks), &mut jobs);
             }
             shard.slots.retain(|_, slot| !slot.is_idle(idle_since));
         });
