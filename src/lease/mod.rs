@@ -156,6 +156,22 @@ impl<S: UsageStore> Leased<S> {
         }
     }
 
+    /// Settles the blocks of `user`'s counters now (those with requests in flight when they
+    /// end): for an application that learns that the user's rights changed (a plan change, an
+    /// admin action) and wants the other instances to see this one's units at once. A request
+    /// under a changed limit settles its counter's block by itself.
+    ///
+    /// # Errors
+    /// When the store fails to settle a block (it is retried at the next settlement).
+    pub async fn settle_user(&self, user: &str) -> Result<(), BoxError> {
+        let jobs = self.inner.flush_user(user);
+        if settle::run_all(&self.inner, jobs).await {
+            Ok(())
+        } else {
+            Err("the usage store failed to settle a block".into())
+        }
+    }
+
     /// Stops taking blocks and settles every block, waiting for the requests served from them
     /// to end; afterwards every reservation goes to the wrapped store. Call it when the
     /// instance stops (bound it with a timeout if requests may hang).

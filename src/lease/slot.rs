@@ -5,7 +5,9 @@
 //! `acquire.rs` and `settle.rs`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use smallvec::SmallVec;
 use tokio::sync::Notify;

@@ -8,7 +8,9 @@
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use smallvec::SmallVec;
 use tokio::sync::Notify;
@@ -292,6 +294,19 @@ impl<S: UsageStore> Inner<S> {
                 .get(line.counter())
                 .is_some_and(|slot| slot.acquiring)
         })
+    }
+
+    /// Retires the blocks of `user`'s counters and answers their settlements.
+    pub(super) fn flush_user(&self, user: &str) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        let mut shard = self.shard(user);
+        for (counter, slot) in shard.slots.iter_mut() {
+            if &*counter.user == user {
+                slot.retire_active();
+                slot.due(counter, false, &mut jobs);
+            }
+        }
+        jobs
     }
 
     /// Whether a store call that changes `counter` is under way: its notifier when it is.

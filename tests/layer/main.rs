@@ -26,6 +26,7 @@ mod governable_scope;
 mod hyper;
 mod immediate;
 mod invalidation;
+mod leases;
 mod metering;
 #[cfg(feature = "metrics")]
 mod metrics;
