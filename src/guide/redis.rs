@@ -102,6 +102,43 @@
 //! layer's clock, not Redis's: keep the instances' clocks in step (NTP). A key expires a second
 //! after the rate is whole again, so idle users cost nothing.
 //!
+//! ## Counting at scale: block leases
+//!
+//! Every counted request over Redis makes two Lua calls, a reservation before the handler and a
+//! commit after. For counters far from their limits (a monthly quota of 100 000 calls, a credit
+//! pool) wrap the usage store in [`Leased`](crate::lease::Leased): each instance then holds a
+//! *block* of units per counter on Redis, an ordinary reservation, and serves requests from it
+//! in memory; it commits what it spent on a timer (every 100 ms near a limit, every second far
+//! from it), when the block is spent, and when it stops. Near a limit the blocks shrink to
+//! nothing and every request is counted on Redis as before, so the layer still never lets a
+//! count pass its limit (200 concurrent creates at `limit - 1` over four instances still create
+//! exactly one). The price: an instance that crashes loses what it spent from its blocks and
+//! did not commit yet, at most one block per counter
+//! ([the module docs](crate::lease#guarantees) state the bounds).
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis")]
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), tower_plans::BoxError> {
+//! use tower_plans::lease::Leased;
+//! use tower_plans::redis::RedisConnection;
+//! use tower_plans::PlanLimitLayer;
+//!
+//! let redis = RedisConnection::open("redis://127.0.0.1/").await?;
+//! // Four instances share this Redis.
+//! let usage = Leased::builder(redis.usage_store()).instances(4).build();
+//! let plans = PlanLimitLayer::builder(redis.plan_store())
+//!     .count_usage(usage.clone())
+//!     .build()?;
+//! // ... serve; then, when the instance stops, commit what its blocks spent:
+//! usage.shutdown().await?;
+//! # let _ = plans;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "redis"))]
+//! # fn main() {}
+//! ```
+//!
 //! ## Redis Cluster
 //!
 //! With the `redis-cluster` feature, `RedisConnection::open_cluster([...nodes])` connects to a

@@ -6,10 +6,31 @@
 //! reserves a *block* of B units for this instance in one store call: a hold on the store like
 //! any other (with the layer's lease), so `used + held <= max` still holds there and no other
 //! instance can take those units. Requests then reserve, commit and release against the block in
-//! memory. The instance *settles* a block (one commit of what it spent; the rest is given back)
-//! when it is spent, every [`settle_every`](LeasedBuilder::settle_every) (100 ms by default),
-//! when a request of the same counter has to go to the store, on [`Leased::shutdown`] and when
-//! the last clone is dropped. The next request takes a new block.
+//! memory, with no store call.
+//!
+//! # Settlements
+//!
+//! The instance *settles* a block: it commits what the block spent and holds what it keeps
+//! under a fresh lease (two store calls, off the requests' path: a hold of the rest, then the
+//! commit of the old hold).
+//! - On a timer: every [`settle_every`](LeasedBuilder::settle_every) (100 ms by default) for a
+//!   block taken near its limit (smaller than [`block_max`](LeasedBuilder::block_max)), every
+//!   [`settle_far_every`](LeasedBuilder::settle_far_every) (1 s by default) for one of the
+//!   largest size: far from the limit no decision depends on it, and the other instances count
+//!   the units as held until then. A lease half gone is renewed the same way.
+//! - When a block is spent, or unused for an interval near its limit (ten far from it): it is
+//!   committed once its requests end, and the rest given back; the next request takes a new
+//!   block.
+//! - When a request of the same counter has to go to the store (near the limit, under another
+//!   limit, or with a line no block serves): this instance's blocks of the counter are committed
+//!   or shrunk to what their requests hold first, so that the store's answer is exact.
+//! - On [`Leased::settle`], [`Leased::settle_user`] (for an application that learns that a
+//!   user's rights changed), [`Leased::shutdown`], and when the last clone is dropped inside a
+//!   Tokio runtime.
+//!
+//! The settle interval must be well below the layer's
+//! [`lease`](crate::PlanLimitLayerBuilder::lease) (minutes by default): a block that could not
+//! be renewed for half its lease serves no more.
 //!
 //! # Block sizes
 //!
@@ -24,13 +45,15 @@
 //! # Guarantees
 //!
 //! - **Never an overshoot.** Every unit spent from a block is held on the store first.
-//! - **False denials are bounded**: another instance's block parks at most B units, and for
-//!   about one settle interval (plus the time its requests in flight take). This instance's own
-//!   parked units are given back before one of its requests goes to the store.
+//! - **False denials are bounded**: another instance's block parks at most B units; near the
+//!   limit for about one settle interval (an unused block goes back then), far from it for ten
+//!   (where the units parked are a small share of what is left). This instance's own parked
+//!   units are given back before one of its requests goes to the store.
 //! - **A crashed instance under-counts at most B units per counter it held a block of**: what
 //!   it spent from a block and did not settle is lost when the block's lease ends (the lease of
-//!   [`lease`](crate::PlanLimitLayerBuilder::lease)); its parked units come back then too. A
-//!   clean stop ([`Leased::shutdown`], or dropping the store inside a runtime) loses nothing.
+//!   [`lease`](crate::PlanLimitLayerBuilder::lease)); its parked units come back then too. The
+//!   requests it served from those units passed without being counted. A clean stop
+//!   ([`Leased::shutdown`], or dropping the store inside a runtime) loses nothing.
 //! - **Counts stay honest on this instance**: [`get`](UsageStore::get) (entitlements) and the
 //!   counts a reservation answers (`RateLimit` headers) count what this instance spent from its
 //!   blocks as used, settled or not, and only its requests in flight as held. Another
