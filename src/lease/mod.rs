@@ -110,6 +110,7 @@
 //! ```
 
 mod acquire;
+mod background;
 mod settle;
 mod size;
 mod slot;
@@ -155,6 +156,7 @@ impl<S: UsageStore> Leased<S> {
                 block_max: DEFAULT_BLOCK_MAX,
                 settle_every: DEFAULT_SETTLE_EVERY,
                 settle_far_every: DEFAULT_SETTLE_FAR_EVERY,
+                in_background: false,
                 instances: 1,
             },
         }
@@ -221,6 +223,7 @@ impl<S: UsageStore> fmt::Debug for Leased<S> {
             .field("settle_every", &self.inner.config.settle_every)
             .field("settle_far_every", &self.inner.config.settle_far_every)
             .field("instances", &self.inner.config.instances)
+            .field("commit_in_background", &self.inner.config.in_background)
             .finish_non_exhaustive()
     }
 }
@@ -239,6 +242,11 @@ impl<S: UsageStore> UsageStore for Leased<S> {
                 drop(settle::spawn(&self.inner, jobs));
                 StoreFuture::ready(Ok(()))
             }
+            None if self.inner.config.in_background
+                && background::queue(&self.inner, hold, Some(spent)) =>
+            {
+                StoreFuture::ready(Ok(()))
+            }
             None => self.inner.store.commit(hold, spent),
         }
     }
@@ -247,6 +255,11 @@ impl<S: UsageStore> UsageStore for Leased<S> {
         match self.inner.end_local(hold, None) {
             Some(jobs) => {
                 drop(settle::spawn(&self.inner, jobs));
+                StoreFuture::ready(Ok(()))
+            }
+            None if self.inner.config.in_background
+                && background::queue(&self.inner, hold, None) =>
+            {
                 StoreFuture::ready(Ok(()))
             }
             None => self.inner.store.release(hold),
@@ -305,6 +318,20 @@ impl<S: UsageStore> LeasedBuilder<S> {
     /// `settle_every` settles every block at every interval.
     pub fn settle_far_every(mut self, every: Duration) -> Self {
         self.config.settle_far_every = every;
+        self
+    }
+
+    /// Whether a reservation that no block served is committed or released on the store in a
+    /// task of its own, the call answering at once (default `false`): the layer's response
+    /// then waits for no store call after the handler. The hold covers the units until the
+    /// commit lands, so no count passes its limit. What changes, for that short while: on this
+    /// instance a read of the counter ([`get`](UsageStore::get), entitlements) waits for the
+    /// commit, so it still reads its own writes; on the others the units show as held, not
+    /// used (the total is the same). A commit that fails is only logged (its lease frees the
+    /// units, uncounted), and the layer's metrics count it as made. With
+    /// [`block_max(1)`](Self::block_max) this is all the wrapper does.
+    pub fn commit_in_background(mut self, yes: bool) -> Self {
+        self.config.in_background = yes;
         self
     }
 

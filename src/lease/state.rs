@@ -36,6 +36,7 @@ pub(super) struct Config {
     pub(super) block_max: u64,
     pub(super) settle_every: Duration,
     pub(super) settle_far_every: Duration,
+    pub(super) in_background: bool,
     pub(super) instances: u64,
 }
 
@@ -66,6 +67,8 @@ pub(super) struct Inner<S: UsageStore> {
     pub(super) closed: AtomicBool,
     /// Whether the settle timer runs (decided on first use).
     pub(super) timer: OnceLock<bool>,
+    /// The queue of background commits, started on first use (`None`: no runtime).
+    pub(super) background: OnceLock<Option<super::background::Queue>>,
     next_key: AtomicU64,
 }
 
@@ -78,6 +81,7 @@ impl<S: UsageStore> Inner<S> {
             hasher: foldhash::fast::RandomState::default(),
             closed: AtomicBool::new(false),
             timer: OnceLock::new(),
+            background: OnceLock::new(),
             next_key: AtomicU64::new(0),
         }
     }
@@ -294,6 +298,24 @@ impl<S: UsageStore> Inner<S> {
                 .get(line.counter())
                 .is_some_and(|slot| slot.acquiring)
         })
+    }
+
+    /// A store call on `hold` that changes its counters starts (`true`) or ends: reads of
+    /// those counters wait for it.
+    pub(super) fn changing(&self, hold: &Hold, starts: bool) {
+        for line in hold.lines() {
+            let counter = line.counter();
+            let mut shard = self.shard(&counter.user);
+            if starts {
+                shard
+                    .slots
+                    .entry(counter.clone())
+                    .or_insert_with(|| Slot::new(line.start().count(), Instant::now()))
+                    .start_call();
+            } else if let Some(slot) = shard.slots.get_mut(counter) {
+                slot.end_call();
+            }
+        }
     }
 
     /// Retires the blocks of `user`'s counters and answers their settlements.

@@ -17,7 +17,8 @@ use tower_plans::{Action, MemoryStore, PlanLimitLayer, UsageStore, UserId};
 /// (blocks of the largest size, 64).
 const PLANS: &str = r#"{"plans": [
     {"name": "near", "limits": {"calls": {"index": 100}}},
-    {"name": "far", "limits": {"calls": {"index": 10000}}}
+    {"name": "far", "limits": {"calls": {"index": 10000}}},
+    {"name": "few", "limits": {"calls": {"index": 3}}}
 ]}"#;
 
 /// The memory store (standing in for a remote one) with `ann` on near and `bob` on far, its
@@ -25,7 +26,7 @@ const PLANS: &str = r#"{"plans": [
 fn setup() -> (MemoryStore, Leased<MemoryStore>, PlanLimitLayer) {
     let store = MemoryStore::from_json(
         PLANS,
-        r#"{"ann": {"plan": "near"}, "bob": {"plan": "far"}}"#,
+        r#"{"ann": {"plan": "near"}, "bob": {"plan": "far"}, "cy": {"plan": "few"}}"#,
     )
     .expect("valid plans");
     let leased = Leased::new(store.clone());
@@ -216,4 +217,42 @@ async fn a_clean_stop_and_a_drop_settle_what_the_blocks_spent() {
     tokio::time::timeout(Duration::from_secs(5), settled)
         .await
         .expect("the drop settled the block");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_in_the_background_never_pass_the_limit_and_read_their_own_writes() {
+    let store = MemoryStore::from_json(PLANS, r#"{"cy": {"plan": "few"}}"#).expect("valid plans");
+    let leased = Leased::builder(store.clone())
+        .commit_in_background(true)
+        .build();
+    let layer = PlanLimitLayer::builder(store.clone())
+        .count_usage(leased.clone())
+        .build()
+        .expect("valid layer");
+    // Three calls fit (no block: the limit is near), concurrently; the others are refused.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let layer = layer.clone();
+            tokio::spawn(async move { call(&layer, "cy").await.0 })
+        })
+        .collect();
+    let mut passed = 0;
+    for task in tasks {
+        match task.await.expect("no panic") {
+            StatusCode::OK => passed += 1,
+            StatusCode::FORBIDDEN => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(passed, 3);
+    assert_eq!(call(&layer, "cy").await.0, StatusCode::FORBIDDEN);
+    // This instance reads its own commits; the store has them once they land.
+    assert_eq!(
+        leased.get(&calls("cy")).await.unwrap(),
+        Some(Count { used: 3, held: 0 })
+    );
+    assert_eq!(
+        store.get(&calls("cy")).await.unwrap(),
+        Some(Count { used: 3, held: 0 })
+    );
 }

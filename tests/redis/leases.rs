@@ -105,6 +105,12 @@ async fn redis_leased_concurrent_costs_let_exactly_what_fits_through() {
     let leased: Arc<dyn UsageStore> = Arc::new(Leased::new(connect(&server).await.usage_store()));
     suite::concurrent_costs(Arc::clone(&leased), "leased-concurrent", 1000, 15, 5, 200).await;
     suite::concurrent_costs(leased, "leased-remainder", 1000, 4, 3, 200).await;
+    let background: Arc<dyn UsageStore> = Arc::new(
+        Leased::builder(connect(&server).await.usage_store())
+            .commit_in_background(true)
+            .build(),
+    );
+    suite::concurrent_costs(background, "leased-background", 1000, 15, 5, 200).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
