@@ -66,6 +66,15 @@
 //! store, all or none as before. A line with grants (a pool topped up by one-off grants) always
 //! goes to the store: the store keeps the order grants are spent in.
 //!
+//! # Commits off the response path
+//!
+//! Off by default, [`commit_in_background`](LeasedBuilder::commit_in_background) makes the
+//! commit or release of a reservation that no block served (near a limit) in a task of its
+//! own, in order per counter, so that the layer's response waits for no store call after the
+//! handler. The hold covers the units until the commit lands, so no count passes its limit;
+//! this instance still reads its own writes (a read waits for the commits of its counter),
+//! while the other instances see the units as held rather than used until they land.
+//!
 //! # Runtime
 //!
 //! The settle timer runs on the Tokio runtime of the first reservation. Without a runtime the
