@@ -58,7 +58,14 @@ impl Block {
     /// Whether the block serves a line of `units` under `limit` at `now`: the same limit, room
     /// for the units, and its hold on the store alive for at least half its lease.
     pub(super) fn serves(&self, limit: Option<u64>, units: u64, now: Instant) -> bool {
-        self.limit == limit && self.room() >= units && now < self.renewed + self.lease / 2
+        self.limit == limit && self.room() >= units && !self.half_gone(now)
+    }
+
+    /// Whether half the lease of the hold on the store has passed at `now`.
+    pub(super) fn half_gone(&self, now: Instant) -> bool {
+        self.renewed
+            .checked_add(self.lease / 2)
+            .is_some_and(|half| now >= half)
     }
 
     /// The settlement that commits what the block spent and keeps `keep` units held.
@@ -289,7 +296,7 @@ impl Slot {
             if keep == 0 {
                 // Spent to the last unit: committed once its requests end.
                 retire = true;
-            } else if (block.spent > 0 && due) || now >= block.renewed + block.lease / 2 {
+            } else if (block.spent > 0 && due) || block.half_gone(now) {
                 block.unsettled_ticks = 0;
                 block.settling = true;
                 renew = true;
@@ -346,6 +353,13 @@ impl Slot {
             && !self.acquiring
             && self.touched < idle_since
     }
+}
+
+/// When a lease taken at `now` ends: far in the future for a lease too long to add.
+pub(super) fn deadline(now: Instant, lease: Duration) -> Instant {
+    now.checked_add(lease)
+        .or_else(|| now.checked_add(Duration::from_secs(1 << 32)))
+        .unwrap_or(now)
 }
 
 /// A reservation served from blocks: per line, the block's key and the units it took.
@@ -455,6 +469,20 @@ mod tests {
         assert_eq!(slot.used_base, 5);
         assert_eq!(slot.busy, 0);
         assert!(slot.is_idle(Instant::now() + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn leases_too_long_to_add_never_end() {
+        let now = Instant::now();
+        assert!(deadline(now, Duration::MAX) > now + Duration::from_secs(1 << 30));
+        let mut endless = block(1, 5);
+        endless.lease = Duration::MAX;
+        assert!(!endless.half_gone(now + Duration::from_secs(1 << 30)));
+        assert!(endless.serves(Some(100), 5, now));
+        let mut short = block(2, 5);
+        short.lease = Duration::from_millis(10);
+        assert!(short.half_gone(short.renewed + Duration::from_millis(5)));
+        assert!(!short.serves(Some(100), 1, short.renewed + Duration::from_millis(5)));
     }
 
     #[test]

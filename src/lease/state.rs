@@ -16,7 +16,7 @@ use smallvec::SmallVec;
 use tokio::sync::Notify;
 
 use super::size::{block_size, worth_a_block};
-use super::slot::{Block, Job, Local, Slot};
+use super::slot::{deadline, Block, Job, Local, Slot};
 use crate::hash::Map;
 use crate::store::{Count, Counter, Held, Hold, Line, ReservationId, UsageStore};
 
@@ -116,7 +116,7 @@ impl<S: UsageStore> Inner<S> {
         let Shard { slots, locals } = &mut *shard;
         if let Some(local) = locals.get_mut(&hold.id()) {
             // Held already: the lease is renewed, the counts exclude the reservation itself.
-            local.deadline = now + lease;
+            local.deadline = deadline(now, lease);
             let mut counts = SmallVec::new();
             for (line, &(_, units)) in hold.lines().iter().zip(&local.parts) {
                 let count = slots
@@ -162,7 +162,7 @@ impl<S: UsageStore> Inner<S> {
             hold.id(),
             Local {
                 parts,
-                deadline: now + lease,
+                deadline: deadline(now, lease),
             },
         );
         Some(Held::Reserved(counts))
@@ -440,7 +440,7 @@ impl<S: UsageStore> Inner<S> {
     pub(super) fn tick(&self) -> Vec<Job> {
         let now = Instant::now();
         let idle_since = now
-            .checked_sub(self.config.settle_every * IDLE_TICKS)
+            .checked_sub(self.config.settle_every.saturating_mul(IDLE_TICKS))
             .unwrap_or(now);
         let every = self.config.settle_every.as_micros().max(1);
         let far_ticks = self.config.settle_far_every.as_micros().div_ceil(every);
