@@ -256,3 +256,63 @@ async fn commits_in_the_background_never_pass_the_limit_and_read_their_own_write
         Some(Count { used: 3, held: 0 })
     );
 }
+
+#[tokio::test]
+async fn a_reservation_of_two_lines_is_served_from_two_blocks_and_a_new_limit_takes_a_new_block() {
+    let store = MemoryStore::from_json(PLANS, "{}").expect("valid plans");
+    let leased = Leased::new(store.clone());
+    let pool = Counter::credits("dee", "ai");
+    let images = Counter::action("dee", "images", Action::Create);
+    let hold = |limit| {
+        Hold::new(ReservationId::new())
+            .with(Line::new(pool.clone(), 5).limit(Some(limit)))
+            .with(Line::new(images.clone(), 1).limit(Some(limit)))
+    };
+    let lease = Duration::from_secs(60);
+    let first = hold(10_000);
+    assert!(leased.reserve(&first, lease).await.unwrap().is_reserved());
+    leased.commit(&first, &[7, 1]).await.unwrap();
+    // Both lines from blocks: the store holds two blocks and counts nothing yet.
+    assert_eq!(
+        store.get(&pool).await.unwrap(),
+        Some(Count { used: 0, held: 64 })
+    );
+    assert_eq!(
+        store.get(&images).await.unwrap(),
+        Some(Count { used: 0, held: 64 })
+    );
+    assert_eq!(
+        leased.get(&pool).await.unwrap(),
+        Some(Count { used: 7, held: 0 })
+    );
+    assert_eq!(
+        leased.get(&images).await.unwrap(),
+        Some(Count { used: 1, held: 0 })
+    );
+
+    // Under another limit the blocks no longer serve: they are settled, and new ones taken.
+    let second = hold(20_000);
+    assert!(leased.reserve(&second, lease).await.unwrap().is_reserved());
+    leased.release(&second).await.unwrap();
+    let settled = async {
+        while store.get(&pool).await.unwrap() != Some(Count { used: 7, held: 64 }) {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), settled)
+        .await
+        .expect("the old block settled");
+    assert_eq!(
+        store.get(&images).await.unwrap(),
+        Some(Count { used: 1, held: 64 })
+    );
+    leased.shutdown().await.unwrap();
+    assert_eq!(
+        store.get(&pool).await.unwrap(),
+        Some(Count { used: 7, held: 0 })
+    );
+    assert_eq!(
+        store.get(&images).await.unwrap(),
+        Some(Count { used: 1, held: 0 })
+    );
+}
