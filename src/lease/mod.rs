@@ -54,6 +54,10 @@
 //!   [`lease`](crate::PlanLimitLayerBuilder::lease)); its parked units come back then too. The
 //!   requests it served from those units passed without being counted. A clean stop
 //!   ([`Leased::shutdown`], or dropping the store inside a runtime) loses nothing.
+//! - **The store unreachable**: a block keeps serving its units for at most half its lease
+//!   (renewals fail meanwhile); a request that needs the store fails as without leases. What
+//!   the blocks spent is settled once the store answers again, or lost with their leases,
+//!   within the bound above.
 //! - **Counts stay honest on this instance**: [`get`](UsageStore::get) (entitlements) and the
 //!   counts a reservation answers (`RateLimit` headers) count what this instance spent from its
 //!   blocks as used, settled or not, and only its requests in flight as held. Another
@@ -99,7 +103,7 @@
 //!     .settle_every(Duration::from_millis(100))
 //!     .build();
 //!
-//! // A monthly quota of 10 000 calls: far from its limit, the first call takes a block of 50.
+//! // A pool of 10 000 credits: far from its limit, the first call takes a block of 50.
 //! let calls = Counter::credits("ann", "calls");
 //! let lease = Duration::from_secs(300);
 //! for _ in 0..3 {
