@@ -89,7 +89,7 @@ fn overage_counter(
     if !pool.overage.is_soft() {
         return None;
     }
-    let Ok(Some((_, Held::Reserved(counts)))) = answer else {
+    let Ok(Some(Held::Reserved(counts))) = answer else {
         return None;
     };
     let before = counts.get(tally.pool_line?)?.total();

@@ -15,7 +15,7 @@ use http::StatusCode;
 
 use crate::alerts::Alerts;
 use crate::metrics::{Call, Stopwatch};
-use crate::store::{Count, Counter, Held, Hold, ReservationId, Seed, UsageStore};
+use crate::store::{Count, Counter, Held, Seed, UsageStore};
 use crate::timeout::{timed, StoreError};
 
 mod meter;
@@ -55,9 +55,9 @@ impl fmt::Debug for Counting {
     }
 }
 
-/// A usage store's answer to a reservation: what was reserved and what the store said, or
-/// `None` when the tally reserves nothing.
-pub(crate) type Answer = Option<(Hold, Held)>;
+/// A usage store's answer to the reservation of a tally's hold, `None` when the tally reserves
+/// nothing.
+pub(crate) type Answer = Option<Held>;
 
 /// What a reservation attempt found.
 pub(crate) enum Outcome {
@@ -79,18 +79,14 @@ impl Counting {
     /// Reserves what `tally` needs when the store answers at once (an in-memory store); `None`
     /// when it has to be awaited with [`reserve`](Self::reserve).
     pub(crate) fn reserve_now(&self, tally: &Tally) -> Option<Result<Answer, StoreError>> {
-        let Some(hold) = tally.hold(ReservationId::new()) else {
+        let Some(hold) = tally.hold() else {
             return Some(Ok(None));
         };
         let stopwatch = Stopwatch::start();
         // Not ready: dropped unpolled, and asked again by `reserve`.
-        let answer = self.store.reserve(&hold, self.lease).into_ready().ok()?;
+        let answer = self.store.reserve(hold, self.lease).into_ready().ok()?;
         stopwatch.stop_now(Call::RESERVE, &answer);
-        Some(
-            answer
-                .map(|held| Some((hold, held)))
-                .map_err(StoreError::Failed),
-        )
+        Some(answer.map(Some).map_err(StoreError::Failed))
     }
 
     /// Reserves what `tally` needs (a delete without a finite limit reserves nothing).
@@ -98,17 +94,17 @@ impl Counting {
     /// # Errors
     /// When the usage store fails or times out; nothing is held then.
     pub(crate) async fn reserve(self: &Arc<Self>, tally: &Tally) -> Result<Answer, StoreError> {
-        let Some(hold) = tally.hold(ReservationId::new()) else {
+        let Some(hold) = tally.hold() else {
             return Ok(None);
         };
-        let call = self.store.reserve(&hold, self.lease);
+        let call = self.store.reserve(hold, self.lease);
         match timed(Call::RESERVE, self.timeout, call).await {
-            Ok(held) => Ok(Some((hold, held))),
+            Ok(held) => Ok(Some(held)),
             Err(error) => {
                 // A remote store may have applied a reservation whose answer was lost or came
                 // too late: release the id (idempotent) rather than leave the units held until
                 // its lease ends.
-                settle::release_detached(Arc::clone(self), hold);
+                settle::release_detached(Arc::clone(self), hold.clone());
                 Err(error)
             }
         }
@@ -157,12 +153,12 @@ impl Counting {
                 .map(|count| count.total())
         };
         let (hold, usage, pool_usage) = match answer {
-            Some((hold, Held::Reserved(counts))) => {
+            Some(Held::Reserved(counts)) => {
                 let usage = total(&counts, tally.action_line).unwrap_or(tally.unreserved_usage);
                 let pool_usage = total(&counts, tally.pool_line).unwrap_or(0);
-                (Some(hold), usage, pool_usage)
+                (Some(tally.hold), usage, pool_usage)
             }
-            Some((_, Held::Refused { line, count })) => {
+            Some(Held::Refused { line, count }) => {
                 return Outcome::Refused {
                     pool: tally.pool_line == Some(line),
                     usage: count.total(),

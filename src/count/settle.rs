@@ -128,8 +128,8 @@ impl Holding {
         let counting = &self.counting;
         if let Some(hold) = &self.hold {
             let stopwatch = Stopwatch::start();
+            let spent = spent(hold, self.reported.as_ref());
             let (answer, call) = if commit {
-                let spent = spent(hold, self.reported.as_ref());
                 let answer = counting.store.commit(hold, &spent).into_ready();
                 (answer.ok(), Call::COMMIT)
             } else {
@@ -140,7 +140,6 @@ impl Holding {
                 Some(result) => {
                     stopwatch.stop_now(call, &result);
                     if commit && result.is_ok() {
-                        let spent = spent(hold, self.reported.as_ref());
                         watch_alerts(counting, hold, self.watch.take(), &spent);
                     }
                     log_settled(result, commit, hold);
@@ -324,7 +323,9 @@ mod tests {
     use super::*;
     use crate::catalog::Catalog;
     use crate::count::{Outcome, Tally};
-    use crate::store::{Count, Counted, Held, Line, MemoryStore, StoreFuture, UsageStore};
+    use crate::store::{
+        Count, Counted, Held, Line, MemoryStore, ReservationId, StoreFuture, UsageStore,
+    };
     use crate::timeout::StoreError;
 
     /// A usage store over a `MemoryStore` that answers only as a test lets it: every call has
@@ -397,7 +398,8 @@ mod tests {
     /// A create of john's clients, unlimited.
     fn create() -> Tally {
         Tally {
-            lines: smallvec::smallvec![Line::new(Counter::items("john", "clients"), 1)],
+            hold: Hold::new(ReservationId::new())
+                .with(Line::new(Counter::items("john", "clients"), 1)),
             action_line: Some(0),
             pool_line: None,
             reported_line: None,

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use smallvec::SmallVec;
-
 use crate::catalog::{Action, Overage};
 use crate::decision::{active_grants, Terms};
 use crate::store::{Counter, Hold, Line, ReservationId, Seed, Spill};
@@ -23,8 +21,10 @@ pub(crate) fn overage_counter(user: &Arc<str>, pool: &Arc<str>) -> Counter {
 #[derive(Debug)]
 pub(crate) struct Tally {
     /// What the request reserves before the call, line by line: its action's counter (or its
-    /// resource's items), then the credit pool it draws from.
-    pub(crate) lines: SmallVec<[Line; 2]>,
+    /// resource's items), then the credit pool it draws from. Built once, under a fresh id:
+    /// the store reserves it as it is and the response settles the same one. Without lines
+    /// it reserves nothing.
+    pub(crate) hold: Hold,
     /// Which line is the action's, and which the pool's.
     pub(crate) action_line: Option<usize>,
     pub(crate) pool_line: Option<usize>,
@@ -121,14 +121,14 @@ impl Tally {
         if reserve.is_none() && items.is_none() && terms.pool.is_none() {
             return None;
         }
-        let mut lines = SmallVec::new();
+        let mut hold = Hold::new(ReservationId::new());
         let action_line = reserve.map(|(counter, limit, start)| {
-            lines.push(
+            hold.push(
                 Line::new(counter, terms.action_units())
                     .limit(limit)
                     .seed(start),
             );
-            lines.len() - 1
+            hold.lines().len() - 1
         });
         let pool_line = terms.pool.map(|pool| {
             let mut counter = Counter::credits(Arc::clone(user), Arc::clone(pool.name));
@@ -156,15 +156,15 @@ impl Tally {
                     line = line.grant(Spill::new(counter, overage));
                 }
             }
-            lines.push(line);
-            lines.len() - 1
+            hold.push(line);
+            hold.lines().len() - 1
         });
         let reported_line = match terms.cost {
             Some(cost) if cost.is_reported() => pool_line.or(action_line),
             _ => None,
         };
         Some(Tally {
-            lines,
+            hold,
             action_line,
             pool_line,
             reported_line,
@@ -176,20 +176,13 @@ impl Tally {
     /// The counter a request would reserve on for its action and where it starts, `None` when
     /// it reserves nothing there.
     pub(crate) fn counter(&self) -> Option<(&Counter, Seed)> {
-        let line = self.lines.get(self.action_line?)?;
+        let line = self.hold.lines().get(self.action_line?)?;
         Some((line.counter(), line.start()))
     }
 
-    /// The reservation `id` of what the tally reserves, `None` when it reserves nothing.
-    pub(crate) fn hold(&self, id: ReservationId) -> Option<Hold> {
-        if self.lines.is_empty() {
-            return None;
-        }
-        let mut hold = Hold::new(id);
-        for line in &self.lines {
-            hold.push(line.clone());
-        }
-        Some(hold)
+    /// The reservation of what the tally reserves, `None` when it reserves nothing.
+    pub(crate) fn hold(&self) -> Option<&Hold> {
+        (!self.hold.lines().is_empty()).then_some(&self.hold)
     }
 }
 
@@ -286,7 +279,7 @@ mod tests {
     }
 
     fn reserved(tally: &Tally) -> Option<(Counted, Option<u64>, Seed)> {
-        let line = tally.lines.get(tally.action_line?)?;
+        let line = tally.hold.lines().get(tally.action_line?)?;
         Some((line.counter().counted.clone(), line.max(), line.start()))
     }
 
@@ -426,7 +419,7 @@ mod tests {
 
         // A create reserves on the month's create counter, from 0, and adds an item on success.
         let create = tally("reports", Action::Create);
-        let line = &create.lines[create.action_line.unwrap()];
+        let line = &create.hold.lines()[create.action_line.unwrap()];
         let (counter, limit, seed) = (line.counter(), &line.max(), &line.start());
         assert_eq!(counter.counted, Counted::Action(Action::Create));
         assert_eq!(counter.period, Some(Period::Month.window(now)));
@@ -440,7 +433,7 @@ mod tests {
         // A delete gives an item back, never a create of the period, and reserves on the day's
         // delete counter.
         let delete = tally("reports", Action::Delete);
-        let line = &delete.lines[delete.action_line.unwrap()];
+        let line = &delete.hold.lines()[delete.action_line.unwrap()];
         let (counter, limit, seed) = (line.counter(), &line.max(), &line.start());
         assert_eq!(counter.counted, Counted::Action(Action::Delete));
         assert_eq!(counter.period, Some(Period::Day.window(now)));
@@ -450,7 +443,7 @@ mod tests {
 
         // The record's lifetime count does not seed a period.
         let index = tally("calls", Action::Index);
-        let line = &index.lines[index.action_line.unwrap()];
+        let line = &index.hold.lines()[index.action_line.unwrap()];
         let (counter, limit, seed) = (line.counter(), &line.max(), &line.start());
         assert_eq!(counter.period, Some(Period::Month.window(now)));
         assert_eq!((*limit, *seed), (Some(1000), Seed::Count(0)));
