@@ -74,6 +74,15 @@ impl Entry {
         self.holds.iter().position(|(held, ..)| *held == id)
     }
 
+    /// Renews the hold of `id` until `expires`; whether there is one.
+    fn renew(&mut self, id: ReservationId, expires: Option<Instant>) -> bool {
+        let Some(at) = self.hold(id) else {
+            return false;
+        };
+        self.holds[at].2 = expires;
+        true
+    }
+
     /// Forgets the hold of `id`, and returns its units.
     fn take_hold(&mut self, id: ReservationId) -> Option<u64> {
         let at = self.hold(id)?;
@@ -373,33 +382,25 @@ impl MemoryStore {
         let expires = now.checked_add(lease);
         let mut users = write(self.state.shard(user));
         let users = &mut *users;
-        // Already held (a retry): renew the leases, and answer the counts beside it.
+        // Already held (a retry): renew the leases, and answer the counts beside it. Each
+        // line's count is read on the way (the reservation's own hold is not in it).
         let mut renewed = false;
+        let mut counts: SmallVec<[Count; 2]> = SmallVec::new();
         for line in hold.lines() {
-            for counter in parts_of(line) {
-                with_cell(users, counter, |cell| {
-                    cell.entry.drop_expired(now);
-                    if let Some(at) = cell.entry.hold(id) {
-                        cell.entry.holds[at].2 = expires;
-                        renewed = true;
-                    }
-                });
-            }
-        }
-        let mut counts = SmallVec::new();
-        let mut taken: SmallVec<[Parts; 2]> = SmallVec::new();
-        for (index, line) in hold.lines().iter().enumerate() {
-            let count = with_cell(users, line.counter(), |cell| Count {
-                used: cell.used_or(line.start()),
-                held: cell.entry.held_beside(id, now),
+            let count = with_cell(users, line.counter(), |cell| {
+                cell.entry.drop_expired(now);
+                renewed |= cell.entry.renew(id, expires);
+                Count {
+                    used: cell.used_or(line.start()),
+                    held: cell.entry.held_beside(id, now),
+                }
             });
             counts.push(count);
-            if renewed {
-                continue;
-            }
-            match fit(users, line, count, id, now) {
-                Some(parts) => taken.push(parts),
-                None => return Ok(Held::Refused { line: index, count }),
+            for grant in line.grants() {
+                with_cell(users, grant.counter(), |cell| {
+                    cell.entry.drop_expired(now);
+                    renewed |= cell.entry.renew(id, expires);
+                });
             }
         }
         if renewed {
@@ -413,6 +414,13 @@ impl MemoryStore {
                 });
             }
             return Ok(Held::Reserved(counts));
+        }
+        let mut taken: SmallVec<[Parts; 2]> = SmallVec::new();
+        for (index, (line, &count)) in hold.lines().iter().zip(&counts).enumerate() {
+            match fit(users, line, count, id, now) {
+                Some(parts) => taken.push(parts),
+                None => return Ok(Held::Refused { line: index, count }),
+            }
         }
         for (line, parts) in hold.lines().iter().zip(&taken) {
             for ((counter, seed), units) in parts_with_seeds(line).zip(parts) {
