@@ -5,6 +5,10 @@
 # prints each server's rate and its ratio to the bare application.
 #
 #   scripts/load-wrk.sh [rounds (5)] [seconds per run (3)] [connections (16)] [wrk threads (1)]
+#
+# LOAD_FEATURES (cargo features, such as `redis`) and LOAD_SERVERS (the bench's `--servers`,
+# such as `redis+count,redis+lease`) choose the servers; LOAD_PIN=1 runs the servers on CPU 0
+# and wrk on CPU 1 (with taskset), so that the two do not take turns on one core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -21,11 +25,21 @@ if ! command -v wrk >/dev/null 2>&1; then
   fi
 fi
 
-cargo bench --bench load --no-run >&2
+features=()
+[ -n "${LOAD_FEATURES:-}" ] && features=(--features "$LOAD_FEATURES")
+serve=(--serve)
+[ -n "${LOAD_SERVERS:-}" ] && serve+=(--servers "$LOAD_SERVERS")
+server_cpu=()
+client_cpu=()
+if [ "${LOAD_PIN:-0}" = 1 ]; then
+  server_cpu=(taskset -c 0)
+  client_cpu=(taskset -c 1)
+fi
+cargo bench --bench load "${features[@]}" --no-run >&2
 dir=$(mktemp -d)
 # In a session of its own, so that stopping its process group stops the servers too (cargo
 # does not pass a signal on to the bench binary it runs).
-setsid cargo bench --bench load -- --serve >"$dir/servers" 2>"$dir/log" &
+setsid "${server_cpu[@]}" cargo bench --bench load "${features[@]}" -- "${serve[@]}" >"$dir/servers" 2>"$dir/log" &
 pid=$!
 trap 'kill -- "-$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 1 600); do
@@ -56,7 +70,7 @@ for round in $(seq 1 "$rounds"); do
   for k in $(seq 0 $((${#names[@]} - 1))); do
     index=$(( (round - 1 + k) % ${#names[@]} ))
     name=${names[$index]}
-    out=$(wrk -t "$threads" -c "$connections" -d "${seconds}s" -s "$dir/post.lua" "${urls[$index]}")
+    out=$("${client_cpu[@]}" wrk -t "$threads" -c "$connections" -d "${seconds}s" -s "$dir/post.lua" "${urls[$index]}")
     rate=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
     bad=$(awk '/^non2xx /{print $2}' <<<"$out")
     if [ "${bad:-0}" != "0" ]; then
