@@ -44,17 +44,8 @@ impl Serialize for Plan {
     /// `{"name": "pro", "limits": {..}}`, with `credits`, `anchor` and `rate` when set.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("name", &*self.name)?;
-        map.serialize_entry("limits", &ByName(&self.limits))?;
-        if !self.credits.is_empty() {
-            map.serialize_entry("credits", &ByName(&self.credits))?;
-        }
-        if let Some(anchor) = self.anchor {
-            map.serialize_entry("anchor", &anchor)?;
-        }
-        if let Some(rate) = &self.rate {
-            map.serialize_entry("rate", rate)?;
-        }
+        named_entries(&mut map, &self.name, &self.limits, &self.credits)?;
+        anchor_and_rate(&mut map, self.anchor, self.rate.as_ref())?;
         map.end()
     }
 }
@@ -63,13 +54,39 @@ impl Serialize for Addon {
     /// `{"name": "more-clients", "limits": {..}}`, with `credits` when it adds to pools.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("name", &*self.name)?;
-        map.serialize_entry("limits", &ByName(&self.limits))?;
-        if !self.credits.is_empty() {
-            map.serialize_entry("credits", &ByName(&self.credits))?;
-        }
+        named_entries(&mut map, &self.name, &self.limits, &self.credits)?;
         map.end()
     }
+}
+
+/// What a plan and an add-on both write: `name`, `limits`, and `credits` when it has pools.
+fn named_entries<M: SerializeMap, C: Serialize>(
+    map: &mut M,
+    name: &str,
+    limits: &NameMap<ResourceLimits>,
+    credits: &NameMap<C>,
+) -> Result<(), M::Error> {
+    map.serialize_entry("name", name)?;
+    map.serialize_entry("limits", &ByName(limits))?;
+    if !credits.is_empty() {
+        map.serialize_entry("credits", &ByName(credits))?;
+    }
+    Ok(())
+}
+
+/// What a plan and a rule both write when set: `anchor` and `rate`.
+fn anchor_and_rate<M: SerializeMap>(
+    map: &mut M,
+    anchor: Option<Anchor>,
+    rate: Option<&Rate>,
+) -> Result<(), M::Error> {
+    if let Some(anchor) = anchor {
+        map.serialize_entry("anchor", &anchor)?;
+    }
+    if let Some(rate) = rate {
+        map.serialize_entry("rate", rate)?;
+    }
+    Ok(())
 }
 
 impl Serialize for Trial {
@@ -114,12 +131,7 @@ impl Serialize for Rule {
         if self.overage != Overage::Off {
             map.serialize_entry("overage", &self.overage)?;
         }
-        if let Some(anchor) = self.anchor {
-            map.serialize_entry("anchor", &anchor)?;
-        }
-        if let Some(rate) = &self.rate {
-            map.serialize_entry("rate", rate)?;
-        }
+        anchor_and_rate(&mut map, self.anchor, self.rate.as_ref())?;
         map.end()
     }
 }
