@@ -15,7 +15,7 @@ const REQUESTS: usize = 200;
 
 /// The layer of the `n`th instance: a store timeout long enough for 200 concurrent requests;
 /// even instances cache users, odd ones do not (the counts are Postgres's either way).
-fn counting(n: usize) -> impl FnOnce(PlanLimitLayerBuilder) -> PlanLimitLayerBuilder {
+pub fn counting(n: usize) -> impl FnOnce(PlanLimitLayerBuilder) -> PlanLimitLayerBuilder {
     move |builder| {
         let builder = builder.store_timeout(Duration::from_secs(10));
         if n.is_multiple_of(2) {
@@ -67,16 +67,25 @@ async fn concurrently(instances: &[Arc<Instance>], uri: &str, user: &str, refuse
 async fn postgres_two_hundred_concurrent_creates_over_four_instances_let_exactly_one_through() {
     let url = PostgresServer::shared().database();
     let instances = four(&url).await;
+    let users: Vec<String> = (0..5).map(|round| format!("user-{round}")).collect();
+    two_hundred_concurrent_creates_let_exactly_one_through(&instances, &users).await;
+}
+
+/// For each of `users` in turn, one round: the user on free (5 clients) with 4, and 200
+/// concurrent creates spread over `instances`: exactly one is created, and Postgres counts 5.
+pub async fn two_hundred_concurrent_creates_let_exactly_one_through(
+    instances: &[Arc<Instance>],
+    users: &[String],
+) {
     instances[0].store.set_catalog_json(CATALOG).await.unwrap();
-    for round in 0..5 {
+    for (round, user) in users.iter().enumerate() {
         // Free keeps 5 clients; the user has 4.
-        let user = format!("user-{round}");
         instances[0]
             .store
-            .set_user_json(&user, r#"{"plan": "free", "usage": {"clients": 4}}"#)
+            .set_user_json(user, r#"{"plan": "free", "usage": {"clients": 4}}"#)
             .await
             .unwrap();
-        let created = concurrently(&instances, "/clients", &user, r#""maximum":5"#).await;
+        let created = concurrently(instances, "/clients", user, r#""maximum":5"#).await;
         assert_eq!(created, 1, "round {round}");
         let count = instances[1]
             .store

@@ -5,83 +5,24 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use tower_plans::lease::Leased;
 use tower_plans::redis::{RedisConnection, RedisUsageStore};
-use tower_plans::store::{Count, Counter, Held, Hold, Seed, StoreFuture};
-use tower_plans::{Action, PlanLimitLayer, UsageStore};
+use tower_plans::store::Count;
+use tower_plans::{PlanLimitLayer, UsageStore};
 
 use crate::common::*;
 use crate::instances::{counting, two_hundred_concurrent_creates_let_exactly_one_through};
+use crate::lease_quota::*;
 use crate::usage_conformance as suite;
 
-/// Bulk keeps 3000 calls, for good.
-const BULK: &str = r#"{"plans": [{"name": "bulk", "limits": {"calls": {"index": 3000}}}]}"#;
-
-/// The lifetime counter of `user`'s calls.
-fn calls(user: &str) -> Counter {
-    Counter::action(user, "calls", Action::Index)
-}
-
-/// A usage store that counts the reservations and commits it passes on.
-struct CountCalls<S> {
-    store: S,
-    reserves: Arc<AtomicU64>,
-}
-
-impl<S: UsageStore> UsageStore for CountCalls<S> {
-    fn reserve<'a>(&'a self, hold: &'a Hold, lease: Duration) -> StoreFuture<'a, Held> {
-        self.reserves.fetch_add(1, Ordering::Relaxed);
-        self.store.reserve(hold, lease)
-    }
-    fn commit<'a>(&'a self, hold: &'a Hold, spent: &'a [u64]) -> StoreFuture<'a, ()> {
-        self.store.commit(hold, spent)
-    }
-    fn release<'a>(&'a self, hold: &'a Hold) -> StoreFuture<'a, ()> {
-        self.store.release(hold)
-    }
-    fn adjust<'a>(&'a self, counter: &'a Counter, delta: i64, seed: Seed) -> StoreFuture<'a, u64> {
-        self.store.adjust(counter, delta, seed)
-    }
-    fn set<'a>(&'a self, counter: &'a Counter, used: u64) -> StoreFuture<'a, ()> {
-        self.store.set(counter, used)
-    }
-    fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>> {
-        self.store.get(counter)
-    }
-}
-
-/// One instance of the quota tests: its leased store (counting its store calls) and its layer.
-struct Leaser {
-    leased: Leased<CountCalls<RedisUsageStore>>,
-    reserves: Arc<AtomicU64>,
-    layer: PlanLimitLayer,
-}
-
-impl Leaser {
-    fn new(conn: &RedisConnection, lease: Duration) -> Leaser {
-        let reserves = Arc::new(AtomicU64::new(0));
-        let store = CountCalls {
-            store: conn.usage_store(),
-            reserves: Arc::clone(&reserves),
-        };
-        let leased = Leased::builder(store).instances(4).block_max(32).build();
-        let layer = PlanLimitLayer::builder(conn.plan_store())
-            .count_usage(leased.clone())
-            .store_timeout(Duration::from_secs(5))
-            .lease(lease)
-            .build()
-            .expect("valid layer");
-        Leaser {
-            leased,
-            reserves,
-            layer,
-        }
-    }
+/// One instance of the quota tests over `conn`, its blocks leased for `lease`.
+fn leaser(conn: &RedisConnection, lease: Duration) -> Leaser<RedisUsageStore> {
+    Leaser::new(conn.plan_store(), conn.usage_store(), lease)
 }
 
 #[tokio::test]
@@ -129,76 +70,8 @@ async fn redis_two_hundred_concurrent_creates_over_four_leased_instances_let_exa
     two_hundred_concurrent_creates_let_exactly_one_through(&instances, &users).await;
 }
 
-/// Watches the store's count of `counter` until `stop`: it never passes `max`, held units
-/// included.
-fn watch_never_above(
-    conn: &RedisConnection,
-    counter: Counter,
-    max: u64,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<u64> {
-    let store = conn.usage_store();
-    tokio::spawn(async move {
-        let mut looks = 0;
-        while !stop.load(Ordering::Relaxed) {
-            let count = store
-                .get(&counter)
-                .await
-                .expect("redis answers")
-                .unwrap_or_default();
-            assert!(
-                count.total() <= max,
-                "the store counts {count:?}, past {max}"
-            );
-            looks += 1;
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        looks
-    })
-}
-
-/// Drives `user`'s calls through `instances`, `workers` concurrent loops each, until a round of
-/// `rounds` lets nothing more through (each instance settling between rounds): how many
-/// requests passed.
-async fn drive_to_the_limit(instances: &[Arc<Leaser>], user: &str, workers: usize) -> u64 {
-    let mut passed = 0;
-    loop {
-        let mut tasks = Vec::new();
-        for instance in instances {
-            for _ in 0..workers {
-                let instance = Arc::clone(instance);
-                let user = user.to_owned();
-                tasks.push(tokio::spawn(async move {
-                    let mut passed = 0u64;
-                    loop {
-                        let (status, body) =
-                            send(&instance.layer, Method::GET, "/calls", &user).await;
-                        match status {
-                            StatusCode::OK => passed += 1,
-                            StatusCode::FORBIDDEN => return passed,
-                            other => panic!("unexpected {other}: {body}"),
-                        }
-                    }
-                }));
-            }
-        }
-        let mut round = 0;
-        for task in tasks {
-            round += task.await.expect("no panic");
-        }
-        passed += round;
-        for instance in instances {
-            instance.leased.settle().await.expect("settled");
-        }
-        if round == 0 {
-            return passed;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_a_high_volume_quota_over_four_leased_instances_ends_at_exactly_its_maximum() {
-    const MAX: u64 = 3000;
     let server = RedisServer::start();
     let conn = connect(&server).await;
     conn.plan_store()
@@ -211,34 +84,10 @@ async fn redis_a_high_volume_quota_over_four_leased_instances_ends_at_exactly_it
     let mut instances = Vec::new();
     for _ in 0..4 {
         let conn = connect(&server).await;
-        instances.push(Arc::new(Leaser::new(&conn, Duration::from_secs(60))));
+        instances.push(Arc::new(leaser(&conn, Duration::from_secs(60))));
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch_never_above(&conn, calls("ann"), MAX, Arc::clone(&stop));
-
-    let passed = drive_to_the_limit(&instances, "ann", 8).await;
-    stop.store(true, Ordering::Relaxed);
-    assert!(watcher.await.expect("never above the limit") > 0);
-
-    // Exactly what was left passed, and the store counts exactly the maximum.
-    assert_eq!(passed, MAX - 100);
-    let store = conn.usage_store();
-    assert_eq!(
-        store.get(&calls("ann")).await.unwrap(),
-        Some(Count { used: MAX, held: 0 })
-    );
-    // Blocks served most of it: far fewer reservations reached Redis than requests passed.
-    let reserves: u64 = instances
-        .iter()
-        .map(|i| i.reserves.load(Ordering::Relaxed))
-        .sum();
-    assert!(
-        reserves * 4 < passed,
-        "{reserves} reservations on Redis for {passed} requests"
-    );
-    for instance in &instances {
-        instance.leased.shutdown().await.expect("settled");
-    }
+    a_high_volume_quota_ends_at_exactly_its_maximum(&instances, conn.usage_store(), "ann", 100, 8)
+        .await;
 }
 
 /// The environment variable that makes [`lease_holder_process`] run: the Redis URL.
@@ -294,7 +143,7 @@ async fn lease_holder_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_an_instance_killed_while_holding_a_block_loses_at_most_the_block() {
-    const MAX: u64 = 3000;
+    const MAX: u64 = BULK_MAX;
     const START: u64 = 2700;
     let server = RedisServer::start();
     let conn = connect(&server).await;
@@ -354,10 +203,10 @@ async fn redis_an_instance_killed_while_holding_a_block_loses_at_most_the_block(
     let mut instances = Vec::new();
     for _ in 0..3 {
         let conn = connect(&server).await;
-        instances.push(Arc::new(Leaser::new(&conn, Duration::from_secs(60))));
+        instances.push(Arc::new(leaser(&conn, Duration::from_secs(60))));
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch_never_above(&conn, calls("bob"), MAX, Arc::clone(&stop));
+    let watcher = watch_never_above(conn.usage_store(), calls("bob"), MAX, Arc::clone(&stop));
     let first = drive_to_the_limit(&instances, "bob", 4).await;
     let parked = store.get(&calls("bob")).await.unwrap().expect("exists");
     if spawned_at.elapsed() < HOLDER_LEASE {

@@ -17,6 +17,8 @@ mod common;
 
 #[path = "../support/counting_differential.rs"]
 mod counting_model;
+#[path = "../support/lease_quota.rs"]
+mod lease_quota;
 #[path = "../support/rate_conformance.rs"]
 mod rate_conformance;
 #[path = "../support/usage_conformance.rs"]

@@ -1,0 +1,204 @@
+//! Block leases driven to a limit by several instances, over any remote usage store: a usage
+//! store that counts the reservations it passes on, an instance's leased store and layer, a
+//! watcher that the store's count never passes the limit, and the high-volume quota that ends
+//! at exactly its maximum.
+//!
+//! The including test binary's `common` module provides `send(&layer, method, uri, user)`,
+//! sending one request through a layer to an application that answers `200` to a GET.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use tower_plans::lease::Leased;
+use tower_plans::store::{Count, Counter, Held, Hold, Seed, StoreFuture};
+use tower_plans::{Action, PlanLimitLayer, PlanStore, UsageStore};
+
+use crate::common::send;
+
+/// Bulk keeps 3000 calls, for good.
+pub const BULK: &str = r#"{"plans": [{"name": "bulk", "limits": {"calls": {"index": 3000}}}]}"#;
+
+/// Bulk's maximum.
+pub const BULK_MAX: u64 = 3000;
+
+/// The lifetime counter of `user`'s calls.
+pub fn calls(user: &str) -> Counter {
+    Counter::action(user, "calls", Action::Index)
+}
+
+/// A usage store that counts the reservations it passes on.
+pub struct CountCalls<S> {
+    store: S,
+    reserves: Arc<AtomicU64>,
+}
+
+impl<S: UsageStore> UsageStore for CountCalls<S> {
+    fn reserve<'a>(&'a self, hold: &'a Hold, lease: Duration) -> StoreFuture<'a, Held> {
+        self.reserves.fetch_add(1, Ordering::Relaxed);
+        self.store.reserve(hold, lease)
+    }
+    fn commit<'a>(&'a self, hold: &'a Hold, spent: &'a [u64]) -> StoreFuture<'a, ()> {
+        self.store.commit(hold, spent)
+    }
+    fn release<'a>(&'a self, hold: &'a Hold) -> StoreFuture<'a, ()> {
+        self.store.release(hold)
+    }
+    fn adjust<'a>(&'a self, counter: &'a Counter, delta: i64, seed: Seed) -> StoreFuture<'a, u64> {
+        self.store.adjust(counter, delta, seed)
+    }
+    fn set<'a>(&'a self, counter: &'a Counter, used: u64) -> StoreFuture<'a, ()> {
+        self.store.set(counter, used)
+    }
+    fn get<'a>(&'a self, counter: &'a Counter) -> StoreFuture<'a, Option<Count>> {
+        self.store.get(counter)
+    }
+}
+
+/// One instance of the quota tests: its leased store (counting its store calls) and its layer.
+pub struct Leaser<S: UsageStore> {
+    pub leased: Leased<CountCalls<S>>,
+    pub reserves: Arc<AtomicU64>,
+    pub layer: PlanLimitLayer,
+}
+
+impl<S: UsageStore> Leaser<S> {
+    /// An instance reading `plans` and counting on `usage`, leased for four instances with
+    /// blocks of at most 32 units, whose layer holds reservations for `lease`.
+    pub fn new(plans: impl PlanStore, usage: S, lease: Duration) -> Leaser<S> {
+        let reserves = Arc::new(AtomicU64::new(0));
+        let store = CountCalls {
+            store: usage,
+            reserves: Arc::clone(&reserves),
+        };
+        let leased = Leased::builder(store).instances(4).block_max(32).build();
+        let layer = PlanLimitLayer::builder(plans)
+            .count_usage(leased.clone())
+            .store_timeout(Duration::from_secs(5))
+            .lease(lease)
+            .build()
+            .expect("valid layer");
+        Leaser {
+            leased,
+            reserves,
+            layer,
+        }
+    }
+
+    /// How many reservations reached the store.
+    pub fn reserves(&self) -> u64 {
+        self.reserves.load(Ordering::Relaxed)
+    }
+}
+
+/// Watches `store`'s count of `counter` until `stop`: it never passes `max`, held units
+/// included. Answers how often it looked.
+pub fn watch_never_above(
+    store: impl UsageStore,
+    counter: Counter,
+    max: u64,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut looks = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let count = store
+                .get(&counter)
+                .await
+                .expect("the store answers")
+                .unwrap_or_default();
+            assert!(
+                count.total() <= max,
+                "the store counts {count:?}, past {max}"
+            );
+            looks += 1;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        looks
+    })
+}
+
+/// Drives `user`'s calls through `instances`, `workers` concurrent loops each, until a round
+/// lets nothing more through (each instance settling between rounds): how many requests
+/// passed.
+pub async fn drive_to_the_limit<S: UsageStore>(
+    instances: &[Arc<Leaser<S>>],
+    user: &str,
+    workers: usize,
+) -> u64 {
+    let mut passed = 0;
+    loop {
+        let mut tasks = Vec::new();
+        for instance in instances {
+            for _ in 0..workers {
+                let instance = Arc::clone(instance);
+                let user = user.to_owned();
+                tasks.push(tokio::spawn(async move {
+                    let mut passed = 0u64;
+                    loop {
+                        let (status, body) =
+                            send(&instance.layer, Method::GET, "/calls", &user).await;
+                        match status {
+                            StatusCode::OK => passed += 1,
+                            StatusCode::FORBIDDEN => return passed,
+                            other => panic!("unexpected {other}: {body}"),
+                        }
+                    }
+                }));
+            }
+        }
+        let mut round = 0;
+        for task in tasks {
+            round += task.await.expect("no panic");
+        }
+        passed += round;
+        for instance in instances {
+            instance.leased.settle().await.expect("settled");
+        }
+        if round == 0 {
+            return passed;
+        }
+    }
+}
+
+/// `user` on bulk with `start` calls used: `instances` drive the quota to its limit, `workers`
+/// loops each, while `store` (the store under them) is watched. The store never counts past
+/// bulk's maximum, exactly what was left passes, the store ends at exactly the maximum, and
+/// blocks served most of it: fewer than a quarter as many reservations reached the store as
+/// requests passed. Shuts the instances down.
+pub async fn a_high_volume_quota_ends_at_exactly_its_maximum<S: UsageStore>(
+    instances: &[Arc<Leaser<S>>],
+    store: impl UsageStore + Clone,
+    user: &str,
+    start: u64,
+    workers: usize,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch_never_above(store.clone(), calls(user), BULK_MAX, Arc::clone(&stop));
+
+    let passed = drive_to_the_limit(instances, user, workers).await;
+    stop.store(true, Ordering::Relaxed);
+    assert!(watcher.await.expect("never above the limit") > 0);
+
+    // Exactly what was left passed, and the store counts exactly the maximum.
+    assert_eq!(passed, BULK_MAX - start);
+    assert_eq!(
+        store.get(&calls(user)).await.unwrap(),
+        Some(Count {
+            used: BULK_MAX,
+            held: 0
+        })
+    );
+    // Blocks served most of it: far fewer reservations reached the store than requests passed.
+    let reserves: u64 = instances.iter().map(|i| i.reserves()).sum();
+    assert!(
+        reserves * 4 < passed,
+        "{reserves} reservations on the store for {passed} requests"
+    );
+    for instance in instances {
+        instance.leased.shutdown().await.expect("settled");
+    }
+}
