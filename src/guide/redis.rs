@@ -114,7 +114,8 @@
 //! count pass its limit (200 concurrent creates at `limit - 1` over four instances still create
 //! exactly one). The price: an instance that crashes loses what it spent from its blocks and
 //! did not commit yet, at most one block per counter
-//! ([the module docs](crate::lease#guarantees) state the bounds).
+//! ([the module docs](crate::lease#guarantees) state the bounds). Over Postgres (feature
+//! `postgres`) wrap the `PostgresStore` the same way: `Leased::builder(store.clone())`.
 //!
 //! ```no_run
 //! # #[cfg(feature = "redis")]

@@ -95,7 +95,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tower_plans::BoxError> {
-//! // In production the wrapped store is remote: `redis.usage_store()`, or Postgres.
+//! // In production the wrapped store is remote: `redis.usage_store()`, or a `PostgresStore`.
 //! let remote = MemoryStore::new(Catalog::default());
 //! let leased = Leased::builder(remote.clone())
 //!     .block_max(50)

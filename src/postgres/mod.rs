@@ -74,6 +74,13 @@
 //! [`PostgresStore::sweep`], which also deletes the counters of periods that ended an hour ago
 //! and the alert markers of periods that ended a period ago.
 //!
+//! Each counted request thus costs two statements (a reservation, then a commit or a release).
+//! For counters far from their limits (a high-volume quota, a credit pool), wrap the store in
+//! [`Leased`](crate::lease::Leased) (`.count_usage(Leased::builder(store.clone()).build())`):
+//! each instance then holds a block of units per counter, an ordinary hold in `holds`, and
+//! serves requests from it in memory, settling it in the background; near a limit every
+//! request is counted here as before, so no count passes its limit.
+//!
 //! # Example
 //!
 //! One instance; run the same code in every instance. It needs a Postgres; `examples/postgres.rs`
