@@ -262,8 +262,14 @@ fn action_label(action: &Action) -> SharedString {
 }
 
 /// The span of one governed request: its route's `resource` and `action`, then the `plan` and
-/// the `outcome` once known (info level; nothing is built without a subscriber that wants it).
+/// the `outcome` once known (info level). While no subscriber enables that level it is
+/// [`Span::none`](tracing::Span::none): a disabled span would still be handed to the `log`
+/// fallback of `tracing` (which axum's default features turn on) on its creation, entry, exit
+/// and drop.
 pub(crate) fn request_span(resource: &str, action: &Action) -> tracing::Span {
+    if !tracing::level_enabled!(tracing::Level::INFO) {
+        return tracing::Span::none();
+    }
     tracing::info_span!(
         "plan_limit",
         resource = resource,
