@@ -105,7 +105,8 @@ fn overage_counter(
 /// no concern.
 #[allow(clippy::large_enum_variant)]
 enum Step<'a> {
-    /// The answer, from the record alone: a denial.
+    /// The answer, from the record alone: a denial, or an uncounted request under no rate,
+    /// allowed.
     Decided(Checked),
     /// Allowed by the record, at this usage; its rates decide.
     Allow { terms: Terms<'a>, used: u64 },
@@ -139,7 +140,7 @@ impl Shared {
         request: &mut Request<B>,
     ) -> Option<Checked> {
         let route = loaded.route(index);
-        let step = self.step(loaded, route, subscriber, user);
+        let step = self.step(loaded, route, subscriber, user, request);
         let Some(terms) = step.terms() else {
             let Step::Decided(checked) = step else {
                 return None;
@@ -206,7 +207,7 @@ impl Shared {
         request: &mut Request<B>,
     ) -> Checked {
         let route = loaded.route(index);
-        let step = self.step(loaded, route, subscriber, user);
+        let step = self.step(loaded, route, subscriber, user, request);
         let Some(terms) = step.terms() else {
             let Step::Decided(checked) = step else {
                 return Checked::Pass;
@@ -305,14 +306,16 @@ impl Shared {
         }
     }
 
-    /// The decision on the record (rules of [`decide`](crate::decision::decide)): a denial, or
-    /// what decides next (the rates, and the reservation of a counted request).
-    fn step<'a>(
+    /// The decision on the record (rules of [`decide`](crate::decision::decide)): a denial, an
+    /// uncounted request under no rate allowed, or what decides next (the rates, and the
+    /// reservation of a counted request).
+    fn step<'a, B>(
         &'a self,
         loaded: &'a Loaded,
         route: Route<'a>,
         subscriber: Option<&'a Subscriber>,
         user: &UserId,
+        request: &mut Request<B>,
     ) -> Step<'a> {
         let resource = route.resource;
         let action = &*route.action.normalised();
@@ -356,6 +359,11 @@ impl Shared {
         }
         if let Some(denial) = terms.uncounted_credits_denial(subscriber, now) {
             return Step::Decided(self.deny(denial, route, user));
+        }
+        if terms.rate.is_none() && terms.plan_rate.is_none() {
+            // Nothing more to take: allowed now, without going through the rates.
+            let checked = self.allow_uncounted(&terms, route, used, None, user, request);
+            return Step::Decided(checked);
         }
         Step::Allow { terms, used }
     }
