@@ -7,7 +7,9 @@
 //! a debug-level child span `store_call` with its `store` and `call`. Failures are logged at warn
 //! level (a store that failed, a catalog refresh that failed, a commit that did not go through)
 //! without the user id, which appears only in debug-level events. Without a subscriber, none of
-//! this allocates.
+//! this allocates, and while no subscriber enables the info level the `plan_limit` span is not
+//! made at all (`tracing`'s `log` fallback, which axum's default features turn on, does not see
+//! it either; the events still reach it).
 //!
 //! ## Metrics
 //!
