@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tower_plans::catalog::Period;
 use tower_plans::redis::driver as redis;
+use tower_plans::redis::RedisPlanStore;
 use tower_plans::store::{Counter, Hold, Line, ReservationId, Seed, Spill, UsageStoreExt};
 use tower_plans::{Action, PlanStore, UsageStore};
 
@@ -52,26 +53,69 @@ impl Seen {
     }
 }
 
+/// `MONITOR` on every master of a cluster, collecting what each ran.
+pub struct Monitors {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Monitors {
+    /// Starts a monitor on each master.
+    pub async fn start(cluster: &RedisCluster) -> Monitors {
+        let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
+        let mut tasks = Vec::new();
+        for port in cluster.masters() {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+            // The monitor sends `MONITOR` itself.
+            let monitor = client.get_async_monitor().await.unwrap();
+            let seen = Arc::clone(&seen);
+            tasks.push(tokio::spawn(async move {
+                let mut lines = monitor.into_on_message::<String>();
+                while let Some(line) = lines.next().await {
+                    if let Some(args) = parse_monitor_line(&line) {
+                        seen.lock().unwrap().push(Seen { port, args });
+                    }
+                }
+            }));
+        }
+        Monitors { seen, tasks }
+    }
+
+    /// Sends a last command to each master through `plans` (a read of an unknown user, in
+    /// that master's slots), waits until the monitors show them all (then they have shown
+    /// everything before), stops the monitors and gives what they saw.
+    pub async fn stop(self, cluster: &RedisCluster, plans: &RedisPlanStore) -> Vec<Seen> {
+        let sentinels = users_on_each_master(cluster, "sentinel", 1);
+        for users in sentinels.values() {
+            assert!(plans.user(&users[0]).await.unwrap().is_none());
+        }
+        let seen = &self.seen;
+        let shown = eventually(Duration::from_secs(10), || async {
+            let seen = seen.lock().unwrap();
+            sentinels.iter().all(|(&port, users)| {
+                let key = user_key(&users[0]);
+                seen.iter().any(|command| {
+                    command.port == port && command.args.iter().any(|a| *a == key.as_bytes())
+                })
+            })
+        })
+        .await;
+        assert!(
+            shown.is_some(),
+            "the monitors did not show the last commands"
+        );
+        for task in &self.tasks {
+            task.abort();
+        }
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_every_script_names_keys_of_one_slot_and_runs_on_its_master() {
     let cluster = RedisCluster::start();
     let masters = cluster.masters();
-    let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
-    let mut monitors = Vec::new();
-    for &port in &masters {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-        // The monitor sends `MONITOR` itself.
-        let monitor = client.get_async_monitor().await.unwrap();
-        let seen = Arc::clone(&seen);
-        monitors.push(tokio::spawn(async move {
-            let mut lines = monitor.into_on_message::<String>();
-            while let Some(line) = lines.next().await {
-                if let Some(args) = parse_monitor_line(&line) {
-                    seen.lock().unwrap().push(Seen { port, args });
-                }
-            }
-        }));
-    }
+    let monitors = Monitors::start(&cluster).await;
 
     let conn = connect_cluster(&cluster).await;
     let usage = conn.usage_store();
@@ -141,31 +185,7 @@ async fn redis_cluster_every_script_names_keys_of_one_slot_and_runs_on_its_maste
         plans.remove_user(id).await.unwrap();
     }
 
-    // A last command to each master, over the same connections: once the masters' monitors
-    // show it, they have shown everything before it.
-    let sentinels = users_on_each_master(&cluster, "sentinel", 1);
-    for users in sentinels.values() {
-        assert!(plans.user(&users[0]).await.unwrap().is_none());
-    }
-    let shown = eventually(Duration::from_secs(10), || async {
-        let seen = seen.lock().unwrap();
-        sentinels.iter().all(|(&port, users)| {
-            let key = user_key(&users[0]);
-            seen.iter().any(|command| {
-                command.port == port && command.args.iter().any(|a| *a == key.as_bytes())
-            })
-        })
-    })
-    .await;
-    assert!(
-        shown.is_some(),
-        "the monitors did not show the last commands"
-    );
-    for monitor in &monitors {
-        monitor.abort();
-    }
-
-    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    let seen = monitors.stop(&cluster, &plans).await;
     let view = cluster.view();
     let mut slots: BTreeMap<String, u16> = BTreeMap::new();
     let mut slot_of = |key: &str| {

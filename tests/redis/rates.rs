@@ -534,14 +534,12 @@ async fn redis_a_rate_of_60_a_minute_lets_exactly_60_of_100_concurrent_requests_
 #[cfg(feature = "redis-cluster")]
 mod cluster {
     use std::collections::{BTreeMap, BTreeSet};
-    use std::sync::Mutex;
 
-    use futures::StreamExt;
     use tower_plans::PlanStore;
 
     use super::*;
     use crate::cluster::*;
-    use crate::cluster_keys::{parse_monitor_line, Seen};
+    use crate::cluster_keys::Monitors;
     use crate::keys::{hash_tag, TRICKY};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -581,21 +579,7 @@ mod cluster {
     async fn redis_cluster_the_rate_scripts_name_one_key_in_the_users_slot_and_run_on_its_master() {
         let cluster = RedisCluster::start();
         let masters = cluster.masters();
-        let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
-        let mut monitors = Vec::new();
-        for &port in &masters {
-            let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-            let monitor = client.get_async_monitor().await.unwrap();
-            let seen = Arc::clone(&seen);
-            monitors.push(tokio::spawn(async move {
-                let mut lines = monitor.into_on_message::<String>();
-                while let Some(line) = lines.next().await {
-                    if let Some(args) = parse_monitor_line(&line) {
-                        seen.lock().unwrap().push(Seen { port, args });
-                    }
-                }
-            }));
-        }
+        let monitors = Monitors::start(&cluster).await;
 
         let conn = connect_cluster(&cluster).await;
         let rates = conn.rate_store();
@@ -620,30 +604,7 @@ mod cluster {
             assert!(plans.user(id).await.unwrap().is_some(), "{id:?}");
         }
 
-        // A last command to each master: once the monitors show it, they showed all before.
-        let sentinels = users_on_each_master(&cluster, "sentinel", 1);
-        for users in sentinels.values() {
-            assert!(plans.user(&users[0]).await.unwrap().is_none());
-        }
-        let shown = eventually(Duration::from_secs(10), || async {
-            let seen = seen.lock().unwrap();
-            sentinels.iter().all(|(&port, users)| {
-                let key = user_key(&users[0]);
-                seen.iter().any(|command| {
-                    command.port == port && command.args.iter().any(|a| *a == key.as_bytes())
-                })
-            })
-        })
-        .await;
-        assert!(
-            shown.is_some(),
-            "the monitors did not show the last commands"
-        );
-        for monitor in &monitors {
-            monitor.abort();
-        }
-
-        let seen = std::mem::take(&mut *seen.lock().unwrap());
+        let seen = monitors.stop(&cluster, &plans).await;
         let view = cluster.view();
         let mut scripts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut ran_on = BTreeSet::new();
