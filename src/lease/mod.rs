@@ -5,14 +5,17 @@
 //! release). [`Leased`] wraps any [`UsageStore`] and, for a counter far from its limit,
 //! reserves a *block* of B units for this instance in one store call: a hold on the store like
 //! any other (with the layer's lease), so `used + held <= max` still holds there and no other
-//! instance can take those units. Requests then reserve, commit and release against the block in
+//! instance can take those units (save for a renewal's round trip, below). Requests then reserve, commit and release against the block in
 //! memory, with no store call.
 //!
 //! # Settlements
 //!
 //! The instance *settles* a block: it commits what the block spent and holds what it keeps
 //! under a fresh lease (two store calls, off the requests' path: a hold of the rest, then the
-//! commit of the old hold).
+//! commit of the old hold). Between the two calls the store holds the kept units twice: for that
+//! one round trip `used + held` can pass `max` by them, and another instance's reservation near
+//! the limit can be refused. Never the other way: no unit is free on the store while a block
+//! still counts on it.
 //! - On a timer: every [`settle_every`](LeasedBuilder::settle_every) (100 ms by default) for a
 //!   block taken near its limit (smaller than [`block_max`](LeasedBuilder::block_max)), every
 //!   [`settle_far_every`](LeasedBuilder::settle_far_every) (1 s by default) for one of the
