@@ -51,6 +51,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use tower_plans::alerts::{Subject, Threshold, UsageAlert};
+use tower_plans::decision::Name;
 use tower_plans::{
     Action, Allowed, MemoryStore, Meter, PlanLimitLayer, PlanLimitLayerBuilder, UserId,
 };
@@ -284,7 +285,7 @@ fn stripe_prices(
 #[derive(Default)]
 struct Items {
     next_id: u64,
-    by_owner: HashMap<(UserId, Arc<str>), BTreeMap<u64, Value>>,
+    by_owner: HashMap<(UserId, Name), BTreeMap<u64, Value>>,
 }
 
 #[derive(Clone)]

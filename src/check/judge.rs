@@ -462,7 +462,7 @@ impl Shared {
         }
         if self.allowed_extension {
             let allowed = terms.allowed(
-                Arc::clone(route.resource),
+                route.resource,
                 action.into_owned(),
                 usages.action,
                 usages.pool,

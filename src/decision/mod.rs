@@ -13,10 +13,12 @@ use crate::{
     subscriber::{AddonGrant, Usage},
 };
 
+mod name;
 mod outcome;
 mod pool;
 mod terms;
 
+pub use name::Name;
 pub use outcome::{Allowed, Credits, Denial, PlanState};
 pub(crate) use pool::{active_grants, pool_at, Pool, PoolUsage};
 pub(crate) use terms::{addon_sources, applies_until, plan_at, terms, Refusal, State, Terms};
@@ -182,7 +184,7 @@ pub fn decide(
         return Decision::Deny(denial);
     }
     Decision::Allow(terms.allowed(
-        Arc::clone(resource),
+        resource,
         action.clone(),
         usage,
         PoolUsage::default(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+use super::Name;
 use crate::catalog::{Action, Limit, RatePer, Window};
 
 /// How the user came to be on the effective plan.
@@ -34,11 +35,11 @@ pub enum PlanState {
 pub struct Allowed {
     /// The plan that applied; in the [`PlanState::Addons`] state, the name of the first active
     /// add-on that names the resource.
-    pub plan: Arc<str>,
+    pub plan: Name,
     /// How the user came to be on it.
     pub state: PlanState,
     /// The resource the request touches.
-    pub resource: Arc<str>,
+    pub resource: Name,
     /// The action the request performs.
     pub action: Action,
     /// The limit on that action: the plan's, raised by the user's active add-ons.
@@ -64,7 +65,7 @@ pub struct Allowed {
 #[non_exhaustive]
 pub struct Credits {
     /// The pool's name.
-    pub pool: Arc<str>,
+    pub pool: Name,
     /// The pool's allowance: the plan's, raised by the user's active add-ons.
     pub limit: Limit,
     /// What was used of the allowance (in the current period, for a quota), before this
@@ -418,11 +419,11 @@ mod tests {
     #[test]
     fn plan_states_and_allowed_serialise() {
         let allowed = Allowed {
-            plan: Arc::from("free"),
+            plan: Name::from("free"),
             state: PlanState::Fallback {
                 trial: Arc::from("pro"),
             },
-            resource: Arc::from("clients"),
+            resource: Name::from("clients"),
             action: Action::Create,
             limit: Limit::Limited(3),
             usage: 1,
@@ -447,7 +448,7 @@ mod tests {
         let metered = Allowed {
             cost: 5,
             credits: Some(Credits {
-                pool: Arc::from("ai"),
+                pool: Name::from("ai"),
                 limit: Limit::Limited(1000),
                 usage: 35,
                 overage: 0,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::pool::{active_grants, pool_terms, window, Pool, PoolUsage};
-use super::{Allowed, Credits, Denial, PlanState, Policy};
+use super::{Allowed, Credits, Denial, Name, PlanState, Policy};
 use crate::catalog::{
     Action, Addon, Anchor, Catalog, Cost, Limit, Overage, Plan, Rate, ResourceLimits, Rule, Window,
 };
@@ -457,15 +457,15 @@ impl Terms<'_> {
     /// (and, for a request that draws credits, this usage of the pool).
     pub(crate) fn allowed(
         &self,
-        resource: Arc<str>,
+        resource: &Arc<str>,
         action: Action,
         usage: u64,
         pool: PoolUsage,
     ) -> Allowed {
         Allowed {
-            plan: Arc::clone(self.plan),
+            plan: Name::from(self.plan),
             state: self.state.to_plan_state(),
-            resource,
+            resource: Name::from(resource),
             action,
             limit: self.limit,
             usage,
@@ -473,7 +473,7 @@ impl Terms<'_> {
             cost: self.units,
             overage: self.overage_after(usage),
             credits: self.pool.map(|terms| Credits {
-                pool: Arc::clone(terms.name),
+                pool: Name::from(terms.name),
                 limit: terms.limit,
                 usage: pool.usage,
                 overage: pool.overage,
