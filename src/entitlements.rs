@@ -511,7 +511,7 @@ async fn credit_pool(
             }
         }
     };
-    let mut allowance = Counter::credits(Arc::clone(user.as_arc()), Arc::clone(pool.name));
+    let mut allowance = Counter::credits(Arc::clone(user.as_arc()), pool.name);
     allowance.period = pool.window;
     let used = read(allowance).await?;
     let overage_used = if pool.overage.is_soft() {
@@ -523,11 +523,7 @@ async fn credit_pool(
     };
     let mut grants = Vec::new();
     for grant in active_grants(subscriber, pool.name, now_ms) {
-        let counter = Counter::grant(
-            Arc::clone(user.as_arc()),
-            Arc::clone(pool.name),
-            Arc::clone(&grant.id),
-        );
+        let counter = Counter::grant(Arc::clone(user.as_arc()), pool.name, Arc::clone(&grant.id));
         let spent = read(counter).await?;
         grants.push(GrantBalance {
             id: Arc::clone(&grant.id),

@@ -126,7 +126,7 @@ impl Counting {
             return Ok(seed.count());
         };
         // The counter follows the item counter until it exists.
-        let items = Counter::items(Arc::clone(&counter.user), Arc::clone(&counter.resource));
+        let items = Counter::items(Arc::clone(&counter.user), counter.resource.clone());
         let count = timed(Call::GET, self.timeout, self.store.get(&items)).await?;
         Ok(count.map_or(start, |count| count.used))
     }

@@ -14,7 +14,7 @@ pub(crate) const OVERAGE_GRANT: &str = "$overage";
 /// The counter of `user`'s units past the allowance and the grants of `pool` (give it the
 /// pool's period).
 pub(crate) fn overage_counter(user: &Arc<str>, pool: &Arc<str>) -> Counter {
-    Counter::grant(Arc::clone(user), Arc::clone(pool), OVERAGE_GRANT)
+    Counter::grant(Arc::clone(user), pool, OVERAGE_GRANT)
 }
 
 /// What one counted request does to the counters.
@@ -77,14 +77,14 @@ impl Tally {
         let hard = terms.hard_maximum();
         let window = terms.window;
         let seed = |counted: &Action| seed(usage, resource, counted);
-        let items = || Counter::items(Arc::clone(user), Arc::clone(resource));
+        let items = || Counter::items(Arc::clone(user), resource);
         let per_action = |counted: Action| {
             // A period's counter starts from nothing.
             let start = match window {
                 Some(_) => Seed::Count(0),
                 None => seed(&counted),
             };
-            let mut counter = Counter::action(Arc::clone(user), Arc::clone(resource), counted);
+            let mut counter = Counter::action(Arc::clone(user), resource, counted);
             counter.period = window;
             (counter, hard, start)
         };
@@ -131,15 +131,11 @@ impl Tally {
             hold.lines().len() - 1
         });
         let pool_line = terms.pool.map(|pool| {
-            let mut counter = Counter::credits(Arc::clone(user), Arc::clone(pool.name));
+            let mut counter = Counter::credits(Arc::clone(user), pool.name);
             counter.period = pool.window;
             let mut line = Line::new(counter, terms.units).limit(pool.limit.maximum());
             for grant in active_grants(subscriber, pool.name, now_ms) {
-                let counter = Counter::grant(
-                    Arc::clone(user),
-                    Arc::clone(pool.name),
-                    Arc::clone(&grant.id),
-                );
+                let counter = Counter::grant(Arc::clone(user), pool.name, Arc::clone(&grant.id));
                 line = line.grant(Spill::new(counter, grant.amount));
             }
             // A pool's overage is spent last, after the grants: on a counter of its own, per

@@ -183,12 +183,7 @@ pub fn decide(
     if let Some(denial) = terms.uncounted_credits_denial(subscriber, now_ms) {
         return Decision::Deny(denial);
     }
-    Decision::Allow(terms.allowed(
-        resource,
-        action.clone(),
-        usage,
-        PoolUsage::default(),
-    ))
+    Decision::Allow(terms.allowed(resource, action.clone(), usage, PoolUsage::default()))
 }
 
 #[cfg(test)]

@@ -169,7 +169,11 @@ mod tests {
         let short: Arc<str> = Arc::from("clients");
         let name = Name::from(&short);
         assert_eq!(name, "clients");
-        assert_eq!(Arc::strong_count(&short), 1, "a short name holds no reference");
+        assert_eq!(
+            Arc::strong_count(&short),
+            1,
+            "a short name holds no reference"
+        );
 
         let long: Arc<str> = Arc::from("a-resource-name-of-more-than-23-bytes");
         let name = Name::from(&long);
@@ -183,7 +187,12 @@ mod tests {
         let edge = "x".repeat(Name::INLINE);
         let at_edge: Arc<str> = Arc::from(edge.as_str());
         let _name = Name::from(&at_edge);
-        assert_eq!(Arc::strong_count(&at_edge), 1, "{} bytes are inline", Name::INLINE);
+        assert_eq!(
+            Arc::strong_count(&at_edge),
+            1,
+            "{} bytes are inline",
+            Name::INLINE
+        );
     }
 
     #[test]

@@ -157,7 +157,7 @@
 //!     match seed {
 //!         Seed::Count(count) => count,
 //!         Seed::Items(count) => {
-//!             let items = Counter::items(Arc::clone(&counter.user), Arc::clone(&counter.resource));
+//!             let items = Counter::items(Arc::clone(&counter.user), counter.resource.clone());
 //!             table.get(&items).map_or(count, |row| row.used)
 //!         }
 //!     }

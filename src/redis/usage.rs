@@ -220,7 +220,7 @@ fn seed_args(counter: &Counter, seed: Seed) -> [String; 2] {
         // Only a counter without a period follows the item count, kept in the same hash.
         Seed::Items(_) if counter.period.is_none() => field(&Counter::items(
             Arc::clone(&counter.user),
-            Arc::clone(&counter.resource),
+            counter.resource.clone(),
         )),
         _ => String::new(),
     };

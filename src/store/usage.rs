@@ -51,6 +51,7 @@ use super::hold::{Held, Hold};
 use super::hold::{Line, Spill, UsageStoreExt};
 use super::StoreFuture;
 use crate::catalog::{Action, Window};
+use crate::decision::Name;
 
 /// Which count a [`Counter`] keeps: a resource's items, or one action's successful calls.
 ///
@@ -94,8 +95,9 @@ impl fmt::Display for Counted {
 pub struct Counter {
     /// The user's id.
     pub user: Arc<str>,
-    /// The resource's name, as the catalog spells it.
-    pub resource: Arc<str>,
+    /// The resource's name, as the catalog spells it (a credit pool's, for
+    /// [`Counted::Credits`] and [`Counted::Grant`]).
+    pub resource: Name,
     /// What is counted.
     pub counted: Counted,
     /// The period of a [`Limit::Periodic`](crate::catalog::Limit::Periodic) quota's counter;
@@ -105,7 +107,7 @@ pub struct Counter {
 
 impl Counter {
     /// The count of `user`'s items of `resource`.
-    pub fn items(user: impl Into<Arc<str>>, resource: impl Into<Arc<str>>) -> Self {
+    pub fn items(user: impl Into<Arc<str>>, resource: impl Into<Name>) -> Self {
         Self {
             user: user.into(),
             resource: resource.into(),
@@ -119,11 +121,7 @@ impl Counter {
     /// An [`Action::Custom`] carrying a REST name is that REST action
     /// (`Action::Custom("destroy")` counts [`Action::Delete`]), as in the catalog and in
     /// [`Usage`](crate::subscriber::Usage).
-    pub fn action(
-        user: impl Into<Arc<str>>,
-        resource: impl Into<Arc<str>>,
-        action: Action,
-    ) -> Self {
+    pub fn action(user: impl Into<Arc<str>>, resource: impl Into<Name>, action: Action) -> Self {
         Self {
             user: user.into(),
             resource: resource.into(),
@@ -133,7 +131,7 @@ impl Counter {
     }
 
     /// The credits `user` drew from `pool`.
-    pub fn credits(user: impl Into<Arc<str>>, pool: impl Into<Arc<str>>) -> Self {
+    pub fn credits(user: impl Into<Arc<str>>, pool: impl Into<Name>) -> Self {
         Self {
             user: user.into(),
             resource: pool.into(),
@@ -145,7 +143,7 @@ impl Counter {
     /// The credits `user` spent from the one-off grant `id` of `pool`.
     pub fn grant(
         user: impl Into<Arc<str>>,
-        pool: impl Into<Arc<str>>,
+        pool: impl Into<Name>,
         id: impl Into<Arc<str>>,
     ) -> Self {
         Self {

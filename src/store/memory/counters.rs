@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::{read, write, MemoryStore, User, Users};
 use crate::catalog::{Action, Window};
+use crate::decision::Name;
 use crate::hash::Map;
 use crate::store::{
     BoxError, Count, Counted, Counter, Held, Hold, Line, ReservationId, Seed, StoreFuture,
@@ -17,32 +18,31 @@ use crate::store::{
 use crate::subscriber::{Subscriber, Usage};
 
 /// One user's counters, few: each with its resource and its key, found by a linear search.
-pub(super) type Counters = Vec<(Arc<str>, Key, Entry)>;
+pub(super) type Counters = Vec<(Name, Key, Entry)>;
 
 /// Where the counter `key` of `resource` is among `counters`, added when missing. A period
 /// counter replaces the counters of the same slot for earlier periods.
-fn find_or_add(counters: &mut Counters, resource: &Arc<str>, key: Key) -> usize {
+fn find_or_add(counters: &mut Counters, resource: &Name, key: Key) -> usize {
     if key.window.is_some() {
         counters.retain(|(held_resource, held, _)| {
-            !(held.is_before(&key) && **held_resource == **resource)
+            !(held.is_before(&key) && held_resource == resource)
         });
     }
     match find(counters, resource, &key) {
         Some(at) => at,
         None => {
-            counters.push((Arc::clone(resource), key, Entry::default()));
+            counters.push((resource.clone(), key, Entry::default()));
             counters.len() - 1
         }
     }
 }
 
-/// Where the counter `key` of `resource` is among `counters`. The layer names a resource by the
-/// catalog's name, usually the very one kept here: the pointers are compared before the text.
+/// Where the counter `key` of `resource` is among `counters`.
 #[inline]
-fn find(counters: &Counters, resource: &Arc<str>, key: &Key) -> Option<usize> {
-    counters.iter().position(|(held_resource, held, _)| {
-        (Arc::ptr_eq(held_resource, resource) || **held_resource == **resource) && held == key
-    })
+fn find(counters: &Counters, resource: &Name, key: &Key) -> Option<usize> {
+    counters
+        .iter()
+        .position(|(held_resource, held, _)| held == key && held_resource == resource)
 }
 
 /// One reservation's hold on one counter: its id, its units, and when it expires (`None`:
@@ -197,16 +197,22 @@ fn record_count_mut<'a>(
 /// (the `create` count of a resource counted per action only, else the plain count). A resource
 /// the record does not name reads 0 for every action, as a plain count of 0 does, and becomes
 /// one.
-fn set_record_count(usage: &mut Usage, resource: &Arc<str>, action: &Action, count: u64) {
+fn set_record_count(usage: &mut Usage, resource: &Name, action: &Action, count: u64) {
     if usage.resource(resource).is_none() {
-        usage.set(Arc::clone(resource), 0);
+        usage.set(resource.as_str(), 0);
     }
     if *action == Action::Create {
         if let Some(usage) = usage.resource_mut(resource) {
             usage.set_items(count);
         }
     } else {
-        usage.set_action(Arc::clone(resource), action, count);
+        match usage
+            .resource_mut(resource)
+            .and_then(|usage| usage.action_count_mut(action))
+        {
+            Some(counted) => *counted = count,
+            None => usage.set_action(resource.as_str(), action, count),
+        }
     }
 }
 
@@ -236,7 +242,7 @@ pub(super) fn adopt_counts(
 /// and the record holds it) and its reservations.
 struct Cell<'a> {
     record: Option<&'a mut Arc<Subscriber>>,
-    resource: &'a Arc<str>,
+    resource: &'a Name,
     key: &'a Key,
     entry: &'a mut Entry,
     /// For a user without a record, the used count of the resource's item counter, if it
