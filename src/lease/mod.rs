@@ -5,8 +5,8 @@
 //! release). [`Leased`] wraps any [`UsageStore`] and, for a counter far from its limit,
 //! reserves a *block* of B units for this instance in one store call: a hold on the store like
 //! any other (with the layer's lease), so `used + held <= max` still holds there and no other
-//! instance can take those units (save for a renewal's round trip, below). Requests then reserve, commit and release against the block in
-//! memory, with no store call.
+//! instance can take those units (save for a renewal's round trip, below). Requests then
+//! reserve, commit and release against the block in memory, with no store call.
 //!
 //! # Settlements
 //!
