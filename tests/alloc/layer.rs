@@ -140,3 +140,68 @@ fn a_counted_create_allocates_once() {
     let john = store.subscriber("john").unwrap();
     assert_eq!(john.usage.count("clients"), Some(4));
 }
+
+#[test]
+fn names_longer_than_the_inline_ones_allocate_nothing_more() {
+    // Past `Name::INLINE` bytes, the decision's names and the counter's resource share the
+    // catalog's text instead of copying it: the same single allocations as with short names.
+    const PLAN: &str = "an-enterprise-plan-for-the-whole-year";
+    const RESOURCE: &str = "client-organisations-and-their-teams";
+    assert!(PLAN.len() > tower_plans::decision::Name::INLINE);
+    assert!(RESOURCE.len() > tower_plans::decision::Name::INLINE);
+    let catalog = Catalog::from_json(&format!(
+        r#"{{"plans": [{{"name": "{PLAN}", "limits": {{"{RESOURCE}": 1000}}}}]}}"#
+    ))
+    .unwrap();
+    let store = MemoryStore::new(catalog);
+    store.insert_user(
+        "john",
+        Subscriber::new()
+            .with_plan(Assignment::new(PLAN))
+            .with_usage(RESOURCE, 1),
+    );
+    let john = UserId::new("john");
+    let create = || {
+        let mut request = create(&john);
+        *request.uri_mut() = format!("/api/{RESOURCE}").parse().unwrap();
+        request
+    };
+
+    for counted in [false, true] {
+        let builder = PlanLimitLayer::builder(store.clone()).base("/api");
+        let builder = if counted {
+            builder.count_usage(store.clone())
+        } else {
+            builder
+        };
+        let layer = builder.build().unwrap();
+        // The inner service answers `200` when the decision names the long plan and resource.
+        let mut service = layer.layer(service_fn(|request: Request<()>| {
+            let mut response = Response::new(Empty::<Bytes>::new());
+            let named = request
+                .extensions()
+                .get::<Allowed>()
+                .is_some_and(|allowed| allowed.plan == PLAN && allowed.resource == RESOURCE);
+            if !named {
+                *response.status_mut() = StatusCode::IM_A_TEAPOT;
+            }
+            ready(Ok::<_, Infallible>(response))
+        }));
+        for _ in 0..2 {
+            let response = at_once(service.call(create())).unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "counted {counted}");
+        }
+
+        // The `Allowed` extension; counted, also the box of the reservation.
+        let request = create();
+        let (response, count) = allocations(|| at_once(service.call(request)).unwrap());
+        assert_eq!(response.status(), StatusCode::OK, "counted {counted}");
+        let expected = if counted { 2 } else { 1 };
+        assert_eq!(
+            count, expected,
+            "an allowed request with long names (counted {counted}) allocated {count} times"
+        );
+    }
+    let john = store.subscriber("john").unwrap();
+    assert_eq!(john.usage.count(RESOURCE), Some(4));
+}
