@@ -1,9 +1,11 @@
-//! Block leases over Postgres (`tower_plans::lease::Leased`): the usage store suite, and four
+//! Block leases over Postgres (`tower_plans::lease::Leased`): the usage store suite, four
 //! instances on one database that never overshoot (200 concurrent creates at `limit - 1`; a
-//! high-volume quota driven to exactly its maximum, mostly served from blocks).
+//! high-volume quota driven to exactly its maximum, mostly served from blocks), and an instance
+//! killed with `kill -9` while it holds a block, whose lost units stay within the documented
+//! bound once its lease ends on the server's clock.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tower_plans::lease::Leased;
 use tower_plans::UsageStore;
@@ -75,4 +77,43 @@ async fn postgres_a_high_volume_quota_over_four_leased_instances_ends_at_exactly
         )));
     }
     a_high_volume_quota_ends_at_exactly_its_maximum(&instances, store, "ann", 100, 8).await;
+}
+
+/// The environment variable that makes [`lease_holder_process`] run: the database's URL.
+const HOLDER: &str = "TOWER_PLANS_POSTGRES_LEASE_HOLDER";
+
+/// Not a test of its own: the instance that `postgres_an_instance_killed_while_holding_a_block…`
+/// runs in a process of its own and kills ([`hold_a_block_until_killed`]).
+#[tokio::test]
+#[ignore = "the process that the kill -9 test starts and kills"]
+async fn lease_holder_process() {
+    let url = std::env::var(HOLDER).expect("started by the kill -9 test, with the database URL");
+    let store = connect(&url).await;
+    hold_a_block_until_killed(store.clone(), store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_instance_killed_while_holding_a_block_loses_at_most_the_block() {
+    let url = PostgresServer::shared().database();
+    let store = connect(&url).await;
+    store
+        .load_json(
+            BULK,
+            r#"{"bob": {"plan": "bulk", "usage": {"calls": 2700}}}"#,
+        )
+        .await
+        .unwrap();
+    let spawned_at = Instant::now();
+    let holder = start_holder("leases::lease_holder_process", HOLDER, &url).await;
+    // Three instances drive the quota once the holder is killed.
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        let store = pooled(&url, 10).await;
+        instances.push(Arc::new(Leaser::new(
+            store.clone(),
+            store,
+            Duration::from_secs(60),
+        )));
+    }
+    a_killed_holder_loses_at_most_its_block(holder, spawned_at, store, &instances).await;
 }

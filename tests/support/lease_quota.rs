@@ -1,23 +1,26 @@
 //! Block leases driven to a limit by several instances, over any remote usage store: a usage
 //! store that counts the reservations it passes on, an instance's leased store and layer, a
-//! watcher that the store's count never passes the limit, and the high-volume quota that ends
-//! at exactly its maximum.
+//! watcher that the store's count never passes the limit, the high-volume quota that ends at
+//! exactly its maximum, and an instance killed with `kill -9` while it holds a block.
 //!
 //! The including test binary's `common` module provides `send(&layer, method, uri, user)`,
-//! sending one request through a layer to an application that answers `200` to a GET.
+//! sending one request through a layer to an application that answers `200` to a GET, and
+//! `eventually(limit, check)`, polling `check` until it holds or `limit` passed.
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use tower_plans::lease::Leased;
 use tower_plans::store::{Count, Counter, Held, Hold, Seed, StoreFuture};
 use tower_plans::{Action, PlanLimitLayer, PlanStore, UsageStore};
 
-use crate::common::send;
+use crate::common::{eventually, send};
 
 /// Bulk keeps 3000 calls, for good.
 pub const BULK: &str = r#"{"plans": [{"name": "bulk", "limits": {"calls": {"index": 3000}}}]}"#;
@@ -200,6 +203,147 @@ pub async fn a_high_volume_quota_ends_at_exactly_its_maximum<S: UsageStore>(
         reserves * 4 < passed,
         "{reserves} reservations on the store for {passed} requests"
     );
+    for instance in instances {
+        instance.leased.shutdown().await.expect("settled");
+    }
+}
+
+/// How many requests the killed instance serves from its block before it reports.
+pub const HOLDER_SPENT: u64 = 5;
+
+/// The largest block of the killed instance.
+pub const HOLDER_BLOCK: u64 = 40;
+
+/// The lease of the killed instance's blocks.
+pub const HOLDER_LEASE: Duration = Duration::from_secs(4);
+
+/// What bob has used of bulk's calls when the holder starts.
+pub const HOLDER_START: u64 = 2700;
+
+/// The body of the process that the kill -9 test starts and kills, over `plans` and `usage`:
+/// it takes a block of bob's calls, serves [`HOLDER_SPENT`] requests from it, prints `held` and
+/// waits to be killed, never settling.
+pub async fn hold_a_block_until_killed(plans: impl PlanStore, usage: impl UsageStore) {
+    let leased = Leased::builder(usage)
+        .instances(4)
+        .block_max(HOLDER_BLOCK)
+        .settle_every(Duration::from_secs(3600))
+        .build();
+    let layer = PlanLimitLayer::builder(plans)
+        .count_usage(leased.clone())
+        .lease(HOLDER_LEASE)
+        .build()
+        .expect("valid layer");
+    for _ in 0..HOLDER_SPENT {
+        let (status, body) = send(&layer, Method::GET, "/calls", "bob").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    println!("held");
+    std::future::pending::<()>().await;
+}
+
+/// A child process killed (`SIGKILL`) and reaped when dropped, should the test fail first.
+pub struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts this test binary again, running only the ignored test `test` with `variable` set to
+/// `value`, and waits until it prints `held`.
+pub async fn start_holder(test: &str, variable: &str, value: &str) -> Killed {
+    let mut holder = Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", test, "--ignored", "--nocapture"])
+        .env(variable, value)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map(Killed)
+        .expect("start the holder process");
+    let stdout = holder.0.stdout.take().expect("piped");
+    let ready = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.trim() == "held")
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_secs(60), ready)
+            .await
+            .expect("the holder reports in time")
+            .expect("no panic"),
+        "the holder took no block"
+    );
+    holder
+}
+
+/// The holder (started at `spawned_at`, bob at [`HOLDER_START`] calls) is killed with its
+/// block, 5 units spent from it and none settled. Then `instances` drive bob's quota over
+/// `store`: never past the limit, short of it by the block while its lease lasts, up to it once
+/// the lease ended; the holder's requests passed uncounted, which is the under-count, within
+/// one block. Shuts the instances down.
+pub async fn a_killed_holder_loses_at_most_its_block<S: UsageStore>(
+    mut holder: Killed,
+    spawned_at: Instant,
+    store: impl UsageStore + Clone,
+    instances: &[Arc<Leaser<S>>],
+) {
+    const MAX: u64 = BULK_MAX;
+    let before = store
+        .get(&calls("bob"))
+        .await
+        .unwrap()
+        .expect("the block created it");
+    holder.0.kill().expect("kill -9");
+    holder.0.wait().expect("reaped");
+    assert_eq!(before.used, HOLDER_START, "the holder settled nothing");
+    assert!(
+        before.held > HOLDER_SPENT && before.held <= HOLDER_BLOCK,
+        "the holder's block: {before:?}"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch_never_above(store.clone(), calls("bob"), MAX, Arc::clone(&stop));
+    let first = drive_to_the_limit(instances, "bob", 4).await;
+    let parked = store.get(&calls("bob")).await.unwrap().expect("exists");
+    if spawned_at.elapsed() < HOLDER_LEASE {
+        // The block still parks its units: the others stop short of the limit by it.
+        assert_eq!(
+            parked,
+            Count {
+                used: MAX - before.held,
+                held: before.held
+            }
+        );
+    }
+    // Once the lease ended, the block's units come back and the others take them.
+    let freed = eventually(Duration::from_secs(10), || async {
+        store
+            .get(&calls("bob"))
+            .await
+            .unwrap()
+            .is_some_and(|count| count.held == 0)
+    })
+    .await;
+    assert!(freed.is_some(), "the lease freed the block");
+    // The block was taken after the holder started: its lease cannot have ended before.
+    assert!(spawned_at.elapsed() >= HOLDER_LEASE);
+    let second = drive_to_the_limit(instances, "bob", 4).await;
+    stop.store(true, Ordering::Relaxed);
+    assert!(watcher.await.expect("never above the limit") > 0);
+
+    assert_eq!(
+        store.get(&calls("bob")).await.unwrap(),
+        Some(Count { used: MAX, held: 0 })
+    );
+    // The holder's 5 requests passed and were never counted: the under-count, within a block.
+    let admitted = first + second + HOLDER_SPENT;
+    let under_count = admitted - (MAX - HOLDER_START);
+    assert_eq!(under_count, HOLDER_SPENT);
+    assert!(under_count <= HOLDER_BLOCK);
     for instance in instances {
         instance.leased.shutdown().await.expect("settled");
     }
