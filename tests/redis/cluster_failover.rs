@@ -122,18 +122,38 @@ async fn redis_cluster_a_master_killed_mid_run_fails_only_its_users_until_its_re
     // The replica takes over; the same instances serve the killed master's users again.
     assert_eq!(cluster.wait_for_failover(victim, slot), replica);
     for (user, instance) in victims.iter().zip(&closed) {
+        let last = std::sync::Mutex::new(None);
         let back = eventually(Duration::from_secs(10), || async {
-            let (status, _) = instance.send(Method::POST, "/clients", user).await;
+            let (status, body) = instance.send(Method::POST, "/clients", user).await;
+            *last.lock().unwrap() = Some((status, body));
             status == StatusCode::CREATED
         })
         .await;
-        assert!(back.is_some(), "{user} was not served again");
+        let last = last.lock().unwrap();
+        assert!(back.is_some(), "{user} was not served again: {last:?}");
         *created.get_mut(user).unwrap() += 1;
     }
+    // The instance that fails open learns the new master on its own schedule too: until then it
+    // passes the killed master's users unchecked.
     for user in victims {
-        for instance in [&closed[0], &closed[1], &open] {
+        let checked = eventually(Duration::from_secs(10), || async {
+            let (_, body) = open.send(Method::GET, "/tasks", user).await;
+            body != "unchecked"
+        })
+        .await;
+        assert!(
+            checked.is_some(),
+            "{user} was not checked again failing open"
+        );
+    }
+    for user in victims {
+        for (n, instance) in [&closed[0], &closed[1], &open].into_iter().enumerate() {
             let (status, body) = instance.send(Method::GET, "/tasks", user).await;
-            assert_eq!((status, body.as_str()), (StatusCode::OK, "free usage=0"));
+            assert_eq!(
+                (status, body.as_str()),
+                (StatusCode::OK, "free usage=0"),
+                "{user} on instance {n}"
+            );
         }
     }
 

@@ -170,13 +170,42 @@ impl RedisCluster {
             .port
     }
 
-    /// Waits until the node on `port` has sent every write to its replicas.
+    /// Waits until a replica of the node on `port` has acknowledged every write the node made
+    /// so far: its offset in the node's `INFO replication` reaches the node's own. (`WAIT` on a
+    /// connection of its own would not do: it waits only for that connection's writes, and a
+    /// replica that had just come online, still applying the writes buffered during its first
+    /// sync, lost them when its master was killed.)
     pub fn sync_replicas(&self, port: u16) {
-        let acked: i64 = query(port, redis::cmd("WAIT").arg(1).arg(5000));
-        assert_eq!(
-            acked, 1,
-            "the replica of {port} did not acknowledge its writes"
-        );
+        let info = |port| -> String { query(port, redis::cmd("INFO").arg("replication")) };
+        let field = |line: &str, name: &str| -> Option<u64> {
+            line.split([':', ','])
+                .find_map(|part| part.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+        };
+        let target = info(port)
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("master_repl_offset:")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("the node on {port} gives no replication offset"));
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let acked = info(port)
+                .lines()
+                .filter(|line| line.starts_with("slave") && line.contains("state=online"))
+                .filter_map(|line| field(line, "offset"))
+                .max();
+            if acked.is_some_and(|acked| acked >= target) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no replica of {port} acknowledged offset {target} within {PATIENCE:?}: {acked:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Kills the node on `port` at once (SIGKILL), as a crash would.
