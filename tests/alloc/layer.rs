@@ -161,7 +161,7 @@ fn names_longer_than_the_inline_ones_allocate_nothing_more() {
             .with_usage(RESOURCE, 1),
     );
     let john = UserId::new("john");
-    let create = || {
+    let create_long = || {
         let mut request = create(&john);
         *request.uri_mut() = format!("/api/{RESOURCE}").parse().unwrap();
         request
@@ -188,12 +188,12 @@ fn names_longer_than_the_inline_ones_allocate_nothing_more() {
             ready(Ok::<_, Infallible>(response))
         }));
         for _ in 0..2 {
-            let response = at_once(service.call(create())).unwrap();
+            let response = at_once(service.call(create_long())).unwrap();
             assert_eq!(response.status(), StatusCode::OK, "counted {counted}");
         }
 
         // The `Allowed` extension; counted, also the box of the reservation.
-        let request = create();
+        let request = create_long();
         let (response, count) = allocations(|| at_once(service.call(request)).unwrap());
         assert_eq!(response.status(), StatusCode::OK, "counted {counted}");
         let expected = if counted { 2 } else { 1 };
